@@ -1,0 +1,30 @@
+"""followup_worker: consumes the jobs queue (SQS, partial batch failures) and, on its schedule,
+runs the reconciler that re-enqueues whatever a failed send left behind.
+
+    SQS event                  -> hibachi.worker.process_batch with the job handlers below
+    {"task": "reconcile"}      -> hibachi.worker.reconcile with the reconcilers below
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from hibachi import jobs, worker
+from hibachi.conversations import service as conversations
+from hibachi.observability import logger, metrics
+
+HANDLERS: dict[str, worker.BatchHandler] = {
+    jobs.EMOTION_STATS: conversations.handle_emotion_jobs,
+}
+
+RECONCILERS: dict[str, worker.Reconciler] = {
+    jobs.EMOTION_STATS: conversations.reconcile_emotion_jobs,
+}
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    if event.get("task") == "reconcile":
+        return worker.reconcile(RECONCILERS)
+    return worker.process_batch(event, context, HANDLERS)

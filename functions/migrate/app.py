@@ -1,0 +1,59 @@
+"""migrate: a CloudFormation custom resource that applies the SQL migrations on every deploy.
+
+Create and Update apply the pending migrations (none when up to date); Delete does nothing (data
+outlives stacks). It connects like the API functions: RDS Proxy, IAM token, TLS.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from hibachi.migrate import apply, iam_url
+from hibachi.observability import logger
+from hibachi.settings import get_settings
+
+
+def _dsn() -> str:
+    s = get_settings()
+    if s.database_url:
+        return s.database_url
+    from hibachi.db import get_db
+
+    password = get_db().iam_token() if s.db_iam_auth else (s.db_password or "")
+    return iam_url(s.db_host or "", s.db_port, s.db_name, s.db_user, password, s.db_sslmode)
+
+
+def _respond(event: dict, context: LambdaContext, status: str, data: dict, reason: str = "") -> None:
+    import json
+    import urllib.request
+
+    body = json.dumps({
+        "Status": status,
+        "Reason": (reason or f"See log stream {context.log_stream_name}")[:1000],
+        "PhysicalResourceId": event.get("PhysicalResourceId") or "hibachi-migrations",
+        "StackId": event["StackId"],
+        "RequestId": event["RequestId"],
+        "LogicalResourceId": event["LogicalResourceId"],
+        "Data": data,
+    }).encode()
+    request = urllib.request.Request(event["ResponseURL"], data=body, method="PUT",
+                                     headers={"Content-Type": "", "Content-Length": str(len(body))})
+    with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - the pre-signed URL CloudFormation gave
+        pass
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    data: dict = {}
+    try:
+        if event.get("RequestType") in ("Create", "Update"):
+            applied = apply(_dsn())
+            data = {"Applied": ",".join(applied) or "none"}
+            logger.info("migrations applied", extra={"applied": applied})
+        status, reason = "SUCCESS", ""
+    except Exception as exc:  # noqa: BLE001 - CloudFormation must hear of every failure
+        logger.exception("migrations failed")
+        status, reason = "FAILED", f"migrations failed: {type(exc).__name__}: {str(exc)[:300]}"
+    if "ResponseURL" in event:
+        _respond(event, context, status, data, reason)
+    return {"Status": status, "Data": data}

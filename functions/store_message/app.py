@@ -1,0 +1,66 @@
+"""store_message: the chat history API, on every chat turn.
+
+    POST /conversations/{conversation_id}/messages   store one message (scope messages:write)
+    GET  /conversations/{conversation_id}            the conversation and its emotion statistics
+    GET  /conversations/{conversation_id}/messages   history, oldest to newest within a page
+
+Thin: parse and validate (Powertools + pydantic), call ``hibachi.conversations.service``, respond.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+
+from hibachi.api import create_app, handle
+from hibachi.conversations import service
+from hibachi.conversations.models import ConversationOut, MessageIn, MessageOut, MessagePage
+from hibachi.observability import logger, metrics
+from hibachi.validation import ID_PATTERN
+
+app = create_app()
+
+OPERATIONS = {
+    "POST /conversations/{conversation_id}/messages": "store_message",
+    "GET /conversations/{conversation_id}": "get_conversation",
+    "GET /conversations/{conversation_id}/messages": "list_messages",
+}
+
+ConversationId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN,
+                                     description="1-128 characters of A-Z a-z 0-9 . _ : -")]
+IdempotencyKey = Annotated[str | None, Header(alias="idempotency-key", min_length=1, max_length=128,
+                                              description="A retry with the same key returns the original")]
+
+
+@app.post("/conversations/<conversation_id>/messages", summary="Store a chat message", tags=["conversations"],
+          responses={201: {"description": "Stored", "content": {"application/json": {"model": MessageOut}}},
+                     200: {"description": "Retry of an earlier request with the same Idempotency-Key",
+                           "content": {"application/json": {"model": MessageOut}}}})
+def store_message(conversation_id: ConversationId, message: MessageIn,
+                  idempotency_key: IdempotencyKey = None) -> Response[MessageOut]:
+    stored, created = service.post_message(conversation_id, message, idempotency_key=idempotency_key,
+                                           correlation_id=logger.get_correlation_id())
+    return Response(status_code=201 if created else 200, content_type=content_types.APPLICATION_JSON,
+                    body=stored.model_dump(mode="json"))
+
+
+@app.get("/conversations/<conversation_id>", summary="Read a conversation", tags=["conversations"])
+def get_conversation(conversation_id: ConversationId) -> ConversationOut:
+    return service.get_conversation(conversation_id)
+
+
+@app.get("/conversations/<conversation_id>/messages", summary="Read the message history", tags=["conversations"])
+def list_messages(conversation_id: ConversationId,
+                  limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
+                  before: Annotated[str | None, Query(max_length=64, description="next_cursor of the newer page")] = None,
+                  ) -> MessagePage:
+    return service.list_messages(conversation_id, limit=limit, before=before)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict, context: object) -> dict:
+    return handle(app, event, context, OPERATIONS)

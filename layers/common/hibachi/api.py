@@ -1,0 +1,141 @@
+"""The HTTP side shared by the API functions: the resolver factory, the one error-to-HTTP map, and
+the invocation wrapper that measures and emits the per-operation metrics.
+
+Error bodies are always ``{"error": {"code", "message", "details"?}, "request_id"}``; no stack
+trace or input echo ever leaves the function.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from hibachi.db import get_db
+from hibachi.errors import AppError, PayloadTooLarge
+from hibachi.observability import add_ms, logger, metrics, timed_ms
+from hibachi.settings import get_settings
+
+_VALIDATION_MESSAGE = "The request is not valid; see details."
+
+
+def _request_id(event: Mapping[str, Any] | None) -> str | None:
+    try:
+        return event["requestContext"]["requestId"]  # type: ignore[index]
+    except (KeyError, TypeError):
+        return None
+
+
+def error_body(code: str, message: str, details: Any = None, request_id: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return {"error": error, "request_id": request_id}
+
+
+def error_response(status: int, code: str, message: str, details: Any = None,
+                   headers: Mapping[str, str] | None = None, request_id: str | None = None) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
+                    body=error_body(code, message, details, request_id), headers=dict(headers or {}))
+
+
+def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Field-level details without echoing the input back."""
+    details = []
+    for err in errors:
+        loc = [part for part in err.get("loc", ()) if part != "__root__"]
+        details.append({"loc": loc, "msg": str(err.get("msg", "invalid value"))[:300], "type": err.get("type")})
+    return details
+
+
+def create_app() -> APIGatewayHttpResolver:
+    """A resolver with request validation and the app's error mapping."""
+    app = APIGatewayHttpResolver(enable_validation=True)
+
+    def request_id() -> str | None:
+        return _request_id(app.current_event.raw_event) if app.current_event else None
+
+    @app.exception_handler(AppError)
+    def _app_error(exc: AppError) -> Response:
+        if exc.status >= 500:
+            logger.warning("dependency unavailable", extra={"code": exc.code, "details": exc.details})
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers, request_id())
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(exc: RequestValidationError) -> Response:
+        return error_response(422, "validation_error", _VALIDATION_MESSAGE, validation_details(exc.errors()),
+                              request_id=request_id())
+
+    @app.exception_handler(RecursionError)
+    def _too_deep(_exc: RecursionError) -> Response:
+        details = [{"loc": ["body"], "msg": "JSON is nested too deeply", "type": "json_too_deep"}]
+        return error_response(422, "validation_error", _VALIDATION_MESSAGE, details, request_id=request_id())
+
+    @app.not_found
+    def _not_found(_exc: NotFoundError) -> Response:
+        return error_response(404, "route_not_found", "No such route.", request_id=request_id())
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        logger.exception("unhandled error")
+        return error_response(500, "internal_error", "Something went wrong on our side; it has been logged.",
+                              request_id=request_id())
+
+    return app
+
+
+def _body_size(event: Mapping[str, Any]) -> int:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        return len(body) * 3 // 4
+    return len(body.encode("utf-8", "surrogatepass"))
+
+
+def _too_large(event: Mapping[str, Any], limit: int) -> dict[str, Any]:
+    body = error_body(PayloadTooLarge.code, f"The request body exceeds {limit} bytes.",
+                      request_id=_request_id(event))
+    return {
+        "statusCode": HTTPStatus.REQUEST_ENTITY_TOO_LARGE.value,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+def metric_prefix(operation: str) -> str:
+    """``store_message`` -> ``StoreMessage``."""
+    return "".join(part.capitalize() for part in operation.split("_"))
+
+
+def handle(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any,
+           operations: Mapping[str, str]) -> dict[str, Any]:
+    """Resolve one API event: size guard, routing, and the latency and database-time metrics.
+
+    ``operations`` maps an HTTP API route key (``"POST /bookings"``) to its operation name.
+    """
+    operation = operations.get(event.get("routeKey", ""), "unknown")
+    metrics.add_dimension(name="operation", value=operation)
+    db = get_db()
+    with timed_ms() as total, db.measure() as stats:
+        limit = get_settings().max_body_bytes
+        if _body_size(event) > limit:
+            result = _too_large(event, limit)
+        else:
+            if event.get("isBase64Encoded") and event.get("body"):
+                # the resolver expects text bodies; the gateway base64-encodes non-text types
+                try:
+                    event = {**event, "body": base64.b64decode(event["body"]).decode("utf-8"),
+                             "isBase64Encoded": False}
+                except (ValueError, UnicodeDecodeError):
+                    event = {**event, "body": "\x00invalid", "isBase64Encoded": False}
+            result = app.resolve(event, context)
+    add_ms(f"{metric_prefix(operation)}Latency", total[0])
+    if stats.statements:
+        add_ms("DatabaseTime", stats.elapsed_ms)
+    return result

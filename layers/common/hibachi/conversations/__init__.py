@@ -1,0 +1,1 @@
+"""Conversations and messages: models, SQL (``repository``) and use cases (``service``)."""

@@ -1,0 +1,59 @@
+"""API models of conversations and messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hibachi.validation import Metadata, text
+
+Role = Literal["user", "assistant", "system"]
+Trend = Literal["improving", "stable", "declining"]
+
+
+class MessageIn(BaseModel):
+    """One chat message to store."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    role: Role
+    content: text(8000, min_length=1)
+    emotion_score: float | None = Field(default=None, ge=-1, le=1,
+                                        description="Sentiment of the message, -1 (upset) to 1 (delighted)")
+    customer_id: text(128) | None = None
+    channel: text(32) | None = Field(default=None, examples=["web", "sms"])
+    metadata: Metadata = Field(default_factory=dict, description="JSON object, at most 4 KB serialized")
+
+
+class MessageOut(BaseModel):
+    id: UUID
+    conversation_id: str
+    role: Role
+    content: str
+    emotion_score: float | None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+
+
+class MessagePage(BaseModel):
+    """A page of messages, oldest to newest; ``next_cursor`` fetches the older page before it."""
+
+    items: list[MessageOut]
+    next_cursor: str | None
+
+
+class ConversationOut(BaseModel):
+    id: str
+    customer_id: str | None
+    channel: str | None
+    created_at: datetime
+    last_message_at: datetime
+    message_count: int
+    avg_emotion: float | None = Field(description="Mean emotion score of the scored messages (worker-computed)")
+    emotion_count: int = Field(description="How many messages the statistics include")
+    last_emotion: float | None
+    emotion_trend: Trend | None = Field(description="Direction of the last 10 scores")
+    stats_updated_at: datetime | None

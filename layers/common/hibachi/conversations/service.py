@@ -1,0 +1,120 @@
+"""Use cases of conversations: store a message, read history, keep emotion statistics."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from hibachi import jobs
+from hibachi.conversations import repository
+from hibachi.conversations.models import ConversationOut, MessageIn, MessageOut, MessagePage
+from hibachi.db import get_db
+from hibachi.errors import NotFound, Unprocessable
+from hibachi.observability import MetricUnit, add_ms, logger, metrics, timed_ms
+
+TREND_THRESHOLD = 0.02  # slope per message below which the mood counts as stable
+
+
+def emotion_job(conversation_id: str, seq: int, correlation_id: str | None) -> jobs.Job:
+    return jobs.Job.new(jobs.EMOTION_STATS, f"{jobs.EMOTION_STATS}:{conversation_id}:{seq}",
+                        {"conversation_id": conversation_id}, correlation_id)
+
+
+def _message(row: dict[str, Any], conversation_id: str) -> MessageOut:
+    return MessageOut(id=row["id"], conversation_id=conversation_id, role=row["role"], content=row["content"],
+                      emotion_score=row["emotion_score"], metadata=row["metadata"] or {},
+                      created_at=row["created_at"])
+
+
+def post_message(conversation_id: str, message: MessageIn, *, idempotency_key: str | None,
+                 correlation_id: str | None) -> tuple[MessageOut, bool]:
+    """Store ``message`` (one round trip), then enqueue its emotion job. Returns (message, created)."""
+    db = get_db()
+    fields = dict(conversation_id=conversation_id, role=message.role, content=message.content,
+                  emotion_score=message.emotion_score, metadata=message.metadata,
+                  idempotency_key=idempotency_key, customer_id=message.customer_id, channel=message.channel)
+    row = repository.insert_message(db, **fields)
+    if row is None:  # the original request with this key committed while we ran: read it now
+        row = repository.insert_message(db, **fields)
+    if row is None:
+        raise Unprocessable("A request with this Idempotency-Key is still in progress; retry.")
+    created = bool(row["created"])
+    if created and message.emotion_score is not None:
+        with timed_ms() as elapsed:
+            sent = jobs.get_queue().send(emotion_job(conversation_id, row["seq"], correlation_id))
+        add_ms("EnqueueTime", elapsed[0])
+        if not sent:
+            metrics.add_metric(name="EnqueueFailed", unit=MetricUnit.Count, value=1)
+    return _message(row, conversation_id), created
+
+
+def get_conversation(conversation_id: str) -> ConversationOut:
+    row = repository.get_conversation(get_db(), conversation_id)
+    if row is None:
+        raise NotFound(f"Conversation {conversation_id!r} does not exist.")
+    slope = row.pop("emotion_trend")
+    trend = None
+    if slope is not None and row["emotion_count"] >= 2:
+        trend = "improving" if slope > TREND_THRESHOLD else "declining" if slope < -TREND_THRESHOLD else "stable"
+    return ConversationOut(**row, emotion_trend=trend)
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"m{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not raw.startswith("m") or not raw[1:].isdigit():
+            raise ValueError(cursor)
+        seq = int(raw[1:])
+        if seq <= 0 or seq >= 2**63:
+            raise ValueError(cursor)
+        return seq
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise Unprocessable("The request is not valid; see details.",
+                            details=[{"loc": ["query", "before"], "msg": "not a cursor returned by this API",
+                                      "type": "cursor_invalid"}]) from None
+
+
+def list_messages(conversation_id: str, *, limit: int, before: str | None) -> MessagePage:
+    rows = repository.list_messages(get_db(), conversation_id, limit=limit + 1,
+                                    before=decode_cursor(before) if before else None)
+    if not rows:
+        raise NotFound(f"Conversation {conversation_id!r} does not exist.")
+    page = [row for row in rows if row["seq"] is not None]
+    has_more = len(page) > limit
+    page = page[:limit]
+    next_cursor = encode_cursor(page[-1]["seq"]) if has_more else None
+    return MessagePage(items=[_message(row, conversation_id) for row in reversed(page)], next_cursor=next_cursor)
+
+
+# -- worker side ------------------------------------------------------------------------------------
+def handle_emotion_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
+    """Refresh the statistics of every conversation named in ``batch`` with one statement."""
+    outcome: dict[str, Exception | None] = {}
+    ids: list[str] = []
+    for job in batch:
+        cid = job.payload.get("conversation_id")
+        if isinstance(cid, str) and cid:
+            ids.append(cid)
+            outcome[job.id] = None
+        else:
+            outcome[job.id] = ValueError("emotion_stats job without a conversation_id")
+    if ids:
+        updated = repository.refresh_emotion_stats(get_db(), ids)
+        logger.debug("emotion statistics refreshed", extra={"conversations": len(set(ids)), "updated": len(updated)})
+    return outcome
+
+
+def reconcile_emotion_jobs(grace_seconds: int, limit: int) -> int:
+    """Re-enqueue the emotion jobs of conversations whose statistics are behind. Returns how many."""
+    stale = repository.stale_stats(get_db(), grace_seconds=grace_seconds, limit=limit)
+    if not stale:
+        return 0
+    failed = jobs.get_queue().send_many([emotion_job(cid, 0, "reconciler") for cid in stale])
+    logger.warning("reconciler re-enqueued emotion jobs",
+                   extra={"conversations": stale[:20], "count": len(stale), "send_failed": len(failed)})
+    return len(stale) - len(failed)

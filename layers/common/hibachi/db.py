@@ -1,0 +1,219 @@
+"""PostgreSQL access, shaped for Lambda behind RDS Proxy.
+
+- One connection per execution environment (per thread when the local stack runs several), opened
+  lazily on first use, reused across invocations, reopened when it is closed or broken.
+- Autocommit, ``prepare_threshold=None`` and no ``SET`` on connect: prepared statements and session
+  state pin RDS Proxy sessions. Every API operation is one statement, hence one round trip.
+- On AWS the password is an RDS IAM auth token, generated locally by boto3 and cached 10 minutes
+  (tokens live 15).
+- A connection failure becomes ``DatabaseUnavailable`` (HTTP 503): the statement either ran in full
+  (autocommit) or not at all.
+"""
+
+from __future__ import annotations
+
+import select
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.rows import dict_row
+
+from hibachi.errors import DatabaseUnavailable
+from hibachi.observability import logger
+from hibachi.settings import Settings, get_settings
+
+T = TypeVar("T")
+
+TOKEN_TTL_SECONDS = 600
+# sqlstates meaning "the server ended this session before our statement ran": safe to retry once
+_SESSION_ENDED = {"57P01", "57P02", "57P03"}  # admin_shutdown, crash_shutdown, cannot_connect_now
+_RETRYABLE_TXN = {"40001", "40P01"}  # serialization_failure, deadlock_detected: rolled back, retry
+
+
+class _Stats(threading.local):
+    """Per-thread counters of the current request: statements sent and time spent."""
+
+    def __init__(self) -> None:
+        self.statements = 0
+        self.elapsed_ms = 0.0
+
+
+class Database:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._local = threading.local()
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._token_lock = threading.Lock()
+        self.stats = _Stats()
+
+    # -- connection management ------------------------------------------------------------------
+    def iam_token(self) -> str:
+        with self._token_lock:
+            now = time.monotonic()
+            if self._token is None or now >= self._token_expires:
+                import boto3  # only functions that connect on AWS pay for it
+
+                s = self.settings
+                self._token = boto3.client("rds", region_name=s.aws_region).generate_db_auth_token(
+                    DBHostname=s.db_host, Port=s.db_port, DBUsername=s.db_user, Region=s.aws_region
+                )
+                self._token_expires = now + TOKEN_TTL_SECONDS
+            return self._token
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        s = self.settings
+        common: dict[str, Any] = {
+            "autocommit": True,
+            "prepare_threshold": None,
+            "row_factory": dict_row,
+            "connect_timeout": s.db_connect_timeout,
+            # fail a send to a vanished peer in seconds, not minutes (libpq options, not SETs)
+            "tcp_user_timeout": 3000,
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 5,
+            "keepalives_count": 2,
+        }
+        if s.database_url:
+            return {"conninfo": s.database_url, **common}
+        password = self.iam_token() if s.db_iam_auth else s.db_password
+        return {
+            "conninfo": "",
+            "host": s.db_host,
+            "port": s.db_port,
+            "dbname": s.db_name,
+            "user": s.db_user,
+            "password": password,
+            "sslmode": s.db_sslmode,
+            **common,
+        }
+
+    def connect(self) -> psycopg.Connection:
+        """A new connection with the app's options (also used by the migration runner)."""
+        kwargs = self._connect_kwargs()
+        conninfo = kwargs.pop("conninfo")
+        try:
+            return psycopg.Connection.connect(conninfo, **kwargs)
+        except psycopg.OperationalError as exc:
+            logger.warning("database connect failed", extra={"error": str(exc).strip()[:300]})
+            if self.settings.db_iam_auth and not self.settings.database_url:
+                self._token = None  # an expired or revoked token must not be reused
+            raise DatabaseUnavailable() from exc
+
+    @staticmethod
+    def _usable(conn: psycopg.Connection) -> bool:
+        """Zero-round-trip liveness check of an idle connection.
+
+        An idle connection has nothing to read; readable means the server (or the proxy) has sent
+        a termination notice or closed the socket while we were frozen, so we reopen instead of
+        failing the request.
+        """
+        if conn.closed or conn.broken:
+            return False
+        try:
+            readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+        except (OSError, ValueError, psycopg.OperationalError):
+            return False
+        return not readable
+
+    def _connection(self) -> tuple[psycopg.Connection, bool]:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._usable(conn):
+            return conn, True
+        if conn is not None:
+            self._discard(conn)
+        conn = self.connect()
+        self._local.conn = conn
+        return conn, False
+
+    def _discard(self, conn: psycopg.Connection) -> None:
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - closing a broken connection may fail in any way
+            pass
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            self._discard(conn)
+
+    # -- running statements ---------------------------------------------------------------------
+    def run(self, fn: Callable[[psycopg.Cursor], T]) -> T:
+        """Run ``fn(cursor)`` on the environment's connection with the failure policy above.
+
+        ``fn`` should send one statement. It is retried (once) only when the server had ended the
+        session before the statement ran, or (twice) when the statement was rolled back by a
+        deadlock or serialization failure.
+        """
+        txn_retries = 2
+        session_retry = True
+        while True:
+            conn, reused = self._connection()
+            start = time.perf_counter()
+            try:
+                with conn.cursor() as cur:
+                    return fn(cur)
+            except psycopg.OperationalError as exc:
+                state = getattr(exc, "sqlstate", None)
+                if state in _RETRYABLE_TXN and not conn.broken and txn_retries > 0:
+                    txn_retries -= 1
+                    continue
+                if conn.broken or conn.closed or state in _SESSION_ENDED:
+                    self._discard(conn)
+                    if reused and session_retry and (state in _SESSION_ENDED):
+                        session_retry = False
+                        continue
+                logger.warning("database statement failed",
+                               extra={"sqlstate": state, "error": str(exc).strip()[:300]})
+                raise DatabaseUnavailable() from exc
+            finally:
+                self.stats.statements += 1
+                self.stats.elapsed_ms += (time.perf_counter() - start) * 1000
+
+    def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> dict[str, Any] | None:
+        return self.run(lambda cur: cur.execute(sql, params).fetchone())
+
+    def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return self.run(lambda cur: cur.execute(sql, params).fetchall())
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> int:
+        return self.run(lambda cur: cur.execute(sql, params).rowcount)
+
+    def ping(self) -> float:
+        """Round-trip a trivial statement; return the milliseconds it took."""
+        start = time.perf_counter()
+        self.fetchone("SELECT 1 AS ok")
+        return (time.perf_counter() - start) * 1000
+
+    @contextmanager
+    def measure(self) -> Iterator[_Stats]:
+        """Reset this thread's counters, yield them; read them after the block."""
+        self.stats.statements = 0
+        self.stats.elapsed_ms = 0.0
+        yield self.stats
+
+
+_db: Database | None = None
+_db_lock = threading.Lock()
+
+
+def get_db() -> Database:
+    """The process-wide ``Database`` for the current settings (rebuilt when settings change)."""
+    global _db
+    settings = get_settings()
+    db = _db
+    if db is None or db.settings is not settings:
+        with _db_lock:
+            if _db is None or _db.settings is not settings:
+                if _db is not None:
+                    _db.close()
+                _db = Database(settings)
+            db = _db
+    return db

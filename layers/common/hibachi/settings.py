@@ -1,0 +1,86 @@
+"""Settings from the environment, read once per process and injectable in tests.
+
+    from hibachi.settings import get_settings, override
+    with override(chef_count=1):
+        ...  # code under test sees the new settings; singletons built on settings are rebuilt
+
+Objects that depend on settings (the database connection, the job queue) compare the settings
+object they were built with against ``get_settings()`` and rebuild themselves when it changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, populate_by_name=True)
+
+    # database: DATABASE_URL (local, tests) or RDS Proxy with IAM auth (AWS)
+    database_url: str | None = None
+    db_host: str | None = None
+    db_port: int = 5432
+    db_name: str = "hibachi"
+    db_user: str = "hibachi_app"
+    db_iam_auth: bool = True
+    db_password: str | None = Field(default=None, repr=False)
+    db_sslmode: str = "require"
+    db_connect_timeout: int = Field(default=2, ge=1, le=30)
+    aws_region: str = "us-east-1"
+
+    # jobs
+    jobs_queue_url: str | None = None
+    reconcile_grace_seconds: int = Field(default=60, ge=0)
+    reconcile_batch_limit: int = Field(default=500, ge=1, le=10_000)
+
+    # API
+    max_body_bytes: int = Field(default=65_536, ge=1_024)
+    app_version: str = "dev"
+    service_name: str = Field(default="hibachi", validation_alias="POWERTOOLS_SERVICE_NAME")
+
+    # bookings and follow-ups
+    chef_count: int = Field(default=3, ge=1, le=100)
+    min_lead_hours: float = Field(default=24, ge=0)
+    travel_buffer_minutes: int = Field(default=60, ge=0, le=24 * 60)
+    followup_delay_hours: float = Field(default=24, ge=0)
+    followup_earliest_hour: int = Field(default=10, ge=0, le=23)
+    followup_latest_hour: int = Field(default=19, ge=0, le=23)
+    followup_topic_arn: str | None = None
+    scheduler_group_name: str = "default"
+    scheduler_role_arn: str | None = None
+    scheduler_target_arn: str | None = None
+    scheduler_dlq_arn: str | None = None
+    schedule_name_prefix: str = "hibachi-fu-"
+
+
+_current: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    global _current
+    if _current is None:
+        _current = Settings()
+    return _current
+
+
+def set_settings(settings: Settings | None) -> None:
+    """Replace the process-wide settings (``None``: read the environment again on next use)."""
+    global _current
+    _current = settings
+
+
+@contextmanager
+def override(**values: object) -> Iterator[Settings]:
+    """Temporarily run with the current settings changed by ``values`` (validated)."""
+    previous = get_settings()
+    updated = Settings(**{**previous.model_dump(), **values})
+    set_settings(updated)
+    try:
+        yield updated
+    finally:
+        set_settings(previous)

@@ -1,0 +1,129 @@
+"""The job worker: SQS batches with partial failures, set-based per job type, and the reconciler.
+
+A batch handler takes every job of one type in the batch at once and returns, per job id, ``None``
+(done) or the exception that failed it; set-based handlers thus do one or two statements per batch.
+Only the failed records are reported back to SQS (``ReportBatchItemFailures``) and retried; after
+``maxReceiveCount`` receives a record goes to the DLQ. Handlers are idempotent: any job may arrive
+twice, late, or out of order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricResolution, MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from hibachi.jobs import Job, parse_job
+from hibachi.observability import logger, metrics
+from hibachi.settings import Settings, get_settings
+
+BatchHandler = Callable[[list[Job]], Mapping[str, Exception | None]]
+Reconciler = Callable[[int, int], int]
+
+
+class UnknownJobType(Exception):
+    pass
+
+
+def _type_metrics(job_type: str) -> EphemeralMetrics:
+    m = EphemeralMetrics(service=get_settings().service_name)  # adds the service dimension itself
+    m.add_dimension(name="job_type", value=job_type)
+    return m
+
+
+def process_batch(event: dict[str, Any], context: Any, handlers: Mapping[str, BatchHandler]) -> dict[str, Any]:
+    """Process an SQS event; return the partial-batch response."""
+    records = event.get("Records") or []
+    jobs_by_message: dict[str, Job] = {}
+    errors: dict[str, Exception] = {}
+    by_type: dict[str, list[Job]] = defaultdict(list)
+    for record in records:
+        message_id = record.get("messageId", "")
+        try:
+            job = parse_job(record.get("body") or "")
+        except ValueError as exc:
+            errors[message_id] = exc
+            continue
+        jobs_by_message[message_id] = job
+        by_type[job.type].append(job)
+
+    outcomes: dict[str, Exception | None] = {}
+    for job_type, batch in by_type.items():
+        handler = handlers.get(job_type)
+        if handler is None:
+            outcomes.update({job.id: UnknownJobType(job_type) for job in batch})
+            continue
+        try:
+            outcomes.update(handler(batch))
+        except Exception as exc:  # noqa: BLE001 - the whole group failed: retry each of its records
+            logger.exception("job batch failed", extra={"job_type": job_type, "jobs": len(batch)})
+            outcomes.update({job.id: exc for job in batch})
+
+    now = datetime.now(UTC)
+    ages: dict[str, list[float]] = defaultdict(list)
+
+    def record_handler(record: SQSRecord) -> None:
+        if record.message_id in errors:
+            logger.error("poison message: not a job", extra={"message_id": record.message_id,
+                                                             "error": str(errors[record.message_id])})
+            raise errors[record.message_id]
+        job = jobs_by_message[record.message_id]
+        logger.set_correlation_id(job.correlation_id)
+        outcome = outcomes.get(job.id)
+        fields = {"job_id": job.id, "job_type": job.type, "message_id": record.message_id,
+                  "receive_count": record.attributes.approximate_receive_count}
+        if outcome is not None:
+            logger.warning("job failed", extra={**fields, "error": repr(outcome)[:300]})
+            raise outcome
+        ages[job.type].append(max(0.0, (now - job.enqueued_at).total_seconds() * 1000))
+        logger.info("job processed", extra=fields)
+
+    processor = BatchProcessor(event_type=EventType.SQS)
+    response = process_partial_response(event=event, record_handler=record_handler, processor=processor,
+                                        context=context)
+    logger.set_correlation_id(None)
+
+    failed_ids = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+    failed = Counter(jobs_by_message[m].type if m in jobs_by_message else "invalid" for m in failed_ids)
+    for job_type in set(by_type) | set(failed):
+        m = _type_metrics(job_type)
+        m.add_metric(name="JobsProcessed", unit=MetricUnit.Count, value=len(ages.get(job_type, [])))
+        m.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=failed.get(job_type, 0))
+        for age in ages.get(job_type, []):
+            m.add_metric(name="JobAge", unit=MetricUnit.Milliseconds, value=round(age, 1),
+                         resolution=MetricResolution.Standard)
+        m.flush_metrics()
+    return response
+
+
+def reconcile(reconcilers: Mapping[str, Reconciler], settings: Settings | None = None) -> dict[str, Any]:
+    """Run every reconciler once; each re-enqueues the jobs whose effect the database lacks."""
+    settings = settings or get_settings()
+    start = time.perf_counter()
+    counts: dict[str, int] = {}
+    errors: dict[str, str] = {}
+    for job_type, fn in reconcilers.items():
+        try:
+            counts[job_type] = fn(settings.reconcile_grace_seconds, settings.reconcile_batch_limit)
+        except Exception as exc:  # noqa: BLE001 - one failing kind must not stop the others
+            logger.exception("reconciler failed", extra={"job_type": job_type})
+            errors[job_type] = type(exc).__name__
+    total = sum(counts.values())
+    metrics.add_metric(name="ReconcilerReEnqueued", unit=MetricUnit.Count, value=total)
+    for job_type, count in counts.items():
+        if count:
+            m = _type_metrics(job_type)
+            m.add_metric(name="ReconcilerReEnqueued", unit=MetricUnit.Count, value=count)
+            m.flush_metrics()
+    result = {"task": "reconcile", "re_enqueued": counts, "errors": errors,
+              "elapsed_ms": round((time.perf_counter() - start) * 1000, 1)}
+    logger.info("reconciler run", extra=result)
+    if errors:
+        raise RuntimeError(f"reconciler failed for {sorted(errors)}")
+    return result
