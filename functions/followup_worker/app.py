@@ -7,11 +7,17 @@ runs the reconciler that re-enqueues whatever a failed send left behind.
 
 from __future__ import annotations
 
+import warnings
+
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hibachi import jobs, worker
 from hibachi.conversations import service as conversations
 from hibachi.observability import logger, metrics
+
+# Job metrics go out per job type through EphemeralMetrics (worker.py), so the shared Metrics object
+# is often empty at flush time; its warning about that would only add noise to every invocation.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 HANDLERS: dict[str, worker.BatchHandler] = {
     jobs.EMOTION_STATS: conversations.handle_emotion_jobs,

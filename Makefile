@@ -1,0 +1,68 @@
+# Hibachi booking-assistant backend. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell scripts/find-python.sh)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat requirements-dev.txt layers/common/requirements.txt functions/migrate/requirements.txt | cksum | cut -d' ' -f1)
+
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): requirements-dev.txt layers/common/requirements.txt functions/migrate/requirements.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.12 is required (the Lambda runtime)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-*; touch $@
+
+.PHONY: install
+install: $(STAMP) ## Create .venv (Python 3.12) with everything the app and the tests need
+
+.PHONY: run
+run: install ## Run the whole app locally: PostgreSQL, moto (SQS/SNS/Scheduler), gateway on :3000, worker, schedules
+	$(PY) -m local.run
+
+.PHONY: token
+token: install ## Print a dev JWT for the local gateway (all scopes; SCOPES="a b" to choose)
+	@$(PY) -m local.token $(if $(SCOPES),--scopes $(SCOPES))
+
+.PHONY: test
+test: install ## Run the whole test suite (starts its own PostgreSQL; DATABASE_URL to use another)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: test-fast
+test-fast: install ## Unit tests only
+	$(PY) -m pytest tests/unit -q
+
+.PHONY: migrate
+migrate: install ## Apply the SQL migrations to DATABASE_URL (default: the local database)
+	$(PY) -m hibachi.migrate $${DATABASE_URL:-$$($(PY) -m local.pg dsn)}
+
+.PHONY: db
+db: install ## Start the local PostgreSQL only and print its DSN
+	$(PY) -m local.pg start
+
+.PHONY: db-stop
+db-stop: install ## Stop the local PostgreSQL
+	$(PY) -m local.pg stop
+
+.PHONY: validate
+validate: ## sam validate --lint and sam build (SAM CLI in its own .venv-sam)
+	bash scripts/sam-check.sh
+
+.PHONY: bench
+bench: install ## Run the benchmark and rewrite BENCHMARKS.md
+	$(PY) -m bench.run
+
+.PHONY: clean
+clean: ## Remove build output and caches (keeps .venv and local data)
+	rm -rf .aws-sam .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+export PYTHONPATH := $(CURDIR)/layers/common:$(CURDIR)
