@@ -1,0 +1,382 @@
+"""Dev JWT issuer and an authorizer that behaves like the API Gateway HTTP API JWT authorizer.
+
+The local stack has no identity provider, so this module is one: an RSA key pair created on first
+use under ``.local/jwt/`` (git-ignored, mode 0600), its public half published as a JWKS (the local
+gateway serves it at ``/.well-known/jwks.json`` and ``<issuer>/.well-known/jwks.json``), and
+:func:`issue_token` to sign RS256 access tokens with it.
+
+:meth:`JwtAuthority.verify` checks a token the way the HTTP API JWT authorizer does, in its order:
+
+1. a token in the ``Authorization`` header (``Bearer`` prefix optional, as API Gateway accepts);
+   missing or malformed: 401;
+2. the header: ``alg`` must be RS256 and ``kid`` a key of the JWKS; then the signature: 401;
+3. claims: ``iss`` equals the issuer; ``aud`` contains one of the audiences, or, only when there is
+   no ``aud``, ``client_id`` is one of them; ``exp`` in the future; ``nbf`` and ``iat`` not in the
+   future: 401;
+4. scopes: when the route has ``AuthorizationScopes`` the token (``scope``, space separated, or
+   ``scp``, a list) must carry AT LEAST ONE of them (API Gateway's rule, not "all of them"): 403.
+
+Each refusal is its own exception class (:class:`MissingToken`, :class:`BadSignature`,
+:class:`TokenExpired`, ...), all :class:`Unauthorized` (401) or :class:`Forbidden` (403), and each
+renders API Gateway's response: body ``{"message": "Unauthorized"}`` / ``{"message": "Forbidden"}``
+and a ``www-authenticate`` header such as
+``Bearer scope="" error="invalid_token" error_description="the token has expired"``.
+
+Defaults: issuer ``http://127.0.0.1:<port>/local-issuer`` (port from ``LOCAL_API_PORT``, 3000),
+audience ``hibachi-api``; override with ``LOCAL_JWT_ISSUER`` / ``LOCAL_JWT_AUDIENCE`` /
+``LOCAL_JWT_DIR`` or the constructor.
+
+    from local.auth import issue_token, verify
+    token = issue_token(["messages:write"], ttl=600)
+    claims = verify(token, ["messages:write"])
+
+``python -m local.token`` prints a dev token (see ``local/token.py``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_KEY_DIR = ROOT / ".local" / "jwt"
+DEFAULT_AUDIENCE = "hibachi-api"
+DEFAULT_PORT = 3000
+ALL_SCOPES = ("messages:write", "conversations:read", "bookings:write", "bookings:read", "ops:read")
+ALGORITHM = "RS256"
+
+
+def default_issuer(port: int | None = None) -> str:
+    """``http://127.0.0.1:<port>/local-issuer``; ``LOCAL_JWT_ISSUER`` wins when set."""
+    if os.environ.get("LOCAL_JWT_ISSUER"):
+        return os.environ["LOCAL_JWT_ISSUER"]
+    if port is None:
+        port = int(os.environ.get("LOCAL_API_PORT", DEFAULT_PORT))
+    return f"http://127.0.0.1:{port}/local-issuer"
+
+
+# -- errors ---------------------------------------------------------------------------------------
+class AuthError(Exception):
+    """A refused request. ``status``, ``body`` and ``headers`` are API Gateway's response."""
+
+    status = 401
+    message = "Unauthorized"
+    error = "invalid_token"
+    description = "the token is invalid"
+
+    def __init__(self, description: str | None = None, scopes: Iterable[str] = ()):
+        self.description = description or type(self).description
+        self.scopes = tuple(scopes)
+        super().__init__(self.description)
+
+    @property
+    def body(self) -> dict[str, str]:
+        return {"message": self.message}
+
+    @property
+    def www_authenticate(self) -> str:
+        scope = " ".join(self.scopes)
+        return f'Bearer scope="{scope}" error="{self.error}" error_description="{self.description}"'
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"content-type": "application/json", "www-authenticate": self.www_authenticate}
+
+
+class Unauthorized(AuthError):
+    """401: no usable token."""
+
+
+class MissingToken(Unauthorized):
+    description = "no token was provided"
+
+    @property
+    def www_authenticate(self) -> str:  # API Gateway sends the bare challenge here
+        return "Bearer"
+
+
+class MalformedToken(Unauthorized):
+    description = "the token is malformed"
+
+
+class BadSignature(Unauthorized):
+    description = "the token signature is invalid"
+
+
+class TokenExpired(Unauthorized):
+    description = "the token has expired"
+
+
+class TokenNotYetValid(Unauthorized):
+    description = "the token is not valid yet"
+
+
+class WrongIssuer(Unauthorized):
+    description = "the token does not have a valid issuer"
+
+
+class WrongAudience(Unauthorized):
+    description = "the token does not have a valid audience"
+
+
+class Forbidden(AuthError):
+    """403: a valid token without any of the route's scopes."""
+
+    status = 403
+    message = "Forbidden"
+    error = "insufficient_scope"
+
+
+class MissingScope(Forbidden):
+    description = "the token does not have the required scopes"
+
+
+# -- keys -----------------------------------------------------------------------------------------
+def _b64u(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _int_b64u(n: int) -> str:
+    return _b64u(n.to_bytes((n.bit_length() + 7) // 8, "big"))
+
+
+def _load_or_create_private_key(key_dir: Path):
+    """The PEM key under ``key_dir``; created atomically (0600) when missing, so concurrent
+    first users (the run command and ``python -m local.token``) end up with the same key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    path = key_dir / "private.pem"
+    if not path.exists():
+        key_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(key_dir, 0o700)
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        tmp = key_dir / f".private.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(pem)
+            try:
+                os.link(tmp, path)  # fails if another process won the race: use its key
+            except FileExistsError:
+                pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    return serialization.load_pem_private_key(path.read_bytes(), password=None)
+
+
+def _stringify_claim(value: Any) -> str:
+    """How the HTTP API authorizer hands claims to the function: every value a string, lists in
+    bracket form (``[a b]``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + " ".join(_stringify_claim(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def token_scopes(claims: Mapping[str, Any]) -> list[str]:
+    """Scopes of a token: ``scope`` (space separated) and ``scp`` (a list or a string)."""
+    found: list[str] = []
+    scope = claims.get("scope")
+    if isinstance(scope, str):
+        found += scope.split()
+    elif isinstance(scope, list):
+        found += [s for s in scope if isinstance(s, str)]
+    scp = claims.get("scp")
+    if isinstance(scp, str):
+        found += scp.split()
+    elif isinstance(scp, list):
+        found += [s for s in scp if isinstance(s, str)]
+    return list(dict.fromkeys(found))
+
+
+# -- the authority --------------------------------------------------------------------------------
+class JwtAuthority:
+    """Issues and checks tokens for one issuer and its audiences."""
+
+    def __init__(
+        self,
+        issuer: str | None = None,
+        audience: str | Iterable[str] | None = None,
+        key_dir: Path | str | None = None,
+    ):
+        self.issuer = issuer or default_issuer()
+        if audience is None:
+            audience = os.environ.get("LOCAL_JWT_AUDIENCE", DEFAULT_AUDIENCE)
+        self.audiences = (audience,) if isinstance(audience, str) else tuple(audience)
+        self.key_dir = Path(key_dir or os.environ.get("LOCAL_JWT_DIR") or DEFAULT_KEY_DIR)
+        self._lock = threading.Lock()
+        self._private = None
+
+    # keys
+    @property
+    def private_key(self):
+        with self._lock:
+            if self._private is None:
+                self._private = _load_or_create_private_key(self.key_dir)
+            return self._private
+
+    @property
+    def public_key(self):
+        return self.private_key.public_key()
+
+    @property
+    def kid(self) -> str:
+        """The RFC 7638 thumbprint of the public key."""
+        n = self.public_key.public_numbers()
+        canonical = json.dumps({"e": _int_b64u(n.e), "kty": "RSA", "n": _int_b64u(n.n)},
+                               separators=(",", ":"), sort_keys=True)
+        return _b64u(hashlib.sha256(canonical.encode()).digest())
+
+    def jwks(self) -> dict[str, Any]:
+        n = self.public_key.public_numbers()
+        return {"keys": [{"kty": "RSA", "use": "sig", "alg": ALGORITHM, "kid": self.kid,
+                          "n": _int_b64u(n.n), "e": _int_b64u(n.e)}]}
+
+    def openid_configuration(self, jwks_uri: str | None = None) -> dict[str, Any]:
+        return {"issuer": self.issuer, "jwks_uri": jwks_uri or f"{self.issuer}/.well-known/jwks.json",
+                "id_token_signing_alg_values_supported": [ALGORITHM]}
+
+    # tokens
+    def issue_token(
+        self,
+        scopes: Iterable[str] | str | None = None,
+        *,
+        sub: str = "local-dev",
+        ttl: float = 3600,
+        audience: str | list[str] | None = None,
+        issuer: str | None = None,
+        not_before: float | None = None,
+        extra_claims: Mapping[str, Any] | None = None,
+        scope_claim: str = "scope",
+    ) -> str:
+        """Sign an RS256 access token. ``scopes`` None means all the API's scopes; a string is
+        split on spaces. ``ttl`` may be negative (an expired token, for tests). ``scope_claim``
+        ``"scp"`` puts the scopes in ``scp`` as a list instead of ``scope``."""
+        import jwt
+
+        if scopes is None:
+            scopes = ALL_SCOPES
+        elif isinstance(scopes, str):
+            scopes = scopes.split()
+        scopes = list(scopes)
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": issuer or self.issuer,
+            "sub": sub,
+            "aud": audience if audience is not None else self.audiences[0],
+            "iat": min(now, now + int(ttl)),
+            "exp": now + int(ttl),
+            "jti": uuid.uuid4().hex,
+            "token_use": "access",
+        }
+        if not_before is not None:
+            claims["nbf"] = int(not_before)
+        if scope_claim == "scp":
+            claims["scp"] = scopes
+        else:
+            claims["scope"] = " ".join(scopes)
+        claims.update(extra_claims or {})
+        return jwt.encode(claims, self.private_key, algorithm=ALGORITHM, headers={"kid": self.kid})
+
+    def verify(self, token: str | None, required_scopes: Iterable[str] = ()) -> dict[str, Any]:
+        """The token's claims, or an :class:`AuthError` subclass. ``token`` may carry the
+        ``Bearer`` prefix (it is the raw ``Authorization`` header value)."""
+        import jwt
+
+        required = tuple(required_scopes)
+        raw = (token or "").strip()
+        parts = raw.split(None, 1)
+        if parts and parts[0].lower() == "bearer":
+            raw = parts[1].strip() if len(parts) > 1 else ""
+        if not raw:
+            raise MissingToken()
+        try:
+            header = jwt.get_unverified_header(raw)
+        except jwt.DecodeError:
+            raise MalformedToken() from None
+        alg = header.get("alg")
+        if alg != ALGORITHM:
+            raise BadSignature(f"signing method {alg} is invalid")
+        if header.get("kid") != self.kid:
+            raise BadSignature("the token's key id is not in the issuer's JWKS")
+        try:
+            claims = jwt.decode(
+                raw,
+                self.public_key,
+                algorithms=[ALGORITHM],
+                options={"verify_aud": False, "verify_iss": False, "require": ["exp"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenExpired() from None
+        except jwt.ImmatureSignatureError:
+            raise TokenNotYetValid() from None
+        except jwt.InvalidSignatureError:
+            raise BadSignature() from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise MalformedToken(f"the token has no {exc.claim} claim") from None
+        except jwt.InvalidTokenError:
+            raise MalformedToken() from None
+        if claims.get("iss") != self.issuer:
+            raise WrongIssuer()
+        if "aud" in claims:
+            aud = claims["aud"]
+            auds = aud if isinstance(aud, list) else [aud]
+            if not any(a in self.audiences for a in auds):
+                raise WrongAudience()
+        elif claims.get("client_id") not in self.audiences:
+            raise WrongAudience()
+        if required and not set(required) & set(token_scopes(claims)):
+            raise MissingScope(f"expected scopes: [{' '.join(required)}]", scopes=required)
+        return claims
+
+    def authorize(self, authorization_header: str | None, required_scopes: Iterable[str] = ()
+                  ) -> dict[str, Any]:
+        """The ``requestContext.authorizer`` of an allowed request:
+        ``{"jwt": {"claims": {...strings...}, "scopes": [...] | None}}``. ``scopes`` is null when
+        the route has no scopes, as API Gateway sends it."""
+        required = tuple(required_scopes)
+        claims = self.verify(authorization_header, required)
+        return {"jwt": {"claims": {k: _stringify_claim(v) for k, v in claims.items()},
+                        "scopes": token_scopes(claims) if required else None}}
+
+
+# -- module-level convenience (the default authority) -----------------------------------------------
+_default: JwtAuthority | None = None
+_default_lock = threading.Lock()
+
+
+def default_authority() -> JwtAuthority:
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = JwtAuthority()
+        return _default
+
+
+def issue_token(scopes: Iterable[str] | str | None = None, *, sub: str = "local-dev", ttl: float = 3600,
+                audience: str | list[str] | None = None, issuer: str | None = None, **kwargs: Any) -> str:
+    """:meth:`JwtAuthority.issue_token` of the default authority."""
+    return default_authority().issue_token(scopes, sub=sub, ttl=ttl, audience=audience, issuer=issuer, **kwargs)
+
+
+def verify(token: str | None, required_scopes: Iterable[str] = ()) -> dict[str, Any]:
+    """:meth:`JwtAuthority.verify` of the default authority."""
+    return default_authority().verify(token, required_scopes)
+
+
+def jwks() -> dict[str, Any]:
+    return default_authority().jwks()
