@@ -1,0 +1,444 @@
+"""Read the SAM template and build what the local stack serves: functions and HTTP API routes.
+
+``template.yaml`` is parsed with PyYAML and a loader that accepts CloudFormation's short tags
+(``!Ref``, ``!Sub``, ``!GetAtt``, ``!If``, ``!Select``, ``!Split``, ``!Join``, ...) and turns them
+into their long form as plain data (``!Ref X`` -> ``{"Ref": "X"}``, ``!GetAtt A.B`` ->
+``{"Fn::GetAtt": ["A", "B"]}``), so nothing is evaluated.
+
+For every ``AWS::Serverless::Function`` (``Globals.Function`` merged in) :func:`load_app` gives a
+:class:`FunctionSpec`: logical id, absolute ``CodeUri``, ``Handler``, the file that holds it,
+timeout, memory, the folders of its layers (``AWS::Serverless::LayerVersion`` ``ContentUri``, as SAM
+lays a ``BuildMethod: python3.x`` layer out under ``/opt/python``), its literal environment
+variables (a ``!Ref`` to a template parameter resolves to the parameter's ``Default``) and its
+events. Each event of ``Type: HttpApi`` becomes a :class:`Route`: method (``ANY`` allowed), path
+(with ``{param}`` and a trailing ``{proxy+}``), the function, its ``Auth.AuthorizationScopes``, and
+``public`` when ``Auth.Authorizer: NONE`` (or when the API has no default authorizer and the route
+names none). An event with neither ``Path`` nor ``Method`` is the ``$default`` route.
+
+:meth:`RouteTable.match` selects a route as API Gateway does, the most specific first: literal
+segments beat ``{param}``, which beats a greedy ``{proxy+}``; a method beats ``ANY``; ``$default``
+last. A method that does not match is a miss (HTTP APIs answer 404, never 405).
+
+    python -m local.routes [template.yaml]     # prints the route table
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+from urllib.parse import unquote
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_TEMPLATE = ROOT / "template.yaml"
+
+# -- YAML with CloudFormation short tags --------------------------------------------------------------
+_LONG_FORM = {"Ref": "Ref", "Condition": "Condition"}
+
+
+def _cfn_loader():
+    import yaml
+
+    class CfnLoader(yaml.SafeLoader):
+        """SafeLoader that reads ``!Tag value`` as ``{"Fn::Tag": value}`` (``!Ref`` -> ``Ref``)."""
+
+    def construct(loader, tag_suffix, node):
+        name = tag_suffix
+        key = _LONG_FORM.get(name, f"Fn::{name}")
+        if isinstance(node, yaml.ScalarNode):
+            value: Any = loader.construct_scalar(node)
+            if name == "GetAtt" and isinstance(value, str):
+                value = value.split(".", 1)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)
+        return {key: value}
+
+    CfnLoader.add_multi_constructor("!", construct)
+    return CfnLoader
+
+
+def load_template(path: Path | str = DEFAULT_TEMPLATE) -> dict[str, Any]:
+    """The template as plain data (intrinsics in long form)."""
+    import yaml
+
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.load(fh, Loader=_cfn_loader())  # noqa: S506 - a SafeLoader subclass
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a CloudFormation template")
+    return data
+
+
+# -- model --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    function_name: str
+    code_uri: Path
+    handler: str  # "app.lambda_handler"
+    runtime: str = "python3.12"
+    timeout: int = 3
+    memory_size: int = 128
+    layers: tuple[Path, ...] = ()
+    environment: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    events: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def module_name(self) -> str:
+        return self.handler.rsplit(".", 1)[0]
+
+    @property
+    def handler_name(self) -> str:
+        return self.handler.rsplit(".", 1)[1]
+
+    @property
+    def handler_file(self) -> Path:
+        return self.code_uri / (self.module_name.replace(".", "/") + ".py")
+
+    def events_of_type(self, *types: str) -> dict[str, dict[str, Any]]:
+        return {name: ev.get("Properties") or {} for name, ev in self.events.items() if ev.get("Type") in types}
+
+
+_SEGMENT = re.compile(r"^\{([A-Za-z0-9_.:-]+)(\+?)\}$")
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str  # "GET", ..., or "ANY"
+    path: str  # "/conversations/{conversation_id}" or "$default"
+    function: str  # logical id
+    scopes: tuple[str, ...] = ()
+    public: bool = False
+    authorizer: str | None = None
+    identity_header: str = "authorization"
+    event_name: str = ""
+
+    @property
+    def route_key(self) -> str:
+        return "$default" if self.path == "$default" else f"{self.method} {self.path}"
+
+    @property
+    def is_default(self) -> bool:
+        return self.path == "$default"
+
+    def _segments(self) -> list[tuple[str, str | None, bool]]:
+        """(literal, param name, greedy) for each segment."""
+        out = []
+        for seg in self.path.strip("/").split("/") if self.path != "/" else []:
+            m = _SEGMENT.match(seg)
+            out.append((seg, m.group(1), bool(m.group(2))) if m else (seg, None, False))
+        return out
+
+    @property
+    def specificity(self) -> tuple:
+        """Sort key, most specific first."""
+        if self.is_default:
+            return (2,)
+        segs = self._segments()
+        greedy = any(g for _, _, g in segs)
+        return (1 if greedy else 0, tuple(0 if name is None else 1 for _, name, _ in segs),
+                1 if self.method == "ANY" else 0)
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        """Path parameters when this route takes ``method path``, else None."""
+        if self.method != "ANY" and self.method != method.upper():
+            return None
+        if self.is_default:
+            return {}
+        want = self._segments()
+        if not path.startswith("/"):
+            return None
+        got = path[1:].split("/") if path != "/" else []
+        params: dict[str, str] = {}
+        for i, (literal, name, greedy) in enumerate(want):
+            if greedy:
+                rest = got[i:]
+                if not rest or rest == [""]:
+                    return None
+                params[name] = unquote("/".join(rest))
+                return params
+            if i >= len(got):
+                return None
+            if name is None:
+                if unquote(got[i]) != literal:
+                    return None
+            else:
+                if got[i] == "":
+                    return None
+                params[name] = unquote(got[i])
+        if len(got) != len(want):
+            return None
+        return params
+
+
+class RouteTable:
+    def __init__(self, routes: Iterable[Route]):
+        self.routes = sorted(routes, key=lambda r: r.specificity)
+
+    def __iter__(self):
+        return iter(self.routes)
+
+    def __len__(self) -> int:
+        return len(self.routes)
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        for route in self.routes:
+            params = route.match(method, path)
+            if params is not None:
+                return route, params
+        return None
+
+
+@dataclass
+class App:
+    """What the local stack needs from the template."""
+
+    template_path: Path
+    template: dict[str, Any]
+    functions: dict[str, FunctionSpec]
+    routes: RouteTable
+
+    def function_for(self, name_or_id: str) -> FunctionSpec | None:
+        if name_or_id in self.functions:
+            return self.functions[name_or_id]
+        for fn in self.functions.values():
+            if fn.function_name == name_or_id:
+                return fn
+        return None
+
+    def sqs_consumers(self) -> list[tuple[FunctionSpec, str, dict[str, Any]]]:
+        """(function, event name, event properties) of every ``Type: SQS`` event."""
+        return [(fn, name, props) for fn in self.functions.values()
+                for name, props in fn.events_of_type("SQS").items()]
+
+    def schedules(self) -> list[tuple[FunctionSpec, str, dict[str, Any]]]:
+        """(function, event name, properties) of every ``Schedule``/``ScheduleV2`` event."""
+        return [(fn, name, props) for fn in self.functions.values()
+                for name, props in fn.events_of_type("Schedule", "ScheduleV2").items()]
+
+
+# -- building -----------------------------------------------------------------------------------------
+_PSEUDO = {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws",
+           "AWS::StackName": "hibachi-local", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None}
+
+
+def _literal(value: Any, parameters: dict[str, Any]) -> str | None:
+    """A scalar environment value, a ``!Ref`` to a parameter (its Default) or a pseudo parameter;
+    None for anything that needs a deployed stack."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        ref = value["Ref"]
+        if ref in _PSEUDO:
+            return _PSEUDO[ref]
+        param = parameters.get(ref)
+        if isinstance(param, dict) and "Default" in param:
+            return _literal(param["Default"], {})
+    return None
+
+
+_UNKNOWN = object()
+
+
+def _value(expr: Any, parameters: dict[str, Any]) -> Any:
+    """A parameter-only evaluation of an intrinsic (Ref to a parameter's Default, Join, Split,
+    Select, If is not needed here); ``_UNKNOWN`` when it needs a deployed stack."""
+    if isinstance(expr, (str, int, float, bool)):
+        return str(expr).lower() if isinstance(expr, bool) else str(expr)
+    if isinstance(expr, list):
+        items = [_value(e, parameters) for e in expr]
+        return _UNKNOWN if any(i is _UNKNOWN for i in items) else items
+    if isinstance(expr, dict) and len(expr) == 1:
+        (fn, arg), = expr.items()
+        if fn == "Ref":
+            if arg in _PSEUDO:
+                return _PSEUDO[arg]
+            param = parameters.get(arg)
+            if not isinstance(param, dict) or "Default" not in param:
+                return _UNKNOWN
+            default = _value(param["Default"], {})
+            if str(param.get("Type", "")).startswith(("CommaDelimitedList", "List<")) and isinstance(default, str):
+                return default.split(",")
+            return default
+        if fn == "Fn::Join" and isinstance(arg, list) and len(arg) == 2:
+            items = _value(arg[1], parameters)
+            return _UNKNOWN if items is _UNKNOWN or not isinstance(items, list) else str(arg[0]).join(items)
+        if fn == "Fn::Split" and isinstance(arg, list) and len(arg) == 2:
+            text = _value(arg[1], parameters)
+            return _UNKNOWN if not isinstance(text, str) else text.split(str(arg[0]))
+        if fn == "Fn::Select" and isinstance(arg, list) and len(arg) == 2:
+            items = _value(arg[1], parameters)
+            try:
+                return items[int(arg[0])] if isinstance(items, list) else _UNKNOWN
+            except (ValueError, IndexError):
+                return _UNKNOWN
+    return _UNKNOWN
+
+
+def _condition(name: str, conditions: dict[str, Any], parameters: dict[str, Any], seen: frozenset = frozenset()
+               ) -> bool | None:
+    """A template condition evaluated with the parameters' defaults; None when unknown."""
+    if name in seen or name not in conditions:
+        return None
+
+    def ev(expr: Any) -> bool | None:
+        if isinstance(expr, dict) and len(expr) == 1:
+            (fn, arg), = expr.items()
+            if fn == "Condition":
+                return _condition(arg, conditions, parameters, seen | {name})
+            if fn == "Fn::Equals" and isinstance(arg, list) and len(arg) == 2:
+                a, b = (_value(x, parameters) for x in arg)
+                return None if _UNKNOWN in (a, b) else a == b
+            if fn == "Fn::Not" and isinstance(arg, list) and len(arg) == 1:
+                v = ev(arg[0])
+                return None if v is None else not v
+            if fn in ("Fn::And", "Fn::Or") and isinstance(arg, list):
+                values = [ev(x) for x in arg]
+                if fn == "Fn::And":
+                    return False if False in values else (None if None in values else True)
+                return True if True in values else (None if None in values else False)
+        return None
+
+    return ev(conditions[name])
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _ref(value: Any) -> str | None:
+    if isinstance(value, dict) and isinstance(value.get("Ref"), str):
+        return value["Ref"]
+    return None
+
+
+def _layer_dirs(layers: Any, resources: dict[str, Any], base: Path) -> tuple[Path, ...]:
+    out: list[Path] = []
+    for item in layers or []:
+        logical = _ref(item)
+        res = resources.get(logical or "", {})
+        if res.get("Type") not in ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"):
+            continue
+        props = res.get("Properties") or {}
+        uri = props.get("ContentUri") or (props.get("Content") if isinstance(props.get("Content"), str) else None)
+        if not isinstance(uri, str):
+            continue
+        folder = (base / uri).resolve()
+        out.append(folder / "python" if (folder / "python").is_dir() else folder)
+    return tuple(out)
+
+
+def _api_auth(api_id: Any, resources: dict[str, Any], globals_: dict[str, Any]) -> dict[str, Any]:
+    logical = _ref(api_id)
+    if logical and logical in resources:
+        props = resources[logical].get("Properties") or {}
+        return _merge((globals_.get("HttpApi") or {}).get("Auth") or {}, props.get("Auth") or {})
+    return (globals_.get("HttpApi") or {}).get("Auth") or {}
+
+
+def load_app(template_path: Path | str = DEFAULT_TEMPLATE, parameters: dict[str, str] | None = None) -> App:
+    """Parse the template and build functions and routes. ``parameters`` overrides parameter
+    defaults (as ``--parameter-overrides`` would); resources whose ``Condition`` is false with
+    those values are left out (an unknown condition counts as true)."""
+    path = Path(template_path).resolve()
+    tpl = load_template(path)
+    base = path.parent
+    resources: dict[str, Any] = tpl.get("Resources") or {}
+    overrides = parameters or {}
+    parameters = {k: dict(v) if isinstance(v, dict) else {} for k, v in (tpl.get("Parameters") or {}).items()}
+    for key, value in overrides.items():
+        parameters.setdefault(key, {})["Default"] = value
+    conditions: dict[str, Any] = tpl.get("Conditions") or {}
+    globals_: dict[str, Any] = tpl.get("Globals") or {}
+    gfn: dict[str, Any] = globals_.get("Function") or {}
+
+    functions: dict[str, FunctionSpec] = {}
+    routes: list[Route] = []
+    for logical, res in resources.items():
+        if not isinstance(res, dict) or res.get("Type") != "AWS::Serverless::Function":
+            continue
+        if isinstance(res.get("Condition"), str) and _condition(res["Condition"], conditions, parameters) is False:
+            continue  # e.g. DocsFunction when ExposeApiDocs is "false"
+        props = _merge(gfn, res.get("Properties") or {})
+        code_uri = props.get("CodeUri")
+        handler = props.get("Handler")
+        if not isinstance(code_uri, str) or not isinstance(handler, str) or "." not in handler:
+            continue  # inline code or an S3 location: nothing to run locally
+        env_vars = ((props.get("Environment") or {}).get("Variables")) or {}
+        env = {k: v for k, v in ((k, _literal(v, parameters)) for k, v in env_vars.items()) if v is not None}
+        name = props.get("FunctionName") if isinstance(props.get("FunctionName"), str) else logical
+        events = {k: v for k, v in (props.get("Events") or {}).items() if isinstance(v, dict)}
+        fn = FunctionSpec(
+            logical_id=logical,
+            function_name=name,
+            code_uri=(base / code_uri).resolve(),
+            handler=handler,
+            runtime=str(props.get("Runtime", "python3.12")),
+            timeout=int(_literal(props.get("Timeout", 3), parameters) or 3),
+            memory_size=int(_literal(props.get("MemorySize", 128), parameters) or 128),
+            layers=_layer_dirs(props.get("Layers"), resources, base),
+            environment=env,
+            events=events,
+        )
+        functions[logical] = fn
+        for ev_name, ev in events.items():
+            if ev.get("Type") != "HttpApi":
+                continue
+            ev_props = ev.get("Properties") or {}
+            api_auth = _api_auth(ev_props.get("ApiId"), resources, globals_)
+            auth = ev_props.get("Auth") or {}
+            authorizer = auth.get("Authorizer", api_auth.get("DefaultAuthorizer"))
+            public = authorizer in (None, "NONE")
+            identity = "authorization"
+            if not public:
+                conf = (api_auth.get("Authorizers") or {}).get(authorizer) or {}
+                source = conf.get("IdentitySource")
+                if isinstance(source, str) and source.lower().startswith("$request.header."):
+                    identity = source[len("$request.header."):].lower()
+            method = ev_props.get("Method")
+            route_path = ev_props.get("Path")
+            if method is None and route_path is None:
+                method, route_path = "ANY", "$default"
+            method = "ANY" if str(method or "ANY").upper() in ("ANY", "X-AMAZON-APIGATEWAY-ANY-METHOD") \
+                else str(method).upper()
+            routes.append(Route(
+                method=method,
+                path=str(route_path or "/"),
+                function=logical,
+                scopes=tuple(auth.get("AuthorizationScopes") or ()) if not public else (),
+                public=public,
+                authorizer=None if public else str(authorizer),
+                identity_header=identity,
+                event_name=ev_name,
+            ))
+    return App(template_path=path, template=tpl, functions=functions, routes=RouteTable(routes))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    app = load_app(argv[0] if argv else DEFAULT_TEMPLATE)
+    for r in app.routes:
+        auth = "public" if r.public else "scopes: " + (" ".join(r.scopes) or "(any valid token)")
+        fn = app.functions[r.function]
+        print(f"{r.route_key:55} {r.function:28} {fn.code_uri.relative_to(ROOT) if fn.code_uri.is_relative_to(ROOT) else fn.code_uri}"
+              f"  {fn.handler}  [{auth}]")
+    for fn, name, props in app.sqs_consumers():
+        print(f"SQS {name}: {fn.logical_id} batch {props.get('BatchSize', 10)}")
+    for fn, name, props in app.schedules():
+        print(f"schedule {name}: {fn.logical_id} {props.get('Schedule') or props.get('ScheduleExpression')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
