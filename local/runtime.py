@@ -1,0 +1,469 @@
+"""Lambda execution environments, emulated: a pool of worker processes per function.
+
+Each :class:`FunctionPool` runs its function in up to ``max_workers`` separate processes (the
+``spawn`` start method: a fresh interpreter, like a fresh sandbox), started lazily on demand. A
+worker is one execution environment:
+
+* its environment is the function's env dict (from the template, then the stack, then the user)
+  plus what Lambda sets (``AWS_LAMBDA_FUNCTION_NAME``, ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``,
+  ``LAMBDA_TASK_ROOT``, ``_HANDLER``, ``TZ=:UTC``, ...); the parent's other ``AWS_*`` variables
+  (a profile, a session token) are removed so nothing reaches a real account;
+* ``sys.path`` starts with the function folder, then its layers' folders (``layers/common``);
+* the handler module is loaded ONCE, by file path (``importlib.util.spec_from_file_location``
+  under a unique module name), so a module-level connection or cache lives across invocations
+  exactly as in Lambda, and cold starts are real;
+* it serves one invocation at a time with a fake ``LambdaContext`` (``function_name``,
+  ``function_version``, ``invoked_function_arn``, ``memory_limit_in_mb`` (a string, as the Python
+  runtime gives it), ``aws_request_id``, ``log_group_name``, ``log_stream_name``,
+  ``get_remaining_time_in_millis()``);
+* events and results cross the process boundary as JSON, as they do in Lambda: a result that is
+  not JSON serialisable is an error (``Runtime.MarshalError``);
+* an invocation that outlives the function's ``Timeout`` kills the worker (``Sandbox.Timedout``);
+  an init failure or a crashed worker is reported as an error and the next invocation starts a
+  fresh worker; workers ignore SIGINT, so Ctrl-C in the terminal is handled by the parent alone.
+
+Workers also answer ``openapi``: ``app.get_openapi_json_schema()`` of the module's Powertools
+resolver named ``app`` (used by the gateway's ``/openapi.json``).
+
+This module is imported by every worker before anything else, so it imports only the stdlib.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("local.runtime")
+
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+
+
+# -- the worker side (runs in the spawned process) ------------------------------------------------
+class LambdaContext:
+    """What the Python runtime passes as ``context``."""
+
+    def __init__(self, spec: dict[str, Any], request_id: str, deadline: float):
+        self.function_name = spec["function_name"]
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:{spec['region']}:{ACCOUNT_ID}:function:{self.function_name}"
+        self.memory_limit_in_mb = str(spec["memory_size"])
+        self.aws_request_id = request_id
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self.log_stream_name = spec["log_stream_name"]
+        self.identity = None
+        self.client_context = None
+        self._deadline = deadline
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+    def __repr__(self) -> str:
+        return f"LambdaContext({self.function_name!r}, aws_request_id={self.aws_request_id!r})"
+
+
+def _error(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
+    import traceback
+
+    return {"errorMessage": str(exc), "errorType": error_type or type(exc).__name__,
+            "stackTrace": traceback.format_exception(exc)}
+
+
+def _load_handler(spec: dict[str, Any]):
+    import importlib.util
+
+    module_name = f"_lambda_{spec['logical_id']}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    mod_spec = importlib.util.spec_from_file_location(module_name, spec["handler_file"])
+    if mod_spec is None or mod_spec.loader is None:
+        raise ImportError(f"cannot load {spec['handler_file']}")
+    module = importlib.util.module_from_spec(mod_spec)
+    sys.modules[module_name] = module
+    mod_spec.loader.exec_module(module)
+    handler = getattr(module, spec["handler_name"], None)
+    if not callable(handler):
+        raise AttributeError(f"handler {spec['handler_name']!r} not found in {spec['handler_file']}")
+    return module, handler
+
+
+def worker_main(conn, spec: dict[str, Any], env: dict[str, str]) -> None:
+    """Entry point of a worker process: set up the environment, load the handler, serve."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent owns Ctrl-C and stops us
+    for key in [k for k in os.environ if k.startswith("AWS_") and k not in env]:
+        del os.environ[key]
+    os.environ.update(env)
+    os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = spec["log_stream_name"]
+    if hasattr(time, "tzset"):
+        time.tzset()
+    for path in reversed(spec["sys_path"]):
+        if path in sys.path:
+            sys.path.remove(path)
+        sys.path.insert(0, path)
+    try:
+        os.chdir(spec["code_uri"])
+    except OSError:
+        pass
+
+    init_start = time.monotonic()
+    try:
+        module, handler = _load_handler(spec)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, like Runtime.ImportModuleError
+        import traceback
+
+        traceback.print_exc()
+        conn.send(("init_error", _error(exc, "Runtime.ImportModuleError")))
+        return
+    conn.send(("ready", {"init_ms": (time.monotonic() - init_start) * 1000}))
+
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError, KeyboardInterrupt):
+            return
+        kind = message[0]
+        if kind == "stop":
+            return
+        if kind == "openapi":
+            try:
+                app = getattr(module, "app", None)
+                doc = app.get_openapi_json_schema() if app is not None and hasattr(app, "get_openapi_json_schema") else None
+                conn.send(("ok", doc))
+            except BaseException as exc:  # noqa: BLE001
+                conn.send(("error", _error(exc)))
+            continue
+        if kind != "invoke":
+            conn.send(("error", {"errorMessage": f"unknown message {kind!r}", "errorType": "Runtime.Unknown"}))
+            continue
+        _, request_id, event_json, timeout = message
+        context = LambdaContext(spec, request_id, time.monotonic() + timeout)
+        try:
+            result = handler(json.loads(event_json), context)
+        except BaseException as exc:  # noqa: BLE001 - a handler error, as Lambda reports it
+            import traceback
+
+            sys.stderr.write(f"[ERROR] {request_id} {type(exc).__name__}: {exc}\n")
+            traceback.print_exc()
+            sys.stderr.flush()
+            conn.send(("error", _error(exc)))
+            continue
+        finally:
+            sys.stdout.flush()
+        try:
+            payload = json.dumps(result)
+        except (TypeError, ValueError) as exc:
+            conn.send(("error", _error(exc, "Runtime.MarshalError")))
+            continue
+        conn.send(("ok", payload))
+
+
+# -- the parent side ------------------------------------------------------------------------------
+@dataclass
+class Invocation:
+    """The outcome of one invocation."""
+
+    request_id: str
+    ok: bool
+    result: Any = None  # the handler's return value (decoded JSON) when ok
+    error: dict[str, Any] | None = None  # {"errorType", "errorMessage", "stackTrace"} otherwise
+    duration_ms: float = 0.0
+    cold_start: bool = False
+    init_ms: float | None = None
+    timed_out: bool = False
+
+
+class InvocationError(RuntimeError):
+    def __init__(self, invocation: Invocation):
+        self.invocation = invocation
+        err = invocation.error or {}
+        super().__init__(f"{err.get('errorType', 'Error')}: {err.get('errorMessage', '')}")
+
+
+_counter = itertools.count(1)
+
+
+@dataclass(eq=False)
+class _Worker:
+    process: Any
+    conn: Any
+    started: bool = False
+    init_ms: float | None = None
+    invocations: int = 0
+    id: int = field(default_factory=lambda: next(_counter))
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.is_alive()
+
+    def kill(self) -> None:
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+        if self.process is not None and self.process.is_alive():
+            self.process.kill()
+        if self.process is not None:
+            self.process.join(timeout=5)
+
+
+class FunctionPool:
+    """Up to ``max_workers`` execution environments of one function."""
+
+    def __init__(self, function, env: dict[str, str] | None = None, *, max_workers: int = 4,
+                 extra_paths: list[str] | tuple[str, ...] = (), region: str = REGION,
+                 init_timeout: float = 60.0):
+        self.function = function  # a local.routes.FunctionSpec
+        self.max_workers = max(1, int(max_workers))
+        self.region = region
+        self.init_timeout = init_timeout
+        self.env = self._lambda_env(dict(env or {}))
+        paths = [str(function.code_uri)] + [str(p) for p in function.layers] + [str(p) for p in extra_paths]
+        self.sys_path = list(dict.fromkeys(paths))
+        self._idle: list[_Worker] = []
+        self._all: set[_Worker] = set()
+        self._cond = threading.Condition()
+        self._closed = False
+        self.in_flight = 0
+        self.invocations = 0
+        self.cold_starts = 0
+
+    # environment
+    def _lambda_env(self, env: dict[str, str]) -> dict[str, str]:
+        fn = self.function
+        out = {
+            "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.function_name}",
+            "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.runtime}",
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "LAMBDA_TASK_ROOT": str(fn.code_uri),
+            "LAMBDA_RUNTIME_DIR": str(fn.code_uri),
+            "_HANDLER": fn.handler,
+            "TZ": ":UTC",
+            "AWS_SAM_LOCAL": "true",
+            "PYTHONUNBUFFERED": "1",
+        }
+        out.update({k: str(v) for k, v in env.items() if v is not None})
+        return out
+
+    def _spec(self) -> dict[str, Any]:
+        fn = self.function
+        return {
+            "logical_id": fn.logical_id,
+            "function_name": fn.function_name,
+            "memory_size": fn.memory_size,
+            "handler_file": str(fn.handler_file),
+            "handler_name": fn.handler_name,
+            "code_uri": str(fn.code_uri),
+            "sys_path": self.sys_path,
+            "region": self.region,
+            "log_stream_name": time.strftime("%Y/%m/%d") + f"/[$LATEST]{uuid.uuid4().hex}",
+        }
+
+    # workers
+    def _start_worker(self) -> _Worker:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe(duplex=True)
+        env = dict(self.env)
+        proc = ctx.Process(target=worker_main, args=(child, self._spec(), env),
+                           name=f"lambda:{self.function.logical_id}", daemon=True)
+        proc.start()
+        child.close()
+        return _Worker(process=proc, conn=parent)
+
+    def _acquire(self) -> tuple[_Worker, bool]:
+        """An idle worker, or a new one (cold), waiting when ``max_workers`` are busy."""
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise RuntimeError(f"{self.function.logical_id}: pool is closed")
+                while self._idle:
+                    w = self._idle.pop()
+                    if w.alive():
+                        return w, False
+                    self._all.discard(w)
+                if len(self._all) < self.max_workers:
+                    placeholder = _Worker(process=None, conn=None)
+                    self._all.add(placeholder)
+                    break
+                self._cond.wait()
+        try:
+            worker = self._start_worker()
+        except BaseException:
+            with self._cond:
+                self._all.discard(placeholder)
+                self._cond.notify()
+            raise
+        with self._cond:
+            self._all.discard(placeholder)
+            self._all.add(worker)
+        return worker, True
+
+    def _release(self, worker: _Worker, healthy: bool) -> None:
+        with self._cond:
+            if healthy and not self._closed and worker.alive():
+                self._idle.append(worker)
+            else:
+                self._all.discard(worker)
+                worker.kill()
+            self._cond.notify()
+
+    def _await_ready(self, worker: _Worker) -> dict[str, Any] | None:
+        """None when the worker is ready, else an error dict (init failed or timed out)."""
+        if not worker.conn.poll(self.init_timeout):
+            return {"errorType": "Runtime.InitTimeout", "errorMessage": f"init took over {self.init_timeout} s"}
+        try:
+            kind, payload = worker.conn.recv()
+        except (EOFError, OSError):
+            return {"errorType": "Runtime.ExitError", "errorMessage": "worker exited during init"}
+        if kind != "ready":
+            return payload
+        worker.started = True
+        worker.init_ms = payload.get("init_ms")
+        return None
+
+    def _roundtrip(self, message: tuple, timeout: float) -> tuple[str, Any, bool]:
+        """Send ``message`` to a worker; (kind, payload, timed_out)."""
+        worker, cold = self._acquire()
+        healthy = False
+        try:
+            if cold:
+                self.cold_starts += 1
+                err = self._await_ready(worker)
+                if err is not None:
+                    return "error", err, False
+            worker.conn.send(message)
+            if not worker.conn.poll(timeout):
+                return "timeout", None, True
+            kind, payload = worker.conn.recv()
+            healthy = True
+            worker.invocations += 1
+            return kind, payload, False
+        except (EOFError, OSError, BrokenPipeError):
+            code = worker.process.exitcode if worker.process is not None else None
+            return "error", {"errorType": "Runtime.ExitError",
+                             "errorMessage": f"worker exited (exit code {code})"}, False
+        finally:
+            self._release(worker, healthy)
+
+    def invoke(self, event: Any, *, request_id: str | None = None, timeout: float | None = None) -> Invocation:
+        """Run the handler on ``event`` in one of the pool's workers."""
+        request_id = request_id or str(uuid.uuid4())
+        limit = float(timeout if timeout is not None else self.function.timeout)
+        start = time.monotonic()
+        with self._cond:
+            self.in_flight += 1
+            self.invocations += 1
+        cold_before = self.cold_starts
+        try:
+            kind, payload, timed_out = self._roundtrip(("invoke", request_id, json.dumps(event), limit), limit)
+        finally:
+            with self._cond:
+                self.in_flight -= 1
+                self._cond.notify_all()
+        duration = (time.monotonic() - start) * 1000
+        cold = self.cold_starts != cold_before
+        if timed_out:
+            log.error("%s %s: task timed out after %.2f seconds", self.function.logical_id, request_id, limit)
+            return Invocation(request_id, False, error={"errorType": "Sandbox.Timedout",
+                                                        "errorMessage": f"Task timed out after {limit:.2f} seconds"},
+                              duration_ms=duration, cold_start=cold, timed_out=True)
+        if kind == "ok":
+            return Invocation(request_id, True, result=json.loads(payload), duration_ms=duration, cold_start=cold)
+        return Invocation(request_id, False, error=payload, duration_ms=duration, cold_start=cold)
+
+    def openapi(self, timeout: float = 30.0) -> str | None:
+        """The module's ``app.get_openapi_json_schema()`` (None without a resolver named ``app``)."""
+        kind, payload, timed_out = self._roundtrip(("openapi",), timeout)
+        if kind == "ok":
+            return payload
+        raise RuntimeError(f"{self.function.logical_id}: openapi failed: "
+                           f"{'timeout' if timed_out else (payload or {}).get('errorMessage')}")
+
+    def warm(self) -> None:
+        """Start one worker now (a provisioned environment)."""
+        worker, cold = self._acquire()
+        healthy = True
+        try:
+            if cold:
+                self.cold_starts += 1
+                healthy = self._await_ready(worker) is None
+        finally:
+            self._release(worker, healthy)
+
+    @property
+    def size(self) -> int:
+        with self._cond:
+            return len(self._all)
+
+    def close(self, timeout: float = 5.0) -> None:
+        with self._cond:
+            self._closed = True
+            workers = list(self._all)
+            self._idle.clear()
+            self._all.clear()
+            self._cond.notify_all()
+        for w in workers:
+            if w.conn is not None:
+                try:
+                    w.conn.send(("stop",))
+                except (OSError, BrokenPipeError, ValueError):
+                    pass
+        deadline = time.monotonic() + timeout
+        for w in workers:
+            if w.process is not None:
+                w.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            w.kill()
+
+
+class FunctionRegistry:
+    """One :class:`FunctionPool` per function of an app, created on first use, sharing the env."""
+
+    def __init__(self, app, env: dict[str, str] | None = None, *, max_workers: int = 4,
+                 extra_paths: list[str] | tuple[str, ...] = (), region: str = REGION):
+        self.app = app  # local.routes.App
+        self.env = dict(env or {})
+        self.max_workers = max_workers
+        self.extra_paths = tuple(str(p) for p in extra_paths)
+        self.region = region
+        self._pools: dict[str, FunctionPool] = {}
+        self._lock = threading.Lock()
+
+    def pool(self, logical_id: str) -> FunctionPool:
+        with self._lock:
+            pool = self._pools.get(logical_id)
+            if pool is None:
+                fn = self.app.functions[logical_id]
+                env = {**fn.environment, **self.env}
+                pool = FunctionPool(fn, env, max_workers=self.max_workers,
+                                    extra_paths=self.extra_paths, region=self.region)
+                self._pools[logical_id] = pool
+            return pool
+
+    def invoke(self, logical_id: str, event: Any, **kwargs: Any) -> Invocation:
+        return self.pool(logical_id).invoke(event, **kwargs)
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            pools = list(self._pools.values())
+        return sum(p.in_flight for p in pools)
+
+    def close(self) -> None:
+        with self._lock:
+            pools = list(self._pools.values())
+            self._pools.clear()
+        for p in pools:
+            p.close()
