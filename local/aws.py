@@ -1,0 +1,213 @@
+"""AWS, locally: moto's server in this process, and the resources the template declares.
+
+:class:`MotoServer` runs ``moto.server.ThreadedMotoServer`` on 127.0.0.1 (port 5055 by default, 0
+for a free one). :func:`create_resources` then creates, idempotently, what ``template.yaml`` gives
+the functions:
+
+* ``JobsQueue`` (SSE on, visibility timeout 30 s locally, configurable) with a ``RedrivePolicy`` to
+  ``JobsDeadLetterQueue`` (``maxReceiveCount`` 5; moto moves a message there on its 6th receive);
+* ``SchedulerDeadLetterQueue`` (the DLQ of the follow-up schedules);
+* the SNS ``FollowupTopic``, and an SQS queue subscribed to it (``followups`` in the result) so the
+  local stack can show what was published;
+* the EventBridge Scheduler schedule group, and an IAM role for the schedules to name.
+
+The result is a :class:`Resources` (URLs and ARNs); :meth:`Resources.function_env` turns it into
+the variables the functions read (``JOBS_QUEUE_URL``, ``FOLLOWUP_TOPIC_ARN``,
+``SCHEDULER_GROUP_NAME``, ``SCHEDULER_ROLE_ARN``, ``SCHEDULER_TARGET_ARN``, ``SCHEDULER_DLQ_ARN``,
+``AWS_ENDPOINT_URL`` and dummy credentials; ``SCHEDULE_NAME_PREFIX`` stays the template's).
+
+    python -m local.aws [--port 5055]     # moto + resources, until Ctrl-C
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
+DEFAULT_PORT = int(os.environ.get("LOCAL_MOTO_PORT", "5055"))
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+class MotoServer:
+    """moto's threaded server on loopback."""
+
+    def __init__(self, port: int = DEFAULT_PORT, host: str = "127.0.0.1"):
+        self.host = host
+        self.port = port
+        self._server = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> str:
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        if self._server is not None:
+            return self.endpoint_url
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per AWS call
+        server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+        server.start()
+        self._server = server
+        self.host, self.port = server.get_host_and_port()
+        deadline = time.monotonic() + timeout
+        while True:  # make_server has bound the socket; be sure it answers before anyone calls it
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"moto did not start on {self.endpoint_url}") from None
+                time.sleep(0.05)
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
+def client(service: str, endpoint_url: str, region: str = REGION):
+    """A boto3 client on moto with dummy credentials (never a real account)."""
+    import boto3
+
+    return boto3.client(service, endpoint_url=endpoint_url, region_name=region,
+                        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+
+
+@dataclass
+class Resources:
+    endpoint_url: str
+    region: str
+    jobs_queue_url: str
+    jobs_queue_arn: str
+    jobs_dlq_url: str
+    jobs_dlq_arn: str
+    scheduler_dlq_url: str
+    scheduler_dlq_arn: str
+    followup_topic_arn: str
+    followups_queue_url: str
+    followups_queue_arn: str
+    schedule_group: str
+    scheduler_role_arn: str
+
+    @property
+    def queue_urls(self) -> dict[str, str]:
+        return {"jobs": self.jobs_queue_url, "jobs_dlq": self.jobs_dlq_url,
+                "scheduler_dlq": self.scheduler_dlq_url, "followups": self.followups_queue_url}
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def function_env(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            **CREDENTIALS,
+            "JOBS_QUEUE_URL": self.jobs_queue_url,
+            "FOLLOWUP_TOPIC_ARN": self.followup_topic_arn,
+            "SCHEDULER_GROUP_NAME": self.schedule_group,
+            "SCHEDULER_ROLE_ARN": self.scheduler_role_arn,
+            "SCHEDULER_TARGET_ARN": self.jobs_queue_arn,
+            "SCHEDULER_DLQ_ARN": self.scheduler_dlq_arn,
+        }
+
+
+def _queue(sqs, name: str, attributes: dict[str, str]) -> tuple[str, str]:
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)  # idempotent on an existing queue
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
+
+
+def create_resources(endpoint_url: str, *, prefix: str = "hibachi", region: str = REGION,
+                     visibility_timeout: int = 30, max_receive_count: int = 5) -> Resources:
+    """Create (or find) the template's queues, topic, schedule group and role on moto."""
+    sqs = client("sqs", endpoint_url, region)
+    sse = {"SqsManagedSseEnabled": "true"}
+    jobs_dlq_url, jobs_dlq_arn = _queue(sqs, f"{prefix}-jobs-dlq", {**sse, "MessageRetentionPeriod": "1209600"})
+    jobs_url, jobs_arn = _queue(sqs, f"{prefix}-jobs", {
+        **sse,
+        "VisibilityTimeout": str(int(visibility_timeout)),
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": jobs_dlq_arn, "maxReceiveCount": int(max_receive_count)}),
+    })
+    sched_dlq_url, sched_dlq_arn = _queue(sqs, f"{prefix}-scheduler-dlq", {**sse, "MessageRetentionPeriod": "1209600"})
+    followups_url, followups_arn = _queue(sqs, f"{prefix}-followups-published", sse)
+
+    sns = client("sns", endpoint_url, region)
+    topic_arn = sns.create_topic(Name=f"{prefix}-followups")["TopicArn"]
+    subscribed = any(s.get("Endpoint") == followups_arn
+                     for s in sns.list_subscriptions_by_topic(TopicArn=topic_arn).get("Subscriptions", []))
+    if not subscribed:
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=followups_arn)
+
+    scheduler = client("scheduler", endpoint_url, region)
+    group = f"{prefix}-followups"
+    try:
+        scheduler.create_schedule_group(Name=group)
+    except scheduler.exceptions.ConflictException:
+        pass
+    except Exception as exc:  # moto versions differ in the error they raise for an existing group
+        if "exist" not in str(exc).lower():
+            raise
+
+    iam = client("iam", endpoint_url, region)
+    role_name = f"{prefix}-scheduler-role"
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                      "Principal": {"Service": "scheduler.amazonaws.com"}}]}
+    try:
+        role_arn = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        role_arn = iam.get_role(RoleName=role_name)["Role"]["Arn"]
+
+    return Resources(
+        endpoint_url=endpoint_url, region=region,
+        jobs_queue_url=jobs_url, jobs_queue_arn=jobs_arn,
+        jobs_dlq_url=jobs_dlq_url, jobs_dlq_arn=jobs_dlq_arn,
+        scheduler_dlq_url=sched_dlq_url, scheduler_dlq_arn=sched_dlq_arn,
+        followup_topic_arn=topic_arn, followups_queue_url=followups_url, followups_queue_arn=followups_arn,
+        schedule_group=group, scheduler_role_arn=role_arn,
+    )
+
+
+def queue_url_from_arn(sqs, arn: str) -> str:
+    """``arn:aws:sqs:<region>:<account>:<name>`` -> its URL."""
+    parts = arn.split(":")
+    return sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m local.aws", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--visibility-timeout", type=int, default=30)
+    args = parser.parse_args(argv)
+    server = MotoServer(args.port)
+    url = server.start()
+    res = create_resources(url, visibility_timeout=args.visibility_timeout)
+    print(json.dumps(res.as_dict(), indent=2))
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

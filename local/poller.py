@@ -1,0 +1,196 @@
+"""The SQS -> Lambda event source mapping, locally.
+
+:class:`SqsPoller` does what Lambda's poller does for a standard queue with
+``FunctionResponseTypes: [ReportBatchItemFailures]``:
+
+* long-polls the queue (``ReceiveMessage``, up to ``batch_size`` <= 10 messages,
+  ``MessageSystemAttributeNames=["All"]``, ``MessageAttributeNames=["All"]``) from ``concurrency``
+  threads;
+* builds a real SQS event: ``{"Records": [{"messageId", "receiptHandle", "body", "attributes"
+  (ApproximateReceiveCount, SentTimestamp, SenderId, ApproximateFirstReceiveTimestamp, ...),
+  "messageAttributes" ({"stringValue", "binaryValue" (base64), "stringListValues",
+  "binaryListValues", "dataType"}), "md5OfBody", "md5OfMessageAttributes", "eventSource":
+  "aws:sqs", "eventSourceARN", "awsRegion"}]}``;
+* invokes the function (in its worker processes, through ``invoke``) and then deletes what
+  succeeded. With batch item failures on, Lambda's rules apply: an empty or null response or
+  ``batchItemFailures`` list is full success; ``itemIdentifier`` that is empty, null, or not a
+  message of the batch fails the whole batch; the listed ones are left alone. A handler that
+  raises (or times out) fails the whole batch: nothing is deleted;
+* failed messages become visible again after the queue's visibility timeout, and moto's redrive
+  moves a message to the DLQ after ``maxReceiveCount`` receives, as SQS does.
+
+``in_flight`` counts batches being processed (used by ``LocalStack.drain``). ``stop()`` sets a
+``threading.Event``; a thread finishes its current batch and exits within one poll wait
+(``wait_time_seconds``, 1 s by default: short, so Ctrl-C is quick; Lambda itself waits 20 s).
+``MaximumBatchingWindowInSeconds`` is not emulated: a batch is whatever one receive returns.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+log = logging.getLogger("local.poller")
+
+
+def _message_attributes(attrs: dict[str, Any] | None) -> dict[str, Any]:
+    out = {}
+    for name, value in (attrs or {}).items():
+        item: dict[str, Any] = {"stringListValues": [], "binaryListValues": [], "dataType": value.get("DataType")}
+        if "StringValue" in value:
+            item["stringValue"] = value["StringValue"]
+        if "BinaryValue" in value:
+            raw = value["BinaryValue"]
+            item["binaryValue"] = base64.b64encode(raw).decode() if isinstance(raw, (bytes, bytearray)) else raw
+        out[name] = item
+    return out
+
+
+def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """One ``Records`` entry of a Lambda SQS event, from a ``ReceiveMessage`` message."""
+    record = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message.get("Body", ""),
+        "attributes": dict(message.get("Attributes") or {}),
+        "messageAttributes": _message_attributes(message.get("MessageAttributes")),
+        "md5OfBody": message.get("MD5OfBody"),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+    if message.get("MD5OfMessageAttributes"):
+        record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+    return record
+
+
+def failed_ids(result: Any, message_ids: list[str]) -> set[str] | None:
+    """The message ids to keep, by Lambda's rules for a ``ReportBatchItemFailures`` response;
+    None means the whole batch failed."""
+    if result is None or result == {} or result == "":
+        return set()
+    if not isinstance(result, dict):
+        return None
+    failures = result.get("batchItemFailures")
+    if failures is None:
+        return set()
+    if not isinstance(failures, list):
+        return None
+    keep: set[str] = set()
+    for item in failures:
+        ident = item.get("itemIdentifier") if isinstance(item, dict) else None
+        if not isinstance(ident, str) or not ident or ident not in message_ids:
+            return None
+        keep.add(ident)
+    return keep
+
+
+class SqsPoller:
+    """Poll ``queue_url`` and feed batches to ``invoke`` (event -> ``local.runtime.Invocation``)."""
+
+    def __init__(self, sqs, queue_url: str, queue_arn: str, invoke: Callable[[dict], Any], *,
+                 batch_size: int = 10, wait_time_seconds: int = 1, concurrency: int = 1,
+                 report_batch_item_failures: bool = True, region: str = "us-east-1",
+                 error_backoff: float = 1.0, name: str = "sqs-poller"):
+        if not 1 <= batch_size <= 10:
+            raise ValueError("batch_size must be 1..10 for a standard queue")
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.queue_arn = queue_arn
+        self.invoke = invoke
+        self.batch_size = batch_size
+        self.wait_time_seconds = max(0, min(20, int(wait_time_seconds)))
+        self.concurrency = max(1, int(concurrency))
+        self.report_batch_item_failures = report_batch_item_failures
+        self.region = region
+        self.error_backoff = error_backoff
+        self.name = name
+        self.stop_event = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self.in_flight = 0
+        self.stats = {"batches": 0, "messages": 0, "deleted": 0, "kept": 0, "batch_failures": 0}
+
+    # lifecycle
+    def start(self) -> "SqsPoller":
+        self.stop_event.clear()
+        for i in range(self.concurrency):
+            t = threading.Thread(target=self._run, name=f"{self.name}-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        self.stop_event.set()
+        deadline = time.monotonic() + (timeout if timeout is not None else self.wait_time_seconds + 10)
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        self._threads = [t for t in self._threads if t.is_alive()]
+
+    # work
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.poll_once()
+            except Exception:  # noqa: BLE001 - moto stopping, a transient error: log and back off
+                if self.stop_event.is_set():
+                    return
+                log.exception("%s: poll failed", self.name)
+                self.stop_event.wait(self.error_backoff)
+
+    def poll_once(self, wait_time_seconds: int | None = None) -> int:
+        """Receive one batch and process it; the number of messages received."""
+        response = self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.batch_size,
+            WaitTimeSeconds=self.wait_time_seconds if wait_time_seconds is None else wait_time_seconds,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        messages = response.get("Messages") or []
+        if not messages:
+            return 0
+        with self._lock:
+            self.in_flight += 1
+        try:
+            self._process(messages)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+        return len(messages)
+
+    def _process(self, messages: list[dict[str, Any]]) -> None:
+        event = {"Records": [sqs_record(m, self.queue_arn, self.region) for m in messages]}
+        ids = [m["MessageId"] for m in messages]
+        invocation = self.invoke(event)
+        self.stats["batches"] += 1
+        self.stats["messages"] += len(messages)
+        if not invocation.ok:
+            self.stats["batch_failures"] += 1
+            err = invocation.error or {}
+            log.warning("%s: batch of %d failed (%s: %s); messages return after the visibility timeout",
+                        self.name, len(messages), err.get("errorType"), err.get("errorMessage"))
+            return
+        keep = failed_ids(invocation.result, ids) if self.report_batch_item_failures else set()
+        if keep is None:
+            self.stats["batch_failures"] += 1
+            log.warning("%s: invalid batchItemFailures %r: the whole batch of %d is retried",
+                        self.name, invocation.result, len(messages))
+            return
+        done = [m for m in messages if m["MessageId"] not in keep]
+        self.stats["kept"] += len(keep)
+        if keep:
+            log.info("%s: %d of %d messages reported as failed; they will be retried",
+                     self.name, len(keep), len(messages))
+        for start in range(0, len(done), 10):
+            chunk = done[start:start + 10]
+            result = self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
+            )
+            self.stats["deleted"] += len(result.get("Successful") or [])
+            for failure in result.get("Failed") or []:
+                log.warning("%s: delete failed: %s", self.name, failure)

@@ -1,0 +1,213 @@
+"""EventBridge Scheduler, locally (moto stores schedules but never fires them).
+
+Two loops, each a daemon thread stopped by a ``threading.Event``:
+
+* :class:`ReconcilerTick`: every ``interval`` seconds (60 by default; the template's rate is longer,
+  the local stack is impatient) invoke the worker with the schedule's input as the event, exactly
+  as EventBridge Scheduler does for a Lambda target: ``{"task": "reconcile"}``. The first tick
+  comes one interval after start, like a new rate schedule.
+* :class:`OneTimeScheduleRunner`: every ``poll_interval`` seconds (1 s) list the schedules on moto
+  (``list_schedules``, all groups) and read each (``get_schedule``). A ``State: ENABLED`` schedule
+  whose ``at(yyyy-mm-ddThh:mm:ss)`` time has come in its ``ScheduleExpressionTimezone`` is fired:
+  its ``Target.Input`` is sent to ``Target.Arn`` (an SQS queue: ``SendMessage`` with the input as
+  the body; an SNS topic: ``Publish``; a Lambda function of the template: an invocation), then the
+  schedule is deleted when ``ActionAfterCompletion`` is ``DELETE`` (otherwise it is remembered, so
+  it fires once). A target that fails is retried on the next ticks; past the retry policy
+  (``MaximumRetryAttempts``, ``MaximumEventAgeInSeconds``) the input goes to
+  ``Target.DeadLetterConfig.Arn`` when there is one. ``rate()``/``cron()`` schedules on moto are
+  left alone: the reconciler is the only recurring schedule, and it has its own tick.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+log = logging.getLogger("local.scheduler")
+
+_AT = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
+
+
+def due_time(expression: str, tz_name: str | None) -> datetime | None:
+    """The UTC instant of an ``at(...)`` expression in ``tz_name``; None for rate/cron."""
+    from zoneinfo import ZoneInfo
+
+    m = _AT.match((expression or "").strip())
+    if not m:
+        return None
+    local = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")
+    return local.replace(tzinfo=ZoneInfo(tz_name or "UTC")).astimezone(timezone.utc)
+
+
+class _Loop:
+    def __init__(self, name: str):
+        self.name = name
+        self.stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.in_flight = 0
+
+    def start(self):
+        self.stop_event.clear()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stop_event.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class ReconcilerTick(_Loop):
+    """Invoke ``invoke(event)`` every ``interval`` seconds."""
+
+    def __init__(self, invoke: Callable[[dict], Any], *, interval: float = 60.0,
+                 event: dict[str, Any] | None = None, name: str = "reconciler-tick"):
+        super().__init__(name)
+        self.invoke = invoke
+        self.interval = float(interval)
+        self.event = dict(event or {"task": "reconcile"})
+        self.ticks = 0
+
+    def _run(self) -> None:
+        while not self.stop_event.wait(self.interval):
+            self.tick()
+
+    def tick(self) -> Any:
+        self.in_flight += 1
+        try:
+            invocation = self.invoke(dict(self.event))
+            self.ticks += 1
+            if not getattr(invocation, "ok", True):
+                err = invocation.error or {}
+                log.warning("%s: %s failed: %s: %s", self.name, self.event, err.get("errorType"), err.get("errorMessage"))
+            return invocation
+        except Exception:  # noqa: BLE001 - the schedule keeps ticking
+            log.exception("%s: invocation failed", self.name)
+            return None
+        finally:
+            self.in_flight -= 1
+
+
+class OneTimeScheduleRunner(_Loop):
+    """Fire due ``at()`` schedules stored on moto."""
+
+    def __init__(self, scheduler_client, *, sqs=None, sns=None,
+                 invoke_function: Callable[[str, dict], Any] | None = None,
+                 poll_interval: float = 1.0, clock: Callable[[], datetime] | None = None,
+                 name: str = "one-time-schedules"):
+        super().__init__(name)
+        self.scheduler = scheduler_client
+        self.sqs = sqs
+        self.sns = sns
+        self.invoke_function = invoke_function  # (function name, event) -> Invocation
+        self.poll_interval = float(poll_interval)
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self._fired: set[tuple] = set()
+        self._attempts: dict[tuple, int] = {}
+        self.fired = 0
+        self.scans = 0
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.run_once()
+            except Exception:  # noqa: BLE001 - moto stopping, a transient error
+                if self.stop_event.is_set():
+                    return
+                log.exception("%s: scan failed", self.name)
+            self.stop_event.wait(self.poll_interval)
+
+    def _list(self) -> list[dict[str, Any]]:
+        out, token = [], None
+        while True:
+            kwargs = {"NextToken": token} if token else {}
+            page = self.scheduler.list_schedules(**kwargs)
+            out += page.get("Schedules") or []
+            token = page.get("NextToken")
+            if not token:
+                return out
+
+    def run_once(self) -> int:
+        """Fire every due schedule once; the number fired."""
+        fired = 0
+        now = self.clock()
+        for summary in self._list():
+            if summary.get("State", "ENABLED") != "ENABLED":
+                continue
+            name, group = summary["Name"], summary.get("GroupName") or "default"
+            try:
+                schedule = self.scheduler.get_schedule(Name=name, GroupName=group)
+            except self.scheduler.exceptions.ResourceNotFoundException:
+                continue  # deleted meanwhile (cancel, reschedule)
+            due = due_time(schedule.get("ScheduleExpression", ""), schedule.get("ScheduleExpressionTimezone"))
+            if due is None or due > now or schedule.get("State", "ENABLED") != "ENABLED":
+                continue
+            key = (group, name, schedule.get("ScheduleExpression"), str(schedule.get("LastModificationDate")))
+            if key in self._fired:
+                continue
+            self.in_flight += 1
+            try:
+                if self._fire(schedule, key, due, now):
+                    fired += 1
+            finally:
+                self.in_flight -= 1
+        self.scans += 1
+        return fired
+
+    def _fire(self, schedule: dict[str, Any], key: tuple, due: datetime, now: datetime) -> bool:
+        name, group = schedule["Name"], schedule.get("GroupName") or "default"
+        target = schedule.get("Target") or {}
+        payload = target.get("Input") or "{}"
+        try:
+            self._deliver(target.get("Arn", ""), payload)
+        except Exception as exc:  # noqa: BLE001 - retried per the retry policy
+            attempts = self._attempts.get(key, 0) + 1
+            self._attempts[key] = attempts
+            policy = target.get("RetryPolicy") or {}
+            max_attempts = int(policy.get("MaximumRetryAttempts", 185))
+            max_age = float(policy.get("MaximumEventAgeInSeconds", 86400))
+            log.warning("%s: schedule %s/%s target failed (attempt %d): %s", self.name, group, name, attempts, exc)
+            if attempts <= max_attempts and (now - due).total_seconds() <= max_age:
+                return False
+            dlq = (target.get("DeadLetterConfig") or {}).get("Arn")
+            if dlq:
+                try:
+                    self._deliver(dlq, payload)
+                except Exception:  # noqa: BLE001
+                    log.exception("%s: dead-letter delivery failed", self.name)
+        self._attempts.pop(key, None)
+        self.fired += 1
+        log.info("%s: fired %s/%s (%s) -> %s", self.name, group, name, schedule.get("ScheduleExpression"), target.get("Arn"))
+        if schedule.get("ActionAfterCompletion") == "DELETE":
+            try:
+                self.scheduler.delete_schedule(Name=name, GroupName=group)
+            except self.scheduler.exceptions.ResourceNotFoundException:
+                pass
+        else:
+            self._fired.add(key)
+        return True
+
+    def _deliver(self, arn: str, payload: str) -> None:
+        service = arn.split(":")[2] if arn.count(":") >= 5 else ""
+        if service == "sqs":
+            from local.aws import queue_url_from_arn
+
+            self.sqs.send_message(QueueUrl=queue_url_from_arn(self.sqs, arn), MessageBody=payload)
+        elif service == "sns":
+            self.sns.publish(TopicArn=arn, Message=payload)
+        elif service == "lambda" and self.invoke_function is not None:
+            function_name = arn.split(":")[6]
+            invocation = self.invoke_function(function_name, json.loads(payload))
+            if not getattr(invocation, "ok", True):
+                raise RuntimeError((invocation.error or {}).get("errorMessage", "invocation failed"))
+        else:
+            raise ValueError(f"unsupported schedule target {arn!r}")
+
