@@ -1,0 +1,489 @@
+"""The local HTTP API: requests in, payload format 2.0 events to the functions, responses out.
+
+:class:`Gateway` is an HTTP/1.1 server on 127.0.0.1 (port 3000 by default) that behaves like an
+API Gateway HTTP API with a JWT authorizer and Lambda proxy integrations (payload format 2.0):
+
+* routes come from ``template.yaml`` (``local.routes``), the most specific match first; no match:
+  ``404 {"message":"Not Found"}`` (a wrong method too: HTTP APIs have no 405);
+* request bodies over 10 MB: ``413 {"message":"Request Entity Too Large"}``;
+* protected routes check the bearer token like the JWT authorizer (``local.auth``): ``401`` /
+  ``403`` with ``{"message": ...}`` and a ``www-authenticate`` header, before any function runs;
+* the event is the real thing: ``version`` "2.0", ``routeKey`` ("POST /conversations/
+  {conversation_id}/messages"), ``rawPath``, ``rawQueryString``, ``cookies`` (the ``cookie``
+  header, split), ``headers`` (lower-cased, repeated ones joined with commas, plus
+  ``x-forwarded-for/-port/-proto`` and ``x-amzn-trace-id``), ``queryStringParameters`` (decoded,
+  repeated ones joined with commas), ``pathParameters``, ``body`` and ``isBase64Encoded`` (true
+  for content types that are not text), ``requestContext`` (``accountId``, ``apiId``,
+  ``domainName``, ``domainPrefix``, ``http`` {method, path, protocol, sourceIp, userAgent},
+  ``requestId`` (unique, also returned as ``apigw-requestid``), ``routeKey``, ``stage``
+  "$default", ``time``, ``timeEpoch``, and ``authorizer.jwt`` {claims (strings), scopes});
+  fields that API Gateway omits when empty are omitted;
+* the function runs in its pool of worker processes (``local.runtime``); its result is turned into
+  the response as API Gateway does: ``statusCode``, ``headers``, ``multiValueHeaders``,
+  ``cookies`` (one ``set-cookie`` each), ``body``, ``isBase64Encoded``; a result without
+  ``statusCode`` (a dict, a list, a string) is ``200`` ``application/json`` with that body; a
+  handler error, a timeout or a malformed result is ``500 {"message":"Internal Server Error"}``;
+  an integration slower than 30 s is ``503 {"message":"Service Unavailable"}``.
+
+Local extras (not part of the HTTP API; a template route with the same path wins):
+
+* ``GET /openapi.json``: the merged OpenAPI document. Each function's worker calls
+  ``app.get_openapi_json_schema()`` on its Powertools resolver ``app``; ``paths`` and
+  ``components.schemas`` are merged, the ``bearerAuth`` scheme is added and each operation gets
+  its route's security (scopes) from the template. Routes whose function has no resolver appear as
+  stubs (``x-local-stub``). Built once, ``?refresh=1`` rebuilds it.
+* ``GET /docs``: Swagger UI, rendered with Powertools' own page and the Swagger UI assets it ships
+  (no network needed); ``/docs?format=json`` is the document.
+* ``GET /.well-known/jwks.json`` and ``<issuer path>/.well-known/{jwks.json,openid-configuration}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+log = logging.getLogger("local.gateway")
+
+MAX_PAYLOAD = 10 * 1024 * 1024
+INTEGRATION_TIMEOUT = 30.0
+ACCOUNT_ID = "123456789012"
+
+_TEXT_TYPES = ("application/json", "application/xml", "application/javascript", "application/ecmascript",
+               "application/x-javascript", "application/graphql", "application/yaml", "application/x-yaml",
+               "application/ld+json", "application/problem+json", "application/hal+json")
+
+
+def is_text(content_type: str | None) -> bool:
+    """Whether API Gateway passes a body of this type as text (else base64)."""
+    if not content_type:
+        return True
+    mime = content_type.split(";", 1)[0].strip().lower()
+    return (mime.startswith("text/") or mime in _TEXT_TYPES or mime.endswith("+json")
+            or mime.endswith("+xml"))
+
+
+def _json_body(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+class Response:
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status: int, headers: list[tuple[str, str]] | None = None, body: bytes = b""):
+        self.status = status
+        self.headers = headers or []
+        self.body = body
+
+    @classmethod
+    def message(cls, status: int, message: str, headers: dict[str, str] | None = None) -> "Response":
+        h = [("content-type", "application/json")]
+        h += [(k, v) for k, v in (headers or {}).items() if k.lower() != "content-type"]
+        return cls(status, h, _json_body({"message": message}))
+
+    def header(self, name: str) -> str | None:
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+
+def lambda_result_to_response(result: Any) -> Response:
+    """Turn a payload-2.0 function result into the HTTP response, as API Gateway does."""
+    if isinstance(result, dict) and "statusCode" in result:
+        try:
+            status = int(result["statusCode"])
+            if not 100 <= status <= 599:
+                raise ValueError(status)
+            headers: list[tuple[str, str]] = []
+            for k, v in (result.get("headers") or {}).items():
+                if v is None:
+                    continue
+                headers.append((str(k), v if isinstance(v, str) else json.dumps(v) if isinstance(v, (dict, list)) else str(v).lower() if isinstance(v, bool) else str(v)))
+            for k, values in (result.get("multiValueHeaders") or {}).items():
+                for v in values or []:
+                    headers.append((str(k), str(v)))
+            for cookie in result.get("cookies") or []:
+                headers.append(("set-cookie", str(cookie)))
+            body = result.get("body")
+            if body is None:
+                raw = b""
+            elif not isinstance(body, str):
+                raise TypeError("body must be a string")
+            elif result.get("isBase64Encoded"):
+                raw = base64.b64decode(body)
+            else:
+                raw = body.encode("utf-8")
+        except (TypeError, ValueError, AttributeError) as exc:
+            log.error("malformed Lambda response (%s): %r", exc, result)
+            return Response.message(500, "Internal Server Error")
+        return Response(status, headers, raw)
+    body = result if isinstance(result, str) else json.dumps(result)
+    return Response(200, [("content-type", "application/json")], body.encode("utf-8"))
+
+
+def _request_id() -> str:
+    return base64.b64encode(secrets.token_bytes(10)).decode()  # API Gateway's 16-character style
+
+
+def _trace_id() -> str:
+    return f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+
+
+class Gateway:
+    """The local HTTP API for an app (``local.routes.App``) and its functions
+    (``local.runtime.FunctionRegistry``)."""
+
+    def __init__(self, app, registry, authority=None, *, host: str = "127.0.0.1", port: int = 3000,
+                 api_id: str = "local", stage: str = "$default", max_payload: int = MAX_PAYLOAD,
+                 integration_timeout: float = INTEGRATION_TIMEOUT, title: str = "Hibachi API",
+                 version: str | None = None):
+        self.app = app
+        self.registry = registry
+        self._authority = authority
+        self.host = host
+        self.port = port
+        self.api_id = api_id
+        self.stage = stage
+        self.max_payload = max_payload
+        self.integration_timeout = integration_timeout
+        self.title = title
+        self.version = version or os.environ.get("APP_VERSION", "dev")
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._openapi: dict[str, Any] | None = None
+        self._openapi_lock = threading.Lock()
+
+    # lifecycle ------------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def authority(self):
+        if self._authority is None:
+            from local.auth import JwtAuthority, default_issuer
+
+            self._authority = JwtAuthority(issuer=default_issuer(self.port))
+        return self._authority
+
+    def bind(self) -> int:
+        """Bind the socket (port 0: a free one) and return the port; ``start`` serves it."""
+        if self._server is None:
+            handler = type("Handler", (_Handler,), {"gateway": self})
+            server = ThreadingHTTPServer((self.host, self.port), handler)
+            server.daemon_threads = True
+            self._server = server
+            self.port = server.server_address[1]
+        return self.port
+
+    def start(self) -> str:
+        self.bind()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                                            name="gateway", daemon=True)
+            self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            if self._thread is not None:
+                self._server.shutdown()
+                self._thread.join(10)
+            self._server.server_close()
+            self._server = None
+            self._thread = None
+
+    # request handling -----------------------------------------------------------------------------
+    def handle(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
+               client: tuple[str, int] = ("127.0.0.1", 0)) -> Response:
+        """One request (``target`` is the request line's path and query) -> the response."""
+        request_id = _request_id()
+        response = self._handle(method, target, headers, body, client, request_id)
+        response.headers.append(("apigw-requestid", request_id))
+        return response
+
+    def _handle(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
+                client: tuple[str, int], request_id: str) -> Response:
+        started = time.monotonic()
+        split = urlsplit(target)
+        raw_path, raw_qs = split.path or "/", split.query
+        match = self.app.routes.match(method, raw_path)
+        route = match[0] if match else None
+        function = ""
+        try:
+            if method in ("GET", "HEAD") and (route is None or route.is_default or "+}" in route.path):
+                extra = self._extras(raw_path, raw_qs)
+                if extra is not None:
+                    return extra
+            if route is None:
+                return Response.message(404, "Not Found")
+            if len(body) > self.max_payload:
+                return Response.message(413, "Request Entity Too Large")
+            authorizer = None
+            if not route.public:
+                from local.auth import AuthError
+
+                header = next((v for k, v in headers if k.lower() == route.identity_header), None)
+                try:
+                    authorizer = self.authority.authorize(header, route.scopes)
+                except AuthError as exc:
+                    log.debug("%s %s: %s", method, raw_path, exc.description)
+                    return Response(exc.status, list(exc.headers.items()), _json_body(exc.body))
+            event = self.build_event(method, raw_path, raw_qs, headers, body, client, route, match[1],
+                                     authorizer, request_id)
+            function = route.function
+            pool = self.registry.pool(route.function)
+            timeout = min(float(pool.function.timeout), self.integration_timeout)
+            invocation = pool.invoke(event, request_id=str(uuid.uuid4()), timeout=timeout)
+            if not invocation.ok:
+                if invocation.timed_out and pool.function.timeout > self.integration_timeout:
+                    return Response.message(503, "Service Unavailable")
+                err = invocation.error or {}
+                log.error("%s %s: %s failed: %s: %s", method, raw_path, route.function,
+                          err.get("errorType"), err.get("errorMessage"))
+                return Response.message(500, "Internal Server Error")
+            return lambda_result_to_response(invocation.result)
+        except Exception:  # noqa: BLE001 - the gateway never dies on one request
+            log.exception("%s %s: gateway error", method, raw_path)
+            return Response.message(500, "Internal Server Error")
+        finally:
+            log.debug("%s %s %s %.1f ms", method, raw_path, function, (time.monotonic() - started) * 1000)
+
+    def build_event(self, method: str, raw_path: str, raw_qs: str, headers: list[tuple[str, str]],
+                    body: bytes, client: tuple[str, int], route, path_params: dict[str, str],
+                    authorizer: dict[str, Any] | None, request_id: str) -> dict[str, Any]:
+        """The payload format 2.0 event of a request."""
+        hdrs: dict[str, str] = {}
+        cookies: list[str] = []
+        for name, value in headers:
+            key = name.lower()
+            if key == "cookie":
+                cookies += [c.strip() for c in value.split(";") if c.strip()]
+                continue
+            hdrs[key] = f"{hdrs[key]},{value}" if key in hdrs else value
+        hdrs.setdefault("x-forwarded-for", client[0])
+        hdrs.setdefault("x-forwarded-port", str(self.port))
+        hdrs.setdefault("x-forwarded-proto", "http")
+        hdrs.setdefault("x-amzn-trace-id", _trace_id())
+        if body and "content-length" not in hdrs:
+            hdrs["content-length"] = str(len(body))
+        query: dict[str, str] = {}
+        for k, v in parse_qsl(raw_qs, keep_blank_values=True):
+            query[k] = f"{query[k]},{v}" if k in query else v
+        domain = hdrs.get("host", f"{self.host}:{self.port}")
+        now = time.time()
+        context: dict[str, Any] = {
+            "accountId": ACCOUNT_ID,
+            "apiId": self.api_id,
+            "domainName": domain,
+            "domainPrefix": domain.split(".", 1)[0].split(":", 1)[0],
+            "http": {"method": method, "path": raw_path, "protocol": "HTTP/1.1",
+                     "sourceIp": client[0], "userAgent": hdrs.get("user-agent", "")},
+            "requestId": request_id,
+            "routeKey": route.route_key,
+            "stage": self.stage,
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        }
+        if authorizer is not None:
+            context["authorizer"] = authorizer
+        event: dict[str, Any] = {"version": "2.0", "routeKey": route.route_key, "rawPath": raw_path,
+                                 "rawQueryString": raw_qs}
+        if cookies:
+            event["cookies"] = cookies
+        event["headers"] = hdrs
+        if query:
+            event["queryStringParameters"] = query
+        event["requestContext"] = context
+        if path_params:
+            event["pathParameters"] = path_params
+        b64 = False
+        if body:
+            if is_text(hdrs.get("content-type")):
+                try:
+                    event["body"] = body.decode("utf-8")
+                except UnicodeDecodeError:
+                    b64 = True
+            else:
+                b64 = True
+            if b64:
+                event["body"] = base64.b64encode(body).decode("ascii")
+        event["isBase64Encoded"] = b64
+        return event
+
+    # local extras ---------------------------------------------------------------------------------
+    def _extras(self, path: str, query: str) -> Response | None:
+        params = dict(parse_qsl(query))
+        issuer_path = urlsplit(self.authority.issuer).path.rstrip("/")
+        if path in ("/.well-known/jwks.json", f"{issuer_path}/.well-known/jwks.json"):
+            return Response(200, [("content-type", "application/json")], _json_body(self.authority.jwks()))
+        if path == f"{issuer_path}/.well-known/openid-configuration":
+            doc = self.authority.openid_configuration(f"{self.authority.issuer}/.well-known/jwks.json")
+            return Response(200, [("content-type", "application/json")], _json_body(doc))
+        if path == "/openapi.json":
+            return Response(200, [("content-type", "application/json")],
+                            json.dumps(self.openapi(refresh=params.get("refresh") == "1"), indent=2).encode())
+        if path in ("/docs", "/docs/"):
+            return self._docs(params)
+        if path.startswith("/docs/") and path.rsplit("/", 1)[-1] in ("swagger-ui-bundle.min.js", "swagger-ui.min.css"):
+            name = path.rsplit("/", 1)[-1]
+            asset = _swagger_dir() / name
+            if asset.is_file():
+                ctype = "application/javascript" if name.endswith(".js") else "text/css"
+                return Response(200, [("content-type", ctype), ("cache-control", "max-age=86400")], asset.read_bytes())
+        return None
+
+    def _docs(self, params: dict[str, str]) -> Response:
+        if params.get("format") == "json":
+            return Response(200, [("content-type", "application/json")], _json_body(self.openapi()))
+        from aws_lambda_powertools.event_handler.openapi.swagger_ui import (
+            generate_oauth2_redirect_html,
+            generate_swagger_html,
+        )
+
+        if params.get("format") == "oauth2-redirect":
+            return Response(200, [("content-type", "text/html")], generate_oauth2_redirect_html().encode())
+        spec = json.dumps(self.openapi()).replace("</", "<\\/")
+        html = generate_swagger_html(spec, "/docs/swagger-ui-bundle.min.js", "/docs/swagger-ui.min.css",
+                                     "/docs", None, True)
+        return Response(200, [("content-type", "text/html; charset=utf-8")], html.encode())
+
+    def openapi(self, refresh: bool = False) -> dict[str, Any]:
+        with self._openapi_lock:
+            if self._openapi is None or refresh:
+                self._openapi = self._build_openapi()
+            return self._openapi
+
+    def _build_openapi(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "openapi": "3.1.0",
+            "info": {"title": self.title, "version": self.version,
+                     "description": "Generated by the local gateway from each function's Powertools resolver. "
+                                    "Get a token with `python -m local.token`."},
+            "servers": [{"url": self.url}],
+            "paths": {},
+            "components": {"schemas": {}, "securitySchemes": {"bearerAuth": {
+                "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                "description": "The HTTP API JWT authorizer; scopes per operation."}}},
+        }
+        functions = list(dict.fromkeys(r.function for r in self.app.routes))
+
+        def fetch(fid: str) -> dict[str, Any] | None:
+            try:
+                text = self.registry.pool(fid).openapi()
+                return json.loads(text) if text else None
+            except Exception as exc:  # noqa: BLE001 - one broken function must not hide the others
+                log.warning("openapi of %s failed: %s", fid, exc)
+                return None
+
+        with ThreadPoolExecutor(max_workers=max(1, len(functions))) as ex:
+            parts = list(ex.map(fetch, functions))
+        for part in parts:
+            if not part:
+                continue
+            doc["openapi"] = part.get("openapi", doc["openapi"])
+            for path, item in (part.get("paths") or {}).items():
+                doc["paths"].setdefault(path, {}).update(item)
+            components = part.get("components") or {}
+            doc["components"]["schemas"].update(components.get("schemas") or {})
+            for kind, values in components.items():
+                if kind not in ("schemas", "securitySchemes") and isinstance(values, dict):
+                    doc["components"].setdefault(kind, {}).update(values)
+        methods = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+        for route in self.app.routes:
+            if route.is_default:
+                continue
+            security = [] if route.public else [{"bearerAuth": list(route.scopes)}]
+            item = doc["paths"].setdefault(route.path, {})
+            wanted = methods if route.method == "ANY" else (route.method.lower(),)
+            present = [m for m in wanted if m in item]
+            if not present and route.method != "ANY":
+                item[route.method.lower()] = {
+                    "summary": route.route_key, "operationId": f"{route.function}_{route.event_name}",
+                    "responses": {"default": {"description": "see the function"}}, "x-local-stub": True}
+                present = [route.method.lower()]
+            for m in present:
+                item[m]["security"] = security
+                item[m].setdefault("x-local-function", route.function)
+        if not doc["components"]["schemas"]:
+            del doc["components"]["schemas"]
+        return doc
+
+
+def _swagger_dir() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("aws_lambda_powertools")
+    base = Path(list(spec.submodule_search_locations)[0]) if spec and spec.submodule_search_locations else Path(".")
+    return base / "event_handler" / "openapi" / "swagger_ui"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "local-apigw"
+    gateway: Gateway  # set by Gateway.bind
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, fmt: str, *args: Any) -> None:  # access log through logging, not stderr
+        log.info("%s - %s", self.address_string(), fmt % args)
+
+    def _read_body(self) -> bytes | None:
+        """The request body; None when it is over the limit (the connection is then closed)."""
+        limit = self.gateway.max_payload
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            chunks, total = [], 0
+            while True:
+                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                total += size
+                if total > limit:
+                    self.close_connection = True
+                    return None
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("content-length") or 0)
+        if length > limit:
+            self.close_connection = True
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _dispatch(self) -> None:
+        method = self.command
+        body = self._read_body()
+        if body is None:
+            response = Response.message(413, "Request Entity Too Large")
+        else:
+            headers = [(k, v) for k, v in self.headers.items() if k.lower() != "transfer-encoding"]
+            response = self.gateway.handle(method, self.path, headers, body, self.client_address[:2])
+        if not response.header("apigw-requestid"):  # 413 before routing
+            response.headers.append(("apigw-requestid", _request_id()))
+        self.send_response(response.status, HTTPStatus(response.status).phrase if response.status in HTTPStatus._value2member_map_ else "")
+        for k, v in response.headers:
+            if k.lower() in ("content-length", "transfer-encoding", "connection"):
+                continue
+            self.send_header(k, v)
+        self.send_header("content-length", str(len(response.body)))
+        if self.close_connection:
+            self.send_header("connection", "close")
+        self.end_headers()
+        if method != "HEAD" and response.body:
+            self.wfile.write(response.body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _dispatch

@@ -1,0 +1,365 @@
+"""The local stack in one object: moto + resources, gateway, SQS poller, scheduler.
+
+:class:`LocalStack` is what ``python -m local.run`` starts (after PostgreSQL and the migrations)
+and what HTTP and end-to-end tests use in-process::
+
+    with LocalStack(database_url=dsn) as stack:           # free ports unless given
+        token = stack.token(["messages:write"])
+        requests.post(f"{stack.url}/conversations/c1/messages", json={...},
+                      headers={"authorization": f"Bearer {token}"})
+        stack.drain(timeout=10)                           # jobs queue empty, nothing running
+        stack.invoke_worker({"task": "reconcile"})
+
+What it wires together:
+
+* ``local.aws``: moto's server and the template's queues, topic, schedule group; their URLs and
+  ARNs become the functions' environment (``JOBS_QUEUE_URL``, ``FOLLOWUP_TOPIC_ARN``,
+  ``SCHEDULER_*``, ``AWS_ENDPOINT_URL``, dummy credentials), with ``DATABASE_URL``,
+  ``DB_IAM_AUTH=false``, ``DB_SSLMODE=disable``, Powertools settings; ``env`` overrides any of it;
+* ``local.runtime``: one pool of worker processes per function (``max_workers`` each);
+* ``local.gateway``: the HTTP API, with ``local.auth`` as its JWT authorizer;
+* ``local.poller``: the worker's SQS event source (``BatchSize`` and ``FunctionResponseTypes``
+  from the template's ``SQS`` event);
+* ``local.scheduler``: the reconciler tick (the input of the worker's ``Schedule``/``ScheduleV2``
+  event, default ``{"task": "reconcile"}``, every ``reconcile_interval`` s) and the one-time
+  schedules.
+
+The worker is the function with an ``SQS`` event in the template (or ``worker_function``). A
+template without one (a test fixture) simply has no poller and no reconciler.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_TEMPLATE = ROOT / "template.yaml"
+DEFAULT_LAYER = ROOT / "layers" / "common"
+
+log = logging.getLogger("local.stack")
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.1,
+               message: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy (and return that); ``TimeoutError``
+    at the deadline. For tests and scripts: a deadline, never a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{message} not met within {timeout} s")
+        time.sleep(interval)
+
+
+def base_function_env(database_url: str | None) -> dict[str, str]:
+    """Settings every local function gets, before the AWS resources and the user's overrides."""
+    env = {
+        "DB_IAM_AUTH": "false",
+        "DB_SSLMODE": "disable",
+        "POWERTOOLS_SERVICE_NAME": "hibachi",
+        "POWERTOOLS_METRICS_NAMESPACE": "Hibachi",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO"),
+        "APP_VERSION": os.environ.get("APP_VERSION", "local"),
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    return env
+
+
+class LocalStack:
+    """moto + gateway + poller + scheduler, in this process (functions in worker processes)."""
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        template: Path | str = DEFAULT_TEMPLATE,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        moto_port: int = 0,
+        env: dict[str, str] | None = None,
+        max_workers: int = 4,
+        visibility_timeout: int = 30,
+        max_receive_count: int = 5,
+        reconcile_interval: float = 60.0,
+        schedule_poll_interval: float = 1.0,
+        poll_wait_seconds: int = 1,
+        poller_concurrency: int = 1,
+        enable_poller: bool = True,
+        enable_scheduler: bool = True,
+        enable_reconciler: bool = True,
+        worker_function: str | None = None,
+        audience: str | Iterable[str] | None = None,
+        issuer: str | None = None,
+        key_dir: Path | str | None = None,
+        extra_paths: Iterable[Path | str] | None = None,
+        resource_prefix: str = "hibachi",
+    ):
+        self.database_url = database_url
+        self.template = Path(template)
+        self.host = host
+        self.port = port
+        self.moto_port = moto_port
+        self.user_env = dict(env or {})
+        self.max_workers = max_workers
+        self.visibility_timeout = visibility_timeout
+        self.max_receive_count = max_receive_count
+        self.reconcile_interval = reconcile_interval
+        self.schedule_poll_interval = schedule_poll_interval
+        self.poll_wait_seconds = poll_wait_seconds
+        self.poller_concurrency = poller_concurrency
+        self.enable_poller = enable_poller
+        self.enable_scheduler = enable_scheduler
+        self.enable_reconciler = enable_reconciler
+        self.worker_function = worker_function
+        self.audience = audience
+        self.issuer = issuer
+        self.key_dir = key_dir
+        self.extra_paths = [Path(p) for p in extra_paths] if extra_paths is not None else (
+            [DEFAULT_LAYER] if DEFAULT_LAYER.is_dir() else [])
+        self.resource_prefix = resource_prefix
+
+        self.app = None
+        self.moto = None
+        self.resources = None
+        self.env: dict[str, str] = {}
+        self.registry = None
+        self.gateway = None
+        self.authority = None
+        self.poller = None
+        self.reconciler = None
+        self.schedules = None
+        self._clients: dict[str, Any] = {}
+        self._started = False
+
+    # lifecycle --------------------------------------------------------------------------------------
+    def __enter__(self) -> "LocalStack":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def start(self) -> "LocalStack":
+        if self._started:
+            return self
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        self._started = True
+        return self
+
+    def _start(self) -> None:
+        from local.auth import JwtAuthority, default_issuer
+        from local.aws import MotoServer, create_resources
+        from local.gateway import Gateway
+        from local.routes import load_app
+        from local.runtime import FunctionRegistry
+
+        self.app = load_app(self.template)
+        self.moto = MotoServer(self.moto_port, self.host)
+        endpoint = self.moto.start()
+        self.resources = create_resources(endpoint, prefix=self.resource_prefix,
+                                          visibility_timeout=self.visibility_timeout,
+                                          max_receive_count=self.max_receive_count)
+        self.env = {**base_function_env(self.database_url), **self.resources.function_env(), **self.user_env}
+        self.registry = FunctionRegistry(self.app, self.env, max_workers=self.max_workers,
+                                         extra_paths=[str(p) for p in self.extra_paths],
+                                         region=self.resources.region)
+        self.gateway = Gateway(self.app, self.registry, host=self.host, port=self.port)
+        port = self.gateway.bind()
+        self.authority = JwtAuthority(issuer=self.issuer or default_issuer(port), audience=self.audience,
+                                      key_dir=self.key_dir)
+        self.gateway._authority = self.authority
+        self.gateway.start()
+
+        worker = self._worker()
+        if worker is not None and self.enable_poller:
+            from local.poller import SqsPoller
+
+            fn, props = worker
+            self.poller = SqsPoller(
+                self.client("sqs"), self.resources.jobs_queue_url, self.resources.jobs_queue_arn,
+                lambda event: self.registry.invoke(fn.logical_id, event),
+                batch_size=min(10, int(props.get("BatchSize", 10))),
+                wait_time_seconds=self.poll_wait_seconds,
+                concurrency=self.poller_concurrency,
+                report_batch_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or
+                                                                        ["ReportBatchItemFailures"]),
+                region=self.resources.region,
+                name=f"sqs:{fn.logical_id}",
+            ).start()
+        if worker is not None and self.enable_reconciler:
+            from local.scheduler import ReconcilerTick
+
+            fn = worker[0]
+            self.reconciler = ReconcilerTick(lambda event: self.registry.invoke(fn.logical_id, event),
+                                             interval=self.reconcile_interval,
+                                             event=self._reconcile_event(fn)).start()
+        if self.enable_scheduler:
+            from local.scheduler import OneTimeScheduleRunner
+
+            def invoke_function(name: str, event: dict) -> Any:
+                fn = self.app.function_for(name)
+                if fn is None:
+                    raise ValueError(f"no function {name!r} in the template")
+                return self.registry.invoke(fn.logical_id, event)
+
+            self.schedules = OneTimeScheduleRunner(self.client("scheduler"), sqs=self.client("sqs"),
+                                                   sns=self.client("sns"), invoke_function=invoke_function,
+                                                   poll_interval=self.schedule_poll_interval).start()
+
+    def stop(self) -> None:
+        """Stop everything started, in reverse order; safe to call twice."""
+        for name in ("schedules", "reconciler", "poller"):
+            part = getattr(self, name)
+            if part is not None:
+                try:
+                    part.stop()
+                except Exception:  # noqa: BLE001
+                    log.exception("stopping %s", name)
+                setattr(self, name, None)
+        if self.gateway is not None:
+            self.gateway.stop()
+            self.gateway = None
+        if self.registry is not None:
+            self.registry.close()
+            self.registry = None
+        if self.moto is not None:
+            self.moto.stop()
+            self.moto = None
+        self._clients.clear()
+        self._started = False
+
+    # wiring helpers ---------------------------------------------------------------------------------
+    def _worker(self):
+        """(function, SQS event properties) of the worker, or None."""
+        if self.worker_function:
+            fn = self.app.function_for(self.worker_function)
+            if fn is None:
+                raise ValueError(f"worker function {self.worker_function!r} is not in {self.template}")
+            sqs_events = list(fn.events_of_type("SQS").values())
+            return fn, (sqs_events[0] if sqs_events else {})
+        consumers = self.app.sqs_consumers()
+        if consumers:
+            fn, _, props = consumers[0]
+            return fn, props
+        return None
+
+    def _reconcile_event(self, fn) -> dict[str, Any]:
+        for props in fn.events_of_type("Schedule", "ScheduleV2").values():
+            raw = props.get("Input")
+            if isinstance(raw, str):
+                try:
+                    value = json.loads(raw)
+                    if isinstance(value, dict):
+                        return value
+                except ValueError:
+                    pass
+        return {"task": "reconcile"}
+
+    # public API -------------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return self.gateway.url
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.resources.endpoint_url
+
+    @property
+    def queue_urls(self) -> dict[str, str]:
+        return self.resources.queue_urls
+
+    def client(self, service: str):
+        """A boto3 client on this stack's moto (cached per service)."""
+        if service not in self._clients:
+            from local.aws import client
+
+            self._clients[service] = client(service, self.resources.endpoint_url, self.resources.region)
+        return self._clients[service]
+
+    @property
+    def sqs(self):
+        return self.client("sqs")
+
+    def token(self, scopes: Iterable[str] | str | None = None, **kwargs: Any) -> str:
+        """A valid token for this gateway (all scopes when ``scopes`` is None)."""
+        return self.authority.issue_token(scopes, **kwargs)
+
+    def auth_headers(self, scopes: Iterable[str] | str | None = None, **kwargs: Any) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token(scopes, **kwargs)}"}
+
+    def invoke(self, function: str, event: Any, timeout: float | None = None):
+        """Invoke a function (logical id or name) in its pool; a ``local.runtime.Invocation``."""
+        fn = self.app.function_for(function)
+        if fn is None:
+            raise KeyError(function)
+        return self.registry.invoke(fn.logical_id, event, timeout=timeout)
+
+    def invoke_worker(self, event: Any, *, check: bool = True, timeout: float | None = None) -> Any:
+        """Invoke the worker directly (e.g. ``{"task": "reconcile"}``); its result, or
+        ``local.runtime.InvocationError`` when it failed (``check=False`` returns the Invocation)."""
+        from local.runtime import InvocationError
+
+        worker = self._worker()
+        if worker is None:
+            raise RuntimeError("the template has no worker function (no SQS event)")
+        invocation = self.registry.invoke(worker[0].logical_id, event, timeout=timeout)
+        if not check:
+            return invocation
+        if not invocation.ok:
+            raise InvocationError(invocation)
+        return invocation.result
+
+    def queue_depth(self, queue: str = "jobs") -> dict[str, int]:
+        url = self.queue_urls.get(queue, queue)
+        attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+        return {"visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
+                "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
+                "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0))}
+
+    def busy(self) -> dict[str, Any] | None:
+        """What is still going on (None when idle): messages in the jobs queue, invocations."""
+        depth = self.queue_depth("jobs")
+        running = {
+            "invocations": self.registry.in_flight if self.registry else 0,
+            "poller": self.poller.in_flight if self.poller else 0,
+            "schedules": self.schedules.in_flight if self.schedules else 0,
+            "reconciler": self.reconciler.in_flight if self.reconciler else 0,
+        }
+        if any(depth.values()) or any(running.values()):
+            return {**depth, **running}
+        return None
+
+    def drain(self, timeout: float = 30.0, interval: float = 0.05) -> None:
+        """Wait until the jobs queue is empty (visible, in flight, delayed) and no invocation is
+        running, seen twice in a row; ``TimeoutError`` (with what was left) at the deadline.
+        A message whose processing failed stays in flight until its visibility timeout."""
+        deadline = time.monotonic() + timeout
+        idle_once = False
+        last: dict[str, Any] | None = None
+        while True:
+            last = self.busy()
+            if last is None:
+                if idle_once:
+                    return
+                idle_once = True
+            else:
+                idle_once = False
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"local stack not drained within {timeout} s: {last}")
+            time.sleep(interval)

@@ -1,0 +1,43 @@
+"""One local stack for the tests in this folder: the fixture app (tests/http/fixtures), moto, the
+gateway on a free port, the poller and the scheduler, started once per session.
+
+These tests exercise the local stack itself, so they use the fixture functions, not the app's
+handlers. Waiting is always polling with a deadline (``wait_until``), never a fixed sleep."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from local.stack import LocalStack
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def fixture_out(tmp_path_factory) -> Path:
+    """Where the fixture worker writes what it received (records.jsonl, events.jsonl)."""
+    return tmp_path_factory.mktemp("fixture-out")
+
+
+@pytest.fixture(scope="session")
+def stack(fixture_out: Path, tmp_path_factory) -> Iterator[LocalStack]:
+    with LocalStack(
+        template=FIXTURES / "template.yaml",
+        env={"FIXTURE_OUT": str(fixture_out)},
+        key_dir=tmp_path_factory.mktemp("jwt"),
+        visibility_timeout=1,  # failed messages come back quickly
+        reconcile_interval=0.5,
+        schedule_poll_interval=0.2,
+        max_workers=3,
+    ) as s:
+        yield s
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
