@@ -12,7 +12,7 @@ the functions:
 * the EventBridge Scheduler schedule group, and an IAM role for the schedules to name.
 
 The result is a :class:`Resources` (URLs and ARNs); :meth:`Resources.function_env` turns it into
-the variables the functions read (``JOBS_QUEUE_URL``, ``FOLLOWUP_TOPIC_ARN``,
+the variables the functions read (``JOBS_QUEUE_URL``, ``JOBS_DLQ_URL``, ``SCHEDULER_DLQ_URL``, ``FOLLOWUP_TOPIC_ARN``,
 ``SCHEDULER_GROUP_NAME``, ``SCHEDULER_ROLE_ARN``, ``SCHEDULER_TARGET_ARN``, ``SCHEDULER_DLQ_ARN``,
 ``AWS_ENDPOINT_URL`` and dummy credentials; ``SCHEDULE_NAME_PREFIX`` stays the template's).
 
@@ -116,6 +116,8 @@ class Resources:
             "AWS_DEFAULT_REGION": self.region,
             **CREDENTIALS,
             "JOBS_QUEUE_URL": self.jobs_queue_url,
+            "JOBS_DLQ_URL": self.jobs_dlq_url,
+            "SCHEDULER_DLQ_URL": self.scheduler_dlq_url,
             "FOLLOWUP_TOPIC_ARN": self.followup_topic_arn,
             "SCHEDULER_GROUP_NAME": self.schedule_group,
             "SCHEDULER_ROLE_ARN": self.scheduler_role_arn,

@@ -221,16 +221,19 @@ class Gateway:
         raw_path, raw_qs = split.path or "/", split.query
         match = self.app.routes.match(method, raw_path)
         route = match[0] if match else None
-        function = ""
+        note = ""
+        response: Response | None = None
         try:
             if method in ("GET", "HEAD") and (route is None or route.is_default or "+}" in route.path):
-                extra = self._extras(raw_path, raw_qs)
-                if extra is not None:
-                    return extra
+                response = self._extras(raw_path, raw_qs)
+                if response is not None:
+                    return response
             if route is None:
-                return Response.message(404, "Not Found")
+                response = Response.message(404, "Not Found")
+                return response
             if len(body) > self.max_payload:
-                return Response.message(413, "Request Entity Too Large")
+                response = Response.message(413, "Request Entity Too Large")
+                return response
             authorizer = None
             if not route.public:
                 from local.auth import AuthError
@@ -239,27 +242,34 @@ class Gateway:
                 try:
                     authorizer = self.authority.authorize(header, route.scopes)
                 except AuthError as exc:
-                    log.debug("%s %s: %s", method, raw_path, exc.description)
-                    return Response(exc.status, list(exc.headers.items()), _json_body(exc.body))
+                    note = f"authorizer: {exc.description}"
+                    response = Response(exc.status, list(exc.headers.items()), _json_body(exc.body))
+                    return response
             event = self.build_event(method, raw_path, raw_qs, headers, body, client, route, match[1],
                                      authorizer, request_id)
-            function = route.function
             pool = self.registry.pool(route.function)
             timeout = min(float(pool.function.timeout), self.integration_timeout)
             invocation = pool.invoke(event, request_id=str(uuid.uuid4()), timeout=timeout)
+            note = f"{route.function} {invocation.duration_ms:.1f} ms{' (cold start)' if invocation.cold_start else ''}"
             if not invocation.ok:
-                if invocation.timed_out and pool.function.timeout > self.integration_timeout:
-                    return Response.message(503, "Service Unavailable")
                 err = invocation.error or {}
-                log.error("%s %s: %s failed: %s: %s", method, raw_path, route.function,
-                          err.get("errorType"), err.get("errorMessage"))
-                return Response.message(500, "Internal Server Error")
-            return lambda_result_to_response(invocation.result)
+                note += f" {err.get('errorType')}: {err.get('errorMessage')}"
+                if invocation.timed_out and pool.function.timeout > self.integration_timeout:
+                    response = Response.message(503, "Service Unavailable")
+                else:
+                    response = Response.message(500, "Internal Server Error")
+                return response
+            response = lambda_result_to_response(invocation.result)
+            return response
         except Exception:  # noqa: BLE001 - the gateway never dies on one request
             log.exception("%s %s: gateway error", method, raw_path)
-            return Response.message(500, "Internal Server Error")
-        finally:
-            log.debug("%s %s %s %.1f ms", method, raw_path, function, (time.monotonic() - started) * 1000)
+            response = Response.message(500, "Internal Server Error")
+            return response
+        finally:  # the access log: one line per request
+            status = response.status if response is not None else 500
+            (log.warning if status >= 500 else log.info)(
+                "%s %s -> %d %s(%.1f ms)", method, target, status, f"{note} " if note else "",
+                (time.monotonic() - started) * 1000)
 
     def build_event(self, method: str, raw_path: str, raw_qs: str, headers: list[tuple[str, str]],
                     body: bytes, client: tuple[str, int], route, path_params: dict[str, str],
@@ -361,12 +371,17 @@ class Gateway:
         return Response(200, [("content-type", "text/html; charset=utf-8")], html.encode())
 
     def openapi(self, refresh: bool = False) -> dict[str, Any]:
+        """The merged document; kept once every function answered (a function that failed, e.g.
+        not written yet, is asked again on the next request)."""
         with self._openapi_lock:
-            if self._openapi is None or refresh:
-                self._openapi = self._build_openapi()
-            return self._openapi
+            if self._openapi is not None and not refresh:
+                return self._openapi
+            doc, complete = self._build_openapi()
+            if complete:
+                self._openapi = doc
+            return doc
 
-    def _build_openapi(self) -> dict[str, Any]:
+    def _build_openapi(self) -> tuple[dict[str, Any], bool]:
         doc: dict[str, Any] = {
             "openapi": "3.1.0",
             "info": {"title": self.title, "version": self.version,
@@ -380,12 +395,15 @@ class Gateway:
         }
         functions = list(dict.fromkeys(r.function for r in self.app.routes))
 
+        failed: list[str] = []
+
         def fetch(fid: str) -> dict[str, Any] | None:
             try:
                 text = self.registry.pool(fid).openapi()
                 return json.loads(text) if text else None
             except Exception as exc:  # noqa: BLE001 - one broken function must not hide the others
                 log.warning("openapi of %s failed: %s", fid, exc)
+                failed.append(fid)
                 return None
 
         with ThreadPoolExecutor(max_workers=max(1, len(functions))) as ex:
@@ -419,7 +437,9 @@ class Gateway:
                 item[m].setdefault("x-local-function", route.function)
         if not doc["components"]["schemas"]:
             del doc["components"]["schemas"]
-        return doc
+        if failed:
+            doc["x-local-failed-functions"] = sorted(failed)
+        return doc, not failed
 
 
 def _swagger_dir() -> Path:
@@ -439,7 +459,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server_version
 
     def log_message(self, fmt: str, *args: Any) -> None:  # access log through logging, not stderr
-        log.info("%s - %s", self.address_string(), fmt % args)
+        log.debug("%s - %s", self.address_string(), fmt % args)
 
     def _read_body(self) -> bytes | None:
         """The request body; None when it is over the limit (the connection is then closed)."""
@@ -469,6 +489,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             response = Response.message(413, "Request Entity Too Large")
+            log.info("%s %s -> 413 (body over %d bytes)", method, self.path, self.gateway.max_payload)
         else:
             headers = [(k, v) for k, v in self.headers.items() if k.lower() != "transfer-encoding"]
             response = self.gateway.handle(method, self.path, headers, body, self.client_address[:2])

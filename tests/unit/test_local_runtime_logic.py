@@ -122,3 +122,36 @@ def test_run_passes_function_settings_through():
                    "FOLLOWUP_DELAY_HOURS": "0.01", "EXTRA": "a=b"}
     with pytest.raises(SystemExit):
         function_env(argparse.Namespace(followup_delay_hours=None, env=["NOEQUALS"]), {})
+
+
+def test_openapi_is_rebuilt_until_every_function_answers():
+    from pathlib import Path
+
+    from local.gateway import Gateway
+    from local.routes import load_app
+
+    app = load_app(Path(__file__).resolve().parents[1] / "http" / "fixtures" / "template.yaml")
+
+    class Pool:
+        calls = 0
+
+        def openapi(self):
+            Pool.calls += 1
+            if Pool.calls == 1:
+                raise RuntimeError("handler not written yet")
+            return json.dumps({"openapi": "3.1.0", "paths": {"/health": {"get": {"responses": {}}}},
+                               "components": {"schemas": {"Thing": {"type": "object"}}}})
+
+    class Registry:
+        def pool(self, _):
+            return Pool()
+
+    gw = Gateway(app, Registry(), authority=object(), port=0)
+    first = gw.openapi()
+    assert first["x-local-failed-functions"] == ["EchoFunction"]
+    assert first["paths"]["/health"]["get"]["x-local-stub"] is True
+    second = gw.openapi()
+    assert "x-local-failed-functions" not in second and second["components"]["schemas"] == {"Thing": {"type": "object"}}
+    assert second["paths"]["/health"]["get"]["security"] == []
+    assert gw.openapi() is second and Pool.calls == 2  # kept once complete
+    assert gw.openapi(refresh=True) is not second and Pool.calls == 3
