@@ -34,6 +34,9 @@ class Settings(BaseSettings):
 
     # jobs
     jobs_queue_url: str | None = None
+    # the dead-letter queues, read by /health/details and the ops CLI (depth only)
+    jobs_dlq_url: str | None = None
+    scheduler_dlq_url: str | None = None
     reconcile_grace_seconds: int = Field(default=60, ge=0)
     reconcile_batch_limit: int = Field(default=500, ge=1, le=10_000)
 
