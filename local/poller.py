@@ -130,6 +130,11 @@ class SqsPoller:
             t.join(max(0.0, deadline - time.monotonic()))
         self._threads = [t for t in self._threads if t.is_alive()]
 
+    def _count(self, **deltas: int) -> None:
+        with self._lock:
+            for key, n in deltas.items():
+                self.stats[key] += n
+
     # work
     def _run(self) -> None:
         while not self.stop_event.is_set():
@@ -166,22 +171,21 @@ class SqsPoller:
         event = {"Records": [sqs_record(m, self.queue_arn, self.region) for m in messages]}
         ids = [m["MessageId"] for m in messages]
         invocation = self.invoke(event)
-        self.stats["batches"] += 1
-        self.stats["messages"] += len(messages)
+        self._count(batches=1, messages=len(messages))
         if not invocation.ok:
-            self.stats["batch_failures"] += 1
+            self._count(batch_failures=1)
             err = invocation.error or {}
             log.warning("%s: batch of %d failed (%s: %s); messages return after the visibility timeout",
                         self.name, len(messages), err.get("errorType"), err.get("errorMessage"))
             return
         keep = failed_ids(invocation.result, ids) if self.report_batch_item_failures else set()
         if keep is None:
-            self.stats["batch_failures"] += 1
+            self._count(batch_failures=1)
             log.warning("%s: invalid batchItemFailures %r: the whole batch of %d is retried",
                         self.name, invocation.result, len(messages))
             return
         done = [m for m in messages if m["MessageId"] not in keep]
-        self.stats["kept"] += len(keep)
+        self._count(kept=len(keep))
         if keep:
             log.info("%s: %d of %d messages reported as failed; they will be retried",
                      self.name, len(keep), len(messages))
@@ -191,6 +195,6 @@ class SqsPoller:
                 QueueUrl=self.queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
             )
-            self.stats["deleted"] += len(result.get("Successful") or [])
+            self._count(deleted=len(result.get("Successful") or []))
             for failure in result.get("Failed") or []:
                 log.warning("%s: delete failed: %s", self.name, failure)

@@ -334,27 +334,28 @@ class FunctionPool:
         worker.init_ms = payload.get("init_ms")
         return None
 
-    def _roundtrip(self, message: tuple, timeout: float) -> tuple[str, Any, bool]:
-        """Send ``message`` to a worker; (kind, payload, timed_out)."""
+    def _roundtrip(self, message: tuple, timeout: float) -> tuple[str, Any, bool, bool]:
+        """Send ``message`` to a worker; (kind, payload, timed_out, cold start)."""
         worker, cold = self._acquire()
         healthy = False
         try:
             if cold:
-                self.cold_starts += 1
+                with self._cond:
+                    self.cold_starts += 1
                 err = self._await_ready(worker)
                 if err is not None:
-                    return "error", err, False
+                    return "error", err, False, cold
             worker.conn.send(message)
             if not worker.conn.poll(timeout):
-                return "timeout", None, True
+                return "timeout", None, True, cold
             kind, payload = worker.conn.recv()
             healthy = True
             worker.invocations += 1
-            return kind, payload, False
+            return kind, payload, False, cold
         except (EOFError, OSError, BrokenPipeError):
             code = worker.process.exitcode if worker.process is not None else None
             return "error", {"errorType": "Runtime.ExitError",
-                             "errorMessage": f"worker exited (exit code {code})"}, False
+                             "errorMessage": f"worker exited (exit code {code})"}, False, cold
         finally:
             self._release(worker, healthy)
 
@@ -366,15 +367,13 @@ class FunctionPool:
         with self._cond:
             self.in_flight += 1
             self.invocations += 1
-        cold_before = self.cold_starts
         try:
-            kind, payload, timed_out = self._roundtrip(("invoke", request_id, json.dumps(event), limit), limit)
+            kind, payload, timed_out, cold = self._roundtrip(("invoke", request_id, json.dumps(event), limit), limit)
         finally:
             with self._cond:
                 self.in_flight -= 1
                 self._cond.notify_all()
         duration = (time.monotonic() - start) * 1000
-        cold = self.cold_starts != cold_before
         if timed_out:
             log.error("%s %s: task timed out after %.2f seconds", self.function.logical_id, request_id, limit)
             return Invocation(request_id, False, error={"errorType": "Sandbox.Timedout",
@@ -386,7 +385,7 @@ class FunctionPool:
 
     def openapi(self, timeout: float = 30.0) -> str | None:
         """The module's ``app.get_openapi_json_schema()`` (None without a resolver named ``app``)."""
-        kind, payload, timed_out = self._roundtrip(("openapi",), timeout)
+        kind, payload, timed_out, _ = self._roundtrip(("openapi",), timeout)
         if kind == "ok":
             return payload
         raise RuntimeError(f"{self.function.logical_id}: openapi failed: "
@@ -398,7 +397,8 @@ class FunctionPool:
         healthy = True
         try:
             if cold:
-                self.cold_starts += 1
+                with self._cond:
+                    self.cold_starts += 1
                 healthy = self._await_ready(worker) is None
         finally:
             self._release(worker, healthy)
