@@ -54,6 +54,17 @@ ensure_tool() {
   touch "$stamp"
 }
 
+# sam build silently skips a CodeUri that does not exist (and would ship an empty function):
+# every function folder must hold its handler module.
+missing=0
+for uri in $(sed -n 's/^ *CodeUri: *\([^ #]*\).*/\1/p' template.yaml); do
+  if [ ! -f "${uri%/}/app.py" ]; then
+    echo "sam-check: ${uri%/}/app.py is missing (CodeUri of a function in template.yaml)" >&2
+    missing=1
+  fi
+done
+[ "$missing" = 0 ] || exit 1
+
 if [ "$run_sam" = 1 ]; then
   ensure_tool .venv-sam aws-sam-cli "$SAM_CLI_VERSION"
   SAM=.venv-sam/bin/sam
