@@ -481,6 +481,13 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         if length > limit:
             self.close_connection = True
+            if length <= 4 * limit:  # read it away, so the client sees the 413 and not a reset
+                remaining = length
+                while remaining > 0:
+                    chunk = self.rfile.read(min(remaining, 1 << 20))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
             return None
         return self.rfile.read(length) if length else b""
 
