@@ -26,6 +26,10 @@ What it wires together:
 
 The worker is the function with an ``SQS`` event in the template (or ``worker_function``). A
 template without one (a test fixture) simply has no poller and no reconciler.
+
+Worker processes use multiprocessing's ``spawn`` start method, which imports the parent's
+``__main__`` module again in each worker: a script that starts a LocalStack must do so under
+``if __name__ == "__main__":`` (``python -m local.run`` and pytest do).
 """
 
 from __future__ import annotations
