@@ -19,6 +19,8 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricResolution, Me
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from hibachi import ops
+from hibachi.db import get_db
 from hibachi.jobs import Job, parse_job
 from hibachi.observability import logger, metrics
 from hibachi.settings import Settings, get_settings
@@ -124,6 +126,8 @@ def reconcile(reconcilers: Mapping[str, Reconciler], settings: Settings | None =
     result = {"task": "reconcile", "re_enqueued": counts, "errors": errors,
               "elapsed_ms": round((time.perf_counter() - start) * 1000, 1)}
     logger.info("reconciler run", extra=result)
+    # the run log behind /health/details and `python -m ops reconcile` (one cheap insert, best effort)
+    ops.record_reconciler_run(get_db(), result, logger.get_current_keys().get("function_request_id"))
     if errors:
         raise RuntimeError(f"reconciler failed for {sorted(errors)}")
     return result

@@ -1,0 +1,154 @@
+"""Operations data: queue depths, the database figures of ``/health/details``, the reconciler's
+run log, follow-up listings. Shared by the health function and the ops CLI (``python -m ops``).
+
+Every database read here is ONE statement; nothing here writes except
+:func:`record_reconciler_run` (one statement per reconciler run, which also prunes old rows).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from hibachi.db import Database
+from hibachi.observability import logger
+from hibachi.settings import Settings
+
+RECONCILER_RUNS_KEEP_DAYS = 30
+QUEUE_ATTRIBUTES = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed"]
+
+# -- the reconciler's run log -------------------------------------------------------------------------
+_RECORD_RUN_SQL = f"""
+WITH pruned AS (
+    DELETE FROM reconciler_runs WHERE ran_at < now() - interval '{RECONCILER_RUNS_KEEP_DAYS} days'
+)
+INSERT INTO reconciler_runs (elapsed_ms, re_enqueued, total, errors, request_id)
+VALUES (%(elapsed_ms)s, %(re_enqueued)s::jsonb, %(total)s, %(errors)s::jsonb, %(request_id)s)
+"""
+
+
+def record_reconciler_run(db: Database, result: dict[str, Any], request_id: str | None = None) -> bool:
+    """Record one reconciler run (``hibachi.worker.reconcile``'s result); never raises.
+
+    The run log is for the on-call engineer (``/health/details``, ``python -m ops reconcile``);
+    failing to write it must not fail the run, whose effect is already done.
+    """
+    counts = {k: int(v) for k, v in (result.get("re_enqueued") or {}).items()}
+    params = {
+        "elapsed_ms": max(0.0, float(result.get("elapsed_ms") or 0.0)),
+        "re_enqueued": json.dumps(counts),
+        "total": sum(counts.values()),
+        "errors": json.dumps({k: str(v)[:200] for k, v in (result.get("errors") or {}).items()}),
+        "request_id": (request_id or "")[:128] or None,
+    }
+    try:
+        db.execute(_RECORD_RUN_SQL, params)
+        return True
+    except Exception as exc:  # noqa: BLE001 - the run log is best effort
+        logger.warning("reconciler run not recorded", extra={"error": repr(exc)[:300]})
+        return False
+
+
+def reconciler_runs(db: Database, limit: int = 10) -> list[dict[str, Any]]:
+    """The newest reconciler runs, newest first."""
+    return db.fetchall(
+        "SELECT ran_at, elapsed_ms, re_enqueued, total, errors, request_id,"
+        " round(extract(epoch FROM now() - ran_at))::bigint AS age_s"
+        " FROM reconciler_runs ORDER BY ran_at DESC LIMIT %s", (max(1, min(int(limit), 1000)),))
+
+
+# -- the database figures of /health/details: one statement -------------------------------------------
+# A follow-up has "failed" when it should have gone out and has not: still pending FAILED_AFTER past
+# its due time (its schedule was lost and the reconciler has not recovered it), or claimed for
+# sending that long ago and never marked sent (a crashed send). FAILED_AFTER is three reconciler
+# ticks. "Today" is the UTC day. Each count uses one of the partial indexes of 0002/0003.
+FAILED_AFTER = "15 minutes"
+_FAILED = f"""(status = 'pending' AND due_at < now() - interval '{FAILED_AFTER}')
+        OR (status = 'sending' AND claimed_at < now() - interval '{FAILED_AFTER}')"""
+
+DETAILS_SQL = f"""
+SELECT
+    (SELECT count(*) FROM followups WHERE status = 'pending') AS followups_pending,
+    (SELECT count(*) FROM followups WHERE status = 'pending' AND due_at < now() - interval '{FAILED_AFTER}')
+        AS followups_overdue,
+    (SELECT count(*) FROM followups WHERE status = 'sending' AND claimed_at < now() - interval '{FAILED_AFTER}')
+        AS followups_stuck_sending,
+    (SELECT count(*) FROM followups
+      WHERE status = 'sent' AND sent_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
+        AS followups_sent_today,
+    (SELECT count(*) FROM conversations WHERE scored_seq > stats_seq) AS emotion_stats_behind,
+    (SELECT json_build_object('ran_at', r.ran_at, 'age_s', round(extract(epoch FROM now() - r.ran_at))::bigint,
+                              'elapsed_ms', r.elapsed_ms, 're_enqueued', r.re_enqueued, 'total', r.total,
+                              'errors', r.errors, 'request_id', r.request_id)
+       FROM reconciler_runs r ORDER BY r.ran_at DESC LIMIT 1) AS reconciler_last_run
+"""
+
+
+def database_figures(db: Database) -> dict[str, Any]:
+    """Follow-up counts, the emotion-statistics backlog and the reconciler's last run (one statement)."""
+    row = db.fetchone(DETAILS_SQL) or {}
+    overdue, stuck = row.get("followups_overdue", 0), row.get("followups_stuck_sending", 0)
+    return {
+        "followups": {
+            "pending": row.get("followups_pending", 0),
+            "failed": overdue + stuck,
+            "overdue": overdue,
+            "stuck_sending": stuck,
+            "sent_today": row.get("followups_sent_today", 0),
+        },
+        "emotion_stats_behind": row.get("emotion_stats_behind", 0),
+        "reconciler": {"last_run": row.get("reconciler_last_run")},
+    }
+
+
+# -- follow-ups ---------------------------------------------------------------------------------------
+_FOLLOWUP_COLUMNS = "booking_id, version, status, due_at, claimed_at, attempts, schedule_name, updated_at"
+_FOLLOWUPS_SQL = {
+    "pending": f"SELECT {_FOLLOWUP_COLUMNS} FROM followups WHERE status = 'pending'"
+               " ORDER BY due_at, booking_id LIMIT %(limit)s",
+    "failed": f"SELECT {_FOLLOWUP_COLUMNS} FROM followups WHERE {_FAILED}"
+              " ORDER BY due_at, booking_id LIMIT %(limit)s",
+}
+
+
+def list_followups(db: Database, status: str, limit: int = 50) -> list[dict[str, Any]]:
+    """Follow-ups ``pending`` (waiting for their time) or ``failed`` (see ``FAILED_AFTER``), oldest
+    due first. Ids, versions and times only: no customer data."""
+    if status not in _FOLLOWUPS_SQL:
+        raise ValueError(f"status must be one of {sorted(_FOLLOWUPS_SQL)}")
+    return db.fetchall(_FOLLOWUPS_SQL[status], {"limit": max(1, min(int(limit), 1000))})
+
+
+# -- queues ---------------------------------------------------------------------------------------------
+_clients: dict[tuple, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def sqs_client(settings: Settings, *, read_timeout: float = 2.0):
+    """An SQS client with short timeouts and one attempt: a health check must not hang on SQS."""
+    import os
+
+    key = (settings.aws_region, os.environ.get("AWS_ENDPOINT_URL"), read_timeout)
+    with _clients_lock:
+        if key not in _clients:
+            import boto3
+            from botocore.config import Config
+
+            _clients[key] = boto3.client("sqs", region_name=settings.aws_region, config=Config(
+                connect_timeout=1, read_timeout=read_timeout, retries={"mode": "standard", "max_attempts": 1}))
+        return _clients[key]
+
+
+def queue_depth(client, queue_url: str) -> dict[str, int]:
+    """``{visible, in_flight, delayed}`` of a queue (approximate, as SQS reports it)."""
+    attrs = client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=QUEUE_ATTRIBUTES)["Attributes"]
+    return {"visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
+            "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
+            "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0))}
+
+
+def configured_queues(settings: Settings) -> dict[str, str | None]:
+    return {"jobs": settings.jobs_queue_url, "jobs_dlq": settings.jobs_dlq_url,
+            "scheduler_dlq": settings.scheduler_dlq_url}
