@@ -121,6 +121,8 @@ def handle(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any,
     """
     operation = operations.get(event.get("routeKey", ""), "unknown")
     metrics.add_dimension(name="operation", value=operation)
+    if request_id := _request_id(event):  # metadata, not a dimension: ties the metric line to the logs
+        metrics.add_metadata(key="correlation_id", value=request_id)
     db = get_db()
     with timed_ms() as total, db.measure() as stats:
         limit = get_settings().max_body_bytes

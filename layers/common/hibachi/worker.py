@@ -100,6 +100,10 @@ def process_batch(event: dict[str, Any], context: Any, handlers: Mapping[str, Ba
         for age in ages.get(job_type, []):
             m.add_metric(name="JobAge", unit=MetricUnit.Milliseconds, value=round(age, 1),
                          resolution=MetricResolution.Standard)
+        # not a dimension: lets Logs Insights tie this metric line to the API requests of its jobs
+        correlation_ids = sorted({j.correlation_id for j in by_type.get(job_type, []) if j.correlation_id})
+        if correlation_ids:
+            m.add_metadata(key="correlation_ids", value=correlation_ids[:50])
         m.flush_metrics()
     return response
 
