@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hibachi import jobs, worker
 from hibachi.conversations import service as conversations
+from hibachi.followups import service as followups
 from hibachi.observability import logger, metrics
 
 # Job metrics go out per job type through EphemeralMetrics (worker.py), so the shared Metrics object
@@ -21,10 +22,14 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 HANDLERS: dict[str, worker.BatchHandler] = {
     jobs.EMOTION_STATS: conversations.handle_emotion_jobs,
+    jobs.SCHEDULE_FOLLOWUP: followups.handle_schedule_jobs,
+    jobs.SEND_FOLLOWUP: followups.handle_send_jobs,
 }
 
 RECONCILERS: dict[str, worker.Reconciler] = {
     jobs.EMOTION_STATS: conversations.reconcile_emotion_jobs,
+    jobs.SCHEDULE_FOLLOWUP: followups.reconcile_schedule_jobs,
+    jobs.SEND_FOLLOWUP: followups.reconcile_send_jobs,
 }
 
 

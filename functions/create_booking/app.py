@@ -1,0 +1,74 @@
+"""create_booking: the bookings API.
+
+    POST  /bookings                        book a chef (scope bookings:write; Idempotency-Key)
+    GET   /bookings/{booking_id}           read a booking (scope bookings:read)
+    POST  /bookings/{booking_id}/cancel    cancel; idempotent (scope bookings:write)
+    PATCH /bookings/{booking_id}           move to a new start (and length, head count) (bookings:write)
+
+Thin: parse and validate (Powertools + pydantic), call ``hibachi.bookings.service``, respond.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path
+from aws_lambda_powertools.logging import correlation_paths
+
+from hibachi.api import create_app, handle
+from hibachi.bookings import service
+from hibachi.bookings.models import BookingIn, BookingOut, RescheduleIn
+from hibachi.observability import logger, metrics
+
+app = create_app()
+
+OPERATIONS = {
+    "POST /bookings": "create_booking",
+    "GET /bookings/{booking_id}": "get_booking",
+    "POST /bookings/{booking_id}/cancel": "cancel_booking",
+    "PATCH /bookings/{booking_id}": "reschedule_booking",
+}
+
+BookingId = Annotated[UUID, Path(description="The booking's id (a UUID)")]
+IdempotencyKey = Annotated[str | None, Header(alias="idempotency-key", min_length=1, max_length=128,
+                                              description="A retry with the same key and body returns the original")]
+_BOOKING = {"application/json": {"model": BookingOut}}
+
+
+@app.post("/bookings", summary="Book a hibachi chef", tags=["bookings"],
+          responses={201: {"description": "Booked", "content": _BOOKING},
+                     200: {"description": "Retry of an earlier request with the same Idempotency-Key",
+                           "content": _BOOKING},
+                     409: {"description": "No chef is free then; the details list free start times that day"}})
+def create_booking(booking: BookingIn, idempotency_key: IdempotencyKey = None) -> Response[BookingOut]:
+    stored, created = service.create_booking(booking, idempotency_key=idempotency_key,
+                                             correlation_id=logger.get_correlation_id())
+    return Response(status_code=201 if created else 200, content_type=content_types.APPLICATION_JSON,
+                    body=stored.model_dump(mode="json"))
+
+
+@app.get("/bookings/<booking_id>", summary="Read a booking", tags=["bookings"])
+def get_booking(booking_id: BookingId) -> BookingOut:
+    return service.get_booking(booking_id)
+
+
+@app.post("/bookings/<booking_id>/cancel", summary="Cancel a booking (idempotent)", tags=["bookings"],
+          responses={200: {"description": "Cancelled (now or before)", "content": _BOOKING},
+                     409: {"description": "The event has already started"}})
+def cancel_booking(booking_id: BookingId) -> BookingOut:
+    return service.cancel_booking(booking_id, correlation_id=logger.get_correlation_id())
+
+
+@app.patch("/bookings/<booking_id>", summary="Reschedule a booking", tags=["bookings"],
+           responses={200: {"description": "Moved", "content": _BOOKING},
+                      409: {"description": "No chef is free then, or the booking is cancelled or started"}})
+def reschedule_booking(booking_id: BookingId, change: RescheduleIn) -> BookingOut:
+    return service.reschedule_booking(booking_id, change, correlation_id=logger.get_correlation_id())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict, context: object) -> dict:
+    return handle(app, event, context, OPERATIONS)

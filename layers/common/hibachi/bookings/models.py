@@ -1,0 +1,135 @@
+"""API models of bookings.
+
+Every string is ``hibachi.validation.text`` (length bounds, no NUL, valid UTF-8); every model
+forbids unknown fields. Rules that need the clock or the settings (lead time, DST) are checked by
+the service, with the same 422 shape.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, NaiveDatetime, StringConstraints
+
+from hibachi.bookings.times import load_zone
+from hibachi.validation import ResourceId, text
+
+E164_PATTERN = r"^\+[1-9]\d{6,14}$"
+Status = Literal["confirmed", "cancelled"]
+
+
+def _not_blank(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+def _email(value: str) -> str:
+    """Syntax only (no DNS): the ``email-validator`` rules, normalized (the domain lower-cased)."""
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _zone(value: str) -> str:
+    load_zone(value)  # ValueError -> 422 with the field named
+    return value
+
+
+def _local_datetime_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("must be a local date-time string without offset, such as 2026-12-05T18:30")
+    return value
+
+
+Name = Annotated[text(200, min_length=1), AfterValidator(_not_blank)]
+Line = Annotated[text(200, min_length=1), AfterValidator(_not_blank)]
+Phone = Annotated[text(16, min_length=8), StringConstraints(pattern=E164_PATTERN)]
+Email = Annotated[text(254, min_length=3), AfterValidator(_email)]
+Timezone = Annotated[text(64, min_length=1), AfterValidator(_zone)]
+LocalDateTime = Annotated[NaiveDatetime, BeforeValidator(_local_datetime_text)]
+Duration = Annotated[int, Field(ge=60, le=360, strict=True, description="Minutes, 60-360")]
+Guests = Annotated[int, Field(ge=1, le=100, strict=True)]
+
+
+class Customer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    phone: Phone = Field(description="E.164, such as +14155550123")
+    email: Email
+
+
+class Address(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    line1: Line
+    line2: text(200) | None = None
+    city: Annotated[text(100, min_length=1), AfterValidator(_not_blank)]
+    state: Annotated[text(100, min_length=1), AfterValidator(_not_blank)]
+    postal_code: Annotated[text(20, min_length=1), AfterValidator(_not_blank)]
+
+
+class BookingIn(BaseModel):
+    """A booking request: the event's local start in its IANA time zone."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    customer: Customer
+    event_start: LocalDateTime = Field(description="Local date-time without offset, such as 2026-12-05T18:30",
+                                       examples=["2026-12-05T18:30"])
+    timezone: Timezone = Field(description="IANA time zone of the event", examples=["America/Los_Angeles"])
+    duration_minutes: Duration = 120
+    guest_count: Guests
+    address: Address
+    conversation_id: ResourceId | None = Field(default=None, description="The chat this booking came from")
+    notes: text(2000) | None = None
+
+
+class RescheduleIn(BaseModel):
+    """A new local start (in the booking's time zone) and, optionally, a new length or head count."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    event_start: LocalDateTime = Field(description="Local date-time without offset, in the booking's time zone")
+    duration_minutes: Duration | None = None
+    guest_count: Guests | None = None
+
+
+class CustomerOut(BaseModel):
+    name: str
+    phone: str
+    email: str
+
+
+class AddressOut(BaseModel):
+    line1: str
+    line2: str | None = None
+    city: str
+    state: str
+    postal_code: str
+
+
+class BookingOut(BaseModel):
+    id: UUID
+    status: Status
+    version: int = Field(description="Bumped by every change (reschedule, cancel)")
+    event_start: datetime = Field(description="ISO 8601 with the event's local offset")
+    event_end: datetime
+    timezone: str
+    duration_minutes: int
+    guest_count: int
+    chef_id: int
+    customer: CustomerOut
+    address: AddressOut
+    conversation_id: str | None
+    notes: str | None
+    followup_due_at: datetime = Field(description="When the post-event follow-up is due (local offset)")
+    created_at: datetime
+    updated_at: datetime
+    cancelled_at: datetime | None

@@ -1,0 +1,202 @@
+"""SQL of follow-ups. Set-based: each function is one statement for a whole batch of jobs.
+
+Messages the worker adds to a conversation (the booking confirmation, the follow-up itself) go in
+with the conversations' invariants kept in the same statement: ``ON CONFLICT`` on the messages'
+idempotency key does nothing for a repeat, and the conversation row is created or has its
+``message_count`` / ``last_message_at`` advanced by exactly the messages inserted (grouped, since
+one batch may hold two bookings of one conversation). The foreign key from messages to
+conversations is checked at the end of the statement, when the conversation exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+from hibachi.db import Database
+
+BOOKING_FIELDS = """b.id, b.status, b.version, b.chef_id, b.event_start, b.event_end, b.timezone, b.duration_minutes,
+    b.guest_count, b.customer_name, b.customer_phone, b.customer_email, b.address, b.conversation_id,
+    b.followup_due_at"""
+
+# schedule_followup, statement 1: make each booking's follow-up row match the booking's current
+# version (pending when confirmed, cancelled when cancelled); never move a row backwards to an
+# older version, nor touch one already sent. Returns each booking with its follow-up as it now is
+# (``changed``: this statement wrote it).
+SYNC_FOLLOWUPS = f"""
+WITH target AS (
+    SELECT DISTINCT unnest(%(ids)s::uuid[]) AS id
+), up AS (
+    INSERT INTO followups AS f (booking_id, version, status, due_at)
+    SELECT b.id, b.version, CASE WHEN b.status = 'confirmed' THEN 'pending' ELSE 'cancelled' END, b.followup_due_at
+    FROM bookings b JOIN target t ON t.id = b.id
+    ON CONFLICT (booking_id) DO UPDATE SET
+        version = EXCLUDED.version, status = EXCLUDED.status, due_at = EXCLUDED.due_at,
+        schedule_name = NULL, scheduled_at = NULL, claimed_at = NULL, updated_at = now()
+    WHERE f.version < EXCLUDED.version AND f.status <> 'sent'
+    RETURNING f.booking_id, f.version, f.status
+)
+SELECT {BOOKING_FIELDS},
+       up.booking_id IS NOT NULL AS changed,
+       COALESCE(up.version, f.version) AS followup_version,
+       COALESCE(up.status, f.status) AS followup_status,
+       CASE WHEN up.booking_id IS NULL THEN f.scheduled_at END AS scheduled_at
+FROM bookings b
+JOIN target t ON t.id = b.id
+LEFT JOIN up ON up.booking_id = b.id
+LEFT JOIN followups f ON f.booking_id = b.id
+"""
+
+_INSERT_MESSAGES = """
+msg_in AS (
+    SELECT * FROM unnest(%(m_cids)s::text[], %(m_roles)s::text[], %(m_contents)s::text[], %(m_meta)s::jsonb[],
+                         %(m_keys)s::text[]) AS m(conversation_id, role, content, metadata, idempotency_key)
+), msg AS (
+    INSERT INTO messages (conversation_id, role, content, metadata, idempotency_key)
+    SELECT conversation_id, role, content, metadata, idempotency_key FROM msg_in
+    ON CONFLICT ON CONSTRAINT messages_idempotency_key DO NOTHING
+    RETURNING conversation_id, created_at
+), conv AS (
+    INSERT INTO conversations AS c (id, created_at, last_message_at, message_count)
+    SELECT conversation_id, min(created_at), max(created_at), count(*) FROM msg GROUP BY conversation_id
+    ON CONFLICT (id) DO UPDATE SET
+        message_count   = c.message_count + EXCLUDED.message_count,
+        last_message_at = GREATEST(c.last_message_at, EXCLUDED.last_message_at)
+    RETURNING c.id
+)"""
+
+# schedule_followup, statement 2: the conversation messages; the schedules created (for the
+# follow-up version they were made for); and which bookings' follow-ups are fully handled.
+FINISH_SCHEDULES = f"""
+WITH {_INSERT_MESSAGES}, sched AS (
+    UPDATE followups f SET scheduled_at = now(), schedule_name = s.name, updated_at = now()
+    FROM unnest(%(s_ids)s::uuid[], %(s_versions)s::int[], %(s_names)s::text[]) AS s(id, version, name)
+    WHERE f.booking_id = s.id AND f.version = s.version AND f.status = 'pending'
+    RETURNING f.booking_id
+), synced AS (
+    UPDATE bookings b SET followup_version = d.version
+    FROM unnest(%(d_ids)s::uuid[], %(d_versions)s::int[]) AS d(id, version)
+    WHERE b.id = d.id AND b.followup_version < d.version
+    RETURNING b.id
+)
+SELECT (SELECT count(*) FROM msg) AS messages, (SELECT count(*) FROM sched) AS scheduled,
+       (SELECT count(*) FROM synced) AS synced
+"""
+
+# send_followup, statement 1: claim. Only a pending follow-up of the job's version, whose booking
+# is still confirmed at that same version, and which is due (``slack`` seconds of early firing
+# allowed), moves to 'sending'; a stale, cancelled, sent or early job claims nothing.
+CLAIM_SENDS = f"""
+WITH req AS (
+    SELECT DISTINCT r.id, r.version FROM unnest(%(ids)s::uuid[], %(versions)s::int[]) AS r(id, version)
+)
+UPDATE followups f SET status = 'sending', claimed_at = now(), attempts = f.attempts + 1, updated_at = now()
+FROM req, bookings b
+WHERE f.booking_id = req.id AND f.version = req.version AND f.status = 'pending'
+  AND b.id = f.booking_id AND b.status = 'confirmed' AND b.version = f.version
+  AND f.due_at <= now() + make_interval(secs => %(slack)s)
+RETURNING {BOOKING_FIELDS}, f.version AS followup_version,
+    (SELECT c.channel FROM conversations c WHERE c.id = b.conversation_id) AS channel
+"""
+
+# send_followup, statement 2: the follow-up messages of the published ones; 'sent' for those,
+# back to 'pending' (to be retried) for those whose publish failed.
+FINISH_SENDS = f"""
+WITH {_INSERT_MESSAGES}, done AS (
+    UPDATE followups f SET
+        status = CASE WHEN d.ok THEN 'sent' ELSE 'pending' END,
+        sent_at = CASE WHEN d.ok THEN now() END,
+        claimed_at = CASE WHEN d.ok THEN f.claimed_at END,
+        updated_at = now()
+    FROM unnest(%(d_ids)s::uuid[], %(d_versions)s::int[], %(d_ok)s::bool[]) AS d(id, version, ok)
+    WHERE f.booking_id = d.id AND f.version = d.version AND f.status = 'sending'
+    RETURNING f.booking_id, f.status
+)
+SELECT (SELECT count(*) FROM msg) AS messages, (SELECT count(*) FROM done WHERE status = 'sent') AS sent
+"""
+
+# Reconciler: bookings whose follow-up has not been handled for their current version (the
+# schedule_followup job was lost, or keeps failing) for longer than the grace period.
+BEHIND_BOOKINGS = """
+SELECT id, version FROM bookings
+WHERE followup_version < version AND updated_at < now() - make_interval(secs => %(grace)s)
+ORDER BY updated_at
+LIMIT %(limit)s
+"""
+
+# Reconciler: follow-ups stuck in 'sending' (the worker died mid-send) go back to pending, and,
+# with the pending ones past due (the schedule was lost or fired early), are sent directly. Only
+# those whose booking is confirmed at the follow-up's version can be claimed, so only those.
+DUE_FOLLOWUPS = """
+WITH stuck AS (
+    UPDATE followups SET status = 'pending', claimed_at = NULL, updated_at = now()
+    WHERE status = 'sending' AND claimed_at < now() - make_interval(secs => %(stuck)s)
+    RETURNING booking_id, version
+)
+SELECT booking_id, version FROM stuck
+UNION ALL
+(SELECT f.booking_id, f.version
+ FROM followups f JOIN bookings b ON b.id = f.booking_id AND b.status = 'confirmed' AND b.version = f.version
+ WHERE f.status = 'pending' AND f.due_at < now() - make_interval(secs => %(grace)s)
+ ORDER BY f.due_at
+ LIMIT %(limit)s)
+"""
+
+
+@dataclass
+class Messages:
+    """Messages to add to conversations, column-wise (for ``unnest``)."""
+
+    cids: list[str] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)
+    contents: list[str] = field(default_factory=list)
+    meta: list[Jsonb] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+
+    def add(self, conversation_id: str, role: str, content: str, metadata: dict[str, Any], key: str) -> None:
+        self.cids.append(conversation_id)
+        self.roles.append(role)
+        self.contents.append(content)
+        self.meta.append(Jsonb(metadata))
+        self.keys.append(key)
+
+    def params(self) -> dict[str, Any]:
+        return {"m_cids": self.cids, "m_roles": self.roles, "m_contents": self.contents, "m_meta": self.meta,
+                "m_keys": self.keys}
+
+
+def sync_followups(db: Database, booking_ids: list[UUID]) -> list[dict[str, Any]]:
+    return db.fetchall(SYNC_FOLLOWUPS, {"ids": booking_ids})
+
+
+def finish_schedules(db: Database, messages: Messages, scheduled: list[tuple[UUID, int, str]],
+                     done: list[tuple[UUID, int]]) -> dict[str, Any]:
+    return db.fetchone(FINISH_SCHEDULES, {
+        **messages.params(),
+        "s_ids": [s[0] for s in scheduled], "s_versions": [s[1] for s in scheduled],
+        "s_names": [s[2] for s in scheduled],
+        "d_ids": [d[0] for d in done], "d_versions": [d[1] for d in done],
+    }) or {}
+
+
+def claim_sends(db: Database, requests: list[tuple[UUID, int]], *, slack_seconds: int) -> list[dict[str, Any]]:
+    return db.fetchall(CLAIM_SENDS, {"ids": [r[0] for r in requests], "versions": [r[1] for r in requests],
+                                     "slack": slack_seconds})
+
+
+def finish_sends(db: Database, messages: Messages, results: list[tuple[UUID, int, bool]]) -> dict[str, Any]:
+    return db.fetchone(FINISH_SENDS, {
+        **messages.params(),
+        "d_ids": [r[0] for r in results], "d_versions": [r[1] for r in results], "d_ok": [r[2] for r in results],
+    }) or {}
+
+
+def behind_bookings(db: Database, *, grace_seconds: int, limit: int) -> list[dict[str, Any]]:
+    return db.fetchall(BEHIND_BOOKINGS, {"grace": grace_seconds, "limit": limit})
+
+
+def due_followups(db: Database, *, grace_seconds: int, stuck_seconds: int, limit: int) -> list[dict[str, Any]]:
+    return db.fetchall(DUE_FOLLOWUPS, {"grace": grace_seconds, "stuck": stuck_seconds, "limit": limit})
