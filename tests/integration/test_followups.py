@@ -1,0 +1,395 @@
+"""The follow-up jobs end to end, in process: bookings through the create_booking handler, jobs
+through the followup_worker handler (real SQS events), AWS on moto (SQS, SNS with an SQS inbox
+subscribed, EventBridge Scheduler), the real PostgreSQL.
+
+Time does not pass in a test: where a follow-up must be due, the test moves its due time (and, for
+a late job, the booking's times) into the past in the database, which is what waiting would do.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hibachi import settings as settings_module
+from local.events import sqs_event
+from tests.conftest import load_function, new_id, receive_all
+from tests.integration.test_bookings import CANCEL, PATCH, booking_body, call, create, local_start
+
+ROLE_ARN = "arn:aws:iam::123456789012:role/hibachi-scheduler"
+GROUP = "hibachi-followups"
+
+
+@pytest.fixture(autouse=True)
+def clean(db):
+    db.execute("TRUNCATE bookings CASCADE")
+    yield
+
+
+@pytest.fixture()
+def aws(sqs):
+    """moto (inside the ``sqs`` fixture's mock): the follow-up topic with an SQS inbox subscribed,
+    the schedule group, the scheduler DLQ; the settings point the worker at them."""
+    import boto3
+
+    client = sqs["client"]
+
+    def arn(url: str) -> str:
+        return client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    sns = boto3.client("sns", region_name="us-east-1")
+    scheduler = boto3.client("scheduler", region_name="us-east-1")
+    topic = sns.create_topic(Name="followups")["TopicArn"]
+    inbox = client.create_queue(QueueName="followups-inbox")["QueueUrl"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn(inbox))
+    scheduler.create_schedule_group(Name=GROUP)
+    dlq = client.create_queue(QueueName="scheduler-dlq")["QueueUrl"]
+    with settings_module.override(followup_topic_arn=topic, scheduler_group_name=GROUP, scheduler_role_arn=ROLE_ARN,
+                                  scheduler_target_arn=arn(sqs["queue_url"]), scheduler_dlq_arn=arn(dlq),
+                                  schedule_name_prefix="fu-"):
+        yield {**sqs, "sns": sns, "scheduler": scheduler, "topic": topic, "inbox": inbox,
+               "jobs_arn": arn(sqs["queue_url"]), "dlq_arn": arn(dlq)}
+
+
+def worker(context, bodies: list[str]) -> list[str]:
+    """Run the worker on one SQS batch; the job types of the records it reported as failed (a batch
+    that failed whole raises, as Powertools does, and Lambda then retries every record)."""
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+    event = sqs_event(bodies)
+    try:
+        response = load_function("followup_worker").lambda_handler(event, context)
+    except BatchProcessingError:
+        return [json.loads(r["body"])["type"] for r in event["Records"]]
+    failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+    return [json.loads(r["body"])["type"] if r["messageId"] in failed else None for r in event["Records"]
+            if r["messageId"] in failed]
+
+
+def drain(aws) -> list[str]:
+    return [m["Body"] for m in receive_all(aws["client"], aws["queue_url"])]
+
+
+def run_jobs(context, aws, rounds: int = 5) -> list[dict]:
+    """Process whatever is on the jobs queue until it is empty (bounded); the jobs processed."""
+    seen: list[dict] = []
+    for _ in range(rounds):
+        bodies = drain(aws)
+        if not bodies:
+            return seen
+        assert worker(context, bodies) == []
+        seen.extend(json.loads(b) for b in bodies)
+    raise AssertionError("the jobs queue did not empty")
+
+
+def published(aws) -> list[dict]:
+    return [json.loads(m["Body"]) for m in receive_all(aws["client"], aws["inbox"])]
+
+
+def messages(db, cid: str) -> list[dict]:
+    return db.fetchall("SELECT role, content, metadata, idempotency_key FROM messages WHERE conversation_id = %s "
+                       "ORDER BY seq", [cid])
+
+
+def assert_conversation_consistent(db, cid: str) -> None:
+    row = db.fetchone("SELECT c.message_count, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS n "
+                      "FROM conversations c WHERE c.id = %s", [cid])
+    assert row["message_count"] == row["n"]
+
+
+def followup(db, booking_id: str) -> dict:
+    return db.fetchone("SELECT * FROM followups WHERE booking_id = %s", [booking_id])
+
+
+def schedule(aws, booking_id: str) -> dict:
+    return aws["scheduler"].get_schedule(Name=f"fu-{booking_id}", GroupName=GROUP)
+
+
+def make_due(db, booking_id: str) -> None:
+    """What waiting until the follow-up is due would do."""
+    db.execute("UPDATE followups SET due_at = now() - interval '1 minute' WHERE booking_id = %s", [booking_id])
+
+
+def book(context, aws, **fields) -> dict:
+    status, booking = create(context, booking_body(**fields))
+    assert status == 201, booking
+    return booking
+
+
+def post_user_message(context, cid: str) -> None:
+    from local.events import http_event
+
+    event = http_event("POST", f"/conversations/{cid}/messages", route_key="POST /conversations/{conversation_id}/messages",
+                       path_parameters={"conversation_id": cid}, headers={"content-type": "application/json"},
+                       body=json.dumps({"role": "user", "content": "Book it for Saturday!"}), claims={"sub": "t"},
+                       scopes=["messages:write"])
+    assert load_function("store_message").lambda_handler(event, context)["statusCode"] == 201
+
+
+# -- schedule_followup ----------------------------------------------------------------------------------------
+def test_schedule_followup_records_the_schedule_and_confirms_in_the_conversation(settings, context, db, aws):
+    cid = new_id("web:c")
+    post_user_message(context, cid)
+    booking = book(context, aws, conversation_id=cid)
+    jobs = run_jobs(context, aws)
+    assert [j["type"] for j in jobs] == ["schedule_followup"]
+
+    row = followup(db, booking["id"])
+    assert row["status"] == "pending" and row["version"] == 1 and row["schedule_name"] == f"fu-{booking['id']}"
+    assert row["scheduled_at"] is not None
+    assert row["due_at"] == datetime.fromisoformat(booking["followup_due_at"])
+    assert db.fetchone("SELECT followup_version FROM bookings WHERE id = %s", [booking["id"]])["followup_version"] == 1
+
+    s = schedule(aws, booking["id"])
+    due_local = datetime.fromisoformat(booking["followup_due_at"])
+    assert s["ScheduleExpression"] == f"at({due_local.replace(tzinfo=None):%Y-%m-%dT%H:%M:%S})"
+    assert s["ScheduleExpressionTimezone"] == "America/Los_Angeles"
+    assert s["ActionAfterCompletion"] == "DELETE" and s["FlexibleTimeWindow"] == {"Mode": "OFF"}
+    target = s["Target"]
+    assert target["Arn"] == aws["jobs_arn"] and target["RoleArn"] == ROLE_ARN
+    assert target["DeadLetterConfig"] == {"Arn": aws["dlq_arn"]}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1 and target["RetryPolicy"]["MaximumEventAgeInSeconds"] > 0
+    job = json.loads(target["Input"])
+    assert job["type"] == "send_followup" and job["payload"] == {"booking_id": booking["id"], "version": 1}
+    assert job["correlation_id"] and datetime.fromisoformat(job["enqueued_at"]) == due_local
+
+    history = messages(db, cid)
+    assert [m["role"] for m in history] == ["user", "system"]
+    assert history[1]["content"].startswith("Booking confirmed: a hibachi chef for 12 guests")
+    assert history[1]["idempotency_key"] == f"booking:{booking['id']}:confirmed:v1"
+    assert_conversation_consistent(db, cid)
+
+    # the same job again (SQS delivers at least once): nothing new
+    assert worker(context, [json.dumps(jobs[0])]) == []
+    assert len(messages(db, cid)) == 2 and followup(db, booking["id"]) == row
+    assert_conversation_consistent(db, cid)
+
+
+def test_a_booking_without_conversation_gets_its_schedule_only(settings, context, db, aws):
+    booking = book(context, aws)
+    run_jobs(context, aws)
+    assert followup(db, booking["id"])["scheduled_at"] is not None
+    assert schedule(aws, booking["id"])["State"] == "ENABLED"
+
+
+def test_reschedule_replaces_the_schedule(settings, context, db, aws):
+    cid = new_id("web:c")
+    booking = book(context, aws, conversation_id=cid, start=local_start(days=12))
+    run_jobs(context, aws)
+    status, moved = call(context, PATCH, booking["id"], body={"event_start": local_start(days=13, hour=12)})
+    assert status == 200
+    run_jobs(context, aws)
+    row = followup(db, booking["id"])
+    assert row["version"] == 2 and row["status"] == "pending"
+    assert row["due_at"] == datetime.fromisoformat(moved["followup_due_at"])
+    s = schedule(aws, booking["id"])
+    due_local = datetime.fromisoformat(moved["followup_due_at"]).replace(tzinfo=None)
+    assert s["ScheduleExpression"] == f"at({due_local:%Y-%m-%dT%H:%M:%S})"
+    assert json.loads(s["Target"]["Input"])["payload"] == {"booking_id": booking["id"], "version": 2}
+    assert [m["content"][:27] for m in messages(db, cid)] == ["Booking confirmed: a hibach", "Booking confirmed (updated)"]
+    assert_conversation_consistent(db, cid)
+    # the stale v1 job, should the old schedule still fire: nothing is sent
+    make_due(db, booking["id"])
+    worker(context, [send_body(booking["id"], 1)])
+    assert published(aws) == [] and followup(db, booking["id"])["status"] == "pending"
+
+
+def send_body(booking_id: str, version: int) -> str:
+    from hibachi.followups.service import send_job
+
+    return send_job(booking_id, version, "test").model_dump_json()
+
+
+# -- cancel ------------------------------------------------------------------------------------------------
+def test_a_cancelled_bookings_followup_is_never_sent(settings, context, db, aws):
+    cid = new_id("web:c")
+    booking = book(context, aws, conversation_id=cid)
+    run_jobs(context, aws)
+    assert schedule(aws, booking["id"])
+    assert call(context, CANCEL, booking["id"])[0] == 200
+    assert [j["type"] for j in run_jobs(context, aws)] == ["schedule_followup"]
+    row = followup(db, booking["id"])
+    assert row["status"] == "cancelled" and row["version"] == 2
+    with pytest.raises(aws["scheduler"].exceptions.ResourceNotFoundException):
+        schedule(aws, booking["id"])
+    assert messages(db, cid)[-1]["content"].startswith("Booking cancelled:")
+    assert_conversation_consistent(db, cid)
+
+    # a stale send_followup (the deleted schedule had fired already, or a duplicate): nothing
+    db.execute("UPDATE followups SET due_at = now() - interval '1 day' WHERE booking_id = %s", [booking["id"]])
+    assert worker(context, [send_body(booking["id"], 1), send_body(booking["id"], 2)]) == []
+    # nor does the reconciler send it
+    load_function("followup_worker").lambda_handler({"task": "reconcile"}, context)
+    run_jobs(context, aws)
+    assert published(aws) == []
+    assert followup(db, booking["id"])["status"] == "cancelled"
+    assert all(m["metadata"].get("kind") != "booking_followup" for m in messages(db, cid))
+
+
+def test_cancel_before_the_schedule_job_ran_cancels_too(settings, context, db, aws):
+    booking = book(context, aws)
+    assert call(context, CANCEL, booking["id"])[0] == 200
+    run_jobs(context, aws)  # both jobs: each brings the follow-up to the booking's current version
+    assert followup(db, booking["id"])["status"] == "cancelled"
+    with pytest.raises(aws["scheduler"].exceptions.ResourceNotFoundException):
+        schedule(aws, booking["id"])
+
+
+# -- send_followup ---------------------------------------------------------------------------------------
+def test_send_followup_delivered_twice_sends_once(settings, context, db, aws, capsys):
+    cid = new_id("web:c")
+    booking = book(context, aws, conversation_id=cid)
+    run_jobs(context, aws)
+    fired = schedule(aws, booking["id"])["Target"]["Input"]  # what EventBridge Scheduler puts on the queue
+    make_due(db, booking["id"])
+    capsys.readouterr()
+    assert worker(context, [fired, fired]) == []  # a duplicate in one batch
+    assert worker(context, [fired]) == []  # and a redelivery later
+    out = capsys.readouterr().out
+    sent = published(aws)
+    assert len(sent) == 1
+    body = json.loads(sent[0]["Message"])
+    assert body["booking_id"] == booking["id"] and body["customer"]["phone"] == "+14155550123"
+    assert body["customer"]["email"] == "Ada@example.com" and body["text"].startswith("Hi Ada, thank you")
+    assert sent[0]["MessageAttributes"]["booking_id"]["Value"] == booking["id"]
+    assert sent[0]["MessageAttributes"]["channel"]["Value"] == "sms"
+    followups = [m for m in messages(db, cid) if m["metadata"].get("kind") == "booking_followup"]
+    assert len(followups) == 1 and followups[0]["role"] == "assistant"
+    assert followups[0]["idempotency_key"] == f"booking:{booking['id']}:followup"
+    assert_conversation_consistent(db, cid)
+    row = followup(db, booking["id"])
+    assert row["status"] == "sent" and row["sent_at"] is not None and row["attempts"] == 1
+    emf = [json.loads(line) for line in out.splitlines() if '"FollowupsSent"' in line]
+    assert [doc["FollowupsSent"] for doc in emf] == [[1.0]]
+
+
+def test_a_followup_that_is_not_due_yet_is_not_sent(settings, context, db, aws):
+    booking = book(context, aws)
+    run_jobs(context, aws)
+    assert worker(context, [send_body(booking["id"], 1)]) == []
+    assert published(aws) == [] and followup(db, booking["id"])["status"] == "pending"
+
+
+def test_a_failed_publish_goes_back_to_pending_and_is_retried(settings, context, db, aws):
+    cid = new_id("web:c")
+    booking = book(context, aws, conversation_id=cid)
+    run_jobs(context, aws)
+    make_due(db, booking["id"])
+    with settings_module.override(followup_topic_arn=aws["topic"] + "-missing"):
+        assert worker(context, [send_body(booking["id"], 1)]) == ["send_followup"]
+    row = followup(db, booking["id"])
+    assert row["status"] == "pending" and row["claimed_at"] is None and row["attempts"] == 1
+    assert not [m for m in messages(db, cid) if m["metadata"].get("kind") == "booking_followup"]
+    assert worker(context, [send_body(booking["id"], 1)]) == []  # SQS redelivers: now it goes out
+    assert len(published(aws)) == 1 and followup(db, booking["id"])["status"] == "sent"
+    assert_conversation_consistent(db, cid)
+
+
+def test_bad_jobs_fail_alone(settings, context, db, aws):
+    booking = book(context, aws)
+    run_jobs(context, aws)
+    bad_schedule = json.dumps({"type": "schedule_followup", "id": "x1", "payload": {"booking_id": "nope"},
+                               "enqueued_at": datetime.now(UTC).isoformat()})
+    bad_send = json.dumps({"type": "send_followup", "id": "x2", "payload": {"booking_id": booking["id"]},
+                           "enqueued_at": datetime.now(UTC).isoformat()})
+    unknown = send_body("00000000-0000-0000-0000-000000000000", 1)
+    assert sorted(worker(context, [bad_schedule, bad_send, unknown])) == ["schedule_followup", "send_followup"]
+
+
+# -- reconciler --------------------------------------------------------------------------------------------
+def reconcile(context) -> dict:
+    return load_function("followup_worker").lambda_handler({"task": "reconcile"}, context)
+
+
+def wait_for_jobs(aws, job_type: str, booking_id: str, rounds: int = 20) -> list[str]:
+    """Poll the jobs queue (bounded) until a job of ``job_type`` for the booking shows up."""
+    seen: list[str] = []
+    for _ in range(rounds):
+        seen += drain(aws)
+        if any(json.loads(b)["type"] == job_type and json.loads(b)["payload"]["booking_id"] == booking_id
+               for b in seen):
+            return seen
+    raise AssertionError(f"no {job_type} job for {booking_id} arrived: {seen}")
+
+
+def test_a_lost_schedule_followup_is_recovered_by_the_reconciler(settings, context, db, aws):
+    with settings_module.override(jobs_queue_url=aws["queue_url"] + "-missing"):
+        booking = book(context, aws)  # 201, but its job was never sent
+    assert drain(aws) == [] and followup(db, booking["id"]) is None
+    result = reconcile(context)
+    assert result["re_enqueued"]["schedule_followup"] == 1
+    bodies = wait_for_jobs(aws, "schedule_followup", booking["id"])
+    assert worker(context, bodies) == []
+    assert followup(db, booking["id"])["scheduled_at"] is not None
+    assert schedule(aws, booking["id"])
+    assert reconcile(context)["re_enqueued"] == {"emotion_stats": 0, "schedule_followup": 0, "send_followup": 0}
+
+
+def test_a_lost_schedule_is_covered_by_sending_past_due_followups(settings, context, db, aws):
+    cid = new_id("web:c")
+    booking = book(context, aws, conversation_id=cid)
+    run_jobs(context, aws)
+    aws["scheduler"].delete_schedule(Name=f"fu-{booking['id']}", GroupName=GROUP)  # lost
+    make_due(db, booking["id"])
+    assert reconcile(context)["re_enqueued"]["send_followup"] == 1
+    bodies = wait_for_jobs(aws, "send_followup", booking["id"])
+    assert worker(context, bodies) == []
+    assert len(published(aws)) == 1 and followup(db, booking["id"])["status"] == "sent"
+    assert reconcile(context)["re_enqueued"]["send_followup"] == 0
+    assert_conversation_consistent(db, cid)
+
+
+def test_a_send_abandoned_mid_way_is_resent_by_the_reconciler(settings, context, db, aws):
+    booking = book(context, aws)
+    run_jobs(context, aws)
+    db.execute("UPDATE followups SET status = 'sending', claimed_at = now() - interval '10 minutes', "
+               "due_at = now() - interval '11 minutes' WHERE booking_id = %s", [booking["id"]])
+    assert reconcile(context)["re_enqueued"]["send_followup"] == 1
+    assert worker(context, wait_for_jobs(aws, "send_followup", booking["id"])) == []
+    assert len(published(aws)) == 1 and followup(db, booking["id"])["status"] == "sent"
+
+
+def test_a_late_schedule_job_sends_a_due_followup_directly(settings, context, db, aws):
+    with settings_module.override(jobs_queue_url=aws["queue_url"] + "-missing"):
+        booking = book(context, aws)
+    db.execute("""UPDATE bookings SET event_start = now() - interval '3 hours', event_end = now() - interval '2 hours',
+                  held_until = now() - interval '1 hour', followup_due_at = now() - interval '1 minute'
+                  WHERE id = %s""", [booking["id"]])
+    reconcile(context)
+    jobs = run_jobs(context, aws)
+    assert [j["type"] for j in jobs] == ["schedule_followup", "send_followup"]
+    assert len(published(aws)) == 1 and followup(db, booking["id"])["status"] == "sent"
+
+
+def test_without_scheduler_settings_the_reconciler_sends_when_due(settings, context, db, aws):
+    with settings_module.override(scheduler_target_arn=None, scheduler_role_arn=None):
+        booking = book(context, aws)
+        run_jobs(context, aws)
+        row = followup(db, booking["id"])
+        assert row["status"] == "pending" and row["scheduled_at"] is None
+        make_due(db, booking["id"])
+        reconcile(context)
+        run_jobs(context, aws)
+    assert len(published(aws)) == 1
+
+
+def test_the_local_scheduler_fires_the_schedule_into_the_queue(settings, context, db, aws):
+    from local.scheduler import OneTimeScheduleRunner, due_time
+
+    cid = new_id("web:c")
+    booking = book(context, aws, conversation_id=cid)
+    run_jobs(context, aws)
+    s = schedule(aws, booking["id"])
+    due = due_time(s["ScheduleExpression"], s["ScheduleExpressionTimezone"])
+    assert due == datetime.fromisoformat(booking["followup_due_at"])
+    runner = OneTimeScheduleRunner(aws["scheduler"], sqs=aws["client"], sns=aws["sns"],
+                                   clock=lambda: due + timedelta(seconds=30))
+    assert runner.run_once() == 1
+    make_due(db, booking["id"])
+    assert [j["type"] for j in run_jobs(context, aws)] == ["send_followup"]
+    assert len(published(aws)) == 1
+    with pytest.raises(aws["scheduler"].exceptions.ResourceNotFoundException):
+        schedule(aws, booking["id"])  # ActionAfterCompletion: DELETE
+    assert messages(db, cid)[-1]["metadata"]["kind"] == "booking_followup"
