@@ -470,3 +470,16 @@ def test_malformed_json_and_database_down(settings, context, db):
 def test_unknown_conversation_id_is_accepted_when_well_formed(settings, context):
     status, booking = create(context, booking_body(conversation_id=new_id("web:c")))
     assert status == 201
+
+
+def test_the_sample_event_books(settings, context):
+    from tests.conftest import ROOT
+
+    event = json.loads((ROOT / "events" / "create_booking.json").read_text())
+    body = json.loads(event["body"])
+    assert set(body) == set(booking_body(conversation_id="c", notes="n")) | {"duration_minutes"}
+    body["event_start"] = local_start(days=30, hour=18, minute=30)  # the sample's date would age
+    event["body"] = json.dumps(body)
+    response = load_function("create_booking").lambda_handler(event, context)
+    assert response["statusCode"] == 201, response["body"]
+    assert json.loads(response["body"])["address"]["line2"] == "Apt 4"

@@ -393,3 +393,12 @@ def test_the_local_scheduler_fires_the_schedule_into_the_queue(settings, context
     with pytest.raises(aws["scheduler"].exceptions.ResourceNotFoundException):
         schedule(aws, booking["id"])  # ActionAfterCompletion: DELETE
     assert messages(db, cid)[-1]["metadata"]["kind"] == "booking_followup"
+
+
+def test_the_sample_sqs_event_is_a_valid_job(settings, context, aws):
+    from tests.conftest import ROOT
+
+    event = json.loads((ROOT / "events" / "send_followup_sqs.json").read_text())
+    response = load_function("followup_worker").lambda_handler(event, context)
+    assert response["batchItemFailures"] == []  # an unknown booking: nothing to send, done
+    assert published(aws) == []
