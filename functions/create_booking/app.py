@@ -33,6 +33,7 @@ OPERATIONS = {
 
 BookingId = Annotated[UUID, Path(description="The booking's id (a UUID)")]
 IdempotencyKey = Annotated[str | None, Header(alias="idempotency-key", min_length=1, max_length=128,
+                                              pattern=r"^[!-~]+$",  # visible ASCII, as keys are (no NUL)
                                               description="A retry with the same key and body returns the original")]
 _BOOKING = {"application/json": {"model": BookingOut}}
 

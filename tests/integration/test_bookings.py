@@ -404,6 +404,8 @@ def _bad_cases() -> list:
         ({"event_start": far}, "event_start", "too_far_ahead"),
         ({"event_start": gap}, "event_start", "dst_gap"),
         ({"event_start": fold}, "event_start", "dst_ambiguous"),
+        ({"event_start": "9999-12-31T23:30"}, "event_start", "event_start_out_of_range"),
+        ({"event_start": "0001-01-01T00:30", "timezone": "Asia/Tokyo"}, "event_start", "event_start_out_of_range"),
         ({"event_start": "2030-01-01T18:00:00Z"}, "event_start", None),
         ({"event_start": "2030-01-01T18:00:00-08:00"}, "event_start", None),
         ({"event_start": "next saturday"}, "event_start", None),
@@ -455,6 +457,14 @@ def test_missing_fields_are_422(settings, context, db, missing):
     del body[missing]
     status, response = create(context, body)
     assert status == 422 and any(missing in d["loc"] for d in response["error"]["details"])
+    assert count_bookings(db) == 0
+
+
+@pytest.mark.parametrize("key", ["", "k" * 129, "has space", "nul\u0000"])
+def test_bad_idempotency_keys_are_422(settings, context, db, key):
+    status, response = create(context, booking_body(), key=key) if key else call(
+        context, CREATE, body=booking_body(), headers={"idempotency-key": key})
+    assert status == 422 and response["error"]["details"][0]["loc"][0] == "header"
     assert count_bookings(db) == 0
 
 

@@ -73,6 +73,8 @@ def plan_slot(local_start: datetime, zone: ZoneInfo, duration_minutes: int, sett
         start = times.resolve_local(local_start, zone).astimezone(UTC)
     except times.LocalTimeError as exc:
         raise _invalid("event_start", exc.message, exc.kind) from None
+    except OverflowError:  # year 1 or 9999: off the calendar once in UTC
+        raise _invalid("event_start", "is out of range", "event_start_out_of_range") from None
     lead = settings.min_lead_hours
     if start <= now:
         raise _invalid("event_start", "must be in the future", "event_start_past")
