@@ -25,6 +25,7 @@ from ops import cli
 from tests.conftest import ROOT, new_id
 
 OPS_PG_PORT = int(os.environ.get("TEST_OPS_PG_PORT", "54342"))
+PREFIX = "opse2e"
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +48,9 @@ def ops_pg() -> Iterator[tuple[object, str]]:
 @pytest.fixture()
 def stack(ops_pg, tmp_path) -> Iterator[LocalStack]:
     _, url = ops_pg
+    # moto keeps its state per process, whatever the server: queue names of our own
     with LocalStack(database_url=url, key_dir=tmp_path / "jwt", visibility_timeout=0, max_workers=1,
-                    enable_reconciler=False, enable_scheduler=False) as s:
+                    enable_reconciler=False, enable_scheduler=False, resource_prefix=PREFIX) as s:
         yield s
 
 
@@ -69,7 +71,7 @@ def ops(stack: LocalStack, database_url: str, *command: str) -> tuple[int, objec
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = cli.main(["--local", "--endpoint-url", stack.endpoint_url, "--database-url", database_url,
-                         "--json", *command])
+                         "--prefix", PREFIX, "--json", *command])
     return code, json.loads(out.getvalue())
 
 
