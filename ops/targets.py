@@ -128,24 +128,28 @@ class LocalTarget(Target):
     @contextlib.contextmanager
     def app(self) -> Iterator[None]:
         """Run the app's code here with the local stack's settings; restore everything after."""
+        urls = self.queue_urls()
+        env = {"AWS_ENDPOINT_URL": self.endpoint_url, "AWS_ACCESS_KEY_ID": "testing",
+               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
+               # what the local stack gives its functions (Powertools reads them when hibachi is imported)
+               "POWERTOOLS_SERVICE_NAME": os.environ.get("POWERTOOLS_SERVICE_NAME", "hibachi"),
+               "POWERTOOLS_METRICS_NAMESPACE": os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Hibachi")}
+        saved_env = {k: os.environ.get(k) for k in (*env, "AWS_SESSION_TOKEN", "AWS_PROFILE")}
+        os.environ.update(env)
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        os.environ.pop("AWS_PROFILE", None)
         _ensure_layer_on_path()
         from hibachi import settings as settings_module
         from hibachi.observability import logger
 
-        urls = self.queue_urls()
-        env = {"AWS_ENDPOINT_URL": self.endpoint_url, "AWS_ACCESS_KEY_ID": "testing",
-               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region}
-        saved_env = {k: os.environ.get(k) for k in (*env, "AWS_SESSION_TOKEN", "AWS_PROFILE")}
         previous = settings_module.get_settings()
         handler = logger.registered_handler
         stream = getattr(handler, "stream", None)
-        os.environ.update(env)
-        os.environ.pop("AWS_SESSION_TOKEN", None)
-        os.environ.pop("AWS_PROFILE", None)
         settings_module.set_settings(settings_module.Settings(
             database_url=self.database_url, db_iam_auth=False, db_sslmode="disable", aws_region=self.region,
             jobs_queue_url=urls.get("jobs"), jobs_dlq_url=urls.get("jobs_dlq"),
-            scheduler_dlq_url=urls.get("scheduler_dlq"), service_name="hibachi"))
+            scheduler_dlq_url=urls.get("scheduler_dlq"), service_name=env["POWERTOOLS_SERVICE_NAME"],
+            app_version=os.environ.get("APP_VERSION", "local")))
         if stream is not None:
             handler.setStream(sys.stderr)  # the app's JSON logs on stderr; our output on stdout
         try:

@@ -332,3 +332,20 @@ def test_reconcile_failure_still_shows_the_recorded_run(capsys, local, monkeypat
     code, out = ops(capsys, local, "reconcile")
     assert code == 1 and "reconciler failed" in out["result"]["error"]
     assert out["recent_runs"][0]["errors"] == {jobs.EMOTION_STATS: "RuntimeError"}
+
+
+def test_the_command_line_in_a_fresh_process(local):
+    """As the on-call engineer runs it: a new interpreter, nothing of the app's environment set."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "AWS_", "DATABASE_URL"))}
+    proc = subprocess.run([sys.executable, "-m", "ops", *local["args"], "--json", "reconcile"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["result"]["errors"] == {} and out["recent_runs"][0]["request_id"]
+    assert '"service":"hibachi"' in proc.stderr.replace(" ", "") or proc.stderr == ""  # the app's logs: stderr
