@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
@@ -194,10 +195,22 @@ def _race(n: int, bodies, keys=None) -> list:
     return results
 
 
+def deadlocks(db) -> int:
+    """Deadlocks PostgreSQL has detected in this database, once the race's sessions have ended
+    (a backend reports its statistics when it exits; poll for that with a deadline)."""
+    deadline = time.monotonic() + 15
+    while True:
+        row = db.fetchone("SELECT numbackends, deadlocks FROM pg_stat_database WHERE datname = current_database()")
+        if row["numbackends"] <= 2 or time.monotonic() > deadline:
+            return row["deadlocks"]
+        time.sleep(0.05)
+
+
 def test_concurrent_requests_for_one_slot_never_overbook(settings, db):
     from hibachi.bookings.service import SlotFull
 
     n = 60
+    before = deadlocks(db)
     results = _race(n, booking_body(local_start(days=14)))
     booked = [r for r in results if isinstance(r, tuple)]
     full = [r for r in results if isinstance(r, SlotFull)]
@@ -207,14 +220,19 @@ def test_concurrent_requests_for_one_slot_never_overbook(settings, db):
     assert len(full) == n - 3
     assert sorted(b.chef_id for b, created in booked) == [1, 2, 3] and all(created for _, created in booked)
     assert count_bookings(db) == 3 and overlaps(db) == 0
+    # losers of the race for a chef insert nothing and run again; they never deadlock (which would
+    # cost deadlock_timeout, 1 s, each)
+    assert deadlocks(db) == before
     print(f"\nconcurrency: {n} requests, {len(booked)} booked, {len(full)} got 409")
 
 
 def test_concurrent_overlapping_requests_keep_every_chef_single_booked(settings, db):
     from hibachi.bookings.service import SlotFull
 
+    before = deadlocks(db)
     starts = [local_start(days=15, hour=12 + (i % 8), minute=30 * (i % 2)) for i in range(50)]
     results = _race(50, [booking_body(s, duration_minutes=60 + 30 * (i % 5)) for i, s in enumerate(starts)])
+    assert deadlocks(db) == before
     assert all(isinstance(r, (tuple, SlotFull)) for r in results), [r for r in results if not isinstance(r, tuple)][:3]
     assert sum(isinstance(r, tuple) for r in results) == count_bookings(db) >= 3
     assert overlaps(db) == 0

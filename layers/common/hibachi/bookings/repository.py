@@ -1,9 +1,12 @@
 """SQL of bookings. Each function sends one statement (one round trip) unless it says otherwise.
 
 Capacity is enforced by ``bookings_chef_capacity``, an exclusion constraint over (chef_id, held)
-of confirmed bookings; the statements below pick a chef that is free in their snapshot, and a
-concurrent request that picked the same chef makes the later one fail with exclusion_violation
-(23P01) without writing anything: it is retried, sees the winner, and picks another chef or none.
+of confirmed bookings. The create statement picks a chef that is free in its snapshot and inserts
+with ``ON CONFLICT DO NOTHING`` and no conflict target, so the exclusion constraint is an arbiter
+too: a request that lost the race for that chef (or for its Idempotency-Key) to a concurrent one
+inserts nothing, without an error and without the deadlock two plain inserts that each see the
+other's uncommitted row can run into. It says so (``retry``) and is run again: the new snapshot
+sees the winner, and it picks another chef, finds the key's booking, or finds the slot full.
 """
 
 from __future__ import annotations
@@ -21,6 +24,12 @@ COLUMNS = """id, status, version, chef_id, event_start, event_end, timezone, dur
     customer_name, customer_phone, customer_email, address, conversation_id, notes, request_hash,
     followup_due_at, created_at, updated_at, cancelled_at"""
 
+
+
+def _qualified(alias: str) -> str:
+    return ", ".join(f"{alias}.{column.strip()}" for column in COLUMNS.split(","))
+
+
 # A chef is free for [start, held_until) when none of their confirmed bookings overlaps it; the
 # exclusion constraint's GiST index answers this.
 _CHEF_FREE = """NOT EXISTS (
@@ -29,30 +38,36 @@ _CHEF_FREE = """NOT EXISTS (
           AND b.held && tstzrange(%(start)s::timestamptz, %(held_until)s::timestamptz, '[)'){exclude}
     )"""
 
-# Create in ONE statement: insert with the lowest free chef (zero rows: the slot is full), or do
-# nothing when the Idempotency-Key exists; the last branch then returns the booking that key made
-# (its request_hash tells a retry from a different request). A key whose original request commits
-# while this statement runs is neither inserted nor visible: zero rows, and the caller runs again.
+# Create in ONE statement. ``outcome``: ``created`` (inserted with the lowest free chef);
+# ``existing`` (the Idempotency-Key's booking; its request_hash tells a retry from another
+# request); ``retry`` (a chef was free in this snapshot but a concurrent request took it, or the
+# key, first: run again); no row at all: no chef is free, the slot is full.
 CREATE_BOOKING = f"""
-WITH ins AS (
-    INSERT INTO bookings (chef_id, event_start, event_end, held_until, timezone, duration_minutes, guest_count,
-                          customer_name, customer_phone, customer_email, address, conversation_id, notes,
-                          idempotency_key, request_hash, followup_due_at)
-    SELECT chef, %(start)s, %(end)s, %(held_until)s, %(timezone)s, %(duration)s, %(guests)s,
-           %(name)s, %(phone)s, %(email)s, %(address)s, %(conversation_id)s, %(notes)s,
-           %(key)s, %(hash)s, %(due)s
-    FROM generate_series(1, %(chef_count)s::int) AS chef
+WITH pick AS (
+    SELECT chef FROM generate_series(1, %(chef_count)s::int) AS chef
     WHERE {_CHEF_FREE.format(exclude="")}
     ORDER BY chef
     LIMIT 1
-    ON CONFLICT (idempotency_key) DO NOTHING
+), ins AS (
+    INSERT INTO bookings (chef_id, event_start, event_end, held_until, timezone, duration_minutes, guest_count,
+                          customer_name, customer_phone, customer_email, address, conversation_id, notes,
+                          idempotency_key, request_hash, followup_due_at)
+    SELECT pick.chef, %(start)s, %(end)s, %(held_until)s, %(timezone)s, %(duration)s, %(guests)s,
+           %(name)s, %(phone)s, %(email)s, %(address)s, %(conversation_id)s, %(notes)s,
+           %(key)s, %(hash)s, %(due)s
+    FROM pick
+    ON CONFLICT DO NOTHING
     RETURNING {COLUMNS}
+), existing AS (
+    SELECT {COLUMNS} FROM bookings
+    WHERE %(key)s::text IS NOT NULL AND idempotency_key = %(key)s::text AND NOT EXISTS (SELECT 1 FROM ins)
 )
-SELECT true AS created, ins.* FROM ins
+SELECT 'created' AS outcome, ins.* FROM ins
 UNION ALL
-SELECT false AS created, {COLUMNS}
-FROM bookings
-WHERE %(key)s::text IS NOT NULL AND idempotency_key = %(key)s::text AND NOT EXISTS (SELECT 1 FROM ins)
+SELECT 'existing', existing.* FROM existing
+UNION ALL
+SELECT 'retry', {_qualified("b")} FROM pick LEFT JOIN bookings b ON false
+WHERE NOT EXISTS (SELECT 1 FROM ins) AND NOT EXISTS (SELECT 1 FROM existing)
 """
 
 GET_BOOKING = f"SELECT {COLUMNS} FROM bookings WHERE id = %(id)s"
@@ -87,7 +102,7 @@ WITH free AS (
         followup_due_at = %(due)s, version = bk.version + 1, updated_at = now()
     FROM free
     WHERE bk.id = %(id)s AND bk.version = %(version)s AND bk.status = 'confirmed'
-    RETURNING {", ".join("bk." + c.strip() for c in COLUMNS.split(","))}
+    RETURNING {_qualified("bk")}
 )
 SELECT 'updated' AS outcome, upd.* FROM upd
 UNION ALL
@@ -111,20 +126,24 @@ LIMIT %(limit)s
 
 def create_booking(db: Database, *, fields: dict[str, Any], key: str | None, request_hash: str,
                    attempts: int) -> dict[str, Any] | None:
-    """Run ``CREATE_BOOKING`` until it answers; the row has ``created`` (False: the key's booking).
+    """Run ``CREATE_BOOKING`` until it answers: a row whose ``outcome`` is ``created`` or ``existing``,
+    or ``None`` when the slot is full.
 
-    ``None``: the slot is full (no chef free). One round trip unless two requests raced for the
-    same chef (exclusion_violation: run again, up to ``attempts`` times) or for the same key.
+    One round trip, unless a concurrent request took the chosen chef or the key first (each retry
+    means another booking committed, so ``attempts`` = chefs + 2 is enough), or, for a keyed request
+    that found the slot full, once more: the key's first request may be what filled it.
     """
     params = {**fields, "address": Jsonb(fields["address"]), "key": key, "hash": request_hash}
     key_retry = key is not None
     for _ in range(attempts):
         try:
             row = db.fetchone(CREATE_BOOKING, params)
-        except psycopg.errors.ExclusionViolation:
-            continue  # another request took that chef a moment ago: choose again
+        except psycopg.errors.ExclusionViolation:  # not expected: the constraint is an arbiter
+            continue
+        if row is not None and row["outcome"] == "retry":
+            continue
         if row is None and key_retry:
-            key_retry = False  # full, or the key's first request committed meanwhile: look once more
+            key_retry = False
             continue
         return row
     return None

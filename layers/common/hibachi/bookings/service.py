@@ -149,7 +149,7 @@ def create_booking(body: BookingIn, *, idempotency_key: str | None,
                                     attempts=settings.chef_count + 2)
     if row is None:
         raise _slot_full(body.event_start, zone, body.duration_minutes, settings, now)
-    if not row["created"]:
+    if row["outcome"] == "existing":
         if row["request_hash"] != digest:
             raise IdempotencyKeyReused(
                 "This Idempotency-Key was used for a different booking request; use a new key.",
