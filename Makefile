@@ -56,6 +56,10 @@ db-stop: install ## Stop the local PostgreSQL
 validate: ## sam validate --lint and sam build (SAM CLI in its own .venv-sam)
 	bash scripts/sam-check.sh
 
+.PHONY: openapi
+openapi: install ## Regenerate functions/docs/openapi.json from the code (a test fails when it is stale)
+	$(PY) -m local.openapi
+
 .PHONY: bench
 bench: install ## Run the benchmark and rewrite BENCHMARKS.md
 	$(PY) -m bench.run

@@ -1,0 +1,117 @@
+"""The API's OpenAPI document, merged from each function's Powertools resolver (``app``) and the
+template's routes (which give each operation its JWT scopes).
+
+- ``merge()`` is used by the local gateway (parts fetched from its worker processes) and by
+  ``generate()``, which loads every routed function in this process.
+- ``python -m local.openapi [--check]`` writes ``functions/docs/openapi.json``, the document the
+  deployed ``DocsFunction`` serves when the ``ExposeApiDocs`` parameter is true (``--check`` fails
+  when the committed file is stale; a test runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS_FILE = ROOT / "functions" / "docs" / "openapi.json"
+TITLE = "Hibachi booking assistant API"
+DESCRIPTION = ("Chat history, bookings and follow-ups of the hibachi-chef booking assistant. Every route but "
+               "`GET /health` needs a bearer JWT with the scopes listed per operation.")
+_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def merge(parts: Iterable[dict[str, Any] | None], routes: Iterable[Any], *, title: str = TITLE,
+          version: str = "dev", servers: list[dict[str, str]] | None = None,
+          description: str = DESCRIPTION) -> dict[str, Any]:
+    """One document from the resolvers' documents ``parts``; ``routes`` (``local.routes.Route``)
+    add the security of each operation and stubs for routes no resolver documents."""
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version, "description": description},
+        "servers": servers or [{"url": "/"}],
+        "paths": {},
+        "components": {"schemas": {}, "securitySchemes": {"bearerAuth": {
+            "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+            "description": "The HTTP API JWT authorizer; scopes per operation."}}},
+    }
+    for part in parts:
+        if not part:
+            continue
+        doc["openapi"] = part.get("openapi", doc["openapi"])
+        for path, item in (part.get("paths") or {}).items():
+            doc["paths"].setdefault(path, {}).update(item)
+        components = part.get("components") or {}
+        doc["components"]["schemas"].update(components.get("schemas") or {})
+        for kind, values in components.items():
+            if kind not in ("schemas", "securitySchemes") and isinstance(values, dict):
+                doc["components"].setdefault(kind, {}).update(values)
+    for route in routes:
+        if route.is_default:
+            continue
+        security = [] if route.public else [{"bearerAuth": list(route.scopes)}]
+        item = doc["paths"].setdefault(route.path, {})
+        wanted = _METHODS if route.method == "ANY" else (route.method.lower(),)
+        present = [m for m in wanted if m in item]
+        if not present and route.method != "ANY":
+            item[route.method.lower()] = {
+                "summary": route.route_key, "operationId": f"{route.function}_{route.event_name}",
+                "responses": {"default": {"description": "see the function"}}, "x-local-stub": True}
+            present = [route.method.lower()]
+        for m in present:
+            item[m]["security"] = security
+    if not doc["components"]["schemas"]:
+        del doc["components"]["schemas"]
+    doc["paths"] = dict(sorted(doc["paths"].items()))
+    return doc
+
+
+def _resolver_document(handler_file: Path, layers: Iterable[Path]) -> dict[str, Any] | None:
+    for folder in [handler_file.parent, *layers]:
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+    name = f"openapi_{handler_file.parent.name}_{handler_file.stem}"
+    spec = importlib.util.spec_from_file_location(name, handler_file)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    resolver = getattr(module, "app", None)
+    return json.loads(resolver.get_openapi_json_schema()) if resolver is not None else None
+
+
+def generate(template: Path | str = ROOT / "template.yaml", version: str = "1.0") -> dict[str, Any]:
+    """The document of the API the template deploys, docs routes excluded."""
+    from local.routes import load_app
+
+    app = load_app(template, parameters={"ExposeApiDocs": "false"})
+    routes = [r for r in app.routes if not r.is_default]
+    functions = dict.fromkeys(r.function for r in routes)
+    parts = [_resolver_document(app.functions[f].handler_file, app.functions[f].layers) for f in functions]
+    return merge(parts, routes, version=version)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="fail if the committed document is stale")
+    parser.add_argument("--out", type=Path, default=DOCS_FILE)
+    args = parser.parse_args(argv)
+    text = json.dumps(generate(), indent=2, sort_keys=False) + "\n"
+    if args.check:
+        current = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+        if current != text:
+            print(f"{args.out} is stale: run `make openapi`", file=sys.stderr)
+            return 1
+        return 0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
