@@ -16,7 +16,6 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path
 from aws_lambda_powertools.logging import correlation_paths
-
 from hibachi.api import create_app, handle
 from hibachi.bookings import service
 from hibachi.bookings.models import BookingIn, BookingOut, RescheduleIn

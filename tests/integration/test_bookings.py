@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from hibachi import settings as settings_module
+
 from local.events import http_event
 from local.netproxy import PgProxy
 from tests.conftest import load_function, new_id, receive_all
@@ -107,22 +107,26 @@ def test_create_returns_the_booking_with_local_offsets(settings, context):
 
 def test_create_is_one_round_trip(settings, context, database_url):
     parts = urlsplit(database_url)
-    with PgProxy((parts.hostname, parts.port or 5432)) as proxy:
-        with settings_module.override(database_url=proxy.dsn(database_url)):
-            assert create(context, booking_body(local_start(days=5)))[0] == 201  # warm: connect
-            proxy.reset()
-            status, booking = create(context, booking_body(local_start(days=6)))
-            assert status == 201 and proxy.round_trips == 1
-            proxy.reset()
-            status, _ = create(context, booking_body(local_start(days=7)), key="rt-key-1")
-            assert status == 201 and proxy.round_trips == 1
-            proxy.reset()
-            status, _ = create(context, booking_body(local_start(days=7)), key="rt-key-1")  # a retry
-            assert status == 200 and proxy.round_trips == 1
-            proxy.reset()
-            assert call(context, GET, booking["id"])[0] == 200 and proxy.round_trips == 1
-            proxy.reset()
-            assert call(context, CANCEL, booking["id"])[0] == 200 and proxy.round_trips == 1
+    with PgProxy((parts.hostname, parts.port or 5432)) as proxy, \
+            settings_module.override(database_url=proxy.dsn(database_url)):
+        assert create(context, booking_body(local_start(days=5)))[0] == 201  # warm: connect
+        proxy.reset()
+        status, booking = create(context, booking_body(local_start(days=6)))
+        assert status == 201 and proxy.round_trips == 1
+        proxy.reset()
+        status, _ = create(context, booking_body(local_start(days=7)), key="rt-key-1")
+        assert status == 201 and proxy.round_trips == 1
+        proxy.reset()
+        status, _ = create(context, booking_body(local_start(days=7)), key="rt-key-1")  # a retry
+        assert status == 200 and proxy.round_trips == 1
+        proxy.reset()
+        assert call(context, GET, booking["id"])[0] == 200 and proxy.round_trips == 1
+        proxy.reset()
+        # reschedule reads the booking first: its time zone decides what the new local start means
+        assert call(context, PATCH, booking["id"], body={"event_start": local_start(days=8)})[0] == 200
+        assert proxy.round_trips == 2
+        proxy.reset()
+        assert call(context, CANCEL, booking["id"])[0] == 200 and proxy.round_trips == 1
 
 
 def test_idempotent_retry_returns_the_same_booking(settings, context, db):
@@ -495,9 +499,10 @@ def test_malformed_json_and_database_down(settings, context, db):
     assert count_bookings(db) == 0
 
 
-def test_unknown_conversation_id_is_accepted_when_well_formed(settings, context):
-    status, booking = create(context, booking_body(conversation_id=new_id("web:c")))
-    assert status == 201
+def test_a_well_formed_conversation_id_need_not_exist_yet(settings, context):
+    cid = new_id("web:c")  # the worker creates the conversation with the confirmation message
+    status, booking = create(context, booking_body(conversation_id=cid))
+    assert status == 201 and booking["conversation_id"] == cid
 
 
 def test_the_sample_event_books(settings, context):

@@ -15,6 +15,7 @@ import statistics
 import time
 
 from hibachi.db import get_db
+
 from tests.conftest import load_function
 from tests.integration.test_bookings import CREATE, booking_body, local_start
 

@@ -12,8 +12,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from hibachi import settings as settings_module
+
 from local.events import sqs_event
 from tests.conftest import load_function, new_id, receive_all
 from tests.integration.test_bookings import CANCEL, PATCH, booking_body, call, create, local_start

@@ -7,9 +7,14 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-
-from hibachi.bookings.times import (LocalTimeError, candidate_starts, followup_due, load_zone, resolve_local,
-                                    schedule_expression)
+from hibachi.bookings.times import (
+    LocalTimeError,
+    candidate_starts,
+    followup_due,
+    load_zone,
+    resolve_local,
+    schedule_expression,
+)
 
 LA = ZoneInfo("America/Los_Angeles")
 BERLIN = ZoneInfo("Europe/Berlin")

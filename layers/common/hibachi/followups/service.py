@@ -60,7 +60,7 @@ class _Clients:
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def get(self, service: str):  # noqa: ANN201 - boto3 client types are not imported at start
+    def get(self, service: str):
         client = self._clients.get(service)
         if client is None:
             with self._lock:
