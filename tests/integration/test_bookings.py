@@ -516,3 +516,38 @@ def test_the_sample_event_books(settings, context):
     response = load_function("create_booking").lambda_handler(event, context)
     assert response["statusCode"] == 201, response["body"]
     assert json.loads(response["body"])["address"]["line2"] == "Apt 4"
+
+
+def test_concurrent_reschedules_into_one_slot_never_overbook(settings, db):
+    from hibachi.bookings import service
+    from hibachi.bookings.models import BookingIn, RescheduleIn
+    from hibachi.db import get_db
+
+    n = 12
+    with settings_module.override(chef_count=2):
+        ids = [service.create_booking(BookingIn.model_validate(booking_body(local_start(days=40 + i))),
+                                      idempotency_key=None, correlation_id=None)[0].id for i in range(n)]
+        change = RescheduleIn.model_validate({"event_start": local_start(days=60, hour=18)})
+        barrier = threading.Barrier(n)
+        results: list = [None] * n
+
+        def run(i: int) -> None:
+            get_db().fetchone("SELECT 1")
+            barrier.wait(timeout=30)
+            try:
+                results[i] = service.reschedule_booking(ids[i], change, correlation_id=None)
+            except Exception as exc:  # noqa: BLE001 - the outcome under test
+                results[i] = exc
+            finally:
+                get_db().close()
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    moved = [r for r in results if not isinstance(r, Exception)]
+    full = [r for r in results if isinstance(r, service.SlotFull)]
+    assert len(moved) == 2 and len(full) == n - 2, [r for r in results if isinstance(r, Exception)][:3]
+    assert overlaps(db) == 0
+    assert db.fetchone("SELECT count(*) AS n FROM bookings WHERE version = 1")["n"] == n - 2  # the others unchanged
