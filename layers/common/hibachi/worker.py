@@ -2,8 +2,10 @@
 
 A batch handler takes every job of one type in the batch at once and returns, per job id, ``None``
 (done) or the exception that failed it; set-based handlers thus do one or two statements per batch.
-Only the failed records are reported back to SQS (``ReportBatchItemFailures``) and retried; after
-``maxReceiveCount`` receives a record goes to the DLQ. Handlers are idempotent: any job may arrive
+When a handler raises for a whole group (not because a dependency is down), each job of the group
+is run alone, so one bad job fails alone. Only the failed records are reported back to SQS
+(``ReportBatchItemFailures``) and retried; after ``maxReceiveCount`` receives a record goes to the
+DLQ. Handlers are idempotent: any job may arrive
 twice, late, or out of order.
 """
 
@@ -21,6 +23,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from hibachi import ops
 from hibachi.db import get_db
+from hibachi.errors import DependencyUnavailable
 from hibachi.jobs import Job, parse_job
 from hibachi.observability import logger, metrics
 from hibachi.settings import Settings, get_settings
@@ -63,9 +66,18 @@ def process_batch(event: dict[str, Any], context: Any, handlers: Mapping[str, Ba
             continue
         try:
             outcomes.update(handler(batch))
-        except Exception as exc:  # noqa: BLE001 - the whole group failed: retry each of its records
+        except Exception as exc:  # noqa: BLE001 - the whole group failed
             logger.exception("job batch failed", extra={"job_type": job_type, "jobs": len(batch)})
-            outcomes.update({job.id: exc for job in batch})
+            if len(batch) == 1 or isinstance(exc, DependencyUnavailable):
+                outcomes.update({job.id: exc for job in batch})  # retry each of its records
+                continue
+            # one bad job (a payload the statement rejects) must not fail its neighbours: run
+            # each job alone, so only the bad ones are retried and, in the end, dead-lettered
+            for job in batch:
+                try:
+                    outcomes.update(handler([job]))
+                except Exception as alone:  # noqa: BLE001 - this job's own failure
+                    outcomes[job.id] = alone
 
     now = datetime.now(UTC)
     ages: dict[str, list[float]] = defaultdict(list)
