@@ -383,6 +383,19 @@ class FunctionPool:
             return Invocation(request_id, True, result=json.loads(payload), duration_ms=duration, cold_start=cold)
         return Invocation(request_id, False, error=payload, duration_ms=duration, cold_start=cold)
 
+    def kill_workers(self) -> int:
+        """SIGKILL every live worker of the pool, busy or idle (a crashed execution environment,
+        for fault-injection tests); an invocation in flight reports ``Runtime.ExitError`` and the
+        next one starts a fresh worker. Returns how many were killed."""
+        with self._cond:
+            workers = [w for w in self._all if w.process is not None]
+        killed = 0
+        for w in workers:
+            if w.alive():
+                w.process.kill()
+                killed += 1
+        return killed
+
     def openapi(self, timeout: float = 30.0) -> str | None:
         """The module's ``app.get_openapi_json_schema()`` (None without a resolver named ``app``)."""
         kind, payload, timed_out, _ = self._roundtrip(("openapi",), timeout)
