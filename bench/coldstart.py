@@ -1,0 +1,274 @@
+"""Cold starts: a fresh ``python`` per run imports the handler and serves its first request, next to
+the import floor of the third-party modules that handler pulls in; and ``python -X importtime``.
+
+Per function (median of ``runs``):
+- *cold start*: perf_counter inside the child, from before ``import app`` to after the first
+  response (the database connection, and whatever the first request imports lazily, included),
+  and the wall time of the whole process (interpreter start-up and exit included);
+- *floor*: a fresh ``python -c "import a, b, …"`` of exactly the third-party top-level packages
+  found in ``sys.modules`` after the handler's import (stdlib and hibachi excluded), timed the same
+  two ways; also the floor of every third-party *module* it imported (submodules included), which
+  shows how much of the gap is third-party submodules rather than our code;
+- *no .pyc*: hibachi and app.py from a copy without ``__pycache__`` (a read-only layer that ships
+  no bytecode compiles them on every cold start).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import FUNCTIONS, LAYER
+from bench.env import STATE
+
+CHILD = (Path(__file__).with_name("_coldchild.py")).read_text(encoding="utf-8")
+TIMEOUT = 60
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def tops(modules: list[str]) -> list[str]:
+    """Top-level package names, in first-import order."""
+    seen: dict[str, None] = {}
+    for name in modules:
+        seen.setdefault(name.split(".")[0], None)
+    return list(seen)
+
+
+@dataclass
+class Floor:
+    modules: list[str]
+    inside_ms: float = float("nan")
+    wall_ms: float = float("nan")
+    runs: int = 0
+    error: str = ""
+
+
+@dataclass
+class ColdResult:
+    function: str
+    first_request: str
+    runs: int = 0
+    import_ms: float = float("nan")
+    first_ms: float = float("nan")
+    total_ms: float = float("nan")
+    wall_ms: float = float("nan")
+    outcome: Any = None
+    third_import: list[str] = field(default_factory=list)
+    third_first: list[str] = field(default_factory=list)
+    floor: Floor | None = None          # top-level packages after import (the target's floor)
+    floor_first: Floor | None = None    # top-level packages after the first response, when more
+    floor_modules: Floor | None = None  # every third-party module after import
+    nopyc_total_ms: float = float("nan")
+    nopyc_wall_ms: float = float("nan")
+    error: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.total_ms / self.floor.inside_ms if self.floor and self.floor.inside_ms else float("nan")
+
+    @property
+    def wall_ratio(self) -> float:
+        return self.wall_ms / self.floor.wall_ms if self.floor and self.floor.wall_ms else float("nan")
+
+    @property
+    def lazy(self) -> list[str]:
+        """Third-party packages the first request imported (not there after the import)."""
+        return [t for t in tops(self.third_first) if t not in tops(self.third_import)]
+
+
+def _run_child(cwd: Path, env: dict[str, str], event_file: Path) -> tuple[dict[str, Any], float]:
+    with tempfile.NamedTemporaryFile("r", suffix=".json", dir=STATE, delete=False) as out:
+        out_path = out.name
+    try:
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", CHILD, str(event_file), out_path], cwd=cwd, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=TIMEOUT)
+        wall = (time.perf_counter() - start) * 1000
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr.decode(errors="replace")[-600:])
+        return json.loads(Path(out_path).read_text(encoding="utf-8")), wall
+    finally:
+        Path(out_path).unlink(missing_ok=True)
+
+
+def _floor(modules: list[str], cwd: Path, env: dict[str, str], runs: int, loop: bool = False) -> Floor:
+    floor = Floor(modules)
+    if loop:  # every module, submodules included, in the order the handler imported them
+        code = ("import importlib, time\nnames = " + json.dumps(modules) + "\nt0 = time.perf_counter()\n"
+                "for name in names:\n    try:\n        importlib.import_module(name)\n"
+                "    except Exception:\n        pass\nprint((time.perf_counter() - t0) * 1000)\n")
+    else:
+        code = ("import time\nt0 = time.perf_counter()\n" + "".join(f"import {m}\n" for m in modules)
+                + "print((time.perf_counter() - t0) * 1000)\n")
+    inside, walls = [], []
+    for i in range(runs + 1):  # the first run only warms the page cache
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, timeout=TIMEOUT)
+        wall = (time.perf_counter() - start) * 1000
+        if proc.returncode != 0:
+            floor.error = proc.stderr.decode(errors="replace")[-300:]
+            return floor
+        if i:
+            inside.append(float(proc.stdout.decode().strip().splitlines()[-1]))
+            walls.append(wall)
+    floor.inside_ms, floor.wall_ms, floor.runs = _median(inside), _median(walls), len(inside)
+    return floor
+
+
+def _nopyc_copy(function: str) -> tuple[Path, Path]:
+    base = STATE / "nopyc"
+    shutil.rmtree(base, ignore_errors=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(LAYER / "hibachi", base / "layer" / "hibachi", ignore=ignore)
+    shutil.copytree(FUNCTIONS / function, base / "fn", ignore=ignore)
+    return base / "layer", base / "fn"
+
+
+def measure(function: str, first_request: str, event: dict[str, Any], env: dict[str, str], *, runs: int = 10,
+            nopyc_runs: int = 5, event_for_run=None) -> ColdResult:  # noqa: ANN001
+    """Cold-start ``function`` ``runs`` times (after one unmeasured run) and measure its floors.
+    ``event_for_run(i)`` gives a fresh event per run when a repeated one would take another path."""
+    STATE.mkdir(parents=True, exist_ok=True)
+    result = ColdResult(function, first_request)
+    cwd = FUNCTIONS / function
+    event_file = STATE / f"cold-{function}.json"
+    samples: list[tuple[dict[str, Any], float]] = []
+    try:
+        for i in range(runs + 1):
+            event_file.write_text(json.dumps(event_for_run(i) if event_for_run else event), encoding="utf-8")
+            child, wall = _run_child(cwd, env, event_file)
+            if i:
+                samples.append((child, wall))
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        result.error = str(exc)[-600:]
+        return result
+    result.runs = len(samples)
+    result.import_ms = _median([c["import_ms"] for c, _ in samples])
+    result.first_ms = _median([c["first_ms"] for c, _ in samples])
+    result.total_ms = _median([c["total_ms"] for c, _ in samples])
+    result.wall_ms = _median([w for _, w in samples])
+    result.outcome = samples[-1][0]["outcome"]
+    result.third_import = samples[-1][0]["third_party_import"]
+    result.third_first = samples[-1][0]["third_party_first"]
+
+    result.floor = _floor(tops(result.third_import), cwd, env, runs)
+    if tops(result.third_first) != tops(result.third_import):
+        result.floor_first = _floor(tops(result.third_first), cwd, env, runs)
+    result.floor_modules = _floor(result.third_import, cwd, env, max(3, runs // 2), loop=True)
+
+    if nopyc_runs:
+        layer, fn = _nopyc_copy(function)
+        nenv = {**env, "PYTHONPATH": str(layer), "PYTHONDONTWRITEBYTECODE": "1"}
+        totals, walls = [], []
+        try:
+            for i in range(nopyc_runs):
+                event_file.write_text(json.dumps(event_for_run(100 + i) if event_for_run else event),
+                                      encoding="utf-8")
+                child, wall = _run_child(fn, nenv, event_file)
+                totals.append(child["total_ms"])
+                walls.append(wall)
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            result.error = f"no-pyc: {str(exc)[-300:]}"
+        result.nopyc_total_ms, result.nopyc_wall_ms = _median(totals), _median(walls)
+    event_file.unlink(missing_ok=True)
+    return result
+
+
+# -- python -X importtime --------------------------------------------------------------------------------
+@dataclass
+class ImportEntry:
+    name: str
+    self_us: float
+    cumulative_us: float
+    parent: str | None
+
+
+def _parse_importtime(stderr: str) -> list[ImportEntry]:
+    """``import time: self | cumulative | <indent>name`` lines (post-order) with their parents."""
+    rows: list[tuple[int, str, float, float]] = []
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, cumulative_us, name = line.split(":", 1)[1].split("|", 2)
+        depth = (len(name) - len(name.lstrip(" ")) - 1) // 2  # " " + two spaces per level
+        rows.append((depth, name.strip(), float(self_us), float(cumulative_us)))
+    entries: list[ImportEntry] = []
+    pending: list[tuple[int, int]] = []  # (depth, index in entries) not yet given a parent
+    for depth, name, self_us, cumulative_us in rows:
+        entries.append(ImportEntry(name, self_us, cumulative_us, None))
+        index = len(entries) - 1
+        while pending and pending[-1][0] > depth:
+            child_depth, child_index = pending.pop()
+            if child_depth == depth + 1:
+                entries[child_index].parent = name
+        pending.append((depth, index))
+    return entries
+
+
+@dataclass
+class ImportProfile:
+    function: str
+    total_ms: float
+    by_package: list[tuple[str, float]]        # self time summed per top-level package (stdlib grouped)
+    entry_points: list[tuple[str, str, float]]  # (module, imported by, cumulative ms): package entry points
+
+
+def importtime(function: str, env: dict[str, str], runs: int = 5) -> ImportProfile:
+    stdlib = set(sys.stdlib_module_names)
+    per_run: list[list[ImportEntry]] = []
+    for _ in range(runs + 1):
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-c", "import app"], cwd=FUNCTIONS / function,
+                              env=env, capture_output=True, timeout=TIMEOUT, text=True)
+        per_run.append(_parse_importtime(proc.stderr))
+    per_run = per_run[1:]
+
+    def group(name: str) -> str:
+        top = name.split(".")[0]
+        return "(stdlib)" if top in stdlib or top.startswith("_") and top.lstrip("_") in stdlib else top
+
+    totals, packages, points = [], {}, {}
+    for entries in per_run:
+        totals.append(sum(e.self_us for e in entries) / 1000)
+        run_packages: dict[str, float] = {}
+        for e in entries:
+            run_packages[group(e.name)] = run_packages.get(group(e.name), 0.0) + e.self_us / 1000
+            if e.parent is None or group(e.parent) != group(e.name):
+                key = (e.name, e.parent or "-")
+                points.setdefault(key, []).append(e.cumulative_us / 1000)
+        for k, v in run_packages.items():
+            packages.setdefault(k, []).append(v)
+    by_package = sorted(((k, _median(v)) for k, v in packages.items()), key=lambda kv: -kv[1])
+    entry_points = sorted(((m, p, _median(v)) for (m, p), v in points.items() if len(v) == len(per_run)),
+                          key=lambda t: -t[2])
+    return ImportProfile(function, _median(totals), by_package, entry_points[:12])
+
+
+def iam_token_cost(env: dict[str, str], runs: int = 5) -> float:
+    """ms, in a fresh process, to import boto3 and presign an RDS IAM token (what hibachi.db does on
+    the first connection on AWS; no network call)."""
+    code = ("import time\nt0 = time.perf_counter()\nimport boto3\n"
+            "boto3.client('rds', region_name='us-east-1').generate_db_auth_token("
+            "DBHostname='proxy.example.internal', Port=5432, DBUsername='hibachi_app', Region='us-east-1')\n"
+            "print((time.perf_counter() - t0) * 1000)\n")
+    values = []
+    clean_env = {k: v for k, v in env.items() if k != "AWS_ENDPOINT_URL"}
+    for i in range(runs + 1):
+        proc = subprocess.run([sys.executable, "-c", code], env=clean_env, capture_output=True, timeout=TIMEOUT,
+                              text=True, cwd=os.getcwd())
+        if proc.returncode != 0:
+            return float("nan")
+        if i:
+            values.append(float(proc.stdout.strip().splitlines()[-1]))
+    return _median(values)

@@ -1,0 +1,158 @@
+"""Execution environments for concurrent handler runs: one process per client.
+
+Why processes: Powertools' resolver keeps the event being handled in a class attribute
+(``BaseRouter.current_event``), so two threads calling handlers in one process handle each other's
+events (found by this bench: a thread answered another thread's booking request). In Lambda one
+environment serves one request at a time; here each client is one process with its own handler
+module, Powertools state, database connection and GIL, like the local stack's ``local/runtime.py``.
+
+The processes are forked from a ``forkserver`` that has imported the handlers once
+(``bench._preload``), so starting 30 of them costs no import time. Each serves commands over a
+pipe: ``prepare`` (settings, the workload, one untimed warm-up request: opens its connection) and
+``go`` (the timed loop between two monotonic times, which every process of the machine shares).
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import time
+from typing import Any
+
+from bench.measure import Counter, RunResult, _numbers, cpu_seconds
+
+_TIMEOUT = 180.0
+
+
+def _worker(conn: Any, client: int) -> None:  # runs in the environment process
+    import signal
+
+    from bench import measure
+    from bench.env import use_settings
+    from bench.measure import HandlerWorkload, client_loop
+    from bench.operations import OPERATIONS
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # the function's logs and metrics: written, not shown
+    workload = state = None
+    while True:
+        try:
+            kind, spec = conn.recv()
+        except (EOFError, OSError):
+            return
+        if kind == "exit":
+            return
+        if kind == "prepare":
+            try:
+                use_settings(spec["dsn"], spec["aws"])
+                measure._numbers = Counter(spec["numbers"])
+                fixtures = dict(spec["fixtures"])
+                if "slots" in spec:
+                    fixtures["slots"] = Counter(spec["slots"])
+                op = next(o for o in OPERATIONS if o.name == spec["op"])
+                workload = HandlerWorkload(op, fixtures)
+                state = workload.open(client)
+                conn.send(("ready", None))
+            except Exception as exc:  # noqa: BLE001 - reported by the parent
+                state = None
+                conn.send(("ready", repr(exc)[:300]))
+        elif kind == "go":
+            start, stop, hard_stop, requests = spec
+            while time.perf_counter() < start:
+                time.sleep(min(0.01, max(0.0, start - time.perf_counter())))
+            cpu0 = time.process_time()
+            samples, ends, errors = client_loop(workload, state, client, measure._numbers, start=start, stop=stop,
+                                                hard_stop=hard_stop, requests=requests)
+            cpu = time.process_time() - cpu0
+            if state is not None:
+                try:
+                    workload.close(state)
+                except Exception:  # noqa: BLE001, S110 - closing a connection may fail in any way
+                    pass
+            conn.send(("done", {"samples": samples, "ends": ends, "errors": errors, "cpu": cpu}))
+
+
+class EnvPool:
+    """``size`` environment processes, started once, reused by every concurrent run."""
+
+    def __init__(self, size: int):
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["bench._preload"])
+        self.conns, self.procs = [], []
+        for client in range(size):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, client), name=f"bench-env-{client}", daemon=True)
+            proc.start()
+            child.close()
+            self.conns.append(parent)
+            self.procs.append(proc)
+
+    def _recv(self, client: int, timeout: float) -> tuple[str, Any]:
+        if not self.conns[client].poll(timeout):
+            raise RuntimeError(f"environment {client} did not answer within {timeout:.0f} s")
+        return self.conns[client].recv()
+
+    def run(self, op: Any, fixtures: dict[str, Any], *, dsn: str, aws: dict[str, str] | None, clients: int,
+            requests: int | None = None, duration: float | None = None, max_seconds: float = 60.0,
+            proxy: Any = None, queue: Any = None, processes: dict[str, int] | None = None) -> RunResult:
+        """Like ``bench.measure.run`` for a handler operation, one process per client."""
+        assert clients <= len(self.conns) and (requests or duration)
+        # per client: at most this many requests (a round trip takes >= 0.25 s at RTT 270 ms), plus the warm-up
+        cap = (requests or int(math.ceil(max_seconds / 0.25)) + 5) + 1
+        shared = {k: v for k, v in fixtures.items() if k != "slots"}
+        if queue is not None:
+            queue.reset()
+        for c in range(clients):
+            own = {**aws, "jobs_queue_url": queue.env_queue(c)} if aws and queue is not None else aws
+            spec = {"op": op.name, "dsn": dsn, "aws": own, "fixtures": shared, "numbers": _numbers.take(cap)}
+            if "slots" in fixtures:
+                spec["slots"] = fixtures["slots"].take(cap)
+            self.conns[c].send(("prepare", spec))
+        open_errors = [err for c in range(clients) for _, err in [self._recv(c, _TIMEOUT)] if err]
+        if proxy is not None:
+            proxy.reset()
+        if queue is not None:
+            queue.reset()  # the warm-up's messages
+        queued0 = queue.queued() if queue is not None else None
+        cpu0 = {name: cpu_seconds(pid) for name, pid in (processes or {}).items()}
+        start = time.perf_counter() + 0.05
+        stop = start + (duration if duration else max_seconds)
+        for c in range(clients):
+            self.conns[c].send(("go", (start, stop, start + max_seconds, requests)))
+        parts = [self._recv(c, max_seconds + _TIMEOUT)[1] for c in range(clients)]
+        cpu1 = {name: cpu_seconds(pid) for name, pid in (processes or {}).items()}
+
+        errors = [f"open: {e}" for e in open_errors] + [e for p in parts for e in p["errors"]]
+        result = RunResult(samples=[s for p in parts for s in p["samples"]], errors=len(errors),
+                           first_error=errors[0] if errors else "", clients=clients)
+        result.cpu_ms = {"bench": sum(p["cpu"] for p in parts) * 1000,
+                         **{name: (cpu1[name] - cpu0[name]) * 1000 for name in cpu0}}
+        if duration:
+            result.window = duration
+            result.in_window = sum(1 for p in parts for e in p["ends"] if e <= stop)
+            rates = []
+            for p in parts:
+                done = [e for e in p["ends"] if e <= stop]
+                if done:
+                    rates.append(len(done) / (done[-1] - start))
+            result.rate = sum(rates)
+        if proxy is not None:
+            result.round_trips = proxy.round_trips
+        if queue is not None:
+            result.sends = queue.queued() - queued0
+        return result
+
+    def close(self) -> None:
+        for conn in self.conns:
+            try:
+                conn.send(("exit", None))
+                conn.close()
+            except OSError:
+                pass
+        for proc in self.procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=5)

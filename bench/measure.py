@@ -1,0 +1,360 @@
+"""Closed-loop runners, percentiles, in-process handler calls and statement capture/replay.
+
+A *workload* opens per-client state (a thread, hence its own database connection), warms it up
+untimed, then each call returns the milliseconds of one request. The runner starts every client
+together after the warm-up, and is bounded both in requests and in seconds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Protocol
+
+from bench import FUNCTIONS
+from bench.operations import Operation
+
+
+# -- statistics ---------------------------------------------------------------------------------------------
+def percentile(samples: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..1) of unsorted ``samples``."""
+    if not samples:
+        return math.nan
+    ordered = sorted(samples)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))]
+
+
+@dataclass
+class Summary:
+    n: int
+    p50: float
+    p95: float
+    p99: float
+    mean: float
+
+    @classmethod
+    def of(cls, samples: list[float]) -> Summary:
+        return cls(len(samples), percentile(samples, 0.50), percentile(samples, 0.95), percentile(samples, 0.99),
+                   sum(samples) / len(samples) if samples else math.nan)
+
+
+@dataclass
+class RunResult:
+    samples: list[float]                 # ms per timed request
+    errors: int = 0
+    first_error: str = ""
+    window: float = 0.0                  # seconds of the timed window (duration runs)
+    in_window: int = 0                   # requests completed inside the window
+    round_trips: int | None = None       # database round trips of all timed requests (PgProxy)
+    sends: int | None = None             # SQS messages added by all timed requests
+    clients: int = 1
+    rate: float = math.nan               # duration runs: sum over clients of their own request rate
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU time used during the run, per process
+
+    @property
+    def summary(self) -> Summary:
+        return Summary.of(self.samples)
+
+    @property
+    def completed(self) -> int:
+        return len(self.samples)
+
+    @property
+    def rt_per_request(self) -> float | None:
+        return None if self.round_trips is None or not self.completed else self.round_trips / self.completed
+
+    @property
+    def sends_per_request(self) -> float | None:
+        return None if self.sends is None or not self.completed else self.sends / self.completed
+
+    @property
+    def throughput(self) -> float:
+        """ops/s: each client's requests completed in the window over the time to its last one, summed
+        (a closed loop's rate without the rounding of a fixed window: a client whose request takes
+        1.9 s completes 4 in an 8 s window, yet runs at 0.53/s, not 0.5/s)."""
+        return self.rate
+
+    def cpu_per_request(self, process: str) -> float:
+        return self.cpu_ms.get(process, math.nan) / self.completed if self.completed else math.nan
+
+
+class Workload(Protocol):
+    def open(self, client: int) -> Any: ...
+    def call(self, state: Any, client: int, n: int) -> float: ...
+    def close(self, state: Any) -> None: ...
+
+
+class Counter:
+    """A thread-safe counter that can also hand out blocks (``take``) to other processes."""
+
+    def __init__(self, start: int = 0):
+        self._next = start
+        self._lock = threading.Lock()
+
+    def __next__(self) -> int:
+        return self.take(1)
+
+    def __iter__(self) -> Counter:
+        return self
+
+    def take(self, count: int) -> int:
+        with self._lock:
+            first = self._next
+            self._next += count
+            return first
+
+
+_numbers = Counter(1)  # request numbers, unique within a run (blocks of them go to environment processes)
+
+
+def client_loop(workload: Workload, state: Any, client: int, numbers: Any, *, start: float, stop: float,
+                hard_stop: float, requests: int | None) -> tuple[list[float], list[float], list[str]]:
+    """One client's timed requests: (ms per request, end times, errors). Bounded by ``requests``
+    (if given) and by ``stop`` / ``hard_stop`` (perf_counter / monotonic times; the same clock)."""
+    samples, ends, errors = [], [], []
+    count = 0
+    while state is not None:
+        now = time.perf_counter()
+        if now >= stop or now >= hard_stop or (requests and count >= requests):
+            break
+        count += 1
+        try:
+            samples.append(workload.call(state, client, next(numbers)))
+            ends.append(time.perf_counter())
+        except Exception as exc:  # noqa: BLE001 - counted as an error of the run
+            errors.append(repr(exc)[:300])
+    return samples, ends, errors
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) of this process, or of another one (Linux /proc)."""
+    if pid is None:
+        return time.process_time()
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return math.nan
+
+
+def run(workload: Workload, *, clients: int = 1, requests: int | None = None, duration: float | None = None,
+        max_seconds: float = 60.0, proxy: Any = None, queue: Any = None,
+        processes: dict[str, int] | None = None) -> RunResult:
+    """Run ``clients`` closed-loop clients: ``requests`` each, or for ``duration`` seconds (throughput).
+    Never longer than ``max_seconds`` (plus the warm-up); requests that fail are counted, not timed.
+    ``processes``: other processes (name -> pid) whose CPU time to account, besides this one."""
+    assert requests or duration
+    lock = threading.Lock()
+    samples: list[float] = []
+    ends: list[float] = []
+    errors: list[str] = []
+    warmed = threading.Barrier(clients + 1, timeout=180)
+    go = threading.Barrier(clients + 1, timeout=180)
+    box: dict[str, float] = {}
+    rates: list[float] = []
+
+    def client_thread(c: int) -> None:
+        state = None
+        try:
+            state = workload.open(c)
+        except Exception as exc:  # noqa: BLE001 - reported as an error of the run
+            with lock:
+                errors.append(f"open: {exc!r}")
+        try:
+            warmed.wait()
+            go.wait()
+        except threading.BrokenBarrierError:
+            return
+        start = box["start"]
+        stop = start + (duration if duration else max_seconds)
+        mine, my_ends, my_errors = client_loop(workload, state, c, _numbers, start=start, stop=stop,
+                                               hard_stop=start + max_seconds, requests=requests)
+        try:
+            if state is not None:
+                workload.close(state)
+        finally:
+            with lock:
+                samples.extend(mine)
+                ends.extend(my_ends)
+                errors.extend(my_errors)
+                if duration:
+                    done = [e for e in my_ends if e <= stop]
+                    if done:
+                        rates.append(len(done) / (done[-1] - start))
+
+    threads = [threading.Thread(target=client_thread, args=(c,), name=f"bench-client-{c}", daemon=True)
+               for c in range(clients)]
+    for t in threads:
+        t.start()
+    warmed.wait()
+    if proxy is not None:
+        proxy.reset()
+    if queue is not None:
+        queue.reset()
+    queued0 = queue.queued() if queue is not None else None
+    pids: dict[str, int | None] = {"bench": None, **(processes or {})}
+    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    box["start"] = time.perf_counter()
+    go.wait()
+    for t in threads:
+        t.join(timeout=max_seconds + 120)
+    cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    result = RunResult(samples=samples, errors=len(errors), first_error=errors[0] if errors else "", clients=clients)
+    result.cpu_ms = {name: (cpu1[name] - cpu0[name]) * 1000 for name in pids}
+    if duration:
+        result.window = duration
+        result.in_window = sum(1 for e in ends if e <= box["start"] + duration)
+        result.rate = sum(rates)
+    if proxy is not None:
+        result.round_trips = proxy.round_trips
+    if queue is not None:
+        result.sends = queue.queued() - queued0
+    return result
+
+
+# -- handlers in process -------------------------------------------------------------------------------------
+_loaded: dict[str, ModuleType] = {}
+_load_lock = threading.Lock()
+
+
+def load_function(name: str) -> ModuleType:
+    """Import ``functions/<name>/app.py`` under a unique name, once, as Lambda (and the tests) do."""
+    with _load_lock:
+        if name not in _loaded:
+            spec = importlib.util.spec_from_file_location(f"bench_fn_{name}_app", FUNCTIONS / name / "app.py")
+            assert spec and spec.loader
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+            _loaded[name] = module
+        return _loaded[name]
+
+
+class Capture:
+    """Records every statement psycopg executes (query, params), tagged, to replay them raw."""
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[Any, Any, Any]] = []
+        self.tag: Any = ("setup", None)
+        self._original: Callable | None = None
+
+    def __enter__(self) -> Capture:
+        import psycopg
+
+        original = self._original = psycopg.Cursor.execute
+        statements = self.statements
+
+        def execute(cur, query, params=None, **kwargs):  # noqa: ANN001, ANN202
+            statements.append((self.tag, query, params))
+            return original(cur, query, params, **kwargs)
+
+        psycopg.Cursor.execute = execute
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import psycopg
+
+        psycopg.Cursor.execute = self._original
+
+
+@dataclass
+class HandlerWorkload:
+    """One API operation through its Lambda handler, with real HTTP API events."""
+
+    op: Operation
+    fixtures: dict[str, Any]
+    warmup: int = 1
+    capture: Capture | None = None
+    statuses: dict[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.module = load_function(self.op.function)
+
+    def _invoke(self, event: dict[str, Any]) -> float:
+        import json
+
+        from local.events import LambdaContext
+
+        context = LambdaContext(function_name=self.op.function)
+        start = time.perf_counter()
+        response = self.module.lambda_handler(event, context)
+        elapsed = (time.perf_counter() - start) * 1000
+        status = response.get("statusCode")
+        if status not in self.op.ok:
+            raise RuntimeError(f"{self.op.name}: HTTP {status}: {str(response.get('body'))[:200]}")
+        if self.op.verify and not self.op.verify(event, json.loads(response.get("body") or "null")):
+            raise RuntimeError(f"{self.op.name}: the response is not the answer to this request")
+        return elapsed
+
+    def open(self, client: int) -> int:
+        for _ in range(self.warmup):
+            if self.capture:
+                self.capture.tag = ("warmup", None)
+            self._invoke(self.op.event(self.fixtures, client, next(_numbers)))
+        return client
+
+    def call(self, state: int, client: int, n: int) -> float:
+        event = self.op.event(self.fixtures, client, n)  # API Gateway's work, not timed
+        if self.capture:
+            self.capture.tag = (self.op.name, n)
+        return self._invoke(event)
+
+    def close(self, state: int) -> None:
+        from hibachi.db import get_db
+
+        get_db().close()  # this thread's connection
+
+
+def replay(statements: list[tuple[Any, Any, Any]], dsn: str) -> dict[str, list[float]]:
+    """Run the captured statements again, in order, on a bare psycopg connection with the app's
+    connection options (a database prepared identically): ms per timed request, per operation."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    per_request: dict[tuple[str, int], float] = {}
+    with psycopg.connect(dsn, autocommit=True, prepare_threshold=None, row_factory=dict_row) as conn:
+        conn.execute("SELECT 1")
+        for tag, query, params in statements:
+            start = time.perf_counter()
+            with conn.cursor() as cur:
+                cur.execute(query, params)
+                if cur.description is not None:
+                    cur.fetchall()
+            elapsed = (time.perf_counter() - start) * 1000
+            name, n = tag
+            if n is not None:
+                per_request[(name, n)] = per_request.get((name, n), 0.0) + elapsed
+    result: dict[str, list[float]] = {}
+    for (name, _), ms in per_request.items():
+        result.setdefault(name, []).append(ms)
+    return result
+
+
+class SelectOne:
+    """``SELECT 1`` on a bare connection: what the simulated network alone costs per round trip."""
+
+    def __init__(self, dsn: str):
+        self.dsn = dsn
+
+    def open(self, client: int) -> Any:
+        import psycopg
+
+        conn = psycopg.connect(self.dsn, autocommit=True, prepare_threshold=None)
+        conn.execute("SELECT 1").fetchone()
+        return conn
+
+    def call(self, conn: Any, client: int, n: int) -> float:
+        start = time.perf_counter()
+        conn.execute("SELECT %s::int", (n,)).fetchone()
+        return (time.perf_counter() - start) * 1000
+
+    def close(self, conn: Any) -> None:
+        conn.close()

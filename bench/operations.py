@@ -1,0 +1,332 @@
+"""What the benchmark measures: one entry per API operation, per cold-started function, per job type.
+
+Adding an operation is one ``Operation(...)`` in ``OPERATIONS`` (plus, if it needs data that does
+not exist yet, one setup function in ``SETUPS``). An entry whose function folder has not landed is
+skipped and reported as "not available". The round-trip guards in ``tests/perf`` use the same entries.
+
+Request builders get ``(fixtures, client, n)``: the setup's fixtures, the client (thread) number
+and ``n``, unique within a run, so every write is a new one (idempotency keys, booking slots).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench import FUNCTIONS
+
+CHAT_TEXT = ("Hi! We'd like a hibachi chef for my dad's 60th birthday on the patio, about 14 adults and "
+             "4 kids. Do you bring the grill, and can you do a shrimp-free menu for two guests?")
+HISTORY_MESSAGES = 60  # a history conversation holds more than one page (the default page is 50)
+
+
+@dataclass
+class Request:
+    path_parameters: dict[str, str]
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    query: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    function: str                                   # folder under functions/
+    route_key: str                                  # the HTTP API route key
+    scopes: tuple[str, ...]
+    setup: str                                      # key in SETUPS: the data the requests need
+    request: Callable[[dict[str, Any], int, int], Request]
+    ok: tuple[int, ...] = (200,)
+    enqueues: bool = False                          # sends an SQS job on the hot path
+    headline: bool = False                          # named in the issue's latency/throughput targets
+    verify: Callable[[dict[str, Any], Any], bool] | None = None  # (event, response body): is it ours?
+
+    @property
+    def available(self) -> bool:
+        return (FUNCTIONS / self.function / "app.py").exists()
+
+    def event(self, fixtures: dict[str, Any], client: int, n: int) -> dict[str, Any]:
+        """The API Gateway (HTTP API, payload 2.0) event of request ``n`` of ``client``."""
+        from local.events import http_event
+
+        req = self.request(fixtures, client, n)
+        method, template = self.route_key.split(" ", 1)
+        headers = {"content-type": "application/json", "user-agent": "hibachi-bench", **req.headers}
+        return http_event(method, template.format(**req.path_parameters), route_key=self.route_key,
+                          path_parameters=req.path_parameters or None, query=req.query, headers=headers,
+                          body=None if req.body is None else json.dumps(req.body),
+                          claims={"sub": f"bench-client-{client}"}, scopes=list(self.scopes))
+
+
+# -- setups: run once per database with the current settings (hibachi's own SQL) -----------------------
+def setup_conversations(clients: int, run: str) -> dict[str, Any]:
+    """Per client: a chat (one message so far) and a history of ``HISTORY_MESSAGES`` messages."""
+    from hibachi.conversations import repository
+    from hibachi.db import get_db
+
+    db = get_db()
+    chats, histories = [], []
+    for c in range(clients):
+        chat, history = f"bench-{run}-chat-{c}", f"bench-{run}-history-{c}"
+        fields = dict(metadata={"locale": "en-US"}, idempotency_key=None, customer_id=f"customer-{c}", channel="web")
+        repository.insert_message(db, conversation_id=chat, role="user", content=CHAT_TEXT, emotion_score=0.4,
+                                  **fields)
+        for k in range(HISTORY_MESSAGES):
+            repository.insert_message(db, conversation_id=history, role="user" if k % 2 == 0 else "assistant",
+                                      content=f"{CHAT_TEXT} ({k})", emotion_score=0.1 if k % 2 == 0 else None,
+                                      **fields)
+        chats.append(chat)
+        histories.append(history)
+    return {"chat": chats, "history": histories}
+
+
+# Bookings get distinct slots, so concurrent clients never race for the same chef (the happy path,
+# one round trip): slot k is day k // 4 from the day after tomorrow, at 11:00, 14:00, 17:00 or 20:00
+# in Los Angeles (3 hours apart: 120 minutes + the 60-minute travel buffer), wrapping round to the
+# next free chef after SLOT_DAYS days.
+BOOKING_ZONE = "America/Los_Angeles"
+SLOT_HOURS = (11, 14, 17, 20)
+SLOT_DAYS = 1080  # within the 3-year horizon; 3 chefs x 4 slots x 1080 days = 12,960 bookings
+SCHEDULE_SLOTS, SEND_SLOTS = 2400, 3400  # where the worker's bookings start, after the API's
+
+
+def _slot_base(run: str) -> int:
+    """Where a run's slots start: far ahead (days 750-1000), varying with the run, so the guards in
+    tests/perf do not land on the slots other tests filled in a shared test database."""
+    import zlib
+
+    return 3000 + zlib.crc32(run.encode()) % 1000
+
+
+def booking_body(fx: dict[str, Any], client: int) -> dict[str, Any]:
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    k = next(fx["slots"]) % (len(SLOT_HOURS) * SLOT_DAYS)
+    day = datetime.now(ZoneInfo(BOOKING_ZONE)).date() + timedelta(days=2 + k // len(SLOT_HOURS))
+    return {
+        "customer": {"name": f"Dana Whitfield {client}", "phone": "+14155550123",
+                     "email": "dana.whitfield@example.com"},
+        "event_start": f"{day.isoformat()}T{SLOT_HOURS[k % len(SLOT_HOURS)]:02d}:00", "timezone": BOOKING_ZONE,
+        "duration_minutes": 120, "guest_count": 14,
+        "address": {"line1": "1200 Seacliff Ave", "city": "San Francisco", "state": "CA", "postal_code": "94121"},
+        "conversation_id": f"bench-{fx['run']}-chat-{client}", "notes": "Shrimp-free menu for two guests.",
+    }
+
+
+def _new_bookings(fx: dict[str, Any], count: int) -> list[str]:
+    """``count`` bookings through hibachi's own service (one statement each; the follow-up job is not
+    sent: the settings have no queue)."""
+    from hibachi.bookings import service
+    from hibachi.bookings.models import BookingIn
+
+    return [str(service.create_booking(BookingIn.model_validate(booking_body(fx, c)), idempotency_key=None,
+                                       correlation_id=None)[0].id) for c in range(count)]
+
+
+def setup_bookings(clients: int, run: str) -> dict[str, Any]:
+    """A booking per client (to read back), and the slot counter of the new ones."""
+    from bench.measure import Counter
+
+    fx: dict[str, Any] = {"run": run, "slots": Counter(_slot_base(run))}
+    fx["bookings"] = _new_bookings(fx, clients)
+    return fx
+
+
+SETUPS: dict[str, Callable[[int, str], dict[str, Any]]] = {
+    "conversations": setup_conversations,
+    "bookings": setup_bookings,
+}
+
+
+# -- the API operations -------------------------------------------------------------------------------------
+def _store_message(fx: dict[str, Any], client: int, n: int) -> Request:
+    return Request(
+        {"conversation_id": fx["chat"][client]},
+        {"role": "user", "content": f"{CHAT_TEXT} (turn {n})", "emotion_score": round((n % 21 - 10) / 10, 1),
+         "customer_id": f"customer-{client}", "channel": "web", "metadata": {"locale": "en-US", "turn": n}},
+        {"idempotency-key": f"{fx['run']}-{n}"},
+    )
+
+
+def _body(event: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(event["body"])
+
+
+def _same_message(event: dict[str, Any], out: Any) -> bool:
+    return out["content"] == _body(event)["content"] and out["conversation_id"] == event["pathParameters"][
+        "conversation_id"]
+
+
+def _same_booking(event: dict[str, Any], out: Any) -> bool:
+    body = _body(event)
+    return out["event_start"][:16] == body["event_start"] and out["customer"]["name"] == body["customer"]["name"]
+
+
+OPERATIONS: list[Operation] = [
+    Operation("store_message", "store_message", "POST /conversations/{conversation_id}/messages",
+              ("messages:write",), "conversations", _store_message, ok=(201,), enqueues=True, headline=True,
+              verify=_same_message),
+    Operation("get_conversation", "store_message", "GET /conversations/{conversation_id}",
+              ("conversations:read",), "conversations",
+              lambda fx, client, n: Request({"conversation_id": fx["chat"][client]}),
+              verify=lambda event, out: out["id"] == event["pathParameters"]["conversation_id"]),
+    Operation("list_messages", "store_message", "GET /conversations/{conversation_id}/messages",
+              ("conversations:read",), "conversations",
+              lambda fx, client, n: Request({"conversation_id": fx["history"][client]}),
+              verify=lambda event, out: all(m["conversation_id"] == event["pathParameters"]["conversation_id"]
+                                            for m in out["items"]) and len(out["items"]) == 50),
+    Operation("create_booking", "create_booking", "POST /bookings", ("bookings:write",), "bookings",
+              lambda fx, client, n: Request({}, booking_body(fx, client), {"idempotency-key": f"{fx['run']}-b-{n}"}),
+              ok=(201,), enqueues=True, headline=True, verify=_same_booking),
+    Operation("get_booking", "create_booking", "GET /bookings/{booking_id}", ("bookings:read",), "bookings",
+              lambda fx, client, n: Request({"booking_id": fx["bookings"][client]}),
+              verify=lambda event, out: out["id"] == event["pathParameters"]["booking_id"]),
+]
+
+
+# -- cold starts: a fresh process imports the handler and serves this first event ---------------------------
+@dataclass(frozen=True)
+class ColdStart:
+    function: str
+    first_request: str                               # what the first event is, for the report
+    event: Callable[[dict[str, Any], str], dict[str, Any]]  # (fixtures by setup key, unique tag) -> event
+    setups: tuple[str, ...] = ()
+
+    @property
+    def available(self) -> bool:
+        return (FUNCTIONS / self.function / "app.py").exists()
+
+
+def _cold_store_message(fx: dict[str, Any], tag: str) -> dict[str, Any]:
+    op = next(o for o in OPERATIONS if o.name == "store_message")
+    return op.event({"chat": [f"bench-cold-{tag}"], "run": f"cold-{tag}"}, 0, 1)
+
+
+def _cold_health(fx: dict[str, Any], tag: str) -> dict[str, Any]:
+    from local.events import http_event
+
+    return http_event("GET", "/health", route_key="GET /health", headers={"user-agent": "hibachi-bench"})
+
+
+def _cold_worker(fx: dict[str, Any], tag: str) -> dict[str, Any]:
+    from local.events import sqs_event
+
+    return sqs_event([job.model_dump_json() for job in emotion_jobs(fx["emotion"], 0, 10)])
+
+
+def _cold_create_booking(fx: dict[str, Any], tag: str) -> dict[str, Any]:
+    op = next(o for o in OPERATIONS if o.name == "create_booking")
+    return op.event(fx["bookings"], 0, int(tag.rsplit("-", 1)[-1]) + 10**6)
+
+
+COLD_STARTS: list[ColdStart] = [
+    ColdStart("store_message", "POST a scored message (1 statement + 1 SQS send)", _cold_store_message),
+    ColdStart("create_booking", "POST /bookings (1 statement + 1 SQS send)", _cold_create_booking, ("bookings",)),
+    ColdStart("followup_worker", "SQS batch of 10 emotion_stats jobs", _cold_worker, ("emotion",)),
+    ColdStart("health", "GET /health (SELECT 1)", _cold_health),
+]
+
+
+# -- worker job types: jobs/s in 10-record batches, round trips per batch -----------------------------------
+EMOTION_CONVERSATIONS = 100
+EMOTION_MESSAGES = 20
+
+
+def setup_emotion(jobs_needed: int, run: str) -> dict[str, Any]:
+    """``EMOTION_CONVERSATIONS`` conversations of ``EMOTION_MESSAGES`` scored messages each (the
+    jobs cycle through them: a recomputation is the same work every time)."""
+    from hibachi.conversations import repository
+    from hibachi.db import get_db
+
+    db = get_db()
+    ids = []
+    for c in range(EMOTION_CONVERSATIONS):
+        cid = f"bench-{run}-emotion-{c}"
+        for k in range(EMOTION_MESSAGES):
+            repository.insert_message(db, conversation_id=cid, role="user", content=f"message {k}",
+                                      emotion_score=round(((c + k) % 21 - 10) / 10, 1), metadata={},
+                                      idempotency_key=None, customer_id=None, channel="web")
+        ids.append(cid)
+    return {"ids": ids}
+
+
+def setup_schedule(jobs_needed: int, run: str) -> dict[str, Any]:
+    """One new booking per job: each ``schedule_followup`` job finds its follow-up to schedule."""
+    from bench.measure import Counter
+
+    fx: dict[str, Any] = {"run": run, "slots": Counter(_slot_base(run) + SCHEDULE_SLOTS)}
+    fx["ids"] = _new_bookings(fx, jobs_needed)
+    return fx
+
+
+def setup_send(jobs_needed: int, run: str) -> dict[str, Any]:
+    """One new booking per job, its follow-up recorded (hibachi's own statement) and then made due
+    now (bench SQL: a real one is due a day after the event)."""
+    from bench.measure import Counter
+    from hibachi.db import get_db
+    from hibachi.followups import repository
+
+    fx: dict[str, Any] = {"run": run, "slots": Counter(_slot_base(run) + SEND_SLOTS)}
+    fx["ids"] = _new_bookings(fx, jobs_needed)
+    db = get_db()
+    for start in range(0, len(fx["ids"]), 500):
+        repository.sync_followups(db, fx["ids"][start:start + 500])
+    db.execute("UPDATE followups SET due_at = now() - interval '1 minute' WHERE booking_id = ANY(%(ids)s::uuid[])",
+               {"ids": fx["ids"]})
+    return fx
+
+
+SETUPS.update({"emotion": setup_emotion, "schedule": setup_schedule, "send": setup_send})
+
+
+def emotion_jobs(fx: dict[str, Any], batch: int, size: int) -> list:
+    from hibachi import jobs
+
+    ids = fx["ids"]
+    return [jobs.Job.new(jobs.EMOTION_STATS, f"emotion_stats:{cid}:{batch}", {"conversation_id": cid}, "bench")
+            for cid in (ids[(batch * size + k) % len(ids)] for k in range(size))]
+
+
+def _booking_batch(fx: dict[str, Any], batch: int, size: int) -> list[str]:
+    ids = fx["ids"]
+    if (batch + 1) * size > len(ids):
+        raise RuntimeError(f"setup made {len(ids)} bookings; batch {batch} needs more")
+    return ids[batch * size:(batch + 1) * size]
+
+
+def schedule_jobs(fx: dict[str, Any], batch: int, size: int) -> list:
+    from hibachi.followups.service import schedule_job
+
+    return [schedule_job(booking_id, 1, "bench") for booking_id in _booking_batch(fx, batch, size)]
+
+
+def send_jobs(fx: dict[str, Any], batch: int, size: int) -> list:
+    from hibachi.followups.service import send_job
+
+    return [send_job(booking_id, 1, "bench") for booking_id in _booking_batch(fx, batch, size)]
+
+
+@dataclass(frozen=True)
+class JobType:
+    name: str
+    setup: str                                        # key in SETUPS, called with the number of jobs needed
+    jobs: Callable[[dict[str, Any], int, int], list]  # (fixtures, batch number, size) -> hibachi.jobs.Job list
+    aws_calls: str = ""                               # AWS calls per job, besides the database
+    set_based: bool = True                            # the "<= 2 round trips per batch" target applies
+    max_batches: int | None = None                    # fewer than the plan's (each job needs its own booking)
+    function: str = "followup_worker"
+
+    @property
+    def available(self) -> bool:
+        return (FUNCTIONS / self.function / "app.py").exists()
+
+
+JOB_TYPES: list[JobType] = [
+    JobType("emotion_stats", "emotion", emotion_jobs),
+    JobType("schedule_followup", "schedule", schedule_jobs, "1 EventBridge Scheduler CreateSchedule",
+            max_batches=60),
+    JobType("send_followup", "send", send_jobs, "1 SNS Publish", max_batches=60),
+]

@@ -1,0 +1,97 @@
+"""Performance guards that time nothing (CI machines are noisy): database round trips.
+
+Every API operation the bench measures (``bench.operations.OPERATIONS``, so a new one is guarded as
+soon as it is added there) makes exactly one database round trip per request on the happy path,
+counted by ``local.netproxy.PgProxy``; the ones that enqueue a job send exactly one SQS message.
+A 10-record batch of a set-based job type makes at most two round trips.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+
+from bench.operations import JOB_TYPES, OPERATIONS, SETUPS
+from hibachi import settings as settings_module
+from local.events import sqs_event
+from local.netproxy import PgProxy
+from tests.conftest import load_function
+
+REQUESTS = 3
+BATCH = 10
+
+
+def _queued(sqs: dict) -> int:
+    attrs = sqs["client"].get_queue_attributes(QueueUrl=sqs["queue_url"],
+                                               AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+
+
+@pytest.fixture()
+def aws(sqs: dict):
+    """Inside the ``sqs`` fixture's moto mock: the follow-up topic and the schedule group, and the
+    settings pointing the worker at them (the jobs queue is the schedules' target)."""
+    import boto3
+
+    sns = boto3.client("sns", region_name="us-east-1")
+    scheduler = boto3.client("scheduler", region_name="us-east-1")
+    topic = sns.create_topic(Name="perf-followups")["TopicArn"]
+    scheduler.create_schedule_group(Name="perf-followups")
+    queue_arn = sqs["client"].get_queue_attributes(QueueUrl=sqs["queue_url"],
+                                                   AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    with settings_module.override(followup_topic_arn=topic, scheduler_group_name="perf-followups",
+                                  scheduler_role_arn="arn:aws:iam::123456789012:role/perf-scheduler",
+                                  scheduler_target_arn=queue_arn):
+        yield sqs
+
+
+@pytest.fixture()
+def counted(database_url: str):
+    """A round-trip counting proxy (no delay) in front of the test database."""
+    parts = urlsplit(database_url)
+    with PgProxy((parts.hostname, parts.port or 5432)) as proxy:
+        yield proxy
+
+
+@pytest.mark.parametrize("op", [op for op in OPERATIONS if op.available], ids=lambda op: op.name)
+def test_api_operation_is_one_round_trip(op, settings, sqs, context, counted, database_url):
+    import json
+
+    run = f"perf-{uuid.uuid4().hex[:8]}"
+    fixtures = {**SETUPS[op.setup](1, run), "run": run}
+    handler = load_function(op.function).lambda_handler
+    numbers = itertools.count(1)
+
+    def call() -> int:
+        event = op.event(fixtures, 0, next(numbers))
+        response = handler(event, context)
+        assert response["statusCode"] in op.ok, response.get("body")
+        if op.verify:
+            assert op.verify(event, json.loads(response["body"]))
+        return response["statusCode"]
+
+    with settings_module.override(database_url=counted.dsn(database_url)):
+        call()  # opens the connection
+        queued = _queued(sqs)
+        counted.reset()
+        for _ in range(REQUESTS):
+            call()
+        assert counted.round_trips == REQUESTS, f"{op.name}: {counted.round_trips / REQUESTS:g} round trips per request"
+        if op.enqueues:
+            assert _queued(sqs) - queued == REQUESTS, f"{op.name}: one SQS send per request"
+
+
+@pytest.mark.parametrize("job_type", [jt for jt in JOB_TYPES if jt.available and jt.set_based], ids=lambda jt: jt.name)
+def test_set_based_job_batch_is_at_most_two_round_trips(job_type, settings, aws, context, counted, database_url):
+    run = f"perf-{uuid.uuid4().hex[:8]}"
+    fixtures = {**SETUPS[job_type.setup](2 * BATCH, run), "run": run}
+    handler = load_function(job_type.function).lambda_handler
+    with settings_module.override(database_url=counted.dsn(database_url)):
+        for batch in range(2):  # the first opens the connection
+            counted.reset()
+            event = sqs_event([job.model_dump_json() for job in job_type.jobs(fixtures, batch, BATCH)])
+            assert handler(event, context) == {"batchItemFailures": []}
+        assert counted.round_trips <= 2, f"{job_type.name}: {counted.round_trips} round trips for {BATCH} jobs"
