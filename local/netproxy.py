@@ -351,6 +351,11 @@ class PgProxy:
     def port(self) -> int:
         return self.address[1]
 
+    @property
+    def pid(self) -> int | None:
+        """The child process of an isolated proxy (None when the proxy runs in a thread)."""
+        return self._child.pid if self._child is not None else None
+
     def dsn(self, upstream_dsn: str) -> str:
         """``upstream_dsn`` with host and port replaced by the proxy's (encryption disabled)."""
         parts = urlsplit(upstream_dsn)
