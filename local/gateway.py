@@ -182,7 +182,7 @@ class Gateway:
         """Bind the socket (port 0: a free one) and return the port; ``start`` serves it."""
         if self._server is None:
             handler = type("Handler", (_Handler,), {"gateway": self})
-            server = ThreadingHTTPServer((self.host, self.port), handler)
+            server = _Server((self.host, self.port), handler)
             server.daemon_threads = True
             self._server = server
             self.port = server.server_address[1]
@@ -411,6 +411,12 @@ def _swagger_dir() -> Path:
     spec = importlib.util.find_spec("aws_lambda_powertools")
     base = Path(list(spec.submodule_search_locations)[0]) if spec and spec.submodule_search_locations else Path(".")
     return base / "event_handler" / "openapi" / "swagger_ui"
+
+
+class _Server(ThreadingHTTPServer):
+    # socketserver's listen backlog is 5: a burst of concurrent clients (a load or race test)
+    # overflowed it and connections were reset before the gateway saw them; API Gateway takes them
+    request_queue_size = 256
 
 
 class _Handler(BaseHTTPRequestHandler):
