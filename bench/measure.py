@@ -57,6 +57,7 @@ class RunResult:
     clients: int = 1
     rate: float = math.nan               # duration runs: sum over clients of their own request rate
     cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU time used during the run, per process
+    sqs_wait_ms: list[float] = field(default_factory=list)  # per request, when measured (HandlerWorkload)
 
     @property
     def summary(self) -> Summary:
@@ -265,15 +266,48 @@ class Capture:
         psycopg.Cursor.execute = self._original
 
 
+class SqsWait:
+    """Measures the time ``hibachi.jobs.JobQueue.send_many`` spends waiting for SQS: its wall time
+    minus the CPU time of the calling thread meanwhile (botocore building and signing the request
+    is in-process work; waiting for the endpoint is not)."""
+
+    def __init__(self) -> None:
+        self.ms = 0.0
+        self._original: Callable | None = None
+
+    def __enter__(self) -> SqsWait:
+        from hibachi.jobs import JobQueue
+
+        original = self._original = JobQueue.send_many
+        box = self
+
+        def send_many(queue, jobs):  # noqa: ANN001, ANN202
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return original(queue, jobs)
+            finally:
+                box.ms += ((time.perf_counter() - wall) - (time.thread_time() - cpu)) * 1000
+
+        JobQueue.send_many = send_many
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from hibachi.jobs import JobQueue
+
+        JobQueue.send_many = self._original
+
+
 @dataclass
 class HandlerWorkload:
-    """One API operation through its Lambda handler, with real HTTP API events."""
+    """One API operation through its Lambda handler, with real HTTP API events. With ``sqs_wait``,
+    ``waits`` gets each timed request's SQS wait (ms), in order."""
 
     op: Operation
     fixtures: dict[str, Any]
     warmup: int = 1
     capture: Capture | None = None
-    statuses: dict[int, int] = field(default_factory=dict)
+    sqs_wait: SqsWait | None = None
+    waits: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.module = load_function(self.op.function)
@@ -305,7 +339,12 @@ class HandlerWorkload:
         event = self.op.event(self.fixtures, client, n)  # API Gateway's work, not timed
         if self.capture:
             self.capture.tag = (self.op.name, n)
-        return self._invoke(event)
+        if self.sqs_wait is None:
+            return self._invoke(event)
+        self.sqs_wait.ms = 0.0
+        elapsed = self._invoke(event)
+        self.waits.append(self.sqs_wait.ms)
+        return elapsed
 
     def close(self, state: int) -> None:
         from hibachi.db import get_db

@@ -83,7 +83,7 @@ def run_all(plan: Plan, command: str) -> Results:
     from bench import coldstart, reference, sizes, worker
     from bench.env import Moto, Postgres, function_env, isolate_process_env, machine, quiet_stdout, use_settings
     from bench.envs import EnvPool
-    from bench.measure import Capture, HandlerWorkload, SelectOne, replay, run
+    from bench.measure import Capture, HandlerWorkload, SelectOne, SqsWait, replay, run
     from bench.operations import COLD_STARTS, JOB_TYPES, OPERATIONS, SETUPS
     from local.netproxy import PgProxy
 
@@ -128,8 +128,11 @@ def run_all(plan: Plan, command: str) -> Results:
             use_settings(dsn0, aws)
             for op in ops:
                 if op.enqueues:
-                    results.rtt0[op.name] = run(HandlerWorkload(op, fixtures[op.setup], warmup=5),
-                                                requests=plan.sequential, max_seconds=30, proxy=proxy0, queue=moto)
+                    with SqsWait() as wait:
+                        workload = HandlerWorkload(op, fixtures[op.setup], warmup=5, sqs_wait=wait)
+                        results.rtt0[op.name] = run(workload, requests=plan.sequential, max_seconds=30,
+                                                    proxy=proxy0, queue=moto)
+                    results.rtt0[op.name].sqs_wait_ms = workload.waits
             for name in reference.FLOWS:
                 results.rtt0[name] = run(reference.FlowWorkload(name, dsn0, run_id), requests=plan.sequential,
                                          max_seconds=30, proxy=proxy0)
