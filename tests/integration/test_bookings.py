@@ -528,6 +528,7 @@ def test_concurrent_reschedules_into_one_slot_never_overbook(settings, db):
         ids = [service.create_booking(BookingIn.model_validate(booking_body(local_start(days=40 + i))),
                                       idempotency_key=None, correlation_id=None)[0].id for i in range(n)]
         change = RescheduleIn.model_validate({"event_start": local_start(days=60, hour=18)})
+        before = deadlocks(db)
         barrier = threading.Barrier(n)
         results: list = [None] * n
 
@@ -551,3 +552,4 @@ def test_concurrent_reschedules_into_one_slot_never_overbook(settings, db):
     assert len(moved) == 2 and len(full) == n - 2, [r for r in results if isinstance(r, Exception)][:3]
     assert overlaps(db) == 0
     assert db.fetchone("SELECT count(*) AS n FROM bookings WHERE version = 1")["n"] == n - 2  # the others unchanged
+    assert deadlocks(db) == before  # moves onto one chef take turns (chef_locks)

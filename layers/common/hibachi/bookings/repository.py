@@ -89,18 +89,23 @@ SELECT false AS changed, {COLUMNS} FROM bookings WHERE id = %(id)s AND NOT EXIST
 
 # Reschedule in ONE statement, guarded by the version the caller read: move to a free chef
 # (keeping the current one when it is free; the booking's own hold does not count), or change
-# nothing. The second branch returns the current row and whether any chef was free.
+# nothing. The chef's ``chef_locks`` row is locked first, so concurrent moves onto one chef take
+# turns (the later one then fails the constraint at once: exclusion_violation, run again) instead
+# of deadlocking. The second branch returns the current row and whether any chef was free.
 RESCHEDULE_BOOKING = f"""
 WITH free AS (
     SELECT chef FROM generate_series(1, %(chef_count)s::int) AS chef
     WHERE {_CHEF_FREE.format(exclude=" AND b.id <> %(id)s")}
     ORDER BY chef <> %(current_chef)s, chef
     LIMIT 1
+), locked AS (
+    SELECT l.chef_id AS chef FROM chef_locks l JOIN free ON l.chef_id = free.chef
+    FOR UPDATE OF l
 ), upd AS (
-    UPDATE bookings bk SET chef_id = free.chef, event_start = %(start)s, event_end = %(end)s,
+    UPDATE bookings bk SET chef_id = locked.chef, event_start = %(start)s, event_end = %(end)s,
         held_until = %(held_until)s, duration_minutes = %(duration)s, guest_count = %(guests)s,
         followup_due_at = %(due)s, version = bk.version + 1, updated_at = now()
-    FROM free
+    FROM locked
     WHERE bk.id = %(id)s AND bk.version = %(version)s AND bk.status = 'confirmed'
     RETURNING {_qualified("bk")}
 )

@@ -22,7 +22,7 @@ from hibachi import jobs
 from hibachi.bookings import repository, times
 from hibachi.bookings.models import AddressOut, BookingIn, BookingOut, CustomerOut, RescheduleIn
 from hibachi.db import get_db
-from hibachi.errors import Conflict, NotFound, Unprocessable
+from hibachi.errors import Conflict, DatabaseUnavailable, NotFound, Unprocessable
 from hibachi.followups.service import schedule_job
 from hibachi.observability import MetricUnit, add_ms, metrics, timed_ms
 from hibachi.settings import Settings, get_settings
@@ -209,6 +209,13 @@ def reschedule_booking(booking_id: UUID, body: RescheduleIn, *, correlation_id: 
                                                 slot=slot.params(duration, guests, settings.chef_count))
         except psycopg.errors.ExclusionViolation:
             continue  # a concurrent booking took the chef we chose: choose again
+        except DatabaseUnavailable as exc:
+            # Two moves into one free slot each wait for the other's new row (an UPDATE cannot use
+            # the constraint as an ON CONFLICT arbiter, as create does); PostgreSQL rolls one back.
+            # Nothing was changed: decide again (hibachi.db already retried twice).
+            if isinstance(exc.__cause__, psycopg.errors.DeadlockDetected):
+                continue
+            raise
         if row is None:
             current = None
             continue
