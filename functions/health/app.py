@@ -36,7 +36,7 @@ from hibachi.observability import logger, metrics
 # Direct ops invocations add no application metric; Powertools' warning about that is noise.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
-app = create_app()
+app = create_app(public=("/health",))  # the template's only route without the authorizer
 
 OPERATIONS = {"GET /health": "health", "GET /health/details": "health_details"}
 OPS_SCOPE = "ops:read"

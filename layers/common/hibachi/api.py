@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
 
 from hibachi.db import get_db
 from hibachi.errors import AppError, PayloadTooLarge
@@ -54,9 +55,105 @@ def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return details
 
 
-def create_app() -> APIGatewayHttpResolver:
-    """A resolver with request validation and the app's error mapping."""
-    app = APIGatewayHttpResolver(enable_validation=True)
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, such as not_found or validation_error")
+    message: str
+    details: Any = None
+
+
+class ErrorOut(BaseModel):
+    """Every error answer of the API's functions (``hibachi.api``)."""
+
+    error: ErrorDetail
+    request_id: str | None
+
+
+_ERROR_DESCRIPTIONS = {
+    "404": "No such resource",
+    "409": "Conflict with the resource's state",
+    "413": "The request body is too large",
+    "422": "The request is not valid; `error.details` names the fields",
+    "503": "The database is unavailable; nothing was changed. Retry after `Retry-After` seconds",
+}
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
+
+
+def document_errors(doc: dict[str, Any]) -> dict[str, Any]:
+    """Add the error answers every operation can give to an OpenAPI document (as a dict), with the
+    ``ErrorOut`` body they really have: 404 where the path names a resource, 413 where there is a
+    body, 422 and 503 everywhere. A 4xx that a route documents without a body of its own (Powertools
+    then shows the success model) or with Powertools' ``HTTPValidationError`` gets ``ErrorOut``; a
+    documented 503 with a body of its own (``/health``) is kept."""
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for model in (ErrorDetail, ErrorOut):
+        schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for item in (doc.get("paths") or {}).values():
+        for method, operation in item.items():
+            if method not in ("get", "put", "post", "delete", "patch") or not isinstance(operation, dict):
+                continue
+            responses = operation.setdefault("responses", {})
+            success = next((r for code, r in responses.items() if code.startswith("2")), {})
+            wanted = {"422", "503"}
+            if any(p.get("in") == "path" for p in operation.get("parameters") or []):
+                wanted.add("404")
+            if "requestBody" in operation:
+                wanted.add("413")
+            for code in sorted(wanted | {c for c in responses if c.startswith("4")}):
+                current = responses.get(code)
+                body = ((current or {}).get("content") or {}).get("application/json", {}).get("schema")
+                default_body = body is None or body == (success.get("content") or {}).get(
+                    "application/json", {}).get("schema") or "HTTPValidationError" in json.dumps(body)
+                if current is None or (code.startswith("4") and default_body):
+                    responses[code] = {
+                        "description": (current or {}).get("description") or _ERROR_DESCRIPTIONS[code],
+                        "content": {"application/json": {"schema": _ERROR_REF}},
+                    }
+    if not any("HTTPValidationError" in json.dumps(op) for item in (doc.get("paths") or {}).values()
+               for op in item.values()):
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+    return doc
+
+
+class GatewayErrorOut(BaseModel):
+    """The HTTP API JWT authorizer's answer (401 no or bad token, 403 no scope of the route)."""
+
+    message: str
+
+
+def document_auth(doc: dict[str, Any], public: Collection[str]) -> dict[str, Any]:
+    """Add the authorizer's 401 and 403 to every operation whose path is not in ``public``."""
+    doc.setdefault("components", {}).setdefault("schemas", {})[GatewayErrorOut.__name__] = \
+        GatewayErrorOut.model_json_schema()
+    body = {"application/json": {"schema": {"$ref": "#/components/schemas/GatewayErrorOut"}}}
+    for path, item in (doc.get("paths") or {}).items():
+        if path in public:
+            continue
+        for method, operation in item.items():
+            if method in ("get", "put", "post", "delete", "patch") and isinstance(operation, dict):
+                responses = operation.setdefault("responses", {})
+                responses.setdefault("401", {"description": "No token, or an expired or invalid one", "content": body})
+                responses.setdefault("403", {"description": "The token has none of the route's scopes", "content": body})
+    return doc
+
+
+class _Resolver(APIGatewayHttpResolver):
+    """Powertools' resolver whose OpenAPI document also shows the error answers
+    (``document_errors``, ``document_auth``)."""
+
+    def __init__(self, *, public: Collection[str] = (), **kwargs: Any):
+        super().__init__(**kwargs)
+        self._public_paths = tuple(public)
+
+    def get_openapi_json_schema(self, **kwargs: Any) -> str:
+        doc = document_errors(json.loads(super().get_openapi_json_schema(**kwargs)))
+        return json.dumps(document_auth(doc, self._public_paths), indent=2)
+
+
+def create_app(public: Collection[str] = ()) -> APIGatewayHttpResolver:
+    """A resolver with request validation and the app's error mapping. ``public``: the paths the
+    template serves without the JWT authorizer (for the document; the template decides)."""
+    app = _Resolver(enable_validation=True, public=public)
 
     def request_id() -> str | None:
         return _request_id(app.current_event.raw_event) if app.current_event else None
