@@ -12,6 +12,7 @@ import json
 from collections.abc import Collection, Mapping
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -138,12 +139,19 @@ def document_auth(doc: dict[str, Any], public: Collection[str]) -> dict[str, Any
 
 
 class _Resolver(APIGatewayHttpResolver):
-    """Powertools' resolver whose OpenAPI document also shows the error answers
-    (``document_errors``, ``document_auth``)."""
+    """Powertools' resolver, with two changes:
+
+    - path parameters are percent-decoded (Powertools matches them on the raw path, so a client
+      that encodes ``:`` in ``web%3Ademo-1``, as ``encodeURIComponent`` does, got a 422);
+    - its OpenAPI document also shows the error answers (``document_errors``, ``document_auth``).
+    """
 
     def __init__(self, *, public: Collection[str] = (), **kwargs: Any):
         super().__init__(**kwargs)
         self._public_paths = tuple(public)
+
+    def _convert_matches_into_route_keys(self, match: Any) -> dict[str, str]:
+        return {key: unquote(value) for key, value in super()._convert_matches_into_route_keys(match).items()}
 
     def get_openapi_json_schema(self, **kwargs: Any) -> str:
         doc = document_errors(json.loads(super().get_openapi_json_schema(**kwargs)))
