@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from local.stack import wait_until
 from tests.conftest import new_id
-from tests.reliability.conftest import Env, booking_body, local_start
+from tests.reliability.harness import Env, booking_body, local_start
 from tests.reliability.test_faults import stats_exact
 from tests.reliability.tools import http, retrying
 

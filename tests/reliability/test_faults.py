@@ -21,7 +21,7 @@ import pytest
 
 from local.stack import wait_until
 from tests.conftest import new_id
-from tests.reliability.conftest import Env, booking_body, local_start
+from tests.reliability.harness import Env, booking_body, local_start
 from tests.reliability.tools import http
 
 WORKER = "FollowupWorkerFunction"

@@ -1,0 +1,162 @@
+"""The shared harness of tests/reliability, tests/fuzz and tests/security: the real app on the local
+stack (template.yaml's functions in worker processes, the gateway with the JWT authorizer, moto,
+the SQS poller) over a PostgreSQL of its own that the tests stop and start, with the functions' AWS
+endpoint behind a proxy the tests can switch off (SQS "down").
+
+One stack for the three folders (starting one costs seconds); each test uses fresh conversation
+ids and booking days, so tests do not see each other's rows. The poller reads the jobs queue
+directly (not through the proxy), as Lambda's event source mapping is not the function's SDK."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import psycopg
+from psycopg.rows import dict_row
+
+from local.stack import LocalStack, wait_until
+from tests.conftest import ROOT
+from tests.reliability.tools import FlakyProxy
+
+REL_PG_PORT = int(os.environ.get("TEST_REL_PG_PORT", "54343"))
+TZ = "America/Los_Angeles"
+ZONE = ZoneInfo(TZ)
+
+
+class Env:
+    """What a reliability test gets: the stack, its database server, the SQS switch."""
+
+    def __init__(self, stack: LocalStack, pg, url: str, proxy: FlakyProxy):
+        self.stack, self.pg, self.url, self.proxy = stack, pg, url, proxy
+        self._next_day = 20
+        self.published: list[dict] = []  # SNS follow-ups seen on the topic's SQS subscription
+
+    def collect_published(self) -> None:
+        """Move what the follow-up topic delivered to its SQS subscription into ``published``."""
+        sqs, url = self.stack.sqs, self.stack.queue_urls["followups"]
+        for _ in range(100):
+            batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return
+            for m in batch:
+                body = json.loads(m["Body"])
+                self.published.append(json.loads(body["Message"]) if "Message" in body else body)
+            sqs.delete_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+
+    # database, from the test's side (a short-lived connection each time: the server restarts)
+    def query(self, sql: str, params=None) -> list[dict]:
+        with psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=5) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params=None) -> dict:
+        return self.query(sql, params)[0]
+
+    def ensure_pg(self) -> None:
+        self.pg.start()
+        wait_until(self._answers, timeout=30, message="PostgreSQL answers")
+
+    def _answers(self) -> bool:
+        try:
+            self.query("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
+
+    def fresh_day(self, span: int = 1) -> int:
+        """A day offset no other test of this session books on."""
+        day = self._next_day
+        self._next_day += span
+        return day
+
+    def headers(self, key: str | None = None, scopes=None) -> dict[str, str]:
+        h = self.stack.auth_headers(scopes)
+        if key:
+            h["idempotency-key"] = key
+        return h
+
+
+def local_start(days: int, hour: int = 18, minute: int = 0) -> str:
+    day = datetime.now(ZONE).date() + timedelta(days=days)
+    return f"{day.isoformat()}T{hour:02d}:{minute:02d}"
+
+
+def booking_body(start: str, **overrides) -> dict:
+    body = {
+        "customer": {"name": "Ada Lovelace", "phone": "+14155550123", "email": "ada@example.com"},
+        "event_start": start,
+        "timezone": TZ,
+        "guest_count": 12,
+        "address": {"line1": "1 Market St", "city": "San Francisco", "state": "CA", "postal_code": "94105"},
+    }
+    body.update(overrides)
+    return body
+
+
+
+class _Shared:
+    """One stack (and its PostgreSQL) for tests/reliability, tests/fuzz and tests/security: each
+    folder's conftest acquires it for the session and releases it at the end; the last release
+    stops it. Starting it once saves seconds per folder."""
+
+    def __init__(self) -> None:
+        self.env: Env | None = None
+        self.users = 0
+        self._parts: list = []
+
+    def acquire(self, tmp_path_factory) -> Env:
+        self.users += 1
+        if self.env is None:
+            try:
+                self.env = self._start(tmp_path_factory)
+            except BaseException:
+                self.users -= 1
+                self._stop()
+                raise
+        return self.env
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users <= 0:
+            self._stop()
+
+    def _start(self, tmp_path_factory) -> Env:
+        from hibachi.migrate import apply
+        from local.pg import LocalPostgres
+
+        pg = LocalPostgres(ROOT / ".local" / "test-pg-rel", REL_PG_PORT)
+        pg.start()
+        self._parts.append(pg.stop)
+        url = pg.create_database("hibachi_rel", drop=True)
+        apply(url)
+        proxy = FlakyProxy().start()
+        self._parts.append(proxy.close)
+        stack = LocalStack(
+            database_url=url,
+            key_dir=tmp_path_factory.mktemp("rel-jwt"),
+            visibility_timeout=1,  # a failed or abandoned record comes back within a second
+            max_workers=4,
+            enable_reconciler=False,  # the tests run the reconciler when they mean to
+            enable_scheduler=False,  # follow-ups are due days later; nothing to fire
+            resource_prefix="rel",  # moto keeps one state per process: queue names of our own
+            env={"RECONCILE_GRACE_SECONDS": "0", "AWS_ENDPOINT_URL": proxy.url},
+        )
+        self._parts.append(stack.stop)
+        stack.start()
+        proxy.upstream_port = int(stack.endpoint_url.rsplit(":", 1)[1])
+        return Env(stack, pg, url, proxy)
+
+    def _stop(self) -> None:
+        while self._parts:
+            try:
+                self._parts.pop()()
+            except Exception:  # noqa: BLE001 - stop the rest whatever one part does
+                pass
+        self.env = None
+        self.users = 0
+
+
+shared = _Shared()
