@@ -16,7 +16,10 @@ from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from pydantic import BaseModel, Field
 
 from hibachi.db import get_db
@@ -73,6 +76,7 @@ _ERROR_DESCRIPTIONS = {
     "404": "No such resource",
     "409": "Conflict with the resource's state",
     "413": "The request body is too large",
+    "415": "The body is not application/json",
     "422": "The request is not valid; `error.details` names the fields",
     "503": "The database is unavailable; nothing was changed. Retry after `Retry-After` seconds",
 }
@@ -81,8 +85,8 @@ _ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
 
 def document_errors(doc: dict[str, Any]) -> dict[str, Any]:
     """Add the error answers every operation can give to an OpenAPI document (as a dict), with the
-    ``ErrorOut`` body they really have: 404 where the path names a resource, 413 where there is a
-    body, 422 and 503 everywhere. A 4xx that a route documents without a body of its own (Powertools
+    ``ErrorOut`` body they really have: 404 where the path names a resource, 413 and 415 where
+    there is a body, 422 and 503 everywhere. A 4xx that a route documents without a body of its own (Powertools
     then shows the success model) or with Powertools' ``HTTPValidationError`` gets ``ErrorOut``; a
     documented 503 with a body of its own (``/health``) is kept."""
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
@@ -98,7 +102,7 @@ def document_errors(doc: dict[str, Any]) -> dict[str, Any]:
             if any(p.get("in") == "path" for p in operation.get("parameters") or []):
                 wanted.add("404")
             if "requestBody" in operation:
-                wanted.add("413")
+                wanted |= {"413", "415"}
             for code in sorted(wanted | {c for c in responses if c.startswith("4")}):
                 current = responses.get(code)
                 body = ((current or {}).get("content") or {}).get("application/json", {}).get("schema")
@@ -175,6 +179,11 @@ def create_app(public: Collection[str] = ()) -> APIGatewayHttpResolver:
     @app.exception_handler(RequestValidationError)
     def _invalid(exc: RequestValidationError) -> Response:
         return error_response(422, "validation_error", _VALIDATION_MESSAGE, validation_details(exc.errors()),
+                              request_id=request_id())
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported_type(_exc: RequestUnsupportedContentType) -> Response:  # was a 500
+        return error_response(415, "unsupported_media_type", "Send the body as application/json.",
                               request_id=request_id())
 
     @app.exception_handler(RecursionError)
