@@ -1,7 +1,7 @@
 """Run the whole app locally, without Docker or an AWS account: ONE command.
 
     python -m local.run                         # API on http://127.0.0.1:3000
-    python -m local.run --followup-delay-hours 0.01 --reconcile-interval 10
+    python -m local.run --followup-demo-seconds 20 --reconcile-interval 10
     python -m local.run --env MIN_LEAD_HOURS=0 --env CHEF_COUNT=1
 
 It starts, in order:
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Function settings copied from the environment of ``python -m local.run`` (ARCHITECTURE.md).
 PASSTHROUGH = (
     "MAX_BODY_BYTES", "RECONCILE_GRACE_SECONDS", "DB_CONNECT_TIMEOUT",
-    "CHEF_COUNT", "MIN_LEAD_HOURS", "TRAVEL_BUFFER_MINUTES", "FOLLOWUP_DELAY_HOURS",
+    "CHEF_COUNT", "MIN_LEAD_HOURS", "TRAVEL_BUFFER_MINUTES", "FOLLOWUP_DELAY_HOURS", "FOLLOWUP_DEMO_DELAY_SECONDS",
     "SCHEDULE_NAME_PREFIX", "APP_VERSION", "LOG_LEVEL",
 )
 PASSTHROUGH_PREFIXES = ("POWERTOOLS_", "HIBACHI_")
@@ -53,6 +53,8 @@ def function_env(args: argparse.Namespace, environ: dict[str, str] | None = None
     env = {k: v for k, v in environ.items() if k in PASSTHROUGH or k.startswith(PASSTHROUGH_PREFIXES)}
     if args.followup_delay_hours is not None:
         env["FOLLOWUP_DELAY_HOURS"] = str(args.followup_delay_hours)
+    if args.followup_demo_seconds is not None:
+        env["FOLLOWUP_DEMO_DELAY_SECONDS"] = str(args.followup_demo_seconds)
     for item in args.env or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -122,6 +124,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-workers", type=int, default=4, help="worker processes per function (4)")
     p.add_argument("--followup-delay-hours", type=float, default=None,
                    help="FOLLOWUP_DELAY_HOURS for the functions (e.g. 0.01 for a demo)")
+    p.add_argument("--followup-demo-seconds", type=float, default=None,
+                   help="demo: a booking's follow-up is due this many seconds after it is made (e.g. 20, or "
+                        "90 to see it go through the local EventBridge Scheduler)")
     p.add_argument("--env", action="append", metavar="KEY=VALUE", help="set a function environment variable")
     p.add_argument("--no-migrate", action="store_true", help="do not apply the migrations")
     p.add_argument("--keep-db", action="store_true", help="leave PostgreSQL running on exit")

@@ -128,3 +128,19 @@ def _published(stack: LocalStack, booking_id: str) -> list[dict]:
         _inbox.append(json.loads(body["Message"]) if "Message" in body else body)
         sqs.delete_message(QueueUrl=stack.resources.followups_queue_url, ReceiptHandle=m["ReceiptHandle"])
     return [p for p in _inbox if p.get("booking_id") == booking_id]
+
+
+def test_demo_follow_up_arrives_in_the_conversation_by_waiting_alone(database_url, tmp_path):
+    """Issue 3's local demo: with FOLLOWUP_DEMO_DELAY_SECONDS the follow-up of a fresh booking shows in
+    its conversation a few seconds later, with nothing to do but wait."""
+    with LocalStack(database_url, key_dir=tmp_path, env={"FOLLOWUP_DEMO_DELAY_SECONDS": "3"},
+                    reconcile_interval=3600, schedule_poll_interval=0.5, visibility_timeout=2, max_workers=1) as s:
+        cid = new_id("demo:c")
+        headers = {**s.auth_headers(["bookings:write"]), "idempotency-key": cid}
+        r = requests.post(f"{s.url}/bookings", json=booking_body(local_start(days=13), conversation_id=cid),
+                          headers=headers, timeout=30)
+        assert r.status_code == 201, r.text
+        followup = wait_until(lambda: [m for m in history(s, cid) if m["role"] == "assistant"],
+                              timeout=90, message="the demo follow-up in the conversation")
+        assert followup[0]["content"].startswith("Hi Ada")
+        assert [m["content"].split(":")[0] for m in history(s, cid)] == ["Booking confirmed", followup[0]["content"].split(":")[0]]

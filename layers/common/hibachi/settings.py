@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     followup_delay_hours: float = Field(default=24, ge=0)
     followup_earliest_hour: int = Field(default=10, ge=0, le=23)
     followup_latest_hour: int = Field(default=19, ge=0, le=23)
+    # Demos only (the template never sets it): the follow-up is due this many seconds after the
+    # booking is made or moved, instead of after the event, so it can be watched end to end.
+    followup_demo_delay_seconds: float | None = Field(default=None, ge=0, le=86_400)
     followup_topic_arn: str | None = None
     scheduler_group_name: str = "default"
     scheduler_role_arn: str | None = None

@@ -83,10 +83,13 @@ def plan_slot(local_start: datetime, zone: ZoneInfo, duration_minutes: int, sett
     if start > now + timedelta(days=MAX_ADVANCE_DAYS):
         raise _invalid("event_start", f"must be within {MAX_ADVANCE_DAYS} days from now", "too_far_ahead")
     end = start + timedelta(minutes=duration_minutes)  # in UTC: real minutes, also across a DST change
+    if settings.followup_demo_delay_seconds is not None:  # demos only: due soon after booking
+        due = now + timedelta(seconds=settings.followup_demo_delay_seconds)
+    else:
+        due = times.followup_due(end, zone, delay_hours=settings.followup_delay_hours,
+                                 earliest_hour=settings.followup_earliest_hour, latest_hour=settings.followup_latest_hour)
     return Slot(start=start, end=end, held_until=end + timedelta(minutes=settings.travel_buffer_minutes),
-                followup_due=times.followup_due(end, zone, delay_hours=settings.followup_delay_hours,
-                                                earliest_hour=settings.followup_earliest_hour,
-                                                latest_hour=settings.followup_latest_hour))
+                followup_due=due)
 
 
 def request_hash(body: BookingIn) -> str:
