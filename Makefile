@@ -25,8 +25,8 @@ $(STAMP): requirements-dev.txt layers/common/requirements.txt functions/migrate/
 install: $(STAMP) ## Create .venv (Python 3.12) with everything the app and the tests need
 
 .PHONY: run
-run: install ## Run the whole app locally: PostgreSQL, moto (SQS/SNS/Scheduler), gateway on :3000, worker, schedules
-	$(PY) -m local.run
+run: install ## Run the whole app locally on :3000 (PostgreSQL, moto, gateway, worker, schedules); ARGS="--help" for options
+	$(PY) -m local.run $(ARGS)
 
 .PHONY: token
 token: install ## Print a dev JWT for the local gateway (all scopes; SCOPES="a b" to choose)
