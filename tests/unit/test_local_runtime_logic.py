@@ -115,13 +115,13 @@ def test_text_content_types(ctype, text):
 
 
 def test_run_passes_function_settings_through():
-    args = argparse.Namespace(followup_delay_hours=0.01, env=["CHEF_COUNT=1", "EXTRA=a=b"])
+    args = argparse.Namespace(followup_delay_hours=0.01, followup_demo_seconds=20, env=["CHEF_COUNT=1", "EXTRA=a=b"])
     env = function_env(args, {"MIN_LEAD_HOURS": "0", "POWERTOOLS_LOG_LEVEL": "DEBUG", "HOME": "/root",
                               "CHEF_COUNT": "5", "AWS_PROFILE": "prod"})
     assert env == {"MIN_LEAD_HOURS": "0", "POWERTOOLS_LOG_LEVEL": "DEBUG", "CHEF_COUNT": "1",
-                   "FOLLOWUP_DELAY_HOURS": "0.01", "EXTRA": "a=b"}
+                   "FOLLOWUP_DELAY_HOURS": "0.01", "FOLLOWUP_DEMO_DELAY_SECONDS": "20", "EXTRA": "a=b"}
     with pytest.raises(SystemExit):
-        function_env(argparse.Namespace(followup_delay_hours=None, env=["NOEQUALS"]), {})
+        function_env(argparse.Namespace(followup_delay_hours=None, followup_demo_seconds=None, env=["NOEQUALS"]), {})
 
 
 def test_openapi_is_rebuilt_until_every_function_answers():

@@ -8,12 +8,12 @@ truth and the reconciler re-enqueues whatever a failed send left behind.
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from hibachi import aws
 from hibachi.observability import logger
 from hibachi.settings import Settings, get_settings
 
@@ -47,24 +47,10 @@ class JobQueue:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self._client = None
-        self._lock = threading.Lock()
 
     @property
     def client(self):  # noqa: ANN201 - boto3 client types are not imported at start
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    import boto3
-                    from botocore.config import Config
-
-                    self._client = boto3.client(
-                        "sqs",
-                        region_name=self.settings.aws_region,
-                        config=Config(connect_timeout=1, read_timeout=2,
-                                      retries={"mode": "standard", "max_attempts": 2}),
-                    )
-        return self._client
+        return aws.client("sqs", aws.FAST)
 
     def send(self, job: Job) -> bool:
         return not self.send_many([job])

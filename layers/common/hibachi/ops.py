@@ -8,9 +8,9 @@ Every database read here is ONE statement; nothing here writes except
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
+from hibachi import aws
 from hibachi.db import Database
 from hibachi.observability import logger
 from hibachi.settings import Settings
@@ -122,23 +122,9 @@ def list_followups(db: Database, status: str, limit: int = 50) -> list[dict[str,
 
 
 # -- queues ---------------------------------------------------------------------------------------------
-_clients: dict[tuple, Any] = {}
-_clients_lock = threading.Lock()
-
-
 def sqs_client(settings: Settings, *, read_timeout: float = 2.0):
     """An SQS client with short timeouts and one attempt: a health check must not hang on SQS."""
-    import os
-
-    key = (settings.aws_region, os.environ.get("AWS_ENDPOINT_URL"), read_timeout)
-    with _clients_lock:
-        if key not in _clients:
-            import boto3
-            from botocore.config import Config
-
-            _clients[key] = boto3.client("sqs", region_name=settings.aws_region, config=Config(
-                connect_timeout=1, read_timeout=read_timeout, retries={"mode": "standard", "max_attempts": 1}))
-        return _clients[key]
+    return aws.client("sqs", (aws.PROBE[0], read_timeout, aws.PROBE[2]), region=settings.aws_region)
 
 
 def queue_depth(client, queue_url: str) -> dict[str, int]:

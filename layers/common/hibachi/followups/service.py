@@ -21,13 +21,12 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from hibachi import jobs
+from hibachi import aws, jobs
 from hibachi.bookings.times import schedule_expression
 from hibachi.db import get_db
 from hibachi.followups import repository
@@ -51,43 +50,6 @@ def send_job(booking_id: UUID | str, version: int, correlation_id: str | None,
     job = jobs.Job.new(jobs.SEND_FOLLOWUP, f"{jobs.SEND_FOLLOWUP}:{booking_id}:v{version}",
                        {"booking_id": str(booking_id), "version": version}, correlation_id)
     return job.model_copy(update={"enqueued_at": due}) if due is not None else job
-
-
-# -- AWS clients (lazy, rebuilt when the settings change, like the job queue) -------------------------
-class _Clients:
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self._clients: dict[str, Any] = {}
-        self._lock = threading.Lock()
-
-    def get(self, service: str):
-        client = self._clients.get(service)
-        if client is None:
-            with self._lock:
-                client = self._clients.get(service)
-                if client is None:
-                    import boto3
-                    from botocore.config import Config
-
-                    client = boto3.client(service, region_name=self.settings.aws_region, config=Config(
-                        connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}))
-                    self._clients[service] = client
-        return client
-
-
-_clients: _Clients | None = None
-
-
-def clients() -> _Clients:
-    global _clients
-    settings = get_settings()
-    if _clients is None or _clients.settings is not settings:
-        _clients = _Clients(settings)
-    return _clients
-
-
-def _error_code(exc: Exception) -> str:
-    return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
 
 
 # -- texts ----------------------------------------------------------------------------------------------
@@ -149,11 +111,11 @@ def _apply_schedule(row: dict[str, Any], settings: Settings, correlation_id: str
                "ScheduleExpressionTimezone": zone_name, "FlexibleTimeWindow": {"Mode": "OFF"},
                "ActionAfterCompletion": "DELETE", "State": "ENABLED", "Target": target,
                "Description": f"Follow-up of booking {row['id']} v{row['followup_version']}"}
-    scheduler = clients().get("scheduler")
+    scheduler = aws.client("scheduler")
     try:
         scheduler.create_schedule(**request)
     except Exception as exc:
-        if _error_code(exc) != "ConflictException":
+        if aws.error_code(exc) != "ConflictException":
             raise
         scheduler.update_schedule(**request)  # rescheduled (or a repeat): replace it
     return name
@@ -163,10 +125,10 @@ def _delete_schedule(row: dict[str, Any], settings: Settings) -> None:
     if not (settings.scheduler_target_arn and settings.scheduler_role_arn):
         return
     try:
-        clients().get("scheduler").delete_schedule(Name=f"{settings.schedule_name_prefix}{row['id']}",
+        aws.client("scheduler").delete_schedule(Name=f"{settings.schedule_name_prefix}{row['id']}",
                                                    GroupName=settings.scheduler_group_name)
     except Exception as exc:
-        if _error_code(exc) != "ResourceNotFoundException":
+        if aws.error_code(exc) != "ResourceNotFoundException":
             raise
 
 
@@ -233,7 +195,7 @@ def _publish(row: dict[str, Any], text: str, settings: Settings) -> None:
         "event_start": row["event_start"].astimezone(ZoneInfo(row["timezone"])).isoformat(),
         "timezone": row["timezone"],
     }
-    clients().get("sns").publish(
+    aws.client("sns").publish(
         TopicArn=settings.followup_topic_arn, Message=json.dumps(message), Subject="Thank you from your hibachi chef",
         MessageAttributes={
             "booking_id": {"DataType": "String", "StringValue": str(row["id"])},
