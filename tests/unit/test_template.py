@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from local.routes import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -23,31 +24,10 @@ FUNCTIONS = ("StoreMessageFunction", "CreateBookingFunction", "HealthFunction", 
 DATA_ACTION_PREFIXES = ("sqs:", "sns:", "rds-db:", "scheduler:", "secretsmanager:")
 
 
-# -- loading --------------------------------------------------------------------------------------------
-class CfnLoader(yaml.SafeLoader):
-    """SafeLoader that reads ``!Tag value`` as ``{"Fn::Tag": value}`` (``!Ref``/``!Condition`` keep their name)."""
-
-
-def _construct(loader: CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    key = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {key: value}
-
-
-CfnLoader.add_multi_constructor("!", _construct)
-
-
+# -- loading (the same reader as the local stack) ------------------------------------------------------
 @pytest.fixture(scope="module")
 def tpl() -> dict[str, Any]:
-    with open(TEMPLATE, encoding="utf-8") as fh:
-        return yaml.load(fh, Loader=CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    return load_template(TEMPLATE)
 
 
 @pytest.fixture(scope="module")
