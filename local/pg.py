@@ -57,6 +57,17 @@ def _reachable_by(path: Path, user: str) -> bool:
     return True
 
 
+def _port_taken(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class LocalPostgres:
     """One PostgreSQL server with its data folder; idempotent start and stop."""
 
@@ -133,10 +144,27 @@ class LocalPostgres:
                 "log_min_messages = warning\n"
             )
 
-    def start(self, timeout: float = 30) -> str:
-        """Start the server if it is not running; return the superuser DSN."""
+    def running_port(self) -> int | None:
+        """The port of this data folder's running server (from postmaster.pid), or None."""
+        try:
+            lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
+            return int(lines[3]) if self.running() else None
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def start(self, timeout: float = 30, *, any_free_port: bool = False) -> str:
+        """Start the server if it is not running; return the superuser DSN.
+
+        A server of this data folder that already runs is reused on its own port. With
+        ``any_free_port``, a port taken by something else is replaced by a free one.
+        """
         self.init()
-        if not self.running():
+        port = self.running_port()
+        if port is not None:
+            self.port = port
+        else:
+            if any_free_port and _port_taken(self.port):
+                self.port = _free_port()
             self._prepare_dirs()
             self._run(
                 [self.bin / "pg_ctl", "start", "-w", "-t", str(int(timeout)), "-D", self.pgdata,

@@ -46,7 +46,7 @@ def database_url() -> Iterator[str]:
     from local.pg import LocalPostgres
 
     pg = LocalPostgres(ROOT / ".local" / "test-pg", TEST_PG_PORT)
-    pg.start()
+    pg.start(any_free_port=True)  # another checkout's server may hold the usual port
     url = pg.create_database("hibachi_test", drop=True)
     apply(url)
     yield url
