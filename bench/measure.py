@@ -58,6 +58,7 @@ class RunResult:
     rate: float = math.nan               # duration runs: sum over clients of their own request rate
     cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU time used during the run, per process
     sqs_wait_ms: list[float] = field(default_factory=list)  # per request, when measured (HandlerWorkload)
+    sqs_cpu_ms: list[float] = field(default_factory=list)   # CPU of the thread during the send, per request
 
     @property
     def summary(self) -> Summary:
@@ -273,6 +274,7 @@ class SqsWait:
 
     def __init__(self) -> None:
         self.ms = 0.0
+        self.cpu_ms = 0.0
         self._original: Callable | None = None
 
     def __enter__(self) -> SqsWait:
@@ -286,7 +288,9 @@ class SqsWait:
             try:
                 return original(queue, jobs)
             finally:
-                box.ms += ((time.perf_counter() - wall) - (time.thread_time() - cpu)) * 1000
+                used = time.thread_time() - cpu
+                box.ms += ((time.perf_counter() - wall) - used) * 1000
+                box.cpu_ms += used * 1000
 
         JobQueue.send_many = send_many
         return self
@@ -308,6 +312,7 @@ class HandlerWorkload:
     capture: Capture | None = None
     sqs_wait: SqsWait | None = None
     waits: list[float] = field(default_factory=list)
+    send_cpu: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.module = load_function(self.op.function)
@@ -341,9 +346,10 @@ class HandlerWorkload:
             self.capture.tag = (self.op.name, n)
         if self.sqs_wait is None:
             return self._invoke(event)
-        self.sqs_wait.ms = 0.0
+        self.sqs_wait.ms = self.sqs_wait.cpu_ms = 0.0
         elapsed = self._invoke(event)
         self.waits.append(self.sqs_wait.ms)
+        self.send_cpu.append(self.sqs_wait.cpu_ms)
         return elapsed
 
     def close(self, state: int) -> None:

@@ -31,6 +31,7 @@ class Plan:
     sequential: int = 300       # RTT 0: requests per operation, one client
     latency_clients: int = 10   # RTT 270: closed-loop clients for latency
     latency_each: int = 20      # requests per client
+    reference_each: int = 10    # the old flows' requests per client (each takes 1-2 s at RTT 270 ms)
     throughput_clients: int = 30
     throughput_seconds: float = 8.0
     cold_runs: int = 10
@@ -41,7 +42,8 @@ class Plan:
 
     @classmethod
     def quick(cls) -> Plan:
-        return cls(sequential=20, latency_clients=2, latency_each=3, throughput_clients=30, throughput_seconds=2.0,
+        return cls(sequential=20, latency_clients=2, latency_each=3, reference_each=3, throughput_clients=30,
+                   throughput_seconds=2.0,
                    cold_runs=2, nopyc_runs=1, importtime_runs=1, worker_batches=20, worker_seconds=2.0)
 
 
@@ -133,6 +135,7 @@ def run_all(plan: Plan, command: str) -> Results:
                         results.rtt0[op.name] = run(workload, requests=plan.sequential, max_seconds=30,
                                                     proxy=proxy0, queue=moto)
                     results.rtt0[op.name].sqs_wait_ms = workload.waits
+                    results.rtt0[op.name].sqs_cpu_ms = workload.send_cpu
             for name in reference.FLOWS:
                 results.rtt0[name] = run(reference.FlowWorkload(name, dsn0, run_id), requests=plan.sequential,
                                          max_seconds=30, proxy=proxy0)
@@ -157,7 +160,7 @@ def run_all(plan: Plan, command: str) -> Results:
                 for name in reference.FLOWS:
                     log(f"RTT 270: latency of {name}")
                     results.rtt270[name] = run(reference.FlowWorkload(name, dsn, run_id), clients=plan.latency_clients,
-                                               requests=plan.latency_each, max_seconds=60, proxy=proxy)
+                                               requests=plan.reference_each, max_seconds=60, proxy=proxy)
                 for op in ops:
                     for sqs in ((True, False) if op.enqueues else (False,)):
                         log(f"RTT 270: throughput of {label(op, sqs)}, {plan.throughput_clients} connections")
