@@ -51,7 +51,7 @@ class Postgres:
 
         self._local = LocalPostgres(PG_DATA, PG_PORT)
         self.started_here = not self._local.running()
-        self.server_url = self._local.start()
+        self.server_url = self._local.start(any_free_port=True)
 
     def stop(self) -> None:
         if self._local is not None and self.started_here:
