@@ -9,7 +9,7 @@ import pytest
 from tests.reliability.harness import Env, shared
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def rel(tmp_path_factory) -> Iterator[Env]:
     env = shared.acquire(tmp_path_factory)
     yield env

@@ -98,9 +98,10 @@ def booking_body(start: str, **overrides) -> dict:
 
 
 class _Shared:
-    """One stack (and its PostgreSQL) for tests/reliability, tests/fuzz and tests/security: each
-    folder's conftest acquires it for the session and releases it at the end; the last release
-    stops it. Starting it once saves seconds per folder."""
+    """The stack (and its PostgreSQL) of tests/reliability, tests/fuzz and tests/security: each
+    folder's conftest acquires it for its package and releases it at the package's end, the last
+    release stopping it. Not for the whole session: moto keeps one state per process, and the
+    in-process ``mock_aws`` of other folders' tests resets it (our queues would vanish)."""
 
     def __init__(self) -> None:
         self.env: Env | None = None

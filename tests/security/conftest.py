@@ -1,4 +1,4 @@
-"""The shared local stack of tests/reliability (tests/reliability/harness.py), for this folder."""
+"""The local stack of tests/reliability/harness.py, for this folder (package scope: see _Shared)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from tests.reliability.harness import Env, shared
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def rel(tmp_path_factory) -> Iterator[Env]:
     env = shared.acquire(tmp_path_factory)
     yield env
