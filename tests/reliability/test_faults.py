@@ -345,3 +345,45 @@ def test_worker_killed_mid_batch_redelivery_keeps_stats_exact_and_one_followup(e
     followups = env.query("SELECT 1 FROM messages WHERE conversation_id = %s AND metadata->>'kind' = "
                           "'booking_followup'", (cid,))
     assert len(followups) == 1
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "hibachi/followups (not ours to change): send_followup publishes to SNS, then records 'sent' in a "
+    "second statement; a worker that dies between the two leaves the follow-up 'sending', and once "
+    "STUCK_SENDING_SECONDS pass the reconciler sends it again: the customer gets the thank-you twice "
+    "(the conversation's copy is deduplicated by its key, the SNS publish is not). Needs a publish "
+    "the subscriber can deduplicate (FIFO topic with MessageDeduplicationId booking:version, or the "
+    "consumer keying on the booking_id/version attributes)"))
+def test_a_worker_dying_after_publishing_a_followup_does_not_publish_it_twice(env):
+    s = env.stack
+    cid = new_id("dupsend")
+    day = env.fresh_day()
+    assert post_message(env, cid, f"{cid}-0", 0.1)[0] == 201
+    status, booking, _ = post_booking(env, f"{cid}-b", local_start(day, 18), conversation_id=cid)
+    assert status == 201
+    s.drain(timeout=30)
+    bid = booking["id"]
+    env.query("UPDATE followups SET due_at = now() - interval '1 minute' WHERE booking_id = %s RETURNING 1", (bid,))
+    # the follow-up's chat message waits on the conversation row: the publish has happened by then
+    lock = RowLock(env, "SELECT 1 FROM conversations WHERE id = %s FOR UPDATE", (cid,))
+    send_jobs(env, [job_body("send_followup", f"send_followup:{bid}:1", {"booking_id": bid, "version": 1})])
+    failures = s.poller.stats["batch_failures"]
+    try:
+        wait_until(lambda: waiting_on_lock(env, "CASE WHEN d.ok"), timeout=30, message="the worker records the send")
+        # the worker dies before its 'sent' commits: its statement goes with it
+        env.query("SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                  "AND query LIKE %s", ("%CASE WHEN d.ok%",))
+        assert s.registry.pool(WORKER).kill_workers() >= 1
+        wait_until(lambda: s.poller.stats["batch_failures"] > failures, timeout=10, message="the batch failed")
+    finally:
+        lock.release()
+    FAULTS.append("worker killed after publishing a follow-up")
+    s.drain(timeout=30)
+    wait_until(lambda: published_followups(env, bid) >= 1, timeout=10, message="published")
+    env.query("UPDATE followups SET claimed_at = now() - interval '1 hour' WHERE booking_id = %s AND status = "
+              "'sending' RETURNING 1", (bid,))  # the clock jumps past STUCK_SENDING_SECONDS
+    s.invoke_worker({"task": "reconcile"})
+    s.drain(timeout=30)
+    assert env.one("SELECT status FROM followups WHERE booking_id = %s", (bid,))["status"] == "sent"
+    env.collect_published()
+    assert published_followups(env, bid) == 1
