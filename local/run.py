@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             dsn, template=args.template, port=args.port, moto_port=args.moto_port,
             env=function_env(args), max_workers=args.max_workers,
             visibility_timeout=args.visibility_timeout, reconcile_interval=args.reconcile_interval,
-            schedule_poll_interval=args.schedule_poll_interval,
+            schedule_poll_interval=args.schedule_poll_interval, resource_prefix="hibachi",
         )
         stack.start()
         print(banner(stack, dsn, applied, stack.token(ttl=args.token_ttl)), flush=True)

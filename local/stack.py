@@ -38,6 +38,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -107,7 +108,7 @@ class LocalStack:
         issuer: str | None = None,
         key_dir: Path | str | None = None,
         extra_paths: Iterable[Path | str] | None = None,
-        resource_prefix: str = "hibachi",
+        resource_prefix: str | None = None,
     ):
         self.database_url = database_url
         self.template = Path(template)
@@ -131,7 +132,10 @@ class LocalStack:
         self.key_dir = key_dir
         self.extra_paths = [Path(p) for p in extra_paths] if extra_paths is not None else (
             [DEFAULT_LAYER] if DEFAULT_LAYER.is_dir() else [])
-        self.resource_prefix = resource_prefix
+        # moto keeps ONE state per process, whatever server it answers on: two stacks in one process
+        # (tests) with the same queue names would consume each other's jobs. Unnamed stacks get
+        # names of their own; `python -m local.run` names its resources "hibachi" (stable for ops).
+        self.resource_prefix = resource_prefix or f"hibachi-{uuid.uuid4().hex[:6]}"
 
         self.app = None
         self.moto = None
