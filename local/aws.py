@@ -50,11 +50,15 @@ class MotoServer:
     def start(self, timeout: float = 10.0) -> str:
         import logging
 
+        from moto.moto_server.werkzeug_app import MotoRequestHandler
         from moto.server import ThreadedMotoServer
 
         if self._server is not None:
             return self.endpoint_url
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per AWS call
+        # answer at once: with Nagle's algorithm on, a send after an idle spell stalls ~40 ms on
+        # delayed ACKs, which no real SQS endpoint does
+        MotoRequestHandler.disable_nagle_algorithm = True
         server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         server.start()
         self._server = server
