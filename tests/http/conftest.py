@@ -33,6 +33,9 @@ def stack(fixture_out: Path, tmp_path_factory) -> Iterator[LocalStack]:
         reconcile_interval=0.5,
         schedule_poll_interval=0.2,
         max_workers=3,
+        # moto keeps one state per process: queue names of its own, or this session-long poller
+        # takes the jobs of every later stack that uses the default names
+        resource_prefix="httpfixture",
     ) as s:
         yield s
 
