@@ -7,12 +7,16 @@
 - On AWS the password is an RDS IAM auth token, generated locally by boto3 and cached 10 minutes
   (tokens live 15).
 - A connection failure becomes ``DatabaseUnavailable`` (HTTP 503): the statement either ran in full
-  (autocommit) or not at all.
+  (autocommit) or not at all. So does a statement unanswered for ``DB_STATEMENT_DEADLINE`` seconds
+  (a frozen server or network): its connection is closed under it (``_Watchdog``).
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import select
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -40,6 +44,72 @@ class _Stats(threading.local):
     def __init__(self) -> None:
         self.statements = 0
         self.elapsed_ms = 0.0
+
+
+class _Watchdog:
+    """Ends statements the server never answers.
+
+    A frozen server or a black-holed network leaves a statement on an open connection waiting
+    forever (the kernel acks what we send; ``tcp_user_timeout`` never fires), so the request would
+    hang until the Lambda timeout. One daemon thread per process shuts down the socket of a
+    statement that outlives its deadline: psycopg then raises ``OperationalError`` on a broken
+    connection, which the failure policy turns into ``DatabaseUnavailable`` (503). No statement is
+    sent and no session state is set, so nothing pins an RDS Proxy session.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._armed: dict[int, tuple[float, int]] = {}  # token -> (deadline, socket fd)
+        self._tokens = itertools.count()
+        self._thread: threading.Thread | None = None
+        self.fired = 0
+
+    def arm(self, conn: psycopg.Connection, seconds: float) -> int | None:
+        try:
+            fd = conn.pgconn.socket
+        except (psycopg.OperationalError, ValueError):
+            return None
+        token = next(self._tokens)
+        with self._cond:
+            self._armed[token] = (time.monotonic() + seconds, fd)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="db-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return token
+
+    def disarm(self, token: int | None) -> None:
+        if token is not None:
+            with self._cond:
+                self._armed.pop(token, None)
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                for token, (deadline, fd) in list(self._armed.items()):
+                    if deadline <= now:
+                        del self._armed[token]
+                        self._shutdown(fd)
+                wait = min((d for d, _ in self._armed.values()), default=now + 60) - now
+                self._cond.wait(timeout=max(0.01, wait))
+
+    def _shutdown(self, fd: int) -> None:
+        try:
+            dup = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            return
+        try:
+            dup.shutdown(socket.SHUT_RDWR)  # wakes the waiting thread: the connection reads EOF
+            self.fired += 1
+            logger.warning("database statement deadline passed; connection closed")
+        except OSError:
+            pass
+        finally:
+            dup.close()
+
+
+_watchdog = _Watchdog()
 
 
 class Database:
@@ -157,6 +227,7 @@ class Database:
         while True:
             conn, reused = self._connection()
             start = time.perf_counter()
+            token = _watchdog.arm(conn, self.settings.db_statement_deadline)
             try:
                 with conn.cursor() as cur:
                     return fn(cur)
@@ -174,6 +245,7 @@ class Database:
                                extra={"sqlstate": state, "error": str(exc).strip()[:300]})
                 raise DatabaseUnavailable() from exc
             finally:
+                _watchdog.disarm(token)
                 self.stats.statements += 1
                 self.stats.elapsed_ms += (time.perf_counter() - start) * 1000
 

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     db_password: str | None = Field(default=None, repr=False)
     db_sslmode: str = "require"
     db_connect_timeout: int = Field(default=2, ge=1, le=30)
+    # client-side: a statement unanswered this long (a frozen server, a black-holed network) has its
+    # connection closed under it, so the request fails with 503 instead of hanging to the Lambda timeout
+    db_statement_deadline: float = Field(default=2.0, gt=0, le=900)
     aws_region: str = "us-east-1"
 
     # jobs
