@@ -152,6 +152,61 @@ def test_postgres_stopped_mid_run_gives_503_fast_writes_nothing_and_recovers_by_
     wait_until(lambda: stats_exact(env, cid), timeout=30, message="statistics exact")
 
 
+def server_pids(env: Env) -> list[int]:
+    """The postmaster of the test's PostgreSQL and its children (from /proc)."""
+    import os
+
+    master = int((env.pg.pgdata / "postmaster.pid").read_text().split()[0])
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == master:
+                kids.append(int(entry))
+    return [master, *kids]
+
+
+def test_a_frozen_database_gives_503_within_3_s_not_a_hang(env):
+    """A hung server or a black-holed network: connections stay open, nothing answers. Stopped
+    processes (SIGSTOP) are that; the kernel still acks what the functions send."""
+    import os
+    import signal
+
+    s = env.stack
+    cid = new_id("frozen")
+    assert post_message(env, cid, f"{cid}-0", 0.5)[0] == 201  # warm: open connections
+    assert http(f"{s.url}/conversations/{cid}", headers=env.headers())[0] == 200
+    pids = server_pids(env)
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    FAULTS.append("postgres frozen")
+    try:
+        for method, path, body, key in (("POST", f"/conversations/{cid}/messages", message("hello?", 0.1), f"{cid}-1"),
+                                        ("GET", f"/conversations/{cid}", None, None),
+                                        ("GET", "/health", None, None)):
+            started = time.monotonic()
+            status, answer, _ = http(s.url + path, method, body=body, headers=env.headers(key))
+            elapsed = time.monotonic() - started
+            assert status == 503, (method, path, status, answer)
+            assert elapsed < 3.0, f"{method} {path} took {elapsed:.2f} s"
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    # the statement the server held may still have run when it woke (autocommit: in full or not at
+    # all); the client's retry with its key gets the one message either way, and when the retry
+    # finds it stored (200) no job went out for it: the reconciler's case
+    wait_until(lambda: post_message(env, cid, f"{cid}-1", 0.1)[0] in (200, 201), timeout=30, message="stores again")
+    assert env.one("SELECT count(*) AS n FROM messages WHERE conversation_id = %s AND idempotency_key = %s",
+                   (cid, f"{cid}-1"))["n"] == 1
+    s.drain(timeout=30)
+    s.invoke_worker({"task": "reconcile"})
+    s.drain(timeout=30)
+    assert stats_exact(env, cid)
+
+
 # -- SQS sends failing ----------------------------------------------------------------------------------
 def test_sqs_down_requests_succeed_and_the_reconciler_delivers_every_missing_job(env):
     s = env.stack
