@@ -57,9 +57,13 @@ _lock = threading.Lock()
 
 # Schema-valid data may still name a booking or conversation that does not exist (404) or a slot
 # that is full (409): documented answers to well-formed requests, not rejections of valid data.
+# A body too large for the function is refused with 413 before any validation: a rejection too.
 CONFIG = """
 [checks.positive_data_acceptance]
 expected-statuses = ["2xx", "404", "409"]
+
+[checks.negative_data_rejection]
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429"]
 """
 
 

@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg.rows import dict_row
 
 from local.stack import LocalStack, wait_until
-from tests.conftest import ROOT
 from tests.reliability.tools import FlakyProxy
 
-REL_PG_PORT = int(os.environ.get("TEST_REL_PG_PORT", "54343"))
+REL_PG_PORT = int(os.environ.get("TEST_REL_PG_PORT", "0"))  # 0: a free port
 TZ = "America/Los_Angeles"
+_NEXT_DAY = 20  # booking days handed out by Env.fresh_day, for the whole process (one database)
 ZONE = ZoneInfo(TZ)
 
 
@@ -31,7 +33,6 @@ class Env:
 
     def __init__(self, stack: LocalStack, pg, url: str, proxy: FlakyProxy):
         self.stack, self.pg, self.url, self.proxy = stack, pg, url, proxy
-        self._next_day = 20
         self.published: list[dict] = []  # SNS follow-ups seen on the topic's SQS subscription
 
     def collect_published(self) -> None:
@@ -68,8 +69,9 @@ class Env:
 
     def fresh_day(self, span: int = 1) -> int:
         """A day offset no other test of this session books on."""
-        day = self._next_day
-        self._next_day += span
+        global _NEXT_DAY
+        day = _NEXT_DAY
+        _NEXT_DAY += span
         return day
 
     def headers(self, key: str | None = None, scopes=None) -> dict[str, str]:
@@ -97,6 +99,12 @@ def booking_body(start: str, **overrides) -> dict:
 
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class _Shared:
     """The stack (and its PostgreSQL) of tests/reliability, tests/fuzz and tests/security: each
     folder's conftest acquires it for its package and releases it at the package's end, the last
@@ -107,6 +115,7 @@ class _Shared:
         self.env: Env | None = None
         self.users = 0
         self._parts: list = []
+        self._pg = None
 
     def acquire(self, tmp_path_factory) -> Env:
         self.users += 1
@@ -124,15 +133,32 @@ class _Shared:
         if self.users <= 0:
             self._stop()
 
-    def _start(self, tmp_path_factory) -> Env:
-        from hibachi.migrate import apply
-        from local.pg import LocalPostgres
+    def _postgres(self):
+        """This process's own server, started once and kept for the session (moto's resets do
+        not touch it): a data folder of its own and a free port, so concurrent test runs from
+        one checkout do not share it; stopped and removed at exit."""
+        if self._pg is None:
+            import atexit
+            import shutil
+            import tempfile
 
-        pg = LocalPostgres(ROOT / ".local" / "test-pg-rel", REL_PG_PORT)
-        pg.start()
-        self._parts.append(pg.stop)
-        url = pg.create_database("hibachi_rel", drop=True)
-        apply(url)
+            from hibachi.migrate import apply
+            from local.pg import LocalPostgres
+
+            port = REL_PG_PORT or _free_port()
+            folder = Path(tempfile.mkdtemp(prefix="hibachi-rel-pg-"))
+            folder.chmod(0o755)  # the server may run as another user (local/pg.py, when root)
+            pg = LocalPostgres(folder / "pg", port)
+            atexit.register(lambda: (pg.destroy(), shutil.rmtree(folder, ignore_errors=True)))
+            pg.start()
+            url = pg.create_database("hibachi_rel", drop=True)
+            apply(url)
+            self._pg = (pg, url)
+        return self._pg
+
+    def _start(self, tmp_path_factory) -> Env:
+        pg, url = self._postgres()
+        pg.start()  # a test may have left it stopped
         proxy = FlakyProxy().start()
         self._parts.append(proxy.close)
         stack = LocalStack(
