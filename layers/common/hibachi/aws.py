@@ -40,4 +40,4 @@ def client(service: str, profile: tuple[float, float, int] = WORKER, region: str
 
 def error_code(exc: Exception) -> str:
     """The AWS error code of a botocore ``ClientError`` ('' for anything else)."""
-    return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+    return (getattr(exc, "response", None) or {}).get("Error", {}).get("Code", "")

@@ -186,22 +186,43 @@ def handle_schedule_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
 
 
 # -- send_followup ---------------------------------------------------------------------------------
+def dedup_id(row: dict[str, Any]) -> str:
+    """The follow-up's identity for subscribers: the same for every publish of one follow-up."""
+    return f"followup:{row['id']}:v{row['followup_version']}"
+
+
 def _publish(row: dict[str, Any], text: str, settings: Settings) -> None:
+    """Publish the follow-up for the topic's subscribers (SMS, email).
+
+    At least once: a worker that dies between this publish and recording 'sent' publishes again
+    after the reconciler's STUCK_SENDING_SECONDS. Every publish of one follow-up carries the same
+    ``dedup_id`` (attribute and body) for subscribers to drop repeats; a FIFO topic (``.fifo``) gets
+    it as ``MessageDeduplicationId`` and SNS drops repeats itself within its 5-minute window.
+    """
     channel = row.get("channel") if row.get("channel") in ("sms", "email") else "sms"
+    dedup = dedup_id(row)
     message = {
-        "type": "booking_followup", "booking_id": str(row["id"]), "version": row["followup_version"],
-        "conversation_id": row["conversation_id"], "text": text, "channel": channel,
+        "type": "booking_followup", "dedup_id": dedup, "booking_id": str(row["id"]),
+        "version": row["followup_version"], "conversation_id": row["conversation_id"], "text": text,
+        "channel": channel,
         "customer": {"name": row["customer_name"], "phone": row["customer_phone"], "email": row["customer_email"]},
         "event_start": row["event_start"].astimezone(ZoneInfo(row["timezone"])).isoformat(),
         "timezone": row["timezone"],
     }
-    aws.client("sns").publish(
-        TopicArn=settings.followup_topic_arn, Message=json.dumps(message), Subject="Thank you from your hibachi chef",
-        MessageAttributes={
+    request: dict[str, Any] = {
+        "TopicArn": settings.followup_topic_arn, "Message": json.dumps(message),
+        "Subject": "Thank you from your hibachi chef",
+        "MessageAttributes": {
             "booking_id": {"DataType": "String", "StringValue": str(row["id"])},
+            "dedup_id": {"DataType": "String", "StringValue": dedup},
             "channel": {"DataType": "String", "StringValue": channel},
             "type": {"DataType": "String", "StringValue": "booking_followup"},
-        })
+        },
+    }
+    if (settings.followup_topic_arn or "").endswith(".fifo"):
+        request.update(MessageGroupId=str(row["id"]), MessageDeduplicationId=dedup)
+        request.pop("Subject")  # FIFO topics take no subject
+    aws.client("sns").publish(**request)
 
 
 def _send_request(job: jobs.Job) -> tuple[UUID, int] | None:
