@@ -232,6 +232,7 @@ class Database:
                 with conn.cursor() as cur:
                     return fn(cur)
             except psycopg.OperationalError as exc:
+                _watchdog.disarm(token)  # before the socket is closed and its number reused
                 state = getattr(exc, "sqlstate", None)
                 if state in _RETRYABLE_TXN and not conn.broken and txn_retries > 0:
                     txn_retries -= 1
