@@ -87,8 +87,8 @@ class FlakyProxy:
                 threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        src.settimeout(None)
         try:
+            src.settimeout(None)  # the other direction may have closed it already
             while True:
                 data = src.recv(65536)
                 if not data:
