@@ -7,19 +7,16 @@ together after the warm-up, and is bounded both in requests and in seconds.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any, Protocol
 
-from bench import FUNCTIONS
 from bench.operations import Operation
+from local.functions import load_function  # noqa: F401 - the loader the tests use, re-exported
 
 
 # -- statistics ---------------------------------------------------------------------------------------------
@@ -220,24 +217,6 @@ def run(workload: Workload, *, clients: int = 1, requests: int | None = None, du
     if queue is not None:
         result.sends = queue.queued() - queued0
     return result
-
-
-# -- handlers in process -------------------------------------------------------------------------------------
-_loaded: dict[str, ModuleType] = {}
-_load_lock = threading.Lock()
-
-
-def load_function(name: str) -> ModuleType:
-    """Import ``functions/<name>/app.py`` under a unique name, once, as Lambda (and the tests) do."""
-    with _load_lock:
-        if name not in _loaded:
-            spec = importlib.util.spec_from_file_location(f"bench_fn_{name}_app", FUNCTIONS / name / "app.py")
-            assert spec and spec.loader
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module
-            spec.loader.exec_module(module)
-            _loaded[name] = module
-        return _loaded[name]
 
 
 class Capture:

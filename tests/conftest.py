@@ -3,13 +3,13 @@ loaded by file path like Lambda loads them, and settings injected without reload
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import os
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -29,6 +29,7 @@ os.environ.pop("AWS_PROFILE", None)
 from hibachi import settings as settings_module  # noqa: E402
 from hibachi.settings import Settings  # noqa: E402
 from local.events import LambdaContext  # noqa: E402
+from local.functions import load_function  # noqa: E402,F401 - re-exported for the tests
 
 TEST_PG_PORT = int(os.environ.get("TEST_PG_PORT", "54339"))
 
@@ -100,20 +101,36 @@ def receive_all(client, queue_url: str, max_rounds: int = 20) -> list[dict]:
     return messages
 
 
-_loaded: dict[str, ModuleType] = {}
+def json_lines(text: str) -> list[dict]:
+    """The JSON objects among ``text``'s lines (structured logs, EMF): other lines are skipped."""
+    docs = []
+    for raw in text.splitlines():
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(doc, dict):
+            docs.append(doc)
+    return docs
 
 
-def load_function(name: str) -> ModuleType:
-    """Import ``functions/<name>/app.py`` under a unique module name, once, as Lambda would."""
-    if name not in _loaded:
-        path = ROOT / "functions" / name / "app.py"
-        spec = importlib.util.spec_from_file_location(f"fn_{name}_app", path)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        _loaded[name] = module
-    return _loaded[name]
+@contextmanager
+def dedicated_postgres(name: str, port: int) -> Iterator[tuple[object, str]]:
+    """A PostgreSQL server of a test module's own (``.local/test-pg-<name>``), for tests that stop
+    and start it; yields (LocalPostgres, URL of a fresh migrated database) and stops it after."""
+    if os.environ.get("DATABASE_URL"):
+        pytest.skip("runs only with the embedded PostgreSQL (it stops and starts a server of its own)")
+    from hibachi.migrate import apply
+    from local.pg import LocalPostgres
+
+    pg = LocalPostgres(ROOT / ".local" / f"test-pg-{name}", port)
+    pg.start(any_free_port=True)
+    url = pg.create_database(f"hibachi_{name}", drop=True)
+    apply(url)
+    try:
+        yield pg, url
+    finally:
+        pg.stop()
 
 
 def new_id(prefix: str = "t") -> str:

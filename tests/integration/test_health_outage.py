@@ -14,26 +14,15 @@ import pytest
 from hibachi import settings as settings_module
 from local.events import http_event
 from local.stack import wait_until
-from tests.conftest import ROOT, load_function, new_id
+from tests.conftest import dedicated_postgres, load_function, new_id
 
 OUTAGE_PG_PORT = int(os.environ.get("TEST_OUTAGE_PG_PORT", "54341"))
 
 
 @pytest.fixture(scope="module")
 def outage_pg() -> Iterator[tuple[object, str]]:
-    if os.environ.get("DATABASE_URL"):
-        pytest.skip("runs only with the embedded PostgreSQL (it stops and starts a server of its own)")
-    from hibachi.migrate import apply
-    from local.pg import LocalPostgres
-
-    pg = LocalPostgres(ROOT / ".local" / "test-pg-outage", OUTAGE_PG_PORT)
-    pg.start()
-    url = pg.create_database("hibachi_outage", drop=True)
-    apply(url)
-    try:
-        yield pg, url
-    finally:
-        pg.stop()
+    with dedicated_postgres("outage", OUTAGE_PG_PORT) as server:
+        yield server
 
 
 def health(context) -> tuple[int, dict]:

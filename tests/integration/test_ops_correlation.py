@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from hibachi.observability import logger
 from local.events import http_event
 from local.poller import sqs_record
-from tests.conftest import load_function, new_id, receive_all
+from tests.conftest import json_lines, load_function, new_id, receive_all
 
 
 @contextlib.contextmanager
@@ -25,16 +25,6 @@ def structured_logs() -> Iterator[io.StringIO]:
         yield buffer
     finally:
         handler.setStream(previous)
-
-
-def json_lines(text: str) -> list[dict]:
-    out = []
-    for line in text.splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
 
 
 def test_request_id_reaches_the_worker_log_line_and_metrics_of_its_job(settings, context, sqs, capsys):

@@ -22,7 +22,7 @@ import pytest
 
 from local.stack import LocalStack, wait_until
 from ops import cli
-from tests.conftest import ROOT, new_id
+from tests.conftest import dedicated_postgres, json_lines, new_id
 
 OPS_PG_PORT = int(os.environ.get("TEST_OPS_PG_PORT", "54342"))
 PREFIX = "opse2e"
@@ -30,19 +30,8 @@ PREFIX = "opse2e"
 
 @pytest.fixture(scope="module")
 def ops_pg() -> Iterator[tuple[object, str]]:
-    if os.environ.get("DATABASE_URL"):
-        pytest.skip("runs only with the embedded PostgreSQL (it stops and starts a server of its own)")
-    from hibachi.migrate import apply
-    from local.pg import LocalPostgres
-
-    pg = LocalPostgres(ROOT / ".local" / "test-pg-ops", OPS_PG_PORT)
-    pg.start()
-    url = pg.create_database("hibachi_ops", drop=True)
-    apply(url)
-    try:
-        yield pg, url
-    finally:
-        pg.stop()
+    with dedicated_postgres("ops", OPS_PG_PORT) as server:
+        yield server
 
 
 @pytest.fixture()
@@ -73,18 +62,6 @@ def ops(stack: LocalStack, database_url: str, *command: str) -> tuple[int, objec
         code = cli.main(["--local", "--endpoint-url", stack.endpoint_url, "--database-url", database_url,
                          "--prefix", PREFIX, "--json", *command])
     return code, json.loads(out.getvalue())
-
-
-def json_docs(text: str) -> list[dict]:
-    docs = []
-    for raw in text.splitlines():
-        try:
-            doc = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(doc, dict):
-            docs.append(doc)
-    return docs
 
 
 def test_poison_job_dead_letters_shows_in_details_and_redrive_brings_it_back(stack, ops_pg, capfd):
@@ -133,7 +110,7 @@ def test_poison_job_dead_letters_shows_in_details_and_redrive_brings_it_back(sta
 
     # one id ties it together: the worker's log lines for this job carry the request's id
     # (and the metric lines: the API's, and the worker's for the batch that processed it)
-    docs = json_docs(capfd.readouterr().out)
+    docs = json_lines(capfd.readouterr().out)
     lines = [d for d in docs if "message" in d and d.get("correlation_id") == request_id]
     failed = [line for line in lines if line["message"] == "job failed"]
     processed = [line for line in lines if line["message"] == "job processed"]

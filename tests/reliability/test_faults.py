@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import threading
 import time
 from datetime import UTC, datetime
 
@@ -20,7 +19,7 @@ import psycopg
 import pytest
 
 from local.stack import wait_until
-from tests.conftest import new_id
+from tests.conftest import json_lines, new_id
 from tests.reliability.harness import Env, booking_body, local_start
 from tests.reliability.tools import http
 
@@ -86,18 +85,6 @@ def published_followups(env: Env, booking_id: str) -> int:
     deleting; each read makes them visible again a second later)."""
     env.collect_published()
     return sum(1 for m in env.published if m.get("booking_id") == booking_id and m.get("type") == "booking_followup")
-
-
-def json_lines(text: str) -> list[dict]:
-    out = []
-    for raw in text.splitlines():
-        try:
-            doc = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(doc, dict):
-            out.append(doc)
-    return out
 
 
 # -- PostgreSQL stopped mid-run -----------------------------------------------------------------------
