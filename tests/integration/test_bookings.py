@@ -166,25 +166,22 @@ def test_failed_enqueue_does_not_fail_the_request(settings, context, sqs):
 
 
 # -- capacity ------------------------------------------------------------------------------------------------
-def _race(n: int, bodies, keys=None) -> list:
-    """Call the booking service from ``n`` threads released at once; each thread has its own
-    connection. (In process, the Powertools resolver keeps the current event on the class, so
-    concurrent handler calls would race on it; in Lambda one environment serves one request at a
-    time. The threads therefore enter just below the handler: the same service call it makes.)"""
-    from hibachi.bookings import service
-    from hibachi.bookings.models import BookingIn
+def _concurrently(n: int, call) -> list:
+    """Run ``call(i)`` for i in range(n) from ``n`` threads released at once, each thread with its
+    own connection; the results, or the exceptions raised. (In process, the Powertools resolver keeps
+    the current event on the class, so concurrent handler calls would race on it; in Lambda one
+    environment serves one request at a time. The threads therefore enter just below the handler:
+    the same service call it makes.)"""
     from hibachi.db import get_db
 
     barrier = threading.Barrier(n)
     results: list = [None] * n
 
     def run(i: int) -> None:
-        body = BookingIn.model_validate(bodies[i] if isinstance(bodies, list) else bodies)
         get_db().fetchone("SELECT 1")  # connect before the start line
         barrier.wait(timeout=30)
         try:
-            results[i] = service.create_booking(body, idempotency_key=keys[i] if keys else None,
-                                                correlation_id=f"race-{i}")
+            results[i] = call(i)
         except Exception as exc:  # noqa: BLE001 - the outcome under test
             results[i] = exc
         finally:
@@ -197,6 +194,18 @@ def _race(n: int, bodies, keys=None) -> list:
         t.join(timeout=60)
     assert not any(t.is_alive() for t in threads)
     return results
+
+
+def _race(n: int, bodies, keys=None) -> list:
+    """``n`` concurrent create_booking calls (one body, or one each)."""
+    from hibachi.bookings import service
+    from hibachi.bookings.models import BookingIn
+
+    def create(i: int):
+        body = BookingIn.model_validate(bodies[i] if isinstance(bodies, list) else bodies)
+        return service.create_booking(body, idempotency_key=keys[i] if keys else None, correlation_id=f"race-{i}")
+
+    return _concurrently(n, create)
 
 
 def deadlocks(db) -> int:
@@ -521,7 +530,6 @@ def test_the_sample_event_books(settings, context):
 def test_concurrent_reschedules_into_one_slot_never_overbook(settings, db):
     from hibachi.bookings import service
     from hibachi.bookings.models import BookingIn, RescheduleIn
-    from hibachi.db import get_db
 
     n = 12
     with settings_module.override(chef_count=2):
@@ -529,24 +537,7 @@ def test_concurrent_reschedules_into_one_slot_never_overbook(settings, db):
                                       idempotency_key=None, correlation_id=None)[0].id for i in range(n)]
         change = RescheduleIn.model_validate({"event_start": local_start(days=60, hour=18)})
         before = deadlocks(db)
-        barrier = threading.Barrier(n)
-        results: list = [None] * n
-
-        def run(i: int) -> None:
-            get_db().fetchone("SELECT 1")
-            barrier.wait(timeout=30)
-            try:
-                results[i] = service.reschedule_booking(ids[i], change, correlation_id=None)
-            except Exception as exc:  # noqa: BLE001 - the outcome under test
-                results[i] = exc
-            finally:
-                get_db().close()
-
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
+        results = _concurrently(n, lambda i: service.reschedule_booking(ids[i], change, correlation_id=None))
     moved = [r for r in results if not isinstance(r, Exception)]
     full = [r for r in results if isinstance(r, service.SlotFull)]
     assert len(moved) == 2 and len(full) == n - 2, [r for r in results if isinstance(r, Exception)][:3]
