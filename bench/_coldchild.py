@@ -57,7 +57,16 @@ else:
     outcome = repr(response)[:100]
 sys.stdout.flush()
 with open(out_path, "w", encoding="utf-8") as f:
-    json.dump({"import_ms": (t1 - t0) * 1000, "first_ms": (t2 - t1) * 1000, "total_ms": (t2 - t0) * 1000,
-               "outcome": outcome, "third_party_import": third_party(after_import),
-               "third_party_first": third_party(after_first),
-               "all_import": after_import, "all_first": after_first}, f)
+    json.dump(
+        {
+            "import_ms": (t1 - t0) * 1000,
+            "first_ms": (t2 - t1) * 1000,
+            "total_ms": (t2 - t0) * 1000,
+            "outcome": outcome,
+            "third_party_import": third_party(after_import),
+            "third_party_first": third_party(after_first),
+            "all_import": after_import,
+            "all_first": after_first,
+        },
+        f,
+    )

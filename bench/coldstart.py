@@ -67,8 +67,8 @@ class ColdResult:
     outcome: Any = None
     third_import: list[str] = field(default_factory=list)
     third_first: list[str] = field(default_factory=list)
-    floor: Floor | None = None          # top-level packages after import (the target's floor)
-    floor_first: Floor | None = None    # top-level packages after the first response, when more
+    floor: Floor | None = None  # top-level packages after import (the target's floor)
+    floor_first: Floor | None = None  # top-level packages after the first response, when more
     floor_modules: Floor | None = None  # every third-party module after import
     nopyc_total_ms: float = float("nan")
     nopyc_wall_ms: float = float("nan")
@@ -93,8 +93,14 @@ def _run_child(cwd: Path, env: dict[str, str], event_file: Path) -> tuple[dict[s
         out_path = out.name
     try:
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", CHILD, str(event_file), out_path], cwd=cwd, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=TIMEOUT)
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, str(event_file), out_path],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=TIMEOUT,
+        )
         wall = (time.perf_counter() - start) * 1000
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr.decode(errors="replace")[-600:])
@@ -106,12 +112,17 @@ def _run_child(cwd: Path, env: dict[str, str], event_file: Path) -> tuple[dict[s
 def _floor(modules: list[str], cwd: Path, env: dict[str, str], runs: int, loop: bool = False) -> Floor:
     floor = Floor(modules)
     if loop:  # every module, submodules included, in the order the handler imported them
-        code = ("import importlib, time\nnames = " + json.dumps(modules) + "\nt0 = time.perf_counter()\n"
-                "for name in names:\n    try:\n        importlib.import_module(name)\n"
-                "    except Exception:\n        pass\nprint((time.perf_counter() - t0) * 1000)\n")
+        code = (
+            "import importlib, time\nnames = " + json.dumps(modules) + "\nt0 = time.perf_counter()\n"
+            "for name in names:\n    try:\n        importlib.import_module(name)\n"
+            "    except Exception:\n        pass\nprint((time.perf_counter() - t0) * 1000)\n"
+        )
     else:
-        code = ("import time\nt0 = time.perf_counter()\n" + "".join(f"import {m}\n" for m in modules)
-                + "print((time.perf_counter() - t0) * 1000)\n")
+        code = (
+            "import time\nt0 = time.perf_counter()\n"
+            + "".join(f"import {m}\n" for m in modules)
+            + "print((time.perf_counter() - t0) * 1000)\n"
+        )
     inside, walls = [], []
     for i in range(runs + 1):  # the first run only warms the page cache
         start = time.perf_counter()
@@ -136,8 +147,16 @@ def _nopyc_copy(function: str) -> tuple[Path, Path]:
     return base / "layer", base / "fn"
 
 
-def measure(function: str, first_request: str, event: dict[str, Any], env: dict[str, str], *, runs: int = 10,
-            nopyc_runs: int = 5, event_for_run=None) -> ColdResult:  # noqa: ANN001
+def measure(
+    function: str,
+    first_request: str,
+    event: dict[str, Any],
+    env: dict[str, str],
+    *,
+    runs: int = 10,
+    nopyc_runs: int = 5,
+    event_for_run=None,
+) -> ColdResult:  # noqa: ANN001
     """Cold-start ``function`` ``runs`` times (after one unmeasured run) and measure its floors.
     ``event_for_run(i)`` gives a fresh event per run when a repeated one would take another path."""
     STATE.mkdir(parents=True, exist_ok=True)
@@ -174,8 +193,7 @@ def measure(function: str, first_request: str, event: dict[str, Any], env: dict[
         totals, walls = [], []
         try:
             for i in range(nopyc_runs):
-                event_file.write_text(json.dumps(event_for_run(100 + i) if event_for_run else event),
-                                      encoding="utf-8")
+                event_file.write_text(json.dumps(event_for_run(100 + i) if event_for_run else event), encoding="utf-8")
                 child, wall = _run_child(fn, nenv, event_file)
                 totals.append(child["total_ms"])
                 walls.append(wall)
@@ -221,7 +239,7 @@ def _parse_importtime(stderr: str) -> list[ImportEntry]:
 class ImportProfile:
     function: str
     total_ms: float
-    by_package: list[tuple[str, float]]        # self time summed per top-level package (stdlib grouped)
+    by_package: list[tuple[str, float]]  # self time summed per top-level package (stdlib grouped)
     entry_points: list[tuple[str, str, float]]  # (module, imported by, cumulative ms): package entry points
 
 
@@ -229,8 +247,14 @@ def importtime(function: str, env: dict[str, str], runs: int = 5) -> ImportProfi
     stdlib = set(sys.stdlib_module_names)
     per_run: list[list[ImportEntry]] = []
     for _ in range(runs + 1):
-        proc = subprocess.run([sys.executable, "-X", "importtime", "-c", "import app"], cwd=FUNCTIONS / function,
-                              env=env, capture_output=True, timeout=TIMEOUT, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "import app"],
+            cwd=FUNCTIONS / function,
+            env=env,
+            capture_output=True,
+            timeout=TIMEOUT,
+            text=True,
+        )
         per_run.append(_parse_importtime(proc.stderr))
     per_run = per_run[1:]
 
@@ -250,23 +274,32 @@ def importtime(function: str, env: dict[str, str], runs: int = 5) -> ImportProfi
         for k, v in run_packages.items():
             packages.setdefault(k, []).append(v)
     by_package = sorted(((k, _median(v)) for k, v in packages.items()), key=lambda kv: -kv[1])
-    entry_points = sorted(((m, p, _median(v)) for (m, p), v in points.items() if len(v) == len(per_run)),
-                          key=lambda t: -t[2])
+    entry_points = sorted(
+        ((m, p, _median(v)) for (m, p), v in points.items() if len(v) == len(per_run)), key=lambda t: -t[2]
+    )
     return ImportProfile(function, _median(totals), by_package, entry_points[:12])
 
 
 def iam_token_cost(env: dict[str, str], runs: int = 5) -> float:
     """ms, in a fresh process, to import boto3 and presign an RDS IAM token (what hibachi.db does on
     the first connection on AWS; no network call)."""
-    code = ("import time\nt0 = time.perf_counter()\nimport boto3\n"
-            "boto3.client('rds', region_name='us-east-1').generate_db_auth_token("
-            "DBHostname='proxy.example.internal', Port=5432, DBUsername='hibachi_app', Region='us-east-1')\n"
-            "print((time.perf_counter() - t0) * 1000)\n")
+    code = (
+        "import time\nt0 = time.perf_counter()\nimport boto3\n"
+        "boto3.client('rds', region_name='us-east-1').generate_db_auth_token("
+        "DBHostname='proxy.example.internal', Port=5432, DBUsername='hibachi_app', Region='us-east-1')\n"
+        "print((time.perf_counter() - t0) * 1000)\n"
+    )
     values = []
     clean_env = {k: v for k, v in env.items() if k != "AWS_ENDPOINT_URL"}
     for i in range(runs + 1):
-        proc = subprocess.run([sys.executable, "-c", code], env=clean_env, capture_output=True, timeout=TIMEOUT,
-                              text=True, cwd=os.getcwd())
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            env=clean_env,
+            capture_output=True,
+            timeout=TIMEOUT,
+            text=True,
+            cwd=os.getcwd(),
+        )
         if proc.returncode != 0:
             return float("nan")
         if i:

@@ -22,9 +22,14 @@ PG_DATA = ROOT / ".local" / "bench-pg"
 PG_PORT = int(os.environ.get("BENCH_PG_PORT", "54349"))
 REGION = "us-east-1"
 AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-    "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-    "POWERTOOLS_SERVICE_NAME": "hibachi", "POWERTOOLS_METRICS_NAMESPACE": "Hibachi", "POWERTOOLS_DEV": "false",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_REGION": REGION,
+    "AWS_DEFAULT_REGION": REGION,
+    "POWERTOOLS_SERVICE_NAME": "hibachi",
+    "POWERTOOLS_METRICS_NAMESPACE": "Hibachi",
+    "POWERTOOLS_DEV": "false",
 }
 
 
@@ -84,9 +89,12 @@ class Postgres:
 
         with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
             version = conn.execute("SHOW server_version").fetchone()[0]
-            settings = dict(conn.execute(
-                "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', "
-                "'shared_buffers', 'max_connections')").fetchall())
+            settings = dict(
+                conn.execute(
+                    "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', "
+                    "'shared_buffers', 'max_connections')"
+                ).fetchall()
+            )
         return f"PostgreSQL {version} ({', '.join(f'{k}={v}' for k, v in sorted(settings.items()))})"
 
 
@@ -123,8 +131,9 @@ class Moto:
         STATE.mkdir(parents=True, exist_ok=True)
         log = open(STATE / "moto.log", "wb")  # noqa: SIM115 - lives as long as the child
         env = {**os.environ, **AWS_ENV, "MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR": "false"}  # see reset()
-        self.proc = subprocess.Popen([sys.executable, "-c", _MOTO_CHILD], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=log, env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _MOTO_CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env
+        )
         line = self.proc.stdout.readline()
         if not line.strip().isdigit():
             raise RuntimeError(f"moto did not start; see {STATE / 'moto.log'}")
@@ -150,9 +159,14 @@ class Moto:
     def queued(self) -> int:
         """Messages in the jobs queues (moto's count is exact)."""
         sqs = self.client("sqs")
-        return sum(int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
-                       ["Attributes"]["ApproximateNumberOfMessages"])
-                   for url in [self.queue_url, *self._env_queues.values()])
+        return sum(
+            int(
+                sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+                    "ApproximateNumberOfMessages"
+                ]
+            )
+            for url in [self.queue_url, *self._env_queues.values()]
+        )
 
     def reset(self) -> None:
         """Empty every queue. moto's SendMessage costs CPU in proportion to the messages already in
@@ -189,8 +203,14 @@ def use_settings(database_url: str, aws: dict[str, str] | None = None) -> None:
     from hibachi import settings as settings_module
     from hibachi.settings import Settings
 
-    settings_module.set_settings(Settings(database_url=database_url, service_name="hibachi", db_connect_timeout=10,
-                                          **(aws or {"jobs_queue_url": None})))
+    settings_module.set_settings(
+        Settings(
+            database_url=database_url,
+            service_name="hibachi",
+            db_connect_timeout=10,
+            **(aws or {"jobs_queue_url": None}),
+        )
+    )
 
 
 @contextlib.contextmanager
@@ -258,15 +278,26 @@ def machine() -> dict[str, str]:
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+    )
     return {
         "cpu": f"{_cpu_model()}, {cpus} CPUs available",
         "memory": _mem_gib(),
         "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
         "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "packages": ", ".join(f"{d} {version(d)}" for d in (
-            "psycopg", "psycopg-binary", "aws-lambda-powertools", "pydantic", "pydantic-settings", "boto3", "moto")),
+        "packages": ", ".join(
+            f"{d} {version(d)}"
+            for d in (
+                "psycopg",
+                "psycopg-binary",
+                "aws-lambda-powertools",
+                "pydantic",
+                "pydantic-settings",
+                "boto3",
+                "moto",
+            )
+        ),
         "commit": (commit.stdout.strip() or "unknown") + (" (with local changes)" if dirty.stdout.strip() else ""),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "load_start": load(),

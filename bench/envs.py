@@ -63,8 +63,16 @@ def _worker(conn: Any, client: int) -> None:  # runs in the environment process
             while time.perf_counter() < start:
                 time.sleep(min(0.01, max(0.0, start - time.perf_counter())))
             cpu0 = time.process_time()
-            samples, ends, errors = client_loop(workload, state, client, measure._numbers, start=start, stop=stop,
-                                                hard_stop=hard_stop, requests=requests)
+            samples, ends, errors = client_loop(
+                workload,
+                state,
+                client,
+                measure._numbers,
+                start=start,
+                stop=stop,
+                hard_stop=hard_stop,
+                requests=requests,
+            )
             cpu = time.process_time() - cpu0
             if state is not None:
                 try:
@@ -94,9 +102,21 @@ class EnvPool:
             raise RuntimeError(f"environment {client} did not answer within {timeout:.0f} s")
         return self.conns[client].recv()
 
-    def run(self, op: Any, fixtures: dict[str, Any], *, dsn: str, aws: dict[str, str] | None, clients: int,
-            requests: int | None = None, duration: float | None = None, max_seconds: float = 60.0,
-            proxy: Any = None, queue: Any = None, processes: dict[str, int] | None = None) -> RunResult:
+    def run(
+        self,
+        op: Any,
+        fixtures: dict[str, Any],
+        *,
+        dsn: str,
+        aws: dict[str, str] | None,
+        clients: int,
+        requests: int | None = None,
+        duration: float | None = None,
+        max_seconds: float = 60.0,
+        proxy: Any = None,
+        queue: Any = None,
+        processes: dict[str, int] | None = None,
+    ) -> RunResult:
         """Like ``bench.measure.run`` for a handler operation, one process per client."""
         assert clients <= len(self.conns) and (requests or duration)
         # per client: at most this many requests (a round trip takes >= 0.25 s at RTT 270 ms), plus the warm-up
@@ -125,10 +145,16 @@ class EnvPool:
         cpu1 = {name: cpu_seconds(pid) for name, pid in (processes or {}).items()}
 
         errors = [f"open: {e}" for e in open_errors] + [e for p in parts for e in p["errors"]]
-        result = RunResult(samples=[s for p in parts for s in p["samples"]], errors=len(errors),
-                           first_error=errors[0] if errors else "", clients=clients)
-        result.cpu_ms = {"bench": sum(p["cpu"] for p in parts) * 1000,
-                         **{name: (cpu1[name] - cpu0[name]) * 1000 for name in cpu0}}
+        result = RunResult(
+            samples=[s for p in parts for s in p["samples"]],
+            errors=len(errors),
+            first_error=errors[0] if errors else "",
+            clients=clients,
+        )
+        result.cpu_ms = {
+            "bench": sum(p["cpu"] for p in parts) * 1000,
+            **{name: (cpu1[name] - cpu0[name]) * 1000 for name in cpu0},
+        }
         if duration:
             result.window = duration
             result.in_window = sum(1 for p in parts for e in p["ends"] if e <= stop)

@@ -38,24 +38,29 @@ class Summary:
 
     @classmethod
     def of(cls, samples: list[float]) -> Summary:
-        return cls(len(samples), percentile(samples, 0.50), percentile(samples, 0.95), percentile(samples, 0.99),
-                   sum(samples) / len(samples) if samples else math.nan)
+        return cls(
+            len(samples),
+            percentile(samples, 0.50),
+            percentile(samples, 0.95),
+            percentile(samples, 0.99),
+            sum(samples) / len(samples) if samples else math.nan,
+        )
 
 
 @dataclass
 class RunResult:
-    samples: list[float]                 # ms per timed request
+    samples: list[float]  # ms per timed request
     errors: int = 0
     first_error: str = ""
-    window: float = 0.0                  # seconds of the timed window (duration runs)
-    in_window: int = 0                   # requests completed inside the window
-    round_trips: int | None = None       # database round trips of all timed requests (PgProxy)
-    sends: int | None = None             # SQS messages added by all timed requests
+    window: float = 0.0  # seconds of the timed window (duration runs)
+    in_window: int = 0  # requests completed inside the window
+    round_trips: int | None = None  # database round trips of all timed requests (PgProxy)
+    sends: int | None = None  # SQS messages added by all timed requests
     clients: int = 1
-    rate: float = math.nan               # duration runs: sum over clients of their own request rate
+    rate: float = math.nan  # duration runs: sum over clients of their own request rate
     cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU time used during the run, per process
     sqs_wait_ms: list[float] = field(default_factory=list)  # per request, when measured (HandlerWorkload)
-    sqs_cpu_ms: list[float] = field(default_factory=list)   # CPU of the thread during the send, per request
+    sqs_cpu_ms: list[float] = field(default_factory=list)  # CPU of the thread during the send, per request
 
     @property
     def summary(self) -> Summary:
@@ -113,8 +118,17 @@ class Counter:
 _numbers = Counter(1)  # request numbers, unique within a run (blocks of them go to environment processes)
 
 
-def client_loop(workload: Workload, state: Any, client: int, numbers: Any, *, start: float, stop: float,
-                hard_stop: float, requests: int | None) -> tuple[list[float], list[float], list[str]]:
+def client_loop(
+    workload: Workload,
+    state: Any,
+    client: int,
+    numbers: Any,
+    *,
+    start: float,
+    stop: float,
+    hard_stop: float,
+    requests: int | None,
+) -> tuple[list[float], list[float], list[str]]:
     """One client's timed requests: (ms per request, end times, errors). Bounded by ``requests``
     (if given) and by ``stop`` / ``hard_stop`` (perf_counter / monotonic times; the same clock)."""
     samples, ends, errors = [], [], []
@@ -144,9 +158,17 @@ def cpu_seconds(pid: int | None = None) -> float:
         return math.nan
 
 
-def run(workload: Workload, *, clients: int = 1, requests: int | None = None, duration: float | None = None,
-        max_seconds: float = 60.0, proxy: Any = None, queue: Any = None,
-        processes: dict[str, int] | None = None) -> RunResult:
+def run(
+    workload: Workload,
+    *,
+    clients: int = 1,
+    requests: int | None = None,
+    duration: float | None = None,
+    max_seconds: float = 60.0,
+    proxy: Any = None,
+    queue: Any = None,
+    processes: dict[str, int] | None = None,
+) -> RunResult:
     """Run ``clients`` closed-loop clients: ``requests`` each, or for ``duration`` seconds (throughput).
     Never longer than ``max_seconds`` (plus the warm-up); requests that fail are counted, not timed.
     ``processes``: other processes (name -> pid) whose CPU time to account, besides this one."""
@@ -174,8 +196,9 @@ def run(workload: Workload, *, clients: int = 1, requests: int | None = None, du
             return
         start = box["start"]
         stop = start + (duration if duration else max_seconds)
-        mine, my_ends, my_errors = client_loop(workload, state, c, _numbers, start=start, stop=stop,
-                                               hard_stop=start + max_seconds, requests=requests)
+        mine, my_ends, my_errors = client_loop(
+            workload, state, c, _numbers, start=start, stop=stop, hard_stop=start + max_seconds, requests=requests
+        )
         try:
             if state is not None:
                 workload.close(state)
@@ -189,8 +212,9 @@ def run(workload: Workload, *, clients: int = 1, requests: int | None = None, du
                     if done:
                         rates.append(len(done) / (done[-1] - start))
 
-    threads = [threading.Thread(target=client_thread, args=(c,), name=f"bench-client-{c}", daemon=True)
-               for c in range(clients)]
+    threads = [
+        threading.Thread(target=client_thread, args=(c,), name=f"bench-client-{c}", daemon=True) for c in range(clients)
+    ]
     for t in threads:
         t.start()
     warmed.wait()

@@ -17,8 +17,10 @@ from typing import Any
 
 from bench import FUNCTIONS
 
-CHAT_TEXT = ("Hi! We'd like a hibachi chef for my dad's 60th birthday on the patio, about 14 adults and "
-             "4 kids. Do you bring the grill, and can you do a shrimp-free menu for two guests?")
+CHAT_TEXT = (
+    "Hi! We'd like a hibachi chef for my dad's 60th birthday on the patio, about 14 adults and "
+    "4 kids. Do you bring the grill, and can you do a shrimp-free menu for two guests?"
+)
 HISTORY_MESSAGES = 60  # a history conversation holds more than one page (the default page is 50)
 
 
@@ -33,14 +35,14 @@ class Request:
 @dataclass(frozen=True)
 class Operation:
     name: str
-    function: str                                   # folder under functions/
-    route_key: str                                  # the HTTP API route key
+    function: str  # folder under functions/
+    route_key: str  # the HTTP API route key
     scopes: tuple[str, ...]
-    setup: str                                      # key in SETUPS: the data the requests need
+    setup: str  # key in SETUPS: the data the requests need
     request: Callable[[dict[str, Any], int, int], Request]
     ok: tuple[int, ...] = (200,)
-    enqueues: bool = False                          # sends an SQS job on the hot path
-    headline: bool = False                          # named in the latency/throughput targets
+    enqueues: bool = False  # sends an SQS job on the hot path
+    headline: bool = False  # named in the latency/throughput targets
     verify: Callable[[dict[str, Any], Any], bool] | None = None  # (event, response body): is it ours?
 
     @property
@@ -54,10 +56,17 @@ class Operation:
         req = self.request(fixtures, client, n)
         method, template = self.route_key.split(" ", 1)
         headers = {"content-type": "application/json", "user-agent": "hibachi-bench", **req.headers}
-        return http_event(method, template.format(**req.path_parameters), route_key=self.route_key,
-                          path_parameters=req.path_parameters or None, query=req.query, headers=headers,
-                          body=None if req.body is None else json.dumps(req.body),
-                          claims={"sub": f"bench-client-{client}"}, scopes=list(self.scopes))
+        return http_event(
+            method,
+            template.format(**req.path_parameters),
+            route_key=self.route_key,
+            path_parameters=req.path_parameters or None,
+            query=req.query,
+            headers=headers,
+            body=None if req.body is None else json.dumps(req.body),
+            claims={"sub": f"bench-client-{client}"},
+            scopes=list(self.scopes),
+        )
 
 
 # -- setups: run once per database with the current settings (hibachi's own SQL) -----------------------
@@ -71,12 +80,16 @@ def setup_conversations(clients: int, run: str) -> dict[str, Any]:
     for c in range(clients):
         chat, history = f"bench-{run}-chat-{c}", f"bench-{run}-history-{c}"
         fields = dict(metadata={"locale": "en-US"}, idempotency_key=None, customer_id=f"customer-{c}", channel="web")
-        repository.insert_message(db, conversation_id=chat, role="user", content=CHAT_TEXT, emotion_score=0.4,
-                                  **fields)
+        repository.insert_message(db, conversation_id=chat, role="user", content=CHAT_TEXT, emotion_score=0.4, **fields)
         for k in range(HISTORY_MESSAGES):
-            repository.insert_message(db, conversation_id=history, role="user" if k % 2 == 0 else "assistant",
-                                      content=f"{CHAT_TEXT} ({k})", emotion_score=0.1 if k % 2 == 0 else None,
-                                      **fields)
+            repository.insert_message(
+                db,
+                conversation_id=history,
+                role="user" if k % 2 == 0 else "assistant",
+                content=f"{CHAT_TEXT} ({k})",
+                emotion_score=0.1 if k % 2 == 0 else None,
+                **fields,
+            )
         chats.append(chat)
         histories.append(history)
     return {"chat": chats, "history": histories}
@@ -107,12 +120,18 @@ def booking_body(fx: dict[str, Any], client: int) -> dict[str, Any]:
     k = next(fx["slots"]) % (len(SLOT_HOURS) * SLOT_DAYS)
     day = datetime.now(ZoneInfo(BOOKING_ZONE)).date() + timedelta(days=2 + k // len(SLOT_HOURS))
     return {
-        "customer": {"name": f"Dana Whitfield {client}", "phone": "+14155550123",
-                     "email": "dana.whitfield@example.com"},
-        "event_start": f"{day.isoformat()}T{SLOT_HOURS[k % len(SLOT_HOURS)]:02d}:00", "timezone": BOOKING_ZONE,
-        "duration_minutes": 120, "guest_count": 14,
+        "customer": {
+            "name": f"Dana Whitfield {client}",
+            "phone": "+14155550123",
+            "email": "dana.whitfield@example.com",
+        },
+        "event_start": f"{day.isoformat()}T{SLOT_HOURS[k % len(SLOT_HOURS)]:02d}:00",
+        "timezone": BOOKING_ZONE,
+        "duration_minutes": 120,
+        "guest_count": 14,
         "address": {"line1": "1200 Seacliff Ave", "city": "San Francisco", "state": "CA", "postal_code": "94121"},
-        "conversation_id": f"bench-{fx['run']}-chat-{client}", "notes": "Shrimp-free menu for two guests.",
+        "conversation_id": f"bench-{fx['run']}-chat-{client}",
+        "notes": "Shrimp-free menu for two guests.",
     }
 
 
@@ -122,8 +141,14 @@ def _new_bookings(fx: dict[str, Any], count: int) -> list[str]:
     from hibachi.bookings import service
     from hibachi.bookings.models import BookingIn
 
-    return [str(service.create_booking(BookingIn.model_validate(booking_body(fx, c)), idempotency_key=None,
-                                       correlation_id=None)[0].id) for c in range(count)]
+    return [
+        str(
+            service.create_booking(
+                BookingIn.model_validate(booking_body(fx, c)), idempotency_key=None, correlation_id=None
+            )[0].id
+        )
+        for c in range(count)
+    ]
 
 
 def setup_bookings(clients: int, run: str) -> dict[str, Any]:
@@ -145,8 +170,14 @@ SETUPS: dict[str, Callable[[int, str], dict[str, Any]]] = {
 def _store_message(fx: dict[str, Any], client: int, n: int) -> Request:
     return Request(
         {"conversation_id": fx["chat"][client]},
-        {"role": "user", "content": f"{CHAT_TEXT} (turn {n})", "emotion_score": round((n % 21 - 10) / 10, 1),
-         "customer_id": f"customer-{client}", "channel": "web", "metadata": {"locale": "en-US", "turn": n}},
+        {
+            "role": "user",
+            "content": f"{CHAT_TEXT} (turn {n})",
+            "emotion_score": round((n % 21 - 10) / 10, 1),
+            "customer_id": f"customer-{client}",
+            "channel": "web",
+            "metadata": {"locale": "en-US", "turn": n},
+        },
         {"idempotency-key": f"{fx['run']}-{n}"},
     )
 
@@ -156,8 +187,10 @@ def _body(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _same_message(event: dict[str, Any], out: Any) -> bool:
-    return out["content"] == _body(event)["content"] and out["conversation_id"] == event["pathParameters"][
-        "conversation_id"]
+    return (
+        out["content"] == _body(event)["content"]
+        and out["conversation_id"] == event["pathParameters"]["conversation_id"]
+    )
 
 
 def _same_booking(event: dict[str, Any], out: Any) -> bool:
@@ -166,24 +199,60 @@ def _same_booking(event: dict[str, Any], out: Any) -> bool:
 
 
 OPERATIONS: list[Operation] = [
-    Operation("store_message", "store_message", "POST /conversations/{conversation_id}/messages",
-              ("messages:write",), "conversations", _store_message, ok=(201,), enqueues=True, headline=True,
-              verify=_same_message),
-    Operation("get_conversation", "store_message", "GET /conversations/{conversation_id}",
-              ("conversations:read",), "conversations",
-              lambda fx, client, n: Request({"conversation_id": fx["chat"][client]}),
-              verify=lambda event, out: out["id"] == event["pathParameters"]["conversation_id"]),
-    Operation("list_messages", "store_message", "GET /conversations/{conversation_id}/messages",
-              ("conversations:read",), "conversations",
-              lambda fx, client, n: Request({"conversation_id": fx["history"][client]}),
-              verify=lambda event, out: all(m["conversation_id"] == event["pathParameters"]["conversation_id"]
-                                            for m in out["items"]) and len(out["items"]) == 50),
-    Operation("create_booking", "create_booking", "POST /bookings", ("bookings:write",), "bookings",
-              lambda fx, client, n: Request({}, booking_body(fx, client), {"idempotency-key": f"{fx['run']}-b-{n}"}),
-              ok=(201,), enqueues=True, headline=True, verify=_same_booking),
-    Operation("get_booking", "create_booking", "GET /bookings/{booking_id}", ("bookings:read",), "bookings",
-              lambda fx, client, n: Request({"booking_id": fx["bookings"][client]}),
-              verify=lambda event, out: out["id"] == event["pathParameters"]["booking_id"]),
+    Operation(
+        "store_message",
+        "store_message",
+        "POST /conversations/{conversation_id}/messages",
+        ("messages:write",),
+        "conversations",
+        _store_message,
+        ok=(201,),
+        enqueues=True,
+        headline=True,
+        verify=_same_message,
+    ),
+    Operation(
+        "get_conversation",
+        "store_message",
+        "GET /conversations/{conversation_id}",
+        ("conversations:read",),
+        "conversations",
+        lambda fx, client, n: Request({"conversation_id": fx["chat"][client]}),
+        verify=lambda event, out: out["id"] == event["pathParameters"]["conversation_id"],
+    ),
+    Operation(
+        "list_messages",
+        "store_message",
+        "GET /conversations/{conversation_id}/messages",
+        ("conversations:read",),
+        "conversations",
+        lambda fx, client, n: Request({"conversation_id": fx["history"][client]}),
+        verify=lambda event, out: (
+            all(m["conversation_id"] == event["pathParameters"]["conversation_id"] for m in out["items"])
+            and len(out["items"]) == 50
+        ),
+    ),
+    Operation(
+        "create_booking",
+        "create_booking",
+        "POST /bookings",
+        ("bookings:write",),
+        "bookings",
+        lambda fx, client, n: Request({}, booking_body(fx, client), {"idempotency-key": f"{fx['run']}-b-{n}"}),
+        ok=(201,),
+        enqueues=True,
+        headline=True,
+        verify=_same_booking,
+    ),
+    Operation(
+        "get_booking",
+        "create_booking",
+        "GET /bookings/{booking_id}",
+        ("bookings:read",),
+        "bookings",
+        lambda fx, client, n: Request({"booking_id": fx["bookings"][client]}),
+        verify=lambda event, out: out["id"] == event["pathParameters"]["booking_id"],
+    ),
 ]
 
 
@@ -191,7 +260,7 @@ OPERATIONS: list[Operation] = [
 @dataclass(frozen=True)
 class ColdStart:
     function: str
-    first_request: str                               # what the first event is, for the report
+    first_request: str  # what the first event is, for the report
     event: Callable[[dict[str, Any], str], dict[str, Any]]  # (fixtures by setup key, unique tag) -> event
     setups: tuple[str, ...] = ()
 
@@ -246,9 +315,17 @@ def setup_emotion(jobs_needed: int, run: str) -> dict[str, Any]:
     for c in range(EMOTION_CONVERSATIONS):
         cid = f"bench-{run}-emotion-{c}"
         for k in range(EMOTION_MESSAGES):
-            repository.insert_message(db, conversation_id=cid, role="user", content=f"message {k}",
-                                      emotion_score=round(((c + k) % 21 - 10) / 10, 1), metadata={},
-                                      idempotency_key=None, customer_id=None, channel="web")
+            repository.insert_message(
+                db,
+                conversation_id=cid,
+                role="user",
+                content=f"message {k}",
+                emotion_score=round(((c + k) % 21 - 10) / 10, 1),
+                metadata={},
+                idempotency_key=None,
+                customer_id=None,
+                channel="web",
+            )
         ids.append(cid)
     return {"ids": ids}
 
@@ -273,9 +350,11 @@ def setup_send(jobs_needed: int, run: str) -> dict[str, Any]:
     fx["ids"] = _new_bookings(fx, jobs_needed)
     db = get_db()
     for start in range(0, len(fx["ids"]), 500):
-        repository.sync_followups(db, fx["ids"][start:start + 500])
-    db.execute("UPDATE followups SET due_at = now() - interval '1 minute' WHERE booking_id = ANY(%(ids)s::uuid[])",
-               {"ids": fx["ids"]})
+        repository.sync_followups(db, fx["ids"][start : start + 500])
+    db.execute(
+        "UPDATE followups SET due_at = now() - interval '1 minute' WHERE booking_id = ANY(%(ids)s::uuid[])",
+        {"ids": fx["ids"]},
+    )
     return fx
 
 
@@ -286,15 +365,17 @@ def emotion_jobs(fx: dict[str, Any], batch: int, size: int) -> list:
     from hibachi import jobs
 
     ids = fx["ids"]
-    return [jobs.Job.new(jobs.EMOTION_STATS, f"emotion_stats:{cid}:{batch}", {"conversation_id": cid}, "bench")
-            for cid in (ids[(batch * size + k) % len(ids)] for k in range(size))]
+    return [
+        jobs.Job.new(jobs.EMOTION_STATS, f"emotion_stats:{cid}:{batch}", {"conversation_id": cid}, "bench")
+        for cid in (ids[(batch * size + k) % len(ids)] for k in range(size))
+    ]
 
 
 def _booking_batch(fx: dict[str, Any], batch: int, size: int) -> list[str]:
     ids = fx["ids"]
     if (batch + 1) * size > len(ids):
         raise RuntimeError(f"setup made {len(ids)} bookings; batch {batch} needs more")
-    return ids[batch * size:(batch + 1) * size]
+    return ids[batch * size : (batch + 1) * size]
 
 
 def schedule_jobs(fx: dict[str, Any], batch: int, size: int) -> list:
@@ -312,11 +393,11 @@ def send_jobs(fx: dict[str, Any], batch: int, size: int) -> list:
 @dataclass(frozen=True)
 class JobType:
     name: str
-    setup: str                                        # key in SETUPS, called with the number of jobs needed
+    setup: str  # key in SETUPS, called with the number of jobs needed
     jobs: Callable[[dict[str, Any], int, int], list]  # (fixtures, batch number, size) -> hibachi.jobs.Job list
-    aws_calls: str = ""                               # AWS calls per job, besides the database
-    set_based: bool = True                            # the "<= 2 round trips per batch" target applies
-    max_batches: int | None = None                    # fewer than the plan's (each job needs its own booking)
+    aws_calls: str = ""  # AWS calls per job, besides the database
+    set_based: bool = True  # the "<= 2 round trips per batch" target applies
+    max_batches: int | None = None  # fewer than the plan's (each job needs its own booking)
     function: str = "followup_worker"
 
     @property
@@ -326,7 +407,6 @@ class JobType:
 
 JOB_TYPES: list[JobType] = [
     JobType("emotion_stats", "emotion", emotion_jobs),
-    JobType("schedule_followup", "schedule", schedule_jobs, "1 EventBridge Scheduler CreateSchedule",
-            max_batches=60),
+    JobType("schedule_followup", "schedule", schedule_jobs, "1 EventBridge Scheduler CreateSchedule", max_batches=60),
     JobType("send_followup", "send", send_jobs, "1 SNS Publish", max_batches=60),
 ]

@@ -53,8 +53,14 @@ def create_schema(dsn: str) -> None:
 def _message(client: int, n: int) -> dict[str, Any]:
     from psycopg.types.json import Jsonb
 
-    return {"role": "user", "content": f"{CHAT_TEXT} (turn {n})", "emotion_score": round((n % 21 - 10) / 10, 1),
-            "metadata": Jsonb({"locale": "en-US", "turn": n}), "customer_id": f"customer-{client}", "channel": "web"}
+    return {
+        "role": "user",
+        "content": f"{CHAT_TEXT} (turn {n})",
+        "emotion_score": round((n % 21 - 10) / 10, 1),
+        "metadata": Jsonb({"locale": "en-US", "turn": n}),
+        "customer_id": f"customer-{client}",
+        "channel": "web",
+    }
 
 
 def before(conn: Any, cid: str, client: int, n: int) -> dict[str, Any]:
@@ -62,17 +68,27 @@ def before(conn: Any, cid: str, client: int, n: int) -> dict[str, Any]:
     cur = conn.cursor()
     conversation = cur.execute("SELECT * FROM oldsys.ai_conversations WHERE id = %s", (cid,)).fetchone()
     if conversation is None:
-        cur.execute("INSERT INTO oldsys.ai_conversations (id, customer_id, channel) VALUES (%s, %s, %s)",
-                    (cid, m["customer_id"], m["channel"]))
+        cur.execute(
+            "INSERT INTO oldsys.ai_conversations (id, customer_id, channel) VALUES (%s, %s, %s)",
+            (cid, m["customer_id"], m["channel"]),
+        )
     message_id = cur.execute(
         "INSERT INTO oldsys.ai_messages (conversation_id, role, content, emotion_score, metadata) "
         "VALUES (%s, %s, %s, %s, %s) RETURNING id",
-        (cid, m["role"], m["content"], m["emotion_score"], m["metadata"])).fetchone()[0]
-    scores = [row[0] for row in cur.execute(
-        "SELECT emotion_score FROM oldsys.ai_messages WHERE conversation_id = %s AND emotion_score IS NOT NULL",
-        (cid,)).fetchall()]
-    cur.execute("UPDATE oldsys.ai_conversations SET avg_emotion = %s, message_count = message_count + 1, "
-                "updated_at = now() WHERE id = %s", (sum(scores) / len(scores) if scores else None, cid))
+        (cid, m["role"], m["content"], m["emotion_score"], m["metadata"]),
+    ).fetchone()[0]
+    scores = [
+        row[0]
+        for row in cur.execute(
+            "SELECT emotion_score FROM oldsys.ai_messages WHERE conversation_id = %s AND emotion_score IS NOT NULL",
+            (cid,),
+        ).fetchall()
+    ]
+    cur.execute(
+        "UPDATE oldsys.ai_conversations SET avg_emotion = %s, message_count = message_count + 1, "
+        "updated_at = now() WHERE id = %s",
+        (sum(scores) / len(scores) if scores else None, cid),
+    )
     row = cur.execute("SELECT * FROM oldsys.ai_messages WHERE id = %s", (message_id,)).fetchone()
     conn.commit()
     return {"id": row[0], "conversation_id": cid}
@@ -85,10 +101,13 @@ def after(conn: Any, cid: str, client: int, n: int) -> dict[str, Any]:
     cur.execute(
         "INSERT INTO oldsys.ai_conversations AS c (id, customer_id, channel, message_count) VALUES (%s, %s, %s, 1) "
         "ON CONFLICT (id) DO UPDATE SET message_count = c.message_count + 1, updated_at = now()",
-        (cid, m["customer_id"], m["channel"]))
-    cur.execute("INSERT INTO oldsys.ai_messages (id, conversation_id, role, content, emotion_score, metadata) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
-                (message_id, cid, m["role"], m["content"], m["emotion_score"], m["metadata"]))
+        (cid, m["customer_id"], m["channel"]),
+    )
+    cur.execute(
+        "INSERT INTO oldsys.ai_messages (id, conversation_id, role, content, emotion_score, metadata) "
+        "VALUES (%s, %s, %s, %s, %s, %s)",
+        (message_id, cid, m["role"], m["content"], m["emotion_score"], m["metadata"]),
+    )
     conn.commit()
     return {"id": message_id, "conversation_id": cid, "role": m["role"], "content": m["content"]}
 

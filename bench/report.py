@@ -9,8 +9,11 @@ from bench.measure import Summary
 from bench.operations import OPERATIONS
 from bench.sizes import LAMBDA_UNZIPPED_LIMIT_MB, MB
 
-OLD = {"store_message": "745 ms mean, p50 726, p95 966 (4 round trips; its earlier version 2,000 ms with 8)",
-       "create_booking": "~360 ms expected (2,281 ms before)", "throughput": "~40 ops/s with 30 pooled connections"}
+OLD = {
+    "store_message": "745 ms mean, p50 726, p95 966 (4 round trips; its earlier version 2,000 ms with 8)",
+    "create_booking": "~360 ms expected (2,281 ms before)",
+    "throughput": "~40 ops/s with 30 pooled connections",
+}
 HEAVY = ("boto3", "aws_xray_sdk", "opentelemetry", "ddtrace", "yoyo", "requests", "moto")
 
 
@@ -57,11 +60,15 @@ def overhead(results: Any, op: Any) -> tuple[float, float, str]:
 
 def _inprocess_reason(op: Any, send_cpu: float | None = None) -> str:
     if op.enqueues and send_cpu is not None:
-        return (f"the SQS send's own CPU (the job envelope, botocore building, signing and parsing the "
-                f"request) is {ms(send_cpu, 2)} ms p50 of it; the rest is Powertools routing and request "
-                "validation (pydantic), the service, response serialization and the EMF metrics flush")
-    return ("Powertools routing and request validation (pydantic), the service's own work, response "
-            "serialization, the EMF metrics flush")
+        return (
+            f"the SQS send's own CPU (the job envelope, botocore building, signing and parsing the "
+            f"request) is {ms(send_cpu, 2)} ms p50 of it; the rest is Powertools routing and request "
+            "validation (pydantic), the service, response serialization and the EMF metrics flush"
+        )
+    return (
+        "Powertools routing and request validation (pydantic), the service's own work, response "
+        "serialization, the EMF metrics flush"
+    )
 
 
 def _cold_gap(c: Any, profile: Any) -> str:
@@ -71,13 +78,16 @@ def _cold_gap(c: Any, profile: Any) -> str:
     if profile is None:
         return f"the import takes {ms(c.import_ms, 0)} ms; {first}"
     ours = sum(v for name, v in profile.by_package if name in ("hibachi", "app"))
-    entries = [f"`{m}` {ms(v, 0)}" for m, parent, v in profile.entry_points
-               if m != "app" and not m.startswith("hibachi")][:4]
-    return (f"the import takes {ms(c.import_ms, 0)} ms: by `-X importtime` ({ms(profile.total_ms, 0)} ms there), "
-            f"our modules (hibachi + app.py: module bodies, pydantic models, route schemas) {ms(ours, 0)} ms, "
-            f"third-party and stdlib modules {ms(profile.total_ms - ours, 0)} ms, more than the top-level floor "
-            f"because the handler loads submodules the bare package imports do not (largest entry points: "
-            f"{', '.join(entries)} ms); {first}")
+    entries = [
+        f"`{m}` {ms(v, 0)}" for m, parent, v in profile.entry_points if m != "app" and not m.startswith("hibachi")
+    ][:4]
+    return (
+        f"the import takes {ms(c.import_ms, 0)} ms: by `-X importtime` ({ms(profile.total_ms, 0)} ms there), "
+        f"our modules (hibachi + app.py: module bodies, pydantic models, route schemas) {ms(ours, 0)} ms, "
+        f"third-party and stdlib modules {ms(profile.total_ms - ours, 0)} ms, more than the top-level floor "
+        f"because the handler loads submodules the bare package imports do not (largest entry points: "
+        f"{', '.join(entries)} ms); {first}"
+    )
 
 
 # -- the Targets tables ------------------------------------------------------------------------------------
@@ -103,38 +113,60 @@ def target_rows(results: Any) -> list[list[str]]:
     for name in headline:
         op = ops.get(name)
         if op is None:
-            rows.append([name, "not measured: not landed yet",
-                         "1 (+1)", "-", "the function is not in the repository yet"])
+            rows.append(
+                [name, "not measured: not landed yet", "1 (+1)", "-", "the function is not in the repository yet"]
+            )
             continue
         r = results.rtt0.get(name)
         rt, sends = r.rt_per_request, r.sends_per_request
         ok = rt == 1.0 and (sends == 1.0 if op.enqueues else True)
-        why = (f"{r.errors} of {r.errors + r.completed} requests failed: {r.first_error[:160]}" if rt is None
-               else f"{num(rt - 1)} extra round trips, {num((sends or 0) - 1)} extra sends per request")
-        rows.append([name,
-                     f"{num(rt)} round trips + {num(sends)} SQS sends per request (n={r.completed}, "
-                     f"errors {r.errors})", "1 (+1)", verdict(ok), "" if ok else why])
+        why = (
+            f"{r.errors} of {r.errors + r.completed} requests failed: {r.first_error[:160]}"
+            if rt is None
+            else f"{num(rt - 1)} extra round trips, {num((sends or 0) - 1)} extra sends per request"
+        )
+        rows.append(
+            [
+                name,
+                f"{num(rt)} round trips + {num(sends)} SQS sends per request (n={r.completed}, errors {r.errors})",
+                "1 (+1)",
+                verdict(ok),
+                "" if ok else why,
+            ]
+        )
     # 2. latency at 270 and the ratio
     rows.target = 2
     for name in headline:
         op = ops.get(name)
         if op is None:
             rows.append([f"{name}: p50", "not measured: not landed yet", "≤ 300 ms", "-", ""])
-            rows.append([f"{name}: p50 / old *after* p50", "not measured: not landed yet", "≤ 0.3", "-",
-                         ""])
+            rows.append([f"{name}: p50 / old *after* p50", "not measured: not landed yet", "≤ 0.3", "-", ""])
             continue
         r = results.rtt270.get(name)
         p50 = _p50(r)
         calib = _p50(results.calibration.get("1 client"))
-        rows.append([f"{name}: p50 (with its SQS send)",
-                     f"{ms(p50)} ms (p95 {ms(r.summary.p95)}, p99 {ms(r.summary.p99)}, n={r.completed}; "
-                     f"old: {OLD[name]})", "≤ 300 ms", verdict(p50 <= 300),
-                     "" if p50 <= 300 else f"by {ms(p50 - 300)} ms; one simulated round trip alone is {ms(calib)} ms"])
+        rows.append(
+            [
+                f"{name}: p50 (with its SQS send)",
+                f"{ms(p50)} ms (p95 {ms(r.summary.p95)}, p99 {ms(r.summary.p99)}, n={r.completed}; old: {OLD[name]})",
+                "≤ 300 ms",
+                verdict(p50 <= 300),
+                "" if p50 <= 300 else f"by {ms(p50 - 300)} ms; one simulated round trip alone is {ms(calib)} ms",
+            ]
+        )
         ratio = p50 / after270 if after270 else math.nan
-        rows.append([f"{name}: p50 / old *after* p50",
-                     f"{num(ratio, 3)} ({ms(p50)} / {ms(after270)} ms)", "≤ 0.3", verdict(ratio <= 0.3),
-                     "" if ratio <= 0.3 else f"by {num(ratio - 0.3, 3)}: the old *after* flow made "
-                     f"{num(results.rtt270['old after'].rt_per_request)} round trips"])
+        rows.append(
+            [
+                f"{name}: p50 / old *after* p50",
+                f"{num(ratio, 3)} ({ms(p50)} / {ms(after270)} ms)",
+                "≤ 0.3",
+                verdict(ratio <= 0.3),
+                ""
+                if ratio <= 0.3
+                else f"by {num(ratio - 0.3, 3)}: the old *after* flow made "
+                f"{num(results.rtt270['old after'].rt_per_request)} round trips",
+            ]
+        )
     # 3. throughput
     rows.target = 3
     calib = _p50(results.calibration.get("1 client"))
@@ -144,21 +176,29 @@ def target_rows(results: Any) -> list[list[str]]:
         ceiling = r.clients / (calib / 1000) if calib else math.nan
         no_sqs = results.throughput.get(f"{op.name} (no SQS)")
         extra = f"; without SQS {ms(no_sqs.throughput)} ops/s" if no_sqs else ""
-        cpu = ", ".join(f"{name} {ms(r.cpu_per_request(name), 2)}" for name in ("bench", "moto", "proxy")
-                        if not math.isnan(r.cpu_per_request(name)) and (name != "moto" or op.enqueues))
-        rows.append([f"{op.name}" + (" (with its SQS send)" if op.enqueues else ""),
-                     f"{ms(tput)} ops/s (p50 under load {ms(r.summary.p50)} ms, errors {r.errors}{extra})",
-                     "≥ 100 ops/s (old: ~40)", verdict(tput >= 100),
-                     "" if tput >= 100 else
-                     f"by {ms(100 - tput)} ops/s. {r.clients} connections × one round trip of {ms(calib)} ms cap "
-                     f"it at {ms(ceiling, 0)} ops/s; each request took {ms(r.summary.p50 - calib)} ms more under "
-                     f"load (p50): the local CPU ({results.machine.get('cpu', '').split(', ')[-1]}) is shared by "
-                     f"{r.clients} environment processes, moto, the network simulator and PostgreSQL. CPU ms "
-                     f"per request: {cpu}"])
+        cpu = ", ".join(
+            f"{name} {ms(r.cpu_per_request(name), 2)}"
+            for name in ("bench", "moto", "proxy")
+            if not math.isnan(r.cpu_per_request(name)) and (name != "moto" or op.enqueues)
+        )
+        rows.append(
+            [
+                f"{op.name}" + (" (with its SQS send)" if op.enqueues else ""),
+                f"{ms(tput)} ops/s (p50 under load {ms(r.summary.p50)} ms, errors {r.errors}{extra})",
+                "≥ 100 ops/s (old: ~40)",
+                verdict(tput >= 100),
+                ""
+                if tput >= 100
+                else f"by {ms(100 - tput)} ops/s. {r.clients} connections × one round trip of {ms(calib)} ms cap "
+                f"it at {ms(ceiling, 0)} ops/s; each request took {ms(r.summary.p50 - calib)} ms more under "
+                f"load (p50): the local CPU ({results.machine.get('cpu', '').split(', ')[-1]}) is shared by "
+                f"{r.clients} environment processes, moto, the network simulator and PostgreSQL. CPU ms "
+                f"per request: {cpu}",
+            ]
+        )
     for name in headline:
         if name not in ops:
-            rows.append([name, "not measured: not landed yet",
-                         "≥ 100 ops/s", "-", ""])
+            rows.append([name, "not measured: not landed yet", "≥ 100 ops/s", "-", ""])
     # 4. in-process overhead
     rows.target = 4
     for op in _operations(results):
@@ -167,54 +207,90 @@ def target_rows(results: Any) -> list[list[str]]:
         also = ""
         no_sqs = results.rtt0.get(f"{op.name} (no SQS)")
         if op.enqueues and no_sqs is not None:
-            also = (f"; with `JOBS_QUEUE_URL` unset: {ms(_p50(no_sqs) - raw, 2)} ms (that path logs a warning per "
-                    "request instead of sending)")
+            also = (
+                f"; with `JOBS_QUEUE_URL` unset: {ms(_p50(no_sqs) - raw, 2)} ms (that path logs a warning per "
+                "request instead of sending)"
+            )
         r = results.rtt0.get(op.name)
         send_cpu = Summary.of(r.sqs_cpu_ms).p50 if op.enqueues and r is not None and r.sqs_cpu_ms else None
-        rows.append([op.name, f"{ms(over, 2)} ms = {ms(handler, 2)} {what} − {ms(raw, 2)} raw SQL{also}", "≤ 1 ms",
-                     verdict(over <= 1.0),
-                     "" if over <= 1.0 else f"by {ms(over - 1, 2)} ms: " + _inprocess_reason(op, send_cpu)])
+        rows.append(
+            [
+                op.name,
+                f"{ms(over, 2)} ms = {ms(handler, 2)} {what} − {ms(raw, 2)} raw SQL{also}",
+                "≤ 1 ms",
+                verdict(over <= 1.0),
+                "" if over <= 1.0 else f"by {ms(over - 1, 2)} ms: " + _inprocess_reason(op, send_cpu),
+            ]
+        )
     # 5. cold start
     rows.target = 5
     profiles = {p.function: p for p in results.imports}
     for c in results.cold:
         if c.error or not c.floor:
-            rows.append([f"{c.function}: cold start", f"error: {c.error[:200]}", "≤ 1.2 ×",
-                         "-", ""])
+            rows.append([f"{c.function}: cold start", f"error: {c.error[:200]}", "≤ 1.2 ×", "-", ""])
             continue
         ok = c.ratio <= 1.2
         also = ""
         if c.floor_first and c.floor_first.inside_ms:
-            also = (f"; against the floor that includes what its first request imports ({', '.join(c.lazy)}): "
-                    f"{ms(c.floor_first.inside_ms, 0)} ms = {num(c.total_ms / c.floor_first.inside_ms)} ×")
-        rows.append([f"{c.function}: cold start (import + first request) / floor",
-                     f"{ms(c.total_ms, 0)} ms vs floor {ms(c.floor.inside_ms, 0)} ms = {num(c.ratio)} × "
-                     f"(process wall {ms(c.wall_ms, 0)} vs {ms(c.floor.wall_ms, 0)} ms = {num(c.wall_ratio)} ×){also}",
-                     "≤ 1.2 ×", verdict(ok),
-                     "" if ok else f"by {ms(c.total_ms - 1.2 * c.floor.inside_ms, 0)} ms: "
-                                   f"{_cold_gap(c, profiles.get(c.function))}"])
+            also = (
+                f"; against the floor that includes what its first request imports ({', '.join(c.lazy)}): "
+                f"{ms(c.floor_first.inside_ms, 0)} ms = {num(c.total_ms / c.floor_first.inside_ms)} ×"
+            )
+        rows.append(
+            [
+                f"{c.function}: cold start (import + first request) / floor",
+                f"{ms(c.total_ms, 0)} ms vs floor {ms(c.floor.inside_ms, 0)} ms = {num(c.ratio)} × "
+                f"(process wall {ms(c.wall_ms, 0)} vs {ms(c.floor.wall_ms, 0)} ms = {num(c.wall_ratio)} ×){also}",
+                "≤ 1.2 ×",
+                verdict(ok),
+                ""
+                if ok
+                else f"by {ms(c.total_ms - 1.2 * c.floor.inside_ms, 0)} ms: {_cold_gap(c, profiles.get(c.function))}",
+            ]
+        )
     for c in results.cold:
         heavy = [t for t in _tops(c.third_import) if t.startswith(HEAVY)]
-        rows.append([f"{c.function}: heavy imports at start",
-                     "imports at start: " + (", ".join(heavy) if heavy else "none of " + ", ".join(HEAVY))
-                     + (f"; the first request adds {', '.join(c.lazy)}" if c.lazy else ""),
-                     "no SQS client / tracing SDK / yoyo at start", verdict(not heavy),
-                     "" if not heavy else f"{', '.join(heavy)} imported at start"])
+        rows.append(
+            [
+                f"{c.function}: heavy imports at start",
+                "imports at start: "
+                + (", ".join(heavy) if heavy else "none of " + ", ".join(HEAVY))
+                + (f"; the first request adds {', '.join(c.lazy)}" if c.lazy else ""),
+                "no SQS client / tracing SDK / yoyo at start",
+                verdict(not heavy),
+                "" if not heavy else f"{', '.join(heavy)} imported at start",
+            ]
+        )
     # 6. worker
     rows.target = 6
     for w in results.worker:
-        rows.append([f"{w.job_type}: jobs/s (10-record batches)",
-                     f"{ms(w.jobs_per_second, 0)} jobs/s ({ms(w.batch_ms.p50, 2)} ms per batch p50, n={w.batches})",
-                     "≥ 1,000 jobs/s", verdict(w.jobs_per_second >= 1000),
-                     "" if w.jobs_per_second >= 1000 else
-                     f"by {ms(1000 - w.jobs_per_second, 0)} jobs/s: of {ms(w.batch_ms.p50, 2)} ms per batch the "
-                     f"batch's SQL alone takes {ms(w.raw_ms.p50 if w.raw_ms else math.nan, 2)} ms; "
-                     + (f"each job also makes {w.aws_calls} call (HTTP to moto, one by one), which is most of "
-                        "the rest" if w.aws_calls else "the rest is per-record parsing, logging and metrics in the "
-                        "batch processor")])
+        rows.append(
+            [
+                f"{w.job_type}: jobs/s (10-record batches)",
+                f"{ms(w.jobs_per_second, 0)} jobs/s ({ms(w.batch_ms.p50, 2)} ms per batch p50, n={w.batches})",
+                "≥ 1,000 jobs/s",
+                verdict(w.jobs_per_second >= 1000),
+                ""
+                if w.jobs_per_second >= 1000
+                else f"by {ms(1000 - w.jobs_per_second, 0)} jobs/s: of {ms(w.batch_ms.p50, 2)} ms per batch the "
+                f"batch's SQL alone takes {ms(w.raw_ms.p50 if w.raw_ms else math.nan, 2)} ms; "
+                + (
+                    f"each job also makes {w.aws_calls} call (HTTP to moto, one by one), which is most of the rest"
+                    if w.aws_calls
+                    else "the rest is per-record parsing, logging and metrics in the batch processor"
+                ),
+            ]
+        )
         if w.set_based:
-            rows.append([f"{w.job_type}: DB round trips per batch",
-                         f"{num(w.round_trips_per_batch)}", "≤ 2", verdict(w.round_trips_per_batch <= 2), ""])
+            rows.append(
+                [
+                    f"{w.job_type}: DB round trips per batch",
+                    f"{num(w.round_trips_per_batch)}",
+                    "≤ 2",
+                    verdict(w.round_trips_per_batch <= 2),
+                    "",
+                ]
+            )
     return rows
 
 
@@ -257,77 +333,113 @@ def render(results: Any) -> str:
     w = out.append
     w("# Benchmarks\n")
     command = f"`{results.command}`" + (" (`python -m bench.run`)" if results.command == "make bench" else "")
-    w(f"Generated by {command} on {m['date']} in {results.seconds:.0f} s. "
-      "Do not edit by hand: re-run the command; it rewrites this file. The code is in `bench/`; "
-      "the round-trip and import guards that run in CI are in `tests/perf/`.\n")
+    w(
+        f"Generated by {command} on {m['date']} in {results.seconds:.0f} s. "
+        "Do not edit by hand: re-run the command; it rewrites this file. The code is in `bench/`; "
+        "the round-trip and import guards that run in CI are in `tests/perf/`.\n"
+    )
     if plan.sequential < 100:
         w("> **Smoke run (`--quick`)**: the sample sizes are tiny; the figures below are not meaningful.\n")
     w("## Machine\n")
-    w(table(["", ""], [
-        ["CPU", m["cpu"]], ["memory", m["memory"]], ["OS", m["os"]], ["Python", m["python"]],
-        ["database", results.postgres + ", embedded (`local/pg.py`), on loopback"],
-        ["packages", m["packages"]], ["commit", m["commit"]],
-        ["load average (1, 5, 15 min) at start / end", f"{m['load_start']} / {m.get('load_end', '-')}"],
-    ]))
-    w("\nThe machine may be shared: a load average above the CPU count at start or end means other work "
-      "competed with the bench, mostly visible in the tails (p95/p99) and the cold starts.\n")
+    w(
+        table(
+            ["", ""],
+            [
+                ["CPU", m["cpu"]],
+                ["memory", m["memory"]],
+                ["OS", m["os"]],
+                ["Python", m["python"]],
+                ["database", results.postgres + ", embedded (`local/pg.py`), on loopback"],
+                ["packages", m["packages"]],
+                ["commit", m["commit"]],
+                ["load average (1, 5, 15 min) at start / end", f"{m['load_start']} / {m.get('load_end', '-')}"],
+            ],
+        )
+    )
+    w(
+        "\nThe machine may be shared: a load average above the CPU count at start or end means other work "
+        "competed with the bench, mostly visible in the tails (p95/p99) and the cold starts.\n"
+    )
 
     w("## Targets (issue 5)\n")
     w(targets_table(results) + "\n")
     if results.unavailable:
-        w(f"Not yet in the repository, so not measured: {', '.join(results.unavailable)} "
-          "(each is one entry in `bench/operations.py`; it is measured as soon as its function lands).\n")
+        w(
+            f"Not yet in the repository, so not measured: {', '.join(results.unavailable)} "
+            "(each is one entry in `bench/operations.py`; it is measured as soon as its function lands).\n"
+        )
     for note in results.notes:
         w(f"- {note}")
     if results.notes:
         w("")
 
     w("## How it is measured\n")
-    w("- **Network**: `local/netproxy.py` (`PgProxy`) sits between every client and PostgreSQL, counts "
-      "round trips (each ends with the server's ReadyForQuery), and at RTT 270 ms forwards every chunk "
-      "0.135 s after it arrived, in order, in both directions, from its own process. RTT 0 runs through the "
-      "same proxy without delay (so round trips are counted everywhere).")
-    w("- **Our handlers**: `functions/*/app.py` loaded by path and invoked in process (`lambda_handler(event, "
-      "context)`) with real API Gateway HTTP API (payload 2.0) events from `local/events.http_event`; the "
-      "timer covers the handler call only (building the event is API Gateway's work); every response is "
-      "checked to answer its own request. Concurrent clients are one process each (`bench/envs.py`), "
-      "like Lambda environments and the local stack: Powertools keeps the event being handled in a class "
-      "attribute, so handler calls from several threads of one process handle each other's events. Each "
-      "environment has its own database connection and SQS client. SQS is "
-      "moto's `ThreadedMotoServer` in a child process on loopback (`AWS_ENDPOINT_URL`): the send is a real "
-      "HTTP call. Two artifacts of moto are removed: its server gets `TCP_NODELAY` (else Nagle's algorithm "
-      "and the client's delayed ACK add ~40 ms to a send after an idle spell), and every run starts with "
-      "empty queues, one per environment (moto's SendMessage costs CPU in proportion to the messages "
-      "already queued; a real queue with its consumer does not). \"No SQS\" rows run with `JOBS_QUEUE_URL` "
-      "unset (the job is left to the reconciler) to "
-      "separate the database part. Logs and EMF metrics are written to /dev/null (written, not shown).")
-    w("- **The old system's flows** (`bench/reference.py`): plain SQL with psycopg on `oldsys.ai_conversations` "
-      "/ `oldsys.ai_messages` in the same database, same run, same proxy: *before* = one transaction: SELECT "
-      "conversation, (INSERT if missing), INSERT message, SELECT all its emotion scores, UPDATE the average, "
-      "SELECT the message back; *after* = UPSERT conversation + INSERT message in one transaction. psycopg "
-      "(like the old stack) sends BEGIN and COMMIT as round trips of their own; the counts below are what "
-      "the proxy saw. Their conversations exist already, as ours do.")
-    w("- **Raw statement**: at RTT 0 every statement our handlers sent was captured (query + parameters) and "
-      "replayed, in the same order, on a bare psycopg connection with the app's connection options against a "
-      "second database prepared identically; in-process cost = handler p50 − raw p50.")
-    w(f"- **Latency** at RTT 270 ms: {plan.latency_clients} closed-loop clients × {plan.latency_each} requests "
-      f"({plan.reference_each} for the old flows, which take 1-2 s each) after one untimed warm-up request "
-      f"each. **Throughput**: {plan.throughput_clients} closed-loop clients, "
-      f"each with its own connection, for {plan.throughput_seconds:g} s; ops/s = each client's requests "
-      f"completed in the window over the time to its last one, summed. CPU: user + "
-      f"system time of each process during the run (/proc), per completed request. RTT 0 rows: one client, "
-      f"{plan.sequential} requests after 5 warm-ups. Percentiles are "
-      "nearest-rank.\n")
+    w(
+        "- **Network**: `local/netproxy.py` (`PgProxy`) sits between every client and PostgreSQL, counts "
+        "round trips (each ends with the server's ReadyForQuery), and at RTT 270 ms forwards every chunk "
+        "0.135 s after it arrived, in order, in both directions, from its own process. RTT 0 runs through the "
+        "same proxy without delay (so round trips are counted everywhere)."
+    )
+    w(
+        "- **Our handlers**: `functions/*/app.py` loaded by path and invoked in process (`lambda_handler(event, "
+        "context)`) with real API Gateway HTTP API (payload 2.0) events from `local/events.http_event`; the "
+        "timer covers the handler call only (building the event is API Gateway's work); every response is "
+        "checked to answer its own request. Concurrent clients are one process each (`bench/envs.py`), "
+        "like Lambda environments and the local stack: Powertools keeps the event being handled in a class "
+        "attribute, so handler calls from several threads of one process handle each other's events. Each "
+        "environment has its own database connection and SQS client. SQS is "
+        "moto's `ThreadedMotoServer` in a child process on loopback (`AWS_ENDPOINT_URL`): the send is a real "
+        "HTTP call. Two artifacts of moto are removed: its server gets `TCP_NODELAY` (else Nagle's algorithm "
+        "and the client's delayed ACK add ~40 ms to a send after an idle spell), and every run starts with "
+        "empty queues, one per environment (moto's SendMessage costs CPU in proportion to the messages "
+        'already queued; a real queue with its consumer does not). "No SQS" rows run with `JOBS_QUEUE_URL` '
+        "unset (the job is left to the reconciler) to "
+        "separate the database part. Logs and EMF metrics are written to /dev/null (written, not shown)."
+    )
+    w(
+        "- **The old system's flows** (`bench/reference.py`): plain SQL with psycopg on `oldsys.ai_conversations` "
+        "/ `oldsys.ai_messages` in the same database, same run, same proxy: *before* = one transaction: SELECT "
+        "conversation, (INSERT if missing), INSERT message, SELECT all its emotion scores, UPDATE the average, "
+        "SELECT the message back; *after* = UPSERT conversation + INSERT message in one transaction. psycopg "
+        "(like the old stack) sends BEGIN and COMMIT as round trips of their own; the counts below are what "
+        "the proxy saw. Their conversations exist already, as ours do."
+    )
+    w(
+        "- **Raw statement**: at RTT 0 every statement our handlers sent was captured (query + parameters) and "
+        "replayed, in the same order, on a bare psycopg connection with the app's connection options against a "
+        "second database prepared identically; in-process cost = handler p50 − raw p50."
+    )
+    w(
+        f"- **Latency** at RTT 270 ms: {plan.latency_clients} closed-loop clients × {plan.latency_each} requests "
+        f"({plan.reference_each} for the old flows, which take 1-2 s each) after one untimed warm-up request "
+        f"each. **Throughput**: {plan.throughput_clients} closed-loop clients, "
+        f"each with its own connection, for {plan.throughput_seconds:g} s; ops/s = each client's requests "
+        f"completed in the window over the time to its last one, summed. CPU: user + "
+        f"system time of each process during the run (/proc), per completed request. RTT 0 rows: one client, "
+        f"{plan.sequential} requests after 5 warm-ups. Percentiles are "
+        "nearest-rank.\n"
+    )
 
     w("## Network simulator calibration (`SELECT 1` on a bare connection)\n")
     rows = []
     for name, r in results.calibration.items():
         s = r.summary
-        rows.append([name, ms(s.p50, 2), ms(s.p95, 2), ms(s.p99, 2), str(s.n),
-                     ms(r.throughput) if r.window else "-", num(r.rt_per_request)])
+        rows.append(
+            [
+                name,
+                ms(s.p50, 2),
+                ms(s.p95, 2),
+                ms(s.p99, 2),
+                str(s.n),
+                ms(r.throughput) if r.window else "-",
+                num(r.rt_per_request),
+            ]
+        )
     w(table(["clients", "p50 ms", "p95 ms", "p99 ms", "n", "ops/s", "round trips / request"], rows))
-    w("\nThe simulated RTT is 270 ms; anything above it is the local machine (PostgreSQL and the client "
-      "waking up, the statement, the driver).\n")
+    w(
+        "\nThe simulated RTT is 270 ms; anything above it is the local machine (PostgreSQL and the client "
+        "waking up, the statement, the driver).\n"
+    )
 
     w("## API operations at RTT 0 (loopback, one client)\n")
     rows = []
@@ -336,14 +448,43 @@ def render(results: Any) -> str:
         raw = results.raw0.get(lbl.removesuffix(" (no SQS)"), [])
         raw_p50 = Summary.of(raw).p50 if raw else math.nan
         with_sqs = r.sends is not None
-        wait = (f"; its CPU p50 {ms(Summary.of(r.sqs_cpu_ms).p50, 3)}, wait for SQS p50 "
-                f"{ms(Summary.of(r.sqs_wait_ms).p50, 3)}" if r.sqs_wait_ms else "")
-        rows.append([lbl, num(r.rt_per_request), num(r.sends_per_request) if with_sqs else "-",
-                     str(s.n), ms(s.p50, 3), ms(s.p95, 3), ms(s.p99, 3), ms(raw_p50, 3),
-                     (ms(s.p50 - raw_p50, 3) + (f" (with the SQS send{wait})" if with_sqs else "")) if raw else "-",
-                     str(r.errors)])
-    w(table(["operation", "DB round trips / request", "SQS sends / request", "n", "p50 ms", "p95 ms", "p99 ms",
-             "raw SQL p50 ms", "handler − raw SQL, p50 ms", "errors"], rows))
+        wait = (
+            f"; its CPU p50 {ms(Summary.of(r.sqs_cpu_ms).p50, 3)}, wait for SQS p50 "
+            f"{ms(Summary.of(r.sqs_wait_ms).p50, 3)}"
+            if r.sqs_wait_ms
+            else ""
+        )
+        rows.append(
+            [
+                lbl,
+                num(r.rt_per_request),
+                num(r.sends_per_request) if with_sqs else "-",
+                str(s.n),
+                ms(s.p50, 3),
+                ms(s.p95, 3),
+                ms(s.p99, 3),
+                ms(raw_p50, 3),
+                (ms(s.p50 - raw_p50, 3) + (f" (with the SQS send{wait})" if with_sqs else "")) if raw else "-",
+                str(r.errors),
+            ]
+        )
+    w(
+        table(
+            [
+                "operation",
+                "DB round trips / request",
+                "SQS sends / request",
+                "n",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "raw SQL p50 ms",
+                "handler − raw SQL, p50 ms",
+                "errors",
+            ],
+            rows,
+        )
+    )
     w("\nThe old flows run their SQL only (no HTTP layer), so their rows have no in-process part to compare.\n")
 
     w("## API operations at RTT 270 ms\n")
@@ -351,31 +492,86 @@ def render(results: Any) -> str:
     rows = []
     for lbl, r in results.rtt270.items():
         s = r.summary
-        rows.append([lbl, num(r.rt_per_request), num(r.sends_per_request) if r.sends is not None else "-",
-                     str(s.n), ms(s.p50), ms(s.p95), ms(s.p99), num(s.p50 / after, 3) if after else "-",
-                     str(r.errors)])
-    w(table(["operation", "DB round trips / request", "SQS sends / request", "n", "p50 ms", "p95 ms", "p99 ms",
-             "p50 / old after p50", "errors"], rows))
-    w(f"\nOld system's own figures at ~270 ms per round trip: store_message {OLD['store_message']}; booking "
-      f"confirmation {OLD['create_booking']}; {OLD['throughput']}.\n")
+        rows.append(
+            [
+                lbl,
+                num(r.rt_per_request),
+                num(r.sends_per_request) if r.sends is not None else "-",
+                str(s.n),
+                ms(s.p50),
+                ms(s.p95),
+                ms(s.p99),
+                num(s.p50 / after, 3) if after else "-",
+                str(r.errors),
+            ]
+        )
+    w(
+        table(
+            [
+                "operation",
+                "DB round trips / request",
+                "SQS sends / request",
+                "n",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "p50 / old after p50",
+                "errors",
+            ],
+            rows,
+        )
+    )
+    w(
+        f"\nOld system's own figures at ~270 ms per round trip: store_message {OLD['store_message']}; booking "
+        f"confirmation {OLD['create_booking']}; {OLD['throughput']}.\n"
+    )
 
     w(f"## Throughput at RTT 270 ms, {plan.throughput_clients} connections\n")
     rows = []
     for lbl, r in results.throughput.items():
         s = r.summary
-        rows.append([lbl, ms(r.throughput), str(r.in_window), ms(s.p50), ms(s.p99), num(r.rt_per_request),
-                     num(r.sends_per_request) if r.sends is not None else "-",
-                     ms(r.cpu_per_request("bench"), 2),
-                     ms(r.cpu_per_request("moto"), 2) if r.sends is not None else "-",
-                     ms(r.cpu_per_request("proxy"), 2), str(r.errors), r.first_error[:80] if r.errors else ""])
-    w(table(["operation", "ops/s", "requests in window", "p50 ms under load", "p99 ms under load",
-             "DB round trips / request", "SQS sends / request", "CPU ms / request: bench process",
-             "moto", "network simulator", "errors", "first error"], rows))
-    w(f"\nThe ceiling for one round trip per request is {plan.throughput_clients} connections / RTT "
-      f"= {ms(plan.throughput_clients / 0.27, 0)} ops/s. Each of our clients is its own process (environment); "
-      "the old flows' clients are threads of the bench process (plain psycopg, thread-safe). CPU ms per "
-      "request: the environments' (or the bench process's) own CPU time, moto's, and the network "
-      "simulator's; PostgreSQL's is not counted.\n")
+        rows.append(
+            [
+                lbl,
+                ms(r.throughput),
+                str(r.in_window),
+                ms(s.p50),
+                ms(s.p99),
+                num(r.rt_per_request),
+                num(r.sends_per_request) if r.sends is not None else "-",
+                ms(r.cpu_per_request("bench"), 2),
+                ms(r.cpu_per_request("moto"), 2) if r.sends is not None else "-",
+                ms(r.cpu_per_request("proxy"), 2),
+                str(r.errors),
+                r.first_error[:80] if r.errors else "",
+            ]
+        )
+    w(
+        table(
+            [
+                "operation",
+                "ops/s",
+                "requests in window",
+                "p50 ms under load",
+                "p99 ms under load",
+                "DB round trips / request",
+                "SQS sends / request",
+                "CPU ms / request: bench process",
+                "moto",
+                "network simulator",
+                "errors",
+                "first error",
+            ],
+            rows,
+        )
+    )
+    w(
+        f"\nThe ceiling for one round trip per request is {plan.throughput_clients} connections / RTT "
+        f"= {ms(plan.throughput_clients / 0.27, 0)} ops/s. Each of our clients is its own process (environment); "
+        "the old flows' clients are threads of the bench process (plain psycopg, thread-safe). CPU ms per "
+        "request: the environments' (or the bench process's) own CPU time, moto's, and the network "
+        "simulator's; PostgreSQL's is not counted.\n"
+    )
 
     w("## Cold start\n")
     rows = []
@@ -383,78 +579,178 @@ def render(results: Any) -> str:
         if c.error and not c.floor:
             rows.append([c.function, c.first_request, f"error: {c.error[:120]}"] + ["-"] * 8)
             continue
-        rows.append([c.function, c.first_request, str(c.outcome), ms(c.import_ms, 0), ms(c.first_ms, 0),
-                     ms(c.total_ms, 0), ms(c.wall_ms, 0), f"{ms(c.floor.inside_ms, 0)} / {ms(c.floor.wall_ms, 0)}",
-                     num(c.ratio), f"{ms(c.floor_modules.inside_ms, 0)}" if c.floor_modules else "-",
-                     f"{ms(c.nopyc_total_ms, 0)} / {ms(c.nopyc_wall_ms, 0)}"])
-    w(table(["function", "first request", "result", "import ms", "first request ms", "cold start ms (in process)",
-             "process wall ms", "floor ms in process / wall", "cold / floor", "floor of every third-party module ms",
-             "no .pyc for hibachi + app: cold / wall ms"], rows))
-    w(f"\nMedians of {plan.cold_runs} fresh processes each (after one unmeasured run), {plan.nopyc_runs} for "
-      "the no-.pyc variant. *Cold start* is timed inside the child from before `import app` to after the first "
-      "response, on loopback PostgreSQL (no TLS) with `DATABASE_URL`. *Floor*: a fresh `python -c \"import …\"` "
-      "of exactly the third-party top-level packages found in `sys.modules` after the handler's import "
-      "(stdlib and hibachi excluded):\n")
+        rows.append(
+            [
+                c.function,
+                c.first_request,
+                str(c.outcome),
+                ms(c.import_ms, 0),
+                ms(c.first_ms, 0),
+                ms(c.total_ms, 0),
+                ms(c.wall_ms, 0),
+                f"{ms(c.floor.inside_ms, 0)} / {ms(c.floor.wall_ms, 0)}",
+                num(c.ratio),
+                f"{ms(c.floor_modules.inside_ms, 0)}" if c.floor_modules else "-",
+                f"{ms(c.nopyc_total_ms, 0)} / {ms(c.nopyc_wall_ms, 0)}",
+            ]
+        )
+    w(
+        table(
+            [
+                "function",
+                "first request",
+                "result",
+                "import ms",
+                "first request ms",
+                "cold start ms (in process)",
+                "process wall ms",
+                "floor ms in process / wall",
+                "cold / floor",
+                "floor of every third-party module ms",
+                "no .pyc for hibachi + app: cold / wall ms",
+            ],
+            rows,
+        )
+    )
+    w(
+        f"\nMedians of {plan.cold_runs} fresh processes each (after one unmeasured run), {plan.nopyc_runs} for "
+        "the no-.pyc variant. *Cold start* is timed inside the child from before `import app` to after the first "
+        'response, on loopback PostgreSQL (no TLS) with `DATABASE_URL`. *Floor*: a fresh `python -c "import …"` '
+        "of exactly the third-party top-level packages found in `sys.modules` after the handler's import "
+        "(stdlib and hibachi excluded):\n"
+    )
     for c in results.cold:
         if c.floor:
-            w(f"- `{c.function}`: `import {', '.join(c.floor.modules)}`"
-              + (f" — error: {c.floor.error}" if c.floor.error else ""))
+            w(
+                f"- `{c.function}`: `import {', '.join(c.floor.modules)}`"
+                + (f" — error: {c.floor.error}" if c.floor.error else "")
+            )
             if c.floor_first:
-                w(f"  - with the packages its first request adds (`{', '.join(c.lazy)}`): "
-                  f"{ms(c.floor_first.inside_ms, 0)} ms in process, {ms(c.floor_first.wall_ms, 0)} ms wall; "
-                  f"cold start / this floor = {num(c.total_ms / c.floor_first.inside_ms)} ×")
-    w(f"\nOn AWS the first connection also imports boto3 and presigns an RDS IAM token (`DB_IAM_AUTH`, "
-      f"`hibachi.db.Database.iam_token`): {ms(results.iam_token_ms, 0)} ms in a fresh process here, not in the "
-      "figures above (they use `DATABASE_URL`), plus the TLS handshake with RDS Proxy.\n")
+                w(
+                    f"  - with the packages its first request adds (`{', '.join(c.lazy)}`): "
+                    f"{ms(c.floor_first.inside_ms, 0)} ms in process, {ms(c.floor_first.wall_ms, 0)} ms wall; "
+                    f"cold start / this floor = {num(c.total_ms / c.floor_first.inside_ms)} ×"
+                )
+    w(
+        f"\nOn AWS the first connection also imports boto3 and presigns an RDS IAM token (`DB_IAM_AUTH`, "
+        f"`hibachi.db.Database.iam_token`): {ms(results.iam_token_ms, 0)} ms in a fresh process here, not in the "
+        "figures above (they use `DATABASE_URL`), plus the TLS handshake with RDS Proxy.\n"
+    )
 
-    w("### Import profile (`python -X importtime -c \"import app\"`, medians)\n")
+    w('### Import profile (`python -X importtime -c "import app"`, medians)\n')
     for p in results.imports:
-        w(f"**{p.function}**: {ms(p.total_ms, 0)} ms of imports in total (sum of self times). Self time per "
-          "top-level package: " + ", ".join(f"{name} {ms(v, 1)}" for name, v in p.by_package[:9]) + " ms.\n")
-        w(table(["module (where a package is entered)", "imported by", "cumulative ms"],
-                [[f"`{m_}`", f"`{parent}`", ms(v, 1)] for m_, parent, v in p.entry_points[:10]]))
+        w(
+            f"**{p.function}**: {ms(p.total_ms, 0)} ms of imports in total (sum of self times). Self time per "
+            "top-level package: " + ", ".join(f"{name} {ms(v, 1)}" for name, v in p.by_package[:9]) + " ms.\n"
+        )
+        w(
+            table(
+                ["module (where a package is entered)", "imported by", "cumulative ms"],
+                [[f"`{m_}`", f"`{parent}`", ms(v, 1)] for m_, parent, v in p.entry_points[:10]],
+            )
+        )
         w("")
 
     w("## Deployment size (unzipped)\n")
     rows = []
     for s in results.sizes:
-        rows.append([s.function, ms(s.code / 1024, 1), ms(s.own_requirements / MB, 2), ms(s.layer_deps / MB, 2),
-                     ms(s.hibachi / 1024, 1), ms(s.total / MB, 2),
-                     f"{100 * s.total / MB / LAMBDA_UNZIPPED_LIMIT_MB:.0f} %"])
-    w(table(["function", "code KiB", "own requirements MiB", "layer dependencies MiB", "hibachi KiB", "total MiB",
-             f"of Lambda's {LAMBDA_UNZIPPED_LIMIT_MB} MB"], rows))
+        rows.append(
+            [
+                s.function,
+                ms(s.code / 1024, 1),
+                ms(s.own_requirements / MB, 2),
+                ms(s.layer_deps / MB, 2),
+                ms(s.hibachi / 1024, 1),
+                ms(s.total / MB, 2),
+                f"{100 * s.total / MB / LAMBDA_UNZIPPED_LIMIT_MB:.0f} %",
+            ]
+        )
+    w(
+        table(
+            [
+                "function",
+                "code KiB",
+                "own requirements MiB",
+                "layer dependencies MiB",
+                "hibachi KiB",
+                "total MiB",
+                f"of Lambda's {LAMBDA_UNZIPPED_LIMIT_MB} MB",
+            ],
+            rows,
+        )
+    )
     if results.layer:
         biggest = ", ".join(f"{name} {size / MB:.1f}" for name, size in results.layer.packages[:6])
-        w(f"\nLayer dependencies: {results.layer.method}; `__pycache__` not counted; boto3/botocore are "
-          f"provided by the Lambda runtime and not counted. Biggest (MiB): {biggest}.\n")
+        w(
+            f"\nLayer dependencies: {results.layer.method}; `__pycache__` not counted; boto3/botocore are "
+            f"provided by the Lambda runtime and not counted. Biggest (MiB): {biggest}.\n"
+        )
 
     w("## Worker (followup_worker, one process, local PostgreSQL at RTT 0)\n")
     rows = []
     for wr in results.worker:
-        rows.append([wr.job_type, ms(wr.jobs_per_second, 0), str(wr.jobs), ms(wr.batch_ms.p50, 2),
-                     ms(wr.batch_ms.p95, 2), ms(wr.raw_ms.p50 if wr.raw_ms else math.nan, 2),
-                     num(wr.round_trips_per_batch), wr.aws_calls or "-", str(wr.failures)])
-    w(table(["job type", "jobs/s", "jobs", "ms per 10-record batch p50", "p95", "its SQL alone p50 ms",
-             "DB round trips / batch", "AWS calls per job (moto)", "failed records"], rows))
-    w("\nBatches are SQS events of 10 records built by `local/events.sqs_event`, handled by "
-      "`functions/followup_worker/app.py` in one thread (one Lambda environment), every batch with jobs of "
-      "its own (a new booking per `schedule_followup` / `send_followup` job; `send_followup`'s follow-ups are "
-      "made due by the bench). Round trips are counted through the proxy on 20 further batches. The "
-      "Scheduler and SNS calls go to moto on loopback.\n")
+        rows.append(
+            [
+                wr.job_type,
+                ms(wr.jobs_per_second, 0),
+                str(wr.jobs),
+                ms(wr.batch_ms.p50, 2),
+                ms(wr.batch_ms.p95, 2),
+                ms(wr.raw_ms.p50 if wr.raw_ms else math.nan, 2),
+                num(wr.round_trips_per_batch),
+                wr.aws_calls or "-",
+                str(wr.failures),
+            ]
+        )
+    w(
+        table(
+            [
+                "job type",
+                "jobs/s",
+                "jobs",
+                "ms per 10-record batch p50",
+                "p95",
+                "its SQL alone p50 ms",
+                "DB round trips / batch",
+                "AWS calls per job (moto)",
+                "failed records",
+            ],
+            rows,
+        )
+    )
+    w(
+        "\nBatches are SQS events of 10 records built by `local/events.sqs_event`, handled by "
+        "`functions/followup_worker/app.py` in one thread (one Lambda environment), every batch with jobs of "
+        "its own (a new booking per `schedule_followup` / `send_followup` job; `send_followup`'s follow-ups are "
+        "made due by the bench). Round trips are counted through the proxy on 20 further batches. The "
+        "Scheduler and SNS calls go to moto on loopback.\n"
+    )
 
     w("## What this does not measure\n")
-    w("- AWS itself: Lambda's own cold-start work (downloading and unpacking the code, starting the runtime), "
-      "API Gateway and the JWT authorizer, RDS Proxy, TLS, IAM tokens (their import cost is given above), "
-      "Aurora's commit latency (the local server runs with `fsync=off`, `synchronous_commit=off`).")
-    w("- A real SQS endpoint: the send goes to moto on loopback with no added latency; in a region a send "
-      "takes a few milliseconds more.")
-    w("- Lambda's hardware: the 30 environments share this machine's CPUs with PostgreSQL, moto and the "
-      "network simulator; 30 Lambda environments would each have their own share of a CPU, and the SQS "
-      "endpoint (moto here, a few ms of CPU per send) would not run on it.")
-    w("- A cold Lambda file system: the cold starts here read the code from a warm page cache, with "
-      "compiled bytecode for the dependencies.")
-    w("- Network jitter: the simulated network has a fixed delay; the old report's p99 (~1,200 ms) and max "
-      "(1,913 ms) came from real network spikes that a fixed delay does not reproduce.")
-    w("- Deployment sizes are for the host platform's wheels (pip on this machine), not a `sam build` for "
-      "Lambda's x86_64/arm64 image; they are close but not identical.\n")
+    w(
+        "- AWS itself: Lambda's own cold-start work (downloading and unpacking the code, starting the runtime), "
+        "API Gateway and the JWT authorizer, RDS Proxy, TLS, IAM tokens (their import cost is given above), "
+        "Aurora's commit latency (the local server runs with `fsync=off`, `synchronous_commit=off`)."
+    )
+    w(
+        "- A real SQS endpoint: the send goes to moto on loopback with no added latency; in a region a send "
+        "takes a few milliseconds more."
+    )
+    w(
+        "- Lambda's hardware: the 30 environments share this machine's CPUs with PostgreSQL, moto and the "
+        "network simulator; 30 Lambda environments would each have their own share of a CPU, and the SQS "
+        "endpoint (moto here, a few ms of CPU per send) would not run on it."
+    )
+    w(
+        "- A cold Lambda file system: the cold starts here read the code from a warm page cache, with "
+        "compiled bytecode for the dependencies."
+    )
+    w(
+        "- Network jitter: the simulated network has a fixed delay; the old report's p99 (~1,200 ms) and max "
+        "(1,913 ms) came from real network spikes that a fixed delay does not reproduce."
+    )
+    w(
+        "- Deployment sizes are for the host platform's wheels (pip on this machine), not a `sam build` for "
+        "Lambda's x86_64/arm64 image; they are close but not identical.\n"
+    )
     return "\n".join(out) + "\n"

@@ -28,10 +28,10 @@ DELAY = 0.135  # seconds each way: RTT 270 ms, the old system's network
 
 @dataclass
 class Plan:
-    sequential: int = 300       # RTT 0: requests per operation, one client
-    latency_clients: int = 10   # RTT 270: closed-loop clients for latency
-    latency_each: int = 20      # requests per client
-    reference_each: int = 10    # the old flows' requests per client (each takes 1-2 s at RTT 270 ms)
+    sequential: int = 300  # RTT 0: requests per operation, one client
+    latency_clients: int = 10  # RTT 270: closed-loop clients for latency
+    latency_each: int = 20  # requests per client
+    reference_each: int = 10  # the old flows' requests per client (each takes 1-2 s at RTT 270 ms)
     throughput_clients: int = 30
     throughput_seconds: float = 8.0
     cold_runs: int = 10
@@ -42,9 +42,19 @@ class Plan:
 
     @classmethod
     def quick(cls) -> Plan:
-        return cls(sequential=20, latency_clients=2, latency_each=3, reference_each=3, throughput_clients=30,
-                   throughput_seconds=2.0,
-                   cold_runs=2, nopyc_runs=1, importtime_runs=1, worker_batches=20, worker_seconds=2.0)
+        return cls(
+            sequential=20,
+            latency_clients=2,
+            latency_each=3,
+            reference_each=3,
+            throughput_clients=30,
+            throughput_seconds=2.0,
+            cold_runs=2,
+            nopyc_runs=1,
+            importtime_runs=1,
+            worker_batches=20,
+            worker_seconds=2.0,
+        )
 
 
 @dataclass
@@ -53,10 +63,10 @@ class Results:
     command: str
     machine: dict[str, str] = field(default_factory=dict)
     postgres: str = ""
-    operations: list[str] = field(default_factory=list)     # names of the available Operation entries
-    unavailable: list[str] = field(default_factory=list)    # entries whose function has not landed
+    operations: list[str] = field(default_factory=list)  # names of the available Operation entries
+    unavailable: list[str] = field(default_factory=list)  # entries whose function has not landed
     calibration: dict[str, Any] = field(default_factory=dict)
-    rtt0: dict[str, Any] = field(default_factory=dict)       # label -> RunResult
+    rtt0: dict[str, Any] = field(default_factory=dict)  # label -> RunResult
     raw0: dict[str, list[float]] = field(default_factory=dict)
     rtt270: dict[str, Any] = field(default_factory=dict)
     throughput: dict[str, Any] = field(default_factory=dict)
@@ -123,7 +133,10 @@ def run_all(plan: Plan, command: str) -> Results:
                 for op in ops:
                     results.rtt0[label(op, False)] = run(
                         HandlerWorkload(op, fixtures[op.setup], warmup=5, capture=capture),
-                        requests=plan.sequential, max_seconds=30, proxy=proxy0)
+                        requests=plan.sequential,
+                        max_seconds=30,
+                        proxy=proxy0,
+                    )
             log(f"RTT 0: raw replay of {len(capture.statements)} statements")
             results.raw0 = replay(capture.statements, proxy0.dsn(db_b))
             log("RTT 0: handlers with SQS, old flows")
@@ -132,13 +145,15 @@ def run_all(plan: Plan, command: str) -> Results:
                 if op.enqueues:
                     with SqsWait() as wait:
                         workload = HandlerWorkload(op, fixtures[op.setup], warmup=5, sqs_wait=wait)
-                        results.rtt0[op.name] = run(workload, requests=plan.sequential, max_seconds=30,
-                                                    proxy=proxy0, queue=moto)
+                        results.rtt0[op.name] = run(
+                            workload, requests=plan.sequential, max_seconds=30, proxy=proxy0, queue=moto
+                        )
                     results.rtt0[op.name].sqs_wait_ms = workload.waits
                     results.rtt0[op.name].sqs_cpu_ms = workload.send_cpu
             for name in reference.FLOWS:
-                results.rtt0[name] = run(reference.FlowWorkload(name, dsn0, run_id), requests=plan.sequential,
-                                         max_seconds=30, proxy=proxy0)
+                results.rtt0[name] = run(
+                    reference.FlowWorkload(name, dsn0, run_id), requests=plan.sequential, max_seconds=30, proxy=proxy0
+                )
 
             # -- 2. RTT 270 ms; handlers in one process per client (bench.envs: Lambda environments)
             log(f"starting {max(plan.latency_clients, plan.throughput_clients)} environment processes")
@@ -149,31 +164,61 @@ def run_all(plan: Plan, command: str) -> Results:
                 log("RTT 270: network calibration (SELECT 1)")
                 results.calibration["1 client"] = run(SelectOne(dsn), requests=20, max_seconds=20, proxy=proxy)
                 results.calibration[f"{plan.throughput_clients} clients"] = run(
-                    SelectOne(dsn), clients=plan.throughput_clients, duration=plan.throughput_seconds / 2,
-                    max_seconds=plan.throughput_seconds + 30, proxy=proxy, processes=cpu)
+                    SelectOne(dsn),
+                    clients=plan.throughput_clients,
+                    duration=plan.throughput_seconds / 2,
+                    max_seconds=plan.throughput_seconds + 30,
+                    proxy=proxy,
+                    processes=cpu,
+                )
                 for op in ops:
-                    for sqs in ((True, False) if op.enqueues else (False,)):
+                    for sqs in (True, False) if op.enqueues else (False,):
                         log(f"RTT 270: latency of {label(op, sqs)}")
                         results.rtt270[label(op, sqs)] = pool.run(
-                            op, fixtures[op.setup], dsn=dsn, aws=aws if sqs else None, clients=plan.latency_clients,
-                            requests=plan.latency_each, max_seconds=60, proxy=proxy, queue=moto if sqs else None)
+                            op,
+                            fixtures[op.setup],
+                            dsn=dsn,
+                            aws=aws if sqs else None,
+                            clients=plan.latency_clients,
+                            requests=plan.latency_each,
+                            max_seconds=60,
+                            proxy=proxy,
+                            queue=moto if sqs else None,
+                        )
                 for name in reference.FLOWS:
                     log(f"RTT 270: latency of {name}")
-                    results.rtt270[name] = run(reference.FlowWorkload(name, dsn, run_id), clients=plan.latency_clients,
-                                               requests=plan.reference_each, max_seconds=60, proxy=proxy)
+                    results.rtt270[name] = run(
+                        reference.FlowWorkload(name, dsn, run_id),
+                        clients=plan.latency_clients,
+                        requests=plan.reference_each,
+                        max_seconds=60,
+                        proxy=proxy,
+                    )
                 for op in ops:
-                    for sqs in ((True, False) if op.enqueues else (False,)):
+                    for sqs in (True, False) if op.enqueues else (False,):
                         log(f"RTT 270: throughput of {label(op, sqs)}, {plan.throughput_clients} connections")
                         results.throughput[label(op, sqs)] = pool.run(
-                            op, fixtures[op.setup], dsn=dsn, aws=aws if sqs else None, clients=plan.throughput_clients,
-                            duration=plan.throughput_seconds, max_seconds=plan.throughput_seconds + 30, proxy=proxy,
-                            queue=moto if sqs else None, processes=cpu)
+                            op,
+                            fixtures[op.setup],
+                            dsn=dsn,
+                            aws=aws if sqs else None,
+                            clients=plan.throughput_clients,
+                            duration=plan.throughput_seconds,
+                            max_seconds=plan.throughput_seconds + 30,
+                            proxy=proxy,
+                            queue=moto if sqs else None,
+                            processes=cpu,
+                        )
                 for name in reference.FLOWS:
                     log(f"RTT 270: throughput of {name}")
                     results.throughput[name] = run(
-                        reference.FlowWorkload(name, dsn, run_id), clients=plan.throughput_clients,
-                        duration=plan.throughput_seconds, max_seconds=plan.throughput_seconds + 30, proxy=proxy,
-                        processes=cpu)
+                        reference.FlowWorkload(name, dsn, run_id),
+                        clients=plan.throughput_clients,
+                        duration=plan.throughput_seconds,
+                        max_seconds=plan.throughput_seconds + 30,
+                        proxy=proxy,
+                        processes=cpu,
+                    )
             pool.close()
 
             # -- 3. the worker, at RTT 0
@@ -188,14 +233,23 @@ def run_all(plan: Plan, command: str) -> Results:
                     use_settings(db_a)
                     fx = fixtures.get(job_type.setup) or {
                         **SETUPS[job_type.setup](worker.jobs_needed(job_type, plan.worker_batches), run_id),
-                        "run": run_id}
+                        "run": run_id,
+                    }
                     fixtures[job_type.setup] = fx
                     log(f"worker: {job_type.name}")
                     moto.reset()
-                    results.worker.append(worker.run(
-                        job_type, fx, direct_dsn=db_a,
-                        use_direct=lambda: use_settings(db_a, aws), use_counted=lambda: use_settings(dsn0, aws),
-                        proxy=proxy0, max_batches=plan.worker_batches, max_seconds=plan.worker_seconds))
+                    results.worker.append(
+                        worker.run(
+                            job_type,
+                            fx,
+                            direct_dsn=db_a,
+                            use_direct=lambda: use_settings(db_a, aws),
+                            use_counted=lambda: use_settings(dsn0, aws),
+                            proxy=proxy0,
+                            max_batches=plan.worker_batches,
+                            max_seconds=plan.worker_seconds,
+                        )
+                    )
             from hibachi import settings as settings_module
 
             settings_module.set_settings(None)
@@ -208,9 +262,17 @@ def run_all(plan: Plan, command: str) -> Results:
                 results.notes.append(f"cold start of {cs.function}: not measured, the function has not landed")
                 continue
             log(f"cold start: {cs.function} ({plan.cold_runs} runs + floors)")
-            results.cold.append(coldstart.measure(
-                cs.function, cs.first_request, {}, env, runs=plan.cold_runs, nopyc_runs=plan.nopyc_runs,
-                event_for_run=lambda i, cs=cs: cs.event(fixtures, f"{run_id}-{i}")))
+            results.cold.append(
+                coldstart.measure(
+                    cs.function,
+                    cs.first_request,
+                    {},
+                    env,
+                    runs=plan.cold_runs,
+                    nopyc_runs=plan.nopyc_runs,
+                    event_for_run=lambda i, cs=cs: cs.event(fixtures, f"{run_id}-{i}"),
+                )
+            )
         for cs in COLD_STARTS:
             if cs.available:
                 log(f"python -X importtime: {cs.function}")
@@ -230,8 +292,9 @@ def run_all(plan: Plan, command: str) -> Results:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sample sizes: a smoke run, figures not meaningful")
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"), help="where to write the report")
     parser.add_argument("--render", metavar="PICKLE", help="only render the report from a saved run's results")

@@ -29,8 +29,9 @@ LAMBDA_UNZIPPED_LIMIT_MB = 250
 def tree_size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*")
-               if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+    return sum(
+        p.stat().st_size for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    )
 
 
 @dataclass
@@ -47,17 +48,33 @@ def _pip_target(requirements: Path) -> Installed:
     target = STATE / f"site-{requirements.parent.name}-{digest}"
     if not (target / ".complete").exists():
         shutil.rmtree(target, ignore_errors=True)
-        proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                               "--no-compile", "--no-input", "-r", str(requirements), "--target", str(target)],
-                              capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-compile",
+                "--no-input",
+                "-r",
+                str(requirements),
+                "--target",
+                str(target),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if proc.returncode != 0:
             shutil.rmtree(target, ignore_errors=True)
             raise RuntimeError(proc.stderr[-300:])
         (target / ".complete").touch()
-    entries = sorted(((p.name, tree_size(p)) for p in target.iterdir() if p.name != ".complete"),
-                     key=lambda kv: -kv[1])
-    return Installed(requirements, target, "pip install --target (host platform)",
-                     sum(size for _, size in entries), entries)
+    entries = sorted(((p.name, tree_size(p)) for p in target.iterdir() if p.name != ".complete"), key=lambda kv: -kv[1])
+    return Installed(
+        requirements, target, "pip install --target (host platform)", sum(size for _, size in entries), entries
+    )
 
 
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "urllib3", "six")
@@ -101,11 +118,19 @@ def _from_venv(requirements: Path) -> Installed:
     sizes: dict[str, int] = {}
     for name in requirement_closure(requirements) - {_normalize(n) for n in RUNTIME_PROVIDED}:
         dist = metadata.distribution(name)
-        sizes[name] = sum(dist.locate_file(f).stat().st_size for f in dist.files or []
-                          if "__pycache__" not in str(f) and dist.locate_file(f).exists())
+        sizes[name] = sum(
+            dist.locate_file(f).stat().st_size
+            for f in dist.files or []
+            if "__pycache__" not in str(f) and dist.locate_file(f).exists()
+        )
     entries = sorted(sizes.items(), key=lambda kv: -kv[1])
-    return Installed(requirements, None, "files of the same pinned distributions in .venv (pip unavailable)",
-                     sum(sizes.values()), entries)
+    return Installed(
+        requirements,
+        None,
+        "files of the same pinned distributions in .venv (pip unavailable)",
+        sum(sizes.values()),
+        entries,
+    )
 
 
 def install(requirements: Path) -> Installed:

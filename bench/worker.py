@@ -35,8 +35,9 @@ class WorkerResult:
 def _events(job_type: JobType, fixtures: dict[str, Any], first: int, count: int) -> list[dict[str, Any]]:
     from local.events import sqs_event
 
-    return [sqs_event([job.model_dump_json() for job in job_type.jobs(fixtures, first + b, BATCH)])
-            for b in range(count)]
+    return [
+        sqs_event([job.model_dump_json() for job in job_type.jobs(fixtures, first + b, BATCH)]) for b in range(count)
+    ]
 
 
 def _invoke(module: Any, event: dict[str, Any]) -> tuple[float, int]:
@@ -57,9 +58,18 @@ def jobs_needed(job_type: JobType, max_batches: int) -> int:
     return (WARM_BATCHES + batches + COUNTED_BATCHES + 1) * BATCH
 
 
-def run(job_type: JobType, fixtures: dict[str, Any], *, direct_dsn: str, use_direct, use_counted,  # noqa: ANN001
-        proxy, max_batches: int = 300, max_seconds: float = 10.0,  # noqa: ANN001
-        counted_batches: int = COUNTED_BATCHES) -> WorkerResult:
+def run(
+    job_type: JobType,
+    fixtures: dict[str, Any],
+    *,
+    direct_dsn: str,
+    use_direct,
+    use_counted,  # noqa: ANN001
+    proxy,
+    max_batches: int = 300,
+    max_seconds: float = 10.0,  # noqa: ANN001
+    counted_batches: int = COUNTED_BATCHES,
+) -> WorkerResult:
     """``use_direct()`` / ``use_counted()`` switch the settings to the direct database / the counting
     proxy (no delay). The timed batches' statements are captured and replayed raw on the same
     database afterwards (set-based job handlers recompute, so a replay takes the same path)."""
@@ -96,5 +106,15 @@ def run(job_type: JobType, fixtures: dict[str, Any], *, direct_dsn: str, use_dir
     from hibachi.db import get_db
 
     get_db().close()
-    return WorkerResult(job_type.name, len(samples), jobs, seconds, Summary.of(samples), round_trips, failures,
-                        job_type.set_based, Summary.of(raw) if raw else None, job_type.aws_calls)
+    return WorkerResult(
+        job_type.name,
+        len(samples),
+        jobs,
+        seconds,
+        Summary.of(samples),
+        round_trips,
+        failures,
+        job_type.set_based,
+        Summary.of(raw) if raw else None,
+        job_type.aws_calls,
+    )

@@ -237,18 +237,32 @@ class JwtAuthority:
     def kid(self) -> str:
         """The RFC 7638 thumbprint of the public key."""
         n = self.public_key.public_numbers()
-        canonical = json.dumps({"e": _int_b64u(n.e), "kty": "RSA", "n": _int_b64u(n.n)},
-                               separators=(",", ":"), sort_keys=True)
+        canonical = json.dumps(
+            {"e": _int_b64u(n.e), "kty": "RSA", "n": _int_b64u(n.n)}, separators=(",", ":"), sort_keys=True
+        )
         return _b64u(hashlib.sha256(canonical.encode()).digest())
 
     def jwks(self) -> dict[str, Any]:
         n = self.public_key.public_numbers()
-        return {"keys": [{"kty": "RSA", "use": "sig", "alg": ALGORITHM, "kid": self.kid,
-                          "n": _int_b64u(n.n), "e": _int_b64u(n.e)}]}
+        return {
+            "keys": [
+                {
+                    "kty": "RSA",
+                    "use": "sig",
+                    "alg": ALGORITHM,
+                    "kid": self.kid,
+                    "n": _int_b64u(n.n),
+                    "e": _int_b64u(n.e),
+                }
+            ]
+        }
 
     def openid_configuration(self, jwks_uri: str | None = None) -> dict[str, Any]:
-        return {"issuer": self.issuer, "jwks_uri": jwks_uri or f"{self.issuer}/.well-known/jwks.json",
-                "id_token_signing_alg_values_supported": [ALGORITHM]}
+        return {
+            "issuer": self.issuer,
+            "jwks_uri": jwks_uri or f"{self.issuer}/.well-known/jwks.json",
+            "id_token_signing_alg_values_supported": [ALGORITHM],
+        }
 
     # tokens
     def issue_token(
@@ -343,15 +357,18 @@ class JwtAuthority:
             raise MissingScope(f"expected scopes: [{' '.join(required)}]", scopes=required)
         return claims
 
-    def authorize(self, authorization_header: str | None, required_scopes: Iterable[str] = ()
-                  ) -> dict[str, Any]:
+    def authorize(self, authorization_header: str | None, required_scopes: Iterable[str] = ()) -> dict[str, Any]:
         """The ``requestContext.authorizer`` of an allowed request:
         ``{"jwt": {"claims": {...strings...}, "scopes": [...] | None}}``. ``scopes`` is null when
         the route has no scopes, as API Gateway sends it."""
         required = tuple(required_scopes)
         claims = self.verify(authorization_header, required)
-        return {"jwt": {"claims": {k: _stringify_claim(v) for k, v in claims.items()},
-                        "scopes": token_scopes(claims) if required else None}}
+        return {
+            "jwt": {
+                "claims": {k: _stringify_claim(v) for k, v in claims.items()},
+                "scopes": token_scopes(claims) if required else None,
+            }
+        }
 
 
 # -- module-level convenience (the default authority) -----------------------------------------------
@@ -367,8 +384,15 @@ def default_authority() -> JwtAuthority:
         return _default
 
 
-def issue_token(scopes: Iterable[str] | str | None = None, *, sub: str = "local-dev", ttl: float = 3600,
-                audience: str | list[str] | None = None, issuer: str | None = None, **kwargs: Any) -> str:
+def issue_token(
+    scopes: Iterable[str] | str | None = None,
+    *,
+    sub: str = "local-dev",
+    ttl: float = 3600,
+    audience: str | list[str] | None = None,
+    issuer: str | None = None,
+    **kwargs: Any,
+) -> str:
     """:meth:`JwtAuthority.issue_token` of the default authority."""
     return default_authority().issue_token(scopes, sub=sub, ttl=ttl, audience=audience, issuer=issuer, **kwargs)
 

@@ -84,9 +84,13 @@ def client(service: str, endpoint_url: str, region: str = REGION):
     """A boto3 client on moto with dummy credentials (never a real account)."""
     import boto3
 
-    return boto3.client(service, endpoint_url=endpoint_url, region_name=region,
-                        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
 
 
 @dataclass
@@ -107,8 +111,12 @@ class Resources:
 
     @property
     def queue_urls(self) -> dict[str, str]:
-        return {"jobs": self.jobs_queue_url, "jobs_dlq": self.jobs_dlq_url,
-                "scheduler_dlq": self.scheduler_dlq_url, "followups": self.followups_queue_url}
+        return {
+            "jobs": self.jobs_queue_url,
+            "jobs_dlq": self.jobs_dlq_url,
+            "scheduler_dlq": self.scheduler_dlq_url,
+            "followups": self.followups_queue_url,
+        }
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,24 +149,38 @@ def _queue(sqs, name: str, attributes: dict[str, str]) -> tuple[str, str]:
     return url, arn
 
 
-def create_resources(endpoint_url: str, *, prefix: str = "hibachi", region: str = REGION,
-                     visibility_timeout: int = 30, max_receive_count: int = 5) -> Resources:
+def create_resources(
+    endpoint_url: str,
+    *,
+    prefix: str = "hibachi",
+    region: str = REGION,
+    visibility_timeout: int = 30,
+    max_receive_count: int = 5,
+) -> Resources:
     """Create (or find) the template's queues, topic, schedule group and role on moto."""
     sqs = client("sqs", endpoint_url, region)
     sse = {"SqsManagedSseEnabled": "true"}
     jobs_dlq_url, jobs_dlq_arn = _queue(sqs, f"{prefix}-jobs-dlq", {**sse, "MessageRetentionPeriod": "1209600"})
-    jobs_url, jobs_arn = _queue(sqs, f"{prefix}-jobs", {
-        **sse,
-        "VisibilityTimeout": str(int(visibility_timeout)),
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": jobs_dlq_arn, "maxReceiveCount": int(max_receive_count)}),
-    })
+    jobs_url, jobs_arn = _queue(
+        sqs,
+        f"{prefix}-jobs",
+        {
+            **sse,
+            "VisibilityTimeout": str(int(visibility_timeout)),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": jobs_dlq_arn, "maxReceiveCount": int(max_receive_count)}
+            ),
+        },
+    )
     sched_dlq_url, sched_dlq_arn = _queue(sqs, f"{prefix}-scheduler-dlq", {**sse, "MessageRetentionPeriod": "1209600"})
     followups_url, followups_arn = _queue(sqs, f"{prefix}-followups-published", sse)
 
     sns = client("sns", endpoint_url, region)
     topic_arn = sns.create_topic(Name=f"{prefix}-followups")["TopicArn"]
-    subscribed = any(s.get("Endpoint") == followups_arn
-                     for s in sns.list_subscriptions_by_topic(TopicArn=topic_arn).get("Subscriptions", []))
+    subscribed = any(
+        s.get("Endpoint") == followups_arn
+        for s in sns.list_subscriptions_by_topic(TopicArn=topic_arn).get("Subscriptions", [])
+    )
     if not subscribed:
         sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=followups_arn)
 
@@ -174,20 +196,31 @@ def create_resources(endpoint_url: str, *, prefix: str = "hibachi", region: str 
 
     iam = client("iam", endpoint_url, region)
     role_name = f"{prefix}-scheduler-role"
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                      "Principal": {"Service": "scheduler.amazonaws.com"}}]}
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "scheduler.amazonaws.com"}}
+        ],
+    }
     try:
         role_arn = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
     except iam.exceptions.EntityAlreadyExistsException:
         role_arn = iam.get_role(RoleName=role_name)["Role"]["Arn"]
 
     return Resources(
-        endpoint_url=endpoint_url, region=region,
-        jobs_queue_url=jobs_url, jobs_queue_arn=jobs_arn,
-        jobs_dlq_url=jobs_dlq_url, jobs_dlq_arn=jobs_dlq_arn,
-        scheduler_dlq_url=sched_dlq_url, scheduler_dlq_arn=sched_dlq_arn,
-        followup_topic_arn=topic_arn, followups_queue_url=followups_url, followups_queue_arn=followups_arn,
-        schedule_group=group, scheduler_role_arn=role_arn,
+        endpoint_url=endpoint_url,
+        region=region,
+        jobs_queue_url=jobs_url,
+        jobs_queue_arn=jobs_arn,
+        jobs_dlq_url=jobs_dlq_url,
+        jobs_dlq_arn=jobs_dlq_arn,
+        scheduler_dlq_url=sched_dlq_url,
+        scheduler_dlq_arn=sched_dlq_arn,
+        followup_topic_arn=topic_arn,
+        followups_queue_url=followups_url,
+        followups_queue_arn=followups_arn,
+        schedule_group=group,
+        scheduler_role_arn=role_arn,
     )
 
 
@@ -200,8 +233,9 @@ def queue_url_from_arn(sqs, arn: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m local.aws", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m local.aws", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--visibility-timeout", type=int, default=30)
     args = parser.parse_args(argv)

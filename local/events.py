@@ -19,8 +19,14 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 API_ID = "local"
 
-_TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form-urlencoded",
-               "application/javascript", "application/problem+json")
+_TEXT_TYPES = (
+    "text/",
+    "application/json",
+    "application/xml",
+    "application/x-www-form-urlencoded",
+    "application/javascript",
+    "application/problem+json",
+)
 
 
 @dataclass
@@ -47,11 +53,20 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def http_event(method: str, path: str, *, route_key: str | None = None, path_parameters: dict[str, str] | None = None,
-               query: str | dict[str, str] | None = None, headers: dict[str, str] | None = None,
-               body: str | bytes | None = None, claims: dict[str, Any] | None = None,
-               scopes: list[str] | None = None, source_ip: str = "127.0.0.1",
-               request_id: str | None = None) -> dict[str, Any]:
+def http_event(
+    method: str,
+    path: str,
+    *,
+    route_key: str | None = None,
+    path_parameters: dict[str, str] | None = None,
+    query: str | dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    body: str | bytes | None = None,
+    claims: dict[str, Any] | None = None,
+    scopes: list[str] | None = None,
+    source_ip: str = "127.0.0.1",
+    request_id: str | None = None,
+) -> dict[str, Any]:
     """An API Gateway HTTP API (payload 2.0) event, as the JWT-authorized route would receive it."""
     headers = {k.lower(): v for k, v in (headers or {}).items()}
     raw_query = query if isinstance(query, str) else urlencode(query or {})
@@ -83,8 +98,13 @@ def http_event(method: str, path: str, *, route_key: str | None = None, path_par
             "apiId": API_ID,
             "domainName": headers.get("host", "127.0.0.1"),
             "domainPrefix": API_ID,
-            "http": {"method": method.upper(), "path": path, "protocol": "HTTP/1.1", "sourceIp": source_ip,
-                     "userAgent": headers.get("user-agent", "")},
+            "http": {
+                "method": method.upper(),
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": headers.get("user-agent", ""),
+            },
             "requestId": rid,
             "routeKey": route_key,
             "stage": "$default",
@@ -106,16 +126,27 @@ def http_event(method: str, path: str, *, route_key: str | None = None, path_par
     return event
 
 
-def sqs_record(body: str, *, queue_arn: str = f"arn:aws:sqs:{REGION}:{ACCOUNT}:jobs", message_id: str | None = None,
-               receipt_handle: str | None = None, receive_count: int = 1, sent_at_ms: int | None = None,
-               message_attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+def sqs_record(
+    body: str,
+    *,
+    queue_arn: str = f"arn:aws:sqs:{REGION}:{ACCOUNT}:jobs",
+    message_id: str | None = None,
+    receipt_handle: str | None = None,
+    receive_count: int = 1,
+    sent_at_ms: int | None = None,
+    message_attributes: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     sent = str(sent_at_ms or int(time.time() * 1000))
     return {
         "messageId": message_id or str(uuid.uuid4()),
         "receiptHandle": receipt_handle or base64.b64encode(uuid.uuid4().bytes).decode(),
         "body": body,
-        "attributes": {"ApproximateReceiveCount": str(receive_count), "SentTimestamp": sent,
-                       "SenderId": "AIDAIENQZJOLO23YVJ4VO", "ApproximateFirstReceiveTimestamp": sent},
+        "attributes": {
+            "ApproximateReceiveCount": str(receive_count),
+            "SentTimestamp": sent,
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": sent,
+        },
         "messageAttributes": message_attributes or {},
         "md5OfBody": hashlib.md5(body.encode()).hexdigest(),  # noqa: S324 - SQS's own checksum
         "eventSource": "aws:sqs",

@@ -60,9 +60,19 @@ MAX_PAYLOAD = 10 * 1024 * 1024
 INTEGRATION_TIMEOUT = 30.0
 ACCOUNT_ID = "123456789012"
 
-_TEXT_TYPES = ("application/json", "application/xml", "application/javascript", "application/ecmascript",
-               "application/x-javascript", "application/graphql", "application/yaml", "application/x-yaml",
-               "application/ld+json", "application/problem+json", "application/hal+json")
+_TEXT_TYPES = (
+    "application/json",
+    "application/xml",
+    "application/javascript",
+    "application/ecmascript",
+    "application/x-javascript",
+    "application/graphql",
+    "application/yaml",
+    "application/x-yaml",
+    "application/ld+json",
+    "application/problem+json",
+    "application/hal+json",
+)
 
 
 def is_text(content_type: str | None) -> bool:
@@ -70,8 +80,7 @@ def is_text(content_type: str | None) -> bool:
     if not content_type:
         return True
     mime = content_type.split(";", 1)[0].strip().lower()
-    return (mime.startswith("text/") or mime in _TEXT_TYPES or mime.endswith("+json")
-            or mime.endswith("+xml"))
+    return mime.startswith("text/") or mime in _TEXT_TYPES or mime.endswith("+json") or mime.endswith("+xml")
 
 
 def _json_body(obj: Any) -> bytes:
@@ -110,7 +119,18 @@ def lambda_result_to_response(result: Any) -> Response:
             for k, v in (result.get("headers") or {}).items():
                 if v is None:
                     continue
-                headers.append((str(k), v if isinstance(v, str) else json.dumps(v) if isinstance(v, (dict, list)) else str(v).lower() if isinstance(v, bool) else str(v)))
+                headers.append(
+                    (
+                        str(k),
+                        v
+                        if isinstance(v, str)
+                        else json.dumps(v)
+                        if isinstance(v, (dict, list))
+                        else str(v).lower()
+                        if isinstance(v, bool)
+                        else str(v),
+                    )
+                )
             for k, values in (result.get("multiValueHeaders") or {}).items():
                 for v in values or []:
                     headers.append((str(k), str(v)))
@@ -145,10 +165,21 @@ class Gateway:
     """The local HTTP API for an app (``local.routes.App``) and its functions
     (``local.runtime.FunctionRegistry``)."""
 
-    def __init__(self, app, registry, authority=None, *, host: str = "127.0.0.1", port: int = 3000,
-                 api_id: str = "local", stage: str = "$default", max_payload: int = MAX_PAYLOAD,
-                 integration_timeout: float = INTEGRATION_TIMEOUT, title: str = "Hibachi API",
-                 version: str | None = None):
+    def __init__(
+        self,
+        app,
+        registry,
+        authority=None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        api_id: str = "local",
+        stage: str = "$default",
+        max_payload: int = MAX_PAYLOAD,
+        integration_timeout: float = INTEGRATION_TIMEOUT,
+        title: str = "Hibachi API",
+        version: str | None = None,
+    ):
         self.app = app
         self.registry = registry
         self._authority = authority
@@ -191,8 +222,9 @@ class Gateway:
     def start(self) -> str:
         self.bind()
         if self._thread is None:
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                            name="gateway", daemon=True)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="gateway", daemon=True
+            )
             self._thread.start()
         return self.url
 
@@ -206,16 +238,29 @@ class Gateway:
             self._thread = None
 
     # request handling -----------------------------------------------------------------------------
-    def handle(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
-               client: tuple[str, int] = ("127.0.0.1", 0)) -> Response:
+    def handle(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        client: tuple[str, int] = ("127.0.0.1", 0),
+    ) -> Response:
         """One request (``target`` is the request line's path and query) -> the response."""
         request_id = _request_id()
         response = self._handle(method, target, headers, body, client, request_id)
         response.headers.append(("apigw-requestid", request_id))
         return response
 
-    def _handle(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
-                client: tuple[str, int], request_id: str) -> Response:
+    def _handle(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        client: tuple[str, int],
+        request_id: str,
+    ) -> Response:
         started = time.monotonic()
         split = urlsplit(target)
         raw_path, raw_qs = split.path or "/", split.query
@@ -245,8 +290,9 @@ class Gateway:
                     note = f"authorizer: {exc.description}"
                     response = Response(exc.status, list(exc.headers.items()), _json_body(exc.body))
                     return response
-            event = self.build_event(method, raw_path, raw_qs, headers, body, client, route, match[1],
-                                     authorizer, request_id)
+            event = self.build_event(
+                method, raw_path, raw_qs, headers, body, client, route, match[1], authorizer, request_id
+            )
             pool = self.registry.pool(route.function)
             timeout = min(float(pool.function.timeout), self.integration_timeout)
             invocation = pool.invoke(event, request_id=str(uuid.uuid4()), timeout=timeout)
@@ -268,12 +314,27 @@ class Gateway:
         finally:  # the access log: one line per request
             status = response.status if response is not None else 500
             (log.warning if status >= 500 else log.info)(
-                "%s %s -> %d %s(%.1f ms)", method, target, status, f"{note} " if note else "",
-                (time.monotonic() - started) * 1000)
+                "%s %s -> %d %s(%.1f ms)",
+                method,
+                target,
+                status,
+                f"{note} " if note else "",
+                (time.monotonic() - started) * 1000,
+            )
 
-    def build_event(self, method: str, raw_path: str, raw_qs: str, headers: list[tuple[str, str]],
-                    body: bytes, client: tuple[str, int], route, path_params: dict[str, str],
-                    authorizer: dict[str, Any] | None, request_id: str) -> dict[str, Any]:
+    def build_event(
+        self,
+        method: str,
+        raw_path: str,
+        raw_qs: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        client: tuple[str, int],
+        route,
+        path_params: dict[str, str],
+        authorizer: dict[str, Any] | None,
+        request_id: str,
+    ) -> dict[str, Any]:
         """The payload format 2.0 event of a request."""
         hdrs: dict[str, str] = {}
         cookies: list[str] = []
@@ -299,8 +360,13 @@ class Gateway:
             "apiId": self.api_id,
             "domainName": domain,
             "domainPrefix": domain.split(".", 1)[0].split(":", 1)[0],
-            "http": {"method": method, "path": raw_path, "protocol": "HTTP/1.1",
-                     "sourceIp": client[0], "userAgent": hdrs.get("user-agent", "")},
+            "http": {
+                "method": method,
+                "path": raw_path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": client[0],
+                "userAgent": hdrs.get("user-agent", ""),
+            },
             "requestId": request_id,
             "routeKey": route.route_key,
             "stage": self.stage,
@@ -309,8 +375,12 @@ class Gateway:
         }
         if authorizer is not None:
             context["authorizer"] = authorizer
-        event: dict[str, Any] = {"version": "2.0", "routeKey": route.route_key, "rawPath": raw_path,
-                                 "rawQueryString": raw_qs}
+        event: dict[str, Any] = {
+            "version": "2.0",
+            "routeKey": route.route_key,
+            "rawPath": raw_path,
+            "rawQueryString": raw_qs,
+        }
         if cookies:
             event["cookies"] = cookies
         event["headers"] = hdrs
@@ -343,8 +413,11 @@ class Gateway:
             doc = self.authority.openid_configuration(f"{self.authority.issuer}/.well-known/jwks.json")
             return Response(200, [("content-type", "application/json")], _json_body(doc))
         if path == "/openapi.json":
-            return Response(200, [("content-type", "application/json")],
-                            json.dumps(self.openapi(refresh=params.get("refresh") == "1"), indent=2).encode())
+            return Response(
+                200,
+                [("content-type", "application/json")],
+                json.dumps(self.openapi(refresh=params.get("refresh") == "1"), indent=2).encode(),
+            )
         if path in ("/docs", "/docs/"):
             return self._docs(params)
         if path.startswith("/docs/") and path.rsplit("/", 1)[-1] in ("swagger-ui-bundle.min.js", "swagger-ui.min.css"):
@@ -366,8 +439,9 @@ class Gateway:
         if params.get("format") == "oauth2-redirect":
             return Response(200, [("content-type", "text/html")], generate_oauth2_redirect_html().encode())
         spec = json.dumps(self.openapi()).replace("</", "<\\/")
-        html = generate_swagger_html(spec, "/docs/swagger-ui-bundle.min.js", "/docs/swagger-ui.min.css",
-                                     "/docs", None, True)
+        html = generate_swagger_html(
+            spec, "/docs/swagger-ui-bundle.min.js", "/docs/swagger-ui.min.css", "/docs", None, True
+        )
         return Response(200, [("content-type", "text/html; charset=utf-8")], html.encode())
 
     def openapi(self, refresh: bool = False) -> dict[str, Any]:
@@ -398,8 +472,14 @@ class Gateway:
 
         with ThreadPoolExecutor(max_workers=max(1, len(functions))) as ex:
             parts = list(ex.map(fetch, functions))
-        doc = merge(parts, self.app.routes, title=self.title, version=self.version, servers=[{"url": self.url}],
-                    description=DESCRIPTION + " Locally, get a token with `python -m local.token`.")
+        doc = merge(
+            parts,
+            self.app.routes,
+            title=self.title,
+            version=self.version,
+            servers=[{"url": self.url}],
+            description=DESCRIPTION + " Locally, get a token with `python -m local.token`.",
+        )
         if failed:
             doc["x-local-failed-functions"] = sorted(failed)
         return doc, not failed
@@ -471,7 +551,10 @@ class _Handler(BaseHTTPRequestHandler):
             response = self.gateway.handle(method, self.path, headers, body, self.client_address[:2])
         if not response.header("apigw-requestid"):  # 413 before routing
             response.headers.append(("apigw-requestid", _request_id()))
-        self.send_response(response.status, HTTPStatus(response.status).phrase if response.status in HTTPStatus._value2member_map_ else "")
+        self.send_response(
+            response.status,
+            HTTPStatus(response.status).phrase if response.status in HTTPStatus._value2member_map_ else "",
+        )
         for k, v in response.headers:
             if k.lower() in ("content-length", "transfer-encoding", "connection"):
                 continue

@@ -103,8 +103,14 @@ class _Link:
 class _Loop:
     """The event loop shared by the thread and the process modes."""
 
-    def __init__(self, listener: socket.socket, upstream: tuple[str, int], delay: float,
-                 lock: threading.Lock, counters: list[_ServerStreamCounter]):
+    def __init__(
+        self,
+        listener: socket.socket,
+        upstream: tuple[str, int],
+        delay: float,
+        lock: threading.Lock,
+        counters: list[_ServerStreamCounter],
+    ):
         self.listener = listener
         self.upstream = upstream
         self.delay = delay
@@ -144,8 +150,8 @@ class _Loop:
 
     # -- plumbing --------------------------------------------------------------------------------
     def _events(self, sock: socket.socket, link: _Link) -> int:
-        reading = link.up if sock is link.client else link.down   # the direction this socket feeds
-        writing = link.down if sock is link.client else link.up   # the direction that writes to it
+        reading = link.up if sock is link.client else link.down  # the direction this socket feeds
+        writing = link.down if sock is link.client else link.up  # the direction that writes to it
         events = 0 if reading.eof else selectors.EVENT_READ
         if writing.out:
             events |= selectors.EVENT_WRITE
@@ -317,8 +323,15 @@ class _Loop:
 
 
 class PgProxy:
-    def __init__(self, upstream: tuple[str, int], *, delay: float = 0.0, host: str = "127.0.0.1", port: int = 0,
-                 isolate: bool | None = None):
+    def __init__(
+        self,
+        upstream: tuple[str, int],
+        *,
+        delay: float = 0.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        isolate: bool | None = None,
+    ):
         self.upstream = upstream
         self.delay = delay
         self.isolate = delay > 0 if isolate is None else isolate
@@ -331,9 +344,19 @@ class PgProxy:
         self._closed = False
         if self.isolate:
             self._child = subprocess.Popen(
-                [sys.executable, "-I", os.path.abspath(__file__), "--serve", str(self._listener.fileno()),
-                 upstream[0], str(upstream[1]), repr(float(delay))],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=[self._listener.fileno()],
+                [
+                    sys.executable,
+                    "-I",
+                    os.path.abspath(__file__),
+                    "--serve",
+                    str(self._listener.fileno()),
+                    upstream[0],
+                    str(upstream[1]),
+                    repr(float(delay)),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                pass_fds=[self._listener.fileno()],
                 close_fds=True,
             )
             self._listener.close()  # the child owns it now

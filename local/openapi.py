@@ -21,14 +21,22 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_FILE = ROOT / "functions" / "docs" / "openapi.json"
 TITLE = "Hibachi booking assistant API"
-DESCRIPTION = ("Chat history, bookings and follow-ups of the hibachi-chef booking assistant. Every route but "
-               "`GET /health` needs a bearer JWT with the scopes listed per operation.")
+DESCRIPTION = (
+    "Chat history, bookings and follow-ups of the hibachi-chef booking assistant. Every route but "
+    "`GET /health` needs a bearer JWT with the scopes listed per operation."
+)
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
-def merge(parts: Iterable[dict[str, Any] | None], routes: Iterable[Any], *, title: str = TITLE,
-          version: str = "dev", servers: list[dict[str, str]] | None = None,
-          description: str = DESCRIPTION) -> dict[str, Any]:
+def merge(
+    parts: Iterable[dict[str, Any] | None],
+    routes: Iterable[Any],
+    *,
+    title: str = TITLE,
+    version: str = "dev",
+    servers: list[dict[str, str]] | None = None,
+    description: str = DESCRIPTION,
+) -> dict[str, Any]:
     """One document from the resolvers' documents ``parts``; ``routes`` (``local.routes.Route``)
     add the security of each operation and stubs for routes no resolver documents."""
     doc: dict[str, Any] = {
@@ -36,9 +44,17 @@ def merge(parts: Iterable[dict[str, Any] | None], routes: Iterable[Any], *, titl
         "info": {"title": title, "version": version, "description": description},
         "servers": servers or [{"url": "/"}],
         "paths": {},
-        "components": {"schemas": {}, "securitySchemes": {"bearerAuth": {
-            "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-            "description": "The HTTP API JWT authorizer; scopes per operation."}}},
+        "components": {
+            "schemas": {},
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "The HTTP API JWT authorizer; scopes per operation.",
+                }
+            },
+        },
     }
     for part in parts:
         if not part:
@@ -60,8 +76,11 @@ def merge(parts: Iterable[dict[str, Any] | None], routes: Iterable[Any], *, titl
         present = [m for m in wanted if m in item]
         if not present and route.method != "ANY":
             item[route.method.lower()] = {
-                "summary": route.route_key, "operationId": f"{route.function}_{route.event_name}",
-                "responses": {"default": {"description": "see the function"}}, "x-local-stub": True}
+                "summary": route.route_key,
+                "operationId": f"{route.function}_{route.event_name}",
+                "responses": {"default": {"description": "see the function"}},
+                "x-local-stub": True,
+            }
             present = [route.method.lower()]
         for m in present:
             item[m]["security"] = security

@@ -128,8 +128,17 @@ class LocalPostgres:
         if self.initialized():
             return
         self._run(
-            [self.bin / "initdb", "-D", self.pgdata, "-U", SUPERUSER, "--auth=trust",
-             "--encoding=UTF8", "--locale=C", "--no-instructions"],
+            [
+                self.bin / "initdb",
+                "-D",
+                self.pgdata,
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-instructions",
+            ],
             timeout=120,
         )
         with open(self.pgdata / "postgresql.conf", "a", encoding="utf-8") as conf:
@@ -167,8 +176,19 @@ class LocalPostgres:
                 self.port = _free_port()
             self._prepare_dirs()
             self._run(
-                [self.bin / "pg_ctl", "start", "-w", "-t", str(int(timeout)), "-D", self.pgdata,
-                 "-l", self.log_file, "-o", f"-p {self.port}"],
+                [
+                    self.bin / "pg_ctl",
+                    "start",
+                    "-w",
+                    "-t",
+                    str(int(timeout)),
+                    "-D",
+                    self.pgdata,
+                    "-l",
+                    self.log_file,
+                    "-o",
+                    f"-p {self.port}",
+                ],
                 timeout=timeout + 5,
             )
         deadline = time.monotonic() + timeout

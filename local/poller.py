@@ -91,10 +91,21 @@ def failed_ids(result: Any, message_ids: list[str]) -> set[str] | None:
 class SqsPoller:
     """Poll ``queue_url`` and feed batches to ``invoke`` (event -> ``local.runtime.Invocation``)."""
 
-    def __init__(self, sqs, queue_url: str, queue_arn: str, invoke: Callable[[dict], Any], *,
-                 batch_size: int = 10, wait_time_seconds: int = 1, concurrency: int = 1,
-                 report_batch_item_failures: bool = True, region: str = "us-east-1",
-                 error_backoff: float = 1.0, name: str = "sqs-poller"):
+    def __init__(
+        self,
+        sqs,
+        queue_url: str,
+        queue_arn: str,
+        invoke: Callable[[dict], Any],
+        *,
+        batch_size: int = 10,
+        wait_time_seconds: int = 1,
+        concurrency: int = 1,
+        report_batch_item_failures: bool = True,
+        region: str = "us-east-1",
+        error_backoff: float = 1.0,
+        name: str = "sqs-poller",
+    ):
         if not 1 <= batch_size <= 10:
             raise ValueError("batch_size must be 1..10 for a standard queue")
         self.sqs = sqs
@@ -175,22 +186,32 @@ class SqsPoller:
         if not invocation.ok:
             self._count(batch_failures=1)
             err = invocation.error or {}
-            log.warning("%s: batch of %d failed (%s: %s); messages return after the visibility timeout",
-                        self.name, len(messages), err.get("errorType"), err.get("errorMessage"))
+            log.warning(
+                "%s: batch of %d failed (%s: %s); messages return after the visibility timeout",
+                self.name,
+                len(messages),
+                err.get("errorType"),
+                err.get("errorMessage"),
+            )
             return
         keep = failed_ids(invocation.result, ids) if self.report_batch_item_failures else set()
         if keep is None:
             self._count(batch_failures=1)
-            log.warning("%s: invalid batchItemFailures %r: the whole batch of %d is retried",
-                        self.name, invocation.result, len(messages))
+            log.warning(
+                "%s: invalid batchItemFailures %r: the whole batch of %d is retried",
+                self.name,
+                invocation.result,
+                len(messages),
+            )
             return
         done = [m for m in messages if m["MessageId"] not in keep]
         self._count(kept=len(keep))
         if keep:
-            log.info("%s: %d of %d messages reported as failed; they will be retried",
-                     self.name, len(keep), len(messages))
+            log.info(
+                "%s: %d of %d messages reported as failed; they will be retried", self.name, len(keep), len(messages)
+            )
         for start in range(0, len(done), 10):
-            chunk = done[start:start + 10]
+            chunk = done[start : start + 10]
             result = self.sqs.delete_message_batch(
                 QueueUrl=self.queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],

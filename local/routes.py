@@ -139,8 +139,11 @@ class Route:
             return (2,)
         segs = self._segments()
         greedy = any(g for _, _, g in segs)
-        return (1 if greedy else 0, tuple(0 if name is None else 1 for _, name, _ in segs),
-                1 if self.method == "ANY" else 0)
+        return (
+            1 if greedy else 0,
+            tuple(0 if name is None else 1 for _, name, _ in segs),
+            1 if self.method == "ANY" else 0,
+        )
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
         """Path parameters when this route takes ``method path``, else None."""
@@ -211,18 +214,26 @@ class App:
 
     def sqs_consumers(self) -> list[tuple[FunctionSpec, str, dict[str, Any]]]:
         """(function, event name, event properties) of every ``Type: SQS`` event."""
-        return [(fn, name, props) for fn in self.functions.values()
-                for name, props in fn.events_of_type("SQS").items()]
+        return [(fn, name, props) for fn in self.functions.values() for name, props in fn.events_of_type("SQS").items()]
 
     def schedules(self) -> list[tuple[FunctionSpec, str, dict[str, Any]]]:
         """(function, event name, properties) of every ``Schedule``/``ScheduleV2`` event."""
-        return [(fn, name, props) for fn in self.functions.values()
-                for name, props in fn.events_of_type("Schedule", "ScheduleV2").items()]
+        return [
+            (fn, name, props)
+            for fn in self.functions.values()
+            for name, props in fn.events_of_type("Schedule", "ScheduleV2").items()
+        ]
 
 
 # -- building -----------------------------------------------------------------------------------------
-_PSEUDO = {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws",
-           "AWS::StackName": "hibachi-local", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None}
+_PSEUDO = {
+    "AWS::Region": "us-east-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::Partition": "aws",
+    "AWS::StackName": "hibachi-local",
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::NoValue": None,
+}
 
 
 def _literal(value: Any, parameters: dict[str, Any]) -> str | None:
@@ -254,7 +265,7 @@ def _value(expr: Any, parameters: dict[str, Any]) -> Any:
         items = [_value(e, parameters) for e in expr]
         return _UNKNOWN if any(i is _UNKNOWN for i in items) else items
     if isinstance(expr, dict) and len(expr) == 1:
-        (fn, arg), = expr.items()
+        ((fn, arg),) = expr.items()
         if fn == "Ref":
             if arg in _PSEUDO:
                 return _PSEUDO[arg]
@@ -280,15 +291,16 @@ def _value(expr: Any, parameters: dict[str, Any]) -> Any:
     return _UNKNOWN
 
 
-def _condition(name: str, conditions: dict[str, Any], parameters: dict[str, Any], seen: frozenset = frozenset()
-               ) -> bool | None:
+def _condition(
+    name: str, conditions: dict[str, Any], parameters: dict[str, Any], seen: frozenset = frozenset()
+) -> bool | None:
     """A template condition evaluated with the parameters' defaults; None when unknown."""
     if name in seen or name not in conditions:
         return None
 
     def ev(expr: Any) -> bool | None:
         if isinstance(expr, dict) and len(expr) == 1:
-            (fn, arg), = expr.items()
+            ((fn, arg),) = expr.items()
             if fn == "Condition":
                 return _condition(arg, conditions, parameters, seen | {name})
             if fn == "Fn::Equals" and isinstance(arg, list) and len(arg) == 2:
@@ -405,23 +417,28 @@ def load_app(template_path: Path | str = DEFAULT_TEMPLATE, parameters: dict[str,
                 conf = (api_auth.get("Authorizers") or {}).get(authorizer) or {}
                 source = conf.get("IdentitySource")
                 if isinstance(source, str) and source.lower().startswith("$request.header."):
-                    identity = source[len("$request.header."):].lower()
+                    identity = source[len("$request.header.") :].lower()
             method = ev_props.get("Method")
             route_path = ev_props.get("Path")
             if method is None and route_path is None:
                 method, route_path = "ANY", "$default"
-            method = "ANY" if str(method or "ANY").upper() in ("ANY", "X-AMAZON-APIGATEWAY-ANY-METHOD") \
+            method = (
+                "ANY"
+                if str(method or "ANY").upper() in ("ANY", "X-AMAZON-APIGATEWAY-ANY-METHOD")
                 else str(method).upper()
-            routes.append(Route(
-                method=method,
-                path=str(route_path or "/"),
-                function=logical,
-                scopes=tuple(auth.get("AuthorizationScopes") or ()) if not public else (),
-                public=public,
-                authorizer=None if public else str(authorizer),
-                identity_header=identity,
-                event_name=ev_name,
-            ))
+            )
+            routes.append(
+                Route(
+                    method=method,
+                    path=str(route_path or "/"),
+                    function=logical,
+                    scopes=tuple(auth.get("AuthorizationScopes") or ()) if not public else (),
+                    public=public,
+                    authorizer=None if public else str(authorizer),
+                    identity_header=identity,
+                    event_name=ev_name,
+                )
+            )
     return App(template_path=path, template=tpl, functions=functions, routes=RouteTable(routes))
 
 
@@ -431,8 +448,10 @@ def main(argv: list[str] | None = None) -> int:
     for r in app.routes:
         auth = "public" if r.public else "scopes: " + (" ".join(r.scopes) or "(any valid token)")
         fn = app.functions[r.function]
-        print(f"{r.route_key:55} {r.function:28} {fn.code_uri.relative_to(ROOT) if fn.code_uri.is_relative_to(ROOT) else fn.code_uri}"
-              f"  {fn.handler}  [{auth}]")
+        print(
+            f"{r.route_key:55} {r.function:28} {fn.code_uri.relative_to(ROOT) if fn.code_uri.is_relative_to(ROOT) else fn.code_uri}"
+            f"  {fn.handler}  [{auth}]"
+        )
     for fn, name, props in app.sqs_consumers():
         print(f"SQS {name}: {fn.logical_id} batch {props.get('BatchSize', 10)}")
     for fn, name, props in app.schedules():

@@ -38,9 +38,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: Function settings copied from the environment of ``python -m local.run`` (ARCHITECTURE.md).
 PASSTHROUGH = (
-    "MAX_BODY_BYTES", "RECONCILE_GRACE_SECONDS", "DB_CONNECT_TIMEOUT",
-    "CHEF_COUNT", "MIN_LEAD_HOURS", "TRAVEL_BUFFER_MINUTES", "FOLLOWUP_DELAY_HOURS", "FOLLOWUP_DEMO_DELAY_SECONDS",
-    "SCHEDULE_NAME_PREFIX", "APP_VERSION", "LOG_LEVEL",
+    "MAX_BODY_BYTES",
+    "RECONCILE_GRACE_SECONDS",
+    "DB_CONNECT_TIMEOUT",
+    "CHEF_COUNT",
+    "MIN_LEAD_HOURS",
+    "TRAVEL_BUFFER_MINUTES",
+    "FOLLOWUP_DELAY_HOURS",
+    "FOLLOWUP_DEMO_DELAY_SECONDS",
+    "SCHEDULE_NAME_PREFIX",
+    "APP_VERSION",
+    "LOG_LEVEL",
 )
 PASSTHROUGH_PREFIXES = ("POWERTOOLS_", "HIBACHI_")
 
@@ -88,16 +96,15 @@ def banner(stack, dsn: str, applied: list[str] | None, token: str) -> str:
         f"  migrations {'applied: ' + (', '.join(applied) or 'none new') if applied is not None else 'skipped'}",
         f"  reconciler every {stack.reconcile_interval:g} s; one-time schedules every {stack.schedule_poll_interval:g} s",
         "",
-        "Dev token (all scopes, 12 h; `python -m local.token --port "
-        f"{stack.gateway.port}` prints another):",
+        f"Dev token (all scopes, 12 h; `python -m local.token --port {stack.gateway.port}` prints another):",
         f"  export TOKEN={token}",
         "",
         "Try:",
         f"  curl -s {url}/health",
-        f"  curl -s -X POST {url}/conversations/c1/messages -H \"authorization: Bearer $TOKEN\" \\",
-        "       -H 'content-type: application/json' -d '{\"role\":\"user\",\"content\":\"hi\",\"emotion_score\":0.5}'",
-        f"  curl -s {url}/conversations/c1/messages -H \"authorization: Bearer $TOKEN\"",
-        f"  curl -s {url}/conversations/c1 -H \"authorization: Bearer $TOKEN\"",
+        f'  curl -s -X POST {url}/conversations/c1/messages -H "authorization: Bearer $TOKEN" \\',
+        '       -H \'content-type: application/json\' -d \'{"role":"user","content":"hi","emotion_score":0.5}\'',
+        f'  curl -s {url}/conversations/c1/messages -H "authorization: Bearer $TOKEN"',
+        f'  curl -s {url}/conversations/c1 -H "authorization: Bearer $TOKEN"',
         "",
         "Ctrl-C stops everything.",
         "",
@@ -107,8 +114,9 @@ def banner(stack, dsn: str, applied: list[str] | None, token: str) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     env = os.environ
-    p = argparse.ArgumentParser(prog="python -m local.run", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m local.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--port", type=int, default=int(env.get("LOCAL_API_PORT", 3000)), help="gateway port (3000)")
     p.add_argument("--moto-port", type=int, default=int(env.get("LOCAL_MOTO_PORT", 5055)), help="moto port (5055)")
     p.add_argument("--pg-port", type=int, default=int(env.get("LOCAL_PG_PORT", 54329)), help="PostgreSQL port (54329)")
@@ -116,17 +124,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--database", default="hibachi", help="database name (hibachi)")
     p.add_argument("--database-url", default=None, help="use this PostgreSQL instead of the embedded one")
     p.add_argument("--template", default=str(ROOT / "template.yaml"))
-    p.add_argument("--reconcile-interval", type=float, default=float(env.get("LOCAL_RECONCILE_INTERVAL", 60)),
-                   help="seconds between reconciler runs (60)")
-    p.add_argument("--schedule-poll-interval", type=float, default=1.0, help="seconds between one-time schedule scans (1)")
-    p.add_argument("--visibility-timeout", type=int, default=int(env.get("LOCAL_VISIBILITY_TIMEOUT", 30)),
-                   help="jobs queue visibility timeout, seconds (30)")
+    p.add_argument(
+        "--reconcile-interval",
+        type=float,
+        default=float(env.get("LOCAL_RECONCILE_INTERVAL", 60)),
+        help="seconds between reconciler runs (60)",
+    )
+    p.add_argument(
+        "--schedule-poll-interval", type=float, default=1.0, help="seconds between one-time schedule scans (1)"
+    )
+    p.add_argument(
+        "--visibility-timeout",
+        type=int,
+        default=int(env.get("LOCAL_VISIBILITY_TIMEOUT", 30)),
+        help="jobs queue visibility timeout, seconds (30)",
+    )
     p.add_argument("--max-workers", type=int, default=4, help="worker processes per function (4)")
-    p.add_argument("--followup-delay-hours", type=float, default=None,
-                   help="FOLLOWUP_DELAY_HOURS for the functions (e.g. 0.01 for a demo)")
-    p.add_argument("--followup-demo-seconds", type=float, default=None,
-                   help="demo: a booking's follow-up is due this many seconds after it is made (e.g. 20, or "
-                        "90 to see it go through the local EventBridge Scheduler)")
+    p.add_argument(
+        "--followup-delay-hours",
+        type=float,
+        default=None,
+        help="FOLLOWUP_DELAY_HOURS for the functions (e.g. 0.01 for a demo)",
+    )
+    p.add_argument(
+        "--followup-demo-seconds",
+        type=float,
+        default=None,
+        help="demo: a booking's follow-up is due this many seconds after it is made (e.g. 20, or "
+        "90 to see it go through the local EventBridge Scheduler)",
+    )
     p.add_argument("--env", action="append", metavar="KEY=VALUE", help="set a function environment variable")
     p.add_argument("--no-migrate", action="store_true", help="do not apply the migrations")
     p.add_argument("--keep-db", action="store_true", help="leave PostgreSQL running on exit")
@@ -137,8 +163,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
     from local.stack import LocalStack
 
     stop = threading.Event()
@@ -160,24 +187,32 @@ def main(argv: list[str] | None = None) -> int:
 
             pg = LocalPostgres(args.pg_data, args.pg_port)
             pg_started = not pg.running()
-            log.info("PostgreSQL (%s, port %d): %s", pg.data_dir, pg.port,
-                     "starting" if pg_started else "already running")
+            log.info(
+                "PostgreSQL (%s, port %d): %s", pg.data_dir, pg.port, "starting" if pg_started else "already running"
+            )
             try:
                 pg.start()
             except (subprocess.CalledProcessError, RuntimeError) as exc:
                 detail = (getattr(exc, "stderr", None) or str(exc)).strip()
-                log.error("PostgreSQL did not start (%s); is port %d taken? (--pg-port) See %s",
-                          detail, pg.port, pg.log_file)
+                log.error(
+                    "PostgreSQL did not start (%s); is port %d taken? (--pg-port) See %s", detail, pg.port, pg.log_file
+                )
                 return 1
             dsn = pg.create_database(args.database)
         applied = None if args.no_migrate else migrate(dsn)
         if applied:
             log.info("migrations applied: %s", ", ".join(applied))
         stack = LocalStack(
-            dsn, template=args.template, port=args.port, moto_port=args.moto_port,
-            env=function_env(args), max_workers=args.max_workers,
-            visibility_timeout=args.visibility_timeout, reconcile_interval=args.reconcile_interval,
-            schedule_poll_interval=args.schedule_poll_interval, resource_prefix="hibachi",
+            dsn,
+            template=args.template,
+            port=args.port,
+            moto_port=args.moto_port,
+            env=function_env(args),
+            max_workers=args.max_workers,
+            visibility_timeout=args.visibility_timeout,
+            reconcile_interval=args.reconcile_interval,
+            schedule_poll_interval=args.schedule_poll_interval,
+            resource_prefix="hibachi",
         )
         stack.start()
         print(banner(stack, dsn, applied, stack.token(ttl=args.token_ttl)), flush=True)

@@ -73,8 +73,11 @@ class LambdaContext:
 def _error(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
     import traceback
 
-    return {"errorMessage": str(exc), "errorType": error_type or type(exc).__name__,
-            "stackTrace": traceback.format_exception(exc)}
+    return {
+        "errorMessage": str(exc),
+        "errorType": error_type or type(exc).__name__,
+        "stackTrace": traceback.format_exception(exc),
+    }
 
 
 def _load_handler(spec: dict[str, Any]):
@@ -135,7 +138,11 @@ def worker_main(conn, spec: dict[str, Any], env: dict[str, str]) -> None:
         if kind == "openapi":
             try:
                 app = getattr(module, "app", None)
-                doc = app.get_openapi_json_schema() if app is not None and hasattr(app, "get_openapi_json_schema") else None
+                doc = (
+                    app.get_openapi_json_schema()
+                    if app is not None and hasattr(app, "get_openapi_json_schema")
+                    else None
+                )
                 conn.send(("ok", doc))
             except BaseException as exc:  # noqa: BLE001
                 conn.send(("error", _error(exc)))
@@ -216,9 +223,16 @@ class _Worker:
 class FunctionPool:
     """Up to ``max_workers`` execution environments of one function."""
 
-    def __init__(self, function, env: dict[str, str] | None = None, *, max_workers: int = 4,
-                 extra_paths: list[str] | tuple[str, ...] = (), region: str = REGION,
-                 init_timeout: float = 60.0):
+    def __init__(
+        self,
+        function,
+        env: dict[str, str] | None = None,
+        *,
+        max_workers: int = 4,
+        extra_paths: list[str] | tuple[str, ...] = (),
+        region: str = REGION,
+        init_timeout: float = 60.0,
+    ):
         self.function = function  # a local.routes.FunctionSpec
         self.max_workers = max(1, int(max_workers))
         self.region = region
@@ -277,8 +291,9 @@ class FunctionPool:
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe(duplex=True)
         env = dict(self.env)
-        proc = ctx.Process(target=worker_main, args=(child, self._spec(), env),
-                           name=f"lambda:{self.function.logical_id}", daemon=True)
+        proc = ctx.Process(
+            target=worker_main, args=(child, self._spec(), env), name=f"lambda:{self.function.logical_id}", daemon=True
+        )
         proc.start()
         child.close()
         return _Worker(process=proc, conn=parent)
@@ -354,8 +369,12 @@ class FunctionPool:
             return kind, payload, False, cold
         except (EOFError, OSError, BrokenPipeError):
             code = worker.process.exitcode if worker.process is not None else None
-            return "error", {"errorType": "Runtime.ExitError",
-                             "errorMessage": f"worker exited (exit code {code})"}, False, cold
+            return (
+                "error",
+                {"errorType": "Runtime.ExitError", "errorMessage": f"worker exited (exit code {code})"},
+                False,
+                cold,
+            )
         finally:
             self._release(worker, healthy)
 
@@ -376,9 +395,14 @@ class FunctionPool:
         duration = (time.monotonic() - start) * 1000
         if timed_out:
             log.error("%s %s: task timed out after %.2f seconds", self.function.logical_id, request_id, limit)
-            return Invocation(request_id, False, error={"errorType": "Sandbox.Timedout",
-                                                        "errorMessage": f"Task timed out after {limit:.2f} seconds"},
-                              duration_ms=duration, cold_start=cold, timed_out=True)
+            return Invocation(
+                request_id,
+                False,
+                error={"errorType": "Sandbox.Timedout", "errorMessage": f"Task timed out after {limit:.2f} seconds"},
+                duration_ms=duration,
+                cold_start=cold,
+                timed_out=True,
+            )
         if kind == "ok":
             return Invocation(request_id, True, result=json.loads(payload), duration_ms=duration, cold_start=cold)
         return Invocation(request_id, False, error=payload, duration_ms=duration, cold_start=cold)
@@ -401,8 +425,10 @@ class FunctionPool:
         kind, payload, timed_out, _ = self._roundtrip(("openapi",), timeout)
         if kind == "ok":
             return payload
-        raise RuntimeError(f"{self.function.logical_id}: openapi failed: "
-                           f"{'timeout' if timed_out else (payload or {}).get('errorMessage')}")
+        raise RuntimeError(
+            f"{self.function.logical_id}: openapi failed: "
+            f"{'timeout' if timed_out else (payload or {}).get('errorMessage')}"
+        )
 
     def warm(self) -> None:
         """Start one worker now (a provisioned environment)."""
@@ -444,8 +470,15 @@ class FunctionPool:
 class FunctionRegistry:
     """One :class:`FunctionPool` per function of an app, created on first use, sharing the env."""
 
-    def __init__(self, app, env: dict[str, str] | None = None, *, max_workers: int = 4,
-                 extra_paths: list[str] | tuple[str, ...] = (), region: str = REGION):
+    def __init__(
+        self,
+        app,
+        env: dict[str, str] | None = None,
+        *,
+        max_workers: int = 4,
+        extra_paths: list[str] | tuple[str, ...] = (),
+        region: str = REGION,
+    ):
         self.app = app  # local.routes.App
         self.env = dict(env or {})
         self.max_workers = max_workers
@@ -460,8 +493,9 @@ class FunctionRegistry:
             if pool is None:
                 fn = self.app.functions[logical_id]
                 env = {**fn.environment, **self.env}
-                pool = FunctionPool(fn, env, max_workers=self.max_workers,
-                                    extra_paths=self.extra_paths, region=self.region)
+                pool = FunctionPool(
+                    fn, env, max_workers=self.max_workers, extra_paths=self.extra_paths, region=self.region
+                )
                 self._pools[logical_id] = pool
             return pool
 

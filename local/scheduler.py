@@ -68,8 +68,14 @@ class _Loop:
 class ReconcilerTick(_Loop):
     """Invoke ``invoke(event)`` every ``interval`` seconds."""
 
-    def __init__(self, invoke: Callable[[dict], Any], *, interval: float = 60.0,
-                 event: dict[str, Any] | None = None, name: str = "reconciler-tick"):
+    def __init__(
+        self,
+        invoke: Callable[[dict], Any],
+        *,
+        interval: float = 60.0,
+        event: dict[str, Any] | None = None,
+        name: str = "reconciler-tick",
+    ):
         super().__init__(name)
         self.invoke = invoke
         self.interval = float(interval)
@@ -87,7 +93,9 @@ class ReconcilerTick(_Loop):
             self.ticks += 1
             if not getattr(invocation, "ok", True):
                 err = invocation.error or {}
-                log.warning("%s: %s failed: %s: %s", self.name, self.event, err.get("errorType"), err.get("errorMessage"))
+                log.warning(
+                    "%s: %s failed: %s: %s", self.name, self.event, err.get("errorType"), err.get("errorMessage")
+                )
             return invocation
         except Exception:  # noqa: BLE001 - the schedule keeps ticking
             log.exception("%s: invocation failed", self.name)
@@ -99,10 +107,17 @@ class ReconcilerTick(_Loop):
 class OneTimeScheduleRunner(_Loop):
     """Fire due ``at()`` schedules stored on moto."""
 
-    def __init__(self, scheduler_client, *, sqs=None, sns=None,
-                 invoke_function: Callable[[str, dict], Any] | None = None,
-                 poll_interval: float = 1.0, clock: Callable[[], datetime] | None = None,
-                 name: str = "one-time-schedules"):
+    def __init__(
+        self,
+        scheduler_client,
+        *,
+        sqs=None,
+        sns=None,
+        invoke_function: Callable[[str, dict], Any] | None = None,
+        poll_interval: float = 1.0,
+        clock: Callable[[], datetime] | None = None,
+        name: str = "one-time-schedules",
+    ):
         super().__init__(name)
         self.scheduler = scheduler_client
         self.sqs = sqs
@@ -185,7 +200,9 @@ class OneTimeScheduleRunner(_Loop):
                     log.exception("%s: dead-letter delivery failed", self.name)
         self._attempts.pop(key, None)
         self.fired += 1
-        log.info("%s: fired %s/%s (%s) -> %s", self.name, group, name, schedule.get("ScheduleExpression"), target.get("Arn"))
+        log.info(
+            "%s: fired %s/%s (%s) -> %s", self.name, group, name, schedule.get("ScheduleExpression"), target.get("Arn")
+        )
         if schedule.get("ActionAfterCompletion") == "DELETE":
             try:
                 self.scheduler.delete_schedule(Name=name, GroupName=group)
@@ -210,4 +227,3 @@ class OneTimeScheduleRunner(_Loop):
                 raise RuntimeError((invocation.error or {}).get("errorMessage", "invocation failed"))
         else:
             raise ValueError(f"unsupported schedule target {arn!r}")
-

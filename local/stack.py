@@ -49,8 +49,7 @@ DEFAULT_LAYER = ROOT / "layers" / "common"
 log = logging.getLogger("local.stack")
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.1,
-               message: str = "condition") -> Any:
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.1, message: str = "condition") -> Any:
     """Poll ``predicate`` until it returns something truthy (and return that); ``TimeoutError``
     at the deadline. For tests and scripts: a deadline, never a fixed sleep."""
     deadline = time.monotonic() + timeout
@@ -130,8 +129,11 @@ class LocalStack:
         self.audience = audience
         self.issuer = issuer
         self.key_dir = key_dir
-        self.extra_paths = [Path(p) for p in extra_paths] if extra_paths is not None else (
-            [DEFAULT_LAYER] if DEFAULT_LAYER.is_dir() else [])
+        self.extra_paths = (
+            [Path(p) for p in extra_paths]
+            if extra_paths is not None
+            else ([DEFAULT_LAYER] if DEFAULT_LAYER.is_dir() else [])
+        )
         # moto keeps ONE state per process, whatever server it answers on: two stacks in one process
         # (tests) with the same queue names would consume each other's jobs. Unnamed stacks get
         # names of their own; `python -m local.run` names its resources "hibachi" (stable for ops).
@@ -178,17 +180,25 @@ class LocalStack:
         self.app = load_app(self.template)
         self.moto = MotoServer(self.moto_port, self.host)
         endpoint = self.moto.start()
-        self.resources = create_resources(endpoint, prefix=self.resource_prefix,
-                                          visibility_timeout=self.visibility_timeout,
-                                          max_receive_count=self.max_receive_count)
+        self.resources = create_resources(
+            endpoint,
+            prefix=self.resource_prefix,
+            visibility_timeout=self.visibility_timeout,
+            max_receive_count=self.max_receive_count,
+        )
         self.env = {**base_function_env(self.database_url), **self.resources.function_env(), **self.user_env}
-        self.registry = FunctionRegistry(self.app, self.env, max_workers=self.max_workers,
-                                         extra_paths=[str(p) for p in self.extra_paths],
-                                         region=self.resources.region)
+        self.registry = FunctionRegistry(
+            self.app,
+            self.env,
+            max_workers=self.max_workers,
+            extra_paths=[str(p) for p in self.extra_paths],
+            region=self.resources.region,
+        )
         self.gateway = Gateway(self.app, self.registry, host=self.host, port=self.port)
         port = self.gateway.bind()
-        self.authority = JwtAuthority(issuer=self.issuer or default_issuer(port), audience=self.audience,
-                                      key_dir=self.key_dir)
+        self.authority = JwtAuthority(
+            issuer=self.issuer or default_issuer(port), audience=self.audience, key_dir=self.key_dir
+        )
         self.gateway._authority = self.authority
         self.gateway.start()
 
@@ -198,13 +208,15 @@ class LocalStack:
 
             fn, props = worker
             self.poller = SqsPoller(
-                self.client("sqs"), self.resources.jobs_queue_url, self.resources.jobs_queue_arn,
+                self.client("sqs"),
+                self.resources.jobs_queue_url,
+                self.resources.jobs_queue_arn,
                 lambda event: self.registry.invoke(fn.logical_id, event),
                 batch_size=min(10, int(props.get("BatchSize", 10))),
                 wait_time_seconds=self.poll_wait_seconds,
                 concurrency=self.poller_concurrency,
-                report_batch_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or
-                                                                        ["ReportBatchItemFailures"]),
+                report_batch_item_failures="ReportBatchItemFailures"
+                in (props.get("FunctionResponseTypes") or ["ReportBatchItemFailures"]),
                 region=self.resources.region,
                 name=f"sqs:{fn.logical_id}",
             ).start()
@@ -212,9 +224,11 @@ class LocalStack:
             from local.scheduler import ReconcilerTick
 
             fn = worker[0]
-            self.reconciler = ReconcilerTick(lambda event: self.registry.invoke(fn.logical_id, event),
-                                             interval=self.reconcile_interval,
-                                             event=self._reconcile_event(fn)).start()
+            self.reconciler = ReconcilerTick(
+                lambda event: self.registry.invoke(fn.logical_id, event),
+                interval=self.reconcile_interval,
+                event=self._reconcile_event(fn),
+            ).start()
         if self.enable_scheduler:
             from local.scheduler import OneTimeScheduleRunner
 
@@ -224,9 +238,13 @@ class LocalStack:
                     raise ValueError(f"no function {name!r} in the template")
                 return self.registry.invoke(fn.logical_id, event)
 
-            self.schedules = OneTimeScheduleRunner(self.client("scheduler"), sqs=self.client("sqs"),
-                                                   sns=self.client("sns"), invoke_function=invoke_function,
-                                                   poll_interval=self.schedule_poll_interval).start()
+            self.schedules = OneTimeScheduleRunner(
+                self.client("scheduler"),
+                sqs=self.client("sqs"),
+                sns=self.client("sns"),
+                invoke_function=invoke_function,
+                poll_interval=self.schedule_poll_interval,
+            ).start()
 
     def stop(self) -> None:
         """Stop everything started, in reverse order; safe to call twice."""
@@ -333,12 +351,19 @@ class LocalStack:
 
     def queue_depth(self, queue: str = "jobs") -> dict[str, int]:
         url = self.queue_urls.get(queue, queue)
-        attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
-            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed"])["Attributes"]
-        return {"visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
-                "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
-                "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0))}
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+        return {
+            "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
+            "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
+            "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
+        }
 
     def busy(self) -> dict[str, Any] | None:
         """What is still going on (None when idle): messages in the jobs queue, invocations."""

@@ -30,15 +30,20 @@ DLQS = {"jobs": "jobs_dlq", "scheduler": "scheduler_dlq"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ops", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m ops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--local", action="store_true", help="the local stack (moto + local PostgreSQL)")
     where.add_argument("--stack", metavar="NAME", help="a deployed CloudFormation stack")
     parser.add_argument("--region", help="AWS region (default: your AWS configuration)")
     parser.add_argument("--profile", help="AWS profile")
-    parser.add_argument("--endpoint-url", help="local: the moto endpoint (default http://127.0.0.1:$LOCAL_MOTO_PORT, 5055)")
-    parser.add_argument("--database-url", help="local: PostgreSQL DSN (default $DATABASE_URL, else the local.run database)")
+    parser.add_argument(
+        "--endpoint-url", help="local: the moto endpoint (default http://127.0.0.1:$LOCAL_MOTO_PORT, 5055)"
+    )
+    parser.add_argument(
+        "--database-url", help="local: PostgreSQL DSN (default $DATABASE_URL, else the local.run database)"
+    )
     parser.add_argument("--prefix", default="hibachi", help="local: resource name prefix (hibachi)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -58,8 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
             which = p.add_mutually_exclusive_group(required=True)
             which.add_argument("--all", action="store_true", help="every message")
             which.add_argument("--id", action="append", metavar="ID", help="this message (repeatable)")
-            p.add_argument("--method", choices=["auto", "move-task", "resend"], default="auto",
-                           help="auto: the SQS move task for --all on AWS's jobs DLQ, else resend")
+            p.add_argument(
+                "--method",
+                choices=["auto", "move-task", "resend"],
+                default="auto",
+                help="auto: the SQS move task for --all on AWS's jobs DLQ, else resend",
+            )
             p.add_argument("--wait", action="store_true", help="move task: wait until it finished")
 
     f = sub.add_parser("followups", help="follow-ups pending or failed")
@@ -99,12 +108,20 @@ def queue_depths(target: Target) -> dict[str, Any]:
         if not url:
             out[name] = {"status": "missing"}
             continue
-        attrs = target.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
-            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed"])["Attributes"]
-        out[name] = {"visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
-                     "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
-                     "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)), "url": url}
+        attrs = target.sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+        out[name] = {
+            "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
+            "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
+            "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
+            "url": url,
+        }
     return out
 
 
@@ -134,16 +151,23 @@ def cmd_dlq(args: argparse.Namespace, target: Target) -> int:
     url = _dlq_url(target, args.queue)
     if args.dlq_command == "list":
         rows = [dlq.summary(m) for m in dlq.peek(target.sqs, url, limit=args.limit)]
-        emit(args, rows, table(rows, ["message_id", "job_type", "job_id", "correlation_id", "sent_at",
-                                      "receive_count", "error"]))
+        emit(
+            args,
+            rows,
+            table(rows, ["message_id", "job_type", "job_id", "correlation_id", "sent_at", "receive_count", "error"]),
+        )
         return 0
     if args.dlq_command == "show":
         message = dlq.find(target.sqs, url, args.id)
         if message is None:
             print(f"no message {args.id!r} in the {args.queue} DLQ", file=sys.stderr)
             return 1
-        data = {"summary": dlq.summary(message), "body": dlq.job_of(message) or message.get("Body"),
-                "attributes": message.get("Attributes"), "message_attributes": message.get("MessageAttributes")}
+        data = {
+            "summary": dlq.summary(message),
+            "body": dlq.job_of(message) or message.get("Body"),
+            "attributes": message.get("Attributes"),
+            "message_attributes": message.get("MessageAttributes"),
+        }
         emit(args, data, json.dumps(data, indent=2, default=str))
         return 0
     return redrive(args, target, url)
@@ -156,8 +180,12 @@ def redrive(args: argparse.Namespace, target: Target, url: str) -> int:
     # The scheduler DLQ also holds reconciler ticks ({"task": "reconcile"}): those are not jobs and
     # are left where they are (a missed tick needs no redrive; the next one runs in 5 minutes).
     only_jobs = args.queue == "scheduler"
-    use_task = (args.all and args.queue == "jobs" and args.method != "resend"
-                and (args.method == "move-task" or target.supports_move_task))
+    use_task = (
+        args.all
+        and args.queue == "jobs"
+        and args.method != "resend"
+        and (args.method == "move-task" or target.supports_move_task)
+    )
     if use_task:
         try:
             source_arn = target.queue_arn(url)
@@ -165,9 +193,16 @@ def redrive(args: argparse.Namespace, target: Target, url: str) -> int:
             result: dict[str, Any] = {"method": "move-task", "task_handle": task.get("TaskHandle")}
             if args.wait:
                 result["task"] = dlq.wait_move_task(target.sqs, source_arn)
-            emit(args, result, f"SQS message move task started: {result['task_handle']}"
-                 + (f"\nfinished: {json.dumps(result.get('task'), default=str)}" if args.wait else
-                    "\nfollow it with `python -m ops ... queues` (the DLQ drains within minutes)"))
+            emit(
+                args,
+                result,
+                f"SQS message move task started: {result['task_handle']}"
+                + (
+                    f"\nfinished: {json.dumps(result.get('task'), default=str)}"
+                    if args.wait
+                    else "\nfollow it with `python -m ops ... queues` (the DLQ drains within minutes)"
+                ),
+            )
             return 0
         except Exception as exc:  # noqa: BLE001 - permission or region without the API: resend instead
             if args.method == "move-task":
@@ -211,8 +246,11 @@ def cmd_reconcile(args: argparse.Namespace, target: Target) -> int:
         headline = f"reconciler run failed: {exc}"
     runs = target.reconciler_runs(5)
     data = {"result": result, "recent_runs": runs}
-    text = headline + "\n\nrecent runs:\n" + \
-        table(runs, ["ran_at", "total", "re_enqueued", "errors", "elapsed_ms", "request_id"])
+    text = (
+        headline
+        + "\n\nrecent runs:\n"
+        + table(runs, ["ran_at", "total", "re_enqueued", "errors", "elapsed_ms", "request_id"])
+    )
     emit(args, data, text)
     return 1 if result.get("errors") or result.get("error") else 0
 
@@ -229,8 +267,13 @@ def cmd_health(args: argparse.Namespace, target: Target) -> int:
     return 0 if status == 200 and (details or {}).get("status") == "ok" else 1
 
 
-COMMANDS = {"queues": cmd_queues, "dlq": cmd_dlq, "followups": cmd_followups, "reconcile": cmd_reconcile,
-            "health": cmd_health}
+COMMANDS = {
+    "queues": cmd_queues,
+    "dlq": cmd_dlq,
+    "followups": cmd_followups,
+    "reconcile": cmd_reconcile,
+    "health": cmd_health,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

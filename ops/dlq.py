@@ -18,21 +18,34 @@ _ATTRIBUTE_KEYS = ("DataType", "StringValue", "BinaryValue")
 
 
 def _receive(sqs, url: str, hold: int, wait: int) -> list[dict[str, Any]]:
-    return sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=hold, WaitTimeSeconds=wait,
-                               MessageSystemAttributeNames=["All"], MessageAttributeNames=["All"]
-                               ).get("Messages") or []
+    return (
+        sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=hold,
+            WaitTimeSeconds=wait,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages")
+        or []
+    )
 
 
 def _release(sqs, url: str, messages: Iterable[dict[str, Any]]) -> None:
     batch = list(messages)
     for start in range(0, len(batch), 10):
-        chunk = batch[start:start + 10]
-        sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for i, m in enumerate(chunk)])
+        chunk = batch[start : start + 10]
+        sqs.change_message_visibility_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for i, m in enumerate(chunk)
+            ],
+        )
 
 
-def scan(sqs, url: str, *, limit: int = 1000, stop: Callable[[dict[str, Any]], bool] | None = None,
-         hold: int = HOLD_SECONDS) -> list[dict[str, Any]]:
+def scan(
+    sqs, url: str, *, limit: int = 1000, stop: Callable[[dict[str, Any]], bool] | None = None, hold: int = HOLD_SECONDS
+) -> list[dict[str, Any]]:
     """Receive up to ``limit`` distinct messages (hidden for ``hold`` s), stopping early once
     ``stop(message)`` is true. The caller releases or deletes them."""
     seen: dict[str, dict[str, Any]] = {}
@@ -98,12 +111,21 @@ def find(sqs, url: str, ident: str) -> dict[str, Any] | None:
 
 def _attributes(message: dict[str, Any]) -> dict[str, Any]:
     """Message attributes as ``SendMessage`` takes them (the reserved list fields dropped)."""
-    return {name: {k: v for k, v in value.items() if k in _ATTRIBUTE_KEYS}
-            for name, value in (message.get("MessageAttributes") or {}).items()}
+    return {
+        name: {k: v for k, v in value.items() if k in _ATTRIBUTE_KEYS}
+        for name, value in (message.get("MessageAttributes") or {}).items()
+    }
 
 
-def resend(sqs, source_url: str, target_url: str, *, select: Callable[[dict[str, Any]], bool] | None = None,
-           stop: Callable[[], bool] | None = None, limit: int = 10_000) -> dict[str, Any]:
+def resend(
+    sqs,
+    source_url: str,
+    target_url: str,
+    *,
+    select: Callable[[dict[str, Any]], bool] | None = None,
+    stop: Callable[[], bool] | None = None,
+    limit: int = 10_000,
+) -> dict[str, Any]:
     """Move the selected messages of ``source_url`` to ``target_url``: send (same body, same message
     attributes) then delete. Returns ``{"moved": [...ids], "skipped": [...ids], "failed": [...]}``.
 
@@ -117,8 +139,11 @@ def resend(sqs, source_url: str, target_url: str, *, select: Callable[[dict[str,
     empty_rounds = 0
     try:
         while len(moved) < limit and empty_rounds < 2:
-            batch = [m for m in _receive(sqs, source_url, HOLD_SECONDS, wait=1 if empty_rounds else 0)
-                     if m["MessageId"] not in seen]
+            batch = [
+                m
+                for m in _receive(sqs, source_url, HOLD_SECONDS, wait=1 if empty_rounds else 0)
+                if m["MessageId"] not in seen
+            ]
             if not batch:
                 empty_rounds += 1
                 continue
@@ -143,15 +168,20 @@ def resend(sqs, source_url: str, target_url: str, *, select: Callable[[dict[str,
                 failed.append({"message_id": m["MessageId"], "error": item.get("Message") or item.get("Code")})
                 kept.append(m)
             if sent:
-                sqs.delete_message_batch(QueueUrl=source_url, Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(sent)])
+                sqs.delete_message_batch(
+                    QueueUrl=source_url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(sent)],
+                )
                 moved += [m["MessageId"] for m in sent]
             if stop is not None and stop():
                 break
     finally:
         _release(sqs, source_url, kept)
-    return {"moved": moved, "skipped": [m["MessageId"] for m in kept if m["MessageId"] not in
-                                        {f["message_id"] for f in failed}], "failed": failed}
+    return {
+        "moved": moved,
+        "skipped": [m["MessageId"] for m in kept if m["MessageId"] not in {f["message_id"] for f in failed}],
+        "failed": failed,
+    }
 
 
 class Only:

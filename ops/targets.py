@@ -85,8 +85,10 @@ def default_endpoint() -> str:
 
 
 def default_database_url() -> str:
-    return os.environ.get("DATABASE_URL") or \
-        f"postgresql://postgres@127.0.0.1:{os.environ.get('LOCAL_PG_PORT', '54329')}/hibachi"
+    return (
+        os.environ.get("DATABASE_URL")
+        or f"postgresql://postgres@127.0.0.1:{os.environ.get('LOCAL_PG_PORT', '54329')}/hibachi"
+    )
 
 
 class LocalTarget(Target):
@@ -95,8 +97,13 @@ class LocalTarget(Target):
 
     kind = "local"
 
-    def __init__(self, endpoint_url: str | None = None, database_url: str | None = None, prefix: str = "hibachi",
-                 region: str = "us-east-1"):
+    def __init__(
+        self,
+        endpoint_url: str | None = None,
+        database_url: str | None = None,
+        prefix: str = "hibachi",
+        region: str = "us-east-1",
+    ):
         import boto3
         from botocore.config import Config
 
@@ -104,15 +111,23 @@ class LocalTarget(Target):
         self.database_url = database_url or default_database_url()
         self.prefix = prefix
         self.region = region
-        self.sqs = boto3.client("sqs", endpoint_url=self.endpoint_url, region_name=region,
-                                aws_access_key_id="testing", aws_secret_access_key="testing",
-                                config=Config(connect_timeout=2, read_timeout=30, retries={"max_attempts": 2}))
+        self.sqs = boto3.client(
+            "sqs",
+            endpoint_url=self.endpoint_url,
+            region_name=region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(connect_timeout=2, read_timeout=30, retries={"max_attempts": 2}),
+        )
         self._urls: dict[str, str | None] | None = None
 
     def queue_urls(self) -> dict[str, str | None]:
         if self._urls is None:
-            names = {"jobs": f"{self.prefix}-jobs", "jobs_dlq": f"{self.prefix}-jobs-dlq",
-                     "scheduler_dlq": f"{self.prefix}-scheduler-dlq"}
+            names = {
+                "jobs": f"{self.prefix}-jobs",
+                "jobs_dlq": f"{self.prefix}-jobs-dlq",
+                "scheduler_dlq": f"{self.prefix}-scheduler-dlq",
+            }
             urls: dict[str, str | None] = {}
             for key, name in names.items():
                 try:
@@ -120,8 +135,10 @@ class LocalTarget(Target):
                 except self.sqs.exceptions.QueueDoesNotExist:
                     urls[key] = None
                 except Exception as exc:  # noqa: BLE001 - connection refused: the stack is not running
-                    raise TargetError(f"cannot reach the local AWS endpoint {self.endpoint_url} "
-                                      f"(is `python -m local.run` running?): {type(exc).__name__}") from exc
+                    raise TargetError(
+                        f"cannot reach the local AWS endpoint {self.endpoint_url} "
+                        f"(is `python -m local.run` running?): {type(exc).__name__}"
+                    ) from exc
             self._urls = urls
         return self._urls
 
@@ -129,11 +146,16 @@ class LocalTarget(Target):
     def app(self) -> Iterator[None]:
         """Run the app's code here with the local stack's settings; restore everything after."""
         urls = self.queue_urls()
-        env = {"AWS_ENDPOINT_URL": self.endpoint_url, "AWS_ACCESS_KEY_ID": "testing",
-               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
-               # what the local stack gives its functions (Powertools reads them when hibachi is imported)
-               "POWERTOOLS_SERVICE_NAME": os.environ.get("POWERTOOLS_SERVICE_NAME", "hibachi"),
-               "POWERTOOLS_METRICS_NAMESPACE": os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Hibachi")}
+        env = {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            # what the local stack gives its functions (Powertools reads them when hibachi is imported)
+            "POWERTOOLS_SERVICE_NAME": os.environ.get("POWERTOOLS_SERVICE_NAME", "hibachi"),
+            "POWERTOOLS_METRICS_NAMESPACE": os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Hibachi"),
+        }
         saved_env = {k: os.environ.get(k) for k in (*env, "AWS_SESSION_TOKEN", "AWS_PROFILE")}
         os.environ.update(env)
         os.environ.pop("AWS_SESSION_TOKEN", None)
@@ -145,11 +167,19 @@ class LocalTarget(Target):
         previous = settings_module.get_settings()
         handler = logger.registered_handler
         stream = getattr(handler, "stream", None)
-        settings_module.set_settings(settings_module.Settings(
-            database_url=self.database_url, db_iam_auth=False, db_sslmode="disable", aws_region=self.region,
-            jobs_queue_url=urls.get("jobs"), jobs_dlq_url=urls.get("jobs_dlq"),
-            scheduler_dlq_url=urls.get("scheduler_dlq"), service_name=env["POWERTOOLS_SERVICE_NAME"],
-            app_version=os.environ.get("APP_VERSION", "local")))
+        settings_module.set_settings(
+            settings_module.Settings(
+                database_url=self.database_url,
+                db_iam_auth=False,
+                db_sslmode="disable",
+                aws_region=self.region,
+                jobs_queue_url=urls.get("jobs"),
+                jobs_dlq_url=urls.get("jobs_dlq"),
+                scheduler_dlq_url=urls.get("scheduler_dlq"),
+                service_name=env["POWERTOOLS_SERVICE_NAME"],
+                app_version=os.environ.get("APP_VERSION", "local"),
+            )
+        )
         if stream is not None:
             handler.setStream(sys.stderr)  # the app's JSON logs on stderr; our output on stdout
         try:
@@ -241,8 +271,11 @@ class AwsTarget(Target):
 
     def queue_urls(self) -> dict[str, str | None]:
         out = self.outputs()
-        resources = {"jobs": ("JobsQueueUrl", "JobsQueue"), "jobs_dlq": ("JobsDlqUrl", "JobsDeadLetterQueue"),
-                     "scheduler_dlq": ("SchedulerDlqUrl", "SchedulerDeadLetterQueue")}
+        resources = {
+            "jobs": ("JobsQueueUrl", "JobsQueue"),
+            "jobs_dlq": ("JobsDlqUrl", "JobsDeadLetterQueue"),
+            "scheduler_dlq": ("SchedulerDlqUrl", "SchedulerDeadLetterQueue"),
+        }
         # an SQS queue's physical id is its URL
         return {key: out.get(output) or self.physical_id(logical) for key, (output, logical) in resources.items()}
 
@@ -254,9 +287,13 @@ class AwsTarget(Target):
         now = dt.datetime.now(dt.UTC)
         try:
             points = self.session.client("cloudwatch").get_metric_statistics(
-                Namespace="AWS/SQS", MetricName="ApproximateAgeOfOldestMessage",
+                Namespace="AWS/SQS",
+                MetricName="ApproximateAgeOfOldestMessage",
                 Dimensions=[{"Name": "QueueName", "Value": url.rsplit("/", 1)[-1]}],
-                StartTime=now - dt.timedelta(minutes=5), EndTime=now, Period=60, Statistics=["Maximum"],
+                StartTime=now - dt.timedelta(minutes=5),
+                EndTime=now,
+                Period=60,
+                Statistics=["Maximum"],
             )["Datapoints"]
         except Exception:  # noqa: BLE001 - optional figure
             return None

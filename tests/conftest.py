@@ -17,12 +17,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "layers" / "common"), str(ROOT)]
 
 # Keep the tests away from real AWS and from the developer's environment.
-os.environ.update({
-    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
-    "POWERTOOLS_SERVICE_NAME": "hibachi", "POWERTOOLS_METRICS_NAMESPACE": "Hibachi",
-    "POWERTOOLS_DEV": "false",
-})
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_SERVICE_NAME": "hibachi",
+        "POWERTOOLS_METRICS_NAMESPACE": "Hibachi",
+        "POWERTOOLS_DEV": "false",
+    }
+)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
@@ -56,8 +62,9 @@ def database_url() -> Iterator[str]:
 @pytest.fixture()
 def settings(database_url: str) -> Iterator[Settings]:
     """Settings for in-process handler tests; change them with ``hibachi.settings.override``."""
-    current = Settings(database_url=database_url, jobs_queue_url=None, service_name="hibachi",
-                       reconcile_grace_seconds=0)
+    current = Settings(
+        database_url=database_url, jobs_queue_url=None, service_name="hibachi", reconcile_grace_seconds=0
+    )
     settings_module.set_settings(current)
     yield current
     settings_module.set_settings(None)
@@ -80,9 +87,13 @@ def sqs(settings: Settings) -> Iterator[dict]:
         client = boto3.client("sqs", region_name="us-east-1")
         dlq = client.create_queue(QueueName="jobs-dlq")["QueueUrl"]
         dlq_arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        queue = client.create_queue(QueueName="jobs", Attributes={
-            "RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"5"}}',
-            "VisibilityTimeout": "0"})["QueueUrl"]
+        queue = client.create_queue(
+            QueueName="jobs",
+            Attributes={
+                "RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"5"}}',
+                "VisibilityTimeout": "0",
+            },
+        )["QueueUrl"]
         with settings_module.override(jobs_queue_url=queue):
             yield {"client": client, "queue_url": queue, "dlq_url": dlq}
 
@@ -91,13 +102,16 @@ def receive_all(client, queue_url: str, max_rounds: int = 20) -> list[dict]:
     """Receive (and delete) every message currently in a queue."""
     messages: list[dict] = []
     for _ in range(max_rounds):
-        batch = client.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
-                                       MessageAttributeNames=["All"], AttributeNames=["All"]).get("Messages", [])
+        batch = client.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
+        ).get("Messages", [])
         if not batch:
             break
         messages.extend(batch)
-        client.delete_message_batch(QueueUrl=queue_url, Entries=[
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+        client.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+        )
     return messages
 
 

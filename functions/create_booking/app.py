@@ -31,22 +31,38 @@ OPERATIONS = {
 }
 
 BookingId = Annotated[UUID, Path(description="The booking's id (a UUID)")]
-IdempotencyKey = Annotated[str | None, Header(alias="idempotency-key", min_length=1, max_length=128,
-                                              pattern=r"^[!-~]+$",  # visible ASCII, as keys are (no NUL)
-                                              description="A retry with the same key and body returns the original")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="idempotency-key",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[!-~]+$",  # visible ASCII, as keys are (no NUL)
+        description="A retry with the same key and body returns the original",
+    ),
+]
 _BOOKING = {"application/json": {"model": BookingOut}}
 
 
-@app.post("/bookings", summary="Book a hibachi chef", tags=["bookings"],
-          responses={201: {"description": "Booked", "content": _BOOKING},
-                     200: {"description": "Retry of an earlier request with the same Idempotency-Key",
-                           "content": _BOOKING},
-                     409: {"description": "No chef is free then; the details list free start times that day"}})
+@app.post(
+    "/bookings",
+    summary="Book a hibachi chef",
+    tags=["bookings"],
+    responses={
+        201: {"description": "Booked", "content": _BOOKING},
+        200: {"description": "Retry of an earlier request with the same Idempotency-Key", "content": _BOOKING},
+        409: {"description": "No chef is free then; the details list free start times that day"},
+    },
+)
 def create_booking(booking: BookingIn, idempotency_key: IdempotencyKey = None) -> Response[BookingOut]:
-    stored, created = service.create_booking(booking, idempotency_key=idempotency_key,
-                                             correlation_id=logger.get_correlation_id())
-    return Response(status_code=201 if created else 200, content_type=content_types.APPLICATION_JSON,
-                    body=stored.model_dump(mode="json"))
+    stored, created = service.create_booking(
+        booking, idempotency_key=idempotency_key, correlation_id=logger.get_correlation_id()
+    )
+    return Response(
+        status_code=201 if created else 200,
+        content_type=content_types.APPLICATION_JSON,
+        body=stored.model_dump(mode="json"),
+    )
 
 
 @app.get("/bookings/<booking_id>", summary="Read a booking", tags=["bookings"])
@@ -54,16 +70,28 @@ def get_booking(booking_id: BookingId) -> BookingOut:
     return service.get_booking(booking_id)
 
 
-@app.post("/bookings/<booking_id>/cancel", summary="Cancel a booking (idempotent)", tags=["bookings"],
-          responses={200: {"description": "Cancelled (now or before)", "content": _BOOKING},
-                     409: {"description": "The event has already started"}})
+@app.post(
+    "/bookings/<booking_id>/cancel",
+    summary="Cancel a booking (idempotent)",
+    tags=["bookings"],
+    responses={
+        200: {"description": "Cancelled (now or before)", "content": _BOOKING},
+        409: {"description": "The event has already started"},
+    },
+)
 def cancel_booking(booking_id: BookingId) -> BookingOut:
     return service.cancel_booking(booking_id, correlation_id=logger.get_correlation_id())
 
 
-@app.patch("/bookings/<booking_id>", summary="Reschedule a booking", tags=["bookings"],
-           responses={200: {"description": "Moved", "content": _BOOKING},
-                      409: {"description": "No chef is free then, or the booking is cancelled or started"}})
+@app.patch(
+    "/bookings/<booking_id>",
+    summary="Reschedule a booking",
+    tags=["bookings"],
+    responses={
+        200: {"description": "Moved", "content": _BOOKING},
+        409: {"description": "No chef is free then, or the booking is cancelled or started"},
+    },
+)
 def reschedule_booking(booking_id: BookingId, change: RescheduleIn) -> BookingOut:
     return service.reschedule_booking(booking_id, change, correlation_id=logger.get_correlation_id())
 

@@ -40,4 +40,3 @@ def docs() -> Response:
 
 def lambda_handler(event: dict, context: object) -> dict:
     return app.resolve(event, context)
-

@@ -43,25 +43,47 @@ OPS_SCOPE = "ops:read"
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
-@app.get("/health", summary="Service health", tags=["ops"],
-         responses={200: {"description": "Healthy", "content": {"application/json": {"model": health.Health}}},
-                    503: {"description": "Degraded: a dependency is down (named in `failing`)",
-                          "content": {"application/json": {"model": health.Health}}}})
+@app.get(
+    "/health",
+    summary="Service health",
+    tags=["ops"],
+    responses={
+        200: {"description": "Healthy", "content": {"application/json": {"model": health.Health}}},
+        503: {
+            "description": "Degraded: a dependency is down (named in `failing`)",
+            "content": {"application/json": {"model": health.Health}},
+        },
+    },
+)
 def get_health() -> Response[health.Health]:
     result = health.check()
-    return Response(status_code=200 if result.status == "ok" else 503, content_type=content_types.APPLICATION_JSON,
-                    body=result.model_dump(mode="json"), headers=_NO_STORE)
+    return Response(
+        status_code=200 if result.status == "ok" else 503,
+        content_type=content_types.APPLICATION_JSON,
+        body=result.model_dump(mode="json"),
+        headers=_NO_STORE,
+    )
 
 
-@app.get("/health/details", summary="Operations details: queues, DLQs, follow-ups, reconciler", tags=["ops"],
-         responses={200: {"description": "Every part answered"},
-                    503: {"description": "A part is down (named in `failing`); the others are reported"}})
+@app.get(
+    "/health/details",
+    summary="Operations details: queues, DLQs, follow-ups, reconciler",
+    tags=["ops"],
+    responses={
+        200: {"description": "Every part answered"},
+        503: {"description": "A part is down (named in `failing`); the others are reported"},
+    },
+)
 def get_health_details() -> Response[dict]:
     if not health.has_scope(app.current_event.raw_event, OPS_SCOPE):
         raise health.Forbidden(f"This route needs the {OPS_SCOPE} scope.")
     result = health.details()
-    return Response(status_code=200 if result["status"] == "ok" else 503, content_type=content_types.APPLICATION_JSON,
-                    body=json.loads(json.dumps(result, default=str)), headers=_NO_STORE)
+    return Response(
+        status_code=200 if result["status"] == "ok" else 503,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.loads(json.dumps(result, default=str)),
+        headers=_NO_STORE,
+    )
 
 
 def _ops(event: dict[str, Any]) -> dict[str, Any]:

@@ -27,17 +27,20 @@ def _respond(event: dict, context: LambdaContext, status: str, data: dict, reaso
     import json
     import urllib.request
 
-    body = json.dumps({
-        "Status": status,
-        "Reason": (reason or f"See log stream {context.log_stream_name}")[:1000],
-        "PhysicalResourceId": event.get("PhysicalResourceId") or "hibachi-migrations",
-        "StackId": event["StackId"],
-        "RequestId": event["RequestId"],
-        "LogicalResourceId": event["LogicalResourceId"],
-        "Data": data,
-    }).encode()
-    request = urllib.request.Request(event["ResponseURL"], data=body, method="PUT",
-                                     headers={"Content-Type": "", "Content-Length": str(len(body))})
+    body = json.dumps(
+        {
+            "Status": status,
+            "Reason": (reason or f"See log stream {context.log_stream_name}")[:1000],
+            "PhysicalResourceId": event.get("PhysicalResourceId") or "hibachi-migrations",
+            "StackId": event["StackId"],
+            "RequestId": event["RequestId"],
+            "LogicalResourceId": event["LogicalResourceId"],
+            "Data": data,
+        }
+    ).encode()
+    request = urllib.request.Request(
+        event["ResponseURL"], data=body, method="PUT", headers={"Content-Type": "", "Content-Length": str(len(body))}
+    )
     with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - the pre-signed URL CloudFormation gave
         pass
 

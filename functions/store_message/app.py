@@ -29,22 +29,43 @@ OPERATIONS = {
     "GET /conversations/{conversation_id}/messages": "list_messages",
 }
 
-ConversationId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN,
-                                     description="1-128 characters of A-Z a-z 0-9 . _ : -")]
-IdempotencyKey = Annotated[str | None, Header(alias="idempotency-key", min_length=1, max_length=128,
-                                              description="A retry with the same key returns the original")]
+ConversationId = Annotated[
+    str, Path(min_length=1, max_length=128, pattern=ID_PATTERN, description="1-128 characters of A-Z a-z 0-9 . _ : -")
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="idempotency-key",
+        min_length=1,
+        max_length=128,
+        description="A retry with the same key returns the original",
+    ),
+]
 
 
-@app.post("/conversations/<conversation_id>/messages", summary="Store a chat message", tags=["conversations"],
-          responses={201: {"description": "Stored", "content": {"application/json": {"model": MessageOut}}},
-                     200: {"description": "Retry of an earlier request with the same Idempotency-Key",
-                           "content": {"application/json": {"model": MessageOut}}}})
-def store_message(conversation_id: ConversationId, message: MessageIn,
-                  idempotency_key: IdempotencyKey = None) -> Response[MessageOut]:
-    stored, created = service.post_message(conversation_id, message, idempotency_key=idempotency_key,
-                                           correlation_id=logger.get_correlation_id())
-    return Response(status_code=201 if created else 200, content_type=content_types.APPLICATION_JSON,
-                    body=stored.model_dump(mode="json"))
+@app.post(
+    "/conversations/<conversation_id>/messages",
+    summary="Store a chat message",
+    tags=["conversations"],
+    responses={
+        201: {"description": "Stored", "content": {"application/json": {"model": MessageOut}}},
+        200: {
+            "description": "Retry of an earlier request with the same Idempotency-Key",
+            "content": {"application/json": {"model": MessageOut}},
+        },
+    },
+)
+def store_message(
+    conversation_id: ConversationId, message: MessageIn, idempotency_key: IdempotencyKey = None
+) -> Response[MessageOut]:
+    stored, created = service.post_message(
+        conversation_id, message, idempotency_key=idempotency_key, correlation_id=logger.get_correlation_id()
+    )
+    return Response(
+        status_code=201 if created else 200,
+        content_type=content_types.APPLICATION_JSON,
+        body=stored.model_dump(mode="json"),
+    )
 
 
 @app.get("/conversations/<conversation_id>", summary="Read a conversation", tags=["conversations"])
@@ -53,10 +74,11 @@ def get_conversation(conversation_id: ConversationId) -> ConversationOut:
 
 
 @app.get("/conversations/<conversation_id>/messages", summary="Read the message history", tags=["conversations"])
-def list_messages(conversation_id: ConversationId,
-                  limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
-                  before: Annotated[str | None, Query(max_length=64, description="next_cursor of the newer page")] = None,
-                  ) -> MessagePage:
+def list_messages(
+    conversation_id: ConversationId,
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
+    before: Annotated[str | None, Query(max_length=64, description="next_cursor of the newer page")] = None,
+) -> MessagePage:
     return service.list_messages(conversation_id, limit=limit, before=before)
 
 

@@ -27,18 +27,30 @@ from tests.conftest import ROOT
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "75"))
 DOC = json.loads((ROOT / "functions" / "docs" / "openapi.json").read_text())
-OPERATIONS = [(method.upper(), path) for path, item in DOC["paths"].items()
-              for method in item if method in ("get", "post", "put", "patch", "delete")]
+OPERATIONS = [
+    (method.upper(), path)
+    for path, item in DOC["paths"].items()
+    for method in item
+    if method in ("get", "post", "put", "patch", "delete")
+]
 # (operation, mode): an operation without parameters or body has no invalid input to generate
-CASES = [(m, p, mode) for m, p in OPERATIONS for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-         if mode is GenerationMode.POSITIVE or DOC["paths"][p][m.lower()].get("parameters")
-         or "requestBody" in DOC["paths"][p][m.lower()]]
+CASES = [
+    (m, p, mode)
+    for m, p in OPERATIONS
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    if mode is GenerationMode.POSITIVE
+    or DOC["paths"][p][m.lower()].get("parameters")
+    or "requestBody" in DOC["paths"][p][m.lower()]
+]
 # Booking writes have rules no JSON schema states (at least MIN_LEAD_HOURS ahead, an existing
 # local time in the zone, a known zone, a local time without offset): schema-valid bodies
 # are mostly refused with a documented 422, so "valid data accepted" does not apply to them.
 # The same for the history's ``before``: an opaque cursor only this API hands out.
-BUSINESS_RULES = {("POST", "/bookings"), ("PATCH", "/bookings/{booking_id}"),
-                  ("GET", "/conversations/{conversation_id}/messages")}
+BUSINESS_RULES = {
+    ("POST", "/bookings"),
+    ("PATCH", "/bookings/{booking_id}"),
+    ("GET", "/conversations/{conversation_id}/messages"),
+}
 
 
 def unstorable(value) -> bool:
@@ -51,6 +63,8 @@ def unstorable(value) -> bool:
     if isinstance(value, (list, tuple)):
         return any(unstorable(v) for v in value)
     return False
+
+
 SENT: Counter = Counter()
 _lock = threading.Lock()
 
@@ -86,8 +100,14 @@ def test_every_operation_answers_as_documented(api_schema, checks, rel, method, 
         checks = [c for c in checks if c.__name__ != "positive_data_acceptance"]
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     def run(case):
         response = case.call(headers=headers, timeout=30)
         with _lock:

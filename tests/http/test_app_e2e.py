@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(
     not (ROOT / "functions" / "store_message" / "app.py").exists()
     or not (ROOT / "functions" / "followup_worker" / "app.py").exists(),
-    reason="the store_message and followup_worker handlers are not there yet")
+    reason="the store_message and followup_worker handlers are not there yet",
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +40,12 @@ def test_post_three_messages_read_them_back_and_see_the_worker_stats(app_stack):
     scores = [0.5, -0.25, 1.0]
     ids = []
     for i, score in enumerate(scores):
-        r = requests.post(f"{stack.url}/conversations/{cid}/messages", headers=write, timeout=30,
-                          json={"role": "user", "content": f"message {i}", "emotion_score": score})
+        r = requests.post(
+            f"{stack.url}/conversations/{cid}/messages",
+            headers=write,
+            timeout=30,
+            json={"role": "user", "content": f"message {i}", "emotion_score": score},
+        )
         assert r.status_code == 201, r.text
         ids.append(r.json()["id"])
 
@@ -63,8 +68,9 @@ def test_authorizer_and_errors_on_the_real_routes(app_stack):
     url = f"{stack.url}/conversations/c-auth/messages"
     body = {"role": "user", "content": "hi"}
     assert requests.post(url, json=body, timeout=30).status_code == 401
-    assert requests.post(url, json=body, headers=stack.auth_headers(["conversations:read"]),
-                         timeout=30).status_code == 403
+    assert (
+        requests.post(url, json=body, headers=stack.auth_headers(["conversations:read"]), timeout=30).status_code == 403
+    )
     bad = requests.post(url, json={"role": "robot"}, headers=stack.auth_headers(["messages:write"]), timeout=30)
     assert bad.status_code == 422 and bad.json()["error"]["code"]
     assert requests.get(f"{stack.url}/nope", timeout=30).status_code == 404
@@ -76,4 +82,6 @@ def test_openapi_covers_the_message_routes(app_stack):
     post = doc["paths"]["/conversations/{conversation_id}/messages"]["post"]
     assert post["security"] == [{"bearerAuth": ["messages:write"]}]
     assert "x-local-stub" not in post  # documented by store_message's own resolver
-    assert doc["paths"]["/conversations/{conversation_id}"]["get"]["security"] == [{"bearerAuth": ["conversations:read"]}]
+    assert doc["paths"]["/conversations/{conversation_id}"]["get"]["security"] == [
+        {"bearerAuth": ["conversations:read"]}
+    ]

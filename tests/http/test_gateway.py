@@ -28,8 +28,9 @@ def test_public_route_needs_no_token(stack):
     assert r.headers["apigw-requestid"]
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/nope"), ("DELETE", "/health"), ("GET", "/items"),
-                                              ("POST", "/special/string")])
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/nope"), ("DELETE", "/health"), ("GET", "/items"), ("POST", "/special/string")]
+)
 def test_unknown_route_is_404_like_api_gateway(stack, method, path):
     r = requests.request(method, stack.url + path, headers=stack.auth_headers(), timeout=30)
     assert r.status_code == 404 and r.json() == {"message": "Not Found"}
@@ -77,8 +78,11 @@ def test_route_without_scopes_takes_any_valid_token(stack):
 
 # -- the event ------------------------------------------------------------------------------------------
 def test_event_is_http_api_payload_2(stack):
-    r, body = echo(stack, "/echo/a/b%20c?x=1&x=2&empty=&sp=%20",
-                   headers={"X-Custom": "Value", "Cookie": "c1=v1; c2=v2", "User-Agent": "tests/1.0"})
+    r, body = echo(
+        stack,
+        "/echo/a/b%20c?x=1&x=2&empty=&sp=%20",
+        headers={"X-Custom": "Value", "Cookie": "c1=v1; c2=v2", "User-Agent": "tests/1.0"},
+    )
     event = body["event"]
     assert event["version"] == "2.0"
     assert event["routeKey"] == "ANY /echo/{proxy+}"
@@ -95,8 +99,13 @@ def test_event_is_http_api_payload_2(stack):
     ctx = event["requestContext"]
     assert ctx["accountId"] == "123456789012" and ctx["apiId"] and ctx["stage"] == "$default"
     assert ctx["routeKey"] == event["routeKey"]
-    assert ctx["http"] == {"method": "GET", "path": "/echo/a/b%20c", "protocol": "HTTP/1.1",
-                           "sourceIp": "127.0.0.1", "userAgent": "tests/1.0"}
+    assert ctx["http"] == {
+        "method": "GET",
+        "path": "/echo/a/b%20c",
+        "protocol": "HTTP/1.1",
+        "sourceIp": "127.0.0.1",
+        "userAgent": "tests/1.0",
+    }
     assert ctx["domainName"] == stack.url.removeprefix("http://")
     assert isinstance(ctx["timeEpoch"], int) and ctx["time"].endswith("+0000")
     assert ctx["requestId"] == r.headers["apigw-requestid"]
@@ -134,8 +143,9 @@ def test_binary_body_is_base64(stack):
 
 
 def test_payload_over_10_mb_is_413(stack):
-    r = requests.post(f"{stack.url}/echo/x", data=b"x" * (10 * 1024 * 1024 + 1), headers=stack.auth_headers(),
-                      timeout=60)
+    r = requests.post(
+        f"{stack.url}/echo/x", data=b"x" * (10 * 1024 * 1024 + 1), headers=stack.auth_headers(), timeout=60
+    )
     assert r.status_code == 413 and r.json() == {"message": "Request Entity Too Large"}
     assert echo(stack)[0].status_code == 200  # the gateway is fine afterwards
 
@@ -229,13 +239,18 @@ def test_openapi_document_is_merged_with_security(stack):
     doc = r.json()
     assert doc["openapi"].startswith("3.")
     assert doc["components"]["securitySchemes"]["bearerAuth"] == {
-        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-        "description": "The HTTP API JWT authorizer; scopes per operation."}
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "The HTTP API JWT authorizer; scopes per operation.",
+    }
     assert "Item" in doc["components"]["schemas"]
     items = doc["paths"]["/items/{item_id}"]
     assert items["get"]["security"] == [{"bearerAuth": ["items:read"]}]
     assert items["post"]["security"] == [{"bearerAuth": ["items:write", "items:admin"]}]
-    assert items["post"]["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Item"}
+    assert items["post"]["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Item"
+    }
     assert doc["paths"]["/health"]["get"]["security"] == []
     assert doc["paths"]["/whoami"]["get"]["x-local-stub"] is True  # a route the resolver does not declare
     assert doc["servers"] == [{"url": stack.url}]

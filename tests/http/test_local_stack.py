@@ -21,15 +21,19 @@ def records_for(out, tag: str) -> list[dict]:
 
 def send(stack, **body) -> str:
     tag = body.setdefault("tag", uuid.uuid4().hex)
-    stack.sqs.send_message(QueueUrl=stack.queue_urls["jobs"], MessageBody=json.dumps(body),
-                           MessageAttributes={"kind": {"DataType": "String", "StringValue": "test"}})
+    stack.sqs.send_message(
+        QueueUrl=stack.queue_urls["jobs"],
+        MessageBody=json.dumps(body),
+        MessageAttributes={"kind": {"DataType": "String", "StringValue": "test"}},
+    )
     return tag
 
 
 def dlq_bodies(stack) -> list[dict]:
     got = []
-    for m in stack.sqs.receive_message(QueueUrl=stack.queue_urls["jobs_dlq"], MaxNumberOfMessages=10,
-                                       MessageSystemAttributeNames=["All"]).get("Messages", []):
+    for m in stack.sqs.receive_message(
+        QueueUrl=stack.queue_urls["jobs_dlq"], MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+    ).get("Messages", []):
         got.append({**json.loads(m["Body"]), "_receive_count": int(m["Attributes"]["ApproximateReceiveCount"])})
         stack.sqs.delete_message(QueueUrl=stack.queue_urls["jobs_dlq"], ReceiptHandle=m["ReceiptHandle"])
     return got
@@ -46,8 +50,12 @@ def test_messages_reach_the_worker_as_an_sqs_event_and_are_deleted(stack, fixtur
         assert record["awsRegion"] == "us-east-1"
         assert record["attributes"]["ApproximateReceiveCount"] == "1"
         assert {"SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp"} <= set(record["attributes"])
-        assert record["messageAttributes"]["kind"] == {"stringValue": "test", "stringListValues": [],
-                                                       "binaryListValues": [], "dataType": "String"}
+        assert record["messageAttributes"]["kind"] == {
+            "stringValue": "test",
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": "String",
+        }
         assert record["md5OfBody"] and record["receiptHandle"] and record["messageId"]
         assert 1 <= rec["batch_size"] <= 10
     assert stack.queue_depth("jobs") == {"visible": 0, "in_flight": 0, "delayed": 0}
@@ -56,8 +64,9 @@ def test_messages_reach_the_worker_as_an_sqs_event_and_are_deleted(stack, fixtur
 def test_reported_item_failure_is_retried_then_dead_lettered(stack, fixture_out):
     tag = send(stack, fail=True)
     ok_tag = send(stack)
-    dead = wait_until(lambda: [b for b in dlq_bodies(stack) if b["tag"] == tag], timeout=60,
-                      message="the failing message in the DLQ")
+    dead = wait_until(
+        lambda: [b for b in dlq_bodies(stack) if b["tag"] == tag], timeout=60, message="the failing message in the DLQ"
+    )
     assert dead[0]["fail"] is True
     counts = [int(r["record"]["attributes"]["ApproximateReceiveCount"]) for r in records_for(fixture_out, tag)]
     assert counts == [1, 2, 3, 4, 5]  # maxReceiveCount 5, then moto's redrive
@@ -66,8 +75,9 @@ def test_reported_item_failure_is_retried_then_dead_lettered(stack, fixture_out)
 
 def test_handler_error_fails_the_whole_batch(stack, fixture_out):
     tag = send(stack, **{"raise": True})
-    wait_until(lambda: [b for b in dlq_bodies(stack) if b["tag"] == tag], timeout=60,
-               message="the raising message in the DLQ")
+    wait_until(
+        lambda: [b for b in dlq_bodies(stack) if b["tag"] == tag], timeout=60, message="the raising message in the DLQ"
+    )
     counts = [int(r["record"]["attributes"]["ApproximateReceiveCount"]) for r in records_for(fixture_out, tag)]
     assert counts == [1, 2, 3, 4, 5]
 
@@ -82,12 +92,20 @@ def test_reconciler_tick_invokes_the_worker_with_the_schedule_input(stack, fixtu
 
 def _schedule(stack, name: str, when: datetime, tz: str, payload: dict, action: str = "DELETE") -> None:
     stack.client("scheduler").create_schedule(
-        Name=name, GroupName=stack.resources.schedule_group,
-        ScheduleExpression=f"at({when.strftime('%Y-%m-%dT%H:%M:%S')})", ScheduleExpressionTimezone=tz,
-        FlexibleTimeWindow={"Mode": "OFF"}, ActionAfterCompletion=action,
-        Target={"Arn": stack.resources.jobs_queue_arn, "RoleArn": stack.resources.scheduler_role_arn,
-                "Input": json.dumps(payload), "DeadLetterConfig": {"Arn": stack.resources.scheduler_dlq_arn},
-                "RetryPolicy": {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600}})
+        Name=name,
+        GroupName=stack.resources.schedule_group,
+        ScheduleExpression=f"at({when.strftime('%Y-%m-%dT%H:%M:%S')})",
+        ScheduleExpressionTimezone=tz,
+        FlexibleTimeWindow={"Mode": "OFF"},
+        ActionAfterCompletion=action,
+        Target={
+            "Arn": stack.resources.jobs_queue_arn,
+            "RoleArn": stack.resources.scheduler_role_arn,
+            "Input": json.dumps(payload),
+            "DeadLetterConfig": {"Arn": stack.resources.scheduler_dlq_arn},
+            "RetryPolicy": {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600},
+        },
+    )
 
 
 def _exists(stack, name: str) -> bool:

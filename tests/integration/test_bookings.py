@@ -39,11 +39,16 @@ def clean(db):
 def call(context, route_key: str, booking_id=None, *, body=None, headers=None, raw_body=None):
     method, template = route_key.split(" ", 1)
     path = template.replace("{booking_id}", str(booking_id)) if booking_id is not None else template
-    event = http_event(method, path, route_key=route_key,
-                       path_parameters={"booking_id": str(booking_id)} if booking_id is not None else None,
-                       headers={"content-type": "application/json", **(headers or {})},
-                       body=raw_body if raw_body is not None else (json.dumps(body) if body is not None else None),
-                       claims={"sub": "tester"}, scopes=["bookings:write", "bookings:read"])
+    event = http_event(
+        method,
+        path,
+        route_key=route_key,
+        path_parameters={"booking_id": str(booking_id)} if booking_id is not None else None,
+        headers={"content-type": "application/json", **(headers or {})},
+        body=raw_body if raw_body is not None else (json.dumps(body) if body is not None else None),
+        claims={"sub": "tester"},
+        scopes=["bookings:write", "bookings:read"],
+    )
     response = load_function("create_booking").lambda_handler(event, context)
     return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
 
@@ -99,7 +104,9 @@ def test_create_returns_the_booking_with_local_offsets(settings, context):
     assert booking["conversation_id"] == "web:c-1" and booking["notes"] == "Nut allergy x2"
     # 20:30 end + 24 h = 20:30 the next day, after 19:00: the next morning at 10:00, local
     due = datetime.fromisoformat(booking["followup_due_at"])
-    assert due.replace(tzinfo=None) == datetime.fromisoformat(start) + timedelta(days=2) - timedelta(hours=8, minutes=30)
+    assert due.replace(tzinfo=None) == datetime.fromisoformat(start) + timedelta(days=2) - timedelta(
+        hours=8, minutes=30
+    )
     assert booking["created_at"] and booking["cancelled_at"] is None
     status, read = call(context, GET, booking["id"])
     assert status == 200 and read == booking
@@ -107,8 +114,10 @@ def test_create_returns_the_booking_with_local_offsets(settings, context):
 
 def test_create_is_one_round_trip(settings, context, database_url):
     parts = urlsplit(database_url)
-    with PgProxy((parts.hostname, parts.port or 5432)) as proxy, \
-            settings_module.override(database_url=proxy.dsn(database_url)):
+    with (
+        PgProxy((parts.hostname, parts.port or 5432)) as proxy,
+        settings_module.override(database_url=proxy.dsn(database_url)),
+    ):
         assert create(context, booking_body(local_start(days=5)))[0] == 201  # warm: connect
         proxy.reset()
         status, booking = create(context, booking_body(local_start(days=6)))
@@ -319,12 +328,15 @@ def test_reschedule_moves_the_booking_and_bumps_the_version(settings, context, s
     status, booking = create(context, booking_body(local_start(days=23, hour=18)))
     receive_all(sqs["client"], sqs["queue_url"])
     new_start = local_start(days=24, hour=12)
-    status, moved = call(context, PATCH, booking["id"], body={"event_start": new_start, "guest_count": 20,
-                                                              "duration_minutes": 180})
+    status, moved = call(
+        context, PATCH, booking["id"], body={"event_start": new_start, "guest_count": 20, "duration_minutes": 180}
+    )
     assert status == 200, moved
     assert moved["version"] == 2 and moved["guest_count"] == 20 and moved["duration_minutes"] == 180
     assert moved["event_start"][:16] == new_start and moved["chef_id"] == booking["chef_id"]
-    assert datetime.fromisoformat(moved["event_end"]) - datetime.fromisoformat(moved["event_start"]) == timedelta(hours=3)
+    assert datetime.fromisoformat(moved["event_end"]) - datetime.fromisoformat(moved["event_start"]) == timedelta(
+        hours=3
+    )
     assert moved["followup_due_at"] != booking["followup_due_at"]
     assert moved["customer"] == booking["customer"] and moved["created_at"] == booking["created_at"]
     jobs = [json.loads(m["Body"]) for m in receive_all(sqs["client"], sqs["queue_url"])]
@@ -493,8 +505,11 @@ def test_missing_fields_are_422(settings, context, db, missing):
 
 @pytest.mark.parametrize("key", ["", "k" * 129, "has space", "nul\u0000"])
 def test_bad_idempotency_keys_are_422(settings, context, db, key):
-    status, response = create(context, booking_body(), key=key) if key else call(
-        context, CREATE, body=booking_body(), headers={"idempotency-key": key})
+    status, response = (
+        create(context, booking_body(), key=key)
+        if key
+        else call(context, CREATE, body=booking_body(), headers={"idempotency-key": key})
+    )
     assert status == 422 and response["error"]["details"][0]["loc"][0] == "header"
     assert count_bookings(db) == 0
 
@@ -533,8 +548,14 @@ def test_concurrent_reschedules_into_one_slot_never_overbook(settings, db):
 
     n = 12
     with settings_module.override(chef_count=2):
-        ids = [service.create_booking(BookingIn.model_validate(booking_body(local_start(days=40 + i))),
-                                      idempotency_key=None, correlation_id=None)[0].id for i in range(n)]
+        ids = [
+            service.create_booking(
+                BookingIn.model_validate(booking_body(local_start(days=40 + i))),
+                idempotency_key=None,
+                correlation_id=None,
+            )[0].id
+            for i in range(n)
+        ]
         change = RescheduleIn.model_validate({"event_start": local_start(days=60, hour=18)})
         before = deadlocks(db)
         results = _concurrently(n, lambda i: service.reschedule_booking(ids[i], change, correlation_id=None))

@@ -30,9 +30,15 @@ def test_create_booking_latency_in_process(settings, context, db, capsys):
 
     def event(i: int) -> dict:
         body = booking_body(local_start(days=2 + i, hour=18))
-        return http_event("POST", "/bookings", route_key=CREATE, headers={"content-type": "application/json",
-                                                                          "idempotency-key": f"lat-{i}"},
-                          body=json.dumps(body), claims={"sub": "bench"}, scopes=["bookings:write"])
+        return http_event(
+            "POST",
+            "/bookings",
+            route_key=CREATE,
+            headers={"content-type": "application/json", "idempotency-key": f"lat-{i}"},
+            body=json.dumps(body),
+            claims={"sub": "bench"},
+            scopes=["bookings:write"],
+        )
 
     for i in range(10):  # warm-up: connection, imports, first validations
         assert handler(event(REQUESTS + i), context)["statusCode"] == 201
@@ -49,7 +55,9 @@ def test_create_booking_latency_in_process(settings, context, db, capsys):
     assert set(statements) == {1}
     q = statistics.quantiles(timings, n=100)
     with capsys.disabled():
-        print(f"\ncreate_booking in process, {REQUESTS} sequential requests, local PostgreSQL: "
-              f"p50 {statistics.median(timings):.2f} ms, p95 {q[94]:.2f} ms, max {max(timings):.2f} ms, "
-              f"1 statement each (database time p50 {statistics.median(db_ms):.2f} ms); "
-              "JOBS_QUEUE_URL unset, so the SQS send is not in it")
+        print(
+            f"\ncreate_booking in process, {REQUESTS} sequential requests, local PostgreSQL: "
+            f"p50 {statistics.median(timings):.2f} ms, p95 {q[94]:.2f} ms, max {max(timings):.2f} ms, "
+            f"1 statement each (database time p50 {statistics.median(db_ms):.2f} ms); "
+            "JOBS_QUEUE_URL unset, so the SQS send is not in it"
+        )

@@ -19,10 +19,17 @@ LIST = "GET /conversations/{conversation_id}/messages"
 def call(context, route_key: str, cid: str, *, body=None, headers=None, query=None, raw_body=None):
     method, template = route_key.split(" ", 1)
     path = template.replace("{conversation_id}", cid)
-    event = http_event(method, path, route_key=route_key, path_parameters={"conversation_id": cid},
-                       query=query, headers={"content-type": "application/json", **(headers or {})},
-                       body=raw_body if raw_body is not None else (json.dumps(body) if body is not None else None),
-                       claims={"sub": "tester"}, scopes=["messages:write", "conversations:read"])
+    event = http_event(
+        method,
+        path,
+        route_key=route_key,
+        path_parameters={"conversation_id": cid},
+        query=query,
+        headers={"content-type": "application/json", **(headers or {})},
+        body=raw_body if raw_body is not None else (json.dumps(body) if body is not None else None),
+        claims={"sub": "tester"},
+        scopes=["messages:write", "conversations:read"],
+    )
     response = load_function("store_message").lambda_handler(event, context)
     return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
 
@@ -34,8 +41,16 @@ def post(context, cid, **body):
 
 def test_store_creates_conversation_and_returns_message(settings, context):
     cid = new_id("web:c")
-    status, msg = post(context, cid, role="user", content="Hi, I need a chef for 12", emotion_score=0.5,
-                       customer_id="cust-1", channel="web", metadata={"locale": "en-US"})
+    status, msg = post(
+        context,
+        cid,
+        role="user",
+        content="Hi, I need a chef for 12",
+        emotion_score=0.5,
+        customer_id="cust-1",
+        channel="web",
+        metadata={"locale": "en-US"},
+    )
     assert status == 201
     assert msg["conversation_id"] == cid and msg["role"] == "user" and msg["emotion_score"] == 0.5
     assert set(msg) >= {"id", "conversation_id", "role", "content", "emotion_score", "created_at"}
@@ -69,8 +84,9 @@ def test_store_message_is_one_round_trip(settings, context, database_url):
             assert status == 201
             assert proxy.round_trips == 1
             proxy.reset()
-            status, _ = post(context, new_id(), role="assistant", content="first message of a new conversation",
-                             key="k1")
+            status, _ = post(
+                context, new_id(), role="assistant", content="first message of a new conversation", key="k1"
+            )
             assert status == 201 and proxy.round_trips == 1
             proxy.reset()
             assert call(context, LIST, cid)[0] == 200 and proxy.round_trips == 1
@@ -99,19 +115,22 @@ def test_unknown_conversation_is_404(settings, context):
     assert status == 404 and body["error"]["code"] == "not_found"
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"role": "robot", "content": "x"}, "role"),
-    ({"role": "user", "content": ""}, "content"),
-    ({"role": "user", "content": "x" * 8001}, "content"),
-    ({"role": "user", "content": "x", "emotion_score": 1.5}, "emotion_score"),
-    ({"role": "user", "content": "x", "customer_id": "c" * 129}, "customer_id"),
-    ({"role": "user", "content": "x", "channel": "c" * 33}, "channel"),
-    ({"role": "user", "content": "x", "metadata": {"blob": "b" * 5000}}, "metadata"),
-    ({"role": "user", "content": "x", "metadata": [1, 2]}, "metadata"),
-    ({"role": "user", "content": "nul \u0000 byte"}, "content"),
-    ({"role": "user", "content": "x", "unexpected": 1}, "unexpected"),
-    ({"content": "x"}, "role"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"role": "robot", "content": "x"}, "role"),
+        ({"role": "user", "content": ""}, "content"),
+        ({"role": "user", "content": "x" * 8001}, "content"),
+        ({"role": "user", "content": "x", "emotion_score": 1.5}, "emotion_score"),
+        ({"role": "user", "content": "x", "customer_id": "c" * 129}, "customer_id"),
+        ({"role": "user", "content": "x", "channel": "c" * 33}, "channel"),
+        ({"role": "user", "content": "x", "metadata": {"blob": "b" * 5000}}, "metadata"),
+        ({"role": "user", "content": "x", "metadata": [1, 2]}, "metadata"),
+        ({"role": "user", "content": "nul \u0000 byte"}, "content"),
+        ({"role": "user", "content": "x", "unexpected": 1}, "unexpected"),
+        ({"content": "x"}, "role"),
+    ],
+)
 def test_bad_bodies_get_field_level_422_and_change_nothing(settings, context, body, field):
     cid = new_id()
     status, response = call(context, POST, cid, body=body)
@@ -131,8 +150,15 @@ def test_malformed_json_and_oversized_body(settings, context):
     status, response = call(context, POST, new_id(), raw_body=json.dumps({"role": "user", "content": "x" * 70_000}))
     assert status == 413 and response["error"]["code"] == "payload_too_large"
     deep = "[" * 5000 + "]" * 5000
-    assert call(context, POST, new_id(), raw_body=json.dumps({"role": "user", "content": "x"})[:-1]
-                + ', "metadata": {"a": ' + deep + "}}")[0] == 422
+    assert (
+        call(
+            context,
+            POST,
+            new_id(),
+            raw_body=json.dumps({"role": "user", "content": "x"})[:-1] + ', "metadata": {"a": ' + deep + "}}",
+        )[0]
+        == 422
+    )
 
 
 def test_bad_cursor_and_limit_are_422(settings, context):

@@ -65,18 +65,21 @@ def emf(text: str) -> list[Blob]:
         directives = doc["_aws"]["CloudWatchMetrics"]
         assert len(directives) == 1, "one metric directive per document"
         directive = directives[0]
-        metrics = {m["Name"]: {"unit": m["Unit"], "resolution": m.get("StorageResolution")}
-                   for m in directive["Metrics"]}
+        metrics = {
+            m["Name"]: {"unit": m["Unit"], "resolution": m.get("StorageResolution")} for m in directive["Metrics"]
+        }
         for dims in directive["Dimensions"]:  # every dimension named must be a top-level member
             for name in dims:
                 assert name in doc, f"dimension {name} has no value"
-        blobs.append(Blob(
-            namespace=directive["Namespace"],
-            dimensions=[tuple(sorted(d)) for d in directive["Dimensions"]],
-            metrics=metrics,
-            values={name: doc[name] if isinstance(doc[name], list) else [doc[name]] for name in metrics},
-            properties={k: v for k, v in doc.items() if k != "_aws" and k not in metrics},
-        ))
+        blobs.append(
+            Blob(
+                namespace=directive["Namespace"],
+                dimensions=[tuple(sorted(d)) for d in directive["Dimensions"]],
+                metrics=metrics,
+                values={name: doc[name] if isinstance(doc[name], list) else [doc[name]] for name in metrics},
+                properties={k: v for k, v in doc.items() if k != "_aws" and k not in metrics},
+            )
+        )
     return blobs
 
 
@@ -111,22 +114,46 @@ def warm():
     cold_start.is_cold_start = False
 
 
-def api_call(context, name: str, route_key: str, *, path: str, path_parameters=None, body=None, headers=None,
-             scopes=None, request_id=None, query=None):
+def api_call(
+    context,
+    name: str,
+    route_key: str,
+    *,
+    path: str,
+    path_parameters=None,
+    body=None,
+    headers=None,
+    scopes=None,
+    request_id=None,
+    query=None,
+):
     method = route_key.split(" ", 1)[0]
-    event = http_event(method, path, route_key=route_key, path_parameters=path_parameters, query=query,
-                       headers={"content-type": "application/json", **(headers or {})},
-                       body=json.dumps(body) if body is not None else None,
-                       claims={"sub": "tester", "scope": " ".join(scopes or [])}, scopes=scopes,
-                       request_id=request_id)
+    event = http_event(
+        method,
+        path,
+        route_key=route_key,
+        path_parameters=path_parameters,
+        query=query,
+        headers={"content-type": "application/json", **(headers or {})},
+        body=json.dumps(body) if body is not None else None,
+        claims={"sub": "tester", "scope": " ".join(scopes or [])},
+        scopes=scopes,
+        request_id=request_id,
+    )
     response = load_function(name).lambda_handler(event, context)
     return response, event["requestContext"]["requestId"]
 
 
 def post_message(context, cid: str, **body):
-    return api_call(context, "store_message", POST, path=f"/conversations/{cid}/messages",
-                    path_parameters={"conversation_id": cid}, body={"role": "user", "content": "hi", **body},
-                    scopes=["messages:write"])
+    return api_call(
+        context,
+        "store_message",
+        POST,
+        path=f"/conversations/{cid}/messages",
+        path_parameters={"conversation_id": cid},
+        body={"role": "user", "content": "hi", **body},
+        scopes=["messages:write"],
+    )
 
 
 def assert_api_latency(blob: Blob, metric: str, operation: str) -> None:
@@ -169,16 +196,25 @@ def test_failed_enqueue_is_counted(settings, context, sqs, capsys, warm):
     assert blob.unit("EnqueueTime") == "Milliseconds" and blob.resolution("EnqueueTime") == HIGH
 
 
-@pytest.mark.parametrize(("route_key", "suffix", "operation", "metric"), [
-    (GET_CONV, "", "get_conversation", "GetConversationLatency"),
-    (LIST, "/messages", "list_messages", "ListMessagesLatency"),
-])
+@pytest.mark.parametrize(
+    ("route_key", "suffix", "operation", "metric"),
+    [
+        (GET_CONV, "", "get_conversation", "GetConversationLatency"),
+        (LIST, "/messages", "list_messages", "ListMessagesLatency"),
+    ],
+)
 def test_reads_emit_latency_and_database_time(settings, context, capsys, warm, route_key, suffix, operation, metric):
     cid = new_id()
     post_message(context, cid)
     capsys.readouterr()
-    response, _ = api_call(context, "store_message", route_key, path=f"/conversations/{cid}{suffix}",
-                           path_parameters={"conversation_id": cid}, scopes=["conversations:read"])
+    response, _ = api_call(
+        context,
+        "store_message",
+        route_key,
+        path=f"/conversations/{cid}{suffix}",
+        path_parameters={"conversation_id": cid},
+        scopes=["conversations:read"],
+    )
     assert response["statusCode"] == 200
     blob = only(emf(capsys.readouterr().out), metric)
     assert set(blob.metrics) == {metric, "DatabaseTime"}
@@ -187,11 +223,18 @@ def test_reads_emit_latency_and_database_time(settings, context, capsys, warm, r
 
 
 def test_errors_are_measured_too(settings, context, capsys, warm):
-    response, _ = api_call(context, "store_message", GET_CONV, path="/conversations/nope-" + new_id(),
-                           path_parameters={"conversation_id": "nope"}, scopes=["conversations:read"])
+    response, _ = api_call(
+        context,
+        "store_message",
+        GET_CONV,
+        path="/conversations/nope-" + new_id(),
+        path_parameters={"conversation_id": "nope"},
+        scopes=["conversations:read"],
+    )
     assert response["statusCode"] == 404
-    assert_api_latency(only(emf(capsys.readouterr().out), "GetConversationLatency"), "GetConversationLatency",
-                       "get_conversation")
+    assert_api_latency(
+        only(emf(capsys.readouterr().out), "GetConversationLatency"), "GetConversationLatency", "get_conversation"
+    )
 
 
 @pytest.mark.parametrize("function", ["store_message", "health", "followup_worker"])
@@ -235,8 +278,9 @@ def test_health_details_emits_its_latency(settings, context, sqs, capsys, warm):
 
 # -- worker -----------------------------------------------------------------------------------------------
 def emotion_job(cid: str, correlation_id: str | None = "req-1") -> str:
-    return jobs.Job.new(jobs.EMOTION_STATS, f"emotion_stats:{cid}:1", {"conversation_id": cid},
-                        correlation_id).model_dump_json()
+    return jobs.Job.new(
+        jobs.EMOTION_STATS, f"emotion_stats:{cid}:1", {"conversation_id": cid}, correlation_id
+    ).model_dump_json()
 
 
 def test_worker_counts_jobs_per_type_with_their_age(settings, context, capsys, warm):
@@ -244,8 +288,13 @@ def test_worker_counts_jobs_per_type_with_their_age(settings, context, capsys, w
     for cid in cids:
         post_message(context, cid, emotion_score=0.5)
     capsys.readouterr()
-    bodies = [emotion_job(cids[0], "req-a"), emotion_job(cids[1], "req-b"), emotion_job(cids[2], None),
-              jobs.Job.new("no_such_job", "x:1", {}, "req-c").model_dump_json(), "{not a job"]
+    bodies = [
+        emotion_job(cids[0], "req-a"),
+        emotion_job(cids[1], "req-b"),
+        emotion_job(cids[2], None),
+        jobs.Job.new("no_such_job", "x:1", {}, "req-c").model_dump_json(),
+        "{not a job",
+    ]
     result = load_function("followup_worker").lambda_handler(sqs_event(bodies), context)
     assert len(result["batchItemFailures"]) == 2
     blobs = emf(capsys.readouterr().out)
@@ -292,8 +341,10 @@ def test_reconciler_counts_per_job_type_when_it_re_enqueues(settings, context, s
     assert all(b.unit("ReconcilerReEnqueued") == "Count" for b in per_type.values())
     # a job type appears only when it re-enqueued something, and the types add up to the total
     assert all(b.values["ReconcilerReEnqueued"][0] > 0 for b in per_type.values())
-    assert sum(b.values["ReconcilerReEnqueued"][0] for b in per_type.values()) == \
-        totals[0].values["ReconcilerReEnqueued"][0]
+    assert (
+        sum(b.values["ReconcilerReEnqueued"][0] for b in per_type.values())
+        == totals[0].values["ReconcilerReEnqueued"][0]
+    )
 
 
 # -- the contract -------------------------------------------------------------------------------------------
@@ -338,16 +389,27 @@ def booking_start(days: int) -> str:
 
 def booking_call(context, route_key: str, booking_id: str | None = None, body=None, request_id=None):
     path = route_key.split(" ", 1)[1].replace("{booking_id}", booking_id or "")
-    return api_call(context, "create_booking", route_key, path=path, body=body, request_id=request_id,
-                    path_parameters={"booking_id": booking_id} if booking_id else None,
-                    scopes=["bookings:write", "bookings:read"])
+    return api_call(
+        context,
+        "create_booking",
+        route_key,
+        path=path,
+        body=body,
+        request_id=request_id,
+        path_parameters={"booking_id": booking_id} if booking_id else None,
+        scopes=["bookings:write", "bookings:read"],
+    )
 
 
 def test_booking_operations_emit_their_latency_database_and_enqueue_time(settings, context, sqs, capsys, warm):
     days = random.randint(400, 1000)  # a day of its own: the other tests' bookings hold no chef then
-    body = {"customer": {"name": "Metrics Test", "phone": "+14155550199", "email": "m@example.com"},
-            "event_start": booking_start(days), "timezone": TZ, "guest_count": 10,
-            "address": {"line1": "1 Market St", "city": "San Francisco", "state": "CA", "postal_code": "94105"}}
+    body = {
+        "customer": {"name": "Metrics Test", "phone": "+14155550199", "email": "m@example.com"},
+        "event_start": booking_start(days),
+        "timezone": TZ,
+        "guest_count": 10,
+        "address": {"line1": "1 Market St", "city": "San Francisco", "state": "CA", "postal_code": "94105"},
+    }
     seen: dict[str, Blob] = {}
     booking_id = None
     for route_key, operation, metric in BOOKING_ROUTES:
@@ -373,9 +435,13 @@ def test_followups_sent_is_counted(settings, context, sqs, capsys, warm, db):
     sns = boto3.client("sns", region_name="us-east-1")
     topic = sns.create_topic(Name="followups-metrics")["TopicArn"]
     days = random.randint(400, 1000)
-    body = {"customer": {"name": "Metrics Test", "phone": "+14155550199", "email": "m@example.com"},
-            "event_start": booking_start(days), "timezone": TZ, "guest_count": 10,
-            "address": {"line1": "1 Market St", "city": "San Francisco", "state": "CA", "postal_code": "94105"}}
+    body = {
+        "customer": {"name": "Metrics Test", "phone": "+14155550199", "email": "m@example.com"},
+        "event_start": booking_start(days),
+        "timezone": TZ,
+        "guest_count": 10,
+        "address": {"line1": "1 Market St", "city": "San Francisco", "state": "CA", "postal_code": "94105"},
+    }
     with settings_module.override(followup_topic_arn=topic):
         response, _ = booking_call(context, "POST /bookings", body=body)
         assert response["statusCode"] == 201, response["body"]

@@ -20,8 +20,9 @@ def worker(event, context):
 
 
 def emotion_body(cid: str, seq: int = 1) -> str:
-    return jobs.Job.new(jobs.EMOTION_STATS, f"emotion_stats:{cid}:{seq}", {"conversation_id": cid}, "corr-1"
-                        ).model_dump_json()
+    return jobs.Job.new(
+        jobs.EMOTION_STATS, f"emotion_stats:{cid}:{seq}", {"conversation_id": cid}, "corr-1"
+    ).model_dump_json()
 
 
 def conversation(context, cid):
@@ -46,8 +47,9 @@ def test_stats_match_messages_and_duplicates_change_nothing(settings, context):
     worker(sqs_event([emotion_body(cid)] * 3), context)
     worker(sqs_event([emotion_body(cid)]), context)
     again = conversation(context, cid)
-    assert {k: again[k] for k in ("avg_emotion", "emotion_count", "last_emotion", "emotion_trend")} == \
-           {k: first[k] for k in ("avg_emotion", "emotion_count", "last_emotion", "emotion_trend")}
+    assert {k: again[k] for k in ("avg_emotion", "emotion_count", "last_emotion", "emotion_trend")} == {
+        k: first[k] for k in ("avg_emotion", "emotion_count", "last_emotion", "emotion_trend")
+    }
 
 
 def test_out_of_order_jobs_leave_the_final_result(settings, context, db):

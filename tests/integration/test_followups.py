@@ -46,11 +46,23 @@ def aws(sqs):
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn(inbox))
     scheduler.create_schedule_group(Name=GROUP)
     dlq = client.create_queue(QueueName="scheduler-dlq")["QueueUrl"]
-    with settings_module.override(followup_topic_arn=topic, scheduler_group_name=GROUP, scheduler_role_arn=ROLE_ARN,
-                                  scheduler_target_arn=arn(sqs["queue_url"]), scheduler_dlq_arn=arn(dlq),
-                                  schedule_name_prefix="fu-"):
-        yield {**sqs, "sns": sns, "scheduler": scheduler, "topic": topic, "inbox": inbox,
-               "jobs_arn": arn(sqs["queue_url"]), "dlq_arn": arn(dlq)}
+    with settings_module.override(
+        followup_topic_arn=topic,
+        scheduler_group_name=GROUP,
+        scheduler_role_arn=ROLE_ARN,
+        scheduler_target_arn=arn(sqs["queue_url"]),
+        scheduler_dlq_arn=arn(dlq),
+        schedule_name_prefix="fu-",
+    ):
+        yield {
+            **sqs,
+            "sns": sns,
+            "scheduler": scheduler,
+            "topic": topic,
+            "inbox": inbox,
+            "jobs_arn": arn(sqs["queue_url"]),
+            "dlq_arn": arn(dlq),
+        }
 
 
 def worker(context, bodies: list[str]) -> list[str]:
@@ -64,8 +76,11 @@ def worker(context, bodies: list[str]) -> list[str]:
     except BatchProcessingError:
         return [json.loads(r["body"])["type"] for r in event["Records"]]
     failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
-    return [json.loads(r["body"])["type"] if r["messageId"] in failed else None for r in event["Records"]
-            if r["messageId"] in failed]
+    return [
+        json.loads(r["body"])["type"] if r["messageId"] in failed else None
+        for r in event["Records"]
+        if r["messageId"] in failed
+    ]
 
 
 def drain(aws) -> list[str]:
@@ -89,13 +104,17 @@ def published(aws) -> list[dict]:
 
 
 def messages(db, cid: str) -> list[dict]:
-    return db.fetchall("SELECT role, content, metadata, idempotency_key FROM messages WHERE conversation_id = %s "
-                       "ORDER BY seq", [cid])
+    return db.fetchall(
+        "SELECT role, content, metadata, idempotency_key FROM messages WHERE conversation_id = %s ORDER BY seq", [cid]
+    )
 
 
 def assert_conversation_consistent(db, cid: str) -> None:
-    row = db.fetchone("SELECT c.message_count, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS n "
-                      "FROM conversations c WHERE c.id = %s", [cid])
+    row = db.fetchone(
+        "SELECT c.message_count, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS n "
+        "FROM conversations c WHERE c.id = %s",
+        [cid],
+    )
     assert row["message_count"] == row["n"]
 
 
@@ -121,10 +140,16 @@ def book(context, aws, **fields) -> dict:
 def post_user_message(context, cid: str) -> None:
     from local.events import http_event
 
-    event = http_event("POST", f"/conversations/{cid}/messages", route_key="POST /conversations/{conversation_id}/messages",
-                       path_parameters={"conversation_id": cid}, headers={"content-type": "application/json"},
-                       body=json.dumps({"role": "user", "content": "Book it for Saturday!"}), claims={"sub": "t"},
-                       scopes=["messages:write"])
+    event = http_event(
+        "POST",
+        f"/conversations/{cid}/messages",
+        route_key="POST /conversations/{conversation_id}/messages",
+        path_parameters={"conversation_id": cid},
+        headers={"content-type": "application/json"},
+        body=json.dumps({"role": "user", "content": "Book it for Saturday!"}),
+        claims={"sub": "t"},
+        scopes=["messages:write"],
+    )
     assert load_function("store_message").lambda_handler(event, context)["statusCode"] == 201
 
 
@@ -188,7 +213,10 @@ def test_reschedule_replaces_the_schedule(settings, context, db, aws):
     due_local = datetime.fromisoformat(moved["followup_due_at"]).replace(tzinfo=None)
     assert s["ScheduleExpression"] == f"at({due_local:%Y-%m-%dT%H:%M:%S})"
     assert json.loads(s["Target"]["Input"])["payload"] == {"booking_id": booking["id"], "version": 2}
-    assert [m["content"][:27] for m in messages(db, cid)] == ["Booking confirmed: a hibach", "Booking confirmed (updated)"]
+    assert [m["content"][:27] for m in messages(db, cid)] == [
+        "Booking confirmed: a hibach",
+        "Booking confirmed (updated)",
+    ]
     assert_conversation_consistent(db, cid)
     # the stale v1 job, should the old schedule still fire: nothing is sent
     make_due(db, booking["id"])
@@ -290,10 +318,22 @@ def test_a_failed_publish_goes_back_to_pending_and_is_retried(settings, context,
 def test_bad_jobs_fail_alone(settings, context, db, aws):
     booking = book(context, aws)
     run_jobs(context, aws)
-    bad_schedule = json.dumps({"type": "schedule_followup", "id": "x1", "payload": {"booking_id": "nope"},
-                               "enqueued_at": datetime.now(UTC).isoformat()})
-    bad_send = json.dumps({"type": "send_followup", "id": "x2", "payload": {"booking_id": booking["id"]},
-                           "enqueued_at": datetime.now(UTC).isoformat()})
+    bad_schedule = json.dumps(
+        {
+            "type": "schedule_followup",
+            "id": "x1",
+            "payload": {"booking_id": "nope"},
+            "enqueued_at": datetime.now(UTC).isoformat(),
+        }
+    )
+    bad_send = json.dumps(
+        {
+            "type": "send_followup",
+            "id": "x2",
+            "payload": {"booking_id": booking["id"]},
+            "enqueued_at": datetime.now(UTC).isoformat(),
+        }
+    )
     unknown = send_body("00000000-0000-0000-0000-000000000000", 1)
     assert sorted(worker(context, [bad_schedule, bad_send, unknown])) == ["schedule_followup", "send_followup"]
 
@@ -308,8 +348,9 @@ def wait_for_jobs(aws, job_type: str, booking_id: str, rounds: int = 20) -> list
     seen: list[str] = []
     for _ in range(rounds):
         seen += drain(aws)
-        if any(json.loads(b)["type"] == job_type and json.loads(b)["payload"]["booking_id"] == booking_id
-               for b in seen):
+        if any(
+            json.loads(b)["type"] == job_type and json.loads(b)["payload"]["booking_id"] == booking_id for b in seen
+        ):
             return seen
     raise AssertionError(f"no {job_type} job for {booking_id} arrived: {seen}")
 
@@ -344,8 +385,11 @@ def test_a_lost_schedule_is_covered_by_sending_past_due_followups(settings, cont
 def test_a_send_abandoned_mid_way_is_resent_by_the_reconciler(settings, context, db, aws):
     booking = book(context, aws)
     run_jobs(context, aws)
-    db.execute("UPDATE followups SET status = 'sending', claimed_at = now() - interval '10 minutes', "
-               "due_at = now() - interval '11 minutes' WHERE booking_id = %s", [booking["id"]])
+    db.execute(
+        "UPDATE followups SET status = 'sending', claimed_at = now() - interval '10 minutes', "
+        "due_at = now() - interval '11 minutes' WHERE booking_id = %s",
+        [booking["id"]],
+    )
     assert reconcile(context)["re_enqueued"]["send_followup"] == 1
     assert worker(context, wait_for_jobs(aws, "send_followup", booking["id"])) == []
     assert len(published(aws)) == 1 and followup(db, booking["id"])["status"] == "sent"
@@ -354,9 +398,12 @@ def test_a_send_abandoned_mid_way_is_resent_by_the_reconciler(settings, context,
 def test_a_late_schedule_job_sends_a_due_followup_directly(settings, context, db, aws):
     with settings_module.override(jobs_queue_url=aws["queue_url"] + "-missing"):
         booking = book(context, aws)
-    db.execute("""UPDATE bookings SET event_start = now() - interval '3 hours', event_end = now() - interval '2 hours',
+    db.execute(
+        """UPDATE bookings SET event_start = now() - interval '3 hours', event_end = now() - interval '2 hours',
                   held_until = now() - interval '1 hour', followup_due_at = now() - interval '1 minute'
-                  WHERE id = %s""", [booking["id"]])
+                  WHERE id = %s""",
+        [booking["id"]],
+    )
     reconcile(context)
     jobs = run_jobs(context, aws)
     assert [j["type"] for j in jobs] == ["schedule_followup", "send_followup"]
@@ -384,8 +431,9 @@ def test_the_local_scheduler_fires_the_schedule_into_the_queue(settings, context
     s = schedule(aws, booking["id"])
     due = due_time(s["ScheduleExpression"], s["ScheduleExpressionTimezone"])
     assert due == datetime.fromisoformat(booking["followup_due_at"])
-    runner = OneTimeScheduleRunner(aws["scheduler"], sqs=aws["client"], sns=aws["sns"],
-                                   clock=lambda: due + timedelta(seconds=30))
+    runner = OneTimeScheduleRunner(
+        aws["scheduler"], sqs=aws["client"], sns=aws["sns"], clock=lambda: due + timedelta(seconds=30)
+    )
     assert runner.run_once() == 1
     make_due(db, booking["id"])
     assert [j["type"] for j in run_jobs(context, aws)] == ["send_followup"]

@@ -29,8 +29,14 @@ ROOT = Path(__file__).resolve().parents[2]
 def stack(database_url: str, tmp_path_factory) -> Iterator[LocalStack]:
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("TRUNCATE bookings CASCADE")
-    with LocalStack(database_url, key_dir=tmp_path_factory.mktemp("jwt"), reconcile_interval=3600,
-                    schedule_poll_interval=0.5, visibility_timeout=2, max_workers=2) as s:
+    with LocalStack(
+        database_url,
+        key_dir=tmp_path_factory.mktemp("jwt"),
+        reconcile_interval=3600,
+        schedule_poll_interval=0.5,
+        visibility_timeout=2,
+        max_workers=2,
+    ) as s:
         yield s
 
 
@@ -41,31 +47,40 @@ def sql(database_url: str, statement: str, params=None) -> list[tuple]:
 
 
 def history(stack: LocalStack, cid: str) -> list[dict]:
-    r = requests.get(f"{stack.url}/conversations/{cid}/messages", headers=stack.auth_headers(["conversations:read"]),
-                     timeout=30)
+    r = requests.get(
+        f"{stack.url}/conversations/{cid}/messages", headers=stack.auth_headers(["conversations:read"]), timeout=30
+    )
     return r.json()["items"] if r.status_code == 200 else []
 
 
 def test_a_booking_is_confirmed_scheduled_and_followed_up(stack, database_url):
     cid = new_id("e2e:c")
-    r = requests.post(f"{stack.url}/conversations/{cid}/messages", headers=stack.auth_headers(["messages:write"]),
-                      json={"role": "user", "content": "Book a chef for Saturday, 12 of us"}, timeout=30)
+    r = requests.post(
+        f"{stack.url}/conversations/{cid}/messages",
+        headers=stack.auth_headers(["messages:write"]),
+        json={"role": "user", "content": "Book a chef for Saturday, 12 of us"},
+        timeout=30,
+    )
     assert r.status_code == 201, r.text
 
     url = f"{stack.url}/bookings"
     body = booking_body(local_start(days=9), conversation_id=cid)
     assert requests.post(url, json=body, timeout=30).status_code == 401
     assert requests.post(url, json=body, headers=stack.auth_headers(["bookings:read"]), timeout=30).status_code == 403
-    r = requests.post(url, json=body, headers={**stack.auth_headers(["bookings:write"]), "idempotency-key": cid},
-                      timeout=30)
+    r = requests.post(
+        url, json=body, headers={**stack.auth_headers(["bookings:write"]), "idempotency-key": cid}, timeout=30
+    )
     assert r.status_code == 201, r.text
     booking = r.json()
     r = requests.get(f"{url}/{booking['id']}", headers=stack.auth_headers(["bookings:read"]), timeout=30)
     assert r.status_code == 200 and r.json() == booking
 
     # the worker (fed by the poller) confirms in the conversation and creates the schedule
-    confirmed = wait_until(lambda: [m for m in history(stack, cid) if m["content"].startswith("Booking confirmed")],
-                           timeout=60, message="the booking confirmation in the conversation")
+    confirmed = wait_until(
+        lambda: [m for m in history(stack, cid) if m["content"].startswith("Booking confirmed")],
+        timeout=60,
+        message="the booking confirmation in the conversation",
+    )
     assert confirmed[0]["role"] == "system"
     name = f"{_prefix(stack)}{booking['id']}"
     schedule = wait_until(lambda: _schedule(stack, name), timeout=30, message="the follow-up schedule")
@@ -73,15 +88,22 @@ def test_a_booking_is_confirmed_scheduled_and_followed_up(stack, database_url):
     assert json.loads(schedule["Target"]["Input"])["payload"] == {"booking_id": booking["id"], "version": 1}
 
     # the event happens; the follow-up falls due; the reconciler sends it (as it would a lost schedule)
-    sql(database_url, """UPDATE bookings SET event_start = now() - interval '27 hours',
+    sql(
+        database_url,
+        """UPDATE bookings SET event_start = now() - interval '27 hours',
                              event_end = now() - interval '25 hours', held_until = now() - interval '24 hours',
-                             followup_due_at = now() - interval '1 hour' WHERE id = %s""", [booking["id"]])
+                             followup_due_at = now() - interval '1 hour' WHERE id = %s""",
+        [booking["id"]],
+    )
     sql(database_url, "UPDATE followups SET due_at = now() - interval '1 hour' WHERE booking_id = %s", [booking["id"]])
     stack.drain(timeout=60)
     result = stack.invoke_worker({"task": "reconcile"}, timeout=60)
     assert result["re_enqueued"]["send_followup"] >= 1
-    followup = wait_until(lambda: [m for m in history(stack, cid) if m["content"].startswith("Hi Ada")],
-                          timeout=60, message="the follow-up in the conversation")
+    followup = wait_until(
+        lambda: [m for m in history(stack, cid) if m["content"].startswith("Hi Ada")],
+        timeout=60,
+        message="the follow-up in the conversation",
+    )
     assert followup[0]["role"] == "assistant"
     published = wait_until(lambda: _published(stack, booking["id"]), timeout=30, message="the SNS publish")
     assert published[0]["customer"]["phone"] == "+14155550123"
@@ -122,8 +144,9 @@ _inbox: list[dict] = []
 
 def _published(stack: LocalStack, booking_id: str) -> list[dict]:
     sqs = stack.sqs
-    for m in sqs.receive_message(QueueUrl=stack.resources.followups_queue_url, MaxNumberOfMessages=10,
-                                 WaitTimeSeconds=0).get("Messages", []):
+    for m in sqs.receive_message(
+        QueueUrl=stack.resources.followups_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+    ).get("Messages", []):
         body = json.loads(m["Body"])
         _inbox.append(json.loads(body["Message"]) if "Message" in body else body)
         sqs.delete_message(QueueUrl=stack.resources.followups_queue_url, ReceiptHandle=m["ReceiptHandle"])
@@ -133,14 +156,31 @@ def _published(stack: LocalStack, booking_id: str) -> list[dict]:
 def test_demo_follow_up_arrives_in_the_conversation_by_waiting_alone(database_url, tmp_path):
     """Issue 3's local demo: with FOLLOWUP_DEMO_DELAY_SECONDS the follow-up of a fresh booking shows in
     its conversation a few seconds later, with nothing to do but wait."""
-    with LocalStack(database_url, key_dir=tmp_path, env={"FOLLOWUP_DEMO_DELAY_SECONDS": "3"},
-                    reconcile_interval=3600, schedule_poll_interval=0.5, visibility_timeout=2, max_workers=1) as s:
+    with LocalStack(
+        database_url,
+        key_dir=tmp_path,
+        env={"FOLLOWUP_DEMO_DELAY_SECONDS": "3"},
+        reconcile_interval=3600,
+        schedule_poll_interval=0.5,
+        visibility_timeout=2,
+        max_workers=1,
+    ) as s:
         cid = new_id("demo:c")
         headers = {**s.auth_headers(["bookings:write"]), "idempotency-key": cid}
-        r = requests.post(f"{s.url}/bookings", json=booking_body(local_start(days=13), conversation_id=cid),
-                          headers=headers, timeout=30)
+        r = requests.post(
+            f"{s.url}/bookings",
+            json=booking_body(local_start(days=13), conversation_id=cid),
+            headers=headers,
+            timeout=30,
+        )
         assert r.status_code == 201, r.text
-        followup = wait_until(lambda: [m for m in history(s, cid) if m["role"] == "assistant"],
-                              timeout=90, message="the demo follow-up in the conversation")
+        followup = wait_until(
+            lambda: [m for m in history(s, cid) if m["role"] == "assistant"],
+            timeout=90,
+            message="the demo follow-up in the conversation",
+        )
         assert followup[0]["content"].startswith("Hi Ada")
-        assert [m["content"].split(":")[0] for m in history(s, cid)] == ["Booking confirmed", followup[0]["content"].split(":")[0]]
+        assert [m["content"].split(":")[0] for m in history(s, cid)] == [
+            "Booking confirmed",
+            followup[0]["content"].split(":")[0],
+        ]

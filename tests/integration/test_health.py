@@ -90,8 +90,9 @@ def test_health_names_the_database_when_it_is_unreachable(settings, context):
 
 
 def test_health_answers_within_3_s_when_the_server_never_answers(settings, context, silent_server):
-    with settings_module.override(database_url=f"postgresql://postgres@127.0.0.1:{silent_server}/hibachi",
-                                  db_connect_timeout=2):
+    with settings_module.override(
+        database_url=f"postgresql://postgres@127.0.0.1:{silent_server}/hibachi", db_connect_timeout=2
+    ):
         start = time.monotonic()
         status, body, _ = get(context)
         elapsed = time.monotonic() - start
@@ -177,8 +178,10 @@ def test_details_reports_queues_dlqs_followups_and_reconciler(settings, context,
 
 
 def test_details_names_each_failing_part_and_still_reports_the_others(settings, context, dlqs):
-    with settings_module.override(database_url=f"postgresql://postgres@127.0.0.1:{closed_port()}/x",
-                                  scheduler_dlq_url=dlqs["scheduler_dlq_url"] + "-gone"):
+    with settings_module.override(
+        database_url=f"postgresql://postgres@127.0.0.1:{closed_port()}/x",
+        scheduler_dlq_url=dlqs["scheduler_dlq_url"] + "-gone",
+    ):
         status, body, _ = get(context, "/health/details", scopes=["ops:read"])
     assert status == 503
     assert body["status"] == "degraded" and set(body["failing"]) == {"database", "scheduler_dlq"}

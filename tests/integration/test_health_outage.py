@@ -32,10 +32,16 @@ def health(context) -> tuple[int, dict]:
 
 def store(context, cid: str) -> int:
     route = "POST /conversations/{conversation_id}/messages"
-    event = http_event("POST", f"/conversations/{cid}/messages", route_key=route,
-                       path_parameters={"conversation_id": cid}, headers={"content-type": "application/json"},
-                       body=json.dumps({"role": "user", "content": "are you there?"}), claims={"sub": "t"},
-                       scopes=["messages:write"])
+    event = http_event(
+        "POST",
+        f"/conversations/{cid}/messages",
+        route_key=route,
+        path_parameters={"conversation_id": cid},
+        headers={"content-type": "application/json"},
+        body=json.dumps({"role": "user", "content": "are you there?"}),
+        claims={"sub": "t"},
+        scopes=["messages:write"],
+    )
     return load_function("store_message").lambda_handler(event, context)["statusCode"]
 
 
@@ -47,15 +53,23 @@ def test_health_503_while_postgres_is_stopped_and_200_when_it_is_back(settings, 
         assert store(context, cid) == 201
         pg.stop()
         try:
-            status, body = wait_until(lambda: (lambda r: r if r[0] == 503 else None)(health(context)),
-                                      timeout=15, message="/health answers 503")
+            status, body = wait_until(
+                lambda: (lambda r: r if r[0] == 503 else None)(health(context)),
+                timeout=15,
+                message="/health answers 503",
+            )
             assert body["status"] == "degraded" and body["failing"] == ["database"]
             assert body["database"]["status"] in ("unavailable", "timeout")
             assert store(context, cid) == 503  # the API says so too, and changes nothing
         finally:
             pg.start()
-        status, body = wait_until(lambda: (lambda r: r if r[0] == 200 else None)(health(context)),
-                                  timeout=30, message="/health back to 200")
-        assert body == {"status": "ok", "version": body["version"], "failing": [],
-                        "database": {"status": "ok", "latency_ms": body["database"]["latency_ms"]}}
+        status, body = wait_until(
+            lambda: (lambda r: r if r[0] == 200 else None)(health(context)), timeout=30, message="/health back to 200"
+        )
+        assert body == {
+            "status": "ok",
+            "version": body["version"],
+            "failing": [],
+            "database": {"status": "ok", "latency_ms": body["database"]["latency_ms"]},
+        }
         assert wait_until(lambda: store(context, cid) == 201, timeout=30, message="the API stores again")

@@ -36,8 +36,12 @@ def local(moto_server, database_url, settings) -> Iterator[dict]:
 
     prefix = "t" + uuid.uuid4().hex[:8]
     res = create_resources(moto_server, prefix=prefix, visibility_timeout=0)
-    yield {"res": res, "sqs": client("sqs", moto_server), "prefix": prefix,
-           "args": ["--local", "--endpoint-url", moto_server, "--database-url", database_url, "--prefix", prefix]}
+    yield {
+        "res": res,
+        "sqs": client("sqs", moto_server),
+        "prefix": prefix,
+        "args": ["--local", "--endpoint-url", moto_server, "--database-url", database_url, "--prefix", prefix],
+    }
 
 
 def run(capsys, args: list[str]) -> tuple[int, object]:
@@ -55,8 +59,9 @@ def ops(capsys, local, *command: str) -> tuple[int, object]:
 
 
 def job_message(job_type: str = jobs.EMOTION_STATS, correlation_id: str | None = "req-1", **payload) -> dict:
-    return jobs.Job.new(job_type, f"{job_type}:{new_id()}", payload or {"conversation_id": new_id()},
-                        correlation_id).to_message()
+    return jobs.Job.new(
+        job_type, f"{job_type}:{new_id()}", payload or {"conversation_id": new_id()}, correlation_id
+    ).to_message()
 
 
 def to_dlq(sqs, res, message: dict) -> str:
@@ -105,8 +110,9 @@ def test_dlq_list_show_and_redrive_one_preserving_body_and_attributes(capsys, lo
     back = sqs.receive_message(QueueUrl=res.jobs_queue_url, MessageAttributeNames=["All"]).get("Messages", [])
     assert len(back) == 1
     assert back[0]["Body"] == first["MessageBody"]
-    assert {k: v["StringValue"] for k, v in back[0]["MessageAttributes"].items()} == \
-        {k: v["StringValue"] for k, v in first["MessageAttributes"].items()}
+    assert {k: v["StringValue"] for k, v in back[0]["MessageAttributes"].items()} == {
+        k: v["StringValue"] for k, v in first["MessageAttributes"].items()
+    }
     _, left = ops(capsys, local, "dlq", "list")
     assert [row["message_id"] for row in left] == [second_id]
 
@@ -151,8 +157,9 @@ def followup(db) -> Iterator:
     db.execute("DELETE FROM bookings WHERE id = ANY(%s::uuid[])", (made,))
 
 
-def insert_followup(db, status: str, due_at: datetime, *, claimed_at: datetime | None = None,
-                    sent_at: datetime | None = None) -> str:
+def insert_followup(
+    db, status: str, due_at: datetime, *, claimed_at: datetime | None = None, sent_at: datetime | None = None
+) -> str:
     """A follow-up (on a cancelled booking, which holds no chef) in any state, straight in SQL."""
     booking_id = str(uuid.uuid4())
     start = datetime.now(UTC) - timedelta(days=2)
@@ -162,10 +169,12 @@ def insert_followup(db, status: str, due_at: datetime, *, claimed_at: datetime |
                request_hash, followup_due_at, cancelled_at)
            VALUES (%s, 'cancelled', 1, %s, %s, %s, 'UTC', 120, 10, 'Ops Test', '+14155550100', 'o@example.com',
                    '{}'::jsonb, repeat('a', 64), %s, now())""",
-        (booking_id, start, start + timedelta(hours=2), start + timedelta(hours=3), start + timedelta(hours=3)))
+        (booking_id, start, start + timedelta(hours=2), start + timedelta(hours=3), start + timedelta(hours=3)),
+    )
     db.execute(
         "INSERT INTO followups (booking_id, version, status, due_at, claimed_at, sent_at) VALUES (%s, 1, %s, %s, %s, %s)",
-        (booking_id, status, due_at, claimed_at, sent_at))
+        (booking_id, status, due_at, claimed_at, sent_at),
+    )
     return booking_id
 
 
@@ -242,7 +251,8 @@ def aws_stack() -> Iterator[AwsTarget]:
 
     with mock_aws():
         boto3.client("cloudformation", region_name="us-east-1").create_stack(
-            StackName="stk", TemplateBody=json.dumps(CFN_TEMPLATE))
+            StackName="stk", TemplateBody=json.dumps(CFN_TEMPLATE)
+        )
         yield AwsTarget("stk", region="us-east-1")
 
 
@@ -343,8 +353,14 @@ def test_the_command_line_in_a_fresh_process(local):
     from tests.conftest import ROOT
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "AWS_", "DATABASE_URL"))}
-    proc = subprocess.run([sys.executable, "-m", "ops", *local["args"], "--json", "reconcile"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ops", *local["args"], "--json", "reconcile"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["result"]["errors"] == {} and out["recent_runs"][0]["request_id"]

@@ -31,10 +31,17 @@ def test_request_id_reaches_the_worker_log_line_and_metrics_of_its_job(settings,
     cid = new_id("corr")
     request_id = "req-" + new_id()
     route = "POST /conversations/{conversation_id}/messages"
-    event = http_event("POST", f"/conversations/{cid}/messages", route_key=route,
-                       path_parameters={"conversation_id": cid}, headers={"content-type": "application/json"},
-                       body=json.dumps({"role": "user", "content": "table for 8?", "emotion_score": 0.7}),
-                       claims={"sub": "t"}, scopes=["messages:write"], request_id=request_id)
+    event = http_event(
+        "POST",
+        f"/conversations/{cid}/messages",
+        route_key=route,
+        path_parameters={"conversation_id": cid},
+        headers={"content-type": "application/json"},
+        body=json.dumps({"role": "user", "content": "table for 8?", "emotion_score": 0.7}),
+        claims={"sub": "t"},
+        scopes=["messages:write"],
+        request_id=request_id,
+    )
     with structured_logs() as api_logs:
         assert load_function("store_message").lambda_handler(event, context)["statusCode"] == 201
     # every log line of the API request carries its id
@@ -73,14 +80,22 @@ def test_each_record_of_a_batch_logs_its_own_request_id(settings, context, sqs):
         cid, rid = new_id("corr"), f"req-{i}-{new_id()}"
         ids.append(rid)
         route = "POST /conversations/{conversation_id}/messages"
-        event = http_event("POST", f"/conversations/{cid}/messages", route_key=route,
-                           path_parameters={"conversation_id": cid}, headers={"content-type": "application/json"},
-                           body=json.dumps({"role": "user", "content": "hi", "emotion_score": 0.1 * i}),
-                           claims={"sub": "t"}, scopes=["messages:write"], request_id=rid)
+        event = http_event(
+            "POST",
+            f"/conversations/{cid}/messages",
+            route_key=route,
+            path_parameters={"conversation_id": cid},
+            headers={"content-type": "application/json"},
+            body=json.dumps({"role": "user", "content": "hi", "emotion_score": 0.1 * i}),
+            claims={"sub": "t"},
+            scopes=["messages:write"],
+            request_id=rid,
+        )
         load_function("store_message").lambda_handler(event, context)
     messages = receive_all(sqs["client"], sqs["queue_url"])
-    worker_event = {"Records": [sqs_record(m, "arn:aws:sqs:us-east-1:123456789012:jobs", "us-east-1")
-                                for m in messages]}
+    worker_event = {
+        "Records": [sqs_record(m, "arn:aws:sqs:us-east-1:123456789012:jobs", "us-east-1") for m in messages]
+    }
     with structured_logs() as worker_logs:
         load_function("followup_worker").lambda_handler(worker_event, context)
     processed = [line for line in json_lines(worker_logs.getvalue()) if line.get("message") == "job processed"]

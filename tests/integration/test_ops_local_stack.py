@@ -38,16 +38,25 @@ def ops_pg() -> Iterator[tuple[object, str]]:
 def stack(ops_pg, tmp_path) -> Iterator[LocalStack]:
     _, url = ops_pg
     # moto keeps its state per process, whatever the server: queue names of our own
-    with LocalStack(database_url=url, key_dir=tmp_path / "jwt", visibility_timeout=0, max_workers=1,
-                    enable_reconciler=False, enable_scheduler=False, resource_prefix=PREFIX) as s:
+    with LocalStack(
+        database_url=url,
+        key_dir=tmp_path / "jwt",
+        visibility_timeout=0,
+        max_workers=1,
+        enable_reconciler=False,
+        enable_scheduler=False,
+        resource_prefix=PREFIX,
+    ) as s:
         yield s
 
 
-def http(stack: LocalStack, method: str, path: str, *, scopes: list[str] | None = None,
-         body: dict | None = None) -> tuple[int, dict, dict]:
+def http(
+    stack: LocalStack, method: str, path: str, *, scopes: list[str] | None = None, body: dict | None = None
+) -> tuple[int, dict, dict]:
     headers = {"content-type": "application/json", **(stack.auth_headers(scopes) if scopes else {})}
-    request = urllib.request.Request(stack.url + path, method=method, headers=headers,
-                                     data=json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(
+        stack.url + path, method=method, headers=headers, data=json.dumps(body).encode() if body is not None else None
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the local gateway
             return response.status, json.loads(response.read() or b"{}"), dict(response.headers)
@@ -59,8 +68,19 @@ def ops(stack: LocalStack, database_url: str, *command: str) -> tuple[int, objec
     """The CLI in process; its output apart from the workers' (which capfd keeps for the end)."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = cli.main(["--local", "--endpoint-url", stack.endpoint_url, "--database-url", database_url,
-                         "--prefix", PREFIX, "--json", *command])
+        code = cli.main(
+            [
+                "--local",
+                "--endpoint-url",
+                stack.endpoint_url,
+                "--database-url",
+                database_url,
+                "--prefix",
+                PREFIX,
+                "--json",
+                *command,
+            ]
+        )
     return code, json.loads(out.getvalue())
 
 
@@ -72,23 +92,34 @@ def test_poison_job_dead_letters_shows_in_details_and_redrive_brings_it_back(sta
     # a message whose emotion job the worker will fail on: the job is queued while the poller is
     # paused, then the database goes away
     stack.poller.stop()
-    status, _, headers = http(stack, "POST", f"/conversations/{cid}/messages", scopes=scopes,
-                              body={"role": "user", "content": "is anyone there?", "emotion_score": -0.5})
+    status, _, headers = http(
+        stack,
+        "POST",
+        f"/conversations/{cid}/messages",
+        scopes=scopes,
+        body={"role": "user", "content": "is anyone there?", "emotion_score": -0.5},
+    )
     assert status == 201
     request_id = headers["apigw-requestid"]
     pg.stop()
     try:
         stack.poller.start()
-        wait_until(lambda: stack.queue_depth("jobs_dlq")["visible"] == 1, timeout=60,
-                   message="the job is dead-lettered after 5 failed receives")
+        wait_until(
+            lambda: stack.queue_depth("jobs_dlq")["visible"] == 1,
+            timeout=60,
+            message="the job is dead-lettered after 5 failed receives",
+        )
         assert stack.queue_depth("jobs") == {"visible": 0, "in_flight": 0, "delayed": 0}
         status, body, _ = http(stack, "GET", "/health")
         assert status == 503 and body["failing"] == ["database"]
     finally:
         pg.start()  # the cause is fixed
 
-    status, details, _ = wait_until(lambda: (lambda r: r if r[0] == 200 else None)(
-        http(stack, "GET", "/health/details", scopes=["ops:read"])), timeout=30, message="details answer 200")
+    status, details, _ = wait_until(
+        lambda: (lambda r: r if r[0] == 200 else None)(http(stack, "GET", "/health/details", scopes=["ops:read"])),
+        timeout=30,
+        message="details answer 200",
+    )
     assert details["queues"]["jobs_dlq"]["visible"] == 1
     assert details["emotion_stats_behind"] >= 1
     assert http(stack, "GET", "/health/details", scopes=["conversations:read"])[0] == 403
@@ -118,5 +149,8 @@ def test_poison_job_dead_letters_shows_in_details_and_redrive_brings_it_back(sta
     assert len(processed) == 1 and processed[0]["job_type"] == "emotion_stats"
     assert processed[0]["function_name"] == "FollowupWorkerFunction"
     assert [d for d in docs if "_aws" in d and d.get("correlation_id") == request_id and "StoreMessageLatency" in d]
-    assert [d for d in docs if "_aws" in d and request_id in d.get("correlation_ids", []) and d.get("JobsProcessed")
-            == [1.0]]
+    assert [
+        d
+        for d in docs
+        if "_aws" in d and request_id in d.get("correlation_ids", []) and d.get("JobsProcessed") == [1.0]
+    ]

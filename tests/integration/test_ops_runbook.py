@@ -12,9 +12,18 @@ from ops.cli import build_parser
 from tests.conftest import ROOT
 
 RUNBOOK = (ROOT / "RUNBOOK.md").read_text(encoding="utf-8")
-ALARM_SECTIONS = {"store-message-latency", "create-booking-latency", "api-5xx", "lambda-errors", "lambda-throttles",
-                  "jobs-dlq-depth", "scheduler-dlq-depth", "queue-age", "reconciler-reenqueued",
-                  "proxy-pinned-sessions"}
+ALARM_SECTIONS = {
+    "store-message-latency",
+    "create-booking-latency",
+    "api-5xx",
+    "lambda-errors",
+    "lambda-throttles",
+    "jobs-dlq-depth",
+    "scheduler-dlq-depth",
+    "queue-age",
+    "reconciler-reenqueued",
+    "proxy-pinned-sessions",
+}
 
 
 def github_slug(heading: str) -> str:

@@ -46,10 +46,22 @@ print(json.dumps({"modules": sorted(sys.modules), "third_party": third}))
 
 def imported_at_start(function: str) -> dict[str, list[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "AWS_", "DATABASE_", "JOBS_"))}
-    env.update({"PYTHONPATH": str(LAYER), "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
-                "PYTHONDONTWRITEBYTECODE": "1"})
-    proc = subprocess.run([sys.executable, "-c", _REPORT], cwd=ROOT / "functions" / function, env=env,
-                          capture_output=True, text=True, timeout=60)
+    env.update(
+        {
+            "PYTHONPATH": str(LAYER),
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", _REPORT],
+        cwd=ROOT / "functions" / function,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

@@ -25,8 +25,9 @@ BATCH = 10
 
 
 def _queued(sqs: dict) -> int:
-    attrs = sqs["client"].get_queue_attributes(QueueUrl=sqs["queue_url"],
-                                               AttributeNames=["ApproximateNumberOfMessages"])
+    attrs = sqs["client"].get_queue_attributes(
+        QueueUrl=sqs["queue_url"], AttributeNames=["ApproximateNumberOfMessages"]
+    )
     return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
 
 
@@ -40,11 +41,15 @@ def aws(sqs: dict):
     scheduler = boto3.client("scheduler", region_name="us-east-1")
     topic = sns.create_topic(Name="perf-followups")["TopicArn"]
     scheduler.create_schedule_group(Name="perf-followups")
-    queue_arn = sqs["client"].get_queue_attributes(QueueUrl=sqs["queue_url"],
-                                                   AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    with settings_module.override(followup_topic_arn=topic, scheduler_group_name="perf-followups",
-                                  scheduler_role_arn="arn:aws:iam::123456789012:role/perf-scheduler",
-                                  scheduler_target_arn=queue_arn):
+    queue_arn = sqs["client"].get_queue_attributes(QueueUrl=sqs["queue_url"], AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    with settings_module.override(
+        followup_topic_arn=topic,
+        scheduler_group_name="perf-followups",
+        scheduler_role_arn="arn:aws:iam::123456789012:role/perf-scheduler",
+        scheduler_target_arn=queue_arn,
+    ):
         yield sqs
 
 

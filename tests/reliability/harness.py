@@ -45,8 +45,9 @@ class Env:
             for m in batch:
                 body = json.loads(m["Body"])
                 self.published.append(json.loads(body["Message"]) if "Message" in body else body)
-            sqs.delete_message_batch(QueueUrl=url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+            sqs.delete_message_batch(
+                QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
+            )
 
     # database, from the test's side (a short-lived connection each time: the server restarts)
     def query(self, sql: str, params=None) -> list[dict]:
@@ -96,7 +97,6 @@ def booking_body(start: str, **overrides) -> dict:
     }
     body.update(overrides)
     return body
-
 
 
 def _free_port() -> int:

@@ -41,8 +41,7 @@ def test_200_concurrent_bookings_across_10_slots_never_exceed_capacity(env):
     token = env.headers()
 
     def book(n: int):
-        return http(url, "POST", body=booking_body(slots[n % 10]),
-                    headers={**token, "idempotency-key": f"{run}-{n}"})
+        return http(url, "POST", body=booking_body(slots[n % 10]), headers={**token, "idempotency-key": f"{run}-{n}"})
 
     with ThreadPoolExecutor(max_workers=32) as pool:
         answers = list(pool.map(book, range(200)))
@@ -50,9 +49,12 @@ def test_200_concurrent_bookings_across_10_slots_never_exceed_capacity(env):
     print(f"\nconcurrency: 200 bookings across 10 slots -> {dict(counts)}")
     assert set(counts) <= {201, 409}, [a[1] for a in answers if a[0] not in (201, 409)][:5]
     assert counts[201] == 10 * CHEF_COUNT
-    per_slot = env.query("""
+    per_slot = env.query(
+        """
         SELECT event_start, count(*) AS n, count(DISTINCT chef_id) AS chefs FROM bookings
-        WHERE idempotency_key LIKE %s AND status = 'confirmed' GROUP BY event_start""", (f"{run}-%",))
+        WHERE idempotency_key LIKE %s AND status = 'confirmed' GROUP BY event_start""",
+        (f"{run}-%",),
+    )
     assert len(per_slot) == 10
     assert all(r["n"] == r["chefs"] == CHEF_COUNT for r in per_slot), per_slot
     assert overlapping_pairs(env) == 0
@@ -112,8 +114,11 @@ class Chaos:
                 seen = self.saw_503
                 self.env.pg.stop()
                 try:
-                    wait_until(lambda: self.saw_503 > seen or self.stop.is_set(), timeout=15,
-                               message="the clients see the database down")
+                    wait_until(
+                        lambda: self.saw_503 > seen or self.stop.is_set(),
+                        timeout=15,
+                        message="the clients see the database down",
+                    )
                 finally:
                     self.env.pg.start()
                 self.pg_restarts += 1
@@ -137,11 +142,16 @@ def test_chaos_nothing_acknowledged_is_lost_or_doubled(env):
     requests: list[tuple[str, str, dict, str]] = []  # (kind, path, body, key)
     for n in range(10):
         for c, cid in enumerate(cids):
-            body = {"role": "user", "content": f"turn {n} of {cid} 🍤", "emotion_score": round(((n + c) % 9) / 4 - 1, 2)}
+            body = {
+                "role": "user",
+                "content": f"turn {n} of {cid} 🍤",
+                "emotion_score": round(((n + c) % 9) / 4 - 1, 2),
+            }
             requests.append(("message", f"/conversations/{cid}/messages", body, f"{cid}-m{n}"))
     for n in range(120):
-        requests.append(("booking", "/bookings", booking_body(slots[n % 40], conversation_id=cids[n % 40]),
-                         f"{run}-b{n}"))
+        requests.append(
+            ("booking", "/bookings", booking_body(slots[n % 40], conversation_id=cids[n % 40]), f"{run}-b{n}")
+        )
     # interleave messages and bookings
     requests = [r for pair in zip(requests[:120], requests[400:]) for r in pair] + requests[120:400]
     assert len(requests) == 520
@@ -189,15 +199,22 @@ def test_chaos_nothing_acknowledged_is_lost_or_doubled(env):
     assert set(statuses) <= {200, 201}, statuses  # every request got through in the end
     msg_keys = [key for kind, key, _, _ in acked if kind == "message"]
     booking_keys = [key for kind, key, _, _ in acked if kind == "booking"]
-    stored_msgs = env.query("SELECT idempotency_key AS key, count(*) AS n FROM messages "
-                            "WHERE conversation_id = ANY(%s) AND role = 'user' GROUP BY 1", (cids,))
-    stored_bookings = env.query("SELECT idempotency_key AS key, count(*) AS n FROM bookings "
-                                "WHERE idempotency_key LIKE %s GROUP BY 1", (f"{run}-b%",))
-    print(f"\nchaos: {len(requests)} requests sent ({sum(attempts.values())} attempts: {dict(attempts)}), "
-          f"{len(acked)} acknowledged ({len(msg_keys)} messages, {len(booking_keys)} bookings), stored "
-          f"{sum(r['n'] for r in stored_msgs)} messages and {sum(r['n'] for r in stored_bookings)} bookings; "
-          f"PostgreSQL restarts {chaos.pg_restarts}, 503s seen {chaos.saw_503}, SQS outages {chaos.sqs_outages}, "
-          f"jobs dead-lettered meanwhile {dead} (recovered by the reconciler)")
+    stored_msgs = env.query(
+        "SELECT idempotency_key AS key, count(*) AS n FROM messages "
+        "WHERE conversation_id = ANY(%s) AND role = 'user' GROUP BY 1",
+        (cids,),
+    )
+    stored_bookings = env.query(
+        "SELECT idempotency_key AS key, count(*) AS n FROM bookings WHERE idempotency_key LIKE %s GROUP BY 1",
+        (f"{run}-b%",),
+    )
+    print(
+        f"\nchaos: {len(requests)} requests sent ({sum(attempts.values())} attempts: {dict(attempts)}), "
+        f"{len(acked)} acknowledged ({len(msg_keys)} messages, {len(booking_keys)} bookings), stored "
+        f"{sum(r['n'] for r in stored_msgs)} messages and {sum(r['n'] for r in stored_bookings)} bookings; "
+        f"PostgreSQL restarts {chaos.pg_restarts}, 503s seen {chaos.saw_503}, SQS outages {chaos.sqs_outages}, "
+        f"jobs dead-lettered meanwhile {dead} (recovered by the reconciler)"
+    )
     assert {r["key"]: r["n"] for r in stored_msgs} == {k: 1 for k in msg_keys}
     assert {r["key"]: r["n"] for r in stored_bookings} == {k: 1 for k in booking_keys}
     # every acknowledged booking id is the stored one (a retry returned the original)
@@ -205,12 +222,15 @@ def test_chaos_nothing_acknowledged_is_lost_or_doubled(env):
     assert len(ids) == len(booking_keys)
     for cid in cids:
         assert stats_exact(env, cid), cid
-    followups = env.query("""
+    followups = env.query(
+        """
         SELECT b.id, b.status, b.version, b.followup_version, f.status AS f_status, f.scheduled_at,
                (SELECT count(*) FROM messages m WHERE m.conversation_id = b.conversation_id
                   AND m.metadata->>'booking_id' = b.id::text AND m.metadata->>'kind' = 'booking_confirmed') AS confirmations
         FROM bookings b LEFT JOIN followups f ON f.booking_id = b.id
-        WHERE b.idempotency_key LIKE %s""", (f"{run}-b%",))
+        WHERE b.idempotency_key LIKE %s""",
+        (f"{run}-b%",),
+    )
     assert len(followups) == len(booking_keys) == 120
     for row in followups:
         assert row["status"] == "confirmed" and row["f_status"] == "pending" and row["scheduled_at"], row

@@ -41,8 +41,9 @@ def message(content: str, score: float | None) -> dict:
 
 
 def post_message(env: Env, cid: str, key: str, score: float | None = None, content: str = "hello"):
-    return http(f"{env.stack.url}/conversations/{cid}/messages", "POST", body=message(content, score),
-                headers=env.headers(key))
+    return http(
+        f"{env.stack.url}/conversations/{cid}/messages", "POST", body=message(content, score), headers=env.headers(key)
+    )
 
 
 def post_booking(env: Env, key: str, start: str, **overrides):
@@ -50,34 +51,55 @@ def post_booking(env: Env, key: str, start: str, **overrides):
 
 
 def job_body(job_type: str, job_id: str, payload: dict) -> str:
-    return json.dumps({"type": job_type, "id": job_id, "payload": payload,
-                       "enqueued_at": datetime.now(UTC).isoformat(), "correlation_id": "reliability-test"})
+    return json.dumps(
+        {
+            "type": job_type,
+            "id": job_id,
+            "payload": payload,
+            "enqueued_at": datetime.now(UTC).isoformat(),
+            "correlation_id": "reliability-test",
+        }
+    )
 
 
 def send_jobs(env: Env, bodies: list[str]) -> list[str]:
     """Put raw job bodies on the jobs queue in one batch; their SQS message ids."""
-    result = env.stack.sqs.send_message_batch(QueueUrl=env.stack.queue_urls["jobs"], Entries=[
-        {"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies)])
+    result = env.stack.sqs.send_message_batch(
+        QueueUrl=env.stack.queue_urls["jobs"], Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies)]
+    )
     assert not result.get("Failed"), result
     return [item["MessageId"] for item in sorted(result["Successful"], key=lambda r: int(r["Id"]))]
 
 
 def expected_stats(env: Env, cid: str) -> dict:
-    scores = [r["emotion_score"] for r in env.query(
-        "SELECT emotion_score FROM messages WHERE conversation_id = %s AND emotion_score IS NOT NULL ORDER BY seq",
-        (cid,))]
-    return {"emotion_count": len(scores), "avg_emotion": statistics.fmean(scores) if scores else None,
-            "last_emotion": scores[-1] if scores else None}
+    scores = [
+        r["emotion_score"]
+        for r in env.query(
+            "SELECT emotion_score FROM messages WHERE conversation_id = %s AND emotion_score IS NOT NULL ORDER BY seq",
+            (cid,),
+        )
+    ]
+    return {
+        "emotion_count": len(scores),
+        "avg_emotion": statistics.fmean(scores) if scores else None,
+        "last_emotion": scores[-1] if scores else None,
+    }
 
 
 def stats_exact(env: Env, cid: str) -> bool:
-    row = env.one("SELECT emotion_count, avg_emotion, last_emotion, message_count, "
-                  "(SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS stored "
-                  "FROM conversations c WHERE id = %s", (cid,))
+    row = env.one(
+        "SELECT emotion_count, avg_emotion, last_emotion, message_count, "
+        "(SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS stored "
+        "FROM conversations c WHERE id = %s",
+        (cid,),
+    )
     want = expected_stats(env, cid)
-    return (row["message_count"] == row["stored"] and row["emotion_count"] == want["emotion_count"]
-            and row["last_emotion"] == want["last_emotion"]
-            and (want["avg_emotion"] is None or abs(row["avg_emotion"] - want["avg_emotion"]) < 1e-9))
+    return (
+        row["message_count"] == row["stored"]
+        and row["emotion_count"] == want["emotion_count"]
+        and row["last_emotion"] == want["last_emotion"]
+        and (want["avg_emotion"] is None or abs(row["avg_emotion"] - want["avg_emotion"]) < 1e-9)
+    )
 
 
 def published_followups(env: Env, booking_id: str) -> int:
@@ -131,8 +153,10 @@ def test_postgres_stopped_mid_run_gives_503_fast_writes_nothing_and_recovers_by_
     assert post_booking(env, f"{cid}-b1", local_start(day, 18), conversation_id=cid)[0] == 201
     assert {p: s.registry.pool(p).cold_starts for p in workers_before} == workers_before
     s.drain(timeout=30)
-    assert env.one("SELECT status, version FROM bookings WHERE id = %s", (booking["id"],)) == \
-        {"status": "confirmed", "version": 1}
+    assert env.one("SELECT status, version FROM bookings WHERE id = %s", (booking["id"],)) == {
+        "status": "confirmed",
+        "version": 1,
+    }
     row = env.one("SELECT message_count FROM conversations WHERE id = %s", (cid,))
     stored = env.one("SELECT count(*) AS n FROM messages WHERE conversation_id = %s AND role = 'user'", (cid,))
     assert row["message_count"] >= stored["n"] == 4
@@ -171,9 +195,11 @@ def test_a_frozen_database_gives_503_within_3_s_not_a_hang(env):
         os.kill(pid, signal.SIGSTOP)
     FAULTS.append("postgres frozen")
     try:
-        for method, path, body, key in (("POST", f"/conversations/{cid}/messages", message("hello?", 0.1), f"{cid}-1"),
-                                        ("GET", f"/conversations/{cid}", None, None),
-                                        ("GET", "/health", None, None)):
+        for method, path, body, key in (
+            ("POST", f"/conversations/{cid}/messages", message("hello?", 0.1), f"{cid}-1"),
+            ("GET", f"/conversations/{cid}", None, None),
+            ("GET", "/health", None, None),
+        ):
             started = time.monotonic()
             status, answer, _ = http(s.url + path, method, body=body, headers=env.headers(key))
             elapsed = time.monotonic() - started
@@ -186,8 +212,12 @@ def test_a_frozen_database_gives_503_within_3_s_not_a_hang(env):
     # all); the client's retry with its key gets the one message either way, and when the retry
     # finds it stored (200) no job went out for it: the reconciler's case
     wait_until(lambda: post_message(env, cid, f"{cid}-1", 0.1)[0] in (200, 201), timeout=30, message="stores again")
-    assert env.one("SELECT count(*) AS n FROM messages WHERE conversation_id = %s AND idempotency_key = %s",
-                   (cid, f"{cid}-1"))["n"] == 1
+    assert (
+        env.one(
+            "SELECT count(*) AS n FROM messages WHERE conversation_id = %s AND idempotency_key = %s", (cid, f"{cid}-1")
+        )["n"]
+        == 1
+    )
     s.drain(timeout=30)
     s.invoke_worker({"task": "reconcile"})
     s.drain(timeout=30)
@@ -213,8 +243,7 @@ def test_sqs_down_requests_succeed_and_the_reconciler_delivers_every_missing_job
         bookings.append(body["id"])
     assert env.proxy.refused > refused, "the functions did try to send"
     assert s.queue_depth("jobs") == {"visible": 0, "in_flight": 0, "delayed": 0}
-    assert len(env.query("SELECT id FROM conversations WHERE id = ANY(%s) AND scored_seq > stats_seq",
-                         (cids,))) == 5
+    assert len(env.query("SELECT id FROM conversations WHERE id = ANY(%s) AND scored_seq > stats_seq", (cids,))) == 5
     assert env.query("SELECT booking_id FROM followups WHERE booking_id = ANY(%s::uuid[])", (bookings,)) == []
 
     env.proxy.up()
@@ -223,15 +252,24 @@ def test_sqs_down_requests_succeed_and_the_reconciler_delivers_every_missing_job
     s.drain(timeout=30)
     for cid in cids:
         assert stats_exact(env, cid), cid
-    rows = env.query("SELECT f.status, f.scheduled_at, b.followup_version, b.version FROM followups f "
-                     "JOIN bookings b ON b.id = f.booking_id WHERE f.booking_id = ANY(%s::uuid[])", (bookings,))
+    rows = env.query(
+        "SELECT f.status, f.scheduled_at, b.followup_version, b.version FROM followups f "
+        "JOIN bookings b ON b.id = f.booking_id WHERE f.booking_id = ANY(%s::uuid[])",
+        (bookings,),
+    )
     assert len(rows) == 3
     assert all(r["status"] == "pending" and r["scheduled_at"] and r["followup_version"] == r["version"] for r in rows)
-    confirmations = env.query("SELECT conversation_id FROM messages WHERE metadata->>'kind' = 'booking_confirmed' "
-                              "AND metadata->>'booking_id' = ANY(%s)", (bookings,))
+    confirmations = env.query(
+        "SELECT conversation_id FROM messages WHERE metadata->>'kind' = 'booking_confirmed' "
+        "AND metadata->>'booking_id' = ANY(%s)",
+        (bookings,),
+    )
     assert sorted(r["conversation_id"] for r in confirmations) == sorted(cids[:3])
     assert s.invoke_worker({"task": "reconcile"})["re_enqueued"] == {
-        "emotion_stats": 0, "schedule_followup": 0, "send_followup": 0}
+        "emotion_stats": 0,
+        "schedule_followup": 0,
+        "send_followup": 0,
+    }
 
 
 # -- one bad record in a batch ----------------------------------------------------------------------
@@ -254,15 +292,21 @@ def test_one_bad_record_fails_alone_and_dead_letters_the_others_are_processed_on
         s.poller.start()
     FAULTS.append("bad records in a batch")
     bad_ids = {ids[4], ids[-1]}
-    wait_until(lambda: s.queue_depth("jobs_dlq")["visible"] >= 2, timeout=60,
-               message="the two bad records are dead-lettered after maxReceiveCount")
+    wait_until(
+        lambda: s.queue_depth("jobs_dlq")["visible"] >= 2,
+        timeout=60,
+        message="the two bad records are dead-lettered after maxReceiveCount",
+    )
     s.drain(timeout=30)
-    dead = s.sqs.receive_message(QueueUrl=s.queue_urls["jobs_dlq"], MaxNumberOfMessages=10,
-                                 AttributeNames=["All"]).get("Messages", [])
+    dead = s.sqs.receive_message(QueueUrl=s.queue_urls["jobs_dlq"], MaxNumberOfMessages=10, AttributeNames=["All"]).get(
+        "Messages", []
+    )
     assert {m["MessageId"] for m in dead} == bad_ids
     assert all(int(m["Attributes"]["ApproximateReceiveCount"]) >= 5 for m in dead)
-    s.sqs.delete_message_batch(QueueUrl=s.queue_urls["jobs_dlq"], Entries=[
-        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(dead)])
+    s.sqs.delete_message_batch(
+        QueueUrl=s.queue_urls["jobs_dlq"],
+        Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(dead)],
+    )
     for cid in cids:
         assert stats_exact(env, cid), cid
     out = capfd.readouterr().out
@@ -297,10 +341,17 @@ def test_every_job_type_three_times_out_of_order_has_one_effect(env):
             send_jobs(env, bodies)
             s.drain(timeout=30)
     assert stats_exact(env, cid)
-    assert env.one("SELECT status, attempts FROM followups WHERE booking_id = %s", (bid,)) == \
-        {"status": "sent", "attempts": 1}
-    kinds = [r["kind"] for r in env.query("SELECT metadata->>'kind' AS kind FROM messages WHERE conversation_id = %s "
-                                          "AND role <> 'user' ORDER BY seq", (cid,))]
+    assert env.one("SELECT status, attempts FROM followups WHERE booking_id = %s", (bid,)) == {
+        "status": "sent",
+        "attempts": 1,
+    }
+    kinds = [
+        r["kind"]
+        for r in env.query(
+            "SELECT metadata->>'kind' AS kind FROM messages WHERE conversation_id = %s AND role <> 'user' ORDER BY seq",
+            (cid,),
+        )
+    ]
     assert kinds == ["booking_confirmed", "booking_followup"]
     wait_until(lambda: published_followups(env, bid) == 1, timeout=10, message="the follow-up published")
     assert published_followups(env, bid) == 1
@@ -321,8 +372,9 @@ class RowLock:
 
 
 def waiting_on_lock(env: Env, needle: str) -> bool:
-    return bool(env.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
-                          (f"%{needle}%",)))
+    return bool(
+        env.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s", (f"%{needle}%",))
+    )
 
 
 def kill_worker_when_blocked(env: Env, lock: RowLock, needle: str) -> None:
@@ -330,8 +382,11 @@ def kill_worker_when_blocked(env: Env, lock: RowLock, needle: str) -> None:
     try:
         wait_until(lambda: waiting_on_lock(env, needle), timeout=30, message=f"the worker waits on {needle}")
         assert env.stack.registry.pool(WORKER).kill_workers() >= 1
-        wait_until(lambda: env.stack.poller.stats["batch_failures"] > failures, timeout=10,
-                   message="the poller saw the batch fail")
+        wait_until(
+            lambda: env.stack.poller.stats["batch_failures"] > failures,
+            timeout=10,
+            message="the poller saw the batch fail",
+        )
     finally:
         lock.release()  # the killed worker's statement now runs to its end, with nobody to answer
 
@@ -362,11 +417,15 @@ def test_worker_killed_mid_batch_redelivery_keeps_stats_exact_and_one_followup(e
     kill_worker_when_blocked(env, lock, "schedule_name = s.name")
     s.drain(timeout=30)
     bid = booking["id"]
-    row = env.one("SELECT f.status, f.scheduled_at, b.followup_version FROM followups f JOIN bookings b "
-                  "ON b.id = f.booking_id WHERE f.booking_id = %s", (bid,))
+    row = env.one(
+        "SELECT f.status, f.scheduled_at, b.followup_version FROM followups f JOIN bookings b "
+        "ON b.id = f.booking_id WHERE f.booking_id = %s",
+        (bid,),
+    )
     assert row["status"] == "pending" and row["scheduled_at"] and row["followup_version"] == 1
-    confirmed = env.query("SELECT 1 FROM messages WHERE conversation_id = %s AND metadata->>'kind' = "
-                          "'booking_confirmed'", (cid,))
+    confirmed = env.query(
+        "SELECT 1 FROM messages WHERE conversation_id = %s AND metadata->>'kind' = 'booking_confirmed'", (cid,)
+    )
     assert len(confirmed) == 1
 
     # send_followup: killed while claiming; the redelivery finds it claimed and sends nothing; once
@@ -378,14 +437,18 @@ def test_worker_killed_mid_batch_redelivery_keeps_stats_exact_and_one_followup(e
     kill_worker_when_blocked(env, lock, "'sending'")
     s.drain(timeout=30)
     assert published_followups(env, bid) == 0
-    env.query("UPDATE followups SET claimed_at = now() - interval '1 hour' WHERE booking_id = %s AND status = "
-              "'sending' RETURNING 1", (bid,))
+    env.query(
+        "UPDATE followups SET claimed_at = now() - interval '1 hour' WHERE booking_id = %s AND status = "
+        "'sending' RETURNING 1",
+        (bid,),
+    )
     assert s.invoke_worker({"task": "reconcile"})["re_enqueued"]["send_followup"] >= 1
     s.drain(timeout=30)
     assert env.one("SELECT status FROM followups WHERE booking_id = %s", (bid,))["status"] == "sent"
     wait_until(lambda: published_followups(env, bid) == 1, timeout=10, message="published once")
-    followups = env.query("SELECT 1 FROM messages WHERE conversation_id = %s AND metadata->>'kind' = "
-                          "'booking_followup'", (cid,))
+    followups = env.query(
+        "SELECT 1 FROM messages WHERE conversation_id = %s AND metadata->>'kind' = 'booking_followup'", (cid,)
+    )
     assert len(followups) == 1
 
 
@@ -408,16 +471,22 @@ def test_a_worker_dying_after_publishing_a_followup_republishes_it_with_the_same
     try:
         wait_until(lambda: waiting_on_lock(env, "CASE WHEN d.ok"), timeout=30, message="the worker records the send")
         # the worker dies before its 'sent' commits: its statement goes with it
-        env.query("SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                  "AND query LIKE %s", ("%CASE WHEN d.ok%",))
+        env.query(
+            "SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE %s",
+            ("%CASE WHEN d.ok%",),
+        )
         assert s.registry.pool(WORKER).kill_workers() >= 1
         wait_until(lambda: s.poller.stats["batch_failures"] > failures, timeout=10, message="the batch failed")
     finally:
         lock.release()
     s.drain(timeout=30)
     wait_until(lambda: published_followups(env, bid) >= 1, timeout=10, message="published")
-    env.query("UPDATE followups SET claimed_at = now() - interval '1 hour' WHERE booking_id = %s AND status = "
-              "'sending' RETURNING 1", (bid,))  # the clock jumps past STUCK_SENDING_SECONDS
+    env.query(
+        "UPDATE followups SET claimed_at = now() - interval '1 hour' WHERE booking_id = %s AND status = "
+        "'sending' RETURNING 1",
+        (bid,),
+    )  # the clock jumps past STUCK_SENDING_SECONDS
     s.invoke_worker({"task": "reconcile"})
     s.drain(timeout=30)
     assert env.one("SELECT status FROM followups WHERE booking_id = %s", (bid,))["status"] == "sent"
@@ -427,6 +496,7 @@ def test_a_worker_dying_after_publishing_a_followup_republishes_it_with_the_same
     # reconciler: at least once, and every copy with the one dedup_id subscribers drop repeats by
     assert 1 <= len(mine) <= 2
     assert {m["dedup_id"] for m in mine} == {f"followup:{bid}:v1"}
-    followups = env.query("SELECT 1 FROM messages WHERE conversation_id = %s AND metadata->>'kind' = "
-                          "'booking_followup'", (cid,))
+    followups = env.query(
+        "SELECT 1 FROM messages WHERE conversation_id = %s AND metadata->>'kind' = 'booking_followup'", (cid,)
+    )
     assert len(followups) == 1

@@ -19,9 +19,18 @@ def event(ids: list[str]) -> dict:
     records = []
     for n, job_id in enumerate(ids):
         body = {"type": "t", "id": job_id, "payload": {}, "enqueued_at": datetime.now(UTC).isoformat()}
-        records.append({"messageId": f"m{n}", "receiptHandle": f"r{n}", "body": json.dumps(body),
-                        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
-                        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:q", "awsRegion": "us-east-1"})
+        records.append(
+            {
+                "messageId": f"m{n}",
+                "receiptHandle": f"r{n}",
+                "body": json.dumps(body),
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:1:q",
+                "awsRegion": "us-east-1",
+            }
+        )
     return {"Records": records}
 
 

@@ -114,8 +114,15 @@ def _close(s: socket.socket) -> None:
         pass
 
 
-def http(url: str, method: str = "GET", *, body: Any = None, raw: bytes | None = None,
-         headers: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, Any, dict[str, str]]:
+def http(
+    url: str,
+    method: str = "GET",
+    *,
+    body: Any = None,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30,
+) -> tuple[int, Any, dict[str, str]]:
     """One request; (status, parsed JSON or raw text, headers). Connection errors give status 0."""
     hdrs = {"content-type": "application/json", **(headers or {})}
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)

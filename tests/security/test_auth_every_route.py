@@ -44,15 +44,23 @@ def bad_tokens(rel) -> dict[str, str]:
     authority = rel.stack.authority
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     now = int(time.time())
-    claims = {"iss": authority.issuer, "aud": authority.audiences[0], "sub": "mallory", "iat": now,
-              "exp": now + 600, "scope": " ".join(ALL_SCOPES)}
+    claims = {
+        "iss": authority.issuer,
+        "aud": authority.audiences[0],
+        "sub": "mallory",
+        "iat": now,
+        "exp": now + 600,
+        "scope": " ".join(ALL_SCOPES),
+    }
     good = authority.issue_token()
     head, body, sig = good.split(".")
     tampered = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     tampered["sub"] = "admin"
     from cryptography.hazmat.primitives import serialization
-    public_pem = authority.public_key.public_bytes(serialization.Encoding.PEM,
-                                                    serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    public_pem = authority.public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return {
         "malformed": "Bearer not-a-jwt",
         "expired": "Bearer " + authority.issue_token(ttl=-60),
@@ -62,8 +70,11 @@ def bad_tokens(rel) -> dict[str, str]:
         "bad signature": "Bearer " + jwt.encode(claims, other_key, algorithm="RS256", headers={"kid": authority.kid}),
         "unknown key": "Bearer " + jwt.encode(claims, other_key, algorithm="RS256", headers={"kid": "other"}),
         "tampered payload": f"Bearer {head}.{b64u(json.dumps(tampered).encode())}.{sig}",
-        "alg none": "Bearer " + b64u(json.dumps({"alg": "none", "kid": authority.kid}).encode()) + "."
-                    + b64u(json.dumps(claims).encode()) + ".",
+        "alg none": "Bearer "
+        + b64u(json.dumps({"alg": "none", "kid": authority.kid}).encode())
+        + "."
+        + b64u(json.dumps(claims).encode())
+        + ".",
         "hs256 with the public key": "Bearer " + _hs256(claims, public_pem, authority.kid),
     }
 
@@ -72,8 +83,9 @@ def _hs256(claims: dict, secret: bytes, kid: str) -> str:
     import hashlib
     import hmac
 
-    signing = b64u(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode()) + "." + \
-        b64u(json.dumps(claims).encode())
+    signing = (
+        b64u(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode()) + "." + b64u(json.dumps(claims).encode())
+    )
     return signing + "." + b64u(hmac.new(secret, signing.encode(), hashlib.sha256).digest())
 
 

@@ -26,9 +26,20 @@ def ref(value) -> str | None:
 
 
 def test_cfn_lint_is_clean():
-    run = subprocess.run([sys.executable, "-c", "import sys; from cfnlint.runner import main; sys.exit(main())",
-                          "--format", "parseable", str(TEMPLATE)],
-                         capture_output=True, text=True, timeout=120, check=False)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from cfnlint.runner import main; sys.exit(main())",
+            "--format",
+            "parseable",
+            str(TEMPLATE),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert run.returncode == 0 and not run.stdout.strip(), run.stdout + run.stderr
 
 
@@ -57,8 +68,11 @@ def test_database_is_reachable_only_from_the_functions_through_the_proxy(res):
             assert r["Properties"]["PubliclyAccessible"] is False, name
 
     def ingress_of(group: str) -> list[dict]:
-        rules = [r["Properties"] for r in res.values() if r["Type"] == "AWS::EC2::SecurityGroupIngress"
-                 and ref(r["Properties"]["GroupId"]) == group]
+        rules = [
+            r["Properties"]
+            for r in res.values()
+            if r["Type"] == "AWS::EC2::SecurityGroupIngress" and ref(r["Properties"]["GroupId"]) == group
+        ]
         return rules + list(res[group]["Properties"].get("SecurityGroupIngress") or [])
 
     for group, source in (("DbSecurityGroup", "ProxySecurityGroup"), ("ProxySecurityGroup", "FunctionSecurityGroup")):

@@ -32,23 +32,29 @@ def test_an_ordinary_local_time_resolves_to_its_instant():
     assert start.astimezone(UTC) == datetime(2026, 12, 6, 2, 30, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("zone, text", [(LA, "2027-03-14T02:30"), (LA, "2027-03-14T02:00"), (LA, "2027-03-14T02:59"),
-                                        (BERLIN, "2027-03-28T02:15")])
+@pytest.mark.parametrize(
+    "zone, text",
+    [(LA, "2027-03-14T02:30"), (LA, "2027-03-14T02:00"), (LA, "2027-03-14T02:59"), (BERLIN, "2027-03-28T02:15")],
+)
 def test_a_time_in_the_spring_forward_gap_is_refused(zone, text):
     with pytest.raises(LocalTimeError) as info:
         resolve_local(datetime.fromisoformat(text), zone)
     assert info.value.kind == "dst_gap" and "does not exist" in info.value.message
 
 
-@pytest.mark.parametrize("zone, text", [(LA, "2027-11-07T01:30"), (LA, "2027-11-07T01:00"), (BERLIN, "2027-10-31T02:30")])
+@pytest.mark.parametrize(
+    "zone, text", [(LA, "2027-11-07T01:30"), (LA, "2027-11-07T01:00"), (BERLIN, "2027-10-31T02:30")]
+)
 def test_a_time_in_the_fall_back_fold_is_refused(zone, text):
     with pytest.raises(LocalTimeError) as info:
         resolve_local(datetime.fromisoformat(text), zone)
     assert info.value.kind == "dst_ambiguous" and "happens twice" in info.value.message
 
 
-@pytest.mark.parametrize("zone, text", [(LA, "2027-03-14T03:00"), (LA, "2027-03-14T01:59"), (LA, "2027-11-07T02:00"),
-                                        (LA, "2027-11-07T00:59")])
+@pytest.mark.parametrize(
+    "zone, text",
+    [(LA, "2027-03-14T03:00"), (LA, "2027-03-14T01:59"), (LA, "2027-11-07T02:00"), (LA, "2027-11-07T00:59")],
+)
 def test_times_next_to_a_transition_are_fine(zone, text):
     assert resolve_local(datetime.fromisoformat(text), zone).replace(tzinfo=None) == datetime.fromisoformat(text)
 
@@ -58,13 +64,28 @@ def test_aware_input_is_a_programming_error():
         resolve_local(datetime(2026, 12, 5, 18, tzinfo=UTC), LA)
 
 
-@pytest.mark.parametrize("name", ["America/Los_Angeles", "UTC", "Europe/Berlin", "Asia/Kolkata", "America/Argentina/Salta"])
+@pytest.mark.parametrize(
+    "name", ["America/Los_Angeles", "UTC", "Europe/Berlin", "Asia/Kolkata", "America/Argentina/Salta"]
+)
 def test_iana_zones_load(name):
     assert load_zone(name).key == name
 
 
-@pytest.mark.parametrize("name", ["Mars/Base", "", "../etc/passwd", "/usr/share/zoneinfo/UTC", "posix/Europe/Berlin",
-                                  "right/UTC", "posixrules", "America/", "america/los_angeles", "Europe/Berlin\x00"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Mars/Base",
+        "",
+        "../etc/passwd",
+        "/usr/share/zoneinfo/UTC",
+        "posix/Europe/Berlin",
+        "right/UTC",
+        "posixrules",
+        "America/",
+        "america/los_angeles",
+        "Europe/Berlin\x00",
+    ],
+)
 def test_other_names_are_refused(name):
     with pytest.raises(ValueError):
         load_zone(name)
@@ -129,8 +150,9 @@ def test_a_polite_hour_inside_a_gap_maps_past_the_gap():
 
 def test_demo_delays_are_not_moved():
     end = local(LA, "2026-12-05T23:30")
-    assert followup_due(end, LA, delay_hours=0.01, earliest_hour=10, latest_hour=19) == \
-        end.astimezone(UTC) + timedelta(seconds=36)
+    assert followup_due(end, LA, delay_hours=0.01, earliest_hour=10, latest_hour=19) == end.astimezone(UTC) + timedelta(
+        seconds=36
+    )
     assert followup_due(end, LA, delay_hours=0, earliest_hour=10, latest_hour=19) == end.astimezone(UTC)
 
 
@@ -176,5 +198,9 @@ def test_candidates_skip_the_gap_and_the_fold_and_respect_the_lead_time():
     fall = [f"{s:%H:%M}" for s in candidate_starts(datetime(2027, 11, 7, 0, 0), LA, not_before=now)][:3]
     assert fall == ["00:30", "02:00", "02:30"]
     not_before = local(LA, "2026-12-05T22:00")
-    assert [f"{s:%H:%M}" for s in candidate_starts(datetime(2026, 12, 5, 18, 0), LA, not_before=not_before)] == \
-        ["22:00", "22:30", "23:00", "23:30"]
+    assert [f"{s:%H:%M}" for s in candidate_starts(datetime(2026, 12, 5, 18, 0), LA, not_before=not_before)] == [
+        "22:00",
+        "22:30",
+        "23:00",
+        "23:30",
+    ]

@@ -48,8 +48,18 @@ def test_bad_cursor_is_422(cursor):
         decode_cursor(cursor)
 
 
-@pytest.mark.parametrize("value, ok", [("web:abc-1.2_3", True), ("a" * 128, True), ("a" * 129, False),
-                                       ("", False), ("a b", False), ("ä", False), ("a/b", False)])
+@pytest.mark.parametrize(
+    "value, ok",
+    [
+        ("web:abc-1.2_3", True),
+        ("a" * 128, True),
+        ("a" * 129, False),
+        ("", False),
+        ("a b", False),
+        ("ä", False),
+        ("a/b", False),
+    ],
+)
 def test_resource_id_rules(value, ok):
     adapter = TypeAdapter(ResourceId)
     if ok:
@@ -59,21 +69,30 @@ def test_resource_id_rules(value, ok):
             adapter.validate_python(value)
 
 
-@pytest.mark.parametrize("body", [
-    {"role": "user", "content": "bad \ud800 surrogate"},
-    {"role": "user", "content": "x", "metadata": {"k\x00": 1}},
-    {"role": "user", "content": "x", "metadata": {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": {}}}}}}}}}}},
-    {"role": "user", "content": "x", "emotion_score": float("nan")},
-    {"role": "user", "content": "x", "emotion_score": -1.0001},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"role": "user", "content": "bad \ud800 surrogate"},
+        {"role": "user", "content": "x", "metadata": {"k\x00": 1}},
+        {"role": "user", "content": "x", "metadata": {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": {}}}}}}}}}}},
+        {"role": "user", "content": "x", "emotion_score": float("nan")},
+        {"role": "user", "content": "x", "emotion_score": -1.0001},
+    ],
+)
 def test_message_rules_reject_unstorable_input(body):
     with pytest.raises(ValidationError):
         MessageIn.model_validate(body)
 
 
 def test_message_accepts_unicode_and_limits():
-    msg = MessageIn.model_validate({"role": "system", "content": "🍤 héllo 日本" * 100, "emotion_score": -1,
-                                    "metadata": {"ok": ["nested", {"x": 1}]}})
+    msg = MessageIn.model_validate(
+        {
+            "role": "system",
+            "content": "🍤 héllo 日本" * 100,
+            "emotion_score": -1,
+            "metadata": {"ok": ["nested", {"x": 1}]},
+        }
+    )
     assert msg.emotion_score == -1
 
 
@@ -98,9 +117,16 @@ def _msg(kind: bytes, payload: bytes = b"") -> bytes:
 
 
 def test_round_trip_counter_parses_split_messages():
-    stream = _msg(b"R", b"\0\0\0\0") + _msg(b"Z", b"I") + _msg(b"1") + _msg(b"2") + _msg(b"D", b"x" * 100) \
-        + _msg(b"C", b"INSERT 0 1\0") + _msg(b"Z", b"I")
+    stream = (
+        _msg(b"R", b"\0\0\0\0")
+        + _msg(b"Z", b"I")
+        + _msg(b"1")
+        + _msg(b"2")
+        + _msg(b"D", b"x" * 100)
+        + _msg(b"C", b"INSERT 0 1\0")
+        + _msg(b"Z", b"I")
+    )
     counter = _ServerStreamCounter()
     for i in range(0, len(stream), 3):  # arrives in small pieces
-        counter.feed(stream[i:i + 3])
+        counter.feed(stream[i : i + 3])
     assert counter.ready == 2

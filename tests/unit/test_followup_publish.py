@@ -10,10 +10,17 @@ import pytest
 from hibachi.followups import service
 from hibachi.settings import Settings
 
-ROW = {"id": "6f1c9d1e-0000-4000-8000-000000000001", "followup_version": 3, "conversation_id": "web:c1",
-       "channel": "email", "customer_name": "Ada", "customer_phone": "+14155550123",
-       "customer_email": "ada@example.com", "event_start": datetime(2026, 12, 5, 2, tzinfo=UTC),
-       "timezone": "America/Los_Angeles"}
+ROW = {
+    "id": "6f1c9d1e-0000-4000-8000-000000000001",
+    "followup_version": 3,
+    "conversation_id": "web:c1",
+    "channel": "email",
+    "customer_name": "Ada",
+    "customer_phone": "+14155550123",
+    "customer_email": "ada@example.com",
+    "event_start": datetime(2026, 12, 5, 2, tzinfo=UTC),
+    "timezone": "America/Los_Angeles",
+}
 
 
 class _SNS:
@@ -25,8 +32,9 @@ class _SNS:
         return {"MessageId": "m1"}
 
 
-@pytest.mark.parametrize("topic, fifo", [("arn:aws:sns:us-east-1:1:followups", False),
-                                         ("arn:aws:sns:us-east-1:1:followups.fifo", True)])
+@pytest.mark.parametrize(
+    "topic, fifo", [("arn:aws:sns:us-east-1:1:followups", False), ("arn:aws:sns:us-east-1:1:followups.fifo", True)]
+)
 def test_publish_carries_one_dedup_id(monkeypatch, topic, fifo):
     sns = _SNS()
     monkeypatch.setattr(service.aws, "client", lambda name, *a, **k: sns)

@@ -99,7 +99,8 @@ def test_expired_token_is_401(authority):
         authority.verify(authority.issue_token(["x"], ttl=-60), ["x"])
     assert exc.value.status == 401
     assert exc.value.headers["www-authenticate"] == (
-        'Bearer scope="" error="invalid_token" error_description="the token has expired"')
+        'Bearer scope="" error="invalid_token" error_description="the token has expired"'
+    )
 
 
 def test_token_not_yet_valid_is_401(authority):
@@ -117,7 +118,8 @@ def test_wrong_audience_is_401(authority):
     with pytest.raises(auth.WrongAudience) as exc:
         authority.verify(authority.issue_token(["x"], audience="someone-else"), ["x"])
     assert exc.value.headers["www-authenticate"] == (
-        'Bearer scope="" error="invalid_token" error_description="the token does not have a valid audience"')
+        'Bearer scope="" error="invalid_token" error_description="the token does not have a valid audience"'
+    )
 
 
 def test_audience_list_and_client_id(authority):
@@ -126,38 +128,55 @@ def test_audience_list_and_client_id(authority):
     # a token without aud is checked on client_id
     payload = _payload(no_aud)
     payload.pop("aud")
-    with_client = jwt.encode({**payload, "client_id": "hibachi-api"}, authority.private_key, algorithm="RS256",
-                             headers={"kid": authority.kid})
+    with_client = jwt.encode(
+        {**payload, "client_id": "hibachi-api"},
+        authority.private_key,
+        algorithm="RS256",
+        headers={"kid": authority.kid},
+    )
     assert authority.verify(with_client, ["x"])
-    wrong_client = jwt.encode({**payload, "client_id": "nope"}, authority.private_key, algorithm="RS256",
-                              headers={"kid": authority.kid})
+    wrong_client = jwt.encode(
+        {**payload, "client_id": "nope"}, authority.private_key, algorithm="RS256", headers={"kid": authority.kid}
+    )
     with pytest.raises(auth.WrongAudience):
         authority.verify(wrong_client, ["x"])
     # with both, aud is what counts
-    both = jwt.encode({**payload, "aud": "nope", "client_id": "hibachi-api"}, authority.private_key,
-                      algorithm="RS256", headers={"kid": authority.kid})
+    both = jwt.encode(
+        {**payload, "aud": "nope", "client_id": "hibachi-api"},
+        authority.private_key,
+        algorithm="RS256",
+        headers={"kid": authority.kid},
+    )
     with pytest.raises(auth.WrongAudience):
         authority.verify(both, ["x"])
 
 
 def test_bad_signature_is_401(authority, tmp_path):
     other = JwtAuthority(issuer=ISSUER, key_dir=tmp_path / "other")
-    forged_kid = jwt.encode(_payload(authority.issue_token(["x"])), other.private_key, algorithm="RS256",
-                            headers={"kid": authority.kid})  # right kid, wrong key
+    forged_kid = jwt.encode(
+        _payload(authority.issue_token(["x"])), other.private_key, algorithm="RS256", headers={"kid": authority.kid}
+    )  # right kid, wrong key
     with pytest.raises(auth.BadSignature):
         authority.verify(forged_kid, ["x"])
     with pytest.raises(auth.BadSignature):  # a key the issuer does not publish
         authority.verify(other.issue_token(["x"]), ["x"])
     header, payload, signature = authority.issue_token(["x"]).split(".")
-    tampered = base64.urlsafe_b64encode(json.dumps({**_payload("." + payload + "."), "sub": "admin"}).encode()
-                                        ).rstrip(b"=").decode()
+    tampered = (
+        base64.urlsafe_b64encode(json.dumps({**_payload("." + payload + "."), "sub": "admin"}).encode())
+        .rstrip(b"=")
+        .decode()
+    )
     with pytest.raises(auth.BadSignature):
         authority.verify(f"{header}.{tampered}.{signature}", ["x"])
 
 
 def test_only_rs256_is_accepted(authority):
-    hs = jwt.encode(_payload(authority.issue_token(["x"])), "secret-secret-secret-secret-32by", algorithm="HS256",
-                    headers={"kid": authority.kid})
+    hs = jwt.encode(
+        _payload(authority.issue_token(["x"])),
+        "secret-secret-secret-secret-32by",
+        algorithm="HS256",
+        headers={"kid": authority.kid},
+    )
     with pytest.raises(auth.BadSignature) as exc:
         authority.verify(hs, ["x"])
     assert "HS256" in exc.value.description

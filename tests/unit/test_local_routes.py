@@ -20,7 +20,8 @@ def app():
 
 def test_short_tags_are_read_as_plain_long_form(tmp_path):
     tpl = tmp_path / "t.yaml"
-    tpl.write_text(textwrap.dedent("""
+    tpl.write_text(
+        textwrap.dedent("""
         Resources:
           X:
             Type: Test
@@ -34,7 +35,8 @@ def test_short_tags_are_read_as_plain_long_form(tmp_path):
               G: !Equals [!Ref P, "true"]
               H: !Condition Cond
               I: !GetAZs ""
-    """))
+    """)
+    )
     props = load_template(tpl)["Resources"]["X"]["Properties"]
     assert props["A"] == {"Ref": "Param"}
     assert props["B"] == {"Fn::GetAtt": ["Queue", "Arn"]}
@@ -70,8 +72,13 @@ def test_environment_keeps_literals_and_parameter_defaults_only(app):
 def test_route_table_from_http_api_events(app):
     by_key = {r.route_key: r for r in app.routes}
     assert set(by_key) == {
-        "GET /health", "GET /items/{item_id}", "POST /items/{item_id}", "ANY /echo/{proxy+}",
-        "GET /echo/literal", "GET /special/{kind}", "GET /whoami",
+        "GET /health",
+        "GET /items/{item_id}",
+        "POST /items/{item_id}",
+        "ANY /echo/{proxy+}",
+        "GET /echo/literal",
+        "GET /special/{kind}",
+        "GET /whoami",
     }
     assert by_key["GET /health"].public and by_key["GET /health"].scopes == ()
     assert by_key["GET /items/{item_id}"].scopes == ("items:read",)  # lower-case method normalised
@@ -92,43 +99,51 @@ def test_events_other_than_http(app):
     assert name == "Reconcile" and props["Input"] == '{"task": "reconcile"}'
 
 
-@pytest.mark.parametrize(("method", "path", "key", "params"), [
-    ("GET", "/health", "GET /health", {}),
-    ("GET", "/items/42", "GET /items/{item_id}", {"item_id": "42"}),
-    ("POST", "/items/42", "POST /items/{item_id}", {"item_id": "42"}),
-    ("GET", "/items/a%20b", "GET /items/{item_id}", {"item_id": "a b"}),
-    ("GET", "/echo/literal", "GET /echo/literal", {}),  # a literal beats a greedy variable
-    ("POST", "/echo/literal", "ANY /echo/{proxy+}", {"proxy": "literal"}),  # ...for its method only
-    ("DELETE", "/echo/a/b/c", "ANY /echo/{proxy+}", {"proxy": "a/b/c"}),
-    ("GET", "/special/string", "GET /special/{kind}", {"kind": "string"}),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "key", "params"),
+    [
+        ("GET", "/health", "GET /health", {}),
+        ("GET", "/items/42", "GET /items/{item_id}", {"item_id": "42"}),
+        ("POST", "/items/42", "POST /items/{item_id}", {"item_id": "42"}),
+        ("GET", "/items/a%20b", "GET /items/{item_id}", {"item_id": "a b"}),
+        ("GET", "/echo/literal", "GET /echo/literal", {}),  # a literal beats a greedy variable
+        ("POST", "/echo/literal", "ANY /echo/{proxy+}", {"proxy": "literal"}),  # ...for its method only
+        ("DELETE", "/echo/a/b/c", "ANY /echo/{proxy+}", {"proxy": "a/b/c"}),
+        ("GET", "/special/string", "GET /special/{kind}", {"kind": "string"}),
+    ],
+)
 def test_match(app, method, path, key, params):
     route, got = app.routes.match(method, path)
     assert route.route_key == key and got == params
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("DELETE", "/health"),  # no 405 in HTTP APIs: a miss
-    ("GET", "/nope"),
-    ("GET", "/items"),
-    ("GET", "/items/"),
-    ("GET", "/items/1/extra"),
-    ("GET", "/echo"),
-    ("GET", "/echo/"),
-    ("GET", "/health/"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("DELETE", "/health"),  # no 405 in HTTP APIs: a miss
+        ("GET", "/nope"),
+        ("GET", "/items"),
+        ("GET", "/items/"),
+        ("GET", "/items/1/extra"),
+        ("GET", "/echo"),
+        ("GET", "/echo/"),
+        ("GET", "/health/"),
+    ],
+)
 def test_no_match(app, method, path):
     assert app.routes.match(method, path) is None
 
 
 def test_specificity_order_and_default_route():
-    table = RouteTable([
-        Route("ANY", "$default", "Default"),
-        Route("ANY", "/{proxy+}", "Greedy"),
-        Route("GET", "/pets/{id}", "ById"),
-        Route("ANY", "/pets/{id}", "AnyById"),
-        Route("GET", "/pets/dog", "Dog"),
-    ])
+    table = RouteTable(
+        [
+            Route("ANY", "$default", "Default"),
+            Route("ANY", "/{proxy+}", "Greedy"),
+            Route("GET", "/pets/{id}", "ById"),
+            Route("ANY", "/pets/{id}", "AnyById"),
+            Route("GET", "/pets/dog", "Dog"),
+        ]
+    )
     assert table.match("GET", "/pets/dog")[0].function == "Dog"
     assert table.match("GET", "/pets/cat") == (table.routes[1], {"id": "cat"})
     assert table.match("PUT", "/pets/cat")[0].function == "AnyById"
@@ -140,7 +155,8 @@ def test_specificity_order_and_default_route():
 def test_conditions_drop_resources_with_parameter_defaults(tmp_path):
     (tmp_path / "fn").mkdir()
     tpl = tmp_path / "template.yaml"
-    tpl.write_text(textwrap.dedent("""
+    tpl.write_text(
+        textwrap.dedent("""
         Parameters:
           Expose: {Type: String, Default: "false"}
           Ids: {Type: CommaDelimitedList, Default: ""}
@@ -165,7 +181,8 @@ def test_conditions_drop_resources_with_parameter_defaults(tmp_path):
             Type: AWS::Serverless::Function
             Condition: Unknown
             Properties: {CodeUri: fn/, Handler: app.handler, Events: {C: {Type: HttpApi}}}
-    """))
+    """)
+    )
     app = load_app(tpl)
     assert set(app.functions) == {"Always", "Maybe"}  # an unknown condition counts as true
     assert {r.route_key for r in app.routes} == {"GET /a", "$default"}

@@ -19,8 +19,13 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 ARCHITECTURE = ROOT / "docs" / "ARCHITECTURE.md"
 
-FUNCTIONS = ("StoreMessageFunction", "CreateBookingFunction", "HealthFunction", "FollowupWorkerFunction",
-             "MigrateFunction")
+FUNCTIONS = (
+    "StoreMessageFunction",
+    "CreateBookingFunction",
+    "HealthFunction",
+    "FollowupWorkerFunction",
+    "MigrateFunction",
+)
 DATA_ACTION_PREFIXES = ("sqs:", "sns:", "rds-db:", "scheduler:", "secretsmanager:")
 
 
@@ -41,11 +46,13 @@ def _of_type(res: dict[str, Any], type_: str) -> dict[str, Any]:
 
 def _fn_props(tpl: dict[str, Any], logical: str) -> dict[str, Any]:
     """Function properties with Globals.Function merged in (maps merged, as SAM does)."""
+
     def merge(base, over):
         out = dict(base)
         for k, v in over.items():
             out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
         return out
+
     return merge(tpl["Globals"]["Function"], tpl["Resources"][logical]["Properties"])
 
 
@@ -140,8 +147,11 @@ def test_route_auth_and_scopes(res):
 
 
 def test_health_is_the_only_unconditional_public_route(res):
-    public = [k for k, (_, auth, cond) in _template_routes(res).items()
-              if auth.get("Authorizer") in (None, "NONE") and cond is None]
+    public = [
+        k
+        for k, (_, auth, cond) in _template_routes(res).items()
+        if auth.get("Authorizer") in (None, "NONE") and cond is None
+    ]
     assert public == [("GET", "/health")]
 
 
@@ -221,9 +231,12 @@ def test_settings_environment(tpl):
     assert env["JOBS_QUEUE_URL"] == {"Ref": "JobsQueue"}
     assert env["POWERTOOLS_SERVICE_NAME"] == "hibachi"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}
-    for var, param, default in [("CHEF_COUNT", "ChefCount", 3), ("MIN_LEAD_HOURS", "MinLeadHours", 24),
-                                ("TRAVEL_BUFFER_MINUTES", "TravelBufferMinutes", 60),
-                                ("FOLLOWUP_DELAY_HOURS", "FollowupDelayHours", 24)]:
+    for var, param, default in [
+        ("CHEF_COUNT", "ChefCount", 3),
+        ("MIN_LEAD_HOURS", "MinLeadHours", 24),
+        ("TRAVEL_BUFFER_MINUTES", "TravelBufferMinutes", 60),
+        ("FOLLOWUP_DELAY_HOURS", "FollowupDelayHours", 24),
+    ]:
         assert env[var] == {"Ref": param}
         assert tpl["Parameters"][param]["Default"] == default
     assert "APP_VERSION" in env
@@ -376,10 +389,20 @@ def test_least_privilege_per_function(res):
         "StoreMessageRole": {"sqs:SendMessage", "rds-db:connect"},
         "CreateBookingRole": {"sqs:SendMessage", "rds-db:connect"},
         "HealthRole": {"sqs:GetQueueAttributes", "rds-db:connect"},
-        "FollowupWorkerRole": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
-                               "sqs:GetQueueAttributes", "sqs:SendMessage", "scheduler:CreateSchedule",
-                               "scheduler:UpdateSchedule", "scheduler:DeleteSchedule", "scheduler:GetSchedule",
-                               "iam:PassRole", "sns:Publish", "rds-db:connect"},
+        "FollowupWorkerRole": {
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:GetQueueAttributes",
+            "sqs:SendMessage",
+            "scheduler:CreateSchedule",
+            "scheduler:UpdateSchedule",
+            "scheduler:DeleteSchedule",
+            "scheduler:GetSchedule",
+            "iam:PassRole",
+            "sns:Publish",
+            "rds-db:connect",
+        },
         "MigrateRole": {"rds-db:connect"},
     }
     for role, actions in expected.items():
@@ -387,18 +410,21 @@ def test_least_privilege_per_function(res):
         assert set(allowed) == actions, role
         managed = res[role]["Properties"]["ManagedPolicyArns"]
         assert len(managed) == 1 and "AWSLambdaVPCAccessExecutionRole" in managed[0]["Fn::Sub"], role
-        assert allowed.get("sqs:SendMessage", [{"Fn::GetAtt": ["JobsQueue", "Arn"]}]) == \
-            [{"Fn::GetAtt": ["JobsQueue", "Arn"]}], role
+        assert allowed.get("sqs:SendMessage", [{"Fn::GetAtt": ["JobsQueue", "Arn"]}]) == [
+            {"Fn::GetAtt": ["JobsQueue", "Arn"]}
+        ], role
 
 
 def test_rds_db_connect_on_the_proxy_user_only(res):
     for role in ("StoreMessageRole", "CreateBookingRole", "HealthRole", "FollowupWorkerRole", "MigrateRole"):
         (resource,) = _allowed(res, role)["rds-db:connect"]
         pattern, variables = resource["Fn::Sub"]
-        assert pattern == ("arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:dbuser:"
-                           "${ProxyResourceId}/${DbUser}")
+        assert pattern == (
+            "arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:dbuser:${ProxyResourceId}/${DbUser}"
+        )
         assert variables["ProxyResourceId"] == {
-            "Fn::Select": [6, {"Fn::Split": [":", {"Fn::GetAtt": ["DbProxy", "DBProxyArn"]}]}]}
+            "Fn::Select": [6, {"Fn::Split": [":", {"Fn::GetAtt": ["DbProxy", "DBProxyArn"]}]}]
+        }
 
 
 def test_worker_scheduler_permissions_are_scoped(tpl, res):
@@ -430,8 +456,13 @@ ALARMS = {
     "scheduler-dlq-depth": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "GreaterThanThreshold", 0, "Maximum"),
     "queue-age": ("AWS/SQS", "ApproximateAgeOfOldestMessage", "GreaterThanThreshold", 300, "Maximum"),
     "reconciler-reenqueued": ({"Ref": "MetricsNamespace"}, "ReconcilerReEnqueued", "GreaterThanThreshold", 0, "Sum"),
-    "proxy-pinned-sessions": ("AWS/RDS", "DatabaseConnectionsCurrentlySessionPinned", "GreaterThanThreshold", 0,
-                              "Maximum"),
+    "proxy-pinned-sessions": (
+        "AWS/RDS",
+        "DatabaseConnectionsCurrentlySessionPinned",
+        "GreaterThanThreshold",
+        0,
+        "Maximum",
+    ),
 }
 
 
@@ -475,11 +506,15 @@ def test_lambda_errors_and_throttles_for_every_function(res):
     for anchor in ("lambda-errors", "lambda-throttles"):
         covered = {p["Dimensions"][0]["Value"]["Ref"] for _, p in by_anchor[anchor]}
         assert covered == set(FUNCTIONS), anchor
-    queues = {anchor: by_anchor[anchor][0][1]["Dimensions"][0]["Value"]
-              for anchor in ("jobs-dlq-depth", "scheduler-dlq-depth", "queue-age")}
-    assert queues == {"jobs-dlq-depth": {"Fn::GetAtt": ["JobsDeadLetterQueue", "QueueName"]},
-                      "scheduler-dlq-depth": {"Fn::GetAtt": ["SchedulerDeadLetterQueue", "QueueName"]},
-                      "queue-age": {"Fn::GetAtt": ["JobsQueue", "QueueName"]}}
+    queues = {
+        anchor: by_anchor[anchor][0][1]["Dimensions"][0]["Value"]
+        for anchor in ("jobs-dlq-depth", "scheduler-dlq-depth", "queue-age")
+    }
+    assert queues == {
+        "jobs-dlq-depth": {"Fn::GetAtt": ["JobsDeadLetterQueue", "QueueName"]},
+        "scheduler-dlq-depth": {"Fn::GetAtt": ["SchedulerDeadLetterQueue", "QueueName"]},
+        "queue-age": {"Fn::GetAtt": ["JobsQueue", "QueueName"]},
+    }
 
 
 def test_ops_email_subscription_is_optional(tpl, res):
@@ -491,10 +526,20 @@ def test_ops_email_subscription_is_optional(tpl, res):
 AWS_DASHBOARD_METRICS = {
     "AWS/ApiGateway": {"Count", "4xx", "5xx", "Latency", "IntegrationLatency"},
     "AWS/Lambda": {"Errors", "Throttles", "Invocations", "Duration", "ConcurrentExecutions"},
-    "AWS/SQS": {"ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateAgeOfOldestMessage", "NumberOfMessagesSent", "NumberOfMessagesDeleted"},
-    "AWS/RDS": {"ClientConnections", "DatabaseConnections", "DatabaseConnectionsCurrentlySessionPinned",
-                "ServerlessDatabaseCapacity", "ACUUtilization"},
+    "AWS/SQS": {
+        "ApproximateNumberOfMessagesVisible",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateAgeOfOldestMessage",
+        "NumberOfMessagesSent",
+        "NumberOfMessagesDeleted",
+    },
+    "AWS/RDS": {
+        "ClientConnections",
+        "DatabaseConnections",
+        "DatabaseConnectionsCurrentlySessionPinned",
+        "ServerlessDatabaseCapacity",
+        "ACUUtilization",
+    },
 }
 
 
@@ -548,8 +593,15 @@ def test_every_cfn_lint_suppression_has_a_reason():
 
 
 def test_outputs(tpl):
-    assert {"ApiUrl", "JobsQueueUrl", "JobsDlqUrl", "SchedulerDlqUrl", "FollowupTopicArn", "DbProxyEndpoint",
-            "DashboardUrl"} <= set(tpl["Outputs"])
+    assert {
+        "ApiUrl",
+        "JobsQueueUrl",
+        "JobsDlqUrl",
+        "SchedulerDlqUrl",
+        "FollowupTopicArn",
+        "DbProxyEndpoint",
+        "DashboardUrl",
+    } <= set(tpl["Outputs"])
 
 
 def test_parameters(tpl):

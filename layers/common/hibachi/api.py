@@ -44,10 +44,20 @@ def error_body(code: str, message: str, details: Any = None, request_id: str | N
     return {"error": error, "request_id": request_id}
 
 
-def error_response(status: int, code: str, message: str, details: Any = None,
-                   headers: Mapping[str, str] | None = None, request_id: str | None = None) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
-                    body=error_body(code, message, details, request_id), headers=dict(headers or {}))
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: Mapping[str, str] | None = None,
+    request_id: str | None = None,
+) -> Response:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=error_body(code, message, details, request_id),
+        headers=dict(headers or {}),
+    )
 
 
 def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -106,15 +116,19 @@ def document_errors(doc: dict[str, Any]) -> dict[str, Any]:
             for code in sorted(wanted | {c for c in responses if c.startswith("4")}):
                 current = responses.get(code)
                 body = ((current or {}).get("content") or {}).get("application/json", {}).get("schema")
-                default_body = body is None or body == (success.get("content") or {}).get(
-                    "application/json", {}).get("schema") or "HTTPValidationError" in json.dumps(body)
+                default_body = (
+                    body is None
+                    or body == (success.get("content") or {}).get("application/json", {}).get("schema")
+                    or "HTTPValidationError" in json.dumps(body)
+                )
                 if current is None or (code.startswith("4") and default_body):
                     responses[code] = {
                         "description": (current or {}).get("description") or _ERROR_DESCRIPTIONS[code],
                         "content": {"application/json": {"schema": _ERROR_REF}},
                     }
-    if not any("HTTPValidationError" in json.dumps(op) for item in (doc.get("paths") or {}).values()
-               for op in item.values()):
+    if not any(
+        "HTTPValidationError" in json.dumps(op) for item in (doc.get("paths") or {}).values() for op in item.values()
+    ):
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)
     return doc
@@ -128,8 +142,9 @@ class GatewayErrorOut(BaseModel):
 
 def document_auth(doc: dict[str, Any], public: Collection[str]) -> dict[str, Any]:
     """Add the authorizer's 401 and 403 to every operation whose path is not in ``public``."""
-    doc.setdefault("components", {}).setdefault("schemas", {})[GatewayErrorOut.__name__] = \
+    doc.setdefault("components", {}).setdefault("schemas", {})[GatewayErrorOut.__name__] = (
         GatewayErrorOut.model_json_schema()
+    )
     body = {"application/json": {"schema": {"$ref": "#/components/schemas/GatewayErrorOut"}}}
     for path, item in (doc.get("paths") or {}).items():
         if path in public:
@@ -138,7 +153,9 @@ def document_auth(doc: dict[str, Any], public: Collection[str]) -> dict[str, Any
             if method in ("get", "put", "post", "delete", "patch") and isinstance(operation, dict):
                 responses = operation.setdefault("responses", {})
                 responses.setdefault("401", {"description": "No token, or an expired or invalid one", "content": body})
-                responses.setdefault("403", {"description": "The token has none of the route's scopes", "content": body})
+                responses.setdefault(
+                    "403", {"description": "The token has none of the route's scopes", "content": body}
+                )
     return doc
 
 
@@ -178,13 +195,15 @@ def create_app(public: Collection[str] = ()) -> APIGatewayHttpResolver:
 
     @app.exception_handler(RequestValidationError)
     def _invalid(exc: RequestValidationError) -> Response:
-        return error_response(422, "validation_error", _VALIDATION_MESSAGE, validation_details(exc.errors()),
-                              request_id=request_id())
+        return error_response(
+            422, "validation_error", _VALIDATION_MESSAGE, validation_details(exc.errors()), request_id=request_id()
+        )
 
     @app.exception_handler(RequestUnsupportedContentType)
     def _unsupported_type(_exc: RequestUnsupportedContentType) -> Response:  # was a 500
-        return error_response(415, "unsupported_media_type", "Send the body as application/json.",
-                              request_id=request_id())
+        return error_response(
+            415, "unsupported_media_type", "Send the body as application/json.", request_id=request_id()
+        )
 
     @app.exception_handler(RecursionError)
     def _too_deep(_exc: RecursionError) -> Response:
@@ -198,8 +217,9 @@ def create_app(public: Collection[str] = ()) -> APIGatewayHttpResolver:
     @app.exception_handler(Exception)
     def _unexpected(exc: Exception) -> Response:
         logger.exception("unhandled error")
-        return error_response(500, "internal_error", "Something went wrong on our side; it has been logged.",
-                              request_id=request_id())
+        return error_response(
+            500, "internal_error", "Something went wrong on our side; it has been logged.", request_id=request_id()
+        )
 
     return app
 
@@ -212,8 +232,7 @@ def _body_size(event: Mapping[str, Any]) -> int:
 
 
 def _too_large(event: Mapping[str, Any], limit: int) -> dict[str, Any]:
-    body = error_body(PayloadTooLarge.code, f"The request body exceeds {limit} bytes.",
-                      request_id=_request_id(event))
+    body = error_body(PayloadTooLarge.code, f"The request body exceeds {limit} bytes.", request_id=_request_id(event))
     return {
         "statusCode": HTTPStatus.REQUEST_ENTITY_TOO_LARGE.value,
         "headers": {"Content-Type": content_types.APPLICATION_JSON},
@@ -227,8 +246,9 @@ def metric_prefix(operation: str) -> str:
     return "".join(part.capitalize() for part in operation.split("_"))
 
 
-def handle(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any,
-           operations: Mapping[str, str]) -> dict[str, Any]:
+def handle(
+    app: APIGatewayHttpResolver, event: dict[str, Any], context: Any, operations: Mapping[str, str]
+) -> dict[str, Any]:
     """Resolve one API event: size guard, routing, and the latency and database-time metrics.
 
     ``operations`` maps an HTTP API route key (``"POST /bookings"``) to its operation name.
@@ -246,8 +266,7 @@ def handle(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any,
             if event.get("isBase64Encoded") and event.get("body"):
                 # the resolver expects text bodies; the gateway base64-encodes non-text types
                 try:
-                    event = {**event, "body": base64.b64decode(event["body"]).decode("utf-8"),
-                             "isBase64Encoded": False}
+                    event = {**event, "body": base64.b64decode(event["body"]).decode("utf-8"), "isBase64Encoded": False}
                 except (ValueError, UnicodeDecodeError):
                     event = {**event, "body": "\x00invalid", "isBase64Encoded": False}
             result = app.resolve(event, context)

@@ -32,8 +32,15 @@ def client(service: str, profile: tuple[float, float, int] = WORKER, region: str
                 from botocore.config import Config
 
                 connect, read, attempts = profile
-                found = boto3.client(service, region_name=region, config=Config(
-                    connect_timeout=connect, read_timeout=read, retries={"mode": "standard", "max_attempts": attempts}))
+                found = boto3.client(
+                    service,
+                    region_name=region,
+                    config=Config(
+                        connect_timeout=connect,
+                        read_timeout=read,
+                        retries={"mode": "standard", "max_attempts": attempts},
+                    ),
+                )
                 _clients[key] = found
     return found
 

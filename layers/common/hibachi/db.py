@@ -242,8 +242,7 @@ class Database:
                     if reused and session_retry and (state in _SESSION_ENDED):
                         session_retry = False
                         continue
-                logger.warning("database statement failed",
-                               extra={"sqlstate": state, "error": str(exc).strip()[:300]})
+                logger.warning("database statement failed", extra={"sqlstate": state, "error": str(exc).strip()[:300]})
                 raise DatabaseUnavailable() from exc
             finally:
                 _watchdog.disarm(token)

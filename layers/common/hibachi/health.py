@@ -111,8 +111,9 @@ def check(budget_s: float | None = None) -> Health:
     failing = [] if database.status == "ok" else ["database"]
     if failing:
         logger.warning("health degraded", extra={"failing": failing, "database": database.status})
-    return Health(status="degraded" if failing else "ok", version=get_settings().app_version,
-                  database=database, failing=failing)
+    return Health(
+        status="degraded" if failing else "ok", version=get_settings().app_version, database=database, failing=failing
+    )
 
 
 def details(budget_s: float | None = None) -> dict[str, Any]:

@@ -31,8 +31,7 @@ class Job(BaseModel):
 
     @classmethod
     def new(cls, type: str, id: str, payload: dict[str, Any], correlation_id: str | None = None) -> Job:  # noqa: A002
-        return cls(type=type, id=id, payload=payload, enqueued_at=datetime.now(UTC),
-                   correlation_id=correlation_id)
+        return cls(type=type, id=id, payload=payload, enqueued_at=datetime.now(UTC), correlation_id=correlation_id)
 
     def to_message(self) -> dict[str, Any]:
         """Keyword arguments for SQS ``send_message`` / a ``send_message_batch`` entry."""
@@ -64,7 +63,7 @@ class JobQueue:
             return list(jobs)
         failed: list[Job] = []
         for start in range(0, len(jobs), 10):
-            chunk = jobs[start:start + 10]
+            chunk = jobs[start : start + 10]
             try:
                 if len(chunk) == 1:
                     self.client.send_message(QueueUrl=self.settings.jobs_queue_url, **chunk[0].to_message())
@@ -73,8 +72,10 @@ class JobQueue:
                 response = self.client.send_message_batch(QueueUrl=self.settings.jobs_queue_url, Entries=entries)
                 failed.extend(chunk[int(item["Id"])] for item in response.get("Failed", []))
             except Exception as exc:  # noqa: BLE001 - any failure of the send is survivable
-                logger.warning("job enqueue failed; the reconciler will recover it",
-                               extra={"error": repr(exc)[:300], "job_ids": [j.id for j in chunk]})
+                logger.warning(
+                    "job enqueue failed; the reconciler will recover it",
+                    extra={"error": repr(exc)[:300], "job_ids": [j.id for j in chunk]},
+                )
                 failed.extend(chunk)
         return failed
 
@@ -96,4 +97,3 @@ def parse_job(body: str) -> Job:
         return Job.model_validate_json(body)
     except Exception as exc:
         raise ValueError(f"not a job envelope: {str(exc)[:200]}") from exc
-

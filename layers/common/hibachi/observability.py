@@ -17,8 +17,9 @@ __all__ = ["logger", "metrics", "MetricUnit", "MetricResolution", "timed_ms", "a
 
 def add_ms(name: str, value_ms: float) -> None:
     """Add a high-resolution milliseconds metric."""
-    metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=round(value_ms, 3),
-                       resolution=MetricResolution.High)
+    metrics.add_metric(
+        name=name, unit=MetricUnit.Milliseconds, value=round(value_ms, 3), resolution=MetricResolution.High
+    )
 
 
 @contextmanager

@@ -16,8 +16,11 @@ from hibachi.observability import logger
 from hibachi.settings import Settings
 
 RECONCILER_RUNS_KEEP_DAYS = 30
-QUEUE_ATTRIBUTES = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                    "ApproximateNumberOfMessagesDelayed"]
+QUEUE_ATTRIBUTES = [
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+]
 
 # -- the reconciler's run log -------------------------------------------------------------------------
 _RECORD_RUN_SQL = f"""
@@ -56,7 +59,9 @@ def reconciler_runs(db: Database, limit: int = 10) -> list[dict[str, Any]]:
     return db.fetchall(
         "SELECT ran_at, elapsed_ms, re_enqueued, total, errors, request_id,"
         " round(extract(epoch FROM now() - ran_at))::bigint AS age_s"
-        " FROM reconciler_runs ORDER BY ran_at DESC LIMIT %s", (max(1, min(int(limit), 1000)),))
+        " FROM reconciler_runs ORDER BY ran_at DESC LIMIT %s",
+        (max(1, min(int(limit), 1000)),),
+    )
 
 
 # -- the database figures of /health/details: one statement -------------------------------------------
@@ -107,9 +112,8 @@ def database_figures(db: Database) -> dict[str, Any]:
 _FOLLOWUP_COLUMNS = "booking_id, version, status, due_at, claimed_at, attempts, schedule_name, updated_at"
 _FOLLOWUPS_SQL = {
     "pending": f"SELECT {_FOLLOWUP_COLUMNS} FROM followups WHERE status = 'pending'"
-               " ORDER BY due_at, booking_id LIMIT %(limit)s",
-    "failed": f"SELECT {_FOLLOWUP_COLUMNS} FROM followups WHERE {_FAILED}"
-              " ORDER BY due_at, booking_id LIMIT %(limit)s",
+    " ORDER BY due_at, booking_id LIMIT %(limit)s",
+    "failed": f"SELECT {_FOLLOWUP_COLUMNS} FROM followups WHERE {_FAILED} ORDER BY due_at, booking_id LIMIT %(limit)s",
 }
 
 
@@ -130,11 +134,16 @@ def sqs_client(settings: Settings, *, read_timeout: float = 2.0):
 def queue_depth(client, queue_url: str) -> dict[str, int]:
     """``{visible, in_flight, delayed}`` of a queue (approximate, as SQS reports it)."""
     attrs = client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=QUEUE_ATTRIBUTES)["Attributes"]
-    return {"visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
-            "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
-            "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0))}
+    return {
+        "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
+        "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
+    }
 
 
 def configured_queues(settings: Settings) -> dict[str, str | None]:
-    return {"jobs": settings.jobs_queue_url, "jobs_dlq": settings.jobs_dlq_url,
-            "scheduler_dlq": settings.scheduler_dlq_url}
+    return {
+        "jobs": settings.jobs_queue_url,
+        "jobs_dlq": settings.jobs_dlq_url,
+        "scheduler_dlq": settings.scheduler_dlq_url,
+    }

@@ -49,8 +49,9 @@ def small_json_object(value: dict[str, Any]) -> dict[str, Any]:
 
 def text(max_length: int, min_length: int = 0) -> Any:
     """A storable string type with length bounds (checked before the content rules)."""
-    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length),
-                     AfterValidator(storable_text)]
+    return Annotated[
+        str, StringConstraints(min_length=min_length, max_length=max_length), AfterValidator(storable_text)
+    ]
 
 
 ResourceId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]

@@ -84,14 +84,20 @@ def process_batch(event: dict[str, Any], context: Any, handlers: Mapping[str, Ba
 
     def record_handler(record: SQSRecord) -> None:
         if record.message_id in errors:
-            logger.error("poison message: not a job", extra={"message_id": record.message_id,
-                                                             "error": str(errors[record.message_id])})
+            logger.error(
+                "poison message: not a job",
+                extra={"message_id": record.message_id, "error": str(errors[record.message_id])},
+            )
             raise errors[record.message_id]
         job = jobs_by_message[record.message_id]
         logger.set_correlation_id(job.correlation_id)
         outcome = outcomes.get(job.id)
-        fields = {"job_id": job.id, "job_type": job.type, "message_id": record.message_id,
-                  "receive_count": record.attributes.approximate_receive_count}
+        fields = {
+            "job_id": job.id,
+            "job_type": job.type,
+            "message_id": record.message_id,
+            "receive_count": record.attributes.approximate_receive_count,
+        }
         if outcome is not None:
             logger.warning("job failed", extra={**fields, "error": repr(outcome)[:300]})
             raise outcome
@@ -99,8 +105,9 @@ def process_batch(event: dict[str, Any], context: Any, handlers: Mapping[str, Ba
         logger.info("job processed", extra=fields)
 
     processor = BatchProcessor(event_type=EventType.SQS)
-    response = process_partial_response(event=event, record_handler=record_handler, processor=processor,
-                                        context=context)
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
     logger.set_correlation_id(None)
 
     failed_ids = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
@@ -110,8 +117,9 @@ def process_batch(event: dict[str, Any], context: Any, handlers: Mapping[str, Ba
         m.add_metric(name="JobsProcessed", unit=MetricUnit.Count, value=len(ages.get(job_type, [])))
         m.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=failed.get(job_type, 0))
         for age in ages.get(job_type, []):
-            m.add_metric(name="JobAge", unit=MetricUnit.Milliseconds, value=round(age, 1),
-                         resolution=MetricResolution.Standard)
+            m.add_metric(
+                name="JobAge", unit=MetricUnit.Milliseconds, value=round(age, 1), resolution=MetricResolution.Standard
+            )
         # not a dimension: lets Logs Insights tie this metric line to the API requests of its jobs
         correlation_ids = sorted({j.correlation_id for j in by_type.get(job_type, []) if j.correlation_id})
         if correlation_ids:
@@ -139,8 +147,12 @@ def reconcile(reconcilers: Mapping[str, Reconciler], settings: Settings | None =
             m = _type_metrics(job_type)
             m.add_metric(name="ReconcilerReEnqueued", unit=MetricUnit.Count, value=count)
             m.flush_metrics()
-    result = {"task": "reconcile", "re_enqueued": counts, "errors": errors,
-              "elapsed_ms": round((time.perf_counter() - start) * 1000, 1)}
+    result = {
+        "task": "reconcile",
+        "re_enqueued": counts,
+        "errors": errors,
+        "elapsed_ms": round((time.perf_counter() - start) * 1000, 1),
+    }
     logger.info("reconciler run", extra=result)
     # the run log behind /health/details and `python -m ops reconcile` (one cheap insert, best effort)
     ops.record_reconciler_run(get_db(), result, logger.get_current_keys().get("function_request_id"))

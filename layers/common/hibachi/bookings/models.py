@@ -82,8 +82,9 @@ class BookingIn(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     customer: Customer
-    event_start: LocalDateTime = Field(description="Local date-time without offset, such as 2026-12-05T18:30",
-                                       examples=["2026-12-05T18:30"])
+    event_start: LocalDateTime = Field(
+        description="Local date-time without offset, such as 2026-12-05T18:30", examples=["2026-12-05T18:30"]
+    )
     timezone: Timezone = Field(description="IANA time zone of the event", examples=["America/Los_Angeles"])
     duration_minutes: Duration = 120
     guest_count: Guests

@@ -25,7 +25,6 @@ COLUMNS = """id, status, version, chef_id, event_start, event_end, timezone, dur
     followup_due_at, created_at, updated_at, cancelled_at"""
 
 
-
 def _qualified(alias: str) -> str:
     return ", ".join(f"{alias}.{column.strip()}" for column in COLUMNS.split(","))
 
@@ -121,16 +120,20 @@ SELECT s.start
 FROM unnest(%(starts)s::timestamptz[], %(ends)s::timestamptz[]) AS s(start, held_until)
 WHERE EXISTS (
     SELECT 1 FROM generate_series(1, %(chef_count)s::int) AS chef
-    WHERE {_CHEF_FREE.replace("%(start)s", "s.start").replace("%(held_until)s", "s.held_until")
-                     .format(exclude=" AND b.id IS DISTINCT FROM %(exclude)s::uuid")}
+    WHERE {
+    _CHEF_FREE.replace("%(start)s", "s.start")
+    .replace("%(held_until)s", "s.held_until")
+    .format(exclude=" AND b.id IS DISTINCT FROM %(exclude)s::uuid")
+}
 )
 ORDER BY s.start
 LIMIT %(limit)s
 """
 
 
-def create_booking(db: Database, *, fields: dict[str, Any], key: str | None, request_hash: str,
-                   attempts: int) -> dict[str, Any] | None:
+def create_booking(
+    db: Database, *, fields: dict[str, Any], key: str | None, request_hash: str, attempts: int
+) -> dict[str, Any] | None:
     """Run ``CREATE_BOOKING`` until it answers: a row whose ``outcome`` is ``created`` or ``existing``,
     or ``None`` when the slot is full.
 
@@ -162,18 +165,26 @@ def cancel_booking(db: Database, booking_id: UUID) -> dict[str, Any] | None:
     return db.fetchone(CANCEL_BOOKING, {"id": booking_id})
 
 
-def reschedule_booking(db: Database, booking_id: UUID, *, version: int, current_chef: int,
-                       slot: dict[str, Any]) -> dict[str, Any] | None:
+def reschedule_booking(
+    db: Database, booking_id: UUID, *, version: int, current_chef: int, slot: dict[str, Any]
+) -> dict[str, Any] | None:
     """One attempt; the row's ``outcome`` is ``updated``, ``full`` or ``retry`` (the row changed
     under us: read it again). ``None``: the booking does not exist. exclusion_violation propagates."""
-    return db.fetchone(RESCHEDULE_BOOKING, {**slot, "id": booking_id, "version": version,
-                                            "current_chef": current_chef})
+    return db.fetchone(RESCHEDULE_BOOKING, {**slot, "id": booking_id, "version": version, "current_chef": current_chef})
 
 
-def free_starts(db: Database, *, starts: list[datetime], ends: list[datetime], chef_count: int,
-                exclude: UUID | None = None, limit: int = 5) -> list[datetime]:
+def free_starts(
+    db: Database,
+    *,
+    starts: list[datetime],
+    ends: list[datetime],
+    chef_count: int,
+    exclude: UUID | None = None,
+    limit: int = 5,
+) -> list[datetime]:
     if not starts:
         return []
-    rows = db.fetchall(FREE_STARTS, {"starts": starts, "ends": ends, "chef_count": chef_count,
-                                     "exclude": exclude, "limit": limit})
+    rows = db.fetchall(
+        FREE_STARTS, {"starts": starts, "ends": ends, "chef_count": chef_count, "exclude": exclude, "limit": limit}
+    )
     return [row["start"] for row in rows]

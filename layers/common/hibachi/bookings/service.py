@@ -62,12 +62,18 @@ class Slot:
     followup_due: datetime
 
     def params(self, duration: int, guests: int, chef_count: int) -> dict[str, Any]:
-        return {"start": self.start, "end": self.end, "held_until": self.held_until, "due": self.followup_due,
-                "duration": duration, "guests": guests, "chef_count": chef_count}
+        return {
+            "start": self.start,
+            "end": self.end,
+            "held_until": self.held_until,
+            "due": self.followup_due,
+            "duration": duration,
+            "guests": guests,
+            "chef_count": chef_count,
+        }
 
 
-def plan_slot(local_start: datetime, zone: ZoneInfo, duration_minutes: int, settings: Settings,
-              now: datetime) -> Slot:
+def plan_slot(local_start: datetime, zone: ZoneInfo, duration_minutes: int, settings: Settings, now: datetime) -> Slot:
     """Check the local start (DST, lead time, horizon) and compute the slot; 422 when it is refused."""
     try:
         start = times.resolve_local(local_start, zone).astimezone(UTC)
@@ -86,10 +92,16 @@ def plan_slot(local_start: datetime, zone: ZoneInfo, duration_minutes: int, sett
     if settings.followup_demo_delay_seconds is not None:  # demos only: due soon after booking
         due = now + timedelta(seconds=settings.followup_demo_delay_seconds)
     else:
-        due = times.followup_due(end, zone, delay_hours=settings.followup_delay_hours,
-                                 earliest_hour=settings.followup_earliest_hour, latest_hour=settings.followup_latest_hour)
-    return Slot(start=start, end=end, held_until=end + timedelta(minutes=settings.travel_buffer_minutes),
-                followup_due=due)
+        due = times.followup_due(
+            end,
+            zone,
+            delay_hours=settings.followup_delay_hours,
+            earliest_hour=settings.followup_earliest_hour,
+            latest_hour=settings.followup_latest_hour,
+        )
+    return Slot(
+        start=start, end=end, held_until=end + timedelta(minutes=settings.travel_buffer_minutes), followup_due=due
+    )
 
 
 def request_hash(body: BookingIn) -> str:
@@ -101,13 +113,21 @@ def request_hash(body: BookingIn) -> str:
 def to_out(row: dict[str, Any]) -> BookingOut:
     zone = ZoneInfo(row["timezone"])
     return BookingOut(
-        id=row["id"], status=row["status"], version=row["version"],
-        event_start=row["event_start"].astimezone(zone), event_end=row["event_end"].astimezone(zone),
-        timezone=row["timezone"], duration_minutes=row["duration_minutes"], guest_count=row["guest_count"],
+        id=row["id"],
+        status=row["status"],
+        version=row["version"],
+        event_start=row["event_start"].astimezone(zone),
+        event_end=row["event_end"].astimezone(zone),
+        timezone=row["timezone"],
+        duration_minutes=row["duration_minutes"],
+        guest_count=row["guest_count"],
         chef_id=row["chef_id"],
         customer=CustomerOut(name=row["customer_name"], phone=row["customer_phone"], email=row["customer_email"]),
-        address=AddressOut(**row["address"]), conversation_id=row["conversation_id"], notes=row["notes"],
-        followup_due_at=row["followup_due_at"].astimezone(zone), created_at=row["created_at"].astimezone(UTC),
+        address=AddressOut(**row["address"]),
+        conversation_id=row["conversation_id"],
+        notes=row["notes"],
+        followup_due_at=row["followup_due_at"].astimezone(zone),
+        created_at=row["created_at"].astimezone(UTC),
         updated_at=row["updated_at"].astimezone(UTC),
         cancelled_at=row["cancelled_at"].astimezone(UTC) if row["cancelled_at"] else None,
     )
@@ -121,21 +141,39 @@ def _enqueue(job: jobs.Job) -> None:
         metrics.add_metric(name="EnqueueFailed", unit=MetricUnit.Count, value=1)
 
 
-def _slot_full(local_start: datetime, zone: ZoneInfo, duration_minutes: int, settings: Settings, now: datetime,
-               exclude: UUID | None = None) -> SlotFull:
+def _slot_full(
+    local_start: datetime,
+    zone: ZoneInfo,
+    duration_minutes: int,
+    settings: Settings,
+    now: datetime,
+    exclude: UUID | None = None,
+) -> SlotFull:
     """The 409, with the next free start times that day (one more query, on this path only)."""
     not_before = now + timedelta(hours=settings.min_lead_hours)
     starts = [s.astimezone(UTC) for s in times.candidate_starts(local_start, zone, not_before=not_before)]
     hold = timedelta(minutes=duration_minutes + settings.travel_buffer_minutes)
-    free = repository.free_starts(get_db(), starts=starts, ends=[s + hold for s in starts],
-                                  chef_count=settings.chef_count, exclude=exclude, limit=ALTERNATIVES)
-    return SlotFull("No chef is free at that time. The details list the next free start times that day.",
-                    details={"event_start": local_start.isoformat(timespec="minutes"), "timezone": zone.key,
-                             "next_free_starts": [f.astimezone(zone).isoformat() for f in free]})
+    free = repository.free_starts(
+        get_db(),
+        starts=starts,
+        ends=[s + hold for s in starts],
+        chef_count=settings.chef_count,
+        exclude=exclude,
+        limit=ALTERNATIVES,
+    )
+    return SlotFull(
+        "No chef is free at that time. The details list the next free start times that day.",
+        details={
+            "event_start": local_start.isoformat(timespec="minutes"),
+            "timezone": zone.key,
+            "next_free_starts": [f.astimezone(zone).isoformat() for f in free],
+        },
+    )
 
 
-def create_booking(body: BookingIn, *, idempotency_key: str | None,
-                   correlation_id: str | None) -> tuple[BookingOut, bool]:
+def create_booking(
+    body: BookingIn, *, idempotency_key: str | None, correlation_id: str | None
+) -> tuple[BookingOut, bool]:
     """Book a chef (one round trip), then enqueue the follow-up job. Returns (booking, created)."""
     settings = get_settings()
     zone = times.load_zone(body.timezone)
@@ -144,20 +182,31 @@ def create_booking(body: BookingIn, *, idempotency_key: str | None,
     digest = request_hash(body)
     fields = {
         **slot.params(body.duration_minutes, body.guest_count, settings.chef_count),
-        "timezone": body.timezone, "name": body.customer.name, "phone": body.customer.phone,
-        "email": body.customer.email, "address": body.address.model_dump(mode="json"),
-        "conversation_id": body.conversation_id, "notes": body.notes,
+        "timezone": body.timezone,
+        "name": body.customer.name,
+        "phone": body.customer.phone,
+        "email": body.customer.email,
+        "address": body.address.model_dump(mode="json"),
+        "conversation_id": body.conversation_id,
+        "notes": body.notes,
     }
-    row = repository.create_booking(get_db(), fields=fields, key=idempotency_key, request_hash=digest,
-                                    attempts=settings.chef_count + 2)
+    row = repository.create_booking(
+        get_db(), fields=fields, key=idempotency_key, request_hash=digest, attempts=settings.chef_count + 2
+    )
     if row is None:
         raise _slot_full(body.event_start, zone, body.duration_minutes, settings, now)
     if row["outcome"] == "existing":
         if row["request_hash"] != digest:
             raise IdempotencyKeyReused(
                 "This Idempotency-Key was used for a different booking request; use a new key.",
-                details=[{"loc": ["header", "idempotency-key"], "msg": "already used with another body",
-                          "type": "idempotency_key_reused"}])
+                details=[
+                    {
+                        "loc": ["header", "idempotency-key"],
+                        "msg": "already used with another body",
+                        "type": "idempotency_key_reused",
+                    }
+                ],
+            )
         return to_out(row), False
     _enqueue(schedule_job(row["id"], row["version"], correlation_id))
     return to_out(row), True
@@ -207,9 +256,13 @@ def reschedule_booking(booking_id: UUID, body: RescheduleIn, *, correlation_id: 
         guests = body.guest_count if body.guest_count is not None else current["guest_count"]
         slot = plan_slot(body.event_start, zone, duration, settings, now)
         try:
-            row = repository.reschedule_booking(db, booking_id, version=current["version"],
-                                                current_chef=current["chef_id"],
-                                                slot=slot.params(duration, guests, settings.chef_count))
+            row = repository.reschedule_booking(
+                db,
+                booking_id,
+                version=current["version"],
+                current_chef=current["chef_id"],
+                slot=slot.params(duration, guests, settings.chef_count),
+            )
         except psycopg.errors.ExclusionViolation:
             continue  # a concurrent booking took the chef we chose: choose again
         except DatabaseUnavailable as exc:

@@ -65,15 +65,18 @@ def resolve_local(local: datetime, zone: ZoneInfo) -> datetime:
         raise LocalTimeError(
             "dst_gap",
             f"{local.isoformat(timespec='minutes')} does not exist in {zone.key}: the clocks skip that hour "
-            "(daylight saving time starts). Choose another start time.")
+            "(daylight saving time starts). Choose another start time.",
+        )
     raise LocalTimeError(
         "dst_ambiguous",
         f"{local.isoformat(timespec='minutes')} happens twice in {zone.key}: the clocks repeat that hour "
-        "(daylight saving time ends). Choose another start time.")
+        "(daylight saving time ends). Choose another start time.",
+    )
 
 
-def followup_due(event_end: datetime, zone: ZoneInfo, *, delay_hours: float, earliest_hour: int,
-                 latest_hour: int) -> datetime:
+def followup_due(
+    event_end: datetime, zone: ZoneInfo, *, delay_hours: float, earliest_hour: int, latest_hour: int
+) -> datetime:
     """When the post-event follow-up is due (aware, UTC). See the module docstring for the rule."""
     if event_end.tzinfo is None:
         raise ValueError("event_end must be aware")
@@ -114,8 +117,9 @@ def schedule_expression(due: datetime, zone: ZoneInfo) -> tuple[str, str]:
     return f"at({wall:%Y-%m-%dT%H:%M:%S})", zone.key
 
 
-def candidate_starts(requested: datetime, zone: ZoneInfo, *, not_before: datetime,
-                     step_minutes: int = SLOT_STEP_MINUTES) -> list[datetime]:
+def candidate_starts(
+    requested: datetime, zone: ZoneInfo, *, not_before: datetime, step_minutes: int = SLOT_STEP_MINUTES
+) -> list[datetime]:
     """Start times later the same local day as ``requested`` (naive), on a ``step_minutes`` grid,
     that exist in ``zone``, are unambiguous and are not before ``not_before`` (aware)."""
     minutes = requested.hour * 60 + requested.minute

@@ -21,8 +21,13 @@ class MessageIn(BaseModel):
 
     role: Role
     content: text(8000, min_length=1)
-    emotion_score: float | None = Field(default=None, ge=-1, le=1, strict=True,  # no "0.5", no true
-                                        description="Sentiment of the message, -1 (upset) to 1 (delighted)")
+    emotion_score: float | None = Field(
+        default=None,
+        ge=-1,
+        le=1,
+        strict=True,  # no "0.5", no true
+        description="Sentiment of the message, -1 (upset) to 1 (delighted)",
+    )
     customer_id: text(128) | None = None
     channel: text(32) | None = Field(default=None, examples=["web", "sms"])
     metadata: Metadata = Field(default_factory=dict, description="JSON object, at most 4 KB serialized")

@@ -107,18 +107,36 @@ LIMIT %(limit)s
 """
 
 
-def insert_message(db: Database, *, conversation_id: str, role: str, content: str, emotion_score: float | None,
-                   metadata: dict[str, Any], idempotency_key: str | None, customer_id: str | None,
-                   channel: str | None) -> dict[str, Any] | None:
+def insert_message(
+    db: Database,
+    *,
+    conversation_id: str,
+    role: str,
+    content: str,
+    emotion_score: float | None,
+    metadata: dict[str, Any],
+    idempotency_key: str | None,
+    customer_id: str | None,
+    channel: str | None,
+) -> dict[str, Any] | None:
     """Store a message; the row has ``created`` False when the idempotency key was seen before.
 
     ``None`` only in the rare race where the original request with the same key is committing
     concurrently; calling again returns it.
     """
-    return db.fetchone(INSERT_MESSAGE, {
-        "cid": conversation_id, "role": role, "content": content, "emotion_score": emotion_score,
-        "metadata": Jsonb(metadata), "key": idempotency_key, "customer_id": customer_id, "channel": channel,
-    })
+    return db.fetchone(
+        INSERT_MESSAGE,
+        {
+            "cid": conversation_id,
+            "role": role,
+            "content": content,
+            "emotion_score": emotion_score,
+            "metadata": Jsonb(metadata),
+            "key": idempotency_key,
+            "customer_id": customer_id,
+            "channel": channel,
+        },
+    )
 
 
 def get_conversation(db: Database, conversation_id: str) -> dict[str, Any] | None:

@@ -17,23 +17,41 @@ TREND_THRESHOLD = 0.02  # slope per message below which the mood counts as stabl
 
 
 def emotion_job(conversation_id: str, seq: int, correlation_id: str | None) -> jobs.Job:
-    return jobs.Job.new(jobs.EMOTION_STATS, f"{jobs.EMOTION_STATS}:{conversation_id}:{seq}",
-                        {"conversation_id": conversation_id}, correlation_id)
+    return jobs.Job.new(
+        jobs.EMOTION_STATS,
+        f"{jobs.EMOTION_STATS}:{conversation_id}:{seq}",
+        {"conversation_id": conversation_id},
+        correlation_id,
+    )
 
 
 def _message(row: dict[str, Any], conversation_id: str) -> MessageOut:
-    return MessageOut(id=row["id"], conversation_id=conversation_id, role=row["role"], content=row["content"],
-                      emotion_score=row["emotion_score"], metadata=row["metadata"] or {},
-                      created_at=row["created_at"])
+    return MessageOut(
+        id=row["id"],
+        conversation_id=conversation_id,
+        role=row["role"],
+        content=row["content"],
+        emotion_score=row["emotion_score"],
+        metadata=row["metadata"] or {},
+        created_at=row["created_at"],
+    )
 
 
-def post_message(conversation_id: str, message: MessageIn, *, idempotency_key: str | None,
-                 correlation_id: str | None) -> tuple[MessageOut, bool]:
+def post_message(
+    conversation_id: str, message: MessageIn, *, idempotency_key: str | None, correlation_id: str | None
+) -> tuple[MessageOut, bool]:
     """Store ``message`` (one round trip), then enqueue its emotion job. Returns (message, created)."""
     db = get_db()
-    fields = dict(conversation_id=conversation_id, role=message.role, content=message.content,
-                  emotion_score=message.emotion_score, metadata=message.metadata,
-                  idempotency_key=idempotency_key, customer_id=message.customer_id, channel=message.channel)
+    fields = dict(
+        conversation_id=conversation_id,
+        role=message.role,
+        content=message.content,
+        emotion_score=message.emotion_score,
+        metadata=message.metadata,
+        idempotency_key=idempotency_key,
+        customer_id=message.customer_id,
+        channel=message.channel,
+    )
     row = repository.insert_message(db, **fields)
     if row is None:  # the original request with this key committed while we ran: read it now
         row = repository.insert_message(db, **fields)
@@ -74,14 +92,18 @@ def decode_cursor(cursor: str) -> int:
             raise ValueError(cursor)
         return seq
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise Unprocessable("The request is not valid; see details.",
-                            details=[{"loc": ["query", "before"], "msg": "not a cursor returned by this API",
-                                      "type": "cursor_invalid"}]) from None
+        raise Unprocessable(
+            "The request is not valid; see details.",
+            details=[
+                {"loc": ["query", "before"], "msg": "not a cursor returned by this API", "type": "cursor_invalid"}
+            ],
+        ) from None
 
 
 def list_messages(conversation_id: str, *, limit: int, before: str | None) -> MessagePage:
-    rows = repository.list_messages(get_db(), conversation_id, limit=limit + 1,
-                                    before=decode_cursor(before) if before else None)
+    rows = repository.list_messages(
+        get_db(), conversation_id, limit=limit + 1, before=decode_cursor(before) if before else None
+    )
     if not rows:
         raise NotFound(f"Conversation {conversation_id!r} does not exist.")
     page = [row for row in rows if row["seq"] is not None]
@@ -115,6 +137,8 @@ def reconcile_emotion_jobs(grace_seconds: int, limit: int) -> int:
     if not stale:
         return 0
     failed = jobs.get_queue().send_many([emotion_job(cid, 0, "reconciler") for cid in stale])
-    logger.warning("reconciler re-enqueued emotion jobs",
-                   extra={"conversations": stale[:20], "count": len(stale), "send_failed": len(failed)})
+    logger.warning(
+        "reconciler re-enqueued emotion jobs",
+        extra={"conversations": stale[:20], "count": len(stale), "send_failed": len(failed)},
+    )
     return len(stale) - len(failed)

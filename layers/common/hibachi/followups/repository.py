@@ -164,34 +164,57 @@ class Messages:
         self.keys.append(key)
 
     def params(self) -> dict[str, Any]:
-        return {"m_cids": self.cids, "m_roles": self.roles, "m_contents": self.contents, "m_meta": self.meta,
-                "m_keys": self.keys}
+        return {
+            "m_cids": self.cids,
+            "m_roles": self.roles,
+            "m_contents": self.contents,
+            "m_meta": self.meta,
+            "m_keys": self.keys,
+        }
 
 
 def sync_followups(db: Database, booking_ids: list[UUID]) -> list[dict[str, Any]]:
     return db.fetchall(SYNC_FOLLOWUPS, {"ids": booking_ids})
 
 
-def finish_schedules(db: Database, messages: Messages, scheduled: list[tuple[UUID, int, str]],
-                     done: list[tuple[UUID, int]]) -> dict[str, Any]:
-    return db.fetchone(FINISH_SCHEDULES, {
-        **messages.params(),
-        "s_ids": [s[0] for s in scheduled], "s_versions": [s[1] for s in scheduled],
-        "s_names": [s[2] for s in scheduled],
-        "d_ids": [d[0] for d in done], "d_versions": [d[1] for d in done],
-    }) or {}
+def finish_schedules(
+    db: Database, messages: Messages, scheduled: list[tuple[UUID, int, str]], done: list[tuple[UUID, int]]
+) -> dict[str, Any]:
+    return (
+        db.fetchone(
+            FINISH_SCHEDULES,
+            {
+                **messages.params(),
+                "s_ids": [s[0] for s in scheduled],
+                "s_versions": [s[1] for s in scheduled],
+                "s_names": [s[2] for s in scheduled],
+                "d_ids": [d[0] for d in done],
+                "d_versions": [d[1] for d in done],
+            },
+        )
+        or {}
+    )
 
 
 def claim_sends(db: Database, requests: list[tuple[UUID, int]], *, slack_seconds: int) -> list[dict[str, Any]]:
-    return db.fetchall(CLAIM_SENDS, {"ids": [r[0] for r in requests], "versions": [r[1] for r in requests],
-                                     "slack": slack_seconds})
+    return db.fetchall(
+        CLAIM_SENDS, {"ids": [r[0] for r in requests], "versions": [r[1] for r in requests], "slack": slack_seconds}
+    )
 
 
 def finish_sends(db: Database, messages: Messages, results: list[tuple[UUID, int, bool]]) -> dict[str, Any]:
-    return db.fetchone(FINISH_SENDS, {
-        **messages.params(),
-        "d_ids": [r[0] for r in results], "d_versions": [r[1] for r in results], "d_ok": [r[2] for r in results],
-    }) or {}
+    return (
+        db.fetchone(
+            FINISH_SENDS,
+            {
+                **messages.params(),
+                "d_ids": [r[0] for r in results],
+                "d_versions": [r[1] for r in results],
+                "d_ok": [r[2] for r in results],
+            },
+        )
+        or {}
+    )
 
 
 def behind_bookings(db: Database, *, grace_seconds: int, limit: int) -> list[dict[str, Any]]:

@@ -40,15 +40,22 @@ SCHEDULE_RETRY_POLICY = {"MaximumRetryAttempts": 10, "MaximumEventAgeInSeconds":
 
 # -- jobs ---------------------------------------------------------------------------------------------
 def schedule_job(booking_id: UUID | str, version: int, correlation_id: str | None) -> jobs.Job:
-    return jobs.Job.new(jobs.SCHEDULE_FOLLOWUP, f"{jobs.SCHEDULE_FOLLOWUP}:{booking_id}:v{version}",
-                        {"booking_id": str(booking_id)}, correlation_id)
+    return jobs.Job.new(
+        jobs.SCHEDULE_FOLLOWUP,
+        f"{jobs.SCHEDULE_FOLLOWUP}:{booking_id}:v{version}",
+        {"booking_id": str(booking_id)},
+        correlation_id,
+    )
 
 
-def send_job(booking_id: UUID | str, version: int, correlation_id: str | None,
-             due: datetime | None = None) -> jobs.Job:
+def send_job(booking_id: UUID | str, version: int, correlation_id: str | None, due: datetime | None = None) -> jobs.Job:
     """The ``send_followup`` job; a scheduled one counts its age (``JobAge``) from when it was due."""
-    job = jobs.Job.new(jobs.SEND_FOLLOWUP, f"{jobs.SEND_FOLLOWUP}:{booking_id}:v{version}",
-                       {"booking_id": str(booking_id), "version": version}, correlation_id)
+    job = jobs.Job.new(
+        jobs.SEND_FOLLOWUP,
+        f"{jobs.SEND_FOLLOWUP}:{booking_id}:v{version}",
+        {"booking_id": str(booking_id), "version": version},
+        correlation_id,
+    )
     return job.model_copy(update={"enqueued_at": due}) if due is not None else job
 
 
@@ -57,15 +64,17 @@ def _when(row: dict[str, Any]) -> str:
     zone = ZoneInfo(row["timezone"])
     start = row["event_start"].astimezone(zone)
     end = row["event_end"].astimezone(zone)
-    return (f"{start:%a %d %b %Y}, {start:%H:%M}-{end:%H:%M} {start.tzname()} ({row['timezone']})")
+    return f"{start:%a %d %b %Y}, {start:%H:%M}-{end:%H:%M} {start.tzname()} ({row['timezone']})"
 
 
 def confirmation_text(row: dict[str, Any]) -> str:
     address = row["address"] or {}
     where = ", ".join(p for p in (address.get("line1"), address.get("city"), address.get("state")) if p)
     updated = " (updated)" if row["version"] > 1 else ""
-    return (f"Booking confirmed{updated}: a hibachi chef for {row['guest_count']} guests on {_when(row)} at "
-            f"{where}. Booking {row['id']}.")
+    return (
+        f"Booking confirmed{updated}: a hibachi chef for {row['guest_count']} guests on {_when(row)} at "
+        f"{where}. Booking {row['id']}."
+    )
 
 
 def cancellation_text(row: dict[str, Any]) -> str:
@@ -75,9 +84,11 @@ def cancellation_text(row: dict[str, Any]) -> str:
 def followup_text(row: dict[str, Any]) -> str:
     first = (row["customer_name"] or "").split()[0] if row["customer_name"] else "there"
     day = row["event_start"].astimezone(ZoneInfo(row["timezone"]))
-    return (f"Hi {first}, thank you for having us cook for your {row['guest_count']} guests on {day:%A %d %B}! "
-            "We hope everyone enjoyed the show. If you have a moment, tell us how it went, and we would love "
-            "to cook for you again.")
+    return (
+        f"Hi {first}, thank you for having us cook for your {row['guest_count']} guests on {day:%A %d %B}! "
+        "We hope everyone enjoyed the show. If you have a moment, tell us how it went, and we would love "
+        "to cook for you again."
+    )
 
 
 # -- schedule_followup -------------------------------------------------------------------------------
@@ -99,18 +110,31 @@ def _apply_schedule(row: dict[str, Any], settings: Settings, correlation_id: str
             raise RuntimeError("could not enqueue the due follow-up")
         return None
     if not (settings.scheduler_target_arn and settings.scheduler_role_arn):
-        logger.warning("scheduler not configured; the reconciler sends the follow-up when due",
-                       extra={"booking_id": str(row["id"])})
+        logger.warning(
+            "scheduler not configured; the reconciler sends the follow-up when due",
+            extra={"booking_id": str(row["id"])},
+        )
         return None
     expression, zone_name = schedule_expression(due, ZoneInfo(row["timezone"]))
-    target: dict[str, Any] = {"Arn": settings.scheduler_target_arn, "RoleArn": settings.scheduler_role_arn,
-                              "Input": job.model_dump_json(), "RetryPolicy": SCHEDULE_RETRY_POLICY}
+    target: dict[str, Any] = {
+        "Arn": settings.scheduler_target_arn,
+        "RoleArn": settings.scheduler_role_arn,
+        "Input": job.model_dump_json(),
+        "RetryPolicy": SCHEDULE_RETRY_POLICY,
+    }
     if settings.scheduler_dlq_arn:
         target["DeadLetterConfig"] = {"Arn": settings.scheduler_dlq_arn}
-    request = {"Name": name, "GroupName": settings.scheduler_group_name, "ScheduleExpression": expression,
-               "ScheduleExpressionTimezone": zone_name, "FlexibleTimeWindow": {"Mode": "OFF"},
-               "ActionAfterCompletion": "DELETE", "State": "ENABLED", "Target": target,
-               "Description": f"Follow-up of booking {row['id']} v{row['followup_version']}"}
+    request = {
+        "Name": name,
+        "GroupName": settings.scheduler_group_name,
+        "ScheduleExpression": expression,
+        "ScheduleExpressionTimezone": zone_name,
+        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "ActionAfterCompletion": "DELETE",
+        "State": "ENABLED",
+        "Target": target,
+        "Description": f"Follow-up of booking {row['id']} v{row['followup_version']}",
+    }
     scheduler = aws.client("scheduler")
     try:
         scheduler.create_schedule(**request)
@@ -125,8 +149,9 @@ def _delete_schedule(row: dict[str, Any], settings: Settings) -> None:
     if not (settings.scheduler_target_arn and settings.scheduler_role_arn):
         return
     try:
-        aws.client("scheduler").delete_schedule(Name=f"{settings.schedule_name_prefix}{row['id']}",
-                                                   GroupName=settings.scheduler_group_name)
+        aws.client("scheduler").delete_schedule(
+            Name=f"{settings.schedule_name_prefix}{row['id']}", GroupName=settings.scheduler_group_name
+        )
     except Exception as exc:
         if aws.error_code(exc) != "ResourceNotFoundException":
             raise
@@ -156,18 +181,29 @@ def handle_schedule_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
         confirmed = row["status"] == "confirmed"
         if row["conversation_id"]:
             if confirmed:
-                messages.add(row["conversation_id"], "system", confirmation_text(row),
-                             {"booking_id": str(booking_id), "kind": "booking_confirmed", "version": row["version"]},
-                             f"booking:{booking_id}:confirmed:v{row['version']}")
+                messages.add(
+                    row["conversation_id"],
+                    "system",
+                    confirmation_text(row),
+                    {"booking_id": str(booking_id), "kind": "booking_confirmed", "version": row["version"]},
+                    f"booking:{booking_id}:confirmed:v{row['version']}",
+                )
             else:
-                messages.add(row["conversation_id"], "system", cancellation_text(row),
-                             {"booking_id": str(booking_id), "kind": "booking_cancelled"},
-                             f"booking:{booking_id}:cancelled")
+                messages.add(
+                    row["conversation_id"],
+                    "system",
+                    cancellation_text(row),
+                    {"booking_id": str(booking_id), "kind": "booking_cancelled"},
+                    f"booking:{booking_id}:cancelled",
+                )
         try:
             if not confirmed:
                 _delete_schedule(row, settings)
-            elif (row["followup_status"] == "pending" and row["followup_version"] == row["version"]
-                  and row["scheduled_at"] is None):
+            elif (
+                row["followup_status"] == "pending"
+                and row["followup_version"] == row["version"]
+                and row["scheduled_at"] is None
+            ):
                 correlation_id = by_booking[booking_id][0].correlation_id
                 name = _apply_schedule(row, settings, correlation_id)
                 if name is not None:
@@ -202,15 +238,20 @@ def _publish(row: dict[str, Any], text: str, settings: Settings) -> None:
     channel = row.get("channel") if row.get("channel") in ("sms", "email") else "sms"
     dedup = dedup_id(row)
     message = {
-        "type": "booking_followup", "dedup_id": dedup, "booking_id": str(row["id"]),
-        "version": row["followup_version"], "conversation_id": row["conversation_id"], "text": text,
+        "type": "booking_followup",
+        "dedup_id": dedup,
+        "booking_id": str(row["id"]),
+        "version": row["followup_version"],
+        "conversation_id": row["conversation_id"],
+        "text": text,
         "channel": channel,
         "customer": {"name": row["customer_name"], "phone": row["customer_phone"], "email": row["customer_email"]},
         "event_start": row["event_start"].astimezone(ZoneInfo(row["timezone"])).isoformat(),
         "timezone": row["timezone"],
     }
     request: dict[str, Any] = {
-        "TopicArn": settings.followup_topic_arn, "Message": json.dumps(message),
+        "TopicArn": settings.followup_topic_arn,
+        "Message": json.dumps(message),
         "Subject": "Thank you from your hibachi chef",
         "MessageAttributes": {
             "booking_id": {"DataType": "String", "StringValue": str(row["id"])},
@@ -250,8 +291,7 @@ def handle_send_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
     db = get_db()
     claimed = repository.claim_sends(db, list(by_request), slack_seconds=CLAIM_SLACK_SECONDS)
     if not claimed:
-        logger.info("nothing to send (stale, cancelled, already sent or not yet due)",
-                    extra={"jobs": len(batch)})
+        logger.info("nothing to send (stale, cancelled, already sent or not yet due)", extra={"jobs": len(batch)})
         return outcome
     messages = repository.Messages()
     results: list[tuple[UUID, int, bool]] = []
@@ -262,8 +302,10 @@ def handle_send_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
             if settings.followup_topic_arn:
                 _publish(row, text, settings)
             else:
-                logger.warning("FOLLOWUP_TOPIC_ARN is not set; the follow-up is only stored in the conversation",
-                               extra={"booking_id": str(row["id"])})
+                logger.warning(
+                    "FOLLOWUP_TOPIC_ARN is not set; the follow-up is only stored in the conversation",
+                    extra={"booking_id": str(row["id"])},
+                )
         except Exception as exc:  # noqa: BLE001 - back to pending, and this job is retried
             logger.warning("follow-up publish failed", extra={"booking_id": str(row["id"]), "error": repr(exc)[:300]})
             results.append((*key, False))
@@ -272,8 +314,13 @@ def handle_send_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
             continue
         results.append((*key, True))
         if row["conversation_id"]:
-            messages.add(row["conversation_id"], "assistant", text,
-                         {"booking_id": str(row["id"]), "kind": "booking_followup"}, f"booking:{row['id']}:followup")
+            messages.add(
+                row["conversation_id"],
+                "assistant",
+                text,
+                {"booking_id": str(row["id"]), "kind": "booking_followup"},
+                f"booking:{row['id']}:followup",
+            )
     result = repository.finish_sends(db, messages, results)
     sent = int(result.get("sent", 0))
     if sent:
@@ -289,21 +336,24 @@ def reconcile_schedule_jobs(grace_seconds: int, limit: int) -> int:
     if not behind:
         return 0
     failed = jobs.get_queue().send_many([schedule_job(r["id"], r["version"], "reconciler") for r in behind])
-    logger.warning("reconciler re-enqueued schedule_followup jobs",
-                   extra={"bookings": [str(r["id"]) for r in behind[:20]], "count": len(behind),
-                          "send_failed": len(failed)})
+    logger.warning(
+        "reconciler re-enqueued schedule_followup jobs",
+        extra={"bookings": [str(r["id"]) for r in behind[:20]], "count": len(behind), "send_failed": len(failed)},
+    )
     return len(behind) - len(failed)
 
 
 def reconcile_send_jobs(grace_seconds: int, limit: int) -> int:
     """Enqueue ``send_followup`` for follow-ups past due and unsent (a lost or early schedule, or a
     worker that died mid-send)."""
-    due = repository.due_followups(get_db(), grace_seconds=grace_seconds, stuck_seconds=STUCK_SENDING_SECONDS,
-                                   limit=limit)
+    due = repository.due_followups(
+        get_db(), grace_seconds=grace_seconds, stuck_seconds=STUCK_SENDING_SECONDS, limit=limit
+    )
     if not due:
         return 0
     failed = jobs.get_queue().send_many([send_job(r["booking_id"], r["version"], "reconciler") for r in due])
-    logger.warning("reconciler enqueued due follow-ups",
-                   extra={"bookings": [str(r["booking_id"]) for r in due[:20]], "count": len(due),
-                          "send_failed": len(failed)})
+    logger.warning(
+        "reconciler enqueued due follow-ups",
+        extra={"bookings": [str(r["booking_id"]) for r in due[:20]], "count": len(due), "send_failed": len(failed)},
+    )
     return len(due) - len(failed)
