@@ -156,7 +156,7 @@ def measure(
     runs: int = 10,
     nopyc_runs: int = 5,
     event_for_run=None,
-) -> ColdResult:  # noqa: ANN001
+) -> ColdResult:
     """Cold-start ``function`` ``runs`` times (after one unmeasured run) and measure its floors.
     ``event_for_run(i)`` gives a fresh event per run when a repeated one would take another path."""
     STATE.mkdir(parents=True, exist_ok=True)
@@ -260,7 +260,7 @@ def importtime(function: str, env: dict[str, str], runs: int = 5) -> ImportProfi
 
     def group(name: str) -> str:
         top = name.split(".")[0]
-        return "(stdlib)" if top in stdlib or top.startswith("_") and top.lstrip("_") in stdlib else top
+        return "(stdlib)" if top in stdlib or (top.startswith("_") and top.lstrip("_") in stdlib) else top
 
     totals, packages, points = [], {}, {}
     for entries in per_run:

@@ -74,7 +74,6 @@ class Postgres:
     def fresh_database(self, name: str) -> str:
         """Drop and create ``name``, apply the app's migrations; return its DSN."""
         import psycopg
-
         from hibachi.migrate import apply
 
         with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
@@ -145,7 +144,7 @@ class Moto:
     def queue_url(self) -> str:
         return self.resources.jobs_queue_url
 
-    def client(self, service: str):  # noqa: ANN201
+    def client(self, service: str):
         from local.aws import client
 
         return client(service, self.endpoint_url, REGION)

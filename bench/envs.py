@@ -14,6 +14,7 @@ pipe: ``prepare`` (settings, the workload, one untimed warm-up request: opens it
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import os
@@ -75,10 +76,8 @@ def _worker(conn: Any, client: int) -> None:  # runs in the environment process
             )
             cpu = time.process_time() - cpu0
             if state is not None:
-                try:
+                with contextlib.suppress(Exception):  # closing a connection may fail in any way
                     workload.close(state)
-                except Exception:  # noqa: BLE001, S110 - closing a connection may fail in any way
-                    pass
             conn.send(("done", {"samples": samples, "ends": ends, "errors": errors, "cpu": cpu}))
 
 
@@ -120,7 +119,7 @@ class EnvPool:
         """Like ``bench.measure.run`` for a handler operation, one process per client."""
         assert clients <= len(self.conns) and (requests or duration)
         # per client: at most this many requests (a round trip takes >= 0.25 s at RTT 270 ms), plus the warm-up
-        cap = (requests or int(math.ceil(max_seconds / 0.25)) + 5) + 1
+        cap = (requests or math.ceil(max_seconds / 0.25) + 5) + 1
         shared = {k: v for k, v in fixtures.items() if k != "slots"}
         if queue is not None:
             queue.reset()
@@ -138,7 +137,7 @@ class EnvPool:
         queued0 = queue.queued() if queue is not None else None
         cpu0 = {name: cpu_seconds(pid) for name, pid in (processes or {}).items()}
         start = time.perf_counter() + 0.05
-        stop = start + (duration if duration else max_seconds)
+        stop = start + (duration or max_seconds)
         for c in range(clients):
             self.conns[c].send(("go", (start, stop, start + max_seconds, requests)))
         parts = [self._recv(c, max_seconds + _TIMEOUT)[1] for c in range(clients)]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bench.operations import Operation
-from local.functions import load_function  # noqa: F401 - the loader the tests use, re-exported
+from local.functions import load_function
 
 
 # -- statistics ---------------------------------------------------------------------------------------------
@@ -195,7 +195,7 @@ def run(
         except threading.BrokenBarrierError:
             return
         start = box["start"]
-        stop = start + (duration if duration else max_seconds)
+        stop = start + (duration or max_seconds)
         mine, my_ends, my_errors = client_loop(
             workload, state, c, _numbers, start=start, stop=stop, hard_stop=start + max_seconds, requests=requests
         )
@@ -257,7 +257,7 @@ class Capture:
         original = self._original = psycopg.Cursor.execute
         statements = self.statements
 
-        def execute(cur, query, params=None, **kwargs):  # noqa: ANN001, ANN202
+        def execute(cur, query, params=None, **kwargs):
             statements.append((self.tag, query, params))
             return original(cur, query, params, **kwargs)
 
@@ -286,7 +286,7 @@ class SqsWait:
         original = self._original = JobQueue.send_many
         box = self
 
-        def send_many(queue, jobs):  # noqa: ANN001, ANN202
+        def send_many(queue, jobs):
             wall, cpu = time.perf_counter(), time.thread_time()
             try:
                 return original(queue, jobs)

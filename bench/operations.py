@@ -79,7 +79,12 @@ def setup_conversations(clients: int, run: str) -> dict[str, Any]:
     chats, histories = [], []
     for c in range(clients):
         chat, history = f"bench-{run}-chat-{c}", f"bench-{run}-history-{c}"
-        fields = dict(metadata={"locale": "en-US"}, idempotency_key=None, customer_id=f"customer-{c}", channel="web")
+        fields = {
+            "metadata": {"locale": "en-US"},
+            "idempotency_key": None,
+            "customer_id": f"customer-{c}",
+            "channel": "web",
+        }
         repository.insert_message(db, conversation_id=chat, role="user", content=CHAT_TEXT, emotion_score=0.4, **fields)
         for k in range(HISTORY_MESSAGES):
             repository.insert_message(
@@ -342,9 +347,10 @@ def setup_schedule(jobs_needed: int, run: str) -> dict[str, Any]:
 def setup_send(jobs_needed: int, run: str) -> dict[str, Any]:
     """One new booking per job, its follow-up recorded (hibachi's own statement) and then made due
     now (bench SQL: a real one is due a day after the event)."""
-    from bench.measure import Counter
     from hibachi.db import get_db
     from hibachi.followups import repository
+
+    from bench.measure import Counter
 
     fx: dict[str, Any] = {"run": run, "slots": Counter(_slot_base(run) + SEND_SLOTS)}
     fx["ids"] = _new_bookings(fx, jobs_needed)

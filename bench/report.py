@@ -52,7 +52,7 @@ def overhead(results: Any, op: Any) -> tuple[float, float, str]:
     raw_p50 = Summary.of(raw).p50 if raw else math.nan
     r = results.rtt0.get(op.name)
     if op.enqueues and r is not None and r.sqs_wait_ms and len(r.sqs_wait_ms) == len(r.samples):
-        adjusted = [s - w for s, w in zip(r.samples, r.sqs_wait_ms)]
+        adjusted = [s - w for s, w in zip(r.samples, r.sqs_wait_ms, strict=True)]
         return Summary.of(adjusted).p50, raw_p50, "handler with its SQS send, minus the wait for SQS"
     plain = results.rtt0.get(f"{op.name} (no SQS)") or r
     return _p50(plain), raw_p50, "handler"
@@ -105,7 +105,7 @@ def target_rows(results: Any) -> list[list[str]]:
     """Rows of all the targets; the first cell starts with the target's number."""
     rows: list[list[str]] = []
     ops = {op.name: op for op in _operations(results)}
-    headline = [name for name in ("store_message", "create_booking")]
+    headline = ["store_message", "create_booking"]
     after270 = _p50(results.rtt270.get("old after"))
 
     # 1. round trips on the hot path
@@ -239,8 +239,10 @@ def target_rows(results: Any) -> list[list[str]]:
         rows.append(
             [
                 f"{c.function}: cold start (import + first request) / floor",
-                f"{ms(c.total_ms, 0)} ms vs floor {ms(c.floor.inside_ms, 0)} ms = {num(c.ratio)} × "
-                f"(process wall {ms(c.wall_ms, 0)} vs {ms(c.floor.wall_ms, 0)} ms = {num(c.wall_ratio)} ×){also}",
+                (
+                    f"{ms(c.total_ms, 0)} ms vs floor {ms(c.floor.inside_ms, 0)} ms = {num(c.ratio)} × "
+                    f"(process wall {ms(c.wall_ms, 0)} vs {ms(c.floor.wall_ms, 0)} ms = {num(c.wall_ratio)} ×){also}"
+                ),
                 "≤ 1.2 ×",
                 verdict(ok),
                 ""
@@ -301,7 +303,7 @@ class _Tagged(list):
         super().__init__(rows)
         self.target = target
 
-    def append(self, row: list[str]) -> None:  # noqa: D102
+    def append(self, row: list[str]) -> None:
         super().append([self.target, *row])
 
 

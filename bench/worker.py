@@ -64,10 +64,10 @@ def run(
     *,
     direct_dsn: str,
     use_direct,
-    use_counted,  # noqa: ANN001
+    use_counted,
     proxy,
     max_batches: int = 300,
-    max_seconds: float = 10.0,  # noqa: ANN001
+    max_seconds: float = 10.0,
     counted_batches: int = COUNTED_BATCHES,
 ) -> WorkerResult:
     """``use_direct()`` / ``use_counted()`` switch the settings to the direct database / the counting

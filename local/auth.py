@@ -36,14 +36,16 @@ audience ``hibachi-api``; override with ``LOCAL_JWT_ISSUER`` / ``LOCAL_JWT_AUDIE
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import threading
 import time
 import uuid
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_KEY_DIR = ROOT / ".local" / "jwt"
@@ -166,10 +168,8 @@ def _load_or_create_private_key(key_dir: Path):
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(pem)
-            try:
-                os.link(tmp, path)  # fails if another process won the race: use its key
-            except FileExistsError:
-                pass
+            with contextlib.suppress(FileExistsError):  # another process won the race: use its key
+                os.link(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
     return serialization.load_pem_private_key(path.read_bytes(), password=None)
@@ -317,11 +317,11 @@ class JwtAuthority:
         if parts and parts[0].lower() == "bearer":
             raw = parts[1].strip() if len(parts) > 1 else ""
         if not raw:
-            raise MissingToken()
+            raise MissingToken
         try:
             header = jwt.get_unverified_header(raw)
         except jwt.DecodeError:
-            raise MalformedToken() from None
+            raise MalformedToken from None
         alg = header.get("alg")
         if alg != ALGORITHM:
             raise BadSignature(f"signing method {alg} is invalid")
@@ -335,24 +335,24 @@ class JwtAuthority:
                 options={"verify_aud": False, "verify_iss": False, "require": ["exp"]},
             )
         except jwt.ExpiredSignatureError:
-            raise TokenExpired() from None
+            raise TokenExpired from None
         except jwt.ImmatureSignatureError:
-            raise TokenNotYetValid() from None
+            raise TokenNotYetValid from None
         except jwt.InvalidSignatureError:
-            raise BadSignature() from None
+            raise BadSignature from None
         except jwt.MissingRequiredClaimError as exc:
             raise MalformedToken(f"the token has no {exc.claim} claim") from None
         except jwt.InvalidTokenError:
-            raise MalformedToken() from None
+            raise MalformedToken from None
         if claims.get("iss") != self.issuer:
-            raise WrongIssuer()
+            raise WrongIssuer
         if "aud" in claims:
             aud = claims["aud"]
             auds = aud if isinstance(aud, list) else [aud]
             if not any(a in self.audiences for a in auds):
-                raise WrongAudience()
+                raise WrongAudience
         elif claims.get("client_id") not in self.audiences:
-            raise WrongAudience()
+            raise WrongAudience
         if required and not set(required) & set(token_scopes(claims)):
             raise MissingScope(f"expected scopes: [{' '.join(required)}]", scopes=required)
         return claims

@@ -80,7 +80,7 @@ def is_text(content_type: str | None) -> bool:
     if not content_type:
         return True
     mime = content_type.split(";", 1)[0].strip().lower()
-    return mime.startswith("text/") or mime in _TEXT_TYPES or mime.endswith("+json") or mime.endswith("+xml")
+    return mime.startswith("text/") or mime in _TEXT_TYPES or mime.endswith(("+json", "+xml"))
 
 
 def _json_body(obj: Any) -> bytes:
@@ -88,7 +88,7 @@ def _json_body(obj: Any) -> bytes:
 
 
 class Response:
-    __slots__ = ("status", "headers", "body")
+    __slots__ = ("body", "headers", "status")
 
     def __init__(self, status: int, headers: list[tuple[str, str]] | None = None, body: bytes = b""):
         self.status = status
@@ -96,7 +96,7 @@ class Response:
         self.body = body
 
     @classmethod
-    def message(cls, status: int, message: str, headers: dict[str, str] | None = None) -> "Response":
+    def message(cls, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
         h = [("content-type", "application/json")]
         h += [(k, v) for k, v in (headers or {}).items() if k.lower() != "content-type"]
         return cls(status, h, _json_body({"message": message}))
@@ -132,10 +132,8 @@ def lambda_result_to_response(result: Any) -> Response:
                     )
                 )
             for k, values in (result.get("multiValueHeaders") or {}).items():
-                for v in values or []:
-                    headers.append((str(k), str(v)))
-            for cookie in result.get("cookies") or []:
-                headers.append(("set-cookie", str(cookie)))
+                headers.extend((str(k), str(v)) for v in values or [])
+            headers.extend(("set-cookie", str(cookie)) for cookie in result.get("cookies") or [])
             body = result.get("body")
             if body is None:
                 raw = b""
@@ -307,7 +305,7 @@ class Gateway:
                 return response
             response = lambda_result_to_response(invocation.result)
             return response
-        except Exception:  # noqa: BLE001 - the gateway never dies on one request
+        except Exception:
             log.exception("%s %s: gateway error", method, raw_path)
             response = Response.message(500, "Internal Server Error")
             return response
@@ -489,7 +487,7 @@ def _swagger_dir() -> Path:
     import importlib.util
 
     spec = importlib.util.find_spec("aws_lambda_powertools")
-    base = Path(list(spec.submodule_search_locations)[0]) if spec and spec.submodule_search_locations else Path(".")
+    base = Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else Path(".")
     return base / "event_handler" / "openapi" / "swagger_ui"
 
 
@@ -566,4 +564,4 @@ class _Handler(BaseHTTPRequestHandler):
         if method != "HEAD" and response.body:
             self.wfile.write(response.body)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _dispatch
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _dispatch  # noqa: N815 - http.server's handler method names

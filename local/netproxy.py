@@ -4,7 +4,7 @@
   (a simple query, or an extended-protocol Parse/Bind/Execute/Sync flight), so the proxy parses the
   server-to-client stream and counts them per connection, minus the one that ends the start-up.
 - Delay: each chunk read in either direction is forwarded ``delay`` seconds after it arrived, in
-  order, so the round-trip time becomes 2 × delay while pipelining and ordering are kept.
+  order, so the round-trip time becomes 2 * delay while pipelining and ordering are kept.
 
     with PgProxy(("127.0.0.1", 5432), delay=0.135) as proxy:
         dsn = proxy.dsn("postgresql://postgres@127.0.0.1:5432/hibachi")
@@ -21,6 +21,7 @@ slower than asked; the API is the same. The child exits with ``close()`` or with
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import socket
@@ -76,7 +77,7 @@ class _ServerStreamCounter:
 class _Direction:
     """One direction of one connection: chunks waiting for their due time, then bytes to send."""
 
-    __slots__ = ("src", "dst", "counter", "queue", "out", "eof")
+    __slots__ = ("counter", "dst", "eof", "out", "queue", "src")
 
     def __init__(self, src: socket.socket, dst: socket.socket, counter: _ServerStreamCounter | None):
         self.src = src
@@ -90,7 +91,7 @@ class _Direction:
 class _Link:
     """A proxied connection: client <-> server, one ``_Direction`` each way."""
 
-    __slots__ = ("client", "server", "up", "down", "closed")
+    __slots__ = ("client", "closed", "down", "server", "up")
 
     def __init__(self, client: socket.socket, server: socket.socket, counter: _ServerStreamCounter):
         self.client = client
@@ -131,22 +132,16 @@ class _Loop:
 
     # -- control ---------------------------------------------------------------------------------
     def wake(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._wake_w.send(b"x")
-        except OSError:
-            pass
 
     def stop_accepting(self) -> None:
         if self.accepting:
             self.accepting = False
-            try:
+            with contextlib.suppress(KeyError, ValueError):
                 self.sel.unregister(self.listener)
-            except (KeyError, ValueError):
-                pass
-            try:
+            with contextlib.suppress(OSError):
                 self.listener.close()
-            except OSError:
-                pass
 
     # -- plumbing --------------------------------------------------------------------------------
     def _events(self, sock: socket.socket, link: _Link) -> int:
@@ -201,14 +196,10 @@ class _Loop:
         link.closed = True
         self.links.discard(link)
         for s in (link.client, link.server):
-            try:
+            with contextlib.suppress(KeyError, ValueError):
                 self.sel.unregister(s)
-            except (KeyError, ValueError):
-                pass
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             s.close()
 
     def _read(self, link: _Link, direction: _Direction, now: float) -> None:
@@ -298,10 +289,8 @@ class _Loop:
                 if kind == "accept":
                     self._accept()
                 elif kind == "wake":
-                    try:
+                    with contextlib.suppress(OSError):
                         self._wake_r.recv(4096)
-                    except OSError:
-                        pass
                 elif kind == "extra":
                     link()  # the callback
                 else:

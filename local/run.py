@@ -94,7 +94,10 @@ def banner(stack, dsn: str, applied: list[str] | None, token: str) -> str:
         f"  database   {dsn}",
         f"  moto       {stack.endpoint_url}   jobs queue: {stack.queue_urls['jobs']}",
         f"  migrations {'applied: ' + (', '.join(applied) or 'none new') if applied is not None else 'skipped'}",
-        f"  reconciler every {stack.reconcile_interval:g} s; one-time schedules every {stack.schedule_poll_interval:g} s",
+        (
+            f"  reconciler every {stack.reconcile_interval:g} s; "
+            f"one-time schedules every {stack.schedule_poll_interval:g} s"
+        ),
         "",
         f"Dev token (all scopes, 12 h; `python -m local.token --port {stack.gateway.port}` prints another):",
         f"  export TOKEN={token}",

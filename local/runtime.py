@@ -30,6 +30,7 @@ This module is imported by every worker before anything else, so it imports only
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -111,10 +112,8 @@ def worker_main(conn, spec: dict[str, Any], env: dict[str, str]) -> None:
         if path in sys.path:
             sys.path.remove(path)
         sys.path.insert(0, path)
-    try:
+    with contextlib.suppress(OSError):
         os.chdir(spec["code_uri"])
-    except OSError:
-        pass
 
     init_start = time.monotonic()
     try:
@@ -210,10 +209,8 @@ class _Worker:
         return self.process is not None and self.process.is_alive()
 
     def kill(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.conn.close()
-        except OSError:
-            pass
         if self.process is not None and self.process.is_alive():
             self.process.kill()
         if self.process is not None:
@@ -456,10 +453,8 @@ class FunctionPool:
             self._cond.notify_all()
         for w in workers:
             if w.conn is not None:
-                try:
+                with contextlib.suppress(OSError, BrokenPipeError, ValueError):
                     w.conn.send(("stop",))
-                except (OSError, BrokenPipeError, ValueError):
-                    pass
         deadline = time.monotonic() + timeout
         for w in workers:
             if w.process is not None:

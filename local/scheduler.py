@@ -20,12 +20,14 @@ Two loops, each a daemon thread stopped by a ``threading.Event``:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import threading
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 log = logging.getLogger("local.scheduler")
 
@@ -39,8 +41,8 @@ def due_time(expression: str, tz_name: str | None) -> datetime | None:
     m = _AT.match((expression or "").strip())
     if not m:
         return None
-    local = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")
-    return local.replace(tzinfo=ZoneInfo(tz_name or "UTC")).astimezone(timezone.utc)
+    local = datetime.fromisoformat(m.group(1)).replace(tzinfo=ZoneInfo(tz_name or "UTC"))
+    return local.astimezone(UTC)
 
 
 class _Loop:
@@ -97,7 +99,7 @@ class ReconcilerTick(_Loop):
                     "%s: %s failed: %s: %s", self.name, self.event, err.get("errorType"), err.get("errorMessage")
                 )
             return invocation
-        except Exception:  # noqa: BLE001 - the schedule keeps ticking
+        except Exception:
             log.exception("%s: invocation failed", self.name)
             return None
         finally:
@@ -124,7 +126,7 @@ class OneTimeScheduleRunner(_Loop):
         self.sns = sns
         self.invoke_function = invoke_function  # (function name, event) -> Invocation
         self.poll_interval = float(poll_interval)
-        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.clock = clock or (lambda: datetime.now(UTC))
         self._fired: set[tuple] = set()
         self._attempts: dict[tuple, int] = {}
         self.fired = 0
@@ -134,7 +136,7 @@ class OneTimeScheduleRunner(_Loop):
         while not self.stop_event.is_set():
             try:
                 self.run_once()
-            except Exception:  # noqa: BLE001 - moto stopping, a transient error
+            except Exception:
                 if self.stop_event.is_set():
                     return
                 log.exception("%s: scan failed", self.name)
@@ -196,7 +198,7 @@ class OneTimeScheduleRunner(_Loop):
             if dlq:
                 try:
                     self._deliver(dlq, payload)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("%s: dead-letter delivery failed", self.name)
         self._attempts.pop(key, None)
         self.fired += 1
@@ -204,10 +206,8 @@ class OneTimeScheduleRunner(_Loop):
             "%s: fired %s/%s (%s) -> %s", self.name, group, name, schedule.get("ScheduleExpression"), target.get("Arn")
         )
         if schedule.get("ActionAfterCompletion") == "DELETE":
-            try:
+            with contextlib.suppress(self.scheduler.exceptions.ResourceNotFoundException):
                 self.scheduler.delete_schedule(Name=name, GroupName=group)
-            except self.scheduler.exceptions.ResourceNotFoundException:
-                pass
         else:
             self._fired.add(key)
         return True

@@ -39,8 +39,9 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TEMPLATE = ROOT / "template.yaml"
@@ -153,13 +154,13 @@ class LocalStack:
         self._started = False
 
     # lifecycle --------------------------------------------------------------------------------------
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-    def start(self) -> "LocalStack":
+    def start(self) -> LocalStack:
         if self._started:
             return self
         try:
@@ -253,7 +254,7 @@ class LocalStack:
             if part is not None:
                 try:
                     part.stop()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("stopping %s", name)
                 setattr(self, name, None)
         if self.gateway is not None:

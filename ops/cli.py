@@ -204,7 +204,7 @@ def redrive(args: argparse.Namespace, target: Target, url: str) -> int:
                 ),
             )
             return 0
-        except Exception as exc:  # noqa: BLE001 - permission or region without the API: resend instead
+        except Exception as exc:
             if args.method == "move-task":
                 raise TargetError(f"message move task failed: {exc}") from exc
             print(f"message move task unavailable ({type(exc).__name__}); resending instead", file=sys.stderr)

@@ -116,7 +116,7 @@ class LocalTarget(Target):
             endpoint_url=self.endpoint_url,
             region_name=region,
             aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials (local stack only)
             config=Config(connect_timeout=2, read_timeout=30, retries={"max_attempts": 2}),
         )
         self._urls: dict[str, str | None] | None = None
@@ -134,7 +134,7 @@ class LocalTarget(Target):
                     urls[key] = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
                 except self.sqs.exceptions.QueueDoesNotExist:
                     urls[key] = None
-                except Exception as exc:  # noqa: BLE001 - connection refused: the stack is not running
+                except Exception as exc:
                     raise TargetError(
                         f"cannot reach the local AWS endpoint {self.endpoint_url} "
                         f"(is `python -m local.run` running?): {type(exc).__name__}"
@@ -222,7 +222,7 @@ class LocalTarget(Target):
             worker = _load_function("followup_worker")
             try:
                 return worker.lambda_handler({"task": "reconcile"}, LambdaContext(function_name="ops-cli-reconcile"))
-            except Exception as exc:  # noqa: BLE001 - reported like a failed invocation on AWS
+            except Exception as exc:
                 raise TargetError(f"FollowupWorkerFunction failed: {type(exc).__name__}: {exc}") from exc
 
     def health(self) -> tuple[int, dict[str, Any]]:
@@ -255,7 +255,7 @@ class AwsTarget(Target):
         if self._outputs is None:
             try:
                 stack = self.cfn.describe_stacks(StackName=self.stack)["Stacks"][0]
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise TargetError(f"stack {self.stack!r}: {exc}") from exc
             self._outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         return self._outputs
@@ -264,7 +264,7 @@ class AwsTarget(Target):
         if logical_id not in self._physical:
             try:
                 detail = self.cfn.describe_stack_resource(StackName=self.stack, LogicalResourceId=logical_id)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise TargetError(f"stack {self.stack!r} has no resource {logical_id}: {exc}") from exc
             self._physical[logical_id] = detail["StackResourceDetail"]["PhysicalResourceId"]
         return self._physical[logical_id]

@@ -34,6 +34,7 @@ os.environ.pop("AWS_PROFILE", None)
 
 from hibachi import settings as settings_module  # noqa: E402
 from hibachi.settings import Settings  # noqa: E402
+
 from local.events import LambdaContext  # noqa: E402
 from local.functions import load_function  # noqa: E402,F401 - re-exported for the tests
 
@@ -59,7 +60,7 @@ def database_url() -> Iterator[str]:
     yield url
 
 
-@pytest.fixture()
+@pytest.fixture
 def settings(database_url: str) -> Iterator[Settings]:
     """Settings for in-process handler tests; change them with ``hibachi.settings.override``."""
     current = Settings(
@@ -70,14 +71,14 @@ def settings(database_url: str) -> Iterator[Settings]:
     settings_module.set_settings(None)
 
 
-@pytest.fixture()
+@pytest.fixture
 def db(settings: Settings):
     from hibachi.db import get_db
 
     return get_db()
 
 
-@pytest.fixture()
+@pytest.fixture
 def sqs(settings: Settings) -> Iterator[dict]:
     """moto SQS with the jobs queue and its DLQ; the settings point JOBS_QUEUE_URL at it."""
     import boto3
@@ -135,6 +136,7 @@ def dedicated_postgres(name: str, port: int) -> Iterator[tuple[object, str]]:
     if os.environ.get("DATABASE_URL"):
         pytest.skip("runs only with the embedded PostgreSQL (it stops and starts a server of its own)")
     from hibachi.migrate import apply
+
     from local.pg import LocalPostgres
 
     pg = LocalPostgres(ROOT / ".local" / f"test-pg-{name}", port)
@@ -151,6 +153,6 @@ def new_id(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture()
+@pytest.fixture
 def context() -> LambdaContext:
     return LambdaContext(function_name="test")

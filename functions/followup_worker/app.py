@@ -10,7 +10,6 @@ from __future__ import annotations
 import warnings
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from hibachi import jobs, worker
 from hibachi.conversations import service as conversations
 from hibachi.followups import service as followups

@@ -26,7 +26,6 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
-
 from hibachi import health, ops
 from hibachi.api import create_app, handle
 from hibachi.db import get_db

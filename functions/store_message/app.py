@@ -14,7 +14,6 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
-
 from hibachi.api import create_app, handle
 from hibachi.conversations import service
 from hibachi.conversations.models import ConversationOut, MessageIn, MessageOut, MessagePage

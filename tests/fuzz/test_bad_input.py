@@ -47,7 +47,7 @@ def _report():
 def call(rel, method: str, path: str, *, body=None, raw: bytes | None = None, headers=None, auth=True):
     TRIED["n"] += 1
     hdrs = {**(rel.headers() if auth else {}), **(headers or {})}
-    status, answer, rheaders = http(rel.stack.url + path, method, body=body, raw=raw, headers=hdrs)
+    status, answer, _rheaders = http(rel.stack.url + path, method, body=body, raw=raw, headers=hdrs)
     assert 0 < status < 500, (method, path, status, answer)
     return status, answer
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -134,7 +134,7 @@ def test_due_one_time_schedule_fires_into_the_queue_and_is_deleted(stack, fixtur
 def test_schedule_without_delete_fires_once(stack, fixture_out):
     tag = uuid.uuid4().hex
     name = f"keep-{tag[:8]}"
-    now_utc = datetime.now(timezone.utc).replace(tzinfo=None)
+    now_utc = datetime.now(UTC).replace(tzinfo=None)
     _schedule(stack, name, now_utc - timedelta(seconds=5), "UTC", {"tag": tag}, action="NONE")
     wait_until(lambda: records_for(fixture_out, tag), timeout=30, message="the scheduled job delivered")
     scans = stack.schedules.scans

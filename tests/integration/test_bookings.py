@@ -33,7 +33,7 @@ ZONE = ZoneInfo(TZ)
 @pytest.fixture(autouse=True)
 def clean(db):
     db.execute("TRUNCATE bookings CASCADE")  # and followups
-    yield
+    return
 
 
 def call(context, route_key: str, booking_id=None, *, body=None, headers=None, raw_body=None):
@@ -481,7 +481,7 @@ def _bad_cases() -> list:
     ]
 
 
-@pytest.mark.parametrize("change, field, kind", _bad_cases())
+@pytest.mark.parametrize(("change", "field", "kind"), _bad_cases())
 def test_bad_input_is_422_with_details_and_writes_nothing(settings, context, db, change, field, kind):
     body = booking_body()
     body.update(change)

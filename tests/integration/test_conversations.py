@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from hibachi import settings as settings_module
+
 from local.events import http_event
 from local.netproxy import PgProxy
 from tests.conftest import load_function, new_id, receive_all
@@ -71,27 +71,28 @@ def test_idempotency_key_returns_original_and_stores_nothing(settings, context):
 
 
 def test_store_message_is_one_round_trip(settings, context, database_url):
-    from local.pg import LocalPostgres  # noqa: F401 - the database may be any PostgreSQL
     from urllib.parse import urlsplit
 
+    from local.pg import LocalPostgres  # noqa: F401 - the database may be any PostgreSQL
+
     parts = urlsplit(database_url)
-    with PgProxy((parts.hostname, parts.port or 5432)) as proxy:
-        with settings_module.override(database_url=proxy.dsn(database_url)):
-            cid = new_id()
-            post(context, cid, role="user", content="warm up the connection")
-            proxy.reset()
-            status, _ = post(context, cid, role="user", content="count me", emotion_score=-0.2)
-            assert status == 201
-            assert proxy.round_trips == 1
-            proxy.reset()
-            status, _ = post(
-                context, new_id(), role="assistant", content="first message of a new conversation", key="k1"
-            )
-            assert status == 201 and proxy.round_trips == 1
-            proxy.reset()
-            assert call(context, LIST, cid)[0] == 200 and proxy.round_trips == 1
-            proxy.reset()
-            assert call(context, GET_CONV, cid)[0] == 200 and proxy.round_trips == 1
+    with (
+        PgProxy((parts.hostname, parts.port or 5432)) as proxy,
+        settings_module.override(database_url=proxy.dsn(database_url)),
+    ):
+        cid = new_id()
+        post(context, cid, role="user", content="warm up the connection")
+        proxy.reset()
+        status, _ = post(context, cid, role="user", content="count me", emotion_score=-0.2)
+        assert status == 201
+        assert proxy.round_trips == 1
+        proxy.reset()
+        status, _ = post(context, new_id(), role="assistant", content="first message of a new conversation", key="k1")
+        assert status == 201 and proxy.round_trips == 1
+        proxy.reset()
+        assert call(context, LIST, cid)[0] == 200 and proxy.round_trips == 1
+        proxy.reset()
+        assert call(context, GET_CONV, cid)[0] == 200 and proxy.round_trips == 1
 
 
 def test_history_pages_oldest_to_newest(settings, context):
@@ -116,7 +117,7 @@ def test_unknown_conversation_is_404(settings, context):
 
 
 @pytest.mark.parametrize(
-    "body, field",
+    ("body", "field"),
     [
         ({"role": "robot", "content": "x"}, "role"),
         ({"role": "user", "content": ""}, "content"),

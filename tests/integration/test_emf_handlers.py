@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.metrics.provider import cold_start
-
 from hibachi import jobs
 from hibachi import settings as settings_module
+
 from local.events import http_event, sqs_event
 from tests.conftest import ROOT, load_function, new_id, receive_all
 
@@ -101,7 +101,7 @@ def documented_metrics() -> set[str]:
     return names
 
 
-@pytest.fixture()
+@pytest.fixture
 def fresh_cold_start():
     """Make the next handler call a cold start again (Powertools keeps one flag per process)."""
     cold_start.is_cold_start = True
@@ -109,7 +109,7 @@ def fresh_cold_start():
     cold_start.is_cold_start = False
 
 
-@pytest.fixture()
+@pytest.fixture
 def warm():
     cold_start.is_cold_start = False
 
@@ -429,7 +429,6 @@ def test_booking_operations_emit_their_latency_database_and_enqueue_time(setting
 
 def test_followups_sent_is_counted(settings, context, sqs, capsys, warm, db):
     import boto3
-
     from hibachi.followups.service import send_job
 
     sns = boto3.client("sns", region_name="us-east-1")

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from hibachi import jobs
 from hibachi import settings as settings_module
 from hibachi.conversations import repository
+
 from local.events import sqs_event
 from local.netproxy import PgProxy
 from tests.conftest import load_function, new_id, receive_all
@@ -72,12 +73,14 @@ def test_batch_of_ten_is_one_statement_and_partial_failures_are_reported(setting
         post(context, cid, role="user", content="x", emotion_score=i / 10)
     event = sqs_event([emotion_body(cid) for cid in cids] + ["{not a job"])
     parts = urlsplit(database_url)
-    with PgProxy((parts.hostname, parts.port or 5432)) as proxy:
-        with settings_module.override(database_url=proxy.dsn(database_url)):
-            worker(sqs_event([emotion_body(cids[0])]), context)  # open the connection
-            proxy.reset()
-            result = worker(event, context)
-            round_trips = proxy.round_trips
+    with (
+        PgProxy((parts.hostname, parts.port or 5432)) as proxy,
+        settings_module.override(database_url=proxy.dsn(database_url)),
+    ):
+        worker(sqs_event([emotion_body(cids[0])]), context)  # open the connection
+        proxy.reset()
+        result = worker(event, context)
+        round_trips = proxy.round_trips
     poison_id = event["Records"][-1]["messageId"]
     assert result == {"batchItemFailures": [{"itemIdentifier": poison_id}]}
     assert round_trips == 1

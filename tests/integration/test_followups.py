@@ -25,10 +25,10 @@ GROUP = "hibachi-followups"
 @pytest.fixture(autouse=True)
 def clean(db):
     db.execute("TRUNCATE bookings CASCADE")
-    yield
+    return
 
 
-@pytest.fixture()
+@pytest.fixture
 def aws(sqs):
     """moto (inside the ``sqs`` fixture's mock): the follow-up topic with an SQS inbox subscribed,
     the schedule group, the scheduler DLQ; the settings point the worker at them."""

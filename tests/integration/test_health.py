@@ -11,9 +11,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-
 from hibachi import health, jobs
 from hibachi import settings as settings_module
+
 from local.events import http_event
 from tests.conftest import load_function
 
@@ -34,7 +34,7 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture()
+@pytest.fixture
 def silent_server() -> Iterator[int]:
     """A TCP port that accepts connections and never says a word (a hung server, a black hole)."""
     server = socket.socket()
@@ -128,7 +128,7 @@ def test_a_hanging_statement_does_not_hold_the_health_check(settings, context, m
 
 
 # -- /health/details --------------------------------------------------------------------------------------
-@pytest.fixture()
+@pytest.fixture
 def dlqs(sqs) -> Iterator[dict]:
     """The sqs fixture plus a scheduler DLQ, all three URLs in the settings."""
     scheduler_dlq = sqs["client"].create_queue(QueueName="scheduler-dlq")["QueueUrl"]

@@ -10,8 +10,8 @@ import os
 from collections.abc import Iterator
 
 import pytest
-
 from hibachi import settings as settings_module
+
 from local.events import http_event
 from local.stack import wait_until
 from tests.conftest import dedicated_postgres, load_function, new_id
@@ -53,7 +53,7 @@ def test_health_503_while_postgres_is_stopped_and_200_when_it_is_back(settings, 
         assert store(context, cid) == 201
         pg.stop()
         try:
-            status, body = wait_until(
+            _status, body = wait_until(
                 lambda: (lambda r: r if r[0] == 503 else None)(health(context)),
                 timeout=15,
                 message="/health answers 503",
@@ -63,7 +63,7 @@ def test_health_503_while_postgres_is_stopped_and_200_when_it_is_back(settings, 
             assert store(context, cid) == 503  # the API says so too, and changes nothing
         finally:
             pg.start()
-        status, body = wait_until(
+        _status, body = wait_until(
             lambda: (lambda r: r if r[0] == 200 else None)(health(context)), timeout=30, message="/health back to 200"
         )
         assert body == {

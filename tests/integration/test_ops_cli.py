@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
-
 from hibachi import jobs
+
 from ops import cli
 from ops.targets import AwsTarget, TargetError
 from tests.conftest import load_function, new_id
@@ -29,14 +29,14 @@ def moto_server() -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture()
+@pytest.fixture
 def local(moto_server, database_url, settings) -> Iterator[dict]:
     """Fresh queues (a prefix of their own) on the moto server; failed receives come back at once."""
     from local.aws import client, create_resources
 
     prefix = "t" + uuid.uuid4().hex[:8]
     res = create_resources(moto_server, prefix=prefix, visibility_timeout=0)
-    yield {
+    return {
         "res": res,
         "sqs": client("sqs", moto_server),
         "prefix": prefix,
@@ -143,7 +143,7 @@ def test_scheduler_dlq_redrive_takes_jobs_and_leaves_reconciler_ticks(capsys, lo
 
 
 # -- database-backed commands ----------------------------------------------------------------------------
-@pytest.fixture()
+@pytest.fixture
 def followup(db) -> Iterator:
     """Insert follow-ups in any state; they are deleted after the test (the reconciler would act on
     them in other tests)."""
@@ -172,7 +172,8 @@ def insert_followup(
         (booking_id, start, start + timedelta(hours=2), start + timedelta(hours=3), start + timedelta(hours=3)),
     )
     db.execute(
-        "INSERT INTO followups (booking_id, version, status, due_at, claimed_at, sent_at) VALUES (%s, 1, %s, %s, %s, %s)",
+        "INSERT INTO followups (booking_id, version, status, due_at, claimed_at, sent_at)"
+        " VALUES (%s, 1, %s, %s, %s, %s)",
         (booking_id, status, due_at, claimed_at, sent_at),
     )
     return booking_id
@@ -244,7 +245,7 @@ CFN_TEMPLATE = {
 }
 
 
-@pytest.fixture()
+@pytest.fixture
 def aws_stack() -> Iterator[AwsTarget]:
     import boto3
     from moto import mock_aws

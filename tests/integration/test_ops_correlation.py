@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 
 from hibachi.observability import logger
+
 from local.events import http_event
 from local.poller import sqs_record
 from tests.conftest import json_lines, load_function, new_id, receive_all

@@ -34,7 +34,7 @@ def ops_pg() -> Iterator[tuple[object, str]]:
         yield server
 
 
-@pytest.fixture()
+@pytest.fixture
 def stack(ops_pg, tmp_path) -> Iterator[LocalStack]:
     _, url = ops_pg
     # moto keeps its state per process, whatever the server: queue names of our own
@@ -58,7 +58,7 @@ def http(
         stack.url + path, method=method, headers=headers, data=json.dumps(body).encode() if body is not None else None
     )
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the local gateway
+        with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read() or b"{}"), dict(response.headers)
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}"), dict(exc.headers)

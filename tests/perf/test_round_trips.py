@@ -13,9 +13,9 @@ import uuid
 from urllib.parse import urlsplit
 
 import pytest
+from hibachi import settings as settings_module
 
 from bench.operations import JOB_TYPES, OPERATIONS, SETUPS
-from hibachi import settings as settings_module
 from local.events import sqs_event
 from local.netproxy import PgProxy
 from tests.conftest import load_function
@@ -31,7 +31,7 @@ def _queued(sqs: dict) -> int:
     return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
 
 
-@pytest.fixture()
+@pytest.fixture
 def aws(sqs: dict):
     """Inside the ``sqs`` fixture's moto mock: the follow-up topic and the schedule group, and the
     settings pointing the worker at them (the jobs queue is the schedules' target)."""
@@ -53,7 +53,7 @@ def aws(sqs: dict):
         yield sqs
 
 
-@pytest.fixture()
+@pytest.fixture
 def counted(database_url: str):
     """A round-trip counting proxy (no delay) in front of the test database."""
     parts = urlsplit(database_url)

@@ -16,7 +16,7 @@ def rel(tmp_path_factory) -> Iterator[Env]:
     shared.release()
 
 
-@pytest.fixture()
+@pytest.fixture
 def env(rel) -> Iterator[Env]:
     """The shared stack, healthy before and after the test (database up, SQS reachable)."""
     rel.proxy.up()

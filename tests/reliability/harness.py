@@ -9,6 +9,7 @@ directly (not through the proxy), as Lambda's event source mapping is not the fu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -143,6 +144,7 @@ class _Shared:
             import tempfile
 
             from hibachi.migrate import apply
+
             from local.pg import LocalPostgres
 
             port = REL_PG_PORT or _free_port()
@@ -178,10 +180,8 @@ class _Shared:
 
     def _stop(self) -> None:
         while self._parts:
-            try:
+            with contextlib.suppress(Exception):  # stop the rest whatever one part does
                 self._parts.pop()()
-            except Exception:  # noqa: BLE001 - stop the rest whatever one part does
-                pass
         self.env = None
         self.users = 0
 

@@ -115,7 +115,7 @@ class Chaos:
                 self.env.pg.stop()
                 try:
                     wait_until(
-                        lambda: self.saw_503 > seen or self.stop.is_set(),
+                        lambda seen=seen: self.saw_503 > seen or self.stop.is_set(),
                         timeout=15,
                         message="the clients see the database down",
                     )
@@ -148,12 +148,12 @@ def test_chaos_nothing_acknowledged_is_lost_or_doubled(env):
                 "emotion_score": round(((n + c) % 9) / 4 - 1, 2),
             }
             requests.append(("message", f"/conversations/{cid}/messages", body, f"{cid}-m{n}"))
-    for n in range(120):
-        requests.append(
-            ("booking", "/bookings", booking_body(slots[n % 40], conversation_id=cids[n % 40]), f"{run}-b{n}")
-        )
+    requests.extend(
+        ("booking", "/bookings", booking_body(slots[n % 40], conversation_id=cids[n % 40]), f"{run}-b{n}")
+        for n in range(120)
+    )
     # interleave messages and bookings
-    requests = [r for pair in zip(requests[:120], requests[400:]) for r in pair] + requests[120:400]
+    requests = [r for pair in zip(requests[:120], requests[400:], strict=True) for r in pair] + requests[120:400]
     assert len(requests) == 520
     token = env.headers()
     chaos = Chaos(env, len(requests))
@@ -215,8 +215,8 @@ def test_chaos_nothing_acknowledged_is_lost_or_doubled(env):
         f"PostgreSQL restarts {chaos.pg_restarts}, 503s seen {chaos.saw_503}, SQS outages {chaos.sqs_outages}, "
         f"jobs dead-lettered meanwhile {dead} (recovered by the reconciler)"
     )
-    assert {r["key"]: r["n"] for r in stored_msgs} == {k: 1 for k in msg_keys}
-    assert {r["key"]: r["n"] for r in stored_bookings} == {k: 1 for k in booking_keys}
+    assert {r["key"]: r["n"] for r in stored_msgs} == dict.fromkeys(msg_keys, 1)
+    assert {r["key"]: r["n"] for r in stored_bookings} == dict.fromkeys(booking_keys, 1)
     # every acknowledged booking id is the stored one (a retry returned the original)
     ids = {r[3]["id"] for r in acked if r[0] == "booking"}
     assert len(ids) == len(booking_keys)
@@ -226,7 +226,8 @@ def test_chaos_nothing_acknowledged_is_lost_or_doubled(env):
         """
         SELECT b.id, b.status, b.version, b.followup_version, f.status AS f_status, f.scheduled_at,
                (SELECT count(*) FROM messages m WHERE m.conversation_id = b.conversation_id
-                  AND m.metadata->>'booking_id' = b.id::text AND m.metadata->>'kind' = 'booking_confirmed') AS confirmations
+                  AND m.metadata->>'booking_id' = b.id::text
+                  AND m.metadata->>'kind' = 'booking_confirmed') AS confirmations
         FROM bookings b LEFT JOIN followups f ON f.booking_id = b.id
         WHERE b.idempotency_key LIKE %s""",
         (f"{run}-b%",),

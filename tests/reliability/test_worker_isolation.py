@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
-
 from hibachi import worker
 from hibachi.errors import DatabaseUnavailable
+
 from local.events import LambdaContext
 
 
@@ -57,7 +57,7 @@ def test_a_dependency_down_fails_the_group_without_retrying_job_by_job(settings)
 
     def handler(batch):
         calls.append([j.id for j in batch])
-        raise DatabaseUnavailable()
+        raise DatabaseUnavailable
 
     with pytest.raises(BatchProcessingError):  # every record failed: Powertools fails the invocation
         worker.process_batch(event(["a", "b", "c"]), LambdaContext(function_name="w"), {"t": handler})

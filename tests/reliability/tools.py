@@ -4,6 +4,7 @@ real client, and small database helpers. Every loop here is bounded in count and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -42,7 +43,7 @@ class FlakyProxy:
     def is_down(self) -> bool:
         return self._down.is_set()
 
-    def start(self) -> "FlakyProxy":
+    def start(self) -> FlakyProxy:
         self._thread.start()
         return self
 
@@ -104,14 +105,10 @@ class FlakyProxy:
 
 
 def _close(s: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         s.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    try:
+    with contextlib.suppress(OSError):
         s.close()
-    except OSError:
-        pass
 
 
 def http(
@@ -128,7 +125,7 @@ def http(
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     request = urllib.request.Request(url, method=method, headers=hdrs, data=data)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             payload = response.read()
             status, rheaders = response.status, dict(response.headers)
     except urllib.error.HTTPError as exc:

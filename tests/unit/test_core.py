@@ -6,14 +6,14 @@ from __future__ import annotations
 import struct
 
 import pytest
-from pydantic import TypeAdapter, ValidationError
-
 from hibachi import jobs
 from hibachi.conversations.models import MessageIn
 from hibachi.conversations.service import decode_cursor, encode_cursor
 from hibachi.errors import Unprocessable
 from hibachi.settings import Settings, get_settings, override, set_settings
 from hibachi.validation import ResourceId
+from pydantic import TypeAdapter, ValidationError
+
 from local.netproxy import _ServerStreamCounter
 
 
@@ -24,9 +24,8 @@ def test_settings_override_is_scoped_and_validated():
             assert get_settings() is changed and changed.chef_count == 5
             assert changed.database_url == "postgresql://x/y"
         assert get_settings().chef_count == 3
-        with pytest.raises(ValidationError):
-            with override(chef_count=0):
-                pass
+        with pytest.raises(ValidationError), override(chef_count=0):
+            pass
     finally:
         set_settings(None)
 
@@ -49,7 +48,7 @@ def test_bad_cursor_is_422(cursor):
 
 
 @pytest.mark.parametrize(
-    "value, ok",
+    ("value", "ok"),
     [
         ("web:abc-1.2_3", True),
         ("a" * 128, True),
@@ -102,7 +101,7 @@ def test_job_envelope_round_trip():
     assert message["MessageAttributes"]["job_type"]["StringValue"] == jobs.EMOTION_STATS
     assert message["MessageAttributes"]["correlation_id"]["StringValue"] == "req-1"
     assert jobs.parse_job(message["MessageBody"]) == job
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a job envelope"):
         jobs.parse_job('{"type": "x"}')
 
 

@@ -6,7 +6,6 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-
 from hibachi.followups import service
 from hibachi.settings import Settings
 
@@ -33,7 +32,7 @@ class _SNS:
 
 
 @pytest.mark.parametrize(
-    "topic, fifo", [("arn:aws:sns:us-east-1:1:followups", False), ("arn:aws:sns:us-east-1:1:followups.fifo", True)]
+    ("topic", "fifo"), [("arn:aws:sns:us-east-1:1:followups", False), ("arn:aws:sns:us-east-1:1:followups.fifo", True)]
 )
 def test_publish_carries_one_dedup_id(monkeypatch, topic, fifo):
     sns = _SNS()

@@ -168,11 +168,13 @@ def test_conditions_drop_resources_with_parameter_defaults(tmp_path):
         Resources:
           Always:
             Type: AWS::Serverless::Function
-            Properties: {CodeUri: fn/, Handler: app.handler, Events: {A: {Type: HttpApi, Properties: {Path: /a, Method: GET}}}}
+            Properties:
+              {CodeUri: fn/, Handler: app.handler, Events: {A: {Type: HttpApi, Properties: {Path: /a, Method: GET}}}}
           Exposed:
             Type: AWS::Serverless::Function
             Condition: DoExpose
-            Properties: {CodeUri: fn/, Handler: app.handler, Events: {B: {Type: HttpApi, Properties: {Path: /b, Method: GET}}}}
+            Properties:
+              {CodeUri: fn/, Handler: app.handler, Events: {B: {Type: HttpApi, Properties: {Path: /b, Method: GET}}}}
           WithIds:
             Type: AWS::Serverless::Function
             Condition: Both

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -80,13 +80,9 @@ def test_sqs_record_from_a_received_message():
 
 
 def test_due_time_in_the_schedule_timezone():
-    assert due_time("at(2026-07-04T18:30:00)", "America/Los_Angeles") == datetime(
-        2026, 7, 5, 1, 30, tzinfo=timezone.utc
-    )
-    assert due_time("at(2026-01-04T18:30:00)", "America/Los_Angeles") == datetime(
-        2026, 1, 5, 2, 30, tzinfo=timezone.utc
-    )
-    assert due_time("at(2026-01-04T18:30:00)", None) == datetime(2026, 1, 4, 18, 30, tzinfo=timezone.utc)
+    assert due_time("at(2026-07-04T18:30:00)", "America/Los_Angeles") == datetime(2026, 7, 5, 1, 30, tzinfo=UTC)
+    assert due_time("at(2026-01-04T18:30:00)", "America/Los_Angeles") == datetime(2026, 1, 5, 2, 30, tzinfo=UTC)
+    assert due_time("at(2026-01-04T18:30:00)", None) == datetime(2026, 1, 4, 18, 30, tzinfo=UTC)
     assert due_time("rate(5 minutes)", "UTC") is None
     assert due_time("cron(0 12 * * ? *)", "UTC") is None
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import select
@@ -173,7 +174,7 @@ class Database:
             logger.warning("database connect failed", extra={"error": str(exc).strip()[:300]})
             if self.settings.db_iam_auth and not self.settings.database_url:
                 self._token = None  # an expired or revoked token must not be reused
-            raise DatabaseUnavailable() from exc
+            raise DatabaseUnavailable from exc
 
     @staticmethod
     def _usable(conn: psycopg.Connection) -> bool:
@@ -202,10 +203,8 @@ class Database:
         return conn, False
 
     def _discard(self, conn: psycopg.Connection) -> None:
-        try:
+        with contextlib.suppress(Exception):  # closing a broken connection may fail in any way
             conn.close()
-        except Exception:  # noqa: BLE001 - closing a broken connection may fail in any way
-            pass
         if getattr(self._local, "conn", None) is conn:
             self._local.conn = None
 
@@ -243,7 +242,7 @@ class Database:
                         session_retry = False
                         continue
                 logger.warning("database statement failed", extra={"sqlstate": state, "error": str(exc).strip()[:300]})
-                raise DatabaseUnavailable() from exc
+                raise DatabaseUnavailable from exc
             finally:
                 _watchdog.disarm(token)
                 self.stats.statements += 1

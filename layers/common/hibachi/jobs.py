@@ -48,7 +48,7 @@ class JobQueue:
         self.settings = settings
 
     @property
-    def client(self):  # noqa: ANN201 - boto3 client types are not imported at start
+    def client(self):
         return aws.client("sqs", aws.FAST)
 
     def send(self, job: Job) -> bool:

@@ -46,10 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     dsn = args[0] if args else os.environ.get("DATABASE_URL")
     if not dsn:
-        print("usage: python -m hibachi.migrate DSN (or set DATABASE_URL)", file=sys.stderr)
+        print("usage: python -m hibachi.migrate DSN (or set DATABASE_URL)", file=sys.stderr)  # noqa: T201 - the CLI's output (python -m hibachi.migrate)
         return 2
     applied = apply(dsn)
-    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else "; up to date"))
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else "; up to date"))  # noqa: T201 - the CLI's output (python -m hibachi.migrate)
     return 0
 
 

@@ -12,7 +12,7 @@ from aws_lambda_powertools.metrics import MetricResolution, MetricUnit
 logger = Logger(utc=True)
 metrics = Metrics()
 
-__all__ = ["logger", "metrics", "MetricUnit", "MetricResolution", "timed_ms", "add_ms"]
+__all__ = ["MetricResolution", "MetricUnit", "add_ms", "logger", "metrics", "timed_ms"]
 
 
 def add_ms(name: str, value_ms: float) -> None:

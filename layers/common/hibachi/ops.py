@@ -29,7 +29,7 @@ WITH pruned AS (
 )
 INSERT INTO reconciler_runs (elapsed_ms, re_enqueued, total, errors, request_id)
 VALUES (%(elapsed_ms)s, %(re_enqueued)s::jsonb, %(total)s, %(errors)s::jsonb, %(request_id)s)
-"""
+"""  # noqa: S608 - constant fragments only
 
 
 def record_reconciler_run(db: Database, result: dict[str, Any], request_id: str | None = None) -> bool:
@@ -88,7 +88,7 @@ SELECT
                               'elapsed_ms', r.elapsed_ms, 're_enqueued', r.re_enqueued, 'total', r.total,
                               'errors', r.errors, 'request_id', r.request_id)
        FROM reconciler_runs r ORDER BY r.ran_at DESC LIMIT 1) AS reconciler_last_run
-"""
+"""  # noqa: S608 - constant fragments only
 
 
 def database_figures(db: Database) -> dict[str, Any]:
@@ -111,9 +111,9 @@ def database_figures(db: Database) -> dict[str, Any]:
 # -- follow-ups ---------------------------------------------------------------------------------------
 _FOLLOWUP_COLUMNS = "booking_id, version, status, due_at, claimed_at, attempts, schedule_name, updated_at"
 _FOLLOWUPS_SQL = {
-    "pending": f"SELECT {_FOLLOWUP_COLUMNS} FROM followups WHERE status = 'pending'"
+    "pending": f"SELECT {_FOLLOWUP_COLUMNS} FROM followups WHERE status = 'pending'"  # noqa: S608 - constant fragments only
     " ORDER BY due_at, booking_id LIMIT %(limit)s",
-    "failed": f"SELECT {_FOLLOWUP_COLUMNS} FROM followups WHERE {_FAILED} ORDER BY due_at, booking_id LIMIT %(limit)s",
+    "failed": f"SELECT {_FOLLOWUP_COLUMNS} FROM followups WHERE {_FAILED} ORDER BY due_at, booking_id LIMIT %(limit)s",  # noqa: S608 - constant fragments only
 }
 
 

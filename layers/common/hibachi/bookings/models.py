@@ -44,7 +44,7 @@ def _zone(value: str) -> str:
 def _local_datetime_text(value: Any) -> Any:
     if not isinstance(value, str):
         # ValueError, not TypeError: pydantic turns only ValueError into a field error (422)
-        raise ValueError("must be a local date-time string without offset, such as 2026-12-05T18:30")  # noqa: TRY004
+        raise ValueError("must be a local date-time string without offset, such as 2026-12-05T18:30")
     return value
 
 

@@ -42,16 +42,16 @@ def post_message(
 ) -> tuple[MessageOut, bool]:
     """Store ``message`` (one round trip), then enqueue its emotion job. Returns (message, created)."""
     db = get_db()
-    fields = dict(
-        conversation_id=conversation_id,
-        role=message.role,
-        content=message.content,
-        emotion_score=message.emotion_score,
-        metadata=message.metadata,
-        idempotency_key=idempotency_key,
-        customer_id=message.customer_id,
-        channel=message.channel,
-    )
+    fields = {
+        "conversation_id": conversation_id,
+        "role": message.role,
+        "content": message.content,
+        "emotion_score": message.emotion_score,
+        "metadata": message.metadata,
+        "idempotency_key": idempotency_key,
+        "customer_id": message.customer_id,
+        "channel": message.channel,
+    }
     row = repository.insert_message(db, **fields)
     if row is None:  # the original request with this key committed while we ran: read it now
         row = repository.insert_message(db, **fields)
