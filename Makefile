@@ -40,6 +40,17 @@ test: install ## Run the whole test suite (starts its own PostgreSQL; DATABASE_U
 test-fast: install ## Unit tests only
 	$(PY) -m pytest tests/unit -q
 
+.PHONY: lint
+lint: install ## ruff check, ruff format --check, mypy --strict (the same checks as .pre-commit-config.yaml and CI)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+.PHONY: format
+format: install ## Apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
 .PHONY: migrate
 migrate: install ## Apply the SQL migrations to DATABASE_URL (default: the local database)
 	$(PY) -m hibachi.migrate $${DATABASE_URL:-$$($(PY) -m local.pg dsn)}
