@@ -10,7 +10,7 @@ Thin: parse and validate (Powertools + pydantic), call ``hibachi.bookings.servic
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -20,6 +20,12 @@ from hibachi.api import create_app, handle
 from hibachi.bookings import service
 from hibachi.bookings.models import BookingIn, BookingOut, RescheduleIn
 from hibachi.observability import logger, metrics
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.types import (
+        OpenAPIResponseContentModel,
+        OpenAPIResponseContentSchema,
+    )
 
 app = create_app()
 
@@ -41,7 +47,9 @@ IdempotencyKey = Annotated[
         description="A retry with the same key and body returns the original",
     ),
 ]
-_BOOKING = {"application/json": {"model": BookingOut}}
+_BOOKING: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] = {
+    "application/json": {"model": BookingOut}
+}
 
 
 @app.post(
@@ -61,7 +69,7 @@ def create_booking(booking: BookingIn, idempotency_key: IdempotencyKey = None) -
     return Response(
         status_code=201 if created else 200,
         content_type=content_types.APPLICATION_JSON,
-        body=stored.model_dump(mode="json"),
+        body=stored,
     )
 
 
@@ -98,5 +106,5 @@ def reschedule_booking(booking_id: BookingId, change: RescheduleIn) -> BookingOu
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict, context: object) -> dict:
+def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     return handle(app, event, context, OPERATIONS)

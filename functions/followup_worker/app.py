@@ -8,6 +8,7 @@ runs the reconciler that re-enqueues whatever a failed send left behind.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from hibachi import jobs, worker
@@ -34,7 +35,7 @@ RECONCILERS: dict[str, worker.Reconciler] = {
 
 @logger.inject_lambda_context
 @metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("task") == "reconcile":
         return worker.reconcile(RECONCILERS)
     return worker.process_batch(event, context, HANDLERS)

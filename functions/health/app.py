@@ -59,7 +59,7 @@ def get_health() -> Response[health.Health]:
     return Response(
         status_code=200 if result.status == "ok" else 503,
         content_type=content_types.APPLICATION_JSON,
-        body=result.model_dump(mode="json"),
+        body=result,
         headers=_NO_STORE,
     )
 
@@ -73,7 +73,7 @@ def get_health() -> Response[health.Health]:
         503: {"description": "A part is down (named in `failing`); the others are reported"},
     },
 )
-def get_health_details() -> Response[dict]:
+def get_health_details() -> Response[dict[str, Any]]:
     if not health.has_scope(app.current_event.raw_event, OPS_SCOPE):
         raise health.Forbidden(f"This route needs the {OPS_SCOPE} scope.")
     result = health.details()
@@ -101,12 +101,13 @@ def _ops(event: dict[str, Any]) -> dict[str, Any]:
     except (AppError, ValueError, TypeError) as exc:  # a bad request, or the database is down
         return {"error": getattr(exc, "message", None) or str(exc)}
     logger.info("ops request", extra={"ops": kind})
-    return json.loads(json.dumps({"ops": kind, "result": result}, default=str))
+    answer: dict[str, Any] = json.loads(json.dumps({"ops": kind, "result": result}, default=str))
+    return answer
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict, context: object) -> dict:
+def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     if "ops" in event and "routeKey" not in event:
         return _ops(event)
     return handle(app, event, context, OPERATIONS)

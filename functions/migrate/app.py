@@ -6,6 +6,8 @@ outlives stacks). It connects like the API functions: RDS Proxy, IAM token, TLS.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from hibachi.migrate import apply, iam_url
 from hibachi.observability import logger
@@ -22,7 +24,9 @@ def _dsn() -> str:
     return iam_url(s.db_host or "", s.db_port, s.db_name, s.db_user, password, s.db_sslmode)
 
 
-def _respond(event: dict, context: LambdaContext, status: str, data: dict, reason: str = "") -> None:
+def _respond(
+    event: dict[str, Any], context: LambdaContext, status: str, data: dict[str, Any], reason: str = ""
+) -> None:
     import json
     import urllib.request
 
@@ -45,8 +49,8 @@ def _respond(event: dict, context: LambdaContext, status: str, data: dict, reaso
 
 
 @logger.inject_lambda_context
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    data: dict = {}
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    data: dict[str, Any] = {}
     try:
         if event.get("RequestType") in ("Create", "Update"):
             applied = apply(_dsn())

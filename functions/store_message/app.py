@@ -9,7 +9,7 @@ Thin: parse and validate (Powertools + pydantic), call ``hibachi.conversations.s
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
@@ -63,7 +63,7 @@ def store_message(
     return Response(
         status_code=201 if created else 200,
         content_type=content_types.APPLICATION_JSON,
-        body=stored.model_dump(mode="json"),
+        body=stored,
     )
 
 
@@ -83,5 +83,5 @@ def list_messages(
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict, context: object) -> dict:
+def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     return handle(app, event, context, OPERATIONS)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
@@ -31,10 +31,13 @@ _VALIDATION_MESSAGE = "The request is not valid; see details."
 
 
 def _request_id(event: Mapping[str, Any] | None) -> str | None:
+    if event is None:
+        return None
     try:
-        return event["requestContext"]["requestId"]  # type: ignore[index]
+        request_id = event["requestContext"]["requestId"]
     except (KeyError, TypeError):
         return None
+    return request_id if isinstance(request_id, str) else None
 
 
 def error_body(code: str, message: str, details: Any = None, request_id: str | None = None) -> dict[str, Any]:
@@ -51,7 +54,7 @@ def error_response(
     details: Any = None,
     headers: Mapping[str, str] | None = None,
     request_id: str | None = None,
-) -> Response:
+) -> Response[dict[str, Any]]:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
@@ -60,9 +63,9 @@ def error_response(
     )
 
 
-def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
     """Field-level details without echoing the input back."""
-    details = []
+    details: list[dict[str, Any]] = []
     for err in errors:
         loc = [part for part in err.get("loc", ()) if part != "__root__"]
         details.append({"loc": loc, "msg": str(err.get("msg", "invalid value"))[:300], "type": err.get("type")})
@@ -107,7 +110,7 @@ def document_errors(doc: dict[str, Any]) -> dict[str, Any]:
             if method not in ("get", "put", "post", "delete", "patch") or not isinstance(operation, dict):
                 continue
             responses = operation.setdefault("responses", {})
-            success = next((r for code, r in responses.items() if code.startswith("2")), {})
+            success: dict[str, Any] = next((r for code, r in responses.items() if code.startswith("2")), {})
             wanted = {"422", "503"}
             if any(p.get("in") == "path" for p in operation.get("parameters") or []):
                 wanted.add("404")
@@ -187,40 +190,41 @@ def create_app(public: Collection[str] = ()) -> APIGatewayHttpResolver:
     def request_id() -> str | None:
         return _request_id(app.current_event.raw_event) if app.current_event else None
 
-    @app.exception_handler(AppError)
-    def _app_error(exc: AppError) -> Response:
+    def _app_error(exc: AppError) -> Response[dict[str, Any]]:
         if exc.status >= 500:
             logger.warning("dependency unavailable", extra={"code": exc.code, "details": exc.details})
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers, request_id())
 
-    @app.exception_handler(RequestValidationError)
-    def _invalid(exc: RequestValidationError) -> Response:
+    def _invalid(exc: RequestValidationError) -> Response[dict[str, Any]]:
         return error_response(
             422, "validation_error", _VALIDATION_MESSAGE, validation_details(exc.errors()), request_id=request_id()
         )
 
-    @app.exception_handler(RequestUnsupportedContentType)
-    def _unsupported_type(_exc: RequestUnsupportedContentType) -> Response:  # was a 500
+    def _unsupported_type(_exc: RequestUnsupportedContentType) -> Response[dict[str, Any]]:  # was a 500
         return error_response(
             415, "unsupported_media_type", "Send the body as application/json.", request_id=request_id()
         )
 
-    @app.exception_handler(RecursionError)
-    def _too_deep(_exc: RecursionError) -> Response:
+    def _too_deep(_exc: RecursionError) -> Response[dict[str, Any]]:
         details = [{"loc": ["body"], "msg": "JSON is nested too deeply", "type": "json_too_deep"}]
         return error_response(422, "validation_error", _VALIDATION_MESSAGE, details, request_id=request_id())
 
-    @app.not_found
-    def _not_found(_exc: NotFoundError) -> Response:
+    def _not_found(_exc: NotFoundError) -> Response[dict[str, Any]]:
         return error_response(404, "route_not_found", "No such route.", request_id=request_id())
 
-    @app.exception_handler(Exception)
-    def _unexpected(exc: Exception) -> Response:
+    def _unexpected(exc: Exception) -> Response[dict[str, Any]]:
         logger.exception("unhandled error")
         return error_response(
             500, "internal_error", "Something went wrong on our side; it has been logged.", request_id=request_id()
         )
 
+    # registered by call, not as decorators: Powertools' decorators are untyped and would hide these signatures
+    app.exception_handler(AppError)(_app_error)
+    app.exception_handler(RequestValidationError)(_invalid)
+    app.exception_handler(RequestUnsupportedContentType)(_unsupported_type)
+    app.exception_handler(RecursionError)(_too_deep)
+    app.not_found(_not_found)
+    app.exception_handler(Exception)(_unexpected)
     return app
 
 

@@ -14,7 +14,7 @@ FAST = (1, 2, 2)  # on the API's request path: the send may fail, the reconciler
 WORKER = (2, 5, 3)  # in the worker: a failure retries the job
 PROBE = (1, 2, 1)  # health checks: answer quickly, never hang on a dependency
 
-_clients: dict[tuple, Any] = {}
+_clients: dict[tuple[str, str | None, str, tuple[float, float, int]], Any] = {}
 _lock = threading.Lock()
 
 
@@ -47,4 +47,5 @@ def client(service: str, profile: tuple[float, float, int] = WORKER, region: str
 
 def error_code(exc: Exception) -> str:
     """The AWS error code of a botocore ``ClientError`` ('' for anything else)."""
-    return (getattr(exc, "response", None) or {}).get("Error", {}).get("Code", "")
+    code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code", "")
+    return code if isinstance(code, str) else ""

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from hibachi.errors import DatabaseUnavailable
 from hibachi.observability import logger
@@ -65,7 +65,7 @@ class _Watchdog:
         self._thread: threading.Thread | None = None
         self.fired = 0
 
-    def arm(self, conn: psycopg.Connection, seconds: float) -> int | None:
+    def arm(self, conn: psycopg.Connection[DictRow], seconds: float) -> int | None:
         try:
             fd = conn.pgconn.socket
         except (psycopg.OperationalError, ValueError):
@@ -164,7 +164,7 @@ class Database:
             **common,
         }
 
-    def connect(self) -> psycopg.Connection:
+    def connect(self) -> psycopg.Connection[DictRow]:
         """A new connection with the app's options (also used by the migration runner)."""
         kwargs = self._connect_kwargs()
         conninfo = kwargs.pop("conninfo")
@@ -177,7 +177,7 @@ class Database:
             raise DatabaseUnavailable from exc
 
     @staticmethod
-    def _usable(conn: psycopg.Connection) -> bool:
+    def _usable(conn: psycopg.Connection[DictRow]) -> bool:
         """Zero-round-trip liveness check of an idle connection.
 
         An idle connection has nothing to read; readable means the server (or the proxy) has sent
@@ -192,7 +192,7 @@ class Database:
             return False
         return not readable
 
-    def _connection(self) -> tuple[psycopg.Connection, bool]:
+    def _connection(self) -> tuple[psycopg.Connection[DictRow], bool]:
         conn = getattr(self._local, "conn", None)
         if conn is not None and self._usable(conn):
             return conn, True
@@ -202,7 +202,7 @@ class Database:
         self._local.conn = conn
         return conn, False
 
-    def _discard(self, conn: psycopg.Connection) -> None:
+    def _discard(self, conn: psycopg.Connection[DictRow]) -> None:
         with contextlib.suppress(Exception):  # closing a broken connection may fail in any way
             conn.close()
         if getattr(self._local, "conn", None) is conn:
@@ -214,7 +214,7 @@ class Database:
             self._discard(conn)
 
     # -- running statements ---------------------------------------------------------------------
-    def run(self, fn: Callable[[psycopg.Cursor], T]) -> T:
+    def run(self, fn: Callable[[psycopg.Cursor[DictRow]], T]) -> T:
         """Run ``fn(cursor)`` on the environment's connection with the failure policy above.
 
         ``fn`` should send one statement. It is retried (once) only when the server had ended the

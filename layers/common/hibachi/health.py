@@ -62,7 +62,7 @@ class _Probe:
 
     def __init__(self) -> None:
         self._executor: ThreadPoolExecutor | None = None
-        self._last: Future | None = None
+        self._last: Future[Any] | None = None
         self._lock = threading.Lock()
 
     def run(self, fn: Callable[[], T], timeout: float) -> T:
@@ -124,7 +124,7 @@ def details(budget_s: float | None = None) -> dict[str, Any]:
     """
     settings = get_settings()
     deadline = time.monotonic() + (BUDGET_S if budget_s is None else budget_s)
-    queue_futures: dict[str, Future] = {}
+    queue_futures: dict[str, Future[Any]] = {}
     queues: dict[str, dict[str, Any]] = {}
     for name, url in ops.configured_queues(settings).items():
         if not url:

@@ -48,7 +48,7 @@ class JobQueue:
         self.settings = settings
 
     @property
-    def client(self):
+    def client(self) -> Any:  # a boto3 SQS client (boto3 is imported on first use, and untyped)
         return aws.client("sqs", aws.FAST)
 
     def send(self, job: Job) -> bool:

@@ -126,12 +126,12 @@ def list_followups(db: Database, status: str, limit: int = 50) -> list[dict[str,
 
 
 # -- queues ---------------------------------------------------------------------------------------------
-def sqs_client(settings: Settings, *, read_timeout: float = 2.0):
+def sqs_client(settings: Settings, *, read_timeout: float = 2.0) -> Any:
     """An SQS client with short timeouts and one attempt: a health check must not hang on SQS."""
     return aws.client("sqs", (aws.PROBE[0], read_timeout, aws.PROBE[2]), region=settings.aws_region)
 
 
-def queue_depth(client, queue_url: str) -> dict[str, int]:
+def queue_depth(client: Any, queue_url: str) -> dict[str, int]:
     """``{visible, in_flight, delayed}`` of a queue (approximate, as SQS reports it)."""
     attrs = client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=QUEUE_ATTRIBUTES)["Attributes"]
     return {

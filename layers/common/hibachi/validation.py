@@ -47,11 +47,13 @@ def small_json_object(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-def text(max_length: int, min_length: int = 0) -> Any:
-    """A storable string type with length bounds (checked before the content rules)."""
-    return Annotated[
-        str, StringConstraints(min_length=min_length, max_length=max_length), AfterValidator(storable_text)
-    ]
+def bounds(max_length: int, min_length: int = 0) -> StringConstraints:
+    """Length bounds of a string field: ``Annotated[str, bounds(200, 1), STORABLE]``."""
+    return StringConstraints(min_length=min_length, max_length=max_length)
+
+
+# The content rules of every stored string, checked after its length bounds.
+STORABLE = AfterValidator(storable_text)
 
 
 ResourceId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]

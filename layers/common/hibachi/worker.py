@@ -125,7 +125,7 @@ def process_batch(event: dict[str, Any], context: Any, handlers: Mapping[str, Ba
         if correlation_ids:
             m.add_metadata(key="correlation_ids", value=correlation_ids[:50])
         m.flush_metrics()
-    return response
+    return dict(response)
 
 
 def reconcile(reconcilers: Mapping[str, Reconciler], settings: Settings | None = None) -> dict[str, Any]:

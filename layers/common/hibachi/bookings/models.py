@@ -15,7 +15,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, NaiveDatetime, StringConstraints
 
 from hibachi.bookings.times import load_zone
-from hibachi.validation import ResourceId, text
+from hibachi.validation import STORABLE, ResourceId, bounds
 
 E164_PATTERN = r"^\+[1-9]\d{6,14}$"
 Status = Literal["confirmed", "cancelled"]
@@ -48,11 +48,11 @@ def _local_datetime_text(value: Any) -> Any:
     return value
 
 
-Name = Annotated[text(200, min_length=1), AfterValidator(_not_blank)]
-Line = Annotated[text(200, min_length=1), AfterValidator(_not_blank)]
-Phone = Annotated[text(16, min_length=8), StringConstraints(pattern=E164_PATTERN)]
-Email = Annotated[text(254, min_length=3), AfterValidator(_email)]
-Timezone = Annotated[text(64, min_length=1), AfterValidator(_zone)]
+Name = Annotated[Annotated[str, bounds(200, 1), STORABLE], AfterValidator(_not_blank)]
+Line = Annotated[Annotated[str, bounds(200, 1), STORABLE], AfterValidator(_not_blank)]
+Phone = Annotated[Annotated[str, bounds(16, 8), STORABLE], StringConstraints(pattern=E164_PATTERN)]
+Email = Annotated[Annotated[str, bounds(254, 3), STORABLE], AfterValidator(_email)]
+Timezone = Annotated[Annotated[str, bounds(64, 1), STORABLE], AfterValidator(_zone)]
 LocalDateTime = Annotated[NaiveDatetime, BeforeValidator(_local_datetime_text)]
 Duration = Annotated[int, Field(ge=60, le=360, strict=True, description="Minutes, 60-360")]
 Guests = Annotated[int, Field(ge=1, le=100, strict=True)]
@@ -70,10 +70,10 @@ class Address(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     line1: Line
-    line2: text(200) | None = None
-    city: Annotated[text(100, min_length=1), AfterValidator(_not_blank)]
-    state: Annotated[text(100, min_length=1), AfterValidator(_not_blank)]
-    postal_code: Annotated[text(20, min_length=1), AfterValidator(_not_blank)]
+    line2: Annotated[str, bounds(200), STORABLE] | None = None
+    city: Annotated[Annotated[str, bounds(100, 1), STORABLE], AfterValidator(_not_blank)]
+    state: Annotated[Annotated[str, bounds(100, 1), STORABLE], AfterValidator(_not_blank)]
+    postal_code: Annotated[Annotated[str, bounds(20, 1), STORABLE], AfterValidator(_not_blank)]
 
 
 class BookingIn(BaseModel):
@@ -90,7 +90,7 @@ class BookingIn(BaseModel):
     guest_count: Guests
     address: Address
     conversation_id: ResourceId | None = Field(default=None, description="The chat this booking came from")
-    notes: text(2000) | None = None
+    notes: Annotated[str, bounds(2000), STORABLE] | None = None
 
 
 class RescheduleIn(BaseModel):

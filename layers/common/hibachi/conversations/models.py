@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hibachi.validation import Metadata, text
+from hibachi.validation import STORABLE, Metadata, bounds
 
 Role = Literal["user", "assistant", "system"]
 Trend = Literal["improving", "stable", "declining"]
@@ -20,7 +20,7 @@ class MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     role: Role
-    content: text(8000, min_length=1)
+    content: Annotated[str, bounds(8000, 1), STORABLE]
     emotion_score: float | None = Field(
         default=None,
         ge=-1,
@@ -28,8 +28,8 @@ class MessageIn(BaseModel):
         strict=True,  # no "0.5", no true
         description="Sentiment of the message, -1 (upset) to 1 (delighted)",
     )
-    customer_id: text(128) | None = None
-    channel: text(32) | None = Field(default=None, examples=["web", "sms"])
+    customer_id: Annotated[str, bounds(128), STORABLE] | None = None
+    channel: Annotated[str, bounds(32), STORABLE] | None = Field(default=None, examples=["web", "sms"])
     metadata: Metadata = Field(default_factory=dict, description="JSON object, at most 4 KB serialized")
 
 

@@ -42,19 +42,23 @@ def post_message(
 ) -> tuple[MessageOut, bool]:
     """Store ``message`` (one round trip), then enqueue its emotion job. Returns (message, created)."""
     db = get_db()
-    fields = {
-        "conversation_id": conversation_id,
-        "role": message.role,
-        "content": message.content,
-        "emotion_score": message.emotion_score,
-        "metadata": message.metadata,
-        "idempotency_key": idempotency_key,
-        "customer_id": message.customer_id,
-        "channel": message.channel,
-    }
-    row = repository.insert_message(db, **fields)
+
+    def insert() -> dict[str, Any] | None:
+        return repository.insert_message(
+            db,
+            conversation_id=conversation_id,
+            role=message.role,
+            content=message.content,
+            emotion_score=message.emotion_score,
+            metadata=message.metadata,
+            idempotency_key=idempotency_key,
+            customer_id=message.customer_id,
+            channel=message.channel,
+        )
+
+    row = insert()
     if row is None:  # the original request with this key committed while we ran: read it now
-        row = repository.insert_message(db, **fields)
+        row = insert()
     if row is None:
         raise Unprocessable("A request with this Idempotency-Key is still in progress; retry.")
     created = bool(row["created"])
