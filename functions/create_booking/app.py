@@ -16,7 +16,7 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path
 from aws_lambda_powertools.logging import correlation_paths
-from hibachi.api import create_app, handle
+from hibachi.api import Route, create_app, handle
 from hibachi.bookings import service
 from hibachi.bookings.models import BookingIn, BookingOut, RescheduleIn
 from hibachi.observability import logger, metrics
@@ -29,11 +29,12 @@ if TYPE_CHECKING:
 
 app = create_app()
 
+# The route table: each route's operation and the scope template.yaml's authorizer requires on it
 OPERATIONS = {
-    "POST /bookings": "create_booking",
-    "GET /bookings/{booking_id}": "get_booking",
-    "POST /bookings/{booking_id}/cancel": "cancel_booking",
-    "PATCH /bookings/{booking_id}": "reschedule_booking",
+    "POST /bookings": Route("create_booking", "bookings:write"),
+    "GET /bookings/{booking_id}": Route("get_booking", "bookings:read"),
+    "POST /bookings/{booking_id}/cancel": Route("cancel_booking", "bookings:write"),
+    "PATCH /bookings/{booking_id}": Route("reschedule_booking", "bookings:write"),
 }
 
 BookingId = Annotated[UUID, Path(description="The booking's id (a UUID)")]

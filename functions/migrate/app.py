@@ -10,7 +10,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from hibachi.migrate import apply, iam_url
-from hibachi.observability import logger
+from hibachi.db import error_facts
+from hibachi.observability import exception_facts, logger
 from hibachi.settings import get_settings
 
 
@@ -58,8 +59,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             logger.info("migrations applied", extra={"applied": applied})
         status, reason = "SUCCESS", ""
     except Exception as exc:  # noqa: BLE001 - CloudFormation must hear of every failure
-        logger.exception("migrations failed")
-        status, reason = "FAILED", f"migrations failed: {type(exc).__name__}: {str(exc)[:300]}"
+        # the sqlstate and names only: a failing migration's message may quote rows (DETAIL: Key ...)
+        facts = {**exception_facts(exc), **error_facts(exc)}
+        logger.error("migrations failed", extra=facts)
+        status, reason = (
+            "FAILED",
+            "migrations failed: " + " ".join(f"{k}={v}" for k, v in facts.items() if v and k != "frames"),
+        )
     if "ResponseURL" in event:
         _respond(event, context, status, data, reason)
     return {"Status": status, "Data": data}

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
-from hibachi.api import create_app, handle
+from hibachi.api import Route, create_app, handle
 from hibachi.conversations import service
 from hibachi.conversations.models import ConversationOut, MessageIn, MessageOut, MessagePage
 from hibachi.observability import logger, metrics
@@ -22,10 +22,11 @@ from hibachi.validation import ID_PATTERN
 
 app = create_app()
 
+# The route table: each route's operation and the scope template.yaml's authorizer requires on it
 OPERATIONS = {
-    "POST /conversations/{conversation_id}/messages": "store_message",
-    "GET /conversations/{conversation_id}": "get_conversation",
-    "GET /conversations/{conversation_id}/messages": "list_messages",
+    "POST /conversations/{conversation_id}/messages": Route("store_message", "messages:write"),
+    "GET /conversations/{conversation_id}": Route("get_conversation", "conversations:read"),
+    "GET /conversations/{conversation_id}/messages": Route("list_messages", "conversations:read"),
 }
 
 ConversationId = Annotated[

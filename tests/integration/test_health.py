@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from hibachi import health, jobs
+from hibachi.api import has_scope
 from hibachi import settings as settings_module
 
 from local.events import http_event
@@ -139,19 +140,21 @@ def dlqs(sqs) -> Iterator[dict]:
 def test_details_needs_the_ops_scope(settings, context, dlqs):
     assert get(context, "/health/details", scopes=["bookings:read"])[0] == 403
     status, body, _ = get(context, "/health/details", authorized=False)
-    assert status == 403 and body["error"]["code"] == "forbidden"
+    assert status == 401 and body["error"]["code"] == "unauthorized"  # not through the authorizer
     assert get(context, "/health/details", scopes=["ops:read"])[0] == 200
 
 
-def test_details_scope_from_the_claims_or_trusting_the_authorizer():
+def test_details_scope_from_the_claims_and_failing_closed():
     def event(claims, scopes=None):
         return {"requestContext": {"authorizer": {"jwt": {"claims": claims, "scopes": scopes}}}}
 
-    assert health.has_scope(event({"sub": "a", "scope": "ops:read bookings:read"}), "ops:read")
-    assert health.has_scope(event({"sub": "a", "scp": "[ops:read other]"}), "ops:read")  # API Gateway's list form
-    assert not health.has_scope(event({"sub": "a", "scope": "bookings:read"}), "ops:read")
-    assert health.has_scope(event({"sub": "a"}), "ops:read")  # no scope data: the authorizer checked it
-    assert not health.has_scope({"requestContext": {}}, "ops:read")  # not through the authorizer: never
+    assert has_scope(event({"sub": "a", "scope": "ops:read bookings:read"}), "ops:read")
+    assert has_scope(event({"sub": "a", "scp": "[ops:read other]"}), "ops:read")  # API Gateway's list form
+    assert has_scope(event({"sub": "a"}, ["ops:read"]), "ops:read")  # the authorizer's scopes list
+    assert not has_scope(event({"sub": "a", "scope": "bookings:read"}), "ops:read")
+    assert not has_scope(event({"sub": "a"}), "ops:read")  # no scope information: no
+    assert not has_scope(event({}, ["ops:read"]), "ops:read")  # no claims: not the authorizer's event
+    assert not has_scope({"requestContext": {}}, "ops:read")  # not through the authorizer: never
 
 
 def test_details_reports_queues_dlqs_followups_and_reconciler(settings, context, dlqs):

@@ -1,15 +1,26 @@
-"""The HTTP side shared by the API functions: the resolver factory, the one error-to-HTTP map, and
-the invocation wrapper that measures and emits the per-operation metrics.
+"""The HTTP side shared by the API functions: the resolver factory, the one error-to-HTTP map, the
+route table type, and the invocation wrapper that authorizes, measures and emits the per-operation
+metrics.
 
 Error bodies are always ``{"error": {"code", "message", "details"?}, "request_id"}``; no stack
-trace or input echo ever leaves the function.
+trace or input echo ever leaves the function, and no log line carries an exception's message
+(it may quote what the customer sent): an unexpected error is logged by type and frames.
+
+Authorization fails closed in the function too, not only at the gateway: each function's route
+table (``OPERATIONS``: route key -> ``Route``) names the scope the template's JWT authorizer
+requires, and ``handle`` refuses an event without the authorizer's claims (401), without that
+scope (403), or whose method and path are not its route key's (403, a forged event). Anyone who
+may ``lambda:InvokeFunction`` can send an event; only the gateway can make a valid one.
+tests/unit/test_route_tables.py keeps the tables equal to the template's routes.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
@@ -24,7 +35,7 @@ from pydantic import BaseModel, Field
 
 from hibachi.db import get_db
 from hibachi.errors import AppError, PayloadTooLarge
-from hibachi.observability import add_ms, logger, metrics, timed_ms
+from hibachi.observability import add_ms, exception_facts, logger, metrics, timed_ms
 from hibachi.settings import get_settings
 
 _VALIDATION_MESSAGE = "The request is not valid; see details."
@@ -213,7 +224,7 @@ def create_app(public: Collection[str] = ()) -> APIGatewayHttpResolver:
         return error_response(404, "route_not_found", "No such route.", request_id=request_id())
 
     def _unexpected(exc: Exception) -> Response[dict[str, Any]]:
-        logger.exception("unhandled error")
+        logger.error("unhandled error", extra=exception_facts(exc))
         return error_response(
             500, "internal_error", "Something went wrong on our side; it has been logged.", request_id=request_id()
         )
@@ -228,6 +239,117 @@ def create_app(public: Collection[str] = ()) -> APIGatewayHttpResolver:
     return app
 
 
+@dataclass(frozen=True)
+class Route:
+    """One row of a function's route table: the operation's name (its metrics) and the scope the
+    template's JWT authorizer requires on the route (``None``: a public route, no authorizer)."""
+
+    operation: str
+    scope: str | None
+
+
+def token_scopes(event: Mapping[str, Any]) -> set[str] | None:
+    """The scopes of the JWT the authorizer accepted; ``None`` when the event did not come through
+    the authorizer (no ``requestContext.authorizer.jwt`` with claims)."""
+    context = event.get("requestContext")
+    authorizer = context.get("authorizer") if isinstance(context, Mapping) else None
+    jwt = authorizer.get("jwt") if isinstance(authorizer, Mapping) else None
+    claims = jwt.get("claims") if isinstance(jwt, Mapping) else None
+    if not isinstance(jwt, Mapping) or not isinstance(claims, Mapping) or not claims:
+        return None
+    found: set[str] = set()
+    scopes = jwt.get("scopes")
+    if isinstance(scopes, list):
+        found.update(s for s in scopes if isinstance(s, str))
+    for key in ("scope", "scp"):
+        value = claims.get(key)
+        if isinstance(value, list):
+            found.update(str(v) for v in value)
+        elif isinstance(value, str):  # API Gateway renders a list claim as "[a b]"
+            found.update(value.strip("[]").replace(",", " ").split())
+    return found
+
+
+def has_scope(event: Mapping[str, Any], scope: str) -> bool:
+    """The request came through the JWT authorizer and its token has ``scope``. Fails closed: no
+    claims, or no scope information at all, is no."""
+    scopes = token_scopes(event)
+    return scopes is not None and scope in scopes
+
+
+def _route_pattern(route_key: str) -> tuple[str, re.Pattern[str]] | None:
+    method, _, path = route_key.partition(" ")
+    if not path.startswith("/"):
+        return None
+    parts = [
+        "[^/]+" if seg.startswith("{") and seg.endswith("}") else re.escape(seg) for seg in path.strip("/").split("/")
+    ]
+    return method.upper(), re.compile("^/" + "/".join(parts) + "/?$")
+
+
+def _refusal(event: Mapping[str, Any], routes: Mapping[str, Any]) -> tuple[int, str, str] | None:
+    """(status, code, message) when the event must not reach the route's code."""
+    route_key = event.get("routeKey")
+    route = routes.get(route_key) if isinstance(route_key, str) else None
+    if route is None:
+        return 404, "route_not_found", "No such route."
+    if not isinstance(route, Route):  # a route table row without its scope: fail closed
+        logger.error("route without authorization data", extra={"route": route_key})
+        return 403, "forbidden", "This route is not available."
+    pattern = _route_pattern(route_key)
+    context = event.get("requestContext") or {}
+    method = str((context.get("http") or {}).get("method", "")).upper()
+    path, stage = str(event.get("rawPath") or ""), context.get("stage")
+    if stage and stage != "$default":  # the path the resolver routes on (Powertools' rule)
+        path = path[len(f"/{stage}") :]
+    if pattern is None or pattern[0] != method or not pattern[1].match(path):
+        return 403, "forbidden", "The request does not match its route."
+    if route.scope is None:
+        return None
+    scopes = token_scopes(event)
+    if scopes is None:
+        return 401, "unauthorized", "The request did not come through the authorizer."
+    if route.scope not in scopes:
+        return 403, "forbidden", f"This route needs the {route.scope} scope."
+    return None
+
+
+_JSON = "application/json"
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _unsupported_media_type(event: Mapping[str, Any]) -> bool:
+    """A body that is not declared ``application/json`` (UTF-8): refused with 415 before anything
+    parses it (the resolver would read forms and multipart bodies, and fail on some of them).
+    A request without a Content-Type is read as JSON; a write request that declares another type
+    is refused even when its body is empty."""
+    headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
+    declared = str(headers.get("content-type") or "").strip()
+    method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", "")).upper()
+    if not declared:
+        return False
+    if not event.get("body") and method not in _BODY_METHODS:
+        return False
+    media, *params = (part.strip() for part in declared.split(";"))
+    if media.lower() != _JSON:
+        return True
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            return True
+    return False
+
+
+def _early(event: Mapping[str, Any], status: int, code: str, message: str) -> dict[str, Any]:
+    """An error answer given before the resolver runs."""
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps(error_body(code, message, request_id=_request_id(event))),
+        "isBase64Encoded": False,
+    }
+
+
 def _body_size(event: Mapping[str, Any]) -> int:
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
@@ -236,13 +358,12 @@ def _body_size(event: Mapping[str, Any]) -> int:
 
 
 def _too_large(event: Mapping[str, Any], limit: int) -> dict[str, Any]:
-    body = error_body(PayloadTooLarge.code, f"The request body exceeds {limit} bytes.", request_id=_request_id(event))
-    return {
-        "statusCode": HTTPStatus.REQUEST_ENTITY_TOO_LARGE.value,
-        "headers": {"Content-Type": content_types.APPLICATION_JSON},
-        "body": json.dumps(body),
-        "isBase64Encoded": False,
-    }
+    return _early(
+        event,
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE.value,
+        PayloadTooLarge.code,
+        f"The request body exceeds {limit} bytes.",
+    )
 
 
 def metric_prefix(operation: str) -> str:
@@ -251,21 +372,29 @@ def metric_prefix(operation: str) -> str:
 
 
 def handle(
-    app: APIGatewayHttpResolver, event: dict[str, Any], context: Any, operations: Mapping[str, str]
+    app: APIGatewayHttpResolver, event: dict[str, Any], context: Any, operations: Mapping[str, Route]
 ) -> dict[str, Any]:
-    """Resolve one API event: size guard, routing, and the latency and database-time metrics.
+    """Resolve one API event: authorization, size and media-type guards, routing, and the latency
+    and database-time metrics.
 
-    ``operations`` maps an HTTP API route key (``"POST /bookings"``) to its operation name.
+    ``operations`` is the function's route table: HTTP API route key (``"POST /bookings"``) ->
+    ``Route`` (operation name, required scope).
     """
-    operation = operations.get(event.get("routeKey", ""), "unknown")
+    route = operations.get(event.get("routeKey", ""))
+    operation = route.operation if isinstance(route, Route) else "unknown"
     metrics.add_dimension(name="operation", value=operation)
     if request_id := _request_id(event):  # metadata, not a dimension: ties the metric line to the logs
         metrics.add_metadata(key="correlation_id", value=request_id)
     db = get_db()
     with timed_ms() as total, db.measure() as stats:
         limit = get_settings().max_body_bytes
-        if _body_size(event) > limit:
+        refusal = _refusal(event, operations)
+        if refusal is not None:
+            result = _early(event, *refusal)
+        elif _body_size(event) > limit:
             result = _too_large(event, limit)
+        elif _unsupported_media_type(event):
+            result = _early(event, 415, "unsupported_media_type", "Send the body as application/json.")
         else:
             if event.get("isBase64Encoded") and event.get("body"):
                 # the resolver expects text bodies; the gateway base64-encodes non-text types

@@ -9,6 +9,11 @@
 - A connection failure becomes ``DatabaseUnavailable`` (HTTP 503): the statement either ran in full
   (autocommit) or not at all. So does a statement unanswered for ``DB_STATEMENT_DEADLINE`` seconds
   (a frozen server or network): its connection is closed under it (``_Watchdog``).
+- A statement the server refuses never leaves with the server's words: its message and DETAIL
+  quote the row (``Failing row contains (...)``: names, phones, addresses). ``error_facts`` keeps
+  the sqlstate and the constraint, table and column names, and only those are logged or raised:
+  an integrity or data error becomes ``ConstraintViolation`` (422, or 409 for a conflict), any other
+  ``DatabaseFault`` (500).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.rows import DictRow, dict_row
 
-from hibachi.errors import DatabaseUnavailable
+from hibachi.errors import ConstraintViolation, DatabaseFault, DatabaseUnavailable
 from hibachi.observability import logger
 from hibachi.settings import Settings, get_settings
 
@@ -37,6 +42,30 @@ TOKEN_TTL_SECONDS = 600
 # sqlstates meaning "the server ended this session before our statement ran": safe to retry once
 _SESSION_ENDED = {"57P01", "57P02", "57P03"}  # admin_shutdown, crash_shutdown, cannot_connect_now
 _RETRYABLE_TXN = {"40001", "40P01"}  # serialization_failure, deadlock_detected: rolled back, retry
+
+
+def error_facts(exc: BaseException) -> dict[str, str | None]:
+    """What may be logged about a database error: its class, sqlstate and the names of the
+    constraint, table and column involved. Never the message, DETAIL or WHERE: they quote values."""
+    diag = getattr(exc, "diag", None)
+
+    def field(name: str) -> str | None:
+        try:
+            value = getattr(diag, name, None)
+        except Exception:  # noqa: BLE001 - diag of a client-side error may not answer
+            return None
+        return str(value)[:128] if value else None
+
+    constraint, table, column = field("constraint_name"), field("table_name"), field("column_name")
+    if column is None and constraint and table and constraint.startswith(f"{table}_") and constraint.endswith("_check"):
+        column = constraint[len(table) + 1 : -len("_check")] or None  # PostgreSQL's name of a column CHECK
+    return {
+        "error_type": type(exc).__name__,
+        "sqlstate": getattr(exc, "sqlstate", None),
+        "constraint": constraint,
+        "table": table,
+        "column": column,
+    }
 
 
 class _Stats(threading.local):
@@ -241,8 +270,16 @@ class Database:
                     if reused and session_retry and (state in _SESSION_ENDED):
                         session_retry = False
                         continue
-                logger.warning("database statement failed", extra={"sqlstate": state, "error": str(exc).strip()[:300]})
+                logger.warning("database statement failed", extra=error_facts(exc))
                 raise DatabaseUnavailable from exc
+            except (psycopg.IntegrityError, psycopg.DataError) as exc:
+                facts = error_facts(exc)
+                logger.info("database refused the statement", extra=facts)
+                raise ConstraintViolation(facts["sqlstate"], facts["constraint"], facts["column"]) from None
+            except psycopg.Error as exc:
+                facts = error_facts(exc)
+                logger.error("database statement error", extra=facts)
+                raise DatabaseFault(facts["sqlstate"]) from None
             finally:
                 _watchdog.disarm(token)
                 self.stats.statements += 1

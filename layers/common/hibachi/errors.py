@@ -36,6 +36,53 @@ class Unprocessable(AppError):
     status, code = 422, "validation_error"
 
 
+class ConstraintViolation(AppError):
+    """The database refused a write that validation let through. The answer names the constraint
+    (and the column when PostgreSQL reports one), never the values: a 409 for a conflict with
+    another row (unique, exclusion), a 422 for any other integrity or data error.
+
+    ``sqlstate`` lets the domain tell the cases apart (``EXCLUSION_VIOLATION``: a concurrent booking
+    took the chef), where it expects one."""
+
+    status, code = 422, "validation_error"
+    CONFLICTS = frozenset({"23505", "23P01"})  # unique_violation, exclusion_violation
+
+    def __init__(self, sqlstate: str | None, constraint: str | None, column: str | None = None):
+        where = constraint or column or "a database rule"
+        conflict = sqlstate in self.CONFLICTS
+        message = (
+            f"The request conflicts with an existing record ({where})."
+            if conflict
+            else f"The request breaks a rule of the stored data ({where}); see details."
+        )
+        detail: dict[str, Any] = {"constraint": constraint, "sqlstate": sqlstate}
+        if column:
+            detail["column"] = column
+        if conflict:
+            details: Any = detail
+        else:
+            loc = ["body", column] if column else ["body"]
+            details = [{"loc": loc, "msg": f"refused by the database ({where})", "type": "db_constraint", **detail}]
+        super().__init__(message, details=details)
+        self.sqlstate, self.constraint, self.column = sqlstate, constraint, column
+        if conflict:
+            self.status, self.code = 409, "conflict"
+
+
+EXCLUSION_VIOLATION = "23P01"
+
+
+class DatabaseFault(AppError):
+    """The database refused a statement for a reason that is our bug (a programming or internal
+    error): a 500 whose log line carries the sqlstate only (the server's message may quote values)."""
+
+    status, code = 500, "internal_error"
+
+    def __init__(self, sqlstate: str | None):
+        super().__init__("Something went wrong on our side; it has been logged.")
+        self.sqlstate = sqlstate
+
+
 class DependencyUnavailable(AppError):
     """A dependency (the database) is down: nothing was changed, the client may retry."""
 

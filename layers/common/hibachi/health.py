@@ -26,8 +26,8 @@ from pydantic import BaseModel, Field
 
 from hibachi import ops
 from hibachi.db import get_db
-from hibachi.errors import AppError, DependencyUnavailable
-from hibachi.observability import add_ms, logger
+from hibachi.errors import DependencyUnavailable
+from hibachi.observability import add_ms, error_text, exception_facts, logger
 from hibachi.settings import get_settings
 
 T = TypeVar("T")
@@ -35,10 +35,6 @@ T = TypeVar("T")
 BUDGET_S = 2.5  # the API promises an answer within 3 s when a dependency is down
 
 Status = Literal["ok", "unavailable", "timeout"]
-
-
-class Forbidden(AppError):
-    status, code = 403, "forbidden"
 
 
 class DependencyHealth(BaseModel):
@@ -97,8 +93,8 @@ def _database(deadline: float) -> DependencyHealth:
         return DependencyHealth(status="timeout")
     except DependencyUnavailable:
         return DependencyHealth(status="unavailable")
-    except Exception:  # noqa: BLE001 - e.g. the IAM token could not be made: down, whatever the cause
-        logger.exception("health: database probe failed")
+    except Exception as exc:  # noqa: BLE001 - e.g. the IAM token could not be made: down, whatever the cause
+        logger.error("health: database probe failed", extra=exception_facts(exc))
         return DependencyHealth(status="unavailable")
     add_ms("DatabaseTime", latency)
     return DependencyHealth(status="ok", latency_ms=round(latency, 2))
@@ -144,7 +140,7 @@ def details(budget_s: float | None = None) -> dict[str, Any]:
         database = {"status": "timeout"}
     except Exception as exc:  # noqa: BLE001 - reported as a failing part, logged without leaking it
         if not isinstance(exc, DependencyUnavailable):
-            logger.exception("health details: database figures failed")
+            logger.error("health details: database figures failed", extra=exception_facts(exc))
         database = {"status": "unavailable"}
     if database["status"] != "ok":
         failing.append("database")
@@ -156,7 +152,7 @@ def details(budget_s: float | None = None) -> dict[str, Any]:
             queues[name] = {"status": "timeout"}
             failing.append(name)
         except Exception as exc:  # noqa: BLE001
-            logger.warning("health details: queue depth failed", extra={"queue": name, "error": repr(exc)[:300]})
+            logger.warning("health details: queue depth failed", extra={"queue": name, "error": error_text(exc)})
             queues[name] = {"status": "unavailable"}
             failing.append(name)
 
@@ -171,27 +167,3 @@ def details(budget_s: float | None = None) -> dict[str, Any]:
     if failing:
         logger.warning("health details degraded", extra={"failing": failing})
     return result
-
-
-def has_scope(event: dict[str, Any], scope: str) -> bool:
-    """Defence in depth behind the HTTP API's JWT authorizer: the request must have gone through
-    it, and when the authorizer passed scope information, ``scope`` must be among it."""
-    jwt = ((event.get("requestContext") or {}).get("authorizer") or {}).get("jwt") or {}
-    claims = jwt.get("claims") or {}
-    if not jwt or not claims:
-        return False
-    found: set[str] = set()
-    seen_any = False
-    scopes = jwt.get("scopes")
-    if isinstance(scopes, list):
-        seen_any = True
-        found.update(s for s in scopes if isinstance(s, str))
-    for key in ("scope", "scp"):
-        value = claims.get(key)
-        if isinstance(value, list):
-            seen_any = True
-            found.update(str(v) for v in value)
-        elif isinstance(value, str):
-            seen_any = True
-            found.update(value.strip("[]").replace(",", " ").split())
-    return scope in found or not seen_any

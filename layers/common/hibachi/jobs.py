@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from hibachi import aws
-from hibachi.observability import logger
+from hibachi.observability import error_text, logger
 from hibachi.settings import Settings, get_settings
 
 EMOTION_STATS = "emotion_stats"
@@ -74,7 +74,7 @@ class JobQueue:
             except Exception as exc:  # noqa: BLE001 - any failure of the send is survivable
                 logger.warning(
                     "job enqueue failed; the reconciler will recover it",
-                    extra={"error": repr(exc)[:300], "job_ids": [j.id for j in chunk]},
+                    extra={"error": error_text(exc), "job_ids": [j.id for j in chunk]},
                 )
                 failed.extend(chunk)
         return failed

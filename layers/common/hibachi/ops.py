@@ -12,7 +12,7 @@ from typing import Any
 
 from hibachi import aws
 from hibachi.db import Database
-from hibachi.observability import logger
+from hibachi.observability import error_text, logger
 from hibachi.settings import Settings
 
 RECONCILER_RUNS_KEEP_DAYS = 30
@@ -50,7 +50,7 @@ def record_reconciler_run(db: Database, result: dict[str, Any], request_id: str 
         db.execute(_RECORD_RUN_SQL, params)
         return True
     except Exception as exc:  # noqa: BLE001 - the run log is best effort
-        logger.warning("reconciler run not recorded", extra={"error": repr(exc)[:300]})
+        logger.warning("reconciler run not recorded", extra={"error": error_text(exc)})
         return False
 
 

@@ -25,7 +25,7 @@ from hibachi import ops
 from hibachi.db import get_db
 from hibachi.errors import DependencyUnavailable
 from hibachi.jobs import Job, parse_job
-from hibachi.observability import logger, metrics
+from hibachi.observability import error_text, exception_facts, logger, metrics
 from hibachi.settings import Settings, get_settings
 
 BatchHandler = Callable[[list[Job]], Mapping[str, Exception | None]]
@@ -67,7 +67,7 @@ def process_batch(event: dict[str, Any], context: Any, handlers: Mapping[str, Ba
         try:
             outcomes.update(handler(batch))
         except Exception as exc:  # noqa: BLE001 - the whole group failed
-            logger.exception("job batch failed", extra={"job_type": job_type, "jobs": len(batch)})
+            logger.error("job batch failed", extra={"job_type": job_type, "jobs": len(batch), **exception_facts(exc)})
             if len(batch) == 1 or isinstance(exc, DependencyUnavailable):
                 outcomes.update({job.id: exc for job in batch})  # retry each of its records
                 continue
@@ -86,7 +86,7 @@ def process_batch(event: dict[str, Any], context: Any, handlers: Mapping[str, Ba
         if record.message_id in errors:
             logger.error(
                 "poison message: not a job",
-                extra={"message_id": record.message_id, "error": str(errors[record.message_id])},
+                extra={"message_id": record.message_id, "error": error_text(errors[record.message_id])},
             )
             raise errors[record.message_id]
         job = jobs_by_message[record.message_id]
@@ -99,7 +99,7 @@ def process_batch(event: dict[str, Any], context: Any, handlers: Mapping[str, Ba
             "receive_count": record.attributes.approximate_receive_count,
         }
         if outcome is not None:
-            logger.warning("job failed", extra={**fields, "error": repr(outcome)[:300]})
+            logger.warning("job failed", extra={**fields, "error": error_text(outcome)})
             raise outcome
         ages[job.type].append(max(0.0, (now - job.enqueued_at).total_seconds() * 1000))
         logger.info("job processed", extra=fields)
@@ -138,7 +138,7 @@ def reconcile(reconcilers: Mapping[str, Reconciler], settings: Settings | None =
         try:
             counts[job_type] = fn(settings.reconcile_grace_seconds, settings.reconcile_batch_limit)
         except Exception as exc:  # noqa: BLE001 - one failing kind must not stop the others
-            logger.exception("reconciler failed", extra={"job_type": job_type})
+            logger.error("reconciler failed", extra={"job_type": job_type, **exception_facts(exc)})
             errors[job_type] = type(exc).__name__
     total = sum(counts.values())
     metrics.add_metric(name="ReconcilerReEnqueued", unit=MetricUnit.Count, value=total)

@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from hibachi.bookings.times import load_zone
 from hibachi.validation import STORABLE, ResourceId, bounds
 
-E164_PATTERN = r"^\+[1-9]\d{6,14}$"
+E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"  # ASCII digits, as the database CHECK (pydantic's \d takes any Unicode digit)
 Status = Literal["confirmed", "cancelled"]
 
 

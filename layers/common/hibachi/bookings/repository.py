@@ -15,10 +15,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import psycopg
 from psycopg.types.json import Jsonb
 
 from hibachi.db import Database
+from hibachi.errors import EXCLUSION_VIOLATION, ConstraintViolation
 
 COLUMNS = """id, status, version, chef_id, event_start, event_end, timezone, duration_minutes, guest_count,
     customer_name, customer_phone, customer_email, address, conversation_id, notes, request_hash,
@@ -146,7 +146,9 @@ def create_booking(
     for _ in range(attempts):
         try:
             row = db.fetchone(CREATE_BOOKING, params)
-        except psycopg.errors.ExclusionViolation:  # not expected: the constraint is an arbiter
+        except ConstraintViolation as exc:  # an exclusion is not expected: the constraint is an arbiter
+            if exc.sqlstate != EXCLUSION_VIOLATION:
+                raise
             continue
         if row is not None and row["outcome"] == "retry":
             continue

@@ -22,7 +22,14 @@ from hibachi import jobs
 from hibachi.bookings import repository, times
 from hibachi.bookings.models import AddressOut, BookingIn, BookingOut, CustomerOut, RescheduleIn
 from hibachi.db import get_db
-from hibachi.errors import Conflict, DatabaseUnavailable, NotFound, Unprocessable
+from hibachi.errors import (
+    EXCLUSION_VIOLATION,
+    Conflict,
+    ConstraintViolation,
+    DatabaseUnavailable,
+    NotFound,
+    Unprocessable,
+)
 from hibachi.followups.service import schedule_job
 from hibachi.observability import MetricUnit, add_ms, metrics, timed_ms
 from hibachi.settings import Settings, get_settings
@@ -263,7 +270,9 @@ def reschedule_booking(booking_id: UUID, body: RescheduleIn, *, correlation_id: 
                 current_chef=current["chef_id"],
                 slot=slot.params(duration, guests, settings.chef_count),
             )
-        except psycopg.errors.ExclusionViolation:
+        except ConstraintViolation as exc:
+            if exc.sqlstate != EXCLUSION_VIOLATION:
+                raise
             continue  # a concurrent booking took the chef we chose: choose again
         except DatabaseUnavailable as exc:
             # Two moves into one free slot each wait for the other's new row (an UPDATE cannot use

@@ -30,7 +30,7 @@ from hibachi import aws, jobs
 from hibachi.bookings.times import schedule_expression
 from hibachi.db import get_db
 from hibachi.followups import repository
-from hibachi.observability import MetricUnit, logger, metrics
+from hibachi.observability import MetricUnit, error_text, logger, metrics
 from hibachi.settings import Settings, get_settings
 
 CLAIM_SLACK_SECONDS = 60  # a schedule may fire this early (or the clocks differ this much)
@@ -210,7 +210,7 @@ def handle_schedule_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
                     scheduled.append((booking_id, row["followup_version"], name))
             done.append((booking_id, row["version"]))
         except Exception as exc:  # noqa: BLE001 - this booking's jobs fail and are retried; others go on
-            logger.warning("follow-up schedule failed", extra={"booking_id": str(booking_id), "error": repr(exc)[:300]})
+            logger.warning("follow-up schedule failed", extra={"booking_id": str(booking_id), "error": error_text(exc)})
             for job in by_booking[booking_id]:
                 outcome[job.id] = exc
     result = repository.finish_schedules(db, messages, scheduled, done)
@@ -307,7 +307,7 @@ def handle_send_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
                     extra={"booking_id": str(row["id"])},
                 )
         except Exception as exc:  # noqa: BLE001 - back to pending, and this job is retried
-            logger.warning("follow-up publish failed", extra={"booking_id": str(row["id"]), "error": repr(exc)[:300]})
+            logger.warning("follow-up publish failed", extra={"booking_id": str(row["id"]), "error": error_text(exc)})
             results.append((*key, False))
             for job in by_request.get(key, []):
                 outcome[job.id] = exc
