@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from hibachi.migrate import apply, iam_url
 from hibachi.db import error_facts
+from hibachi.migrate import apply, iam_url
 from hibachi.observability import exception_facts, logger
 from hibachi.settings import get_settings
 

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 from hibachi import health, jobs
-from hibachi.api import has_scope
 from hibachi import settings as settings_module
+from hibachi.api import has_scope
 
 from local.events import http_event
 from tests.conftest import load_function

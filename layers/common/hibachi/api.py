@@ -290,7 +290,9 @@ def _route_pattern(route_key: str) -> tuple[str, re.Pattern[str]] | None:
 def _refusal(event: Mapping[str, Any], routes: Mapping[str, Any]) -> tuple[int, str, str] | None:
     """(status, code, message) when the event must not reach the route's code."""
     route_key = event.get("routeKey")
-    route = routes.get(route_key) if isinstance(route_key, str) else None
+    if not isinstance(route_key, str) or route_key not in routes:
+        return 404, "route_not_found", "No such route."
+    route = routes[route_key]
     if route is None:
         return 404, "route_not_found", "No such route."
     if not isinstance(route, Route):  # a route table row without its scope: fail closed
