@@ -1,19 +1,20 @@
 """The local-time rules of bookings (hibachi.bookings.times): DST gaps and folds, the follow-up due
-time on ordinary and DST days, the Scheduler expression and the alternative start times."""
+time on ordinary and DST days, the Scheduler expression and the service-hours grid of start times."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from hibachi.bookings.times import (
     LocalTimeError,
-    candidate_starts,
     followup_due,
+    in_service_hours,
     load_zone,
     resolve_local,
     schedule_expression,
+    service_starts,
 )
 
 LA = ZoneInfo("America/Los_Angeles")
@@ -184,23 +185,36 @@ def test_schedule_expression_in_a_repeated_hour_is_utc():
     assert schedule_expression(first_130, LA) == (f"at({first_130.replace(tzinfo=None):%Y-%m-%dT%H:%M:%S})", "UTC")
 
 
-# -- candidate_starts ----------------------------------------------------------------------------------------
-def test_candidates_are_later_that_day_on_the_half_hour():
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    starts = candidate_starts(datetime(2026, 12, 5, 21, 10), LA, not_before=now)
-    assert [f"{s:%H:%M}" for s in starts] == ["21:30", "22:00", "22:30", "23:00", "23:30"]
+# -- service_starts, in_service_hours --------------------------------------------------------------------------
+def _hm(starts: list[datetime]) -> list[str]:
+    return [f"{s:%H:%M}" for s in starts]
 
 
-def test_candidates_skip_the_gap_and_the_fold_and_respect_the_lead_time():
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    spring = [f"{s:%H:%M}" for s in candidate_starts(datetime(2027, 3, 14, 1, 0), LA, not_before=now)][:3]
-    assert spring == ["01:30", "03:00", "03:30"]
-    fall = [f"{s:%H:%M}" for s in candidate_starts(datetime(2027, 11, 7, 0, 0), LA, not_before=now)][:3]
-    assert fall == ["00:30", "02:00", "02:30"]
-    not_before = local(LA, "2026-12-05T22:00")
-    assert [f"{s:%H:%M}" for s in candidate_starts(datetime(2026, 12, 5, 18, 0), LA, not_before=not_before)] == [
-        "22:00",
-        "22:30",
-        "23:00",
-        "23:30",
+def test_service_starts_are_the_grid_from_the_first_to_the_last_start_with_local_offsets():
+    starts = service_starts(date(2026, 12, 5), LA, first=time(11, 0), last=time(20, 0), step_minutes=30)
+    assert _hm(starts) == [f"{h:02d}:{m:02d}" for h in range(11, 21) for m in (0, 30)][:-1]  # 11:00 .. 20:00
+    assert all(s.utcoffset() == timedelta(hours=-8) for s in starts)
+    assert _hm(service_starts(date(2026, 12, 5), LA, first=time(11, 15), last=time(12, 30), step_minutes=45)) == [
+        "11:15",
+        "12:00",
     ]
+
+
+def test_service_starts_skip_the_gap_and_the_fold():
+    whole_day = {"first": time(0, 0), "last": time(23, 30), "step_minutes": 30}
+    spring = service_starts(date(2027, 3, 14), LA, **whole_day)
+    assert _hm(spring)[:5] == ["00:00", "00:30", "01:00", "01:30", "03:00"]  # 02:00 and 02:30 do not exist
+    assert spring[3].utcoffset() == timedelta(hours=-8) and spring[4].utcoffset() == timedelta(hours=-7)
+    fall = service_starts(date(2027, 11, 7), LA, **whole_day)
+    assert _hm(fall)[:4] == ["00:00", "00:30", "02:00", "02:30"]  # 01:00 and 01:30 happen twice
+    assert len(spring) == 46 and len(fall) == 46
+
+
+def test_in_service_hours_includes_both_ends():
+    window = {"first": time(11, 0), "last": time(20, 0)}
+    assert in_service_hours(datetime(2026, 12, 5, 11, 0), **window)
+    assert in_service_hours(datetime(2026, 12, 5, 20, 0), **window)
+    assert in_service_hours(datetime(2026, 12, 5, 18, 15), **window)
+    assert not in_service_hours(datetime(2026, 12, 5, 10, 59), **window)
+    assert not in_service_hours(datetime(2026, 12, 5, 20, 1), **window)
+    assert not in_service_hours(datetime(2026, 12, 5, 23, 0), **window)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import time
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,6 +53,11 @@ class Settings(BaseSettings):
     chef_count: int = Field(default=3, ge=1, le=100)
     min_lead_hours: float = Field(default=24, ge=0)
     travel_buffer_minutes: int = Field(default=60, ge=0, le=24 * 60)
+    # service hours: the local start times offered and accepted, every SLOT_STEP_MINUTES from
+    # SERVICE_FIRST_START to SERVICE_LAST_START (both included), in the event's own time zone
+    slot_step_minutes: int = Field(default=30, ge=5, le=240)
+    service_first_start: time = time(11, 0)
+    service_last_start: time = time(20, 0)
     followup_delay_hours: float = Field(default=24, ge=0)
     followup_earliest_hour: int = Field(default=10, ge=0, le=23)
     followup_latest_hour: int = Field(default=19, ge=0, le=23)
@@ -64,6 +70,15 @@ class Settings(BaseSettings):
     scheduler_target_arn: str | None = None
     scheduler_dlq_arn: str | None = None
     schedule_name_prefix: str = "hibachi-fu-"
+
+    @model_validator(mode="after")
+    def _service_window(self) -> Settings:
+        first, last = self.service_first_start, self.service_last_start
+        if any(t.tzinfo is not None or t.second or t.microsecond for t in (first, last)):
+            raise ValueError("SERVICE_FIRST_START and SERVICE_LAST_START are local times of day, such as 11:00")
+        if first > last:
+            raise ValueError("SERVICE_FIRST_START must not be later than SERVICE_LAST_START")
+        return self
 
 
 _current: Settings | None = None

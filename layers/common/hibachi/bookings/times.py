@@ -10,16 +10,18 @@
   the next day at ``earliest_hour``. Below one hour of delay (a demo) the time is not moved.
 - ``schedule_expression``: the EventBridge Scheduler ``at()`` expression and its time zone for a due
   instant, never earlier than the instant.
+- ``service_starts``: the slot grid of one local day (service hours, every step), without the local
+  times DST makes nonexistent or ambiguous: the candidates of availability and of a 409's
+  ``next_free_starts``. ``in_service_hours``: the window check of ``POST``/``PATCH /bookings``.
 """
 
 from __future__ import annotations
 
 import re
 import zoneinfo
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-SLOT_STEP_MINUTES = 30  # grid of the alternative start times offered when a slot is full
 _ZONE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$")
 
 
@@ -117,20 +119,23 @@ def schedule_expression(due: datetime, zone: ZoneInfo) -> tuple[str, str]:
     return f"at({wall:%Y-%m-%dT%H:%M:%S})", zone.key
 
 
-def candidate_starts(
-    requested: datetime, zone: ZoneInfo, *, not_before: datetime, step_minutes: int = SLOT_STEP_MINUTES
-) -> list[datetime]:
-    """Start times later the same local day as ``requested`` (naive), on a ``step_minutes`` grid,
-    that exist in ``zone``, are unambiguous and are not before ``not_before`` (aware)."""
-    minutes = requested.hour * 60 + requested.minute
-    first = (minutes // step_minutes + 1) * step_minutes
-    day = datetime.combine(requested.date(), time(0))
+def service_starts(day: date, zone: ZoneInfo, *, first: time, last: time, step_minutes: int) -> list[datetime]:
+    """The start times ``day`` offers in ``zone`` (aware, in ``zone``, ascending): every
+    ``step_minutes`` from ``first`` to ``last`` local time (both included), without the local times
+    that do not exist or happen twice (``resolve_local`` refuses them)."""
+    if step_minutes <= 0:
+        raise ValueError("step_minutes must be positive")
+    midnight = datetime.combine(day, time(0))
     out: list[datetime] = []
-    for offset in range(first, 24 * 60, step_minutes):
+    for minutes in range(first.hour * 60 + first.minute, last.hour * 60 + last.minute + 1, step_minutes):
         try:
-            start = resolve_local(day + timedelta(minutes=offset), zone)
+            out.append(resolve_local(midnight + timedelta(minutes=minutes), zone))
         except LocalTimeError:
             continue
-        if start >= not_before:
-            out.append(start)
     return out
+
+
+def in_service_hours(local: datetime, *, first: time, last: time) -> bool:
+    """Whether the local start ``local`` (naive or aware: its wall-clock time counts) is within the
+    service window ``first``..``last`` (both included)."""
+    return first <= local.time() <= last
