@@ -4,6 +4,8 @@
     GET   /bookings/{booking_id}           read a booking (scope bookings:read)
     POST  /bookings/{booking_id}/cancel    cancel; idempotent (scope bookings:write)
     PATCH /bookings/{booking_id}           move to a new start (and length, head count) (bookings:write)
+    GET   /availability                    free start times, day by day (scope bookings:read)
+    POST  /bookings/search                 find bookings by phone, email, chat, dates (bookings:read)
 
 Thin: parse and validate (Powertools + pydantic), call ``hibachi.bookings.service``, respond.
 """
@@ -14,11 +16,23 @@ from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Header, Path
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from hibachi.api import Route, create_app, handle
 from hibachi.bookings import service
-from hibachi.bookings.models import BookingIn, BookingOut, RescheduleIn
+from hibachi.bookings.models import (
+    AvailabilityOut,
+    AvailabilityQuery,
+    BookingIn,
+    BookingOut,
+    BookingPage,
+    BookingSearchIn,
+    DayCount,
+    EventZone,
+    FirstDay,
+    QueryDuration,
+    RescheduleIn,
+)
 from hibachi.observability import logger, metrics
 
 if TYPE_CHECKING:
@@ -35,6 +49,8 @@ OPERATIONS = {
     "GET /bookings/{booking_id}": Route("get_booking", "bookings:read"),
     "POST /bookings/{booking_id}/cancel": Route("cancel_booking", "bookings:write"),
     "PATCH /bookings/{booking_id}": Route("reschedule_booking", "bookings:write"),
+    "GET /availability": Route("availability", "bookings:read"),
+    "POST /bookings/search": Route("search_bookings", "bookings:read"),
 }
 
 BookingId = Annotated[UUID, Path(description="The booking's id (a UUID)")]
@@ -103,6 +119,44 @@ def cancel_booking(booking_id: BookingId) -> BookingOut:
 )
 def reschedule_booking(booking_id: BookingId, change: RescheduleIn) -> BookingOut:
     return service.reschedule_booking(booking_id, change, correlation_id=logger.get_correlation_id())
+
+
+@app.get(
+    "/availability",
+    summary="Free start times, day by day",
+    description=(
+        "The start times at which a booking of `duration_minutes` would get a chef: every `SLOT_STEP_MINUTES` "
+        "from `SERVICE_FIRST_START` to `SERVICE_LAST_START` local time, at least `MIN_LEAD_HOURS` ahead, "
+        "without local times that DST skips or repeats, and only where a chef is free for the event plus the "
+        "travel buffer before and after it. A listed start can be booked with `POST /bookings` at once (201 "
+        "unless someone took it in between); a grid start not listed gets 409 or 422."
+    ),
+    tags=["bookings"],
+)
+def availability(
+    date: Annotated[FirstDay, Query()],
+    timezone: Annotated[EventZone, Query()],
+    days: Annotated[DayCount, Query()] = 1,
+    duration_minutes: Annotated[QueryDuration, Query()] = 120,
+) -> AvailabilityOut:
+    query = AvailabilityQuery(date=date, timezone=timezone, days=days, duration_minutes=duration_minutes)
+    return service.availability(query)
+
+
+@app.post(
+    "/bookings/search",
+    summary="Find bookings",
+    description=(
+        "All filters are optional and must all match; `from`/`to` are local dates in each booking's own time "
+        "zone (both included). Without any filter: the confirmed bookings from today on. Ordered by "
+        "`event_start`, then `id`; pass `next_cursor` back as `cursor` (with the same filters) for the next page. "
+        "A POST, so that phone numbers and email addresses stay out of URLs and logs."
+    ),
+    tags=["bookings"],
+    responses={200: {"description": "One page of bookings", "content": {"application/json": {"model": BookingPage}}}},
+)
+def search_bookings(search: BookingSearchIn) -> BookingPage:
+    return service.search_bookings(search)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as wall_time
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -274,9 +275,10 @@ def test_full_slot_is_409_with_the_next_free_start_times(settings, context, db):
         assert create(context, booking_body(local_start(days=20, hour=18)))[0] == 201
         status, body = create(context, booking_body(local_start(days=20, hour=18)))
         assert status == 409 and body["error"]["code"] == "slot_full"
-        # held 18:00-21:00 (120 min + 60 min travel): a 120-minute event fits from 21:00 on
+        # held 18:00-21:00 (120 min + 60 min travel): a 120-minute event fits until 15:00, or from
+        # 21:00 on, which is after the last start of the service hours (20:00): the 5 nearest are earlier
         free = [datetime.fromisoformat(s) for s in body["error"]["details"]["next_free_starts"]]
-        assert [f"{s:%H:%M}" for s in free] == ["21:00", "21:30", "22:00", "22:30", "23:00"]
+        assert [f"{s:%H:%M}" for s in free] == ["13:00", "13:30", "14:00", "14:30", "15:00"]
         assert all(s.date() == date.fromisoformat(local_start(days=20)[:10]) for s in free)
         status, _ = create(context, booking_body(body["error"]["details"]["next_free_starts"][0][:16]))
         assert status == 201
@@ -284,7 +286,7 @@ def test_full_slot_is_409_with_the_next_free_start_times(settings, context, db):
 
 
 def test_the_travel_buffer_separates_bookings_of_one_chef(settings, context):
-    with settings_module.override(chef_count=1, travel_buffer_minutes=60):
+    with settings_module.override(chef_count=1, travel_buffer_minutes=60, service_first_start=wall_time(9, 0)):
         assert create(context, booking_body(local_start(days=21, hour=12), duration_minutes=60))[0] == 201
         assert create(context, booking_body(local_start(days=21, hour=13, minute=30)))[0] == 409
         assert create(context, booking_body(local_start(days=21, hour=14)))[0] == 201
@@ -353,7 +355,7 @@ def test_reschedule_into_a_full_slot_is_409_and_changes_nothing(settings, contex
         before = db.fetchone("SELECT * FROM bookings WHERE id = %s", [mine["id"]])
         status, body = call(context, PATCH, mine["id"], body={"event_start": full})
         assert status == 409 and body["error"]["code"] == "slot_full"
-        assert body["error"]["details"]["next_free_starts"]  # later that day
+        assert body["error"]["details"]["next_free_starts"]  # nearest that day
         assert db.fetchone("SELECT * FROM bookings WHERE id = %s", [mine["id"]]) == before
         assert call(context, GET, mine["id"])[1] == mine
         assert overlaps(db) == 0

@@ -236,6 +236,9 @@ def test_settings_environment(tpl):
         ("MIN_LEAD_HOURS", "MinLeadHours", 24),
         ("TRAVEL_BUFFER_MINUTES", "TravelBufferMinutes", 60),
         ("FOLLOWUP_DELAY_HOURS", "FollowupDelayHours", 24),
+        ("SLOT_STEP_MINUTES", "SlotStepMinutes", 30),
+        ("SERVICE_FIRST_START", "ServiceFirstStart", "11:00"),
+        ("SERVICE_LAST_START", "ServiceLastStart", "20:00"),
     ]:
         assert env[var] == {"Ref": param}
         assert tpl["Parameters"][param]["Default"] == default

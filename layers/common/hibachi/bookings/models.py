@@ -1,18 +1,33 @@
 """API models of bookings.
 
 Every string is ``hibachi.validation.text`` (length bounds, no NUL, valid UTF-8); every model
-forbids unknown fields. Rules that need the clock or the settings (lead time, DST) are checked by
-the service, with the same 422 shape.
+forbids unknown fields. Rules that need the clock or the settings (lead time, DST, service hours)
+are checked by the service, with the same 422 shape.
+
+- ``BookingIn``, ``RescheduleIn``: the bodies of ``POST /bookings`` and ``PATCH /bookings/{id}``.
+- ``AvailabilityQuery`` -> ``AvailabilityOut``: ``GET /availability`` (``service.availability``).
+- ``BookingSearchIn`` -> ``BookingPage``: ``POST /bookings/search`` (``service.search_bookings``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, NaiveDatetime, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    NaiveDatetime,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 from hibachi.bookings.times import load_zone
 from hibachi.validation import STORABLE, ResourceId, bounds
@@ -48,6 +63,18 @@ def _local_datetime_text(value: Any) -> Any:
     return value
 
 
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _iso_date_text(value: Any) -> Any:
+    # pydantic alone would also take a Unix timestamp or a midnight date-time for a date
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ValueError("must be a date such as 2027-01-12 (YYYY-MM-DD)")
+    return value
+
+
 Name = Annotated[Annotated[str, bounds(200, 1), STORABLE], AfterValidator(_not_blank)]
 Line = Annotated[Annotated[str, bounds(200, 1), STORABLE], AfterValidator(_not_blank)]
 Phone = Annotated[Annotated[str, bounds(16, 8), STORABLE], StringConstraints(pattern=E164_PATTERN)]
@@ -56,6 +83,8 @@ Timezone = Annotated[Annotated[str, bounds(64, 1), STORABLE], AfterValidator(_zo
 LocalDateTime = Annotated[NaiveDatetime, BeforeValidator(_local_datetime_text)]
 Duration = Annotated[int, Field(ge=60, le=360, strict=True, description="Minutes, 60-360")]
 Guests = Annotated[int, Field(ge=1, le=100, strict=True)]
+LocalDate = Annotated[date, BeforeValidator(_iso_date_text)]
+Day = date  # a model field named ``date`` would shadow the type in its class
 
 
 class Customer(BaseModel):
@@ -135,3 +164,73 @@ class BookingOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     cancelled_at: datetime | None
+
+
+# The fields of AvailabilityQuery, also the query parameters of GET /availability (one per field).
+FirstDay = Annotated[LocalDate, Field(description="The first local day, YYYY-MM-DD", examples=["2027-01-12"])]
+DayCount = Annotated[int, Field(ge=1, le=14, description="How many days from `date` (1-14)")]
+EventZone = Annotated[Timezone, Field(description="IANA time zone of the event", examples=["America/Los_Angeles"])]
+QueryDuration = Annotated[int, Field(ge=60, le=360, description="Minutes, 60-360, as the booking will ask")]
+
+
+class AvailabilityQuery(BaseModel):
+    """The query of ``GET /availability``: which start times have a free chef, day by day."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    date: FirstDay
+    days: DayCount = 1
+    timezone: EventZone
+    duration_minutes: QueryDuration = 120
+
+
+class AvailabilityDay(BaseModel):
+    date: Day = Field(description="A local day")
+    starts: list[datetime] = Field(description="Free start times, ISO 8601 with the local offset, ascending")
+
+
+class AvailabilityOut(BaseModel):
+    timezone: str
+    duration_minutes: int
+    days: list[AvailabilityDay] = Field(description="Every day asked for, in order; a full day has no starts")
+
+
+class BookingSearchIn(BaseModel):
+    """Filters of ``POST /bookings/search`` (all optional; given ones must all match). Without any
+    filter: the confirmed bookings from today (in each booking's time zone) on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    conversation_id: ResourceId | None = Field(default=None, description="The chat the booking came from")
+    phone: Phone | None = Field(default=None, description="The customer's phone, E.164")
+    email: Email | None = Field(
+        default=None, description="The customer's email; matched as normalized at booking time (domain lower-cased)"
+    )
+    from_: LocalDate | None = Field(
+        default=None, alias="from", description="First local date (YYYY-MM-DD) of the event, in the booking's zone"
+    )
+    to: LocalDate | None = Field(
+        default=None, description="Last local date (YYYY-MM-DD, included) of the event, in the booking's zone"
+    )
+    status: Status | None = None
+    limit: int = Field(default=20, ge=1, le=100, strict=True, description="Page size, 1-100")
+    cursor: Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"^[A-Za-z0-9_-]+$")] | None = Field(
+        default=None, description="`next_cursor` of the previous page (with the same filters)"
+    )
+
+    @field_validator("to")
+    @classmethod
+    def _not_before_from(cls, value: Day | None, info: ValidationInfo) -> Day | None:
+        start = info.data.get("from_")
+        if value is not None and start is not None and value < start:
+            raise ValueError("must not be before `from`")
+        return value
+
+    def filters(self) -> dict[str, Any]:
+        """The filters given (what a cursor belongs to), JSON-ready."""
+        return self.model_dump(mode="json", by_alias=True, exclude={"limit", "cursor"}, exclude_none=True)
+
+
+class BookingPage(BaseModel):
+    items: list[BookingOut] = Field(description="Ordered by event_start, then id")
+    next_cursor: str | None = Field(description="Pass it as `cursor` for the next page; null on the last page")

@@ -114,7 +114,10 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM free) THEN 'retry' ELSE 'full' END AS out
 FROM bookings WHERE id = %(id)s AND NOT EXISTS (SELECT 1 FROM upd)
 """  # noqa: S608 - constant fragments only
 
-# The 409 path only: which of the candidate start times (with their hold ends) have a free chef.
+# Which candidate starts (with the ends of their holds) have a free chef: GET /availability for up
+# to 14 days, and the 409's next_free_starts, in one statement either way. A chef is free exactly
+# when the create statement's test (``_CHEF_FREE``, the exclusion constraint's overlap) passes, so a
+# start listed here is one that create can book.
 FREE_STARTS = f"""
 SELECT s.start
 FROM unnest(%(starts)s::timestamptz[], %(ends)s::timestamptz[]) AS s(start, held_until)
@@ -127,8 +130,33 @@ WHERE EXISTS (
 }
 )
 ORDER BY s.start
-LIMIT %(limit)s
 """  # noqa: S608 - constant fragments only
+
+# POST /bookings/search: one statement, keyset-paginated on (event_start, id). Only the filters
+# given are part of the WHERE clause (fixed fragments, values as parameters), so each one can use
+# its index (migration 0005): (customer_phone | customer_email | conversation_id | status,
+# event_start, id), or (event_start, id) alone. A local-date bound is checked exactly in the
+# booking's own zone, and coarsely (a day's margin) on event_start, which the index can use.
+_SEARCH_FILTERS = {
+    "conversation_id": "conversation_id = %(conversation_id)s",
+    "phone": "customer_phone = %(phone)s",
+    "email": "customer_email = %(email)s",
+    "status": "status = %(status)s",
+    "from": """event_start >= (%(from)s::date - 1)::timestamp AT TIME ZONE 'UTC'
+        AND (event_start AT TIME ZONE timezone)::date >= %(from)s::date""",
+    "to": """event_start < (%(to)s::date + 2)::timestamp AT TIME ZONE 'UTC'
+        AND (event_start AT TIME ZONE timezone)::date <= %(to)s::date""",
+    # no filter at all: confirmed, from today in the booking's zone on
+    "today": """event_start >= now() - interval '2 days'
+        AND (event_start AT TIME ZONE timezone)::date >= (now() AT TIME ZONE timezone)::date""",
+    "after": "(event_start, id) > (%(after_start)s::timestamptz, %(after_id)s::uuid)",
+}
+
+
+def search_sql(filters: list[str]) -> str:
+    """The search statement for the named ``_SEARCH_FILTERS`` (a fixed text per combination)."""
+    where = " AND ".join(f"({_SEARCH_FILTERS[name]})" for name in filters) or "true"
+    return f"SELECT {COLUMNS} FROM bookings WHERE {where} ORDER BY event_start, id LIMIT %(limit)s"  # noqa: S608 - constant fragments only
 
 
 def create_booking(
@@ -176,17 +204,24 @@ def reschedule_booking(
 
 
 def free_starts(
-    db: Database,
-    *,
-    starts: list[datetime],
-    ends: list[datetime],
-    chef_count: int,
-    exclude: UUID | None = None,
-    limit: int = 5,
+    db: Database, *, starts: list[datetime], ends: list[datetime], chef_count: int, exclude: UUID | None = None
 ) -> list[datetime]:
+    """Those of ``starts`` (UTC) for which a chef is free until the matching ``ends`` (the hold's
+    end), ascending; ``exclude``: a booking whose own hold does not count (the one being moved)."""
     if not starts:
         return []
-    rows = db.fetchall(
-        FREE_STARTS, {"starts": starts, "ends": ends, "chef_count": chef_count, "exclude": exclude, "limit": limit}
-    )
+    rows = db.fetchall(FREE_STARTS, {"starts": starts, "ends": ends, "chef_count": chef_count, "exclude": exclude})
     return [row["start"] for row in rows]
+
+
+def search_bookings(
+    db: Database, filters: dict[str, Any], *, after: tuple[datetime, UUID] | None, limit: int
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` bookings matching ``filters`` (keys of ``_SEARCH_FILTERS``; ``{"today": True}``
+    for the default view) after the ``after`` key (event_start, id), in that order."""
+    names = [name for name in _SEARCH_FILTERS if name in filters]
+    params: dict[str, Any] = {**filters, "limit": limit}
+    if after is not None:
+        names.append("after")
+        params["after_start"], params["after_id"] = after
+    return db.fetchall(search_sql(names), params)

@@ -1,17 +1,26 @@
-"""Use cases of bookings: create (one round trip), read, cancel, reschedule.
+"""Use cases of bookings: create (one round trip), read, cancel, reschedule, availability, search.
 
 Everything that needs only the request, the clock and the settings is decided here before the
-database is asked (time zone, DST, lead time, the follow-up due time); the database then decides
-capacity and idempotency in the one statement. After a change, a ``schedule_followup`` job is
-enqueued; a failed send never fails the request (the reconciler re-enqueues it).
+database is asked (time zone, DST, lead time, service hours, the follow-up due time); the database
+then decides capacity and idempotency in the one statement. After a change, a ``schedule_followup``
+job is enqueued; a failed send never fails the request (the reconciler re-enqueues it).
+
+Availability and a 409's ``next_free_starts`` come from one function (``_free_starts``): the
+service-hours grid of each day (``times.service_starts``), minus the starts the lead time or the
+horizon refuse, minus those without a free chef (one statement for all the days). So a start
+availability lists passes every check of ``POST /bookings`` with the same duration, and a grid start
+it does not list fails one of them (409 or 422). A start off the grid (18:15 on a 30-minute grid)
+within service hours is checked the same way as any other: it is booked when a chef is free.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -20,7 +29,18 @@ import psycopg
 
 from hibachi import jobs
 from hibachi.bookings import repository, times
-from hibachi.bookings.models import AddressOut, BookingIn, BookingOut, CustomerOut, RescheduleIn
+from hibachi.bookings.models import (
+    AddressOut,
+    AvailabilityDay,
+    AvailabilityOut,
+    AvailabilityQuery,
+    BookingIn,
+    BookingOut,
+    BookingPage,
+    BookingSearchIn,
+    CustomerOut,
+    RescheduleIn,
+)
 from hibachi.db import get_db
 from hibachi.errors import (
     EXCLUSION_VIOLATION,
@@ -35,7 +55,7 @@ from hibachi.observability import MetricUnit, add_ms, metrics, timed_ms
 from hibachi.settings import Settings, get_settings
 
 MAX_ADVANCE_DAYS = 3 * 365  # a start further ahead is refused (422): nobody plans a party that far
-ALTERNATIVES = 5  # how many free start times a 409 offers
+ALTERNATIVES = 5  # how many free start times a 409 offers: those of that day nearest the one asked for
 _INVALID = "The request is not valid; see details."
 
 
@@ -53,6 +73,20 @@ class BookingStarted(Conflict):
 
 class IdempotencyKeyReused(Unprocessable):
     code = "idempotency_key_reused"
+
+
+class OutsideServiceHours(Unprocessable):
+    code = "outside_service_hours"
+
+
+def service_window(settings: Settings, zone: ZoneInfo) -> dict[str, Any]:
+    """The service window as the API names it (in 422 details)."""
+    return {
+        "first_start": settings.service_first_start.strftime("%H:%M"),
+        "last_start": settings.service_last_start.strftime("%H:%M"),
+        "step_minutes": settings.slot_step_minutes,
+        "timezone": zone.key,
+    }
 
 
 def _invalid(field: str, msg: str, type_: str) -> Unprocessable:
@@ -95,6 +129,20 @@ def plan_slot(local_start: datetime, zone: ZoneInfo, duration_minutes: int, sett
         raise _invalid("event_start", f"must be at least {lead:g} hours from now", "lead_time")
     if start > now + timedelta(days=MAX_ADVANCE_DAYS):
         raise _invalid("event_start", f"must be within {MAX_ADVANCE_DAYS} days from now", "too_far_ahead")
+    if not times.in_service_hours(local_start, first=settings.service_first_start, last=settings.service_last_start):
+        window = service_window(settings, zone)
+        raise OutsideServiceHours(
+            f"Events start between {window['first_start']} and {window['last_start']} local time; "
+            "GET /availability lists the free start times.",
+            details=[
+                {
+                    "loc": ["body", "event_start"],
+                    "msg": f"must be between {window['first_start']} and {window['last_start']} local time",
+                    "type": "outside_service_hours",
+                    "window": window,
+                }
+            ],
+        )
     end = start + timedelta(minutes=duration_minutes)  # in UTC: real minutes, also across a DST change
     if settings.followup_demo_delay_seconds is not None:  # demos only: due soon after booking
         due = now + timedelta(seconds=settings.followup_demo_delay_seconds)
@@ -148,6 +196,66 @@ def _enqueue(job: jobs.Job) -> None:
         metrics.add_metric(name="EnqueueFailed", unit=MetricUnit.Count, value=1)
 
 
+def _free_starts(
+    days: list[date],
+    zone: ZoneInfo,
+    duration_minutes: int,
+    settings: Settings,
+    now: datetime,
+    exclude: UUID | None = None,
+) -> dict[date, list[datetime]]:
+    """The free start times (aware, in ``zone``, ascending) of each local day in ``days``: the grid
+    of service hours, not earlier than the lead time allows nor later than the horizon, with a chef
+    free for the event and the travel buffer (``exclude``: a booking whose own hold does not count).
+    One statement for all the days; none when no day has a candidate."""
+    earliest = now + timedelta(hours=settings.min_lead_hours)
+    latest = now + timedelta(days=MAX_ADVANCE_DAYS)
+    first_day, last_day = (earliest - timedelta(days=1)).date(), (latest + timedelta(days=1)).date()
+    candidates: list[datetime] = []
+    for day in days:
+        if first_day <= day <= last_day:  # else none qualifies (and year 1 or 9999 stay off the UTC calendar)
+            grid = times.service_starts(
+                day,
+                zone,
+                first=settings.service_first_start,
+                last=settings.service_last_start,
+                step_minutes=settings.slot_step_minutes,
+            )
+            candidates += [s.astimezone(UTC) for s in grid if earliest <= s <= latest]
+    hold = timedelta(minutes=duration_minutes + settings.travel_buffer_minutes)
+    free = repository.free_starts(
+        get_db(),
+        starts=candidates,
+        ends=[s + hold for s in candidates],
+        chef_count=settings.chef_count,
+        exclude=exclude,
+    )
+    out: dict[date, list[datetime]] = {day: [] for day in days}
+    for start in free:
+        local = start.astimezone(zone)
+        out[local.date()].append(local)
+    return out
+
+
+def availability(query: AvailabilityQuery) -> AvailabilityOut:
+    """``GET /availability``: the free start times of ``query.days`` local days (one round trip)."""
+    settings = get_settings()
+    zone = times.load_zone(query.timezone)
+    try:
+        days = [query.date + timedelta(days=k) for k in range(query.days)]
+    except OverflowError:  # 9999-12-31 and later days
+        raise Unprocessable(
+            _INVALID,
+            details=[{"loc": ["query", "date"], "msg": "the days asked for run past year 9999", "type": "date_range"}],
+        ) from None
+    free = _free_starts(days, zone, query.duration_minutes, settings, datetime.now(UTC))
+    return AvailabilityOut(
+        timezone=query.timezone,
+        duration_minutes=query.duration_minutes,
+        days=[AvailabilityDay(date=day, starts=free[day]) for day in days],
+    )
+
+
 def _slot_full(
     local_start: datetime,
     zone: ZoneInfo,
@@ -156,26 +264,58 @@ def _slot_full(
     now: datetime,
     exclude: UUID | None = None,
 ) -> SlotFull:
-    """The 409, with the next free start times that day (one more query, on this path only)."""
-    not_before = now + timedelta(hours=settings.min_lead_hours)
-    starts = [s.astimezone(UTC) for s in times.candidate_starts(local_start, zone, not_before=not_before)]
-    hold = timedelta(minutes=duration_minutes + settings.travel_buffer_minutes)
-    free = repository.free_starts(
-        get_db(),
-        starts=starts,
-        ends=[s + hold for s in starts],
-        chef_count=settings.chef_count,
-        exclude=exclude,
-        limit=ALTERNATIVES,
-    )
+    """The 409, with the free start times of that day nearest the one asked for, earlier ones
+    included (the availability of that day: one more statement, on this path only)."""
+    requested = times.resolve_local(local_start, zone)
+    free = _free_starts([local_start.date()], zone, duration_minutes, settings, now, exclude)[local_start.date()]
+    nearest = sorted(sorted(free, key=lambda s: (abs(s - requested), s))[:ALTERNATIVES])
     return SlotFull(
-        "No chef is free at that time. The details list the next free start times that day.",
+        "No chef is free at that time. The details list the free start times that day nearest to it.",
         details={
             "event_start": local_start.isoformat(timespec="minutes"),
             "timezone": zone.key,
-            "next_free_starts": [f.astimezone(zone).isoformat() for f in free],
+            "next_free_starts": [s.isoformat() for s in nearest],
         },
     )
+
+
+# -- search ---------------------------------------------------------------------------------------------------
+def _fingerprint(filters: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(filters, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _cursor(row: dict[str, Any], fingerprint: str) -> str:
+    key = {"s": row["event_start"].astimezone(UTC).isoformat(), "i": str(row["id"]), "f": fingerprint}
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _after(cursor: str, fingerprint: str) -> tuple[datetime, UUID]:
+    """The (event_start, id) a cursor continues after; 422 for one this search did not hand out."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        after = (datetime.fromisoformat(key["s"]), UUID(key["i"]))
+        if key["f"] != fingerprint:
+            raise ValueError("another search")
+        if after[0].tzinfo is None:
+            raise ValueError("naive")
+    except (ValueError, TypeError, KeyError, AttributeError, binascii.Error, OverflowError):
+        raise _invalid("cursor", "is not a next_cursor of this search (same filters)", "cursor_invalid") from None
+    return after
+
+
+def search_bookings(query: BookingSearchIn) -> BookingPage:
+    """``POST /bookings/search``: one page of the bookings matching every filter given, ordered by
+    (event_start, id), and the cursor of the next page (one round trip). The cursor is the last
+    key read, so each booking appears once across the pages, also while bookings are being made.
+    Without any filter: the confirmed bookings from today (in each booking's zone) on."""
+    filters = query.filters()
+    fingerprint = _fingerprint(filters)
+    after = _after(query.cursor, fingerprint) if query.cursor is not None else None
+    params: dict[str, Any] = dict(filters) if filters else {"status": "confirmed", "today": True}
+    rows = repository.search_bookings(get_db(), params, after=after, limit=query.limit + 1)
+    page = rows[: query.limit]
+    next_cursor = _cursor(page[-1], fingerprint) if len(rows) > query.limit else None
+    return BookingPage(items=[to_out(row) for row in page], next_cursor=next_cursor)
 
 
 def create_booking(
