@@ -108,6 +108,7 @@ BOOKING_ZONE = "America/Los_Angeles"
 SLOT_HOURS = (11, 14, 17, 20)
 SLOT_DAYS = 1080  # within the 3-year horizon; 3 chefs x 4 slots x 1080 days = 12,960 bookings
 SCHEDULE_SLOTS, SEND_SLOTS = 2400, 3400  # where the worker's bookings start, after the API's
+SEARCH_PHONE = "+14155550123"  # every bench booking's: search_bookings reads the first page of many
 
 
 def _slot_base(run: str) -> int:
@@ -119,15 +120,12 @@ def _slot_base(run: str) -> int:
 
 
 def booking_body(fx: dict[str, Any], client: int) -> dict[str, Any]:
-    from datetime import datetime, timedelta
-    from zoneinfo import ZoneInfo
-
     k = next(fx["slots"]) % (len(SLOT_HOURS) * SLOT_DAYS)
-    day = datetime.now(ZoneInfo(BOOKING_ZONE)).date() + timedelta(days=2 + k // len(SLOT_HOURS))
+    day = _slot_day(k)
     return {
         "customer": {
             "name": f"Dana Whitfield {client}",
-            "phone": "+14155550123",
+            "phone": SEARCH_PHONE,
             "email": "dana.whitfield@example.com",
         },
         "event_start": f"{day.isoformat()}T{SLOT_HOURS[k % len(SLOT_HOURS)]:02d}:00",
@@ -165,9 +163,42 @@ def setup_bookings(clients: int, run: str) -> dict[str, Any]:
     return fx
 
 
+# Availability is measured over AVAILABILITY_DAYS days with at least AVAILABILITY_TABLE bookings in the
+# table: the setup books slots from AVAILABILITY_SLOTS on (between the API's and the worker's slots)
+# until the table holds that many, so the days asked for hold bookings (one chef each of their 4 slots).
+AVAILABILITY_SLOTS = 1400
+AVAILABILITY_TABLE = 1000
+AVAILABILITY_DAYS = 14
+
+
+def _slot_day(slot: int) -> Any:
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    k = slot % (len(SLOT_HOURS) * SLOT_DAYS)
+    return datetime.now(ZoneInfo(BOOKING_ZONE)).date() + timedelta(days=2 + k // len(SLOT_HOURS))
+
+
+def setup_availability(clients: int, run: str) -> dict[str, Any]:
+    """Bookings until the table holds ``AVAILABILITY_TABLE``, and the first day of the window."""
+    from hibachi import settings as settings_module
+    from hibachi.db import get_db
+
+    from bench.measure import Counter
+
+    first = _slot_base(run) + AVAILABILITY_SLOTS
+    fx: dict[str, Any] = {"run": run, "slots": Counter(first)}
+    have = get_db().fetchone("SELECT count(*) AS n FROM bookings")["n"]
+    with settings_module.override(jobs_queue_url=None):  # no follow-up jobs for these (tests/perf has a queue)
+        _new_bookings(fx, max(AVAILABILITY_DAYS * len(SLOT_HOURS), AVAILABILITY_TABLE - have))
+    fx["date"] = _slot_day(first).isoformat()
+    return fx
+
+
 SETUPS: dict[str, Callable[[int, str], dict[str, Any]]] = {
     "conversations": setup_conversations,
     "bookings": setup_bookings,
+    "availability": setup_availability,
 }
 
 
@@ -257,6 +288,38 @@ OPERATIONS: list[Operation] = [
         "bookings",
         lambda fx, client, n: Request({"booking_id": fx["bookings"][client]}),
         verify=lambda event, out: out["id"] == event["pathParameters"]["booking_id"],
+    ),
+    Operation(
+        "availability",
+        "create_booking",
+        "GET /availability",
+        ("bookings:read",),
+        "availability",
+        lambda fx, client, n: Request(
+            {},
+            query={
+                "date": fx["date"],
+                "days": str(AVAILABILITY_DAYS),
+                "timezone": BOOKING_ZONE,
+                "duration_minutes": "120",
+            },
+        ),
+        verify=lambda event, out: (
+            [d["date"] for d in out["days"]][:1] == [event["queryStringParameters"]["date"]]
+            and len(out["days"]) == AVAILABILITY_DAYS
+            and any(d["starts"] for d in out["days"])
+        ),
+    ),
+    Operation(
+        "search_bookings",
+        "create_booking",
+        "POST /bookings/search",
+        ("bookings:read",),
+        "bookings",
+        lambda fx, client, n: Request({}, {"phone": SEARCH_PHONE, "status": "confirmed", "limit": 20}),
+        verify=lambda event, out: (
+            len(out["items"]) == 20 and all(b["customer"]["phone"] == SEARCH_PHONE for b in out["items"])
+        ),
     ),
 ]
 
