@@ -171,7 +171,14 @@ class _Shared:
             enable_reconciler=False,  # the tests run the reconciler when they mean to
             enable_scheduler=False,  # follow-ups are due days later; nothing to fire
             resource_prefix="rel",  # moto keeps one state per process: queue names of our own
-            env={"RECONCILE_GRACE_SECONDS": "0", "AWS_ENDPOINT_URL": proxy.url},
+            env={
+                "RECONCILE_GRACE_SECONDS": "0",
+                "AWS_ENDPOINT_URL": proxy.url,
+                # any hour is bookable: these tests book next to DST transitions (at night) and spread
+                # bookings over the day; service hours have their own tests (tests/integration, tests/http)
+                "SERVICE_FIRST_START": "00:00",
+                "SERVICE_LAST_START": "23:30",
+            },
         )
         self._parts.append(stack.stop)
         stack.start()
