@@ -327,6 +327,34 @@ def targets_table(results: Any) -> str:
     return "\n".join(out)
 
 
+def operations_summary(results: Any) -> str:
+    """The figures of the operations measured by ``python -m bench.run --operations ...``: RTT 0 (one
+    client), RTT 270 ms latency (closed-loop clients) and throughput."""
+    rows = []
+    for lbl in results.rtt0:
+        runs = [("0", results.rtt0.get(lbl)), ("270 ms", results.rtt270.get(lbl))]
+        runs.append((f"270 ms, {results.plan.throughput_clients} connections", results.throughput.get(lbl)))
+        for rtt, r in runs:
+            if r is None:
+                continue
+            s = r.summary
+            rows.append(
+                [
+                    lbl,
+                    rtt,
+                    num(r.rt_per_request),
+                    str(s.n),
+                    ms(s.p50, 2),
+                    ms(s.p95, 2),
+                    ms(s.p99, 2),
+                    ms(r.throughput) if r.window else "-",
+                    str(r.errors),
+                ]
+            )
+    header = ["operation", "RTT", "DB round trips / request", "n", "p50 ms", "p95 ms", "p99 ms", "ops/s", "errors"]
+    return f"{results.command}\n\n" + table(header, rows)
+
+
 # -- the report --------------------------------------------------------------------------------------------
 def render(results: Any) -> str:
     m = results.machine

@@ -2,6 +2,8 @@
 
     python -m bench.run            # everything, a few minutes on 2 cores
     python -m bench.run --quick    # a smoke run with tiny sample sizes (figures not meaningful)
+    python -m bench.run --operations availability,search_bookings   # only these, RTT 0 and 270 ms;
+                                   # prints their figures, leaves BENCHMARKS.md alone
 
 Phases: (1) RTT 0 through the counting proxy, one client, the handlers' statements captured and
 then replayed raw on an identical database; (2) RTT 270 ms (0.135 s each way): latency with 10
@@ -91,7 +93,8 @@ def label(op: Any, sqs: bool) -> str:
     return op.name if sqs or not op.enqueues else f"{op.name} (no SQS)"
 
 
-def run_all(plan: Plan, command: str) -> Results:
+def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
+    """The whole benchmark; ``only``: just these API operations (phases 1 and 2, no old flows)."""
     from bench import coldstart, reference, sizes, worker
     from bench.env import Moto, Postgres, function_env, isolate_process_env, machine, quiet_stdout, use_settings
     from bench.envs import EnvPool
@@ -117,7 +120,8 @@ def run_all(plan: Plan, command: str) -> Results:
         db_a = pg.fresh_database("hibachi_bench")
         db_b = pg.fresh_database("hibachi_bench_raw")  # the raw replay's identical twin
         reference.create_schema(db_a)
-        ops = [op for op in OPERATIONS if op.available]
+        ops = [op for op in OPERATIONS if op.available and (only is None or op.name in only)]
+        flows = reference.FLOWS if only is None else {}
         fixtures: dict[str, dict[str, Any]] = {}
         with quiet_stdout(), PgProxy(pg.address, delay=0.0, isolate=True) as proxy0:
             dsn0 = proxy0.dsn(db_a)
@@ -150,7 +154,7 @@ def run_all(plan: Plan, command: str) -> Results:
                         )
                     results.rtt0[op.name].sqs_wait_ms = workload.waits
                     results.rtt0[op.name].sqs_cpu_ms = workload.send_cpu
-            for name in reference.FLOWS:
+            for name in flows:
                 results.rtt0[name] = run(
                     reference.FlowWorkload(name, dsn0, run_id), requests=plan.sequential, max_seconds=30, proxy=proxy0
                 )
@@ -185,7 +189,7 @@ def run_all(plan: Plan, command: str) -> Results:
                             proxy=proxy,
                             queue=moto if sqs else None,
                         )
-                for name in reference.FLOWS:
+                for name in flows:
                     log(f"RTT 270: latency of {name}")
                     results.rtt270[name] = run(
                         reference.FlowWorkload(name, dsn, run_id),
@@ -209,7 +213,7 @@ def run_all(plan: Plan, command: str) -> Results:
                             queue=moto if sqs else None,
                             processes=cpu,
                         )
-                for name in reference.FLOWS:
+                for name in flows:
                     log(f"RTT 270: throughput of {name}")
                     results.throughput[name] = run(
                         reference.FlowWorkload(name, dsn, run_id),
@@ -220,6 +224,8 @@ def run_all(plan: Plan, command: str) -> Results:
                         processes=cpu,
                     )
             pool.close()
+            if only is not None:
+                return results
 
             # -- 3. the worker, at RTT 0
             use_settings(db_a)
@@ -298,12 +304,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sample sizes: a smoke run, figures not meaningful")
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"), help="where to write the report")
     parser.add_argument("--render", metavar="PICKLE", help="only render the report from a saved run's results")
+    parser.add_argument(
+        "--operations", metavar="NAMES", help="comma-separated API operations: measure only these, print, write nothing"
+    )
     args = parser.parse_args(argv)
     import pickle
 
     from bench import report
     from bench.env import STATE
 
+    if args.operations:
+        only = set(args.operations.split(","))
+        plan = Plan.quick() if args.quick else Plan()
+        results = run_all(plan, f"python -m bench.run --operations {args.operations}", only)
+        print(report.operations_summary(results))
+        return 0
     if args.render:
         results = pickle.loads(Path(args.render).read_bytes())  # noqa: S301 - our own file
     else:
