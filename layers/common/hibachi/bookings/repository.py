@@ -11,7 +11,7 @@ sees the winner, and it picks another chef, finds the key's booking, or finds th
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -120,7 +120,10 @@ FROM bookings WHERE id = %(id)s AND NOT EXISTS (SELECT 1 FROM upd)
 # start listed here is one that create can book.
 FREE_STARTS = f"""
 SELECT s.start
-FROM unnest(%(starts)s::timestamptz[], %(ends)s::timestamptz[]) AS s(start, held_until)
+FROM (
+    SELECT to_timestamp(e) AS start, to_timestamp(e) + %(hold)s::interval AS held_until
+    FROM unnest(%(starts)s::bigint[]) AS e
+) AS s
 WHERE EXISTS (
     SELECT 1 FROM generate_series(1, %(chef_count)s::int) AS chef
     WHERE {
@@ -204,14 +207,21 @@ def reschedule_booking(
 
 
 def free_starts(
-    db: Database, *, starts: list[datetime], ends: list[datetime], chef_count: int, exclude: UUID | None = None
+    db: Database, *, starts: list[datetime], hold: timedelta, chef_count: int, exclude: UUID | None = None
 ) -> list[datetime]:
-    """Those of ``starts`` (UTC) for which a chef is free until the matching ``ends`` (the hold's
-    end), ascending; ``exclude``: a booking whose own hold does not count (the one being moved)."""
+    """Those of ``starts`` (aware, whole seconds) for which a chef is free for ``hold`` (the event and
+    the travel buffer after it), ascending; ``exclude``: a booking whose own hold does not count (the
+    one being moved). The starts travel as Unix seconds: an integer array costs the client a fraction
+    of what as many timestamps do."""
     if not starts:
         return []
-    rows = db.fetchall(FREE_STARTS, {"starts": starts, "ends": ends, "chef_count": chef_count, "exclude": exclude})
-    return [row["start"] for row in rows]
+    params = {
+        "starts": [int(start.timestamp()) for start in starts],
+        "hold": hold,
+        "chef_count": chef_count,
+        "exclude": exclude,
+    }
+    return [row["start"] for row in db.fetchall(FREE_STARTS, params)]
 
 
 def search_bookings(

@@ -222,11 +222,10 @@ def _free_starts(
                 step_minutes=settings.slot_step_minutes,
             )
             candidates += [s.astimezone(UTC) for s in grid if earliest <= s <= latest]
-    hold = timedelta(minutes=duration_minutes + settings.travel_buffer_minutes)
     free = repository.free_starts(
         get_db(),
         starts=candidates,
-        ends=[s + hold for s in candidates],
+        hold=timedelta(minutes=duration_minutes + settings.travel_buffer_minutes),
         chef_count=settings.chef_count,
         exclude=exclude,
     )
