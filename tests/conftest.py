@@ -78,13 +78,25 @@ def db(settings: Settings):
     return get_db()
 
 
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's server in this process, on a free port: what ``hibachi.sqs`` (HTTP, no botocore, so
+    not seen by ``mock_aws``) talks to. It serves the same in-process state as ``mock_aws``."""
+    from local.aws import MotoServer
+
+    server = MotoServer(port=0)
+    yield server.start()
+    server.stop()
+
+
 @pytest.fixture
-def sqs(settings: Settings) -> Iterator[dict]:
-    """moto SQS with the jobs queue and its DLQ; the settings point JOBS_QUEUE_URL at it."""
+def sqs(settings: Settings, moto_endpoint: str) -> Iterator[dict]:
+    """moto SQS with the jobs queue and its DLQ; the settings point JOBS_QUEUE_URL at it (and the
+    app's own SQS client at moto's server, ``AWS_ENDPOINT_URL``)."""
     import boto3
     from moto import mock_aws
 
-    with mock_aws():
+    with mock_aws(), settings_module.override(aws_endpoint_url=moto_endpoint):
         client = boto3.client("sqs", region_name="us-east-1")
         dlq = client.create_queue(QueueName="jobs-dlq")["QueueUrl"]
         dlq_arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

@@ -119,6 +119,8 @@ def details(budget_s: float | None = None) -> dict[str, Any]:
     its status (``unavailable``/``timeout``) and named in ``failing``; the others still answer.
     """
     settings = get_settings()
+    # the client (and its TLS context) is ours to build, not the dependency's time: before the budget
+    client = ops.sqs_client(settings).prepare()
     deadline = time.monotonic() + (BUDGET_S if budget_s is None else budget_s)
     queue_futures: dict[str, Future[Any]] = {}
     queues: dict[str, dict[str, Any]] = {}
@@ -126,7 +128,7 @@ def details(budget_s: float | None = None) -> dict[str, Any]:
         if not url:
             queues[name] = {"status": "not_configured"}
             continue
-        queue_futures[name] = _pool.submit(ops.queue_depth, ops.sqs_client(settings), url)
+        queue_futures[name] = _pool.submit(ops.queue_depth, client, url)
 
     failing: list[str] = []
     figures: dict[str, Any] = {}

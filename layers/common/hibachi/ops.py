@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hibachi import aws
+from hibachi import sqs
 from hibachi.db import Database
 from hibachi.observability import error_text, logger
 from hibachi.settings import Settings
@@ -126,14 +126,17 @@ def list_followups(db: Database, status: str, limit: int = 50) -> list[dict[str,
 
 
 # -- queues ---------------------------------------------------------------------------------------------
-def sqs_client(settings: Settings, *, read_timeout: float = 2.0) -> Any:
-    """An SQS client with short timeouts and one attempt: a health check must not hang on SQS."""
-    return aws.client("sqs", (aws.PROBE[0], read_timeout, aws.PROBE[2]), region=settings.aws_region)
+def sqs_client(settings: Settings, *, read_timeout: float = 2.0) -> sqs.Sqs:
+    """An SQS client with short timeouts and one attempt: a health check must not hang on SQS.
+    Building it costs microseconds (``hibachi.sqs``: no boto3), so a probe's budget measures SQS."""
+    return sqs.client(
+        settings.aws_region, settings.aws_endpoint_url, connect_timeout=1, read_timeout=read_timeout, attempts=1
+    )
 
 
-def queue_depth(client: Any, queue_url: str) -> dict[str, int]:
+def queue_depth(client: sqs.Sqs, queue_url: str) -> dict[str, int]:
     """``{visible, in_flight, delayed}`` of a queue (approximate, as SQS reports it)."""
-    attrs = client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=QUEUE_ATTRIBUTES)["Attributes"]
+    attrs = client.get_queue_attributes(queue_url, QUEUE_ATTRIBUTES)
     return {
         "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
         "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
