@@ -4,7 +4,8 @@
   lazily on first use, reused across invocations, reopened when it is closed or broken.
 - Autocommit, ``prepare_threshold=None`` and no ``SET`` on connect: prepared statements and session
   state pin RDS Proxy sessions. Every API operation is one statement, hence one round trip.
-- On AWS the password is an RDS IAM auth token, generated locally by boto3 and cached 10 minutes
+- On AWS the password is an RDS IAM auth token, presigned locally (``hibachi.sigv4``: what
+  botocore's ``generate_db_auth_token`` makes, without importing boto3) and cached 10 minutes
   (tokens live 15).
 - A connection failure becomes ``DatabaseUnavailable`` (HTTP 503): the statement either ran in full
   (autocommit) or not at all. So does a statement unanswered for ``DB_STATEMENT_DEADLINE`` seconds
@@ -32,6 +33,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.rows import DictRow, dict_row
 
+from hibachi import sigv4
 from hibachi.errors import ConstraintViolation, DatabaseFault, DatabaseUnavailable
 from hibachi.observability import logger
 from hibachi.settings import Settings, get_settings
@@ -156,11 +158,9 @@ class Database:
         with self._token_lock:
             now = time.monotonic()
             if self._token is None or now >= self._token_expires:
-                import boto3  # only functions that connect on AWS pay for it
-
                 s = self.settings
-                self._token = boto3.client("rds", region_name=s.aws_region).generate_db_auth_token(
-                    DBHostname=s.db_host, Port=s.db_port, DBUsername=s.db_user, Region=s.aws_region
+                self._token = sigv4.rds_auth_token(
+                    s.db_host or "", s.db_port, s.db_user, s.aws_region, sigv4.resolve_credentials()
                 )
                 self._token_expires = now + TOKEN_TTL_SECONDS
             return self._token
