@@ -13,7 +13,6 @@ import botocore.auth
 import pytest
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
-
 from hibachi import sigv4
 
 SEED = 20261203
