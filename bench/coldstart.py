@@ -243,12 +243,21 @@ class ImportProfile:
     entry_points: list[tuple[str, str, float]]  # (module, imported by, cumulative ms): package entry points
 
 
-def importtime(function: str, env: dict[str, str], runs: int = 5) -> ImportProfile:
+def importtime(
+    function: str, env: dict[str, str], runs: int = 5, *, event: dict[str, Any] | None = None
+) -> ImportProfile:
+    """The ``-X importtime`` profile of ``import app`` or, with ``event``, of the whole cold start
+    (import and the first request: what its first request imports lazily included)."""
     stdlib = set(sys.stdlib_module_names)
     per_run: list[list[ImportEntry]] = []
+    event_file = STATE / f"importtime-{function}.json"
+    if event is not None:
+        STATE.mkdir(parents=True, exist_ok=True)
+        event_file.write_text(json.dumps(event), encoding="utf-8")
     for _ in range(runs + 1):
+        args = ["-c", "import app"] if event is None else ["-c", CHILD, str(event_file), os.devnull]
         proc = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", "import app"],
+            [sys.executable, "-X", "importtime", *args],
             cwd=FUNCTIONS / function,
             env=env,
             capture_output=True,
@@ -256,6 +265,7 @@ def importtime(function: str, env: dict[str, str], runs: int = 5) -> ImportProfi
             text=True,
         )
         per_run.append(_parse_importtime(proc.stderr))
+    event_file.unlink(missing_ok=True)
     per_run = per_run[1:]
 
     def group(name: str) -> str:
@@ -280,20 +290,32 @@ def importtime(function: str, env: dict[str, str], runs: int = 5) -> ImportProfi
     return ImportProfile(function, _median(totals), by_package, entry_points[:12])
 
 
-def iam_token_cost(env: dict[str, str], runs: int = 5) -> float:
-    """ms, in a fresh process, to import boto3 and presign an RDS IAM token (what hibachi.db does on
-    the first connection on AWS; no network call)."""
-    code = (
+_IAM_TOKEN_CODE = {
+    # what hibachi.db does on the first connection on AWS (no network call)
+    "hibachi": (
+        "import time\nt0 = time.perf_counter()\nfrom hibachi import sigv4\n"
+        "sigv4.rds_auth_token('proxy.example.internal', 5432, 'hibachi_app', 'us-east-1',\n"
+        "                     sigv4.resolve_credentials())\n"
+        "print((time.perf_counter() - t0) * 1000)\n"
+    ),
+    # what it did before (and what a typical handler does)
+    "boto3": (
         "import time\nt0 = time.perf_counter()\nimport boto3\n"
         "boto3.client('rds', region_name='us-east-1').generate_db_auth_token("
         "DBHostname='proxy.example.internal', Port=5432, DBUsername='hibachi_app', Region='us-east-1')\n"
         "print((time.perf_counter() - t0) * 1000)\n"
-    )
+    ),
+}
+
+
+def iam_token_cost(env: dict[str, str], runs: int = 5, how: str = "hibachi") -> float:
+    """ms, in a fresh process, to presign an RDS IAM token: ``how`` = ``hibachi`` (``hibachi.sigv4``,
+    what ``hibachi.db`` does on the first connection on AWS) or ``boto3`` (importing it, a client)."""
     values = []
     clean_env = {k: v for k, v in env.items() if k != "AWS_ENDPOINT_URL"}
     for i in range(runs + 1):
         proc = subprocess.run(
-            [sys.executable, "-c", code],
+            [sys.executable, "-c", _IAM_TOKEN_CODE[how]],
             env=clean_env,
             capture_output=True,
             timeout=TIMEOUT,
@@ -305,3 +327,142 @@ def iam_token_cost(env: dict[str, str], runs: int = 5) -> float:
         if i:
             values.append(float(proc.stdout.strip().splitlines()[-1]))
     return _median(values)
+
+
+# -- against the typical handler ---------------------------------------------------------------------------
+TYPICAL = Path(__file__).with_name("typical")
+
+
+@dataclass
+class Comparison:
+    """Our handler (A) and the typical one (B, ``bench/typical/<function>``) cold-started in turns,
+    A B A B ..., each a fresh process doing import + the first request; per pair the ratio A / B."""
+
+    function: str
+    first_request: str
+    ours_wall: list[float] = field(default_factory=list)
+    typical_wall: list[float] = field(default_factory=list)
+    ours_inside: list[float] = field(default_factory=list)
+    typical_inside: list[float] = field(default_factory=list)
+    ours_outcome: Any = None
+    typical_outcome: Any = None
+    ours_lazy: list[str] = field(default_factory=list)  # third-party packages its first request imported
+    profile: ImportProfile | None = None  # ours, import + first request
+    load: tuple[str, str] = ("", "")  # the load average before and after
+    error: str = ""
+
+    @property
+    def pairs(self) -> int:
+        return len(self.ours_wall)
+
+    @property
+    def ratios(self) -> list[float]:
+        return [a / b for a, b in zip(self.ours_wall, self.typical_wall, strict=True) if b]
+
+    @property
+    def ratio(self) -> float:
+        """The median of the per-pair ratios of whole-process wall time."""
+        return _median(self.ratios)
+
+    @property
+    def inside_ratio(self) -> float:
+        return _median([a / b for a, b in zip(self.ours_inside, self.typical_inside, strict=True) if b])
+
+
+def has_typical(function: str) -> bool:
+    return (TYPICAL / function / "app.py").exists()
+
+
+def compare(
+    function: str,
+    first_request: str,
+    env: dict[str, str],
+    event_for_run: Any,
+    *,
+    pairs: int = 10,
+    importtime_runs: int = 3,
+) -> Comparison:
+    """Cold-start ours and the typical handler in turns, ``pairs`` measured pairs after one
+    unmeasured pair; both get the same event (``event_for_run(i)``: a fresh one per pair)."""
+    from bench.env import load
+
+    STATE.mkdir(parents=True, exist_ok=True)
+    result = Comparison(function, first_request, load=(load(), ""))
+    event_file = STATE / f"compare-{function}.json"
+    try:
+        for i in range(pairs + 1):
+            event = event_for_run(i)
+            event_file.write_text(json.dumps(event), encoding="utf-8")
+            ours, ours_wall = _run_child(FUNCTIONS / function, env, event_file)
+            typical, typical_wall = _run_child(TYPICAL / function, env, event_file)
+            if i:
+                result.ours_wall.append(ours_wall)
+                result.typical_wall.append(typical_wall)
+                result.ours_inside.append(ours["total_ms"])
+                result.typical_inside.append(typical["total_ms"])
+            result.ours_outcome, result.typical_outcome = ours["outcome"], typical["outcome"]
+            result.ours_lazy = [t for t in tops(ours["third_party_first"]) if t not in tops(ours["third_party_import"])]
+        if importtime_runs:
+            result.profile = importtime(function, env, importtime_runs, event=event_for_run(pairs + 1))
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        result.error = str(exc)[-600:]
+    finally:
+        event_file.unlink(missing_ok=True)
+    result.load = (result.load[0], load())
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.coldstart [--pairs 10] [function ...]``: only the comparison with the
+    typical handlers (its own PostgreSQL database and moto, as ``make bench`` makes them)."""
+    import argparse
+
+    from bench.env import Moto, Postgres, function_env, isolate_process_env, use_settings
+    from bench.operations import COLD_STARTS, SETUPS
+    from bench.reference import create_schema
+
+    parser = argparse.ArgumentParser(prog="python -m bench.coldstart", description=main.__doc__)
+    parser.add_argument("--pairs", type=int, default=10)
+    parser.add_argument("--importtime-runs", type=int, default=3)
+    parser.add_argument("functions", nargs="*", default=[c.function for c in COLD_STARTS if has_typical(c.function)])
+    args = parser.parse_args(argv)
+    isolate_process_env()
+    pg, moto = Postgres(), Moto()
+    run_id = time.strftime("%H%M%S")
+    try:
+        pg.start()
+        moto.start()
+        dsn = pg.fresh_database("hibachi_bench_cold")
+        create_schema(dsn)
+        use_settings(dsn)
+        env = function_env(dsn, moto)
+        fixtures: dict[str, Any] = {}
+        out = []
+        for cs in COLD_STARTS:
+            if cs.function not in args.functions:
+                continue
+            for key in cs.setups:
+                fixtures.setdefault(key, {**SETUPS[key](1, run_id), "run": run_id})
+            moto.reset()
+            print(f"comparing {cs.function}: {args.pairs} pairs", file=sys.stderr, flush=True)
+            out.append(
+                compare(
+                    cs.function,
+                    cs.first_request,
+                    env,
+                    lambda i, cs=cs: cs.event(fixtures, f"{run_id}-{i}"),
+                    pairs=args.pairs,
+                    importtime_runs=args.importtime_runs,
+                )
+            )
+    finally:
+        moto.stop()
+        pg.stop()
+    from bench.report import comparison_section
+
+    print(comparison_section(out))
+    return 0 if all(not c.error for c in out) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -40,6 +40,28 @@ CREATE TABLE IF NOT EXISTS oldsys.ai_messages (
     created_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS ai_messages_conversation ON oldsys.ai_messages (conversation_id, created_at);
+-- for the typical create_booking handler (bench/typical/create_booking)
+CREATE TABLE IF NOT EXISTS oldsys.customers (
+    id         bigserial PRIMARY KEY,
+    email      text NOT NULL UNIQUE,
+    name       text NOT NULL,
+    phone      text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS oldsys.bookings (
+    id              uuid PRIMARY KEY,
+    customer_id     bigint NOT NULL REFERENCES oldsys.customers (id),
+    event_start     timestamptz NOT NULL,
+    event_end       timestamptz NOT NULL,
+    timezone        text NOT NULL,
+    guest_count     integer NOT NULL,
+    address         jsonb NOT NULL,
+    conversation_id text,
+    notes           text,
+    status          text NOT NULL DEFAULT 'confirmed',
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
 """
 
 

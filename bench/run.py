@@ -8,7 +8,8 @@
 Phases: (1) RTT 0 through the counting proxy, one client, the handlers' statements captured and
 then replayed raw on an identical database; (2) RTT 270 ms (0.135 s each way): latency with 10
 closed-loop clients, throughput with 30; the old system's flows in the same run; (3) the worker;
-(4) cold starts and import profiles in fresh processes; (5) deployment sizes.
+(4) cold starts and import profiles in fresh processes, and against the typical handlers
+(``bench/typical``, A B alternating); (5) deployment sizes.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Plan:
     throughput_clients: int = 30
     throughput_seconds: float = 8.0
     cold_runs: int = 10
+    typical_pairs: int = 10  # cold starts against bench/typical, A B per pair
     nopyc_runs: int = 5
     importtime_runs: int = 5
     worker_batches: int = 300
@@ -52,6 +54,7 @@ class Plan:
             throughput_clients=30,
             throughput_seconds=2.0,
             cold_runs=2,
+            typical_pairs=2,
             nopyc_runs=1,
             importtime_runs=1,
             worker_batches=20,
@@ -76,6 +79,8 @@ class Results:
     cold: list[Any] = field(default_factory=list)
     imports: list[Any] = field(default_factory=list)
     iam_token_ms: float = float("nan")
+    iam_token_boto3_ms: float = float("nan")
+    typical: list[Any] = field(default_factory=list)  # coldstart.Comparison: ours against bench/typical
     sizes: list[Any] = field(default_factory=list)
     layer: Any = None
     seconds: float = 0.0
@@ -283,8 +288,23 @@ def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
             if cs.available:
                 log(f"python -X importtime: {cs.function}")
                 results.imports.append(coldstart.importtime(cs.function, env, runs=plan.importtime_runs))
-        log("IAM token cost (boto3 import + presign) in a fresh process")
+        for cs in COLD_STARTS:
+            if cs.available and coldstart.has_typical(cs.function):
+                log(f"cold start against the typical handler: {cs.function} ({plan.typical_pairs} pairs A B)")
+                moto.reset()
+                results.typical.append(
+                    coldstart.compare(
+                        cs.function,
+                        cs.first_request,
+                        env,
+                        lambda i, cs=cs: cs.event(fixtures, f"{run_id}-{200 + i}"),
+                        pairs=plan.typical_pairs,
+                        importtime_runs=plan.importtime_runs,
+                    )
+                )
+        log("IAM token cost (presign, ours and boto3's) in a fresh process")
         results.iam_token_ms = coldstart.iam_token_cost(env, runs=max(1, plan.importtime_runs))
+        results.iam_token_boto3_ms = coldstart.iam_token_cost(env, runs=max(1, plan.importtime_runs), how="boto3")
 
         # -- 5. sizes
         log("deployment sizes")
