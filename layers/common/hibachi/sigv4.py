@@ -198,9 +198,8 @@ def sign(
     scope = f"{timestamp[:8]}/{region}/{service}/aws4_request"
     request, signed_headers = _canonical_request(method, parts, parts.query, _to_sign(out, parts), payload_hash)
     signature = _signature(credentials.secret_key, timestamp, scope, region, service, request)
-    out["Authorization"] = (
-        f"{ALGORITHM} Credential={credentials.access_key}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
-    )
+    credential = f"{credentials.access_key}/{scope}"
+    out["Authorization"] = f"{ALGORITHM} Credential={credential}, SignedHeaders={signed_headers}, Signature={signature}"
     return out
 
 

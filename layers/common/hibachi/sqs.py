@@ -106,8 +106,8 @@ class Sqs:
             self._local.conn = conn
         conn.timeout = self.connect_timeout
         conn.connect()
-        assert conn.sock is not None
-        conn.sock.settimeout(self.read_timeout)
+        if conn.sock is not None:
+            conn.sock.settimeout(self.read_timeout)
         return conn
 
     def close(self) -> None:
@@ -122,10 +122,10 @@ class Sqs:
         """Call ``action`` (``SendMessage``, ...) with ``payload``; the JSON answer, or ``SqsError``."""
         body = json.dumps(payload, separators=(",", ":")).encode()
         headers = {"Content-Type": CONTENT_TYPE, "X-Amz-Target": f"AmazonSQS.{action}"}
-        last: SqsError | None = None
+        last = SqsError("", "no attempt made")
         for attempt in range(self.attempts):
-            if attempt and last is not None and last.status is not None:  # throttled or 5xx: back off a little
-                time.sleep(random.uniform(0, 0.05 * 2**attempt))  # jitter, not security
+            if attempt and last.status is not None:  # throttled or 5xx: back off a little
+                time.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter, not security
             signed = sigv4.sign("POST", self._url, headers, body, sigv4.resolve_credentials(), "sqs", self.region)
             try:
                 conn = self._connection()
@@ -139,11 +139,11 @@ class Sqs:
                 last = SqsError("", f"{type(exc).__name__}: {exc}")
                 continue
             if 200 <= status < 300:
-                return json.loads(data) if data else {}
+                answer = json.loads(data) if data else {}
+                return answer if isinstance(answer, dict) else {}
             last = _error(status, data, response.getheader("x-amzn-query-error"))
             if status < 500 and last.code not in THROTTLING:
                 raise last
-        assert last is not None
         raise last
 
     def send_message(self, queue_url: str, message: dict[str, Any]) -> dict[str, Any]:
@@ -154,7 +154,8 @@ class Sqs:
         return self.call("SendMessageBatch", {"QueueUrl": queue_url, "Entries": entries})
 
     def get_queue_attributes(self, queue_url: str, names: list[str]) -> dict[str, str]:
-        return self.call("GetQueueAttributes", {"QueueUrl": queue_url, "AttributeNames": names}).get("Attributes", {})
+        answer = self.call("GetQueueAttributes", {"QueueUrl": queue_url, "AttributeNames": names})
+        return {str(k): str(v) for k, v in (answer.get("Attributes") or {}).items()}
 
 
 def _error(status: int, data: bytes, query_error: str | None) -> SqsError:
