@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -92,6 +93,7 @@ def _run_child(cwd: Path, env: dict[str, str], event_file: Path) -> tuple[dict[s
     with tempfile.NamedTemporaryFile("r", suffix=".json", dir=STATE, delete=False) as out:
         out_path = out.name
     try:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-c", CHILD, str(event_file), out_path],
@@ -102,9 +104,13 @@ def _run_child(cwd: Path, env: dict[str, str], event_file: Path) -> tuple[dict[s
             timeout=TIMEOUT,
         )
         wall = (time.perf_counter() - start) * 1000
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr.decode(errors="replace")[-600:])
-        return json.loads(Path(out_path).read_text(encoding="utf-8")), wall
+        child = json.loads(Path(out_path).read_text(encoding="utf-8"))
+        # the child's CPU time (user + system): steadier than wall time on a loaded machine
+        child["cpu_ms"] = (after.ru_utime - usage.ru_utime + after.ru_stime - usage.ru_stime) * 1000
+        return child, wall
     finally:
         Path(out_path).unlink(missing_ok=True)
 
@@ -344,6 +350,8 @@ class Comparison:
     typical_wall: list[float] = field(default_factory=list)
     ours_inside: list[float] = field(default_factory=list)
     typical_inside: list[float] = field(default_factory=list)
+    ours_cpu: list[float] = field(default_factory=list)  # the process's CPU time (user + system)
+    typical_cpu: list[float] = field(default_factory=list)
     ours_outcome: Any = None
     typical_outcome: Any = None
     ours_lazy: list[str] = field(default_factory=list)  # third-party packages its first request imported
@@ -367,6 +375,10 @@ class Comparison:
     @property
     def inside_ratio(self) -> float:
         return _median([a / b for a, b in zip(self.ours_inside, self.typical_inside, strict=True) if b])
+
+    @property
+    def cpu_ratio(self) -> float:
+        return _median([a / b for a, b in zip(self.ours_cpu, self.typical_cpu, strict=True) if b])
 
 
 def has_typical(function: str) -> bool:
@@ -400,6 +412,8 @@ def compare(
                 result.typical_wall.append(typical_wall)
                 result.ours_inside.append(ours["total_ms"])
                 result.typical_inside.append(typical["total_ms"])
+                result.ours_cpu.append(ours["cpu_ms"])
+                result.typical_cpu.append(typical["cpu_ms"])
             result.ours_outcome, result.typical_outcome = ours["outcome"], typical["outcome"]
             result.ours_lazy = [t for t in tops(ours["third_party_first"]) if t not in tops(ours["third_party_import"])]
         if importtime_runs:

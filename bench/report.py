@@ -344,7 +344,7 @@ def comparison_section(comparisons: list[Any]) -> str:
     rows = []
     for c in comparisons:
         if c.error or not c.pairs:
-            rows.append([c.function, c.first_request, f"error: {c.error[:160]}"] + ["-"] * 6)
+            rows.append([c.function, c.first_request, f"error: {c.error[:160]}"] + ["-"] * 7)
             continue
         rows.append(
             [
@@ -356,6 +356,7 @@ def comparison_section(comparisons: list[Any]) -> str:
                 f"{ms(_median(c.typical_wall), 0)} / {ms(_median(c.typical_inside), 0)}",
                 f"**{num(c.ratio, 3)}** (min {num(min(c.ratios), 3)}, max {num(max(c.ratios), 3)})",
                 num(c.inside_ratio, 3),
+                f"{num(c.cpu_ratio, 3)} ({ms(_median(c.ours_cpu), 0)} / {ms(_median(c.typical_cpu), 0)} ms)",
                 f"{c.load[0]} / {c.load[1]}",
             ]
         )
@@ -370,6 +371,7 @@ def comparison_section(comparisons: list[Any]) -> str:
                 "typical: wall / in process, median ms",
                 "median of per-pair wall ratios",
                 "in-process ratio",
+                "CPU time ratio (ours / typical, median ms)",
                 "load average before / after",
             ],
             rows,
@@ -382,8 +384,9 @@ def comparison_section(comparisons: list[Any]) -> str:
         "Logger and Metrics; an upsert and an insert in one transaction, then one SQS send), each importing its "
         "handler and serving the same first request against the same PostgreSQL and moto. *Wall* is the whole "
         "process (interpreter start, import, first request with its connect and send, exit); *in process* from "
-        "before `import app` to after the first response. Alternating A and B keeps a ratio meaningful on a shared"
-        " machine (the load average is given).\n"
+        "before `import app` to after the first response; *CPU time* the process's user + system time, which "
+        "waits less on other work than wall time does. Alternating A and B keeps a ratio meaningful on a shared "
+        "machine (the load average is given).\n"
     )
     for c in comparisons:
         p = c.profile
