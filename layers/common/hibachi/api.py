@@ -33,6 +33,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from pydantic import BaseModel, Field
 
+from hibachi import snapstart
 from hibachi.db import get_db
 from hibachi.errors import AppError, PayloadTooLarge
 from hibachi.observability import add_ms, exception_facts, logger, metrics, timed_ms
@@ -195,7 +196,9 @@ class _Resolver(APIGatewayHttpResolver):
 
 def create_app(public: Collection[str] = ()) -> APIGatewayHttpResolver:
     """A resolver with request validation and the app's error mapping. ``public``: the paths the
-    template serves without the JWT authorizer (for the document; the template decides)."""
+    template serves without the JWT authorizer (for the document; the template decides). With
+    SnapStart on, the runtime hooks are registered here (``hibachi.snapstart``)."""
+    snapstart.register()
     app = _Resolver(enable_validation=True, public=public)
 
     def request_id() -> str | None:

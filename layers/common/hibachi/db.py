@@ -148,6 +148,8 @@ class Database:
     def __init__(self, settings: Settings):
         self.settings = settings
         self._local = threading.local()
+        self._open: set[psycopg.Connection[DictRow]] = set()  # every thread's, for close_all()
+        self._open_lock = threading.Lock()
         self._token: str | None = None
         self._token_expires = 0.0
         self._token_lock = threading.Lock()
@@ -229,6 +231,8 @@ class Database:
             self._discard(conn)
         conn = self.connect()
         self._local.conn = conn
+        with self._open_lock:
+            self._open.add(conn)
         return conn, False
 
     def _discard(self, conn: psycopg.Connection[DictRow]) -> None:
@@ -236,11 +240,27 @@ class Database:
             conn.close()
         if getattr(self._local, "conn", None) is conn:
             self._local.conn = None
+        with self._open_lock:
+            self._open.discard(conn)
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             self._discard(conn)
+
+    def close_all(self) -> None:
+        """Close every thread's connection (before a SnapStart snapshot); each reopens on next use."""
+        with self._open_lock:
+            found, self._open = self._open, set()
+        for conn in found:
+            with contextlib.suppress(Exception):  # closing a broken connection may fail in any way
+                conn.close()
+
+    def forget_token(self) -> None:
+        """Drop the cached IAM token: the next connection presigns a new one (after a SnapStart restore)."""
+        with self._token_lock:
+            self._token = None
+            self._token_expires = 0.0
 
     # -- running statements ---------------------------------------------------------------------
     def run(self, fn: Callable[[psycopg.Cursor[DictRow]], T]) -> T:
@@ -325,3 +345,15 @@ def get_db() -> Database:
                 _db = Database(settings)
             db = _db
     return db
+
+
+def close_all() -> None:
+    """Close every connection of the process's ``Database`` (``hibachi.snapstart``)."""
+    if _db is not None:
+        _db.close_all()
+
+
+def forget_tokens() -> None:
+    """Drop the process's cached IAM token (``hibachi.snapstart``)."""
+    if _db is not None:
+        _db.forget_token()

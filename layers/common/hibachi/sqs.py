@@ -79,6 +79,8 @@ class Sqs:
         self.read_timeout = read_timeout
         self.attempts = max(1, attempts)
         self._local = _Local()
+        self._all: set[http.client.HTTPConnection] = set()  # every thread's, for close_all()
+        self._all_lock = threading.Lock()
 
     def prepare(self) -> Sqs:
         """Do now what the first call would (the TLS context: loading the CA bundle), so that a
@@ -104,6 +106,8 @@ class Sqs:
             else:
                 conn = http.client.HTTPConnection(self._host, self._port, timeout=self.connect_timeout)
             self._local.conn = conn
+            with self._all_lock:
+                self._all.add(conn)
         conn.timeout = self.connect_timeout
         conn.connect()
         if conn.sock is not None:
@@ -116,6 +120,15 @@ class Sqs:
         self._local.conn = None
         if conn is not None:
             conn.close()
+            with self._all_lock:
+                self._all.discard(conn)
+
+    def close_all(self) -> None:
+        """Close every thread's connection (each thread reconnects on its next call)."""
+        with self._all_lock:
+            found = list(self._all)
+        for conn in found:
+            conn.close()  # its thread sees ``sock is None`` and connects again
 
     # -- calls --------------------------------------------------------------------------------------
     def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +209,6 @@ def client(region: str, endpoint_url: str | None, *, connect_timeout: float, rea
 
 
 def close_all() -> None:
-    """Close every client's connection of this thread (before a SnapStart snapshot)."""
+    """Close every client's connections, in every thread (``hibachi.snapstart``)."""
     for found in list(_clients.values()):
-        found.close()
+        found.close_all()
