@@ -10,7 +10,13 @@ A fresh interpreter per function imports ``app`` the way Lambda does (the functi
 - no tracing SDK (X-Ray, OpenTelemetry, Datadog), no test or local-stack tool;
 - yoyo (the migrations tool) only in ``migrate``, and even there only when it applies migrations;
 - every third-party package comes from the layer's requirements (or the function's own), or from the
-  Lambda runtime (botocore): anything else would fail on Lambda.
+  Lambda runtime (botocore): anything else would fail on Lambda;
+- the first request of an API function (a write with its SQS send, or GET /health) imports no boto3
+  or botocore either: jobs go out through ``hibachi.sqs``;
+- the modules imported at start, and those the first request adds, per function, equal the committed
+  list ``cold_imports.json`` (our and third-party modules in full, standard-library packages by their
+  top-level name). A change there is a cold-start change: look at the diff, then regenerate the list
+  with ``UPDATE_COLD_IMPORTS=1 .venv/bin/python -m pytest tests/perf/test_cold_imports.py``.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import uuid
 from importlib import metadata
 from pathlib import Path
 
@@ -109,3 +116,121 @@ def test_third_party_packages_come_from_the_layer(started):
         if not dists & shipped:
             unknown.add(f"{top} ({', '.join(sorted(dists)) or 'no distribution'})")
     assert not unknown, f"{function} imports packages the layer does not ship (site-packages {site}): {sorted(unknown)}"
+
+
+# -- the committed list: start and first request -------------------------------------------------------------
+LISTED = Path(__file__).with_name("cold_imports.json")
+CHILD = ROOT / "bench" / "_coldchild.py"
+STDLIB = set(sys.stdlib_module_names)
+
+
+def _first_events(run: str) -> dict[str, dict]:
+    """The first request of each function that has one (the bench's cold-start events)."""
+    from bench.measure import Counter
+    from bench.operations import COLD_STARTS
+
+    fixtures = {
+        "bookings": {"run": run, "slots": Counter(5000)},
+        "emotion": {"ids": [f"cold-{run}-{i}" for i in range(10)]},
+    }
+    return {cs.function: cs.event(fixtures, f"{run}-1") for cs in COLD_STARTS if cs.available}
+
+
+def _listed(names: list[str]) -> list[str]:
+    """Our and third-party modules by full name, standard-library ones by their top-level package."""
+    shown = set()
+    for name in names:
+        top = name.split(".")[0]
+        if top in STDLIB or (top.startswith("_") and top.lstrip("_") in STDLIB):
+            shown.add(f"(stdlib) {top}")
+        elif not top.startswith("_") or top == "_cffi_backend":
+            shown.add(name)
+    return sorted(shown)
+
+
+@pytest.fixture(scope="module")
+def cold_imports(database_url, moto_endpoint, tmp_path_factory) -> dict[str, dict[str, list[str]]]:
+    """Per function, in a fresh process as Lambda runs it: the modules after ``import app`` and the
+    ones its first request (against the test database and moto) added."""
+    import boto3
+
+    from local.aws import CREDENTIALS
+
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+    queue = sqs.create_queue(QueueName="cold-imports")["QueueUrl"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "AWS_", "DATABASE_", "JOBS_"))}
+    env.update(
+        {
+            "PYTHONPATH": str(LAYER),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": moto_endpoint,
+            "DATABASE_URL": database_url,
+            "JOBS_QUEUE_URL": queue,
+            "POWERTOOLS_SERVICE_NAME": "hibachi",
+            "PYDANTIC_DISABLE_PLUGINS": "__all__",  # as the template sets it
+            **CREDENTIALS,
+        }
+    )
+    events = _first_events(uuid.uuid4().hex[:8])
+    found: dict[str, dict[str, list[str]]] = {}
+    work = tmp_path_factory.mktemp("cold-imports")
+    for function in FUNCTIONS:
+        event = events.get(function)
+        if event is None:
+            found[function] = {"start": _listed(imported_at_start(function)["modules"])}
+            continue
+        event_file, out_file = work / f"{function}-event.json", work / f"{function}-out.json"
+        event_file.write_text(json.dumps(event), encoding="utf-8")
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD.read_text(encoding="utf-8"), str(event_file), str(out_file)],
+            cwd=ROOT / "functions" / function,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        child = json.loads(out_file.read_text(encoding="utf-8"))
+        start = _listed(child["all_import"])
+        first = [name for name in _listed(child["all_first"]) if name not in start]
+        found[function] = {"start": start, "first_request": first, "outcome": [str(child["outcome"])]}
+    if os.environ.get("UPDATE_COLD_IMPORTS"):
+        LISTED.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return found
+
+
+def test_first_request_imports_no_aws_sdk(cold_imports):
+    """A write's SQS send and the IAM token go through hibachi.sqs / hibachi.sigv4, not boto3."""
+    for function, found in cold_imports.items():
+        if function in ("followup_worker", "migrate"):
+            continue  # the worker's Scheduler and SNS calls use boto3; migrate runs on deploy only
+        assert found.get("outcome", ["200"])[0] in ("200", "201", "ok"), (function, found.get("outcome"))
+        sdk = [m for m in found["start"] + found.get("first_request", []) if m.split(".")[0] in ("boto3", "botocore")]
+        assert sdk in ([], ["botocore"]), f"{function} imports {sdk[:8]} by its first response"
+
+
+def test_imports_at_start_and_first_request_match_the_committed_list(cold_imports):
+    listed = json.loads(LISTED.read_text(encoding="utf-8")) if LISTED.exists() else {}
+    problems = []
+    for function, found in sorted(cold_imports.items()):
+        for phase in ("start", "first_request"):
+            if phase not in found:
+                continue
+            want = set(listed.get(function, {}).get(phase, []))
+            got = set(found[phase])
+            if got != want:
+                problems.append(
+                    f"{function} {phase}: new {sorted(got - want)[:20]}, no longer {sorted(want - got)[:20]}"
+                )
+    assert not problems, (
+        "the cold-start imports changed (regenerate with UPDATE_COLD_IMPORTS=1 after looking at them):\n"
+        + "\n".join(problems)
+    )
