@@ -31,7 +31,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from hibachi import snapstart
 from hibachi.db import get_db
@@ -85,6 +85,8 @@ def validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 class ErrorDetail(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # for the OpenAPI document only: not built at cold start
+
     code: str = Field(description="Stable machine-readable code, such as not_found or validation_error")
     message: str
     details: Any = None
@@ -92,6 +94,8 @@ class ErrorDetail(BaseModel):
 
 class ErrorOut(BaseModel):
     """Every error answer of the API's functions (``hibachi.api``)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     error: ErrorDetail
     request_id: str | None
@@ -151,6 +155,8 @@ def document_errors(doc: dict[str, Any]) -> dict[str, Any]:
 
 class GatewayErrorOut(BaseModel):
     """The HTTP API JWT authorizer's answer (401 no or bad token, 403 no scope of the route)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     message: str
 

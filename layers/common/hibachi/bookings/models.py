@@ -125,7 +125,8 @@ class BookingIn(BaseModel):
 class RescheduleIn(BaseModel):
     """A new local start (in the booking's time zone) and, optionally, a new length or head count."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # built on first use: a booking's cold start does not need it
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, defer_build=True)
 
     event_start: LocalDateTime = Field(description="Local date-time without offset, in the booking's time zone")
     duration_minutes: Duration | None = None

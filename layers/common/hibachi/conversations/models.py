@@ -46,11 +46,15 @@ class MessageOut(BaseModel):
 class MessagePage(BaseModel):
     """A page of messages, oldest to newest; ``next_cursor`` fetches the older page before it."""
 
+    model_config = ConfigDict(defer_build=True)  # built on first use: a write's cold start does not need it
+
     items: list[MessageOut]
     next_cursor: str | None
 
 
 class ConversationOut(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # built on first use: a write's cold start does not need it
+
     id: str
     customer_id: str | None
     channel: str | None
