@@ -465,7 +465,26 @@ def operations_summary(results: Any) -> str:
                 ]
             )
     header = ["operation", "RTT", "DB round trips / request", "n", "p50 ms", "p95 ms", "p99 ms", "ops/s", "errors"]
-    return f"{results.command}\n\n" + table(header, rows)
+    inprocess = []
+    for op in OPERATIONS:
+        if op.name not in results.rtt0 or not results.raw0.get(op.name):
+            continue
+        handler, raw, what = overhead(results, op)
+        r = results.rtt0.get(op.name)
+        send_cpu = Summary.of(r.sqs_cpu_ms).p50 if op.enqueues and r is not None and r.sqs_cpu_ms else None
+        inprocess.append(
+            [
+                op.name,
+                f"{ms(handler - raw, 2)} ms = {ms(handler, 2)} {what} − {ms(raw, 2)} raw SQL",
+                "-" if send_cpu is None else ms(send_cpu, 2),
+            ]
+        )
+    extra = ""
+    if inprocess:
+        extra = "\n\nIn-process cost per request at RTT 0, p50 (target ≤ 1 ms):\n\n" + table(
+            ["operation", "in process", "of it the SQS send's CPU, ms"], inprocess
+        )
+    return f"{results.command}\n\n" + table(header, rows) + extra
 
 
 # -- the report --------------------------------------------------------------------------------------------

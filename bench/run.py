@@ -3,7 +3,8 @@
     python -m bench.run            # everything, a few minutes on 2 cores
     python -m bench.run --quick    # a smoke run with tiny sample sizes (figures not meaningful)
     python -m bench.run --operations availability,search_bookings   # only these, RTT 0 and 270 ms;
-                                   # prints their figures, leaves BENCHMARKS.md alone
+                                   # prints their figures, leaves BENCHMARKS.md alone (an old flow
+                                   # can be named too: --operations "store_message,old after")
 
 Phases: (1) RTT 0 through the counting proxy, one client, the handlers' statements captured and
 then replayed raw on an identical database; (2) RTT 270 ms (0.135 s each way): latency with 10
@@ -126,7 +127,7 @@ def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
         db_b = pg.fresh_database("hibachi_bench_raw")  # the raw replay's identical twin
         reference.create_schema(db_a)
         ops = [op for op in OPERATIONS if op.available and (only is None or op.name in only)]
-        flows = reference.FLOWS if only is None else {}
+        flows = reference.FLOWS if only is None else {k: f for k, f in reference.FLOWS.items() if k in only}
         fixtures: dict[str, dict[str, Any]] = {}
         with quiet_stdout(), PgProxy(pg.address, delay=0.0, isolate=True) as proxy0:
             dsn0 = proxy0.dsn(db_a)
