@@ -236,6 +236,7 @@ def function_env(database_url: str, moto: Moto) -> dict[str, str]:
     env.update(AWS_ENV)
     env.update(moto.resources.function_env())
     env.update({"PYTHONPATH": str(LAYER), "DATABASE_URL": database_url})
+    env["PYDANTIC_DISABLE_PLUGINS"] = "__all__"  # as the template's Globals set it (no plugin scan at import)
     return env
 
 
