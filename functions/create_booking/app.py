@@ -129,7 +129,8 @@ def reschedule_booking(booking_id: BookingId, change: RescheduleIn) -> BookingOu
         "from `SERVICE_FIRST_START` to `SERVICE_LAST_START` local time, at least `MIN_LEAD_HOURS` ahead, "
         "without local times that DST skips or repeats, and only where a chef is free for the event plus the "
         "travel buffer before and after it. A listed start can be booked with `POST /bookings` at once (201 "
-        "unless someone took it in between); a grid start not listed gets 409 or 422."
+        "unless someone took it in between); a grid start not listed gets 409 or 422. `POST /bookings` also "
+        "takes a start off the grid (18:15) within service hours, checked the same way (a free chef)."
     ),
     tags=["bookings"],
 )

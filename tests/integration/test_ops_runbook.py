@@ -15,6 +15,8 @@ RUNBOOK = (ROOT / "RUNBOOK.md").read_text(encoding="utf-8")
 ALARM_SECTIONS = {
     "store-message-latency",
     "create-booking-latency",
+    "availability-latency",
+    "search-bookings-latency",
     "api-5xx",
     "lambda-errors",
     "lambda-throttles",

@@ -452,6 +452,14 @@ ALARMS = {
     # anchor: (namespace, metric, comparison, threshold, statistic or p95)
     "store-message-latency": ({"Ref": "MetricsNamespace"}, "StoreMessageLatency", "GreaterThanThreshold", 1000, "p95"),
     "create-booking-latency": ({"Ref": "MetricsNamespace"}, "CreateBookingLatency", "GreaterThanThreshold", 500, "p95"),
+    "availability-latency": ({"Ref": "MetricsNamespace"}, "AvailabilityLatency", "GreaterThanThreshold", 1000, "p95"),
+    "search-bookings-latency": (
+        {"Ref": "MetricsNamespace"},
+        "SearchBookingsLatency",
+        "GreaterThanThreshold",
+        500,
+        "p95",
+    ),
     "api-5xx": ("AWS/ApiGateway", "5xx", "GreaterThanOrEqualToThreshold", 5, "Sum"),
     "lambda-errors": ("AWS/Lambda", "Errors", "GreaterThanThreshold", 0, "Sum"),
     "lambda-throttles": ("AWS/Lambda", "Throttles", "GreaterThanThreshold", 0, "Sum"),
@@ -492,7 +500,12 @@ def test_every_alarm_with_threshold_and_runbook(res):
 
 def test_latency_alarms_use_the_contract_dimensions(res):
     by_anchor = _alarms_by_anchor(res)
-    for anchor, op in (("store-message-latency", "store_message"), ("create-booking-latency", "create_booking")):
+    for anchor, op in (
+        ("store-message-latency", "store_message"),
+        ("create-booking-latency", "create_booking"),
+        ("availability-latency", "availability"),
+        ("search-bookings-latency", "search_bookings"),
+    ):
         ((_, p),) = by_anchor[anchor]
         assert p["Period"] == 300 and p["EvaluationPeriods"] == 1
         assert {d["Name"]: d["Value"] for d in p["Dimensions"]} == {"service": "hibachi", "operation": op}
