@@ -67,14 +67,27 @@ def _when(row: dict[str, Any]) -> str:
     return f"{start:%a %d %b %Y}, {start:%H:%M}-{end:%H:%M} {start.tzname()} ({row['timezone']})"
 
 
+# The confirmation and cancellation are ``system`` messages, and a conversation is the LLM's prompt:
+# their text holds server-generated facts only (ids, dates, counts, the validated time zone), never
+# what the customer typed (name, address, notes), which could carry instructions ("Ignore previous
+# instructions..."). The address travels as data in the message's ``metadata`` (``confirmation_metadata``).
 def confirmation_text(row: dict[str, Any]) -> str:
-    address = row["address"] or {}
-    where = ", ".join(p for p in (address.get("line1"), address.get("city"), address.get("state")) if p)
     updated = " (updated)" if row["version"] > 1 else ""
     return (
-        f"Booking confirmed{updated}: a hibachi chef for {row['guest_count']} guests on {_when(row)} at "
-        f"{where}. Booking {row['id']}."
+        f"Booking confirmed{updated}: a hibachi chef for {row['guest_count']} guests on {_when(row)}, "
+        f"{row['duration_minutes']} minutes. Booking {row['id']}, version {row['version']}."
     )
+
+
+def confirmation_metadata(row: dict[str, Any]) -> dict[str, Any]:
+    """The confirmation's metadata: the ids, and the customer-typed address as data (a JSON object
+    the chat client may show or hand to the model as a tool result, never as instructions)."""
+    return {
+        "booking_id": str(row["id"]),
+        "kind": "booking_confirmed",
+        "version": row["version"],
+        "address": row["address"] or {},
+    }
 
 
 def cancellation_text(row: dict[str, Any]) -> str:
@@ -185,7 +198,7 @@ def handle_schedule_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
                     row["conversation_id"],
                     "system",
                     confirmation_text(row),
-                    {"booking_id": str(booking_id), "kind": "booking_confirmed", "version": row["version"]},
+                    confirmation_metadata(row),
                     f"booking:{booking_id}:confirmed:v{row['version']}",
                 )
             else:
