@@ -1,13 +1,14 @@
 """health: the service's health for load balancers, uptime checks and the on-call engineer.
 
-    GET /health            public and cheap: 200 {status: "ok", version, database: {status, latency_ms},
+    GET /health            public and cheap: 200 {status: "ok", database: {status, latency_ms},
                            failing: []}; 503 with status "degraded" and the failing dependency named
                            ("failing": ["database"]) when PostgreSQL does not answer. Always within 3 s;
-                           nothing sensitive (no host, no error text).
-    GET /health/details    scope ops:read: queue and DLQ depths, follow-ups (pending, overdue, failed,
-                           sent today), conversations whose emotion statistics are behind, the
-                           reconciler's last run. 503 (with every part that did answer) when a part
-                           is down.
+                           nothing sensitive (no version, host or error text). The probe's result
+                           is reused for HEALTH_CACHE_SECONDS, and the route has its own throttle.
+    GET /health/details    scope ops:read: the deployed version, queue and DLQ depths, follow-ups
+                           (pending, overdue, failed, sent today), conversations whose emotion
+                           statistics are behind, the reconciler's last run. 503 (with every part
+                           that did answer) when a part is down.
 
 Direct invocations (``aws lambda invoke``, used by ``python -m ops --stack``; never reachable
 through the HTTP API, whose events always carry ``routeKey``) answer operations queries without

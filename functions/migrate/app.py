@@ -6,7 +6,9 @@ outlives stacks). It connects like the API functions: RDS Proxy, IAM token, TLS.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from hibachi.db import error_facts
@@ -22,7 +24,31 @@ def _dsn() -> str:
     from hibachi.db import get_db
 
     password = get_db().iam_token() if s.db_iam_auth else (s.db_password or "")
-    return iam_url(s.db_host or "", s.db_port, s.db_name, s.db_user, password, s.db_sslmode)
+    return iam_url(s.db_host or "", s.db_port, s.db_name, s.db_user, password, s.db_sslmode, s.db_sslrootcert)
+
+
+# CloudFormation's pre-signed S3 URL: https, an S3 host of AWS, a signature in the query.
+_S3_HOST = re.compile(r"^[a-z0-9][a-z0-9.-]*\.s3([.-][a-z0-9-]+)*\.amazonaws\.com(\.cn)?$")
+
+
+def response_url_ok(url: object) -> bool:
+    """Only a pre-signed S3 URL over HTTPS: the function must not PUT its result (and its log
+    stream name) to an address a forged event names."""
+    if not isinstance(url, str):
+        return False
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    query = parse_qs(parts.query)
+    return (
+        parts.scheme == "https"
+        and port in (None, 443)
+        and not parts.username
+        and bool(_S3_HOST.match(parts.hostname or ""))
+        and ("X-Amz-Signature" in query or "Signature" in query)
+    )
 
 
 def _respond(
@@ -67,5 +93,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "migrations failed: " + " ".join(f"{k}={v}" for k, v in facts.items() if v and k != "frames"),
         )
     if "ResponseURL" in event:
-        _respond(event, context, status, data, reason)
+        if response_url_ok(event["ResponseURL"]):
+            _respond(event, context, status, data, reason)
+        else:
+            logger.error("refused a ResponseURL that is not a pre-signed HTTPS S3 URL")
     return {"Status": status, "Data": data}

@@ -66,10 +66,29 @@ def silent_server() -> Iterator[int]:
 def test_health_ok(settings, context):
     status, body, headers = get(context)
     assert status == 200
-    assert set(body) == {"status", "version", "database", "failing"}
-    assert body["status"] == "ok" and body["failing"] == [] and body["version"] == settings.app_version
+    assert set(body) == {"status", "database", "failing"}  # the version is in /health/details only
+    assert body["status"] == "ok" and body["failing"] == []
     assert body["database"]["status"] == "ok" and body["database"]["latency_ms"] >= 0
     assert headers.get("Cache-Control") == "no-store"
+
+
+def test_the_probe_result_is_reused_for_health_cache_seconds(settings, context, monkeypatch):
+    probes = []
+    real = health._ping
+    monkeypatch.setattr(health, "_ping", lambda: probes.append(1) or real())
+    with settings_module.override(health_cache_seconds=30):
+        assert [get(context)[0] for _ in range(5)] == [200] * 5
+        assert len(probes) == 1  # one database round trip for five calls
+    with settings_module.override(health_cache_seconds=0):
+        get(context)
+        get(context)
+    assert len(probes) == 3
+
+
+def test_the_version_is_in_the_details_only(settings, context, dlqs):
+    assert "version" not in get(context)[1]
+    status, body, _ = get(context, "/health/details", scopes=["ops:read"])
+    assert status == 200 and body["version"] == settings.app_version
 
 
 def test_health_is_public(settings, context):

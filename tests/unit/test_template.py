@@ -220,13 +220,60 @@ def test_every_function_logs_to_its_own_encrypted_log_group(tpl, res):
     for logical, lg in _of_type(res, "AWS::Logs::LogGroup").items():
         assert lg["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, logical
         assert "KmsKeyId" in lg["Properties"], logical
-    assert set(groups) | {"ApiAccessLogGroup"} == set(_of_type(res, "AWS::Logs::LogGroup"))
+    assert set(groups) | {"ApiAccessLogGroup", "PostgresLogGroup"} == set(_of_type(res, "AWS::Logs::LogGroup"))
+
+
+def test_the_exported_postgresql_log_group_is_the_stacks(res):
+    """Aurora's exported log (errors may quote rows) goes to a group with retention and the app key,
+    which exists before the instance that writes to it."""
+    assert res["DbCluster"]["Properties"]["EnableCloudwatchLogsExports"] == ["postgresql"]
+    group = res["PostgresLogGroup"]
+    assert group["Properties"]["LogGroupName"] == {"Fn::Sub": "/aws/rds/cluster/${DbCluster}/postgresql"}
+    assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": ["AppKey", "Arn"]}
+    assert group["Condition"] == res["DbInstance"]["Condition"] == "CreateDb"
+    assert res["DbInstance"]["DependsOn"] == "PostgresLogGroup"
+
+
+def _topic_policy(res, topic: str) -> list[dict]:
+    (policy,) = [
+        r for r in _of_type(res, "AWS::SNS::TopicPolicy").values() if r["Properties"]["Topics"] == [{"Ref": topic}]
+    ]
+    return policy["Properties"]["PolicyDocument"]["Statement"]
+
+
+@pytest.mark.parametrize(
+    ("topic", "protocols"),
+    [("FollowupTopic", ["https", "sqs", "lambda"]), ("OpsTopic", ["email", "https", "sqs", "lambda"])],
+)
+def test_topics_use_the_app_key_tls_only_and_documented_protocols(res, topic, protocols):
+    assert res[topic]["Properties"]["KmsMasterKeyId"] == {"Ref": "AppKey"}
+    statements = {st["Sid"]: st for st in _topic_policy(res, topic)}
+    tls = statements["DenyInsecureTransport"]
+    assert tls["Effect"] == "Deny" and tls["Action"] == "sns:*" and tls["Principal"] == "*"
+    assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    (protocol,) = [st for st in statements.values() if st["Effect"] == "Deny" and st["Action"] == "sns:Subscribe"]
+    assert protocol["Condition"] == {"StringNotEquals": {"sns:Protocol": protocols}}
+    for st in statements.values():
+        if st["Effect"] == "Allow" and st["Principal"] != {
+            "AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+        }:
+            assert st["Principal"] == {"Service": "cloudwatch.amazonaws.com"} and topic == "OpsTopic"
+            assert "aws:SourceArn" in st["Condition"]["ArnLike"]
+
+
+def test_the_keys_cloudwatch_statement_is_conditioned_on_the_stacks_alarms(res):
+    (st,) = [st for st in res["AppKey"]["Properties"]["KeyPolicy"]["Statement"] if "cloudwatch" in str(st["Principal"])]
+    arn = st["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"]
+    assert arn.endswith(":alarm:${AWS::StackName}-*")
+    for alarm in _of_type(res, "AWS::CloudWatch::Alarm").values():
+        assert alarm["Properties"]["AlarmName"]["Fn::Sub"].startswith("${AWS::StackName}-")
 
 
 def test_settings_environment(tpl):
     env = tpl["Globals"]["Function"]["Environment"]["Variables"]
     assert env["DB_HOST"] == {"Fn::GetAtt": ["DbProxy", "Endpoint"]}
-    assert env["DB_USER"] == {"Ref": "DbUser"} and env["DB_NAME"] == {"Ref": "DbName"}
+    assert env["DB_USER"] == "hibachi_application" and env["DB_NAME"] == {"Ref": "DbName"}
+    assert env["DB_SSLMODE"] == "verify-full"
     assert env["DB_IAM_AUTH"] == "true"
     assert env["JOBS_QUEUE_URL"] == {"Ref": "JobsQueue"}
     assert env["POWERTOOLS_SERVICE_NAME"] == "hibachi"
@@ -404,6 +451,8 @@ def test_least_privilege_per_function(res):
             "scheduler:GetSchedule",
             "iam:PassRole",
             "sns:Publish",
+            "kms:GenerateDataKey",
+            "kms:Decrypt",
             "rds-db:connect",
         },
         "MigrateRole": {"rds-db:connect"},
@@ -418,16 +467,46 @@ def test_least_privilege_per_function(res):
         ], role
 
 
-def test_rds_db_connect_on_the_proxy_user_only(res):
-    for role in ("StoreMessageRole", "CreateBookingRole", "HealthRole", "FollowupWorkerRole", "MigrateRole"):
+def test_rds_db_connect_on_each_functions_own_database_role(tpl, res):
+    """Least privilege in the database: each function connects as its role (migration 0007), and its
+    IAM policy lets it connect as that role only; the owner (DbUser) is the migrations' alone."""
+    roles = {
+        "StoreMessageRole": "hibachi_application",
+        "CreateBookingRole": "hibachi_application",
+        "FollowupWorkerRole": "hibachi_application",
+        "HealthRole": "hibachi_health",
+        "MigrateRole": "${DbUser}",
+    }
+    for role, user in roles.items():
         (resource,) = _allowed(res, role)["rds-db:connect"]
         pattern, variables = resource["Fn::Sub"]
         assert pattern == (
-            "arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:dbuser:${ProxyResourceId}/${DbUser}"
-        )
+            "arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:dbuser:${ProxyResourceId}/" + user
+        ), role
         assert variables["ProxyResourceId"] == {
             "Fn::Select": [6, {"Fn::Split": [":", {"Fn::GetAtt": ["DbProxy", "DBProxyArn"]}]}]
         }
+    functions = {
+        "StoreMessageFunction": "hibachi_application",
+        "CreateBookingFunction": "hibachi_application",
+        "FollowupWorkerFunction": "hibachi_application",
+        "HealthFunction": "hibachi_health",
+        "MigrateFunction": {"Ref": "DbUser"},
+    }
+    for function, user in functions.items():
+        env = (_fn_props(tpl, function).get("Environment") or {}).get("Variables") or {}
+        assert env.get("DB_USER") == user, function
+
+
+def test_the_proxy_logs_in_as_the_roles_with_end_to_end_iam(res):
+    p = res["DbProxy"]["Properties"]
+    assert p["DefaultAuthScheme"] == "IAM_AUTH"
+    (owner,) = p["Auth"]  # the owner's secret, for the migrations; the roles have none
+    assert owner["AuthScheme"] == "SECRETS" and owner["IAMAuth"] == "REQUIRED"
+    allowed = _allowed(res, "DbProxyRole")
+    users = sorted(r["Fn::Sub"][0].rsplit("/", 1)[1] for r in allowed["rds-db:connect"])
+    assert users == ["hibachi_application", "hibachi_health"]
+    assert set(allowed) == {"secretsmanager:GetSecretValue", "rds-db:connect"}
 
 
 def test_worker_scheduler_permissions_are_scoped(tpl, res):
@@ -628,3 +707,13 @@ def test_parameters(tpl):
     assert p["DbName"]["Default"] == "hibachi"
     assert p["ExistingDbClusterIdentifier"]["Default"] == "" and p["ExistingDbSecretArn"]["Default"] == ""
     assert p["CreateVpcEndpoints"]["Default"] == "true"
+
+
+def test_the_public_health_route_has_its_own_throttle_and_a_cached_probe(tpl, res):
+    api = res["HttpApi"]["Properties"]
+    route = api["RouteSettings"]["GET /health"]
+    default = api["DefaultRouteSettings"]
+    assert route["ThrottlingRateLimit"] <= 10 and route["ThrottlingBurstLimit"] <= 20
+    assert default["ThrottlingRateLimit"] == {"Ref": "ApiThrottlingRateLimit"}
+    env = _fn_props(tpl, "HealthFunction")["Environment"]["Variables"]
+    assert 1 <= float(env["HEALTH_CACHE_SECONDS"]) <= 10

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
@@ -41,6 +42,8 @@ from hibachi.settings import Settings, get_settings
 T = TypeVar("T")
 
 TOKEN_TTL_SECONDS = 600
+# The trust roots of RDS Proxy's certificate (ACM: Amazon Root CA 1-4), shipped in the layer
+ROOT_CAS = Path(__file__).resolve().parent / "certs" / "amazon-root-cas.pem"
 # sqlstates meaning "the server ended this session before our statement ran": safe to retry once
 _SESSION_ENDED = {"57P01", "57P02", "57P03"}  # admin_shutdown, crash_shutdown, cannot_connect_now
 _RETRYABLE_TXN = {"40001", "40P01"}  # serialization_failure, deadlock_detected: rolled back, retry
@@ -192,6 +195,7 @@ class Database:
             "user": s.db_user,
             "password": password,
             "sslmode": s.db_sslmode,
+            "sslrootcert": s.db_sslrootcert or str(ROOT_CAS),
             **common,
         }
 

@@ -43,8 +43,10 @@ class DependencyHealth(BaseModel):
 
 
 class Health(BaseModel):
+    """The public answer: nothing an attacker could use (no version, host or error text; the
+    deployed version is in /health/details)."""
+
     status: Literal["ok", "degraded"]
-    version: str
     database: DependencyHealth
     failing: list[str] = Field(default_factory=list, description="the dependencies that are down")
 
@@ -100,16 +102,33 @@ def _database(deadline: float) -> DependencyHealth:
     return DependencyHealth(status="ok", latency_ms=round(latency, 2))
 
 
+_last_check: tuple[float, object, Health] | None = None  # (when, settings it was made with, result)
+
+
 def check(budget_s: float | None = None) -> Health:
-    """One ``SELECT 1``; a failing database makes the service ``degraded`` (the API answers 503)."""
+    """One ``SELECT 1``; a failing database makes the service ``degraded`` (the API answers 503).
+
+    The public route's result is reused for ``HEALTH_CACHE_SECONDS`` (per execution environment):
+    a flood of /health calls costs the database one probe per environment per period, not one each.
+    """
+    global _last_check
+    settings = get_settings()
+    cached = _last_check
+    if (
+        settings.health_cache_seconds > 0
+        and cached is not None
+        and cached[1] is settings
+        and time.monotonic() - cached[0] < settings.health_cache_seconds
+    ):
+        return cached[2]
     deadline = time.monotonic() + (BUDGET_S if budget_s is None else budget_s)
     database = _database(deadline)
     failing = [] if database.status == "ok" else ["database"]
     if failing:
         logger.warning("health degraded", extra={"failing": failing, "database": database.status})
-    return Health(
-        status="degraded" if failing else "ok", version=get_settings().app_version, database=database, failing=failing
-    )
+    result = Health(status="degraded" if failing else "ok", database=database, failing=failing)
+    _last_check = (time.monotonic(), settings, result)
+    return result
 
 
 def details(budget_s: float | None = None) -> dict[str, Any]:

@@ -26,8 +26,21 @@ def _yoyo_url(dsn: str) -> str:
     return urlunsplit(("postgresql+psycopg", *parts[1:]))
 
 
-def iam_url(host: str, port: int, dbname: str, user: str, password: str, sslmode: str = "require") -> str:
-    return f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{dbname}?sslmode={sslmode}"
+def iam_url(
+    host: str,
+    port: int,
+    dbname: str,
+    user: str,
+    password: str,
+    sslmode: str = "verify-full",
+    sslrootcert: str | None = None,
+) -> str:
+    """The DSN the migration runner connects with: the same TLS checks as the functions' connections
+    (``hibachi.db``): verify-full against the bundled Amazon roots unless ``sslrootcert`` is given."""
+    if sslrootcert is None:
+        sslrootcert = str(MIGRATIONS_DIR.parent / "certs" / "amazon-root-cas.pem")
+    query = f"sslmode={quote(sslmode, safe='')}&sslrootcert={quote(sslrootcert, safe='/')}"
+    return f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{dbname}?{query}"
 
 
 def apply(dsn: str) -> list[str]:

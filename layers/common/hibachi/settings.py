@@ -51,10 +51,14 @@ class Settings(BaseModel):
     db_host: str | None = None
     db_port: int = 5432
     db_name: str = "hibachi"
-    db_user: str = "hibachi_app"
+    db_user: str = "hibachi_application"
     db_iam_auth: bool = True
     db_password: str | None = Field(default=None, repr=False)
-    db_sslmode: str = "require"
+    # verify-full: the proxy's certificate must chain to a trusted root and name DB_HOST. RDS Proxy
+    # serves an ACM certificate (Amazon Root CA 1-4), bundled in the layer (hibachi/certs);
+    # DB_SSLROOTCERT overrides the bundle's path. DATABASE_URL (local) carries its own sslmode.
+    db_sslmode: str = "verify-full"
+    db_sslrootcert: str | None = None
     db_connect_timeout: int = Field(default=2, ge=1, le=30)
     # client-side: a statement unanswered this long (a frozen server, a black-holed network) has its
     # connection closed under it, so the request fails with 503 instead of hanging to the Lambda timeout
@@ -74,6 +78,8 @@ class Settings(BaseModel):
     # API
     max_body_bytes: int = Field(default=65_536, ge=1_024)
     app_version: str = "dev"
+    # GET /health reuses its last probe this long (per execution environment); the template sets 5
+    health_cache_seconds: float = Field(default=0, ge=0, le=60)
     service_name: str = Field(default="hibachi", validation_alias="POWERTOOLS_SERVICE_NAME")
 
     # bookings and follow-ups
