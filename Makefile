@@ -5,7 +5,12 @@ SHELL := /bin/bash
 PYTHON ?= $(shell scripts/find-python.sh)
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat requirements-dev.txt layers/common/requirements.txt functions/migrate/requirements.txt | cksum | cut -d' ' -f1)
+UV     := $(VENV)/bin/uv
+# The locks (every package pinned, with hashes), written by `make lock` from the .in files beside them.
+LOCKS  := requirements-dev.txt layers/common/requirements.txt functions/migrate/requirements.txt
+STAMP  := $(VENV)/.installed-$(shell cat $(LOCKS) | cksum | cut -d' ' -f1)
+# uv resolves for the Lambda (python3.12 on arm64 Linux) and, for the dev environment, any machine.
+LOCK_ARGS := --quiet --generate-hashes --python-version 3.12 --custom-compile-command "make lock"
 
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
@@ -14,15 +19,26 @@ export SAM_CLI_TELEMETRY := 0
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): requirements-dev.txt layers/common/requirements.txt functions/migrate/requirements.txt
+# uv comes from the dev lock too (hash-checked by pip), then installs exactly the lock.
+$(STAMP): $(LOCKS)
 	@test -n "$(PYTHON)" || { echo "Python 3.12 is required (the Lambda runtime)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@test -x $(UV) || { awk '/^uv==/{p=1;print;next} p&&/^ /{print;next} {p=0}' requirements-dev.txt >$(VENV)/uv.txt \
+	  && $(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(VENV)/uv.txt; }
+	$(UV) pip sync --quiet --python $(PY) --require-hashes requirements-dev.txt
 	@rm -f $(VENV)/.installed-*; touch $@
 
 .PHONY: install
 install: $(STAMP) ## Create .venv (Python 3.12) with everything the app and the tests need
+
+.PHONY: lock
+lock: install ## Re-resolve the locks after editing a requirements .in file (UPGRADE=pkg to move one package)
+	$(UV) pip compile $(LOCK_ARGS) --python-platform aarch64-manylinux_2_28 $(if $(UPGRADE),--upgrade-package $(UPGRADE)) \
+	  layers/common/requirements.in -o layers/common/requirements.txt
+	$(UV) pip compile $(LOCK_ARGS) --python-platform aarch64-manylinux_2_28 $(if $(UPGRADE),--upgrade-package $(UPGRADE)) \
+	  functions/migrate/requirements.in -o functions/migrate/requirements.txt
+	$(UV) pip compile $(LOCK_ARGS) --universal $(if $(UPGRADE),--upgrade-package $(UPGRADE)) \
+	  requirements-dev.in -o requirements-dev.txt
 
 .PHONY: run
 run: install ## Run the whole app locally on :3000 (PostgreSQL, moto, gateway, worker, schedules); ARGS="--help" for options
@@ -33,12 +49,20 @@ token: install ## Print a dev JWT for the local gateway (all scopes; SCOPES="a b
 	@$(PY) -m local.token $(if $(SCOPES),--scopes $(SCOPES))
 
 .PHONY: test
-test: install ## Run the whole test suite (starts its own PostgreSQL; DATABASE_URL to use another)
+test: install ## Run the whole test suite, all three tiers (starts its own PostgreSQL; DATABASE_URL to use another)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-fast
-test-fast: install ## Unit tests only
-	$(PY) -m pytest tests/unit -q
+test-fast: install ## The unit tier: no database, no sockets, a few seconds
+	$(PY) -m pytest -m unit tests/unit -q -p no:schemathesis $(PYTEST_ARGS)
+
+.PHONY: test-integration
+test-integration: install ## The integration tier: real PostgreSQL and moto, handlers in process
+	$(PY) -m pytest -m integration -q $(PYTEST_ARGS)
+
+.PHONY: test-system
+test-system: install ## The system tier: through the local gateway (HTTP, fuzz, security, reliability)
+	$(PY) -m pytest -m system -q $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: install ## ruff check, ruff format --check, mypy --strict (the same checks as .pre-commit-config.yaml and CI)

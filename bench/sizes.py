@@ -93,7 +93,7 @@ def requirement_closure(*requirements: Path) -> set[str]:
     todo: list[tuple[str, set[str]]] = []
     for path in requirements:
         for line in path.read_text().splitlines():
-            line = line.split("#", 1)[0].strip()
+            line = line.split("#", 1)[0].strip().removesuffix("\\").strip()  # a lock: "pkg==1.0 \\" then --hash lines
             if line and not line.startswith("-"):
                 req = Requirement(line)
                 todo.append((req.name, set(req.extras)))

