@@ -40,6 +40,33 @@ from local.functions import load_function  # noqa: E402,F401 - re-exported for t
 
 TEST_PG_PORT = int(os.environ.get("TEST_PG_PORT", "54339"))
 
+# The test tiers, by folder (markers declared in pyproject.toml; `make test-fast`, `make
+# test-integration`, `make test-system` run one each). A new folder gets its tier here.
+TIERS = {
+    "unit": "unit",  # no database, no AWS, no sockets (pytest-socket refuses them)
+    "integration": "integration",  # real PostgreSQL and moto, handlers called in process
+    "perf": "integration",
+    "http": "system",  # through the local gateway (real HTTP), worker poller, scheduler
+    "fuzz": "system",
+    "security": "system",
+    "reliability": "system",
+}
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its folder's tier; the unit tier runs with sockets disabled."""
+    for item in items:
+        parts = item.path.relative_to(TESTS).parts
+        tier = TIERS.get(parts[0]) if len(parts) > 1 else None
+        if tier is None:
+            raise pytest.UsageError(
+                f"tests/{'/'.join(parts)}: its folder has no test tier (TIERS in tests/conftest.py)"
+            )
+        item.add_marker(tier)
+        if tier == "unit":
+            item.add_marker(pytest.mark.disable_socket)
+
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:

@@ -6,14 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.reliability.harness import Env, shared
+from tests.reliability.harness import Env, package_stack_fixture
 
-
-@pytest.fixture(scope="package")
-def rel(tmp_path_factory) -> Iterator[Env]:
-    env = shared.acquire(tmp_path_factory)
-    yield env
-    shared.release()
+rel = package_stack_fixture()
 
 
 @pytest.fixture

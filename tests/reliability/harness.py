@@ -13,8 +13,10 @@ import contextlib
 import json
 import os
 import socket
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -194,3 +196,17 @@ class _Shared:
 
 
 shared = _Shared()
+
+
+def package_stack_fixture() -> Any:
+    """The ``rel`` fixture for a test folder's conftest (``rel = package_stack_fixture()``): the
+    shared stack, acquired for that package and released at its end (see _Shared)."""
+    import pytest
+
+    @pytest.fixture(scope="package")
+    def rel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+        env = shared.acquire(tmp_path_factory)
+        yield env
+        shared.release()
+
+    return rel
