@@ -3,6 +3,9 @@
 #   scripts/sam-check.sh              sam validate --lint, then sam build (arm64 wheels, no container)
 #   scripts/sam-check.sh --checkov    the same, then checkov on template.yaml (prints its counts)
 #   scripts/sam-check.sh --checkov-only
+#   scripts/sam-check.sh --package-check   also build for this machine's architecture into
+#                                          .aws-sam-host and import every function's handler from
+#                                          that output alone (tools/package_check.py)
 #
 # The SAM CLI and checkov each live in their own virtualenv (.venv-sam, .venv-checkov; git-ignored)
 # because both pin their own boto3/botocore and would fight with the project's .venv. Each is
@@ -17,11 +20,13 @@ cd "$ROOT"
 
 run_sam=1
 run_checkov=0
+run_package=0
 for arg in "$@"; do
   case "$arg" in
     --checkov) run_checkov=1 ;;
     --checkov-only) run_checkov=1; run_sam=0 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    --package-check) run_package=1 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "sam-check: unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -73,6 +78,36 @@ if [ "$run_sam" = 1 ]; then
   "$SAM" validate --lint --template-file template.yaml
   echo "sam-check: sam build"
   "$SAM" build --template-file template.yaml --cached --parallel
+fi
+
+if [ "$run_package" = 1 ]; then
+  # The deployed build is arm64 (its wheels do not load here): build once more for this machine,
+  # from a copy of the template whose only change is the architecture, into .aws-sam-host.
+  case "$(uname -m)" in
+    x86_64|amd64) host_arch=x86_64 ;;
+    aarch64|arm64) host_arch=arm64 ;;
+    *) echo "sam-check: no Lambda architecture for $(uname -m)" >&2; exit 1 ;;
+  esac
+  ensure_tool .venv-sam aws-sam-cli "$SAM_CLI_VERSION"
+  mkdir -p .aws-sam-host
+  sed -E "s/^( *(Architectures|CompatibleArchitectures): *)\[arm64\]/\1[$host_arch]/; s/^( *BuildArchitecture: *)arm64/\1$host_arch/" \
+    template.yaml >.aws-sam-host/template.yaml
+  if [ "$host_arch" != arm64 ] && grep -n arm64 .aws-sam-host/template.yaml >&2; then
+    echo "sam-check: template.yaml names arm64 where the package check cannot change it" >&2
+    exit 1
+  fi
+  echo "sam-check: sam build for $host_arch into .aws-sam-host/build"
+  .venv-sam/bin/sam build --template-file .aws-sam-host/template.yaml --base-dir "$ROOT" \
+    --build-dir .aws-sam-host/build --cache-dir .aws-sam-host/cache --cached --parallel
+  # boto3 as the Lambda runtime provides it: the version of the dev lock, hash-checked
+  boto3_pin=$(awk '/^boto3==/{print $1}' requirements-dev.txt)
+  runtime=".aws-sam-host/runtime-${boto3_pin#boto3==}"
+  if [ ! -d "$runtime" ]; then
+    "$PY" -m pip install --quiet --disable-pip-version-check --target "$runtime.tmp" "$boto3_pin"
+    mv "$runtime.tmp" "$runtime"
+  fi
+  [ -x .venv/bin/python ] || make install
+  PYTHONPATH="$ROOT/layers/common:$ROOT" .venv/bin/python -m tools.package_check .aws-sam-host/build "$runtime"
 fi
 
 if [ "$run_checkov" = 1 ]; then
