@@ -34,6 +34,9 @@ from hibachi.bookings.models import (
     RescheduleIn,
 )
 from hibachi.observability import logger, metrics
+from hibachi.settings import require_on_aws
+
+require_on_aws("db_host", "jobs_queue_url")  # a mis-wired deploy fails its cold start, with one log line
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.types import (

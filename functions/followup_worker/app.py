@@ -15,6 +15,10 @@ from hibachi import jobs, worker
 from hibachi.conversations import service as conversations
 from hibachi.followups import service as followups
 from hibachi.observability import logger, metrics
+from hibachi.settings import require_on_aws
+
+# a mis-wired deploy fails its cold start, with one log line
+require_on_aws("db_host", "jobs_queue_url", "followup_topic_arn", "scheduler_role_arn", "scheduler_target_arn")
 
 # Job metrics go out per job type through EphemeralMetrics (worker.py), so the shared Metrics object
 # is often empty at flush time; its warning about that would only add noise to every invocation.

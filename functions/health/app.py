@@ -32,6 +32,9 @@ from hibachi.api import Route, create_app, handle
 from hibachi.db import get_db
 from hibachi.errors import AppError
 from hibachi.observability import logger, metrics
+from hibachi.settings import require_on_aws
+
+require_on_aws("db_host")  # a mis-wired deploy fails its cold start, with one log line
 
 # Direct ops invocations add no application metric; Powertools' warning about that is noise.
 warnings.filterwarnings("ignore", message="No application metrics to publish")

@@ -14,7 +14,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from hibachi.db import error_facts
 from hibachi.migrate import apply, iam_url
 from hibachi.observability import exception_facts, logger
-from hibachi.settings import get_settings
+from hibachi.settings import get_settings, require_on_aws
+
+require_on_aws("db_host")  # a mis-wired deploy fails its cold start, with one log line
 
 
 def _dsn() -> str:

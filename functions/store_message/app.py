@@ -18,7 +18,10 @@ from hibachi.api import Route, create_app, handle
 from hibachi.conversations import service
 from hibachi.conversations.models import ConversationOut, MessageIn, MessageOut, MessagePage
 from hibachi.observability import logger, metrics
+from hibachi.settings import require_on_aws
 from hibachi.validation import ID_PATTERN
+
+require_on_aws("db_host", "jobs_queue_url")  # a mis-wired deploy fails its cold start, with one log line
 
 app = create_app()
 

@@ -141,3 +141,29 @@ def override(**values: object) -> Iterator[Settings]:
         yield updated
     finally:
         set_settings(previous)
+
+
+class MissingSettings(RuntimeError):
+    """A function started on AWS without a setting it cannot work without (a mis-wired deploy)."""
+
+
+def require_on_aws(*names: str) -> None:
+    """At a function's cold start: on AWS (``AWS_LAMBDA_FUNCTION_NAME`` set and no ``DATABASE_URL``),
+    fail the start with one clear log line when any of the settings ``names`` is unset, so a
+    mis-wired deploy fails at once instead of on some later request. Locally and in tests (a
+    ``DATABASE_URL``, or not in Lambda) it checks only that the names are settings."""
+    unknown = [name for name in names if name not in Settings.model_fields]
+    if unknown:
+        raise ValueError(f"not settings: {', '.join(unknown)}")
+    if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return
+    settings = get_settings()
+    if settings.database_url:
+        return
+    missing = [name.upper() for name in names if getattr(settings, name) in (None, "")]
+    if missing:
+        from hibachi.observability import logger
+
+        message = f"missing settings: {', '.join(missing)} (environment variables of this function)"
+        logger.error(message, extra={"missing_settings": missing})
+        raise MissingSettings(message)
