@@ -16,28 +16,19 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from bench import LAYER, ROOT
+from testkit import env as testkit_env
+from testkit.env import AWS_ENV, REGION
 
 STATE = ROOT / ".local" / "bench"
 PG_DATA = ROOT / ".local" / "bench-pg"
 PG_PORT = int(os.environ.get("BENCH_PG_PORT", "54349"))
-REGION = "us-east-1"
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_REGION": REGION,
-    "AWS_DEFAULT_REGION": REGION,
-    "POWERTOOLS_SERVICE_NAME": "hibachi",
-    "POWERTOOLS_METRICS_NAMESPACE": "Hibachi",
-    "POWERTOOLS_DEV": "false",
-}
 
 
 def isolate_process_env() -> None:
-    """Dummy AWS credentials, no profile, no real endpoint: the bench never talks to AWS."""
-    os.environ.update(AWS_ENV)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "JOBS_QUEUE_URL", "DATABASE_URL"):
-        os.environ.pop(name, None)
+    """The tests' AWS environment (testkit.env), and no DATABASE_URL: the bench never talks to AWS
+    and uses databases of its own."""
+    testkit_env.isolate_process_env()
+    os.environ.pop("DATABASE_URL", None)
 
 
 class Postgres:

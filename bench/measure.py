@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bench.operations import Operation
-from local.functions import load_function
+from testkit.functions import load_function
 
 
 # -- statistics ---------------------------------------------------------------------------------------------
@@ -323,7 +323,7 @@ class HandlerWorkload:
     def _invoke(self, event: dict[str, Any]) -> float:
         import json
 
-        from local.events import LambdaContext
+        from testkit.events import LambdaContext
 
         context = LambdaContext(function_name=self.op.function)
         start = time.perf_counter()

@@ -51,7 +51,7 @@ class Operation:
 
     def event(self, fixtures: dict[str, Any], client: int, n: int) -> dict[str, Any]:
         """The API Gateway (HTTP API, payload 2.0) event of request ``n`` of ``client``."""
-        from local.events import http_event
+        from testkit.events import http_event
 
         req = self.request(fixtures, client, n)
         method, template = self.route_key.split(" ", 1)
@@ -343,13 +343,13 @@ def _cold_store_message(fx: dict[str, Any], tag: str) -> dict[str, Any]:
 
 
 def _cold_health(fx: dict[str, Any], tag: str) -> dict[str, Any]:
-    from local.events import http_event
+    from testkit.events import http_event
 
     return http_event("GET", "/health", route_key="GET /health", headers={"user-agent": "hibachi-bench"})
 
 
 def _cold_worker(fx: dict[str, Any], tag: str) -> dict[str, Any]:
-    from local.events import sqs_event
+    from testkit.events import sqs_event
 
     return sqs_event([job.model_dump_json() for job in emotion_jobs(fx["emotion"], 0, 10)])
 

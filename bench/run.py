@@ -106,7 +106,7 @@ def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
     from bench.envs import EnvPool
     from bench.measure import Capture, HandlerWorkload, SelectOne, SqsWait, replay, run
     from bench.operations import COLD_STARTS, JOB_TYPES, OPERATIONS, SETUPS
-    from local.netproxy import PgProxy
+    from testkit.netproxy import PgProxy
 
     isolate_process_env()
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # "connection pool is full" with 30 threads

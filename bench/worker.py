@@ -33,7 +33,7 @@ class WorkerResult:
 
 
 def _events(job_type: JobType, fixtures: dict[str, Any], first: int, count: int) -> list[dict[str, Any]]:
-    from local.events import sqs_event
+    from testkit.events import sqs_event
 
     return [
         sqs_event([job.model_dump_json() for job in job_type.jobs(fixtures, first + b, BATCH)]) for b in range(count)
@@ -41,7 +41,7 @@ def _events(job_type: JobType, fixtures: dict[str, Any], first: int, count: int)
 
 
 def _invoke(module: Any, event: dict[str, Any]) -> tuple[float, int]:
-    from local.events import LambdaContext
+    from testkit.events import LambdaContext
 
     context = LambdaContext(function_name="followup_worker")
     start = time.perf_counter()

@@ -454,7 +454,7 @@ class Gateway:
             return doc
 
     def _build_openapi(self) -> tuple[dict[str, Any], bool]:
-        from local.openapi import DESCRIPTION, merge
+        from tools.openapi import DESCRIPTION, merge
 
         functions = list(dict.fromkeys(r.function for r in self.app.routes))
         failed: list[str] = []

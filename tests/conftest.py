@@ -16,27 +16,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "layers" / "common"), str(ROOT)]
 
+from testkit.env import isolate_process_env, migrated_database, project_postgres  # noqa: E402
+
 # Keep the tests away from real AWS and from the developer's environment.
-os.environ.update(
-    {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "POWERTOOLS_SERVICE_NAME": "hibachi",
-        "POWERTOOLS_METRICS_NAMESPACE": "Hibachi",
-        "POWERTOOLS_DEV": "false",
-    }
-)
-os.environ.pop("AWS_ENDPOINT_URL", None)
-os.environ.pop("AWS_PROFILE", None)
+isolate_process_env()
 
 from hibachi import settings as settings_module  # noqa: E402
 from hibachi.settings import Settings  # noqa: E402
 
-from local.events import LambdaContext  # noqa: E402
-from local.functions import load_function  # noqa: E402,F401 - re-exported for the tests
+from testkit.events import LambdaContext  # noqa: E402
+from testkit.functions import load_function  # noqa: E402,F401 - re-exported for the tests
 
 TEST_PG_PORT = int(os.environ.get("TEST_PG_PORT", "54339"))
 
@@ -71,20 +60,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A migrated, empty database: DATABASE_URL when set, else a fresh one on the embedded server."""
-    from hibachi.migrate import apply
-
     if os.environ.get("DATABASE_URL"):
+        from hibachi.migrate import apply
+
         url = os.environ["DATABASE_URL"]
         apply(url)
         yield url
         return
-    from local.pg import LocalPostgres
-
-    pg = LocalPostgres(ROOT / ".local" / "test-pg", TEST_PG_PORT)
-    pg.start(any_free_port=True)  # another checkout's server may hold the usual port
-    url = pg.create_database("hibachi_test", drop=True)
-    apply(url)
-    yield url
+    yield migrated_database(project_postgres("test-pg", TEST_PG_PORT), "hibachi_test")
 
 
 @pytest.fixture
@@ -174,14 +157,8 @@ def dedicated_postgres(name: str, port: int) -> Iterator[tuple[object, str]]:
     and start it; yields (LocalPostgres, URL of a fresh migrated database) and stops it after."""
     if os.environ.get("DATABASE_URL"):
         pytest.skip("runs only with the embedded PostgreSQL (it stops and starts a server of its own)")
-    from hibachi.migrate import apply
-
-    from local.pg import LocalPostgres
-
-    pg = LocalPostgres(ROOT / ".local" / f"test-pg-{name}", port)
-    pg.start(any_free_port=True)
-    url = pg.create_database(f"hibachi_{name}", drop=True)
-    apply(url)
+    pg = project_postgres(f"test-pg-{name}", port)
+    url = migrated_database(pg, f"hibachi_{name}")
     try:
         yield pg, url
     finally:

@@ -7,8 +7,8 @@ import json
 import pytest
 from hibachi import settings as settings_module
 
-from local.events import http_event
-from local.netproxy import PgProxy
+from testkit.events import http_event
+from testkit.netproxy import PgProxy
 from tests.conftest import load_function, new_id, receive_all
 
 POST = "POST /conversations/{conversation_id}/messages"

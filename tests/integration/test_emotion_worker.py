@@ -10,8 +10,8 @@ from hibachi import jobs
 from hibachi import settings as settings_module
 from hibachi.conversations import repository
 
-from local.events import sqs_event
-from local.netproxy import PgProxy
+from testkit.events import sqs_event
+from testkit.netproxy import PgProxy
 from tests.conftest import load_function, new_id, receive_all
 from tests.integration.test_conversations import GET_CONV, call, post
 

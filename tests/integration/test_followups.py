@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hibachi import settings as settings_module
 
-from local.events import sqs_event
+from testkit.events import sqs_event
 from tests.conftest import load_function, new_id, receive_all
 from tests.integration.test_bookings import CANCEL, PATCH, booking_body, call, create, local_start
 
@@ -138,7 +138,7 @@ def book(context, aws, **fields) -> dict:
 
 
 def post_user_message(context, cid: str) -> None:
-    from local.events import http_event
+    from testkit.events import http_event
 
     event = http_event(
         "POST",

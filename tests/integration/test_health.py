@@ -15,7 +15,7 @@ from hibachi import health, jobs
 from hibachi import settings as settings_module
 from hibachi.api import has_scope
 
-from local.events import http_event
+from testkit.events import http_event
 from tests.conftest import load_function
 
 SENSITIVE = ("postgres", "127.0.0.1", "localhost", "password", "refused", "Traceback", "psycopg", "5432")

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 from hibachi import settings as settings_module
 
-from local.events import http_event
 from local.stack import wait_until
+from testkit.events import http_event
 from tests.conftest import dedicated_postgres, load_function, new_id
 
 OUTAGE_PG_PORT = int(os.environ.get("TEST_OUTAGE_PG_PORT", "54341"))

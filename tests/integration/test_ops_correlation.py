@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 from hibachi.observability import logger
 
-from local.events import http_event
 from local.poller import sqs_record
+from testkit.events import http_event
 from tests.conftest import json_lines, load_function, new_id, receive_all
 
 

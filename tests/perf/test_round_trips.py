@@ -2,7 +2,7 @@
 
 Every API operation the bench measures (``bench.operations.OPERATIONS``, so a new one is guarded as
 soon as it is added there) makes exactly one database round trip per request on the happy path,
-counted by ``local.netproxy.PgProxy``; the ones that enqueue a job send exactly one SQS message.
+counted by ``testkit.netproxy.PgProxy``; the ones that enqueue a job send exactly one SQS message.
 A 10-record batch of a set-based job type makes at most two round trips.
 """
 
@@ -16,8 +16,8 @@ import pytest
 from hibachi import settings as settings_module
 
 from bench.operations import JOB_TYPES, OPERATIONS, SETUPS
-from local.events import sqs_event
-from local.netproxy import PgProxy
+from testkit.events import sqs_event
+from testkit.netproxy import PgProxy
 from tests.conftest import load_function
 
 REQUESTS = 3

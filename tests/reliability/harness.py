@@ -12,10 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,6 +21,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from local.stack import LocalStack, wait_until
+from testkit.env import migrated_database, throwaway_postgres
 from tests.reliability.tools import FlakyProxy
 
 REL_PG_PORT = int(os.environ.get("TEST_REL_PG_PORT", "0"))  # 0: a free port
@@ -102,12 +101,6 @@ def booking_body(start: str, **overrides) -> dict:
     return body
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _Shared:
     """The stack (and its PostgreSQL) of tests/reliability, tests/fuzz and tests/security: each
     folder's conftest acquires it for its package and releases it at the package's end, the last
@@ -141,23 +134,8 @@ class _Shared:
         not touch it): a data folder of its own and a free port, so concurrent test runs from
         one checkout do not share it; stopped and removed at exit."""
         if self._pg is None:
-            import atexit
-            import shutil
-            import tempfile
-
-            from hibachi.migrate import apply
-
-            from local.pg import LocalPostgres
-
-            port = REL_PG_PORT or _free_port()
-            folder = Path(tempfile.mkdtemp(prefix="hibachi-rel-pg-"))
-            folder.chmod(0o755)  # the server may run as another user (local/pg.py, when root)
-            pg = LocalPostgres(folder / "pg", port)
-            atexit.register(lambda: (pg.destroy(), shutil.rmtree(folder, ignore_errors=True)))
-            pg.start()
-            url = pg.create_database("hibachi_rel", drop=True)
-            apply(url)
-            self._pg = (pg, url)
+            pg = throwaway_postgres("hibachi-rel-pg-", REL_PG_PORT)
+            self._pg = (pg, migrated_database(pg, "hibachi_rel"))
         return self._pg
 
     def _start(self, tmp_path_factory) -> Env:

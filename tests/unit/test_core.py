@@ -14,7 +14,7 @@ from hibachi.settings import Settings, get_settings, override, set_settings
 from hibachi.validation import ResourceId
 from pydantic import TypeAdapter, ValidationError
 
-from local.netproxy import _ServerStreamCounter
+from testkit.netproxy import _ServerStreamCounter
 
 
 def test_settings_override_is_scoped_and_validated():

@@ -12,7 +12,6 @@ from hibachi import settings as settings_module
 from hibachi.settings import MissingSettings, Settings, require_on_aws
 
 from local.routes import load_template
-from tests.conftest import json_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,15 +25,15 @@ def on_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def test_on_aws_a_missing_setting_fails_the_start_with_one_log_line(
-    on_aws: None, capsys: pytest.CaptureFixture[str]
+    on_aws: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings_module.set_settings(Settings(database_url=None, db_host="proxy.example", jobs_queue_url=None))
     with pytest.raises(MissingSettings, match="JOBS_QUEUE_URL"):
         require_on_aws("db_host", "jobs_queue_url")
-    lines = [doc for doc in json_lines(capsys.readouterr().out) if doc.get("level") == "ERROR"]
+    lines = [record for record in caplog.records if record.levelname == "ERROR"]
     assert len(lines) == 1
-    assert lines[0]["missing_settings"] == ["JOBS_QUEUE_URL"]
-    assert "JOBS_QUEUE_URL" in lines[0]["message"]
+    assert lines[0].missing_settings == ["JOBS_QUEUE_URL"]  # type: ignore[attr-defined]  # the log's extra
+    assert "JOBS_QUEUE_URL" in lines[0].getMessage()
 
 
 def test_on_aws_with_every_setting_the_start_goes_on(on_aws: None) -> None:

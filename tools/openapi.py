@@ -3,7 +3,7 @@ template's routes (which give each operation its JWT scopes).
 
 - ``merge()`` is used by the local gateway (parts fetched from its worker processes) and by
   ``generate()``, which loads every routed function in this process.
-- ``python -m local.openapi [--check]`` writes ``functions/docs/openapi.json``, the document the
+- ``python -m tools.openapi [--check]`` writes ``functions/docs/openapi.json``, the document the
   deployed ``DocsFunction`` serves when the ``ExposeApiDocs`` parameter is true (``--check`` fails
   when the committed file is stale; a test runs it).
 """

@@ -1,0 +1,83 @@
+"""The test environment, one way for the tests (tests/conftest.py), the reliability harness
+(tests/reliability/harness.py) and the bench (bench/env.py): the process's AWS environment, and
+PostgreSQL servers with migrated databases.
+
+    isolate_process_env()                         dummy AWS credentials, no profile or endpoint
+    pg = project_postgres("test-pg", 54339)       .local/test-pg, on that port or any free one
+    pg = throwaway_postgres("hibachi-rel-pg-")    a temporary folder, a free port, removed at exit
+    url = migrated_database(pg, "hibachi_test")   dropped, created, migrations applied
+
+moto: the in-process tests use ``moto.mock_aws`` (tests/conftest.py ``sqs``); everything that runs
+the functions in worker processes (the local stack, the harness, the bench) uses a moto server.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from local.pg import LocalPostgres
+
+ROOT = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+
+# The environment of every test and bench process: nothing can reach a real AWS account.
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "POWERTOOLS_SERVICE_NAME": "hibachi",
+    "POWERTOOLS_METRICS_NAMESPACE": "Hibachi",
+    "POWERTOOLS_DEV": "false",
+}
+# Variables of the developer's shell that would point the process elsewhere.
+_UNSET = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "JOBS_QUEUE_URL")
+
+
+def isolate_process_env() -> None:
+    """Dummy AWS credentials and region; no profile, no endpoint, no jobs queue from the shell."""
+    os.environ.update(AWS_ENV)
+    for name in _UNSET:
+        os.environ.pop(name, None)
+
+
+def project_postgres(name: str, port: int) -> LocalPostgres:
+    """The embedded server of ``.local/<name>``, started (on ``port``, or any free one when another
+    checkout holds it) and kept running for later runs."""
+    pg = LocalPostgres(ROOT / ".local" / name, port)
+    pg.start(any_free_port=True)
+    return pg
+
+
+def throwaway_postgres(prefix: str, port: int = 0) -> LocalPostgres:
+    """A server of this process alone: a temporary folder, ``port`` (0: a free one), stopped and
+    removed at exit, so concurrent runs from one checkout never share it."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o755)  # the server may run as another user (local/pg.py, when root)
+    pg = LocalPostgres(folder / "pg", port or _free_port())
+    atexit.register(lambda: (pg.destroy(), shutil.rmtree(folder, ignore_errors=True)))
+    pg.start()
+    return pg
+
+
+def migrated_database(pg: LocalPostgres, name: str) -> str:
+    """Database ``name`` on ``pg``, dropped and created anew, with the app's migrations; its URL."""
+    from hibachi.migrate import apply
+
+    url = pg.create_database(name, drop=True)
+    apply(url)
+    return url
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port

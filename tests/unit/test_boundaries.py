@@ -1,0 +1,34 @@
+"""Production code (the layer and the functions) imports none of the project's tooling: the dev
+stack (local), the test and bench tooling (testkit, tests, bench), the tools, the ops CLI."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLING = {"local", "testkit", "tools", "tests", "bench", "ops"}
+PRODUCTION = [ROOT / "layers" / "common" / "hibachi", ROOT / "functions"]
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_production_code_never_imports_the_tooling() -> None:
+    files = [p for folder in PRODUCTION for p in folder.rglob("*.py")]
+    assert len(files) > 20
+    found = {str(p.relative_to(ROOT)): sorted(_imports(p) & TOOLING) for p in files}
+    assert {path: names for path, names in found.items() if names} == {}
+
+
+def test_the_check_sees_such_an_import(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    from testkit.events import http_event\n    import local.pg\n")
+    assert _imports(module) & TOOLING == {"testkit", "local"}
