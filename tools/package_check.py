@@ -80,7 +80,7 @@ def check(build: Path, runtime: Path, template: Path = ROOT / "template.yaml") -
         elif not proc.stdout.strip().startswith(str(task)):
             failures.append(f"{fn.logical_id}: {fn.module_name} came from {proc.stdout.strip()}, not the build")
         else:
-            print(f"package-check: {fn.logical_id}: {fn.handler} imports from {task.relative_to(ROOT)}")
+            print(f"package-check: {fn.logical_id}: {fn.handler} imports from {task}")
     return failures
 
 
