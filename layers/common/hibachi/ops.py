@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from psycopg import sql
+
 from hibachi import sqs
 from hibachi.db import Database
 from hibachi.observability import error_text, logger
@@ -23,13 +25,17 @@ QUEUE_ATTRIBUTES = [
 ]
 
 # -- the reconciler's run log -------------------------------------------------------------------------
-_RECORD_RUN_SQL = f"""
+_RECORD_RUN_SQL = (
+    sql.SQL("""
 WITH pruned AS (
-    DELETE FROM reconciler_runs WHERE ran_at < now() - interval '{RECONCILER_RUNS_KEEP_DAYS} days'
+    DELETE FROM reconciler_runs WHERE ran_at < now() - {keep}::interval
 )
 INSERT INTO reconciler_runs (elapsed_ms, re_enqueued, total, errors, request_id)
 VALUES (%(elapsed_ms)s, %(re_enqueued)s::jsonb, %(total)s, %(errors)s::jsonb, %(request_id)s)
-"""  # noqa: S608 - constant fragments only
+""")
+    .format(keep=sql.Literal(f"{RECONCILER_RUNS_KEEP_DAYS} days"))
+    .as_string()
+)
 
 
 def record_reconciler_run(db: Database, result: dict[str, Any], request_id: str | None = None) -> bool:
@@ -70,15 +76,17 @@ def reconciler_runs(db: Database, limit: int = 10) -> list[dict[str, Any]]:
 # sending that long ago and never marked sent (a crashed send). FAILED_AFTER is three reconciler
 # ticks. "Today" is the UTC day. Each count uses one of the partial indexes of 0002/0003.
 FAILED_AFTER = "15 minutes"
-_FAILED = f"""(status = 'pending' AND due_at < now() - interval '{FAILED_AFTER}')
-        OR (status = 'sending' AND claimed_at < now() - interval '{FAILED_AFTER}')"""
+_FAILED_AFTER = sql.Literal(FAILED_AFTER)
+_FAILED = sql.SQL("""(status = 'pending' AND due_at < now() - {after}::interval)
+        OR (status = 'sending' AND claimed_at < now() - {after}::interval)""").format(after=_FAILED_AFTER)
 
-DETAILS_SQL = f"""
+DETAILS_SQL = (
+    sql.SQL("""
 SELECT
     (SELECT count(*) FROM followups WHERE status = 'pending') AS followups_pending,
-    (SELECT count(*) FROM followups WHERE status = 'pending' AND due_at < now() - interval '{FAILED_AFTER}')
+    (SELECT count(*) FROM followups WHERE status = 'pending' AND due_at < now() - {after}::interval)
         AS followups_overdue,
-    (SELECT count(*) FROM followups WHERE status = 'sending' AND claimed_at < now() - interval '{FAILED_AFTER}')
+    (SELECT count(*) FROM followups WHERE status = 'sending' AND claimed_at < now() - {after}::interval)
         AS followups_stuck_sending,
     (SELECT count(*) FROM followups
       WHERE status = 'sent' AND sent_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
@@ -88,7 +96,10 @@ SELECT
                               'elapsed_ms', r.elapsed_ms, 're_enqueued', r.re_enqueued, 'total', r.total,
                               'errors', r.errors, 'request_id', r.request_id)
        FROM reconciler_runs r ORDER BY r.ran_at DESC LIMIT 1) AS reconciler_last_run
-"""  # noqa: S608 - constant fragments only
+""")
+    .format(after=_FAILED_AFTER)
+    .as_string()
+)
 
 
 def database_figures(db: Database) -> dict[str, Any]:
@@ -109,11 +120,16 @@ def database_figures(db: Database) -> dict[str, Any]:
 
 
 # -- follow-ups ---------------------------------------------------------------------------------------
-_FOLLOWUP_COLUMNS = "booking_id, version, status, due_at, claimed_at, attempts, schedule_name, updated_at"
+_FOLLOWUP_COLUMNS = sql.SQL(", ").join(
+    map(
+        sql.Identifier,
+        ("booking_id", "version", "status", "due_at", "claimed_at", "attempts", "schedule_name", "updated_at"),
+    )
+)
+_LIST_FOLLOWUPS = sql.SQL("SELECT {columns} FROM followups WHERE {where} ORDER BY due_at, booking_id LIMIT %(limit)s")
 _FOLLOWUPS_SQL = {
-    "pending": f"SELECT {_FOLLOWUP_COLUMNS} FROM followups WHERE status = 'pending'"  # noqa: S608 - constant fragments only
-    " ORDER BY due_at, booking_id LIMIT %(limit)s",
-    "failed": f"SELECT {_FOLLOWUP_COLUMNS} FROM followups WHERE {_FAILED} ORDER BY due_at, booking_id LIMIT %(limit)s",  # noqa: S608 - constant fragments only
+    "pending": _LIST_FOLLOWUPS.format(columns=_FOLLOWUP_COLUMNS, where=sql.SQL("status = 'pending'")).as_string(),
+    "failed": _LIST_FOLLOWUPS.format(columns=_FOLLOWUP_COLUMNS, where=_FAILED).as_string(),
 }
 
 

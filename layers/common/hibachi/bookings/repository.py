@@ -12,39 +12,122 @@ sees the winner, and it picks another chef, finds the key's booking, or finds th
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypedDict, cast
 from uuid import UUID
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from hibachi.db import Database
 from hibachi.errors import EXCLUSION_VIOLATION, ConstraintViolation
 
-COLUMNS = """id, status, version, chef_id, event_start, event_end, timezone, duration_minutes, guest_count,
-    customer_name, customer_phone, customer_email, address, conversation_id, notes, request_hash,
-    followup_due_at, created_at, updated_at, cancelled_at"""
+# The columns a booking is read with: the one list for every statement that returns bookings (here,
+# and the follow-up statements in followups/repository.py).
+COLUMN_NAMES = (
+    "id",
+    "status",
+    "version",
+    "chef_id",
+    "event_start",
+    "event_end",
+    "timezone",
+    "duration_minutes",
+    "guest_count",
+    "customer_name",
+    "customer_phone",
+    "customer_email",
+    "address",
+    "conversation_id",
+    "notes",
+    "request_hash",
+    "followup_due_at",
+    "created_at",
+    "updated_at",
+    "cancelled_at",
+)
 
 
-def _qualified(alias: str) -> str:
-    return ", ".join(f"{alias}.{column.strip()}" for column in COLUMNS.split(","))
+class BookingRow(TypedDict):
+    """A booking as ``COLUMN_NAMES`` reads it."""
+
+    id: UUID
+    status: str
+    version: int
+    chef_id: int
+    event_start: datetime
+    event_end: datetime
+    timezone: str
+    duration_minutes: int
+    guest_count: int
+    customer_name: str
+    customer_phone: str
+    customer_email: str
+    address: dict[str, Any]
+    conversation_id: str | None
+    notes: str | None
+    request_hash: str
+    followup_due_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    cancelled_at: datetime | None
 
 
-# A chef is free for [start, held_until) when none of their confirmed bookings overlaps it; the
-# exclusion constraint's GiST index answers this.
-_CHEF_FREE = """NOT EXISTS (
+class Created(StrEnum):
+    """What ``CREATE_BOOKING`` did."""
+
+    CREATED = "created"  # inserted with the lowest free chef
+    EXISTING = "existing"  # the Idempotency-Key's booking (its request_hash tells a retry from another request)
+    RETRY = "retry"  # a concurrent request took the chef or the key first: run again
+
+
+class Rescheduled(StrEnum):
+    """What ``RESCHEDULE_BOOKING`` did."""
+
+    UPDATED = "updated"
+    FULL = "full"  # no chef is free then; nothing changed
+    RETRY = "retry"  # the row changed under us: read it again
+
+
+class CreateRow(BookingRow):
+    outcome: Created
+
+
+class CancelRow(BookingRow):
+    changed: bool  # this statement cancelled it
+
+
+class RescheduleRow(BookingRow):
+    outcome: Rescheduled
+
+
+def columns(alias: str | None = None) -> sql.Composed:
+    """The booking columns, qualified with the table ``alias`` when given."""
+    return sql.SQL(", ").join(sql.Identifier(alias, c) if alias else sql.Identifier(c) for c in COLUMN_NAMES)
+
+
+def _chef_free(start: str, held_until: str, exclude: str = "") -> sql.Composed:
+    """A chef is free for [start, held_until) when none of their confirmed bookings overlaps it
+    (the exclusion constraint's GiST index answers this); ``exclude``: a condition on ``b`` that
+    leaves a booking out (the one being moved)."""
+    return sql.SQL(
+        """NOT EXISTS (
         SELECT 1 FROM bookings b
         WHERE b.chef_id = chef AND b.status = 'confirmed'
-          AND b.held && tstzrange(%(start)s::timestamptz, %(held_until)s::timestamptz, '[)'){exclude}
+          AND b.held && tstzrange({start}::timestamptz, {held_until}::timestamptz, '[)'){exclude}
     )"""
+    ).format(start=sql.SQL(start), held_until=sql.SQL(held_until), exclude=sql.SQL(exclude))
+
 
 # Create in ONE statement. ``outcome``: ``created`` (inserted with the lowest free chef);
 # ``existing`` (the Idempotency-Key's booking; its request_hash tells a retry from another
 # request); ``retry`` (a chef was free in this snapshot but a concurrent request took it, or the
 # key, first: run again); no row at all: no chef is free, the slot is full.
-CREATE_BOOKING = f"""
+CREATE_BOOKING = (
+    sql.SQL("""
 WITH pick AS (
     SELECT chef FROM generate_series(1, %(chef_count)s::int) AS chef
-    WHERE {_CHEF_FREE.format(exclude="")}
+    WHERE {chef_free}
     ORDER BY chef
     LIMIT 1
 ), ins AS (
@@ -56,45 +139,53 @@ WITH pick AS (
            %(key)s, %(hash)s, %(due)s
     FROM pick
     ON CONFLICT DO NOTHING
-    RETURNING {COLUMNS}
+    RETURNING {columns}
 ), existing AS (
-    SELECT {COLUMNS} FROM bookings
+    SELECT {columns} FROM bookings
     WHERE %(key)s::text IS NOT NULL AND idempotency_key = %(key)s::text AND NOT EXISTS (SELECT 1 FROM ins)
 )
 SELECT 'created' AS outcome, ins.* FROM ins
 UNION ALL
 SELECT 'existing', existing.* FROM existing
 UNION ALL
-SELECT 'retry', {_qualified("b")} FROM pick LEFT JOIN bookings b ON false
+SELECT 'retry', {b_columns} FROM pick LEFT JOIN bookings b ON false
 WHERE NOT EXISTS (SELECT 1 FROM ins) AND NOT EXISTS (SELECT 1 FROM existing)
-"""  # noqa: S608 - constant fragments only
+""")
+    .format(chef_free=_chef_free("%(start)s", "%(held_until)s"), columns=columns(), b_columns=columns("b"))
+    .as_string()
+)
 
-GET_BOOKING = f"SELECT {COLUMNS} FROM bookings WHERE id = %(id)s"  # noqa: S608 - constant fragments only
+GET_BOOKING = sql.SQL("SELECT {columns} FROM bookings WHERE id = %(id)s").format(columns=columns()).as_string()
 
 # Cancel in ONE statement: only a confirmed booking whose event has not started changes (status,
 # cancelled_at, version); the chef is free at once because the constraint covers confirmed rows
 # only. The second branch returns the unchanged row so the caller can tell "already cancelled"
 # (200), "already started" (409) and "no such booking" (no row, 404).
-CANCEL_BOOKING = f"""
+CANCEL_BOOKING = (
+    sql.SQL("""
 WITH upd AS (
     UPDATE bookings SET status = 'cancelled', cancelled_at = now(), updated_at = now(), version = version + 1
     WHERE id = %(id)s AND status = 'confirmed' AND event_start > now()
-    RETURNING {COLUMNS}
+    RETURNING {columns}
 )
 SELECT true AS changed, upd.* FROM upd
 UNION ALL
-SELECT false AS changed, {COLUMNS} FROM bookings WHERE id = %(id)s AND NOT EXISTS (SELECT 1 FROM upd)
-"""  # noqa: S608 - constant fragments only
+SELECT false AS changed, {columns} FROM bookings WHERE id = %(id)s AND NOT EXISTS (SELECT 1 FROM upd)
+""")
+    .format(columns=columns())
+    .as_string()
+)
 
 # Reschedule in ONE statement, guarded by the version the caller read: move to a free chef
 # (keeping the current one when it is free; the booking's own hold does not count), or change
 # nothing. The chef's ``chef_locks`` row is locked first, so concurrent moves onto one chef take
 # turns (the later one then fails the constraint at once: exclusion_violation, run again) instead
 # of deadlocking. The second branch returns the current row and whether any chef was free.
-RESCHEDULE_BOOKING = f"""
+RESCHEDULE_BOOKING = (
+    sql.SQL("""
 WITH free AS (
     SELECT chef FROM generate_series(1, %(chef_count)s::int) AS chef
-    WHERE {_CHEF_FREE.format(exclude=" AND b.id <> %(id)s")}
+    WHERE {chef_free}
     ORDER BY chef <> %(current_chef)s, chef
     LIMIT 1
 ), locked AS (
@@ -106,19 +197,27 @@ WITH free AS (
         followup_due_at = %(due)s, version = bk.version + 1, updated_at = now()
     FROM locked
     WHERE bk.id = %(id)s AND bk.version = %(version)s AND bk.status = 'confirmed'
-    RETURNING {_qualified("bk")}
+    RETURNING {bk_columns}
 )
 SELECT 'updated' AS outcome, upd.* FROM upd
 UNION ALL
-SELECT CASE WHEN EXISTS (SELECT 1 FROM free) THEN 'retry' ELSE 'full' END AS outcome, {COLUMNS}
+SELECT CASE WHEN EXISTS (SELECT 1 FROM free) THEN 'retry' ELSE 'full' END AS outcome, {columns}
 FROM bookings WHERE id = %(id)s AND NOT EXISTS (SELECT 1 FROM upd)
-"""  # noqa: S608 - constant fragments only
+""")
+    .format(
+        chef_free=_chef_free("%(start)s", "%(held_until)s", " AND b.id <> %(id)s"),
+        bk_columns=columns("bk"),
+        columns=columns(),
+    )
+    .as_string()
+)
 
 # Which candidate starts (with the ends of their holds) have a free chef: GET /availability for up
 # to 14 days, and the 409's next_free_starts, in one statement either way. A chef is free exactly
-# when the create statement's test (``_CHEF_FREE``, the exclusion constraint's overlap) passes, so a
+# when the create statement's test (``_chef_free``, the exclusion constraint's overlap) passes, so a
 # start listed here is one that create can book.
-FREE_STARTS = f"""
+FREE_STARTS = (
+    sql.SQL("""
 SELECT s.start
 FROM (
     SELECT to_timestamp(e) AS start, to_timestamp(e) + %(hold)s::interval AS held_until
@@ -126,14 +225,13 @@ FROM (
 ) AS s
 WHERE EXISTS (
     SELECT 1 FROM generate_series(1, %(chef_count)s::int) AS chef
-    WHERE {
-    _CHEF_FREE.replace("%(start)s", "s.start")
-    .replace("%(held_until)s", "s.held_until")
-    .format(exclude=" AND b.id IS DISTINCT FROM %(exclude)s::uuid")
-}
+    WHERE {chef_free}
 )
 ORDER BY s.start
-"""  # noqa: S608 - constant fragments only
+""")
+    .format(chef_free=_chef_free("s.start", "s.held_until", " AND b.id IS DISTINCT FROM %(exclude)s::uuid"))
+    .as_string()
+)
 
 # POST /bookings/search: one statement, keyset-paginated on (event_start, id). Only the filters
 # given are part of the WHERE clause (fixed fragments, values as parameters), so each one can use
@@ -141,30 +239,31 @@ ORDER BY s.start
 # event_start, id), or (event_start, id) alone. A local-date bound is checked exactly in the
 # booking's own zone, and coarsely (a day's margin) on event_start, which the index can use.
 _SEARCH_FILTERS = {
-    "conversation_id": "conversation_id = %(conversation_id)s",
-    "phone": "customer_phone = %(phone)s",
-    "email": "customer_email = %(email)s",
-    "status": "status = %(status)s",
-    "from": """event_start >= (%(from)s::date - 1)::timestamp AT TIME ZONE 'UTC'
-        AND (event_start AT TIME ZONE timezone)::date >= %(from)s::date""",
-    "to": """event_start < (%(to)s::date + 2)::timestamp AT TIME ZONE 'UTC'
-        AND (event_start AT TIME ZONE timezone)::date <= %(to)s::date""",
+    "conversation_id": sql.SQL("conversation_id = %(conversation_id)s"),
+    "phone": sql.SQL("customer_phone = %(phone)s"),
+    "email": sql.SQL("customer_email = %(email)s"),
+    "status": sql.SQL("status = %(status)s"),
+    "from": sql.SQL("""event_start >= (%(from)s::date - 1)::timestamp AT TIME ZONE 'UTC'
+        AND (event_start AT TIME ZONE timezone)::date >= %(from)s::date"""),
+    "to": sql.SQL("""event_start < (%(to)s::date + 2)::timestamp AT TIME ZONE 'UTC'
+        AND (event_start AT TIME ZONE timezone)::date <= %(to)s::date"""),
     # no filter at all: confirmed, from today in the booking's zone on
-    "today": """event_start >= now() - interval '2 days'
-        AND (event_start AT TIME ZONE timezone)::date >= (now() AT TIME ZONE timezone)::date""",
-    "after": "(event_start, id) > (%(after_start)s::timestamptz, %(after_id)s::uuid)",
+    "today": sql.SQL("""event_start >= now() - interval '2 days'
+        AND (event_start AT TIME ZONE timezone)::date >= (now() AT TIME ZONE timezone)::date"""),
+    "after": sql.SQL("(event_start, id) > (%(after_start)s::timestamptz, %(after_id)s::uuid)"),
 }
+_SEARCH = sql.SQL("SELECT {columns} FROM bookings WHERE {where} ORDER BY event_start, id LIMIT %(limit)s")
 
 
 def search_sql(filters: list[str]) -> str:
     """The search statement for the named ``_SEARCH_FILTERS`` (a fixed text per combination)."""
-    where = " AND ".join(f"({_SEARCH_FILTERS[name]})" for name in filters) or "true"
-    return f"SELECT {COLUMNS} FROM bookings WHERE {where} ORDER BY event_start, id LIMIT %(limit)s"  # noqa: S608 - constant fragments only
+    where = sql.SQL(" AND ").join(sql.SQL("({})").format(_SEARCH_FILTERS[name]) for name in filters)
+    return _SEARCH.format(columns=columns(), where=where if filters else sql.SQL("true")).as_string()
 
 
 def create_booking(
     db: Database, *, fields: dict[str, Any], key: str | None, request_hash: str, attempts: int
-) -> dict[str, Any] | None:
+) -> CreateRow | None:
     """Run ``CREATE_BOOKING`` until it answers: a row whose ``outcome`` is ``created`` or ``existing``,
     or ``None`` when the slot is full.
 
@@ -181,29 +280,36 @@ def create_booking(
             if exc.sqlstate != EXCLUSION_VIOLATION:
                 raise
             continue
-        if row is not None and row["outcome"] == "retry":
+        if row is not None and row["outcome"] == Created.RETRY:
             continue
         if row is None and key_retry:
             key_retry = False
             continue
-        return row
+        if row is None:
+            return None
+        row["outcome"] = Created(row["outcome"])
+        return cast(CreateRow, row)
     return None
 
 
-def get_booking(db: Database, booking_id: UUID) -> dict[str, Any] | None:
-    return db.fetchone(GET_BOOKING, {"id": booking_id})
+def get_booking(db: Database, booking_id: UUID) -> BookingRow | None:
+    return cast(BookingRow | None, db.fetchone(GET_BOOKING, {"id": booking_id}))
 
 
-def cancel_booking(db: Database, booking_id: UUID) -> dict[str, Any] | None:
-    return db.fetchone(CANCEL_BOOKING, {"id": booking_id})
+def cancel_booking(db: Database, booking_id: UUID) -> CancelRow | None:
+    return cast(CancelRow | None, db.fetchone(CANCEL_BOOKING, {"id": booking_id}))
 
 
 def reschedule_booking(
     db: Database, booking_id: UUID, *, version: int, current_chef: int, slot: dict[str, Any]
-) -> dict[str, Any] | None:
-    """One attempt; the row's ``outcome`` is ``updated``, ``full`` or ``retry`` (the row changed
-    under us: read it again). ``None``: the booking does not exist. exclusion_violation propagates."""
-    return db.fetchone(RESCHEDULE_BOOKING, {**slot, "id": booking_id, "version": version, "current_chef": current_chef})
+) -> RescheduleRow | None:
+    """One attempt (``Rescheduled`` says what it did). ``None``: the booking does not exist.
+    exclusion_violation propagates."""
+    row = db.fetchone(RESCHEDULE_BOOKING, {**slot, "id": booking_id, "version": version, "current_chef": current_chef})
+    if row is None:
+        return None
+    row["outcome"] = Rescheduled(row["outcome"])
+    return cast(RescheduleRow, row)
 
 
 def free_starts(
@@ -226,7 +332,7 @@ def free_starts(
 
 def search_bookings(
     db: Database, filters: dict[str, Any], *, after: tuple[datetime, UUID] | None, limit: int
-) -> list[dict[str, Any]]:
+) -> list[BookingRow]:
     """Up to ``limit`` bookings matching ``filters`` (keys of ``_SEARCH_FILTERS``; ``{"today": True}``
     for the default view) after the ``after`` key (event_start, id), in that order."""
     names = [name for name in _SEARCH_FILTERS if name in filters]
@@ -234,4 +340,4 @@ def search_bookings(
     if after is not None:
         names.append("after")
         params["after_start"], params["after_id"] = after
-    return db.fetchall(search_sql(names), params)
+    return cast(list[BookingRow], db.fetchall(search_sql(names), params))

@@ -165,7 +165,7 @@ def request_hash(body: BookingIn) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def to_out(row: dict[str, Any]) -> BookingOut:
+def to_out(row: repository.BookingRow) -> BookingOut:
     zone = ZoneInfo(row["timezone"])
     return BookingOut(
         id=row["id"],
@@ -283,7 +283,7 @@ def _fingerprint(filters: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(filters, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _cursor(row: dict[str, Any], fingerprint: str) -> str:
+def _cursor(row: repository.BookingRow, fingerprint: str) -> str:
     key = {"s": row["event_start"].astimezone(UTC).isoformat(), "i": str(row["id"]), "f": fingerprint}
     return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
 
@@ -341,7 +341,7 @@ def create_booking(
     )
     if row is None:
         raise _slot_full(body.event_start, zone, body.duration_minutes, settings, now)
-    if row["outcome"] == "existing":
+    if row["outcome"] is repository.Created.EXISTING:
         if row["request_hash"] != digest:
             raise IdempotencyKeyReused(
                 "This Idempotency-Key was used for a different booking request; use a new key.",
@@ -423,13 +423,13 @@ def reschedule_booking(booking_id: UUID, body: RescheduleIn, *, correlation_id: 
         if row is None:
             current = None
             continue
-        if row["outcome"] == "updated":
+        if row["outcome"] is repository.Rescheduled.UPDATED:
             _enqueue(schedule_job(row["id"], row["version"], correlation_id))
             return to_out(row)
         if row["version"] != current["version"] or row["status"] != current["status"]:
             current = row  # changed since we read it: decide again on the new state
             continue
-        if row["outcome"] == "full":
+        if row["outcome"] is repository.Rescheduled.FULL:
             raise _slot_full(body.event_start, zone, duration, settings, now, exclude=booking_id)
         current = repository.get_booking(db, booking_id)  # changed after this statement's snapshot
     raise Conflict("The booking is being changed concurrently; retry.")

@@ -1,32 +1,29 @@
 """SQL of follow-ups. Set-based: each function is one statement for a whole batch of jobs.
 
-Messages the worker adds to a conversation (the booking confirmation, the follow-up itself) go in
-with the conversations' invariants kept in the same statement: ``ON CONFLICT`` on the messages'
-idempotency key does nothing for a repeat, and the conversation row is created or has its
-``message_count`` / ``last_message_at`` advanced by exactly the messages inserted (grouped, since
-one batch may hold two bookings of one conversation). The foreign key from messages to
-conversations is checked at the end of the statement, when the conversation exists.
+The messages the worker adds to conversations (the booking confirmation, the follow-up itself) go
+in with ``hibachi.conversations.repository.INSERT_MESSAGES_CTE`` (the conversations' SQL has one
+owner); the booking columns are ``hibachi.bookings.repository.columns``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from psycopg.types.json import Jsonb
+from psycopg import sql
 
+from hibachi.bookings.repository import columns as booking_columns
+from hibachi.conversations.repository import INSERT_MESSAGES_CTE, Messages
 from hibachi.db import Database
 
-BOOKING_FIELDS = """b.id, b.status, b.version, b.chef_id, b.event_start, b.event_end, b.timezone, b.duration_minutes,
-    b.guest_count, b.customer_name, b.customer_phone, b.customer_email, b.address, b.conversation_id,
-    b.followup_due_at"""
+__all__ = ["Messages"]  # re-exported: the service builds the batch it hands to these statements
 
 # schedule_followup, statement 1: make each booking's follow-up row match the booking's current
 # version (pending when confirmed, cancelled when cancelled); never move a row backwards to an
 # older version, nor touch one already sent. Returns each booking with its follow-up as it now is
 # (``changed``: this statement wrote it).
-SYNC_FOLLOWUPS = f"""
+SYNC_FOLLOWUPS = (
+    sql.SQL("""
 WITH target AS (
     SELECT DISTINCT unnest(%(ids)s::uuid[]) AS id
 ), up AS (
@@ -39,7 +36,7 @@ WITH target AS (
     WHERE f.version < EXCLUDED.version AND f.status <> 'sent'
     RETURNING f.booking_id, f.version, f.status
 )
-SELECT {BOOKING_FIELDS},
+SELECT {booking},
        up.booking_id IS NOT NULL AS changed,
        COALESCE(up.version, f.version) AS followup_version,
        COALESCE(up.status, f.status) AS followup_status,
@@ -48,30 +45,16 @@ FROM bookings b
 JOIN target t ON t.id = b.id
 LEFT JOIN up ON up.booking_id = b.id
 LEFT JOIN followups f ON f.booking_id = b.id
-"""  # noqa: S608 - constant fragments only
-
-_INSERT_MESSAGES = """
-msg_in AS (
-    SELECT * FROM unnest(%(m_cids)s::text[], %(m_roles)s::text[], %(m_contents)s::text[], %(m_meta)s::jsonb[],
-                         %(m_keys)s::text[]) AS m(conversation_id, role, content, metadata, idempotency_key)
-), msg AS (
-    INSERT INTO messages (conversation_id, role, content, metadata, idempotency_key)
-    SELECT conversation_id, role, content, metadata, idempotency_key FROM msg_in
-    ON CONFLICT ON CONSTRAINT messages_idempotency_key DO NOTHING
-    RETURNING conversation_id, created_at
-), conv AS (
-    INSERT INTO conversations AS c (id, created_at, last_message_at, message_count)
-    SELECT conversation_id, min(created_at), max(created_at), count(*) FROM msg GROUP BY conversation_id
-    ON CONFLICT (id) DO UPDATE SET
-        message_count   = c.message_count + EXCLUDED.message_count,
-        last_message_at = GREATEST(c.last_message_at, EXCLUDED.last_message_at)
-    RETURNING c.id
-)"""
+""")
+    .format(booking=booking_columns("b"))
+    .as_string()
+)
 
 # schedule_followup, statement 2: the conversation messages; the schedules created (for the
 # follow-up version they were made for); and which bookings' follow-ups are fully handled.
-FINISH_SCHEDULES = f"""
-WITH {_INSERT_MESSAGES}, sched AS (
+FINISH_SCHEDULES = (
+    sql.SQL("""
+WITH {insert_messages}, sched AS (
     UPDATE followups f SET scheduled_at = now(), schedule_name = s.name, updated_at = now()
     FROM unnest(%(s_ids)s::uuid[], %(s_versions)s::int[], %(s_names)s::text[]) AS s(id, version, name)
     WHERE f.booking_id = s.id AND f.version = s.version AND f.status = 'pending'
@@ -84,12 +67,16 @@ WITH {_INSERT_MESSAGES}, sched AS (
 )
 SELECT (SELECT count(*) FROM msg) AS messages, (SELECT count(*) FROM sched) AS scheduled,
        (SELECT count(*) FROM synced) AS synced
-"""  # noqa: S608 - constant fragments only
+""")
+    .format(insert_messages=INSERT_MESSAGES_CTE)
+    .as_string()
+)
 
 # send_followup, statement 1: claim. Only a pending follow-up of the job's version, whose booking
 # is still confirmed at that same version, and which is due (``slack`` seconds of early firing
 # allowed), moves to 'sending'; a stale, cancelled, sent or early job claims nothing.
-CLAIM_SENDS = f"""
+CLAIM_SENDS = (
+    sql.SQL("""
 WITH req AS (
     SELECT DISTINCT r.id, r.version FROM unnest(%(ids)s::uuid[], %(versions)s::int[]) AS r(id, version)
 )
@@ -98,14 +85,18 @@ FROM req, bookings b
 WHERE f.booking_id = req.id AND f.version = req.version AND f.status = 'pending'
   AND b.id = f.booking_id AND b.status = 'confirmed' AND b.version = f.version
   AND f.due_at <= now() + make_interval(secs => %(slack)s)
-RETURNING {BOOKING_FIELDS}, f.version AS followup_version,
+RETURNING {booking}, f.version AS followup_version,
     (SELECT c.channel FROM conversations c WHERE c.id = b.conversation_id) AS channel
-"""  # noqa: S608 - constant fragments only
+""")
+    .format(booking=booking_columns("b"))
+    .as_string()
+)
 
 # send_followup, statement 2: the follow-up messages of the published ones; 'sent' for those,
 # back to 'pending' (to be retried) for those whose publish failed.
-FINISH_SENDS = f"""
-WITH {_INSERT_MESSAGES}, done AS (
+FINISH_SENDS = (
+    sql.SQL("""
+WITH {insert_messages}, done AS (
     UPDATE followups f SET
         status = CASE WHEN d.ok THEN 'sent' ELSE 'pending' END,
         sent_at = CASE WHEN d.ok THEN now() END,
@@ -116,7 +107,10 @@ WITH {_INSERT_MESSAGES}, done AS (
     RETURNING f.booking_id, f.status
 )
 SELECT (SELECT count(*) FROM msg) AS messages, (SELECT count(*) FROM done WHERE status = 'sent') AS sent
-"""  # noqa: S608 - constant fragments only
+""")
+    .format(insert_messages=INSERT_MESSAGES_CTE)
+    .as_string()
+)
 
 # Reconciler: bookings whose follow-up has not been handled for their current version (the
 # schedule_followup job was lost, or keeps failing) for longer than the grace period.
@@ -144,33 +138,6 @@ UNION ALL
  ORDER BY f.due_at
  LIMIT %(limit)s)
 """
-
-
-@dataclass
-class Messages:
-    """Messages to add to conversations, column-wise (for ``unnest``)."""
-
-    cids: list[str] = field(default_factory=list)
-    roles: list[str] = field(default_factory=list)
-    contents: list[str] = field(default_factory=list)
-    meta: list[Jsonb] = field(default_factory=list)
-    keys: list[str] = field(default_factory=list)
-
-    def add(self, conversation_id: str, role: str, content: str, metadata: dict[str, Any], key: str) -> None:
-        self.cids.append(conversation_id)
-        self.roles.append(role)
-        self.contents.append(content)
-        self.meta.append(Jsonb(metadata))
-        self.keys.append(key)
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "m_cids": self.cids,
-            "m_roles": self.roles,
-            "m_contents": self.contents,
-            "m_meta": self.meta,
-            "m_keys": self.keys,
-        }
 
 
 def sync_followups(db: Database, booking_ids: list[UUID]) -> list[dict[str, Any]]:
