@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypedDict, cast
+from uuid import UUID
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from hibachi.db import Database
+
+
+class MessageRow(TypedDict):
+    """A stored message, as the statements here return it."""
+
+    seq: int
+    id: UUID
+    conversation_id: str
+    role: str
+    content: str
+    emotion_score: float | None
+    metadata: dict[str, Any] | None
+    created_at: datetime
+
+
+class InsertedMessageRow(MessageRow):
+    created: bool  # False: the Idempotency-Key's original message
+
 
 # Insert the message and create-or-update its conversation in ONE statement. The message goes
 # first (ON CONFLICT on the idempotency key does nothing for a retry); the conversation row is
@@ -107,6 +129,58 @@ LIMIT %(limit)s
 """
 
 
+# Many messages added by the worker (booking confirmations, follow-ups): the CTEs ``msg_in``, ``msg``
+# and ``conv`` for a statement's WITH clause (``{insert_messages}``, parameters from
+# ``Messages.params()``). ``ON CONFLICT`` on the messages' idempotency key does nothing for a repeat,
+# and each conversation is created or has ``message_count`` / ``last_message_at`` advanced by
+# exactly the messages inserted (grouped: one batch may hold two messages of one conversation). The
+# foreign key from messages to conversations is checked at the end of the statement.
+INSERT_MESSAGES_CTE = sql.SQL("""
+msg_in AS (
+    SELECT * FROM unnest(%(m_cids)s::text[], %(m_roles)s::text[], %(m_contents)s::text[], %(m_meta)s::jsonb[],
+                         %(m_keys)s::text[]) AS m(conversation_id, role, content, metadata, idempotency_key)
+), msg AS (
+    INSERT INTO messages (conversation_id, role, content, metadata, idempotency_key)
+    SELECT conversation_id, role, content, metadata, idempotency_key FROM msg_in
+    ON CONFLICT ON CONSTRAINT messages_idempotency_key DO NOTHING
+    RETURNING conversation_id, created_at
+), conv AS (
+    INSERT INTO conversations AS c (id, created_at, last_message_at, message_count)
+    SELECT conversation_id, min(created_at), max(created_at), count(*) FROM msg GROUP BY conversation_id
+    ON CONFLICT (id) DO UPDATE SET
+        message_count   = c.message_count + EXCLUDED.message_count,
+        last_message_at = GREATEST(c.last_message_at, EXCLUDED.last_message_at)
+    RETURNING c.id
+)""")
+
+
+@dataclass
+class Messages:
+    """Messages to add to conversations with ``INSERT_MESSAGES_CTE``, column-wise (for ``unnest``)."""
+
+    cids: list[str] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)
+    contents: list[str] = field(default_factory=list)
+    meta: list[Jsonb] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+
+    def add(self, conversation_id: str, role: str, content: str, metadata: dict[str, Any], key: str) -> None:
+        self.cids.append(conversation_id)
+        self.roles.append(role)
+        self.contents.append(content)
+        self.meta.append(Jsonb(metadata))
+        self.keys.append(key)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "m_cids": self.cids,
+            "m_roles": self.roles,
+            "m_contents": self.contents,
+            "m_meta": self.meta,
+            "m_keys": self.keys,
+        }
+
+
 def insert_message(
     db: Database,
     *,
@@ -118,13 +192,13 @@ def insert_message(
     idempotency_key: str | None,
     customer_id: str | None,
     channel: str | None,
-) -> dict[str, Any] | None:
+) -> InsertedMessageRow | None:
     """Store a message; the row has ``created`` False when the idempotency key was seen before.
 
     ``None`` only in the rare race where the original request with the same key is committing
     concurrently; calling again returns it.
     """
-    return db.fetchone(
+    row = db.fetchone(
         INSERT_MESSAGE,
         {
             "cid": conversation_id,
@@ -137,6 +211,7 @@ def insert_message(
             "channel": channel,
         },
     )
+    return cast(InsertedMessageRow | None, row)
 
 
 def get_conversation(db: Database, conversation_id: str) -> dict[str, Any] | None:

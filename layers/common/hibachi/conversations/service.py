@@ -25,7 +25,7 @@ def emotion_job(conversation_id: str, seq: int, correlation_id: str | None) -> j
     )
 
 
-def _message(row: dict[str, Any], conversation_id: str) -> MessageOut:
+def _message(row: repository.MessageRow | dict[str, Any], conversation_id: str) -> MessageOut:
     return MessageOut(
         id=row["id"],
         conversation_id=conversation_id,
@@ -43,7 +43,7 @@ def post_message(
     """Store ``message`` (one round trip), then enqueue its emotion job. Returns (message, created)."""
     db = get_db()
 
-    def insert() -> dict[str, Any] | None:
+    def insert() -> repository.InsertedMessageRow | None:
         return repository.insert_message(
             db,
             conversation_id=conversation_id,
@@ -61,7 +61,7 @@ def post_message(
         row = insert()
     if row is None:
         raise Unprocessable("A request with this Idempotency-Key is still in progress; retry.")
-    created = bool(row["created"])
+    created = row["created"]
     if created and message.emotion_score is not None:
         with timed_ms() as elapsed:
             sent = jobs.get_queue().send(emotion_job(conversation_id, row["seq"], correlation_id))
