@@ -43,8 +43,14 @@ TIERS = {
 TESTS = Path(__file__).resolve().parent
 
 
+TIER_ORDER = {"unit": 0, "integration": 1, "system": 2}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark each test with its folder's tier; the unit tier runs with sockets disabled."""
+    """Mark each test with its folder's tier; the unit tier runs with sockets disabled, and first:
+    no thread of a later tier's stack (the session-long one of tests/http) is alive while sockets
+    are blocked. Folders stay contiguous, in their order, within a tier."""
+    tiers: dict[int, str] = {}
     for item in items:
         parts = item.path.relative_to(TESTS).parts
         tier = TIERS.get(parts[0]) if len(parts) > 1 else None
@@ -53,8 +59,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 f"tests/{'/'.join(parts)}: its folder has no test tier (TIERS in tests/conftest.py)"
             )
         item.add_marker(tier)
+        tiers[id(item)] = tier
         if tier == "unit":
             item.add_marker(pytest.mark.disable_socket)
+    items.sort(key=lambda item: TIER_ORDER[tiers[id(item)]])
 
 
 @pytest.fixture(scope="session")
