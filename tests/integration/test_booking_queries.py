@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hibachi import settings as settings_module
 
-from local.events import http_event
+from testkit.events import http_event
 from tests.conftest import ROOT, load_function
 from tests.integration.test_bookings import PATCH, booking_body, call, count_bookings, create, local_start
 
