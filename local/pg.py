@@ -59,8 +59,17 @@ def _reachable_by(path: Path, user: str) -> bool:
 
 
 def _port_taken(port: int) -> bool:
+    """A server listens on ``port``, or a socket holds it (a client's ephemeral port in the same
+    range: the server's bind would fail with "Address already in use")."""
     with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        if s.connect_ex(("127.0.0.1", port)) == 0:
+            return True
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 def _free_port() -> int:
