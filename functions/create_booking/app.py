@@ -44,7 +44,21 @@ if TYPE_CHECKING:
         OpenAPIResponseContentSchema,
     )
 
-app = create_app()
+_BOOKING_ID = {"booking_id": "$response.body#/id"}
+# A created (or replayed) booking leads to the operations on it (OpenAPI links)
+app = create_app(
+    links=[
+        (("post", "/bookings"), ("201", "200"), "GetBooking", ("get", "/bookings/{booking_id}"), _BOOKING_ID),
+        (("post", "/bookings"), ("201", "200"), "RescheduleBooking", ("patch", "/bookings/{booking_id}"), _BOOKING_ID),
+        (
+            ("post", "/bookings"),
+            ("201", "200"),
+            "CancelBooking",
+            ("post", "/bookings/{booking_id}/cancel"),
+            _BOOKING_ID,
+        ),
+    ]
+)
 
 # The route table: each route's operation and the scope template.yaml's authorizer requires on it
 OPERATIONS = {

@@ -17,6 +17,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from hibachi.api import Route, create_app, handle
 from hibachi.conversations import service
 from hibachi.conversations.models import ConversationOut, MessageIn, MessageOut, MessagePage
+from hibachi.conversations.service import CURSOR_PATTERN
 from hibachi.observability import logger, metrics
 from hibachi.settings import require_on_aws
 from hibachi.validation import ID_PATTERN
@@ -80,7 +81,14 @@ def get_conversation(conversation_id: ConversationId) -> ConversationOut:
 def list_messages(
     conversation_id: ConversationId,
     limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
-    before: Annotated[str | None, Query(max_length=64, description="next_cursor of the newer page")] = None,
+    before: Annotated[
+        str | None,
+        Query(
+            max_length=20,
+            pattern=CURSOR_PATTERN,
+            description="`next_cursor` of the newer page: `m` and a message sequence number, such as m42",
+        ),
+    ] = None,
 ) -> MessagePage:
     return service.list_messages(conversation_id, limit=limit, before=before)
 

@@ -45,13 +45,13 @@ CASES = [
 # Booking writes have rules no JSON schema states (at least MIN_LEAD_HOURS ahead, an existing
 # local time in the zone, a known zone, a local time without offset): schema-valid bodies
 # are mostly refused with a documented 422, so "valid data accepted" does not apply to them.
-# The same for the history's ``before`` and the search's ``cursor``: opaque cursors only this API
-# hands out; and for availability's and the search's dates and zones (a known IANA zone, a real
-# calendar date, `to` not before `from`, a range within the calendar).
+# The same for the search's ``cursor``: an opaque cursor only this API hands out (the history's
+# ``before`` has a documented pattern that every one of its cursors matches); and for
+# availability's and the search's dates and zones (a known IANA zone, a real calendar date, `to`
+# not before `from`, a range within the calendar).
 BUSINESS_RULES = {
     ("POST", "/bookings"),
     ("PATCH", "/bookings/{booking_id}"),
-    ("GET", "/conversations/{conversation_id}/messages"),
     ("GET", "/availability"),
     ("POST", "/bookings/search"),
 }

@@ -41,7 +41,9 @@ def test_cursor_round_trip(seq):
     assert decode_cursor(encode_cursor(seq)) == seq
 
 
-@pytest.mark.parametrize("cursor", ["", "abc", encode_cursor(1)[:-1] + "!", "bTA", "bS0x", "eDE"])
+@pytest.mark.parametrize(
+    "cursor", ["", "abc", "m", "m0", "m01", "m-1", "m1 ", "m1\n", "M1", "m" + "9" * 20, "m\u0663", "bTE", "m\uff11"]
+)
 def test_bad_cursor_is_422(cursor):
     with pytest.raises(Unprocessable):
         decode_cursor(cursor)

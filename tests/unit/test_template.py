@@ -269,12 +269,34 @@ def test_the_keys_cloudwatch_statement_is_conditioned_on_the_stacks_alarms(res):
         assert alarm["Properties"]["AlarmName"]["Fn::Sub"].startswith("${AWS::StackName}-")
 
 
-def test_settings_environment(tpl):
-    env = tpl["Globals"]["Function"]["Environment"]["Variables"]
+DB_FUNCTIONS = ["StoreMessageFunction", "CreateBookingFunction", "HealthFunction", "FollowupWorkerFunction"]
+DB_FUNCTIONS += ["MigrateFunction"]
+
+
+@pytest.mark.parametrize("function", DB_FUNCTIONS)
+def test_database_settings_of_the_functions_that_connect(tpl, function):
+    env = _fn_props(tpl, function)["Environment"]["Variables"]
     assert env["DB_HOST"] == {"Fn::GetAtt": ["DbProxy", "Endpoint"]}
-    assert env["DB_USER"] == "hibachi_application" and env["DB_NAME"] == {"Ref": "DbName"}
+    assert env["DB_NAME"] == {"Ref": "DbName"}
     assert env["DB_SSLMODE"] == "verify-full"
     assert env["DB_IAM_AUTH"] == "true"
+    vpc = _fn_props(tpl, function)["VpcConfig"]
+    assert vpc["SecurityGroupIds"] == [{"Ref": "FunctionSecurityGroup"}]
+    assert vpc["SubnetIds"] == {"Ref": "PrivateSubnetIds"}
+
+
+def test_the_docs_function_has_no_vpc_and_no_database_settings(tpl, res):
+    props = _fn_props(tpl, "DocsFunction")
+    assert "VpcConfig" not in props
+    assert not [k for k in (props.get("Environment") or {}).get("Variables", {}) if k.startswith("DB_")]
+    managed = res["DocsRole"]["Properties"]["ManagedPolicyArns"]
+    assert len(managed) == 1 and managed[0]["Fn::Sub"].endswith("AWSLambdaBasicExecutionRole")
+    assert "Policies" not in res["DocsRole"]["Properties"]
+
+
+def test_settings_environment(tpl):
+    env = tpl["Globals"]["Function"]["Environment"]["Variables"]
+    assert not [k for k in env if k.startswith("DB_")]  # per function: the docs function has none
     assert env["JOBS_QUEUE_URL"] == {"Ref": "JobsQueue"}
     assert env["POWERTOOLS_SERVICE_NAME"] == "hibachi"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}
@@ -717,3 +739,21 @@ def test_the_public_health_route_has_its_own_throttle_and_a_cached_probe(tpl, re
     assert default["ThrottlingRateLimit"] == {"Ref": "ApiThrottlingRateLimit"}
     env = _fn_props(tpl, "HealthFunction")["Environment"]["Variables"]
     assert 1 <= float(env["HEALTH_CACHE_SECONDS"]) <= 10
+
+
+def test_with_vpc_endpoints_function_egress_goes_to_them_s3_and_the_proxy_only(tpl, res):
+    sg = res["FunctionSecurityGroup"]["Properties"]
+    (proxy,) = sg["SecurityGroupEgress"]
+    assert proxy["DestinationSecurityGroupId"] == {"Ref": "ProxySecurityGroup"} and proxy["FromPort"] == 5432
+    egress = _of_type(res, "AWS::EC2::SecurityGroupEgress")
+    restricted = {k: v for k, v in egress.items() if v.get("Condition") == "EgressThroughEndpoints"}
+    anywhere = {k: v for k, v in egress.items() if v.get("Condition") == "EgressThroughNat"}
+    targets = sorted(
+        next(iter({k: v for k, v in r["Properties"].items() if k.startswith("Destination")}.values()))["Ref"]
+        for r in restricted.values()
+    )
+    assert targets == ["EndpointSecurityGroup", "S3PrefixListId"]
+    assert all(r["Properties"]["FromPort"] == r["Properties"]["ToPort"] == 443 for r in egress.values())
+    (nat,) = anywhere.values()
+    assert nat["Properties"]["CidrIp"] == "0.0.0.0/0"
+    assert tpl["Conditions"]["EgressThroughNat"] == {"Fn::Not": [{"Condition": "EgressThroughEndpoints"}]}

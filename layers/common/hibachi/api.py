@@ -180,32 +180,59 @@ def document_auth(doc: dict[str, Any], public: Collection[str]) -> dict[str, Any
     return doc
 
 
+# An OpenAPI link: (method, path) of the operation that answers, its status codes, the link's name,
+# (method, path) of the operation it leads to, and that operation's parameters from the answer.
+Link = tuple[tuple[str, str], Sequence[str], str, tuple[str, str], Mapping[str, str]]
+
+
+def document_links(doc: dict[str, Any], links: Sequence[Link]) -> dict[str, Any]:
+    """Add OpenAPI links (``responses.<code>.links``): a client, or schemathesis' stateful phase,
+    follows a created resource to the operations on it."""
+    paths = doc.get("paths") or {}
+    for (method, path), codes, name, (to_method, to_path), parameters in links:
+        source, target = paths.get(path, {}).get(method), paths.get(to_path, {}).get(to_method)
+        if not isinstance(source, dict) or not isinstance(target, dict) or "operationId" not in target:
+            continue
+        for code in codes:
+            response = source.get("responses", {}).get(code)
+            if isinstance(response, dict):
+                response.setdefault("links", {})[name] = {
+                    "operationId": target["operationId"],
+                    "parameters": dict(parameters),
+                }
+    return doc
+
+
 class _Resolver(APIGatewayHttpResolver):
     """Powertools' resolver, with two changes:
 
     - path parameters are percent-decoded (Powertools matches them on the raw path, so a client
       that encodes ``:`` in ``web%3Ademo-1``, as ``encodeURIComponent`` does, got a 422);
-    - its OpenAPI document also shows the error answers (``document_errors``, ``document_auth``).
+    - its OpenAPI document also shows the error answers (``document_errors``, ``document_auth``)
+      and the links between operations (``document_links``).
     """
 
-    def __init__(self, *, public: Collection[str] = (), **kwargs: Any):
+    def __init__(self, *, public: Collection[str] = (), links: Sequence[Link] = (), **kwargs: Any):
         super().__init__(**kwargs)
         self._public_paths = tuple(public)
+        self._links = tuple(links)
 
     def _convert_matches_into_route_keys(self, match: Any) -> dict[str, str]:
         return {key: unquote(value) for key, value in super()._convert_matches_into_route_keys(match).items()}
 
     def get_openapi_json_schema(self, **kwargs: Any) -> str:
         doc = document_errors(json.loads(super().get_openapi_json_schema(**kwargs)))
-        return json.dumps(document_auth(doc, self._public_paths), indent=2)
+        doc = document_links(document_auth(doc, self._public_paths), self._links)
+        return json.dumps(doc, indent=2)
 
 
-def create_app(public: Collection[str] = ()) -> APIGatewayHttpResolver:
+def create_app(public: Collection[str] = (), links: Sequence[Link] = ()) -> APIGatewayHttpResolver:
     """A resolver with request validation and the app's error mapping. ``public``: the paths the
-    template serves without the JWT authorizer (for the document; the template decides). With
-    SnapStart on, the runtime hooks are registered here (``hibachi.snapstart``)."""
+    template serves without the JWT authorizer (for the document; the template decides);
+    ``links``: the OpenAPI links between its operations. With SnapStart on, the runtime hooks are
+    registered here (``hibachi.snapstart``)."""
     snapstart.register()
-    app = _Resolver(enable_validation=True, public=public)
+    app = _Resolver(enable_validation=True, public=public, links=links)
 
     def request_id() -> str | None:
         return _request_id(app.current_event.raw_event) if app.current_event else None

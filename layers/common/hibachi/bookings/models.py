@@ -26,6 +26,7 @@ from pydantic import (
     NaiveDatetime,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -56,8 +57,24 @@ def _zone(value: str) -> str:
     return value
 
 
+# What the API accepts as a local date-time, stated in the document: ISO 8601 without an offset, to
+# the minute or the second (a fraction up to microseconds), in ASCII digits. Checked before parsing,
+# so the document and the code agree (pydantic alone would take a space for "T", or an offset).
+LOCAL_DATETIME_PATTERN = (
+    r"^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$"
+)
+_LOCAL_DATETIME = re.compile(LOCAL_DATETIME_PATTERN)
+LOCAL_DATETIME_SCHEMA = {
+    "type": "string",
+    "pattern": LOCAL_DATETIME_PATTERN,
+    "description": "Local date-time without offset (ISO 8601), such as 2026-12-05T18:30",
+    "examples": ["2026-12-05T18:30"],
+}
+
+
 def _local_datetime_text(value: Any) -> Any:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not _LOCAL_DATETIME.fullmatch(value):
         # ValueError, not TypeError: pydantic turns only ValueError into a field error (422)
         raise ValueError("must be a local date-time string without offset, such as 2026-12-05T18:30")
     return value
@@ -80,7 +97,7 @@ Line = Annotated[Annotated[str, bounds(200, 1), STORABLE], AfterValidator(_not_b
 Phone = Annotated[Annotated[str, bounds(16, 8), STORABLE], StringConstraints(pattern=E164_PATTERN)]
 Email = Annotated[Annotated[str, bounds(254, 3), STORABLE], AfterValidator(_email)]
 Timezone = Annotated[Annotated[str, bounds(64, 1), STORABLE], AfterValidator(_zone)]
-LocalDateTime = Annotated[NaiveDatetime, BeforeValidator(_local_datetime_text)]
+LocalDateTime = Annotated[NaiveDatetime, BeforeValidator(_local_datetime_text), WithJsonSchema(LOCAL_DATETIME_SCHEMA)]
 Duration = Annotated[int, Field(ge=60, le=360, strict=True, description="Minutes, 60-360")]
 Guests = Annotated[int, Field(ge=1, le=100, strict=True)]
 LocalDate = Annotated[date, BeforeValidator(_iso_date_text)]

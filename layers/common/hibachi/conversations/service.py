@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
+import re
 from typing import Any
 
 from hibachi import jobs
@@ -82,26 +81,26 @@ def get_conversation(conversation_id: str) -> ConversationOut:
     return ConversationOut(**row, emotion_trend=trend)
 
 
+# The history's cursor: "m" and the sequence number of the oldest message of the page before, in ASCII
+# decimal without leading zeros (what the document states as the pattern of ``before``, so every
+# schema-valid cursor is one this API could have handed out: an old one just reads an older page).
+CURSOR_PATTERN = r"^m[1-9][0-9]{0,18}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
+
+
 def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"m{seq}".encode()).decode().rstrip("=")
+    return f"m{seq}"
 
 
 def decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("m") or not raw[1:].isdigit():
-            raise ValueError(cursor)
-        seq = int(raw[1:])
-        if seq <= 0 or seq >= 2**63:
-            raise ValueError(cursor)
-        return seq
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    if not _CURSOR.fullmatch(cursor):
         raise Unprocessable(
             "The request is not valid; see details.",
             details=[
                 {"loc": ["query", "before"], "msg": "not a cursor returned by this API", "type": "cursor_invalid"}
             ],
-        ) from None
+        )
+    return int(cursor[1:])
 
 
 def list_messages(conversation_id: str, *, limit: int, before: str | None) -> MessagePage:
