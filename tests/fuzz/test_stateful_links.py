@@ -1,0 +1,58 @@
+"""schemathesis' stateful phase over the OpenAPI links, through the local gateway: sequences that
+create a booking and follow its links to read, reschedule and cancel it, each answer checked
+against the document (every check; a booking write may be refused for business rules no schema
+states, so "valid data accepted" is off for those)."""
+
+from __future__ import annotations
+
+import os
+
+import schemathesis
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
+from schemathesis.config import SchemathesisConfig
+
+from tests.fuzz.test_openapi_fuzz import BUSINESS_RULES, CONFIG, unstorable
+
+STEPS = int(os.environ.get("FUZZ_STATEFUL_STEPS", "6"))
+RUNS = int(os.environ.get("FUZZ_STATEFUL_RUNS", "15"))
+
+
+def test_created_bookings_are_followed_through_their_links(rel):
+    url = f"{rel.stack.url}/openapi.json"
+    schema = schemathesis.openapi.from_url(url, config=SchemathesisConfig.from_str(CONFIG), timeout=60)
+    # "Authorization" as schemathesis names it: its ignored-auth check removes that header to resend
+    headers = {"Authorization": rel.headers()["authorization"]}
+    followed: list[str] = []
+
+    class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case):
+            return {"headers": headers, "timeout": 30}
+
+        def after_call(self, response, case):
+            followed.append(f"{case.method} {case.path} {response.status_code}")
+            assert response.status_code < 500, (case.as_curl_command(), response.status_code, response.text[:300])
+
+        def validate_response(self, response, case, **kwargs):
+            if (case.method, case.path) in BUSINESS_RULES:
+                return None  # rules no schema states (lead time, service hours, zones): no 5xx only
+            if unstorable([case.body, case.query, case.path_parameters, case.headers]):
+                assert response.status_code in (401, 403, 404, 413, 422), case.as_curl_command()
+                return None  # NUL or a lone surrogate: a 422 no JSON Schema can state
+            return super().validate_response(response, case, **kwargs)
+
+    run_state_machine_as_test(
+        Workflow,
+        settings=settings(
+            max_examples=RUNS,
+            stateful_step_count=STEPS,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
+    print(f"\nstateful: {len(followed)} calls; {sorted({c.rsplit(' ', 1)[0] for c in followed})}")
+    reached = {c.rsplit(" ", 1)[0] for c in followed}
+    assert {"POST /bookings", "GET /bookings/{booking_id}", "PATCH /bookings/{booking_id}"} <= reached
+    assert "POST /bookings/{booking_id}/cancel" in reached
