@@ -1,0 +1,69 @@
+"""CPU time of one job send, ``hibachi.sqs`` against a boto3 SQS client, in turns in one process:
+``python -m bench.sendcpu [--sends 300]``.
+
+Both send the same ``jobs.Job`` message to the same queue of moto's server (in this process, on
+loopback); each send's CPU is the calling thread's ``thread_time`` (building, signing, the HTTP
+exchange and parsing; not the wait for moto, which runs in other threads but shares the GIL, so
+both sides pay that alike). Alternating the two keeps the comparison fair on a loaded machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import bench  # noqa: F401 - sys.path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.sendcpu", description=__doc__)
+    parser.add_argument("--sends", type=int, default=300)
+    args = parser.parse_args(argv)
+    from bench.env import AWS_ENV, load
+
+    os.environ.update(AWS_ENV)
+    os.environ["MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR"] = "false"  # purge often: see bench.env.Moto.reset
+    from hibachi import jobs, sqs
+
+    from local.aws import MotoServer, client
+
+    server = MotoServer(port=0)
+    endpoint = server.start()
+    try:
+        boto = client("sqs", endpoint)
+        queue = boto.create_queue(QueueName="sendcpu")["QueueUrl"]
+        ours = sqs.Sqs("us-east-1", endpoint)
+        job = jobs.Job.new(jobs.EMOTION_STATS, "emotion_stats:c:1", {"conversation_id": "c"}, "bench")
+        cpu: dict[str, list[float]] = {"hibachi.sqs": [], "boto3": []}
+        before = load()
+        for i in range(args.sends + 10):
+            for name in ("hibachi.sqs", "boto3") if i % 2 else ("boto3", "hibachi.sqs"):
+                start = time.thread_time()
+                message = job.to_message()
+                if name == "boto3":
+                    boto.send_message(QueueUrl=queue, **message)
+                else:
+                    ours.send_message(queue, message)
+                if i >= 10:  # the first ones build the connection (and botocore its caches)
+                    cpu[name].append((time.thread_time() - start) * 1000)
+            if i % 50 == 0:
+                boto.purge_queue(QueueUrl=queue)
+    finally:
+        server.stop()
+    print(f"python -m bench.sendcpu --sends {args.sends} (load average {before} / {load()})\n")
+    print("| client | sends | CPU ms per send p50 | p95 |")
+    print("| --- | --- | --- | --- |")
+    for name, values in cpu.items():
+        values.sort()
+        p95 = values[int(len(values) * 0.95) - 1]
+        print(f"| {name} | {len(values)} | {statistics.median(values):.3f} | {p95:.3f} |")
+    ratio = statistics.median(cpu["hibachi.sqs"]) / statistics.median(cpu["boto3"])
+    print(f"\nhibachi.sqs / boto3, p50: {ratio:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
