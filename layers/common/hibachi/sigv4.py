@@ -13,6 +13,7 @@ the time is always ``X-Amz-Date``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -90,6 +91,7 @@ def _hmac(key: bytes, message: str) -> bytes:
     return hmac.new(key, message.encode("utf-8"), hashlib.sha256).digest()
 
 
+@functools.lru_cache(maxsize=16)  # one per day, region and service: saves 4 HMACs per request
 def signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
     key = _hmac(f"AWS4{secret_key}".encode(), date)
     return _hmac(_hmac(_hmac(key, region), service), "aws4_request")
