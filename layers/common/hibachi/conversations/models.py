@@ -33,6 +33,21 @@ class MessageIn(BaseModel):
     metadata: Metadata = Field(default_factory=dict, description="JSON object, at most 4 KB serialized")
 
 
+class MessagesQuery(BaseModel):
+    """The query of ``GET /conversations/{id}/messages`` (its route declares the same parameters;
+    tests/integration/test_assistant_tools.py checks they match): the newest ``limit`` messages
+    (before ``before``), returned oldest first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=50, ge=1, le=200, description="How many of the newest messages (1-200)")
+    before: str | None = Field(
+        default=None,
+        max_length=64,
+        description="`next_cursor` of the newer page, to read further back in the conversation",
+    )
+
+
 class MessageOut(BaseModel):
     id: UUID
     conversation_id: str

@@ -1,0 +1,383 @@
+"""An MCP server (Model Context Protocol) on one API Gateway route: the Streamable HTTP transport,
+stateless, every answer plain JSON (no SSE: HTTP APIs do not stream).
+
+Why not a library: the official ``mcp`` SDK (2.3.0) serves through Starlette/ASGI and imports its whole
+protocol model set (``mcp_types``, hundreds of pydantic models), starlette, httpx2, anyio, jsonschema
+and OpenTelemetry: several hundred milliseconds more on every cold start of a function that needs five
+methods. ``awslabs-mcp-lambda-handler`` (0.1.15) is small but turns every tool exception into a JSON-RPC
+-32603 answered with HTTP 500 (no ``isError`` tool results, so an agent cannot recover), builds input
+schemas from type hints only (not from our pydantic models), returns results as ``str(result)`` and
+accepts only the exact content type ``application/json``. The figures are in the closing note of issue
+14 and BENCHMARKS.md; the tests drive this module with the SDK's own client.
+
+What is served (MCP 2025-11-25 and 2025-06-18; an unknown version in ``initialize`` gets the newest):
+
+- ``initialize`` (no ``Mcp-Session-Id``: stateless), ``ping``, ``tools/list``, ``tools/call``;
+  any other method: JSON-RPC -32601. ``notifications/*`` and client responses: ``202`` with no body.
+- Transport errors, each a JSON-RPC error with ``id: null``: not JSON -> 400 / -32700; a batch (the
+  2025-06-18 transport dropped JSON-RPC batching), or not a JSON-RPC 2.0 message -> 400 / -32600; an
+  ``MCP-Protocol-Version`` header this server does not speak -> 400 / -32600; a body that is not
+  ``application/json`` -> 415; an ``Accept`` header that rules out JSON -> 406; a body over
+  ``MAX_BODY_BYTES`` -> 413.
+- A tool call: its scope is checked against the token's (the scope of the REST route the tool
+  mirrors), its arguments are validated by the tool's pydantic model (the same models as the REST
+  API), then the tool runs. Failures are *tool errors* (``isError: true``), never HTTP errors, so the
+  agent sees them and can recover; their text and ``structuredContent`` are the REST API's error body
+  ``{"error": {"code", "message", "details"?}}`` with the same codes (``slot_full`` with the free
+  starts, ``validation_error`` with the fields, ``idempotency_key_reused``, ``not_found``, ...).
+  An unexpected exception is logged and answered as the tool error ``internal_error``; never a 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from hibachi.api import metric_prefix, validation_details
+from hibachi.db import get_db
+from hibachi.errors import AppError
+from hibachi.observability import add_ms, logger, metrics, timed_ms
+from hibachi.settings import get_settings
+
+PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18")  # newest first
+PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
+_JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who calls a tool: the JWT's subject and scopes (from the HTTP API JWT authorizer)."""
+
+    subject: str | None
+    scopes: frozenset[str]
+    correlation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One tool: ``arguments`` validates the call's arguments (its JSON Schema is the tool's input
+    schema), ``run`` does the work and returns the result model (``output`` is its type)."""
+
+    name: str
+    title: str
+    description: str
+    scope: str
+    arguments: type[BaseModel]
+    output: type[BaseModel]
+    run: Callable[[Any, Caller], BaseModel]
+    read_only: bool = False
+    destructive: bool = False
+    idempotent: bool = False
+
+    def input_schema(self) -> dict[str, Any]:
+        return self.arguments.model_json_schema()
+
+    def listing(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            "inputSchema": self.input_schema(),
+            "outputSchema": self.output.model_json_schema(mode="serialization"),
+            "annotations": {
+                "title": self.title,
+                "readOnlyHint": self.read_only,
+                "destructiveHint": self.destructive,
+                "idempotentHint": self.idempotent,
+                "openWorldHint": False,
+            },
+        }
+
+
+def caller_of(event: Mapping[str, Any]) -> Caller:
+    """The caller from the authorizer's context: ``jwt.scopes`` (set when the route has scopes), else
+    the token's ``scope`` claim (space separated)."""
+    context = event.get("requestContext") or {}
+    jwt = ((context.get("authorizer") or {}).get("jwt")) or {}
+    claims = jwt.get("claims") or {}
+    scopes = jwt.get("scopes")
+    if not isinstance(scopes, list):
+        scopes = str(claims.get("scope") or "").split()
+    subject = claims.get("sub")
+    return Caller(
+        subject=str(subject) if subject else None,
+        scopes=frozenset(str(s) for s in scopes),
+        correlation_id=context.get("requestId"),
+    )
+
+
+class _Reject(Exception):
+    """A message refused before any method runs: HTTP ``status`` and a JSON-RPC error (``id: null``)."""
+
+    def __init__(self, status: int, code: int, message: str, headers: Mapping[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, dict(headers or {})
+
+
+def _http(status: int, body: Any = None, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"statusCode": status, "headers": {**(headers or {})}, "isBase64Encoded": False}
+    if body is not None:
+        out["headers"]["Content-Type"] = _JSON
+        out["body"] = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    else:
+        out["body"] = ""
+    return out
+
+
+def _error(request_id: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "id": request_id, "error": error}
+
+
+def _result(request_id: Any, result: dict[str, Any]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "result": result}
+
+
+def tool_error(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """A ``tools/call`` result that reports a failure the agent can act on (``isError``)."""
+    body: dict[str, Any] = {"error": {"code": code, "message": message}}
+    if details is not None:
+        body["error"]["details"] = details
+    return {
+        "content": [{"type": "text", "text": json.dumps(body, ensure_ascii=False)}],
+        "structuredContent": body,
+        "isError": True,
+    }
+
+
+def _media_types(header: str) -> list[str]:
+    return [part.split(";")[0].strip().lower() for part in header.split(",") if part.strip()]
+
+
+def _valid_id(value: Any) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, bool)
+
+
+@dataclass
+class McpServer:
+    """The tools of one function, served by :meth:`handle` (a Lambda handler's body)."""
+
+    name: str
+    title: str
+    instructions: str
+    tools: dict[str, Tool] = field(default_factory=dict)
+
+    def add(self, *tools: Tool) -> None:
+        for tool in tools:
+            if tool.name in self.tools:
+                raise ValueError(f"tool {tool.name} is defined twice")
+            self.tools[tool.name] = tool
+
+    # -- HTTP ---------------------------------------------------------------------------------------------
+    def handle(self, event: dict[str, Any]) -> dict[str, Any]:
+        """One POST: size guard, the message, the metrics (latency per tool, database time)."""
+        operation = "mcp"
+        db = get_db()
+        with timed_ms() as total, db.measure() as stats:
+            try:
+                message = self._message(event)
+                if isinstance(message.get("method"), str) and message["method"] == "tools/call":
+                    name = (
+                        (message.get("params") or {}).get("name") if isinstance(message.get("params"), dict) else None
+                    )
+                    if isinstance(name, str) and name in self.tools:
+                        operation = f"mcp_{name}"
+                response = self._dispatch(message, caller_of(event))
+            except _Reject as reject:
+                response = _http(reject.status, _error(None, reject.code, reject.message), reject.headers)
+        metrics.add_dimension(name="operation", value=operation)
+        add_ms(f"{metric_prefix(operation)}Latency", total[0])
+        if stats.statements:
+            add_ms("DatabaseTime", stats.elapsed_ms)
+        return response
+
+    def _message(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """The one JSON-RPC message of the request, or :class:`_Reject`."""
+        headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+        accept = _media_types(headers.get("accept", ""))
+        if accept and not {_JSON, "application/*", "*/*"} & set(accept):
+            raise _Reject(406, INVALID_REQUEST, "Not Acceptable: the client must accept application/json.")
+        if _media_types(headers.get("content-type", ""))[:1] != [_JSON]:
+            raise _Reject(415, INVALID_REQUEST, "Unsupported Media Type: send the message as application/json.")
+        version = headers.get("mcp-protocol-version")
+        if version is not None and version not in PROTOCOL_VERSIONS:
+            raise _Reject(
+                400,
+                INVALID_REQUEST,
+                f"Bad Request: unsupported MCP-Protocol-Version {version[:40]!r}; "
+                f"supported: {', '.join(PROTOCOL_VERSIONS)}.",
+            )
+        raw = event.get("body") or ""
+        limit = get_settings().max_body_bytes
+        if len(raw) > (limit * 4 // 3 + 4 if event.get("isBase64Encoded") else limit):
+            raise _Reject(413, INVALID_REQUEST, f"Payload Too Large: the message exceeds {limit} bytes.")
+        try:
+            text = base64.b64decode(raw).decode("utf-8") if event.get("isBase64Encoded") else raw
+            if len(text.encode("utf-8", "surrogatepass")) > limit:
+                raise _Reject(413, INVALID_REQUEST, f"Payload Too Large: the message exceeds {limit} bytes.")
+            message = json.loads(text)
+        except (ValueError, RecursionError):
+            raise _Reject(400, PARSE_ERROR, "Parse error: the body is not valid JSON.") from None
+        if isinstance(message, list):
+            raise _Reject(
+                400, INVALID_REQUEST, "Invalid Request: JSON-RPC batches are not supported; send one message per POST."
+            )
+        if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+            raise _Reject(400, INVALID_REQUEST, 'Invalid Request: not a JSON-RPC 2.0 message ("jsonrpc": "2.0").')
+        return message
+
+    # -- JSON-RPC -----------------------------------------------------------------------------------------
+    def _dispatch(self, message: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        method = message.get("method")
+        if "id" not in message:  # a notification, or the client's answer to a request: accepted, nothing to say
+            if method is None and "result" not in message and "error" not in message:
+                raise _Reject(400, INVALID_REQUEST, "Invalid Request: a message needs a method, a result or an error.")
+            return _http(202)
+        request_id = message["id"]
+        if not _valid_id(request_id):
+            raise _Reject(400, INVALID_REQUEST, "Invalid Request: the id must be a string or an integer.")
+        if method is None and ("result" in message or "error" in message):
+            return _http(202)  # a response to a server request (this server sends none)
+        if not isinstance(method, str):
+            return _http(200, _error(request_id, INVALID_REQUEST, "Invalid Request: the method must be a string."))
+        params = message.get("params", {})
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            return _http(200, _error(request_id, INVALID_PARAMS, "Invalid params: params must be an object."))
+        if method == "initialize":
+            return _http(200, _result(request_id, self._initialize(params)))
+        if method == "ping":
+            return _http(200, _result(request_id, {}))
+        if method == "tools/list":
+            return _http(200, _result(request_id, {"tools": [tool.listing() for tool in self.tools.values()]}))
+        if method == "tools/call":
+            name, arguments = params.get("name"), params.get("arguments", {})
+            if not isinstance(name, str) or name not in self.tools:
+                known = ", ".join(self.tools)
+                shown = name[:64] if isinstance(name, str) else name
+                return _http(
+                    200, _error(request_id, INVALID_PARAMS, f"Unknown tool {shown!r}; the tools are: {known}.")
+                )
+            if arguments is None:
+                arguments = {}
+            if not isinstance(arguments, dict):
+                return _http(200, _error(request_id, INVALID_PARAMS, "Invalid params: arguments must be an object."))
+            return _http(200, _result(request_id, self.call(self.tools[name], arguments, caller)))
+        return _http(200, _error(request_id, METHOD_NOT_FOUND, f"Method not found: {method[:64]}"))
+
+    def _initialize(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        asked = params.get("protocolVersion")
+        version = asked if asked in PROTOCOL_VERSIONS else PROTOCOL_VERSIONS[0]
+        return {
+            "protocolVersion": version,
+            "capabilities": {"tools": {"listChanged": False}},
+            "serverInfo": {"name": self.name, "title": self.title, "version": get_settings().app_version},
+            "instructions": self.instructions,
+        }
+
+    # -- tools --------------------------------------------------------------------------------------------
+    def call(self, tool: Tool, arguments: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        """Run ``tool``: scope, arguments, the work; every failure is a tool error (``isError``)."""
+        if tool.scope not in caller.scopes:
+            return tool_error(
+                "insufficient_scope",
+                f"This token lacks the scope {tool.scope}, which {tool.name} needs. Ask the operator for a token "
+                "with it; retrying will not help.",
+                {"required_scope": tool.scope},
+            )
+        try:
+            args = tool.arguments.model_validate(arguments)
+        except ValidationError as exc:
+            details = validation_details(exc.errors(include_input=False, include_url=False))
+            for detail in details:
+                detail["loc"] = ["arguments", *detail["loc"]]
+            return tool_error("validation_error", "The arguments are not valid; see details.", details)
+        except RecursionError:
+            details = [{"loc": ["arguments"], "msg": "JSON is nested too deeply", "type": "json_too_deep"}]
+            return tool_error("validation_error", "The arguments are not valid; see details.", details)
+        try:
+            out = tool.run(args, caller)
+        except AppError as exc:
+            if exc.status >= 500:
+                logger.warning("dependency unavailable", extra={"tool": tool.name, "code": exc.code})
+            details = exc.details
+            if "Retry-After" in exc.headers:
+                details = {
+                    **(details if isinstance(details, dict) else {}),
+                    "retry_after_seconds": int(exc.headers["Retry-After"]),
+                }
+            return tool_error(exc.code, exc.message, details)
+        except Exception:  # noqa: BLE001 - a tool error, never a 500 with a stack trace
+            logger.exception("unhandled error in a tool", extra={"tool": tool.name})
+            return tool_error("internal_error", "Something went wrong on our side; it has been logged.")
+        structured = out.model_dump(mode="json")
+        return {
+            "content": [{"type": "text", "text": json.dumps(structured, ensure_ascii=False)}],
+            "structuredContent": structured,
+            "isError": False,
+        }
+
+    # -- OpenAPI ------------------------------------------------------------------------------------------
+    def get_openapi_json_schema(self, path: str = "/mcp", public: Collection[str] = ()) -> str:
+        """A small OpenAPI document of the endpoint (``local.openapi`` merges it into the API's)."""
+        tools = "".join(f"\n- `{t.name}` ({t.scope}): {t.title}" for t in self.tools.values())
+        message = {
+            "type": "object",
+            "required": ["jsonrpc"],
+            "properties": {
+                "jsonrpc": {"const": "2.0"},
+                "id": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                "method": {"type": "string", "examples": ["initialize", "tools/list", "tools/call"]},
+                "params": {"type": "object"},
+            },
+        }
+        error = {"description": "", "content": {_JSON: {"schema": {"$ref": "#/components/schemas/JsonRpcMessage"}}}}
+        doc = {
+            "openapi": "3.1.0",
+            "info": {"title": self.title, "version": get_settings().app_version},
+            "paths": {
+                path: {
+                    "post": {
+                        "tags": ["assistant tools (MCP)"],
+                        "summary": "MCP server: the assistant's tools (Streamable HTTP, stateless, JSON responses)",
+                        "description": (
+                            "Model Context Protocol endpoint for LLM agents (protocol "
+                            + " / ".join(PROTOCOL_VERSIONS)
+                            + "): one JSON-RPC message per POST (`initialize`, `ping`, `tools/list`, `tools/call`);"
+                            " no sessions, no SSE. Every tool call also needs the scope of the REST route it"
+                            " mirrors; a missing scope, invalid arguments or a refused booking come back as tool"
+                            " errors (`isError: true`) with the REST API's error codes. Tools:" + tools
+                        ),
+                        "operationId": "mcp",
+                        "requestBody": {
+                            "required": True,
+                            "content": {_JSON: {"schema": {"$ref": "#/components/schemas/JsonRpcMessage"}}},
+                        },
+                        "responses": {
+                            "200": {
+                                "description": "The JSON-RPC response (a tool error is a result with `isError: true`)",
+                                "content": {_JSON: {"schema": {"$ref": "#/components/schemas/JsonRpcMessage"}}},
+                            },
+                            "202": {"description": "A notification or a response was accepted (no body)"},
+                            "400": {
+                                **error,
+                                "description": "Not JSON (-32700), a batch or not JSON-RPC 2.0 (-32600), or an unsupported MCP-Protocol-Version",
+                            },
+                            "406": {**error, "description": "The Accept header rules out application/json"},
+                            "413": {**error, "description": "The message is too large"},
+                            "415": {**error, "description": "The body is not application/json"},
+                        },
+                    }
+                }
+            },
+            "components": {"schemas": {"JsonRpcMessage": message}},
+        }
+        return json.dumps(doc, indent=2)

@@ -1,0 +1,365 @@
+"""The MCP server (functions/assistant_tools, hibachi.mcp) in process against the real PostgreSQL:
+the transport's refusals, the JSON-RPC errors, every tool's scope, arguments and REST error codes, and
+the rule that keeps the tools and the REST API from drifting apart (the same pydantic models).
+
+The end-to-end walk with the SDK's own MCP client through the local gateway is tests/http/test_mcp_e2e.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hibachi import settings as settings_module
+
+from local.events import http_event
+from tests.conftest import ROOT, load_function, new_id
+
+ALL = ("bookings:write", "bookings:read", "messages:write", "conversations:read")
+TZ = "America/Los_Angeles"
+TOOLS = {
+    "create_booking",
+    "get_booking",
+    "reschedule_booking",
+    "cancel_booking",
+    "store_message",
+    "get_conversation_history",
+}
+
+
+def post(context, body: Any, *, scopes=ALL, headers: dict[str, str] | None = None) -> tuple[int, Any, dict]:
+    raw = body if isinstance(body, str | bytes) else json.dumps(body)
+    event = http_event(
+        "POST",
+        "/mcp",
+        route_key="POST /mcp",
+        headers={
+            "content-type": "application/json",
+            "accept": "application/json, text/event-stream",
+            **(headers or {}),
+        },
+        body=raw,
+        claims={"sub": "agent-1", "scope": " ".join(scopes)},
+        scopes=list(scopes),
+    )
+    response = load_function("assistant_tools").lambda_handler(event, context)
+    assert response["statusCode"] < 500, response
+    body_out = json.loads(response["body"]) if response.get("body") else None
+    return response["statusCode"], body_out, response.get("headers") or {}
+
+
+def rpc(context, method: str, params: dict | None = None, **kw) -> dict:
+    status, body, _ = post(context, {"jsonrpc": "2.0", "id": 7, "method": method, "params": params or {}}, **kw)
+    assert status == 200 and body["id"] == 7, body
+    return body
+
+
+def call_tool(context, name: str, arguments: dict, **kw) -> dict:
+    result = rpc(context, "tools/call", {"name": name, "arguments": arguments}, **kw)["result"]
+    assert json.loads(result["content"][0]["text"]) == result["structuredContent"]
+    return result
+
+
+def free_slot() -> str:
+    """A local start nobody else books: a random day 400-1000 days ahead (three-year horizon), at a
+    random quarter hour between 10:00 and 19:45."""
+    day = datetime.now(ZoneInfo(TZ)).date() + timedelta(days=random.randint(400, 1000))
+    return f"{day.isoformat()}T{random.randint(10, 19):02d}:{random.choice((0, 15, 30, 45)):02d}"
+
+
+def booking_args(**over: Any) -> dict:
+    return {
+        "customer": {"name": "Dana Whitfield", "phone": "+14155550123", "email": "dana@example.com"},
+        "event_start": free_slot(),
+        "timezone": TZ,
+        "guest_count": 12,
+        "address": {"line1": "1200 Seacliff Ave", "city": "San Francisco", "state": "CA", "postal_code": "94121"},
+        "idempotency_key": str(uuid.uuid4()),
+        **over,
+    }
+
+
+# -- protocol ------------------------------------------------------------------------------------------------
+def test_initialize_negotiates_the_version_and_opens_no_session(context, settings):
+    status, body, headers = post(
+        context,
+        {"jsonrpc": "2.0", "id": "a", "method": "initialize", "params": {"protocolVersion": "2025-06-18"}},
+    )
+    assert status == 200 and body["id"] == "a"
+    assert body["result"]["protocolVersion"] == "2025-06-18"
+    assert body["result"]["capabilities"] == {"tools": {"listChanged": False}}
+    assert body["result"]["serverInfo"]["name"] == "hibachi-assistant-tools"
+    assert "create_booking" in body["result"]["instructions"]
+    assert not any(k.lower() == "mcp-session-id" for k in headers)
+    newest = rpc(context, "initialize", {"protocolVersion": "1999-01-01"})["result"]["protocolVersion"]
+    assert newest == "2025-11-25"
+    assert rpc(context, "ping") == {"jsonrpc": "2.0", "id": 7, "result": {}}
+
+
+def test_tools_list_has_every_tool_with_schemas_and_descriptions(context, settings):
+    tools = {t["name"]: t for t in rpc(context, "tools/list")["result"]["tools"]}
+    assert set(tools) == TOOLS
+    for tool in tools.values():
+        assert tool["inputSchema"]["type"] == "object" and tool["outputSchema"]["type"] == "object"
+        assert len(tool["description"]) > 150, tool["name"]
+        assert tool["annotations"]["readOnlyHint"] == tool["name"].startswith("get_")
+    assert "SAME key" in tools["create_booking"]["description"]
+    assert "idempotency_key" in tools["create_booking"]["inputSchema"]["required"]
+    assert "SAME key" in tools["create_booking"]["inputSchema"]["properties"]["idempotency_key"]["description"]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "code"),
+    [
+        ("{not json", {}, 400, -32700),
+        ("", {}, 400, -32700),
+        ("[" * 5000 + "]" * 5000, {}, 400, -32700),  # too deep for the parser
+        ('[{"jsonrpc": "2.0", "id": 1, "method": "ping"}]', {}, 400, -32600),
+        ('{"jsonrpc": "1.0", "id": 1, "method": "ping"}', {}, 400, -32600),
+        ('"ping"', {}, 400, -32600),
+        ('{"jsonrpc": "2.0", "id": 1.5, "method": "ping"}', {}, 400, -32600),
+        ('{"jsonrpc": "2.0", "id": null, "method": "ping"}', {}, 400, -32600),
+        ('{"jsonrpc": "2.0"}', {}, 400, -32600),
+        ('{"jsonrpc": "2.0", "id": 1, "method": "ping"}', {"mcp-protocol-version": "2024-01-01"}, 400, -32600),
+        ('{"jsonrpc": "2.0", "id": 1, "method": "ping"}', {"content-type": "text/plain"}, 415, -32600),
+        ('{"jsonrpc": "2.0", "id": 1, "method": "ping"}', {"accept": "text/event-stream"}, 406, -32600),
+    ],
+    ids=[
+        "not json",
+        "empty",
+        "deeply nested",
+        "batch",
+        "jsonrpc 1.0",
+        "a string",
+        "float id",
+        "null id",
+        "nothing",
+        "unknown protocol version",
+        "text/plain",
+        "accepts sse only",
+    ],
+)
+def test_transport_refusals_are_json_rpc_errors_never_500(context, settings, body, headers, status, code):
+    got, answer, response_headers = post(context, body, headers=headers)
+    assert (got, answer["error"]["code"], answer["id"]) == (status, code, None), answer
+    assert answer["jsonrpc"] == "2.0" and answer["error"]["message"]
+    assert response_headers["Content-Type"] == "application/json"
+
+
+def test_notifications_and_responses_are_accepted_without_a_body(context, settings):
+    for message in (
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 3}},
+        {"jsonrpc": "2.0", "id": 4, "result": {}},
+    ):
+        assert post(context, message)[:2] == (202, None), message
+
+
+def test_oversized_and_base64_bodies(context, settings):
+    big = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": "x" * 70_000}})
+    status, answer, _ = post(context, big)
+    assert status == 413 and answer["error"]["code"] == -32600
+    event = http_event(
+        "POST",
+        "/mcp",
+        route_key="POST /mcp",
+        headers={"content-type": "application/json"},
+        body=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+        scopes=list(ALL),
+    )
+    event["body"], event["isBase64Encoded"] = base64.b64encode(event["body"].encode()).decode(), True
+    response = load_function("assistant_tools").lambda_handler(event, context)
+    assert json.loads(response["body"]) == {"jsonrpc": "2.0", "id": 1, "result": {}}
+
+
+def test_unknown_method_tool_and_malformed_params(context, settings):
+    assert rpc(context, "resources/list")["error"]["code"] == -32601
+    unknown = rpc(context, "tools/call", {"name": "drop_tables", "arguments": {}})["error"]
+    assert unknown["code"] == -32602 and "create_booking" in unknown["message"]
+    assert rpc(context, "tools/call", {"name": "get_booking", "arguments": [1]})["error"]["code"] == -32602
+    status, answer, _ = post(context, {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": "x"})
+    assert status == 200 and answer["error"]["code"] == -32602
+
+
+# -- tools ---------------------------------------------------------------------------------------------------
+def test_booking_tools_round_trip_with_rest_error_codes(context, settings, sqs):
+    args = booking_args()
+    first = call_tool(context, "create_booking", args)
+    assert first["isError"] is False
+    booking = first["structuredContent"]
+    assert booking["status"] == "confirmed" and booking["event_start"].startswith(args["event_start"])
+    again = call_tool(context, "create_booking", args)["structuredContent"]
+    assert again["id"] == booking["id"], "a retry with the same key is the original booking"
+
+    reused = call_tool(context, "create_booking", {**args, "guest_count": 13})
+    assert reused["isError"] and reused["structuredContent"]["error"]["code"] == "idempotency_key_reused"
+
+    got = call_tool(context, "get_booking", {"booking_id": booking["id"]})["structuredContent"]
+    assert got == booking
+
+    later = (datetime.fromisoformat(args["event_start"]) + timedelta(days=1)).isoformat(timespec="minutes")
+    moved = call_tool(context, "reschedule_booking", {"booking_id": booking["id"], "event_start": later})
+    assert moved["structuredContent"]["event_start"].startswith(later) and moved["structuredContent"]["version"] == 2
+
+    cancelled = call_tool(context, "cancel_booking", {"booking_id": booking["id"]})["structuredContent"]
+    assert cancelled["status"] == "cancelled"
+    assert call_tool(context, "cancel_booking", {"booking_id": booking["id"]})["structuredContent"] == cancelled
+    refused = call_tool(context, "reschedule_booking", {"booking_id": booking["id"], "event_start": later})
+    assert refused["structuredContent"]["error"]["code"] == "booking_cancelled"
+
+    missing = call_tool(context, "get_booking", {"booking_id": str(uuid.uuid4())})
+    assert missing["isError"] and missing["structuredContent"]["error"]["code"] == "not_found"
+
+
+def test_slot_full_carries_the_free_starts(context, settings, sqs):
+    start = free_slot()
+    with settings_module.override(chef_count=1):
+        assert not call_tool(context, "create_booking", booking_args(event_start=start))["isError"]
+        full = call_tool(context, "create_booking", booking_args(event_start=start))
+    assert full["isError"]
+    error = full["structuredContent"]["error"]
+    assert error["code"] == "slot_full"
+    assert error["details"]["next_free_starts"], error
+    assert error["details"]["timezone"] == TZ
+
+
+def test_invalid_arguments_are_tool_errors_with_the_fields(context, settings):
+    bad = call_tool(
+        context,
+        "create_booking",
+        booking_args(guest_count="twelve", customer={"name": "", "phone": "555", "email": "x"}, extra=1),
+    )
+    assert bad["isError"]
+    error = bad["structuredContent"]["error"]
+    assert error["code"] == "validation_error"
+    locs = {tuple(d["loc"]) for d in error["details"]}
+    assert {
+        ("arguments", "guest_count"),
+        ("arguments", "customer", "phone"),
+        ("arguments", "customer", "email"),
+        ("arguments", "extra"),
+    } <= locs
+    assert "twelve" not in json.dumps(error), "the input is not echoed"
+    past = call_tool(context, "create_booking", booking_args(event_start="2020-01-01T18:00"))
+    assert past["structuredContent"]["error"]["code"] == "validation_error"
+    assert past["structuredContent"]["error"]["details"][0]["type"] == "event_start_past"
+    assert call_tool(context, "get_booking", {"booking_id": "nope"})["structuredContent"]["error"]["code"] == (
+        "validation_error"
+    )
+    missing_key = call_tool(
+        context, "create_booking", {k: v for k, v in booking_args().items() if k != "idempotency_key"}
+    )
+    assert [d["loc"] for d in missing_key["structuredContent"]["error"]["details"]] == [
+        ["arguments", "idempotency_key"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("tool", "scope"),
+    [
+        ("create_booking", "bookings:write"),
+        ("reschedule_booking", "bookings:write"),
+        ("cancel_booking", "bookings:write"),
+        ("get_booking", "bookings:read"),
+        ("store_message", "messages:write"),
+        ("get_conversation_history", "conversations:read"),
+    ],
+)
+def test_each_tool_checks_the_scope_of_its_rest_route(context, settings, tool, scope):
+    others = [s for s in ALL if s != scope]
+    result = call_tool(context, tool, {}, scopes=others)
+    assert result["isError"]
+    assert result["structuredContent"]["error"] == {
+        "code": "insufficient_scope",
+        "message": result["structuredContent"]["error"]["message"],
+        "details": {"required_scope": scope},
+    }
+
+
+def test_messages_and_history_newest_n_oldest_first(context, settings):
+    cid = new_id("mcp")
+    key = str(uuid.uuid4())
+    ids = []
+    for i in range(5):
+        args = {"conversation_id": cid, "role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i}"}
+        if i == 0:
+            args["idempotency_key"] = key
+        stored = call_tool(context, "store_message", args)
+        assert not stored["isError"], stored
+        ids.append(stored["structuredContent"]["id"])
+    retry = call_tool(
+        context, "store_message", {"conversation_id": cid, "role": "user", "content": "turn 0", "idempotency_key": key}
+    )
+    assert retry["structuredContent"]["id"] == ids[0]
+
+    page = call_tool(context, "get_conversation_history", {"conversation_id": cid, "limit": 3})["structuredContent"]
+    assert [m["id"] for m in page["items"]] == ids[2:], "the newest 3, oldest first"
+    older = call_tool(context, "get_conversation_history", {"conversation_id": cid, "before": page["next_cursor"]})
+    assert [m["id"] for m in older["structuredContent"]["items"]] == ids[:2]
+    assert older["structuredContent"]["next_cursor"] is None
+    unknown = call_tool(context, "get_conversation_history", {"conversation_id": new_id("none")})
+    assert unknown["structuredContent"]["error"]["code"] == "not_found"
+    bad_role = call_tool(context, "store_message", {"conversation_id": cid, "role": "robot", "content": "x"})
+    assert bad_role["structuredContent"]["error"]["details"][0]["loc"] == ["arguments", "role"]
+
+
+# -- the tools and the REST API share their models ---------------------------------------------------------
+def _constraints(schema: dict) -> dict:
+    """A JSON Schema without its prose (title, description) and a null default."""
+    return {k: v for k, v in schema.items() if k not in ("title", "description") and not (k == "default" and v is None)}
+
+
+def test_every_tool_input_schema_is_the_rest_models_schema(settings):
+    """Each tool's input schema is its REST model's schema (properties, their order, $defs, required) plus
+    only the REST route's path parameters and Idempotency-Key."""
+    from hibachi.bookings.models import BookingIn, RescheduleIn
+    from hibachi.conversations.models import MessageIn, MessagesQuery
+    from hibachi.validation import ID_PATTERN
+
+    app = load_function("assistant_tools")
+    rest = {
+        "create_booking": (BookingIn, {"idempotency_key"}),
+        "get_booking": (None, {"booking_id"}),
+        "cancel_booking": (None, {"booking_id"}),
+        "reschedule_booking": (RescheduleIn, {"booking_id"}),
+        "store_message": (MessageIn, {"conversation_id", "idempotency_key"}),
+        "get_conversation_history": (MessagesQuery, {"conversation_id"}),
+    }
+    assert set(rest) == set(app.server.tools) == TOOLS
+    for name, (model, route_params) in rest.items():
+        schema = app.server.tools[name].input_schema()
+        assert schema["type"] == "object" and schema["additionalProperties"] is False, name
+        own = {k: v for k, v in schema["properties"].items() if k not in route_params}
+        assert set(schema["properties"]) - set(own) == route_params, name
+        if model is None:
+            assert own == {}, name
+            continue
+        expected = model.model_json_schema()
+        assert own == expected["properties"], name
+        assert list(own) == list(expected["properties"]), name
+        assert schema.get("$defs", {}) == expected.get("$defs", {}), name
+        assert set(schema.get("required", [])) - route_params == set(expected.get("required", [])), name
+    # a REST route without a model declares the same query parameters (the committed OpenAPI document is
+    # generated from the code: tests/unit/test_openapi_docs.py)
+    doc = json.loads((ROOT / "functions" / "docs" / "openapi.json").read_text(encoding="utf-8"))
+    history = app.server.tools["get_conversation_history"].input_schema()["properties"]
+    for param in doc["paths"]["/conversations/{conversation_id}/messages"]["get"]["parameters"]:
+        if param["in"] == "query":
+            assert _constraints(param["schema"]) == _constraints(history[param["name"]]), param["name"]
+    assert {p["name"] for p in doc["paths"]["/conversations/{conversation_id}/messages"]["get"]["parameters"]} == {
+        "conversation_id",
+        *MessagesQuery.model_fields,
+    }
+    # the path parameters have the REST routes' types
+    for name in ("get_booking", "cancel_booking", "reschedule_booking"):
+        prop = app.server.tools[name].input_schema()["properties"]["booking_id"]
+        assert (prop["type"], prop["format"]) == ("string", "uuid")
+    for name in ("store_message", "get_conversation_history"):
+        prop = app.server.tools[name].input_schema()["properties"]["conversation_id"]
+        assert (prop["pattern"], prop["minLength"], prop["maxLength"]) == (ID_PATTERN, 1, 128)
