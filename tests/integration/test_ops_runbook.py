@@ -17,6 +17,7 @@ ALARM_SECTIONS = {
     "create-booking-latency",
     "availability-latency",
     "search-bookings-latency",
+    "assistant-tools-latency",
     "api-5xx",
     "lambda-errors",
     "lambda-throttles",

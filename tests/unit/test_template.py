@@ -22,6 +22,7 @@ ARCHITECTURE = ROOT / "docs" / "ARCHITECTURE.md"
 FUNCTIONS = (
     "StoreMessageFunction",
     "CreateBookingFunction",
+    "AssistantToolsFunction",
     "HealthFunction",
     "FollowupWorkerFunction",
     "MigrateFunction",
@@ -561,6 +562,13 @@ ALARMS = {
         500,
         "p95",
     ),
+    "assistant-tools-latency": (
+        {"Ref": "MetricsNamespace"},
+        "McpCreateBookingLatency",
+        "GreaterThanThreshold",
+        500,
+        "p95",
+    ),
     "api-5xx": ("AWS/ApiGateway", "5xx", "GreaterThanOrEqualToThreshold", 5, "Sum"),
     "lambda-errors": ("AWS/Lambda", "Errors", "GreaterThanThreshold", 0, "Sum"),
     "lambda-throttles": ("AWS/Lambda", "Throttles", "GreaterThanThreshold", 0, "Sum"),
@@ -606,6 +614,7 @@ def test_latency_alarms_use_the_contract_dimensions(res):
         ("create-booking-latency", "create_booking"),
         ("availability-latency", "availability"),
         ("search-bookings-latency", "search_bookings"),
+        ("assistant-tools-latency", "mcp_create_booking"),
     ):
         ((_, p),) = by_anchor[anchor]
         assert p["Period"] == 300 and p["EvaluationPeriods"] == 1
