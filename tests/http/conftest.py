@@ -2,7 +2,7 @@
 gateway on a free port, the poller and the scheduler, started once per session.
 
 These tests exercise the local stack itself, so they use the fixture functions, not the app's
-handlers. Waiting is always polling with a deadline (``wait_until``), never a fixed sleep."""
+handlers; ``app_stack`` is the real app, for its end-to-end tests. Waiting is always polling with a deadline (``wait_until``), never a fixed sleep."""
 
 from __future__ import annotations
 
@@ -37,6 +37,13 @@ def stack(fixture_out: Path, tmp_path_factory) -> Iterator[LocalStack]:
         # takes the jobs of every later stack that uses the default names
         resource_prefix="httpfixture",
     ) as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def app_stack(database_url: str, tmp_path_factory) -> Iterator[LocalStack]:
+    """The real app (template.yaml) on the tests' database, shared by the app's end-to-end tests."""
+    with LocalStack(database_url, key_dir=tmp_path_factory.mktemp("jwt"), reconcile_interval=3600) as s:
         yield s
 
 

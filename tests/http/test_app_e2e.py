@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import statistics
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from local.stack import LocalStack, wait_until
+from local.stack import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,12 +23,6 @@ pytestmark = pytest.mark.skipif(
     or not (ROOT / "functions" / "followup_worker" / "app.py").exists(),
     reason="the store_message and followup_worker handlers are not there yet",
 )
-
-
-@pytest.fixture(scope="module")
-def app_stack(database_url: str, tmp_path_factory) -> Iterator[LocalStack]:
-    with LocalStack(database_url, key_dir=tmp_path_factory.mktemp("jwt"), reconcile_interval=3600) as stack:
-        yield stack
 
 
 def test_post_three_messages_read_them_back_and_see_the_worker_stats(app_stack):

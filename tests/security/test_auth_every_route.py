@@ -130,3 +130,35 @@ def test_every_protected_route_refuses_bad_tokens_and_missing_scopes(rel, route)
     token = rel.stack.token([route.scopes[0]])
     status, _, _ = http(url, method, body=body, headers={"authorization": f"Bearer {token}"})
     assert status not in (401, 403) and status < 500, status
+
+
+# -- POST /mcp: the route admits any of the tools' scopes; each tool call checks its own ---------------------
+def test_mcp_route_is_protected_by_every_tool_scope():
+    (route,) = [r for r in PROTECTED if r.route_key == "POST /mcp"]
+    from local.functions import load_function
+
+    tools = load_function("assistant_tools").server.tools
+    assert set(route.scopes) == {tool.scope for tool in tools.values()}
+
+
+def test_each_mcp_tool_call_needs_the_scope_of_its_rest_route(rel):
+    from local.functions import load_function
+
+    tools = load_function("assistant_tools").server.tools
+    url = rel.stack.url + "/mcp"
+    pool = rel.stack.registry.pool("AssistantToolsFunction")
+    for name, tool in tools.items():
+        call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": {}}}
+        others = [s for s in ALL_SCOPES if s != tool.scope]
+        token = rel.stack.token(others)
+        before = pool.invocations
+        status, answer, _ = http(url, "POST", body=call, headers={"authorization": f"Bearer {token}"})
+        assert status == 200 and pool.invocations == before + 1, (name, status, answer)
+        result = answer["result"]
+        assert result["isError"] and result["structuredContent"]["error"]["code"] == "insufficient_scope", name
+        assert result["structuredContent"]["error"]["details"] == {"required_scope": tool.scope}
+        # with its scope alone the call gets past the check (and fails on the empty arguments instead)
+        token = rel.stack.token([tool.scope])
+        status, answer, _ = http(url, "POST", body=call, headers={"authorization": f"Bearer {token}"})
+        assert status == 200, (name, status, answer)
+        assert answer["result"]["structuredContent"]["error"]["code"] != "insufficient_scope", name

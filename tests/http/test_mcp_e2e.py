@@ -1,0 +1,140 @@
+"""The assistant's MCP endpoint end to end: the official MCP client (``mcp``: ``streamable_http_client``
++ ``ClientSession``) through the local gateway (template.yaml's route and JWT authorizer) to the real
+handler in its worker process, on the tests' PostgreSQL.
+
+The walk an agent makes: initialize, list the tools, book (and retry with the same key: the same
+booking), read it, move it, cancel it, store and read chat messages; then what a token without the
+write scope sees (a tool error, not an HTTP error)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import date, timedelta
+from typing import Any
+
+import httpx2
+import pytest
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.skipif(
+    not (ROOT / "functions" / "assistant_tools" / "app.py").exists(), reason="no assistant_tools function"
+)
+TZ = "America/Los_Angeles"
+Steps = Callable[[ClientSession], Awaitable[Any]]
+
+
+async def _session_run(url: str, token: str, steps: Steps) -> Any:
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(60.0)) as http,
+        streamable_http_client(url, http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        return await steps(session)
+
+
+def run(url: str, token: str, steps: Steps) -> Any:
+    return asyncio.run(_session_run(url, token, steps))
+
+
+def far_day() -> date:
+    return date.today() + timedelta(days=random.randint(400, 1000))
+
+
+def test_an_agent_books_a_chef_through_the_mcp_client(app_stack):
+    url = f"{app_stack.url}/mcp"
+    chat = f"mcp-e2e-{uuid.uuid4().hex[:8]}"
+    day = far_day()
+    args = {
+        "customer": {"name": "Dana Whitfield", "phone": "+14155550123", "email": "dana@example.com"},
+        "event_start": f"{day.isoformat()}T17:00",
+        "timezone": TZ,
+        "guest_count": 12,
+        "address": {"line1": "1200 Seacliff Ave", "city": "San Francisco", "state": "CA", "postal_code": "94121"},
+        "conversation_id": chat,
+        "idempotency_key": str(uuid.uuid4()),
+    }
+
+    async def steps(session: ClientSession) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        init = await session.initialize()
+        out["init"] = init
+        out["tools"] = {t.name: t for t in (await session.list_tools()).tools}
+        for name, arguments in (
+            ("store_message", {"conversation_id": chat, "role": "user", "content": "A chef for 12, please."}),
+            ("create_booking", args),
+            ("create_booking", args),  # the agent's retry after a timeout: same key, same arguments
+        ):
+            out.setdefault(name, []).append(await session.call_tool(name, arguments))
+        booking_id = out["create_booking"][0].structured_content["id"]
+        out["get_booking"] = await session.call_tool("get_booking", {"booking_id": booking_id})
+        out["reschedule_booking"] = await session.call_tool(
+            "reschedule_booking", {"booking_id": booking_id, "event_start": f"{day.isoformat()}T12:00"}
+        )
+        out["cancel_booking"] = await session.call_tool("cancel_booking", {"booking_id": booking_id})
+        out["history"] = await session.call_tool("get_conversation_history", {"conversation_id": chat})
+        out["bad"] = await session.call_tool("create_booking", {**args, "guest_count": 0})
+        return out
+
+    out = run(url, app_stack.token(), steps)
+    assert out["init"].server_info.name == "hibachi-assistant-tools"
+    assert out["init"].protocol_version == "2025-11-25"
+    assert {"create_booking", "get_booking", "reschedule_booking", "cancel_booking"} <= set(out["tools"])
+    assert "idempotency_key" in out["tools"]["create_booking"].input_schema["required"]
+
+    first, retry = out["create_booking"]
+    assert not first.is_error and not retry.is_error
+    booking = first.structured_content
+    assert booking["status"] == "confirmed" and booking["event_start"].startswith(args["event_start"])
+    assert retry.structured_content == booking, "the retry with the same key is the same booking"
+    assert out["get_booking"].structured_content == booking
+    moved = out["reschedule_booking"].structured_content
+    assert moved["event_start"].startswith(f"{day.isoformat()}T12:00") and moved["version"] == booking["version"] + 1
+    assert out["cancel_booking"].structured_content["status"] == "cancelled"
+    assert [m["content"] for m in out["history"].structured_content["items"]] == ["A chef for 12, please."]
+    assert out["bad"].is_error
+    assert out["bad"].structured_content["error"]["code"] == "validation_error"
+    assert out["bad"].structured_content["error"]["details"][0]["loc"] == ["arguments", "guest_count"]
+
+
+def test_scopes_per_tool_through_the_gateway(app_stack):
+    url = f"{app_stack.url}/mcp"
+
+    async def steps(session: ClientSession) -> Any:
+        await session.initialize()
+        tools = [t.name for t in (await session.list_tools()).tools]
+        denied = await session.call_tool("cancel_booking", {"booking_id": str(uuid.uuid4())})
+        allowed = await session.call_tool("get_booking", {"booking_id": str(uuid.uuid4())})
+        return tools, denied, allowed
+
+    tools, denied, allowed = run(url, app_stack.token(["bookings:read"]), steps)
+    assert "cancel_booking" in tools  # listed for every token: the call says what is missing
+    assert denied.is_error and denied.structured_content["error"]["code"] == "insufficient_scope"
+    assert denied.structured_content["error"]["details"] == {"required_scope": "bookings:write"}
+    assert allowed.is_error and allowed.structured_content["error"]["code"] == "not_found"
+
+    # the route's authorizer: no token 401, a token with none of the tools' scopes 403
+    body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    with httpx2.Client(timeout=30) as http:
+        assert http.post(url, json=body).status_code == 401
+        other = {"authorization": f"Bearer {app_stack.token(['ops:read'])}"}
+        assert http.post(url, json=body, headers=other).status_code == 403
+        ok = http.post(url, json=body, headers={"authorization": f"Bearer {app_stack.token(['messages:write'])}"})
+        assert ok.status_code == 200 and ok.json() == {"jsonrpc": "2.0", "id": 1, "result": {}}
+        # a GET stream is not offered: the route is POST only (HTTP APIs answer 404 for other methods)
+        assert http.get(url, headers=other).status_code == 404
+
+
+def test_openapi_mentions_the_mcp_endpoint(app_stack):
+    with httpx2.Client(timeout=60) as http:
+        doc = http.get(f"{app_stack.url}/openapi.json").json()
+    post = doc["paths"]["/mcp"]["post"]
+    assert "x-local-stub" not in post and "create_booking" in post["description"]
+    assert post["security"] == [
+        {"bearerAuth": ["bookings:read", "bookings:write", "messages:write", "conversations:read"]}
+    ]
