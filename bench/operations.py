@@ -324,6 +324,84 @@ OPERATIONS: list[Operation] = [
 ]
 
 
+# -- the same operations as MCP tool calls (POST /mcp, functions/assistant_tools) ----------------------------
+MCP_SCOPES = ("bookings:read", "bookings:write", "messages:write", "conversations:read")
+
+
+def _tool_call(name: str, arguments: dict[str, Any], n: int) -> Request:
+    return Request(
+        {}, {"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
+    )
+
+
+def _tool_result(event: dict[str, Any], out: Any) -> dict[str, Any] | None:
+    """The structured result of a successful tool call answering ``event``'s request, else None."""
+    result = out.get("result") if isinstance(out, dict) and out.get("id") == _body(event)["id"] else None
+    return None if not result or result.get("isError") else result["structuredContent"]
+
+
+def _mcp_store_message(fx: dict[str, Any], client: int, n: int) -> Request:
+    rest = _store_message(fx, client, n)
+    arguments = {**rest.body, **rest.path_parameters, "idempotency_key": rest.headers["idempotency-key"]}
+    return _tool_call("store_message", arguments, n)
+
+
+def _mcp_create_booking(fx: dict[str, Any], client: int, n: int) -> Request:
+    return _tool_call("create_booking", {**booking_body(fx, client), "idempotency_key": f"{fx['run']}-mb-{n}"}, n)
+
+
+def _tool_args(event: dict[str, Any]) -> dict[str, Any]:
+    return _body(event)["params"]["arguments"]
+
+
+OPERATIONS += [
+    Operation(
+        "mcp_store_message",
+        "assistant_tools",
+        "POST /mcp",
+        MCP_SCOPES,
+        "conversations",
+        _mcp_store_message,
+        enqueues=True,
+        verify=lambda event, out: (
+            (r := _tool_result(event, out)) is not None and r["content"] == _tool_args(event)["content"]
+        ),
+    ),
+    Operation(
+        "mcp_get_conversation_history",
+        "assistant_tools",
+        "POST /mcp",
+        MCP_SCOPES,
+        "conversations",
+        lambda fx, client, n: _tool_call("get_conversation_history", {"conversation_id": fx["history"][client]}, n),
+        verify=lambda event, out: (r := _tool_result(event, out)) is not None and len(r["items"]) == 50,
+    ),
+    Operation(
+        "mcp_create_booking",
+        "assistant_tools",
+        "POST /mcp",
+        MCP_SCOPES,
+        "bookings",
+        _mcp_create_booking,
+        enqueues=True,
+        verify=lambda event, out: (
+            (r := _tool_result(event, out)) is not None and r["event_start"][:16] == _tool_args(event)["event_start"]
+        ),
+    ),
+    Operation(
+        "mcp_get_booking",
+        "assistant_tools",
+        "POST /mcp",
+        MCP_SCOPES,
+        "bookings",
+        lambda fx, client, n: _tool_call("get_booking", {"booking_id": fx["bookings"][client]}, n),
+        verify=lambda event, out: (
+            (r := _tool_result(event, out)) is not None and r["id"] == _tool_args(event)["booking_id"]
+        ),
+    ),
+]
+
+
 # -- cold starts: a fresh process imports the handler and serves this first event ---------------------------
 @dataclass(frozen=True)
 class ColdStart:
@@ -359,9 +437,18 @@ def _cold_create_booking(fx: dict[str, Any], tag: str) -> dict[str, Any]:
     return op.event(fx["bookings"], 0, int(tag.rsplit("-", 1)[-1]) + 10**6)
 
 
+def _cold_assistant_tools(fx: dict[str, Any], tag: str) -> dict[str, Any]:
+    """The same work as store_message's first request (1 statement + 1 SQS send), as a tool call."""
+    op = next(o for o in OPERATIONS if o.name == "mcp_store_message")
+    return op.event({"chat": [f"bench-cold-{tag}"], "run": f"cold-{tag}"}, 0, 1)
+
+
 COLD_STARTS: list[ColdStart] = [
     ColdStart("store_message", "POST a scored message (1 statement + 1 SQS send)", _cold_store_message),
     ColdStart("create_booking", "POST /bookings (1 statement + 1 SQS send)", _cold_create_booking, ("bookings",)),
+    ColdStart(
+        "assistant_tools", "POST /mcp tools/call store_message (1 statement + 1 SQS send)", _cold_assistant_tools
+    ),
     ColdStart("followup_worker", "SQS batch of 10 emotion_stats jobs", _cold_worker, ("emotion",)),
     ColdStart("health", "GET /health (SELECT 1)", _cold_health),
 ]
