@@ -2,7 +2,8 @@
 gateway on a free port, the poller and the scheduler, started once per session.
 
 These tests exercise the local stack itself, so they use the fixture functions, not the app's
-handlers; ``app_stack`` is the real app, for its end-to-end tests. Waiting is always polling with a deadline (``wait_until``), never a fixed sleep."""
+handlers; ``app_stack`` is the real app, for its end-to-end tests. Waiting is always polling with a
+deadline (``wait_until``), never a fixed sleep."""
 
 from __future__ import annotations
 

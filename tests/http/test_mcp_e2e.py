@@ -12,7 +12,7 @@ import asyncio
 import random
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx2
@@ -43,7 +43,7 @@ def run(url: str, token: str, steps: Steps) -> Any:
 
 
 def far_day() -> date:
-    return date.today() + timedelta(days=random.randint(400, 1000))
+    return datetime.now(UTC).date() + timedelta(days=random.randint(400, 1000))
 
 
 def test_an_agent_books_a_chef_through_the_mcp_client(app_stack):

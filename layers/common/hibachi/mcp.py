@@ -296,19 +296,19 @@ class McpServer:
         try:
             args = tool.arguments.model_validate(arguments)
         except ValidationError as exc:
-            details = validation_details(exc.errors(include_input=False, include_url=False))
-            for detail in details:
+            fields = validation_details([dict(e) for e in exc.errors(include_input=False, include_url=False)])
+            for detail in fields:
                 detail["loc"] = ["arguments", *detail["loc"]]
-            return tool_error("validation_error", "The arguments are not valid; see details.", details)
+            return tool_error("validation_error", "The arguments are not valid; see details.", fields)
         except RecursionError:
-            details = [{"loc": ["arguments"], "msg": "JSON is nested too deeply", "type": "json_too_deep"}]
-            return tool_error("validation_error", "The arguments are not valid; see details.", details)
+            fields = [{"loc": ["arguments"], "msg": "JSON is nested too deeply", "type": "json_too_deep"}]
+            return tool_error("validation_error", "The arguments are not valid; see details.", fields)
         try:
             out = tool.run(args, caller)
         except AppError as exc:
             if exc.status >= 500:
                 logger.warning("dependency unavailable", extra={"tool": tool.name, "code": exc.code})
-            details = exc.details
+            details: Any = exc.details
             if "Retry-After" in exc.headers:
                 details = {
                     **(details if isinstance(details, dict) else {}),
@@ -369,7 +369,10 @@ class McpServer:
                             "202": {"description": "A notification or a response was accepted (no body)"},
                             "400": {
                                 **error,
-                                "description": "Not JSON (-32700), a batch or not JSON-RPC 2.0 (-32600), or an unsupported MCP-Protocol-Version",
+                                "description": (
+                                    "Not JSON (-32700); a batch, not JSON-RPC 2.0 or an unsupported "
+                                    "MCP-Protocol-Version (-32600)"
+                                ),
                             },
                             "406": {**error, "description": "The Accept header rules out application/json"},
                             "413": {**error, "description": "The message is too large"},
