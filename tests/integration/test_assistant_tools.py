@@ -183,8 +183,13 @@ def test_unknown_method_tool_and_malformed_params(context, settings):
     unknown = rpc(context, "tools/call", {"name": "drop_tables", "arguments": {}})["error"]
     assert unknown["code"] == -32602 and "create_booking" in unknown["message"]
     assert rpc(context, "tools/call", {"name": "get_booking", "arguments": [1]})["error"]["code"] == -32602
-    status, answer, _ = post(context, {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": "x"})
-    assert status == 200 and answer["error"]["code"] == -32602
+    for message, code in (
+        ({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": "x"}, -32602),
+        ({"jsonrpc": "2.0", "id": 1, "method": 5}, -32600),
+        ({"jsonrpc": "2.0", "id": 1, "method": "ping", "extra": True}, -32600),
+    ):
+        status, answer, _ = post(context, message)
+        assert (status, answer["id"], answer["error"]["code"]) == (400, 1, code), message
 
 
 # -- tools ---------------------------------------------------------------------------------------------------

@@ -32,13 +32,13 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from hibachi.api import metric_prefix, validation_details
+from hibachi.api import document_auth, metric_prefix, validation_details
 from hibachi.db import get_db
 from hibachi.errors import AppError
 from hibachi.observability import add_ms, logger, metrics, timed_ms
@@ -47,6 +47,8 @@ from hibachi.settings import get_settings
 PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18")  # newest first
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
 _JSON = "application/json"
+_REQUEST_MEMBERS = frozenset({"jsonrpc", "id", "method", "params"})
+_RESPONSE_MEMBERS = frozenset({"jsonrpc", "id", "result", "error"})
 
 
 @dataclass(frozen=True)
@@ -114,9 +116,17 @@ def caller_of(event: Mapping[str, Any]) -> Caller:
 class _Reject(Exception):
     """A message refused before any method runs: HTTP ``status`` and a JSON-RPC error (``id: null``)."""
 
-    def __init__(self, status: int, code: int, message: str, headers: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: int,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+        request_id: str | int | None = None,
+    ):
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, dict(headers or {})
+        self.request_id = request_id
 
 
 def _http(status: int, body: Any = None, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -156,6 +166,27 @@ def _media_types(header: str) -> list[str]:
     return [part.split(";")[0].strip().lower() for part in header.split(",") if part.strip()]
 
 
+def _unicode_text(value: Any) -> bool:
+    """No string (key or value) holds NUL or a lone surrogate (JSON's escapes can carry both; the REST
+    API refuses them too, PostgreSQL cannot store them)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return False
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
+
+
 def _valid_id(value: Any) -> bool:
     return isinstance(value, str | int) and not isinstance(value, bool)
 
@@ -191,7 +222,7 @@ class McpServer:
                         operation = f"mcp_{name}"
                 response = self._dispatch(message, caller_of(event))
             except _Reject as reject:
-                response = _http(reject.status, _error(None, reject.code, reject.message), reject.headers)
+                response = _http(reject.status, _error(reject.request_id, reject.code, reject.message), reject.headers)
         metrics.add_dimension(name="operation", value=operation)
         add_ms(f"{metric_prefix(operation)}Latency", total[0])
         if stats.statements:
@@ -225,33 +256,44 @@ class McpServer:
             message = json.loads(text)
         except (ValueError, RecursionError):
             raise _Reject(400, PARSE_ERROR, "Parse error: the body is not valid JSON.") from None
+        if not _unicode_text(message):
+            raise _Reject(
+                400, PARSE_ERROR, "Parse error: the message has text with NUL or a lone surrogate (not Unicode)."
+            )
         if isinstance(message, list):
             raise _Reject(
                 400, INVALID_REQUEST, "Invalid Request: JSON-RPC batches are not supported; send one message per POST."
             )
         if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
             raise _Reject(400, INVALID_REQUEST, 'Invalid Request: not a JSON-RPC 2.0 message ("jsonrpc": "2.0").')
+        request_id = message.get("id")
+        if "id" in message and not _valid_id(request_id):
+            raise _Reject(400, INVALID_REQUEST, "Invalid Request: the id must be a string or an integer.")
+        if "method" in message and not isinstance(message["method"], str):
+            raise _Reject(400, INVALID_REQUEST, "Invalid Request: the method must be a string.", request_id=request_id)
+        if "params" in message and not isinstance(message["params"], dict):
+            raise _Reject(400, INVALID_PARAMS, "Invalid params: params must be an object.", request_id=request_id)
+        if "method" not in message and "result" not in message and "error" not in message:
+            raise _Reject(400, INVALID_REQUEST, "Invalid Request: a message needs a method, a result or an error.")
+        members = _REQUEST_MEMBERS if "method" in message else _RESPONSE_MEMBERS
+        if unknown := sorted(set(message) - members):
+            raise _Reject(
+                400,
+                INVALID_REQUEST,
+                f"Invalid Request: unknown member {unknown[0][:40]!r} (JSON-RPC 2.0 has {', '.join(sorted(members))}).",
+                request_id=request_id,
+            )
         return message
 
     # -- JSON-RPC -----------------------------------------------------------------------------------------
     def _dispatch(self, message: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        """A valid message (``_message``): a request gets its response; a notification, or the
+        client's answer to a request (this server sends none), is accepted with nothing to say."""
         method = message.get("method")
-        if "id" not in message:  # a notification, or the client's answer to a request: accepted, nothing to say
-            if method is None and "result" not in message and "error" not in message:
-                raise _Reject(400, INVALID_REQUEST, "Invalid Request: a message needs a method, a result or an error.")
+        if "id" not in message or method is None:
             return _http(202)
         request_id = message["id"]
-        if not _valid_id(request_id):
-            raise _Reject(400, INVALID_REQUEST, "Invalid Request: the id must be a string or an integer.")
-        if method is None and ("result" in message or "error" in message):
-            return _http(202)  # a response to a server request (this server sends none)
-        if not isinstance(method, str):
-            return _http(200, _error(request_id, INVALID_REQUEST, "Invalid Request: the method must be a string."))
-        params = message.get("params", {})
-        if params is None:
-            params = {}
-        if not isinstance(params, dict):
-            return _http(200, _error(request_id, INVALID_PARAMS, "Invalid params: params must be an object."))
+        params: dict[str, Any] = message.get("params") or {}
         if method == "initialize":
             return _http(200, _result(request_id, self._initialize(params)))
         if method == "ping":
@@ -326,61 +368,98 @@ class McpServer:
         }
 
     # -- OpenAPI ------------------------------------------------------------------------------------------
-    def get_openapi_json_schema(self, path: str = "/mcp", public: Collection[str] = ()) -> str:
+    def get_openapi_json_schema(self, path: str = "/mcp") -> str:
         """A small OpenAPI document of the endpoint (``local.openapi`` merges it into the API's)."""
         tools = "".join(f"\n- `{t.name}` ({t.scope}): {t.title}" for t in self.tools.values())
-        message = {
-            "type": "object",
-            "required": ["jsonrpc"],
-            "properties": {
-                "jsonrpc": {"const": "2.0"},
-                "id": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
-                "method": {"type": "string", "examples": ["initialize", "tools/list", "tools/call"]},
-                "params": {"type": "object"},
+        ref = "#/components/schemas/"
+        request_id = {"anyOf": [{"type": "string"}, {"type": "integer"}]}
+        method = {"type": "string", "examples": ["initialize", "tools/list", "tools/call"]}
+        schemas = {
+            "JsonRpcRequest": {
+                "type": "object",
+                "required": ["jsonrpc", "id", "method"],
+                "properties": {
+                    "jsonrpc": {"const": "2.0"},
+                    "id": request_id,
+                    "method": method,
+                    "params": {"type": "object"},
+                },
+                "additionalProperties": False,
+            },
+            "JsonRpcNotification": {
+                "type": "object",
+                "required": ["jsonrpc", "method"],
+                "properties": {"jsonrpc": {"const": "2.0"}, "method": method, "params": {"type": "object"}},
+                "additionalProperties": False,
+            },
+            "JsonRpcErrorObject": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "data": {}},
+            },
+            "JsonRpcResponse": {
+                "type": "object",
+                "required": ["jsonrpc", "id"],
+                "properties": {
+                    "jsonrpc": {"const": "2.0"},
+                    "id": request_id,
+                    "result": {"type": "object"},
+                    "error": {"$ref": ref + "JsonRpcErrorObject"},
+                },
+            },
+            "JsonRpcRefusal": {
+                "type": "object",
+                "required": ["jsonrpc", "id", "error"],
+                "properties": {
+                    "jsonrpc": {"const": "2.0"},
+                    "id": {"anyOf": [*request_id["anyOf"], {"type": "null"}]},
+                    "error": {"$ref": ref + "JsonRpcErrorObject"},
+                },
             },
         }
-        error = {"description": "", "content": {_JSON: {"schema": {"$ref": "#/components/schemas/JsonRpcMessage"}}}}
+        refusal = {_JSON: {"schema": {"$ref": ref + "JsonRpcRefusal"}}}
+        operation = {
+            "tags": ["assistant tools (MCP)"],
+            "summary": "MCP server: the assistant's tools (Streamable HTTP, stateless, JSON responses)",
+            "description": (
+                "Model Context Protocol endpoint for LLM agents (protocol "
+                + " / ".join(PROTOCOL_VERSIONS)
+                + "): one JSON-RPC message per POST (`initialize`, `ping`, `tools/list`, `tools/call`); no"
+                " sessions, no SSE. Every tool call also needs the scope of the REST route it mirrors; a missing"
+                " scope, invalid arguments or a refused booking come back as tool errors (`isError: true`) with"
+                " the REST API's error codes. Tools:" + tools
+            ),
+            "operationId": "mcp",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    _JSON: {
+                        "schema": {"anyOf": [{"$ref": ref + "JsonRpcRequest"}, {"$ref": ref + "JsonRpcNotification"}]}
+                    }
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "The response to a request (a failed tool call is a result with `isError: true`)",
+                    "content": {_JSON: {"schema": {"$ref": ref + "JsonRpcResponse"}}},
+                },
+                "202": {"description": "A notification (or a response) was accepted; no body"},
+                "400": {
+                    "description": (
+                        "Not JSON (-32700); a batch, not a JSON-RPC 2.0 message or an unsupported "
+                        "MCP-Protocol-Version (-32600); params not an object (-32602)"
+                    ),
+                    "content": refusal,
+                },
+                "406": {"description": "The Accept header rules out application/json", "content": refusal},
+                "413": {"description": "The message is too large", "content": refusal},
+                "415": {"description": "The body is not application/json", "content": refusal},
+            },
+        }
         doc = {
             "openapi": "3.1.0",
             "info": {"title": self.title, "version": get_settings().app_version},
-            "paths": {
-                path: {
-                    "post": {
-                        "tags": ["assistant tools (MCP)"],
-                        "summary": "MCP server: the assistant's tools (Streamable HTTP, stateless, JSON responses)",
-                        "description": (
-                            "Model Context Protocol endpoint for LLM agents (protocol "
-                            + " / ".join(PROTOCOL_VERSIONS)
-                            + "): one JSON-RPC message per POST (`initialize`, `ping`, `tools/list`, `tools/call`);"
-                            " no sessions, no SSE. Every tool call also needs the scope of the REST route it"
-                            " mirrors; a missing scope, invalid arguments or a refused booking come back as tool"
-                            " errors (`isError: true`) with the REST API's error codes. Tools:" + tools
-                        ),
-                        "operationId": "mcp",
-                        "requestBody": {
-                            "required": True,
-                            "content": {_JSON: {"schema": {"$ref": "#/components/schemas/JsonRpcMessage"}}},
-                        },
-                        "responses": {
-                            "200": {
-                                "description": "The JSON-RPC response (a tool error is a result with `isError: true`)",
-                                "content": {_JSON: {"schema": {"$ref": "#/components/schemas/JsonRpcMessage"}}},
-                            },
-                            "202": {"description": "A notification or a response was accepted (no body)"},
-                            "400": {
-                                **error,
-                                "description": (
-                                    "Not JSON (-32700); a batch, not JSON-RPC 2.0 or an unsupported "
-                                    "MCP-Protocol-Version (-32600)"
-                                ),
-                            },
-                            "406": {**error, "description": "The Accept header rules out application/json"},
-                            "413": {**error, "description": "The message is too large"},
-                            "415": {**error, "description": "The body is not application/json"},
-                        },
-                    }
-                }
-            },
-            "components": {"schemas": {"JsonRpcMessage": message}},
+            "paths": {path: {"post": operation}},
+            "components": {"schemas": schemas},
         }
-        return json.dumps(doc, indent=2)
+        return json.dumps(document_auth(doc, public=()), indent=2)
