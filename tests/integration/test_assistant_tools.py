@@ -68,9 +68,9 @@ def call_tool(context, name: str, arguments: dict, **kw) -> dict:
 
 def free_slot() -> str:
     """A local start nobody else books: a random day 400-1000 days ahead (three-year horizon), at a
-    random quarter hour between 10:00 and 19:45."""
+    random half hour of the service hours (11:00-19:30)."""
     day = datetime.now(ZoneInfo(TZ)).date() + timedelta(days=random.randint(400, 1000))
-    return f"{day.isoformat()}T{random.randint(10, 19):02d}:{random.choice((0, 15, 30, 45)):02d}"
+    return f"{day.isoformat()}T{random.randint(11, 19):02d}:{random.choice((0, 30)):02d}"
 
 
 def booking_args(**over: Any) -> dict:
