@@ -33,7 +33,7 @@ def test_the_function_route_table_is_the_templates(function):
         if route.public:
             assert row.scope is None, route.route_key
         else:
-            assert (row.scope,) == route.scopes, (route.route_key, row.scope, route.scopes)
+            assert row.scopes == route.scopes, (route.route_key, row.scope, route.scopes)
 
 
 def test_every_protected_route_has_a_scope():

@@ -278,10 +278,16 @@ def create_app(public: Collection[str] = (), links: Sequence[Link] = ()) -> APIG
 @dataclass(frozen=True)
 class Route:
     """One row of a function's route table: the operation's name (its metrics) and the scope the
-    template's JWT authorizer requires on the route (``None``: a public route, no authorizer)."""
+    template's JWT authorizer requires on the route (``None``: a public route, no authorizer); a
+    tuple when the route admits any of several scopes (``POST /mcp``: each tool checks its own)."""
 
     operation: str
-    scope: str | None
+    scope: str | tuple[str, ...] | None
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """The scopes of which the token needs one (empty for a public route)."""
+        return (self.scope,) if isinstance(self.scope, str) else tuple(self.scope or ())
 
 
 def token_scopes(event: Mapping[str, Any]) -> set[str] | None:
@@ -347,8 +353,8 @@ def _refusal(event: Mapping[str, Any], routes: Mapping[str, Any]) -> tuple[int, 
     scopes = token_scopes(event)
     if scopes is None:
         return 401, "unauthorized", "The request did not come through the authorizer."
-    if route.scope not in scopes:
-        return 403, "forbidden", f"This route needs the {route.scope} scope."
+    if not scopes & set(route.scopes):
+        return 403, "forbidden", f"This route needs the {' or '.join(route.scopes)} scope."
     return None
 
 
@@ -376,6 +382,13 @@ def _unsupported_media_type(event: Mapping[str, Any]) -> bool:
         if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
             return True
     return False
+
+
+def refusal(event: Mapping[str, Any], routes: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The answer to an event that must not reach its route's code (see ``handle``), else None: for
+    handlers that do not go through ``handle`` (the MCP endpoint)."""
+    refused = _refusal(event, routes)
+    return _early(event, *refused) if refused is not None else None
 
 
 def _early(event: Mapping[str, Any], status: int, code: str, message: str) -> dict[str, Any]:

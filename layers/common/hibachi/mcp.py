@@ -7,11 +7,12 @@ and OpenTelemetry: several hundred milliseconds more on every cold start of a fu
 methods. ``awslabs-mcp-lambda-handler`` (0.1.15) is small but turns every tool exception into a JSON-RPC
 -32603 answered with HTTP 500 (no ``isError`` tool results, so an agent cannot recover), builds input
 schemas from type hints only (not from our pydantic models), returns results as ``str(result)`` and
-accepts only the exact content type ``application/json``. The figures are in the closing note of issue
-14 and BENCHMARKS.md; the tests drive this module with the SDK's own client.
+accepts only the exact content type ``application/json``. ``python -m bench.mcp_libraries`` measures
+what each library adds to the import; the tests drive this module with the SDK's own client.
 
 What is served (MCP 2025-11-25 and 2025-06-18; an unknown version in ``initialize`` gets the newest):
 
+- The route table's check first (``hibachi.api.refusal``), as on every API route.
 - ``initialize`` (no ``Mcp-Session-Id``: stateless), ``ping``, ``tools/list``, ``tools/call``;
   any other method: JSON-RPC -32601. ``notifications/*`` and client responses: ``202`` with no body.
 - Transport errors, each a JSON-RPC error with ``id: null``: not JSON -> 400 / -32700; a batch (the
@@ -38,10 +39,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from hibachi.api import document_auth, metric_prefix, validation_details
+from hibachi.api import document_auth, metric_prefix, refusal, validation_details
 from hibachi.db import get_db
 from hibachi.errors import AppError
-from hibachi.observability import add_ms, logger, metrics, timed_ms
+from hibachi.observability import add_ms, exception_facts, logger, metrics, timed_ms
 from hibachi.settings import get_settings
 
 PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18")  # newest first
@@ -207,22 +208,26 @@ class McpServer:
             self.tools[tool.name] = tool
 
     # -- HTTP ---------------------------------------------------------------------------------------------
-    def handle(self, event: dict[str, Any]) -> dict[str, Any]:
-        """One POST: size guard, the message, the metrics (latency per tool, database time)."""
+    def handle(self, event: dict[str, Any], routes: Mapping[str, Any]) -> dict[str, Any]:
+        """One POST: the route table's check (``hibachi.api.refusal``: an event that did not come
+        through the authorizer, or does not match its route, is refused as on every API route), the
+        message, the metrics (latency per tool, database time)."""
         operation = "mcp"
         db = get_db()
         with timed_ms() as total, db.measure() as stats:
-            try:
-                message = self._message(event)
-                if isinstance(message.get("method"), str) and message["method"] == "tools/call":
-                    name = (
-                        (message.get("params") or {}).get("name") if isinstance(message.get("params"), dict) else None
-                    )
-                    if isinstance(name, str) and name in self.tools:
+            refused = refusal(event, routes)
+            if refused is not None:
+                response = refused
+            else:
+                try:
+                    message = self._message(event)
+                    name = (message.get("params") or {}).get("name")
+                    if message.get("method") == "tools/call" and isinstance(name, str) and name in self.tools:
                         operation = f"mcp_{name}"
-                response = self._dispatch(message, caller_of(event))
-            except _Reject as reject:
-                response = _http(reject.status, _error(reject.request_id, reject.code, reject.message), reject.headers)
+                    response = self._dispatch(message, caller_of(event))
+                except _Reject as reject:
+                    answer = _error(reject.request_id, reject.code, reject.message)
+                    response = _http(reject.status, answer, reject.headers)
         metrics.add_dimension(name="operation", value=operation)
         add_ms(f"{metric_prefix(operation)}Latency", total[0])
         if stats.statements:
@@ -357,8 +362,9 @@ class McpServer:
                     "retry_after_seconds": int(exc.headers["Retry-After"]),
                 }
             return tool_error(exc.code, exc.message, details)
-        except Exception:  # noqa: BLE001 - a tool error, never a 500 with a stack trace
-            logger.exception("unhandled error in a tool", extra={"tool": tool.name})
+        except Exception as exc:  # noqa: BLE001 - a tool error, never a 500 with a stack trace
+            # by type and frames, never the message: it may quote the customer's data
+            logger.error("unhandled error in a tool", extra={"tool": tool.name, **exception_facts(exc)})
             return tool_error("internal_error", "Something went wrong on our side; it has been logged.")
         structured = out.model_dump(mode="json")
         return {
