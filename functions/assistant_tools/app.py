@@ -14,8 +14,17 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from aws_lambda_powertools.logging import correlation_paths
+from hibachi.api import Route
 from hibachi.bookings import service as bookings
-from hibachi.bookings.models import BookingIn, BookingOut, RescheduleIn
+from hibachi.bookings.models import (
+    AvailabilityOut,
+    AvailabilityQuery,
+    BookingIn,
+    BookingOut,
+    BookingPage,
+    BookingSearchIn,
+    RescheduleIn,
+)
 from hibachi.conversations import service as conversations
 from hibachi.conversations.models import MessageIn, MessageOut, MessagePage, MessagesQuery
 from hibachi.mcp import Caller, McpServer, Tool
@@ -85,6 +94,14 @@ def rest_part[M: BaseModel](model: type[M], args: BaseModel) -> M:
 
 
 # -- the tools ----------------------------------------------------------------------------------------------
+def check_availability(args: AvailabilityQuery, caller: Caller) -> AvailabilityOut:
+    return bookings.availability(args)
+
+
+def find_bookings(args: BookingSearchIn, caller: Caller) -> BookingPage:
+    return bookings.search_bookings(args)
+
+
 def create_booking(args: CreateBookingArgs, caller: Caller) -> BookingOut:
     booking, _created = bookings.create_booking(
         rest_part(BookingIn, args), idempotency_key=args.idempotency_key, correlation_id=caller.correlation_id
@@ -146,6 +163,43 @@ server = McpServer(
 )
 server.add(
     Tool(
+        name="check_availability",
+        title="Free start times",
+        description=(
+            "The start times at which a chef is free, day by day, for an event of `duration_minutes` (default "
+            "120) in the event's IANA `timezone`: from `date` (YYYY-MM-DD, local) for `days` days (1-14). Only "
+            "times within service hours, far enough ahead and with a free chef (travel time included) are listed; "
+            "a day without times is full. Call it before offering times, and offer only listed ones: a listed "
+            "start can be booked at once with create_booking (pass it without the offset, e.g. 2026-12-05T18:30). "
+            "Errors: `validation_error` with the field (an unknown time zone, a date in the past, days out of "
+            "range)."
+        ),
+        scope="bookings:read",
+        arguments=AvailabilityQuery,
+        output=AvailabilityOut,
+        run=check_availability,
+        read_only=True,
+        idempotent=True,
+    ),
+    Tool(
+        name="find_bookings",
+        title="Find bookings",
+        description=(
+            "Find a customer's bookings: filter by `phone` (E.164, e.g. +14155550123), `email`, `conversation_id` "
+            "(the chat), local dates `from`/`to` (YYYY-MM-DD, in each booking's zone) and `status` (`confirmed` or "
+            "`cancelled`); every filter given must match. Without filters: the confirmed bookings from today on. "
+            "Returns up to `limit` bookings (default 20) ordered by start; when `next_cursor` is not null, pass it "
+            "as `cursor` with the same filters for more. Use it when a customer asks about, changes or cancels a "
+            "booking and you do not have its id. Errors: `validation_error` with the field."
+        ),
+        scope="bookings:read",
+        arguments=BookingSearchIn,
+        output=BookingPage,
+        run=find_bookings,
+        read_only=True,
+        idempotent=True,
+    ),
+    Tool(
         name="create_booking",
         title="Book a hibachi chef",
         description=(
@@ -154,7 +208,9 @@ server.add(
             "retry after an error or a timeout, send the SAME key with the same arguments to get the original "
             "booking back instead of a second one. Returns the booking (`id`, `status`, `event_start` with the "
             "local offset, `chef_id`, ...); keep its `id`. " + _TIMES + " " + _BOOKING_ERRORS + " "
-            "`idempotency_key_reused` - the key was used for a different booking: make a new key."
+            "`outside_service_hours` - the start is not one the business offers (`error.details` says which): "
+            "check_availability lists the ones it does. `idempotency_key_reused` - the key was used for a different "
+            "booking: make a new key."
         ),
         scope="bookings:write",
         arguments=CreateBookingArgs,
@@ -243,8 +299,11 @@ server.add(
 
 app = server  # ``app.get_openapi_json_schema()``: the endpoint in the API's OpenAPI document
 
+# The route table: the route admits a token with any of the tools' scopes; each call checks its tool's
+OPERATIONS = {"POST /mcp": Route("mcp", tuple(dict.fromkeys(tool.scope for tool in server.tools.values())))}
+
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    return server.handle(event)
+    return server.handle(event, OPERATIONS)

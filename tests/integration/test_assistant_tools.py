@@ -22,8 +22,11 @@ from local.events import http_event
 from tests.conftest import ROOT, load_function, new_id
 
 ALL = ("bookings:write", "bookings:read", "messages:write", "conversations:read")
+READ_ONLY = {"check_availability", "find_bookings", "get_booking", "get_conversation_history"}
 TZ = "America/Los_Angeles"
 TOOLS = {
+    "check_availability",
+    "find_bookings",
     "create_booking",
     "get_booking",
     "reschedule_booking",
@@ -108,7 +111,7 @@ def test_tools_list_has_every_tool_with_schemas_and_descriptions(context, settin
     for tool in tools.values():
         assert tool["inputSchema"]["type"] == "object" and tool["outputSchema"]["type"] == "object"
         assert len(tool["description"]) > 150, tool["name"]
-        assert tool["annotations"]["readOnlyHint"] == tool["name"].startswith("get_")
+        assert tool["annotations"]["readOnlyHint"] == (tool["name"] in READ_ONLY)
     assert "SAME key" in tools["create_booking"]["description"]
     assert "idempotency_key" in tools["create_booking"]["inputSchema"]["required"]
     assert "SAME key" in tools["create_booking"]["inputSchema"]["properties"]["idempotency_key"]["description"]
@@ -171,6 +174,7 @@ def test_oversized_and_base64_bodies(context, settings):
         route_key="POST /mcp",
         headers={"content-type": "application/json"},
         body=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+        claims={"sub": "agent-1"},
         scopes=list(ALL),
     )
     event["body"], event["isBase64Encoded"] = base64.b64encode(event["body"].encode()).decode(), True
@@ -183,6 +187,7 @@ def test_unknown_method_tool_and_malformed_params(context, settings):
     unknown = rpc(context, "tools/call", {"name": "drop_tables", "arguments": {}})["error"]
     assert unknown["code"] == -32602 and "create_booking" in unknown["message"]
     assert rpc(context, "tools/call", {"name": "get_booking", "arguments": [1]})["error"]["code"] == -32602
+    assert rpc(context, "tools/call", {"name": ["get_booking"], "arguments": {}})["error"]["code"] == -32602
     for message, code in (
         ({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": "x"}, -32602),
         ({"jsonrpc": "2.0", "id": 1, "method": 5}, -32600),
@@ -272,6 +277,8 @@ def test_invalid_arguments_are_tool_errors_with_the_fields(context, settings):
         ("reschedule_booking", "bookings:write"),
         ("cancel_booking", "bookings:write"),
         ("get_booking", "bookings:read"),
+        ("check_availability", "bookings:read"),
+        ("find_bookings", "bookings:read"),
         ("store_message", "messages:write"),
         ("get_conversation_history", "conversations:read"),
     ],
@@ -323,12 +330,14 @@ def _constraints(schema: dict) -> dict:
 def test_every_tool_input_schema_is_the_rest_models_schema(settings):
     """Each tool's input schema is its REST model's schema (properties, their order, $defs, required) plus
     only the REST route's path parameters and Idempotency-Key."""
-    from hibachi.bookings.models import BookingIn, RescheduleIn
+    from hibachi.bookings.models import AvailabilityQuery, BookingIn, BookingSearchIn, RescheduleIn
     from hibachi.conversations.models import MessageIn, MessagesQuery
     from hibachi.validation import ID_PATTERN
 
     app = load_function("assistant_tools")
     rest = {
+        "check_availability": (AvailabilityQuery, set()),
+        "find_bookings": (BookingSearchIn, set()),
         "create_booking": (BookingIn, {"idempotency_key"}),
         "get_booking": (None, {"booking_id"}),
         "cancel_booking": (None, {"booking_id"}),
@@ -368,3 +377,50 @@ def test_every_tool_input_schema_is_the_rest_models_schema(settings):
     for name in ("store_message", "get_conversation_history"):
         prop = app.server.tools[name].input_schema()["properties"]["conversation_id"]
         assert (prop["pattern"], prop["minLength"], prop["maxLength"]) == (ID_PATTERN, 1, 128)
+
+
+def test_availability_and_search_tools(context, settings, sqs):
+    day = (datetime.now(ZoneInfo(TZ)) + timedelta(days=random.randint(400, 1000))).date()
+    free = call_tool(context, "check_availability", {"date": day.isoformat(), "days": 2, "timezone": TZ})
+    assert not free["isError"], free
+    days = free["structuredContent"]["days"]
+    assert [d["date"] for d in days] == [day.isoformat(), (day + timedelta(days=1)).isoformat()]
+    start = days[0]["starts"][0][:16]
+    chat = new_id("mcp-find")
+    booked = call_tool(context, "create_booking", booking_args(event_start=start, conversation_id=chat))
+    assert not booked["isError"], booked
+    again = call_tool(context, "check_availability", {"date": day.isoformat(), "timezone": TZ})
+    assert again["structuredContent"]["days"][0]["starts"] != [], "three chefs: one booking leaves the time free"
+
+    found = call_tool(context, "find_bookings", {"conversation_id": chat})["structuredContent"]
+    assert [b["id"] for b in found["items"]] == [booked["structuredContent"]["id"]]
+    by_phone = call_tool(
+        context, "find_bookings", {"phone": "+14155550123", "from": day.isoformat(), "to": day.isoformat()}
+    )
+    assert booked["structuredContent"]["id"] in [b["id"] for b in by_phone["structuredContent"]["items"]]
+
+    outside = call_tool(context, "create_booking", booking_args(event_start=f"{day.isoformat()}T06:00"))
+    assert outside["structuredContent"]["error"]["code"] == "outside_service_hours"
+    bad_zone = call_tool(context, "check_availability", {"date": day.isoformat(), "timezone": "Mars/Olympus"})
+    assert bad_zone["structuredContent"]["error"]["code"] == "validation_error"
+    assert bad_zone["structuredContent"]["error"]["details"][0]["loc"] == ["arguments", "timezone"]
+    bad_range = call_tool(context, "find_bookings", {"from": "2030-01-02", "to": "2030-01-01"})
+    assert bad_range["structuredContent"]["error"]["code"] == "validation_error"
+
+
+def test_forged_events_are_refused_before_any_message_is_read(context, settings):
+    """The route table's check (hibachi.api.refusal), as on every API route: no authorizer claims, or
+    a method and path that are not the route's."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    handler = load_function("assistant_tools").lambda_handler
+    headers = {"content-type": "application/json"}
+    unsigned = http_event("POST", "/mcp", route_key="POST /mcp", headers=headers, body=body)
+    assert handler(unsigned, context)["statusCode"] == 401
+    elsewhere = http_event(
+        "POST", "/bookings", route_key="POST /mcp", headers=headers, body=body, claims={"sub": "x"}, scopes=list(ALL)
+    )
+    assert handler(elsewhere, context)["statusCode"] == 403
+    no_scope = http_event(
+        "POST", "/mcp", route_key="POST /mcp", headers=headers, body=body, claims={"sub": "x"}, scopes=["ops:read"]
+    )
+    assert handler(no_scope, context)["statusCode"] == 403

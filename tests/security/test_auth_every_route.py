@@ -157,8 +157,8 @@ def test_each_mcp_tool_call_needs_the_scope_of_its_rest_route(rel):
         result = answer["result"]
         assert result["isError"] and result["structuredContent"]["error"]["code"] == "insufficient_scope", name
         assert result["structuredContent"]["error"]["details"] == {"required_scope": tool.scope}
-        # with its scope alone the call gets past the check (and fails on the empty arguments instead)
+        # with its scope alone the call gets past the check (and runs, or fails on the empty arguments)
         token = rel.stack.token([tool.scope])
         status, answer, _ = http(url, "POST", body=call, headers={"authorization": f"Bearer {token}"})
         assert status == 200, (name, status, answer)
-        assert answer["result"]["structuredContent"]["error"]["code"] != "insufficient_scope", name
+        assert answer["result"]["structuredContent"].get("error", {}).get("code") != "insufficient_scope", name
