@@ -52,7 +52,7 @@ def test_an_agent_books_a_chef_through_the_mcp_client(app_stack):
     day = far_day()
     args = {
         "customer": {"name": "Dana Whitfield", "phone": "+14155550123", "email": "dana@example.com"},
-        "event_start": f"{day.isoformat()}T17:00",
+        "event_start": None,  # a start check_availability lists
         "timezone": TZ,
         "guest_count": 12,
         "address": {"line1": "1200 Seacliff Ave", "city": "San Francisco", "state": "CA", "postal_code": "94121"},
@@ -65,6 +65,10 @@ def test_an_agent_books_a_chef_through_the_mcp_client(app_stack):
         init = await session.initialize()
         out["init"] = init
         out["tools"] = {t.name: t for t in (await session.list_tools()).tools}
+        free = await session.call_tool("check_availability", {"date": day.isoformat(), "timezone": TZ})
+        out["check_availability"] = free
+        starts = [s[:16] for s in free.structured_content["days"][0]["starts"]]
+        args["event_start"] = starts[len(starts) // 2]
         for name, arguments in (
             ("store_message", {"conversation_id": chat, "role": "user", "content": "A chef for 12, please."}),
             ("create_booking", args),
@@ -72,10 +76,12 @@ def test_an_agent_books_a_chef_through_the_mcp_client(app_stack):
         ):
             out.setdefault(name, []).append(await session.call_tool(name, arguments))
         booking_id = out["create_booking"][0].structured_content["id"]
+        out["find_bookings"] = await session.call_tool("find_bookings", {"conversation_id": chat})
         out["get_booking"] = await session.call_tool("get_booking", {"booking_id": booking_id})
         out["reschedule_booking"] = await session.call_tool(
-            "reschedule_booking", {"booking_id": booking_id, "event_start": f"{day.isoformat()}T12:00"}
+            "reschedule_booking", {"booking_id": booking_id, "event_start": starts[0]}
         )
+        out["starts"] = starts
         out["cancel_booking"] = await session.call_tool("cancel_booking", {"booking_id": booking_id})
         out["history"] = await session.call_tool("get_conversation_history", {"conversation_id": chat})
         out["bad"] = await session.call_tool("create_booking", {**args, "guest_count": 0})
@@ -84,7 +90,17 @@ def test_an_agent_books_a_chef_through_the_mcp_client(app_stack):
     out = run(url, app_stack.token(), steps)
     assert out["init"].server_info.name == "hibachi-assistant-tools"
     assert out["init"].protocol_version == "2025-11-25"
-    assert {"create_booking", "get_booking", "reschedule_booking", "cancel_booking"} <= set(out["tools"])
+    assert set(out["tools"]) == {
+        "check_availability",
+        "find_bookings",
+        "create_booking",
+        "get_booking",
+        "reschedule_booking",
+        "cancel_booking",
+        "store_message",
+        "get_conversation_history",
+    }
+    assert not out["check_availability"].is_error and len(out["starts"]) > 2
     assert "idempotency_key" in out["tools"]["create_booking"].input_schema["required"]
 
     first, retry = out["create_booking"]
@@ -92,11 +108,13 @@ def test_an_agent_books_a_chef_through_the_mcp_client(app_stack):
     booking = first.structured_content
     assert booking["status"] == "confirmed" and booking["event_start"].startswith(args["event_start"])
     assert retry.structured_content == booking, "the retry with the same key is the same booking"
+    assert [b["id"] for b in out["find_bookings"].structured_content["items"]] == [booking["id"]]
     assert out["get_booking"].structured_content == booking
     moved = out["reschedule_booking"].structured_content
-    assert moved["event_start"].startswith(f"{day.isoformat()}T12:00") and moved["version"] == booking["version"] + 1
+    assert moved["event_start"].startswith(out["starts"][0]) and moved["version"] == booking["version"] + 1
     assert out["cancel_booking"].structured_content["status"] == "cancelled"
-    assert [m["content"] for m in out["history"].structured_content["items"]] == ["A chef for 12, please."]
+    history = out["history"].structured_content["items"]  # and the worker's "Booking confirmed" notes, if in yet
+    assert history[0]["content"] == "A chef for 12, please." and {m["role"] for m in history[1:]} <= {"system"}
     assert out["bad"].is_error
     assert out["bad"].structured_content["error"]["code"] == "validation_error"
     assert out["bad"].structured_content["error"]["details"][0]["loc"] == ["arguments", "guest_count"]
@@ -138,3 +156,18 @@ def test_openapi_mentions_the_mcp_endpoint(app_stack):
     assert post["security"] == [
         {"bearerAuth": ["bookings:read", "bookings:write", "messages:write", "conversations:read"]}
     ]
+
+
+def test_the_readme_example_client_books_a_chef(app_stack):
+    """examples/mcp_client.py, as the README runs it against `make run`."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mcp_client_example", ROOT / "examples" / "mcp_client.py")
+    assert spec and spec.loader
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    out = asyncio.run(example.walk(f"{app_stack.url}/mcp", app_stack.token(), day=far_day()))
+    assert out["free_starts"] > 0 and out["retry"] == out["booking"]
+    assert out["found"] == [out["booking"]["id"]]
+    assert out["cancelled"]["status"] == "cancelled" and out["moved"]["version"] == 2
+    assert out["history"][0] == "Can we get a chef for 12 people next month?"
