@@ -389,6 +389,38 @@ OPERATIONS += [
         ),
     ),
     Operation(
+        "mcp_check_availability",
+        "assistant_tools",
+        "POST /mcp",
+        MCP_SCOPES,
+        "availability",
+        lambda fx, client, n: _tool_call(
+            "check_availability",
+            {"date": fx["date"], "days": AVAILABILITY_DAYS, "timezone": BOOKING_ZONE, "duration_minutes": 120},
+            n,
+        ),
+        verify=lambda event, out: (
+            (r := _tool_result(event, out)) is not None
+            and len(r["days"]) == AVAILABILITY_DAYS
+            and any(d["starts"] for d in r["days"])
+        ),
+    ),
+    Operation(
+        "mcp_find_bookings",
+        "assistant_tools",
+        "POST /mcp",
+        MCP_SCOPES,
+        "bookings",
+        lambda fx, client, n: _tool_call(
+            "find_bookings", {"phone": SEARCH_PHONE, "status": "confirmed", "limit": 20}, n
+        ),
+        verify=lambda event, out: (
+            (r := _tool_result(event, out)) is not None
+            and len(r["items"]) == 20
+            and all(b["customer"]["phone"] == SEARCH_PHONE for b in r["items"])
+        ),
+    ),
+    Operation(
         "mcp_get_booking",
         "assistant_tools",
         "POST /mcp",
@@ -440,7 +472,8 @@ def _cold_create_booking(fx: dict[str, Any], tag: str) -> dict[str, Any]:
 def _cold_assistant_tools(fx: dict[str, Any], tag: str) -> dict[str, Any]:
     """The same work as store_message's first request (1 statement + 1 SQS send), as a tool call."""
     op = next(o for o in OPERATIONS if o.name == "mcp_store_message")
-    return op.event({"chat": [f"bench-cold-{tag}"], "run": f"cold-{tag}"}, 0, 1)
+    # a chat and key of its own: store_message's cold start with the same tag must not make this a replay
+    return op.event({"chat": [f"bench-cold-mcp-{tag}"], "run": f"cold-mcp-{tag}"}, 0, 1)
 
 
 COLD_STARTS: list[ColdStart] = [
