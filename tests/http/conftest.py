@@ -41,9 +41,10 @@ def stack(fixture_out: Path, tmp_path_factory) -> Iterator[LocalStack]:
         yield s
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def app_stack(database_url: str, tmp_path_factory) -> Iterator[LocalStack]:
-    """The real app (template.yaml) on the tests' database, shared by the app's end-to-end tests."""
+    """The real app (template.yaml) on the tests' database, one per test module: moto keeps one state per
+    process, so a stack left running would fire the fixture stack's schedules too (test_local_stack)."""
     with LocalStack(database_url, key_dir=tmp_path_factory.mktemp("jwt"), reconcile_interval=3600) as s:
         yield s
 
