@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hibachi import settings as settings_module
 
-from local.events import http_event
+from testkit.events import http_event
 from tests.conftest import ROOT, load_function, new_id
 
 ALL = ("bookings:write", "bookings:read", "messages:write", "conversations:read")

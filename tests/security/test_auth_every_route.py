@@ -135,14 +135,14 @@ def test_every_protected_route_refuses_bad_tokens_and_missing_scopes(rel, route)
 # -- POST /mcp: the route admits any of the tools' scopes; each tool call checks its own ---------------------
 def test_mcp_route_is_protected_by_every_tool_scope():
     (route,) = [r for r in PROTECTED if r.route_key == "POST /mcp"]
-    from local.functions import load_function
+    from testkit.functions import load_function
 
     tools = load_function("assistant_tools").server.tools
     assert set(route.scopes) == {tool.scope for tool in tools.values()}
 
 
 def test_each_mcp_tool_call_needs_the_scope_of_its_rest_route(rel):
-    from local.functions import load_function
+    from testkit.functions import load_function
 
     tools = load_function("assistant_tools").server.tools
     url = rel.stack.url + "/mcp"

@@ -375,7 +375,7 @@ class McpServer:
 
     # -- OpenAPI ------------------------------------------------------------------------------------------
     def get_openapi_json_schema(self, path: str = "/mcp") -> str:
-        """A small OpenAPI document of the endpoint (``local.openapi`` merges it into the API's)."""
+        """A small OpenAPI document of the endpoint (``tools.openapi`` merges it into the API's)."""
         tools = "".join(f"\n- `{t.name}` ({t.scope}): {t.title}" for t in self.tools.values())
         ref = "#/components/schemas/"
         request_id = {"anyOf": [{"type": "string"}, {"type": "integer"}]}
