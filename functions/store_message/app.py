@@ -16,8 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Que
 from aws_lambda_powertools.logging import correlation_paths
 from hibachi.api import Route, create_app, handle
 from hibachi.conversations import service
-from hibachi.conversations.models import ConversationOut, MessageIn, MessageOut, MessagePage
-from hibachi.conversations.service import CURSOR_PATTERN
+from hibachi.conversations.models import CURSOR_PATTERN, ConversationOut, MessageIn, MessageOut, MessagePage
 from hibachi.observability import logger, metrics
 from hibachi.settings import require_on_aws
 from hibachi.validation import ID_PATTERN

@@ -33,6 +33,12 @@ class MessageIn(BaseModel):
     metadata: Metadata = Field(default_factory=dict, description="JSON object, at most 4 KB serialized")
 
 
+# The history's cursor: "m" and the sequence number of the oldest message of the page before, in ASCII
+# decimal without leading zeros (what the document states as the pattern of ``before``, so every
+# schema-valid cursor is one this API could have handed out: an old one just reads an older page).
+CURSOR_PATTERN = r"^m[1-9][0-9]{0,18}$"
+
+
 class MessagesQuery(BaseModel):
     """The query of ``GET /conversations/{id}/messages`` (its route declares the same parameters;
     tests/integration/test_assistant_tools.py checks they match): the newest ``limit`` messages
@@ -43,7 +49,8 @@ class MessagesQuery(BaseModel):
     limit: int = Field(default=50, ge=1, le=200, description="How many of the newest messages (1-200)")
     before: str | None = Field(
         default=None,
-        max_length=64,
+        max_length=20,
+        pattern=CURSOR_PATTERN,
         description="`next_cursor` of the newer page, to read further back in the conversation",
     )
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from hibachi import jobs
 from hibachi.conversations import repository
-from hibachi.conversations.models import ConversationOut, MessageIn, MessageOut, MessagePage
+from hibachi.conversations.models import CURSOR_PATTERN, ConversationOut, MessageIn, MessageOut, MessagePage
 from hibachi.db import get_db
 from hibachi.errors import NotFound, Unprocessable
 from hibachi.observability import MetricUnit, add_ms, logger, metrics, timed_ms
@@ -81,11 +81,7 @@ def get_conversation(conversation_id: str) -> ConversationOut:
     return ConversationOut(**row, emotion_trend=trend)
 
 
-# The history's cursor: "m" and the sequence number of the oldest message of the page before, in ASCII
-# decimal without leading zeros (what the document states as the pattern of ``before``, so every
-# schema-valid cursor is one this API could have handed out: an old one just reads an older page).
-CURSOR_PATTERN = r"^m[1-9][0-9]{0,18}$"
-_CURSOR = re.compile(CURSOR_PATTERN)
+_CURSOR = re.compile(CURSOR_PATTERN)  # hibachi.conversations.models says what a cursor is
 
 
 def encode_cursor(seq: int) -> str:
