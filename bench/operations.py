@@ -147,7 +147,10 @@ def _new_bookings(fx: dict[str, Any], count: int) -> list[str]:
     return [
         str(
             service.create_booking(
-                BookingIn.model_validate(booking_body(fx, c)), idempotency_key=None, correlation_id=None
+                BookingIn.model_validate(booking_body(fx, c)),
+                caller="bench",
+                idempotency_key=None,
+                correlation_id=None,
             )[0].id
         )
         for c in range(count)

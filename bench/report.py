@@ -267,6 +267,20 @@ def target_rows(results: Any) -> list[list[str]]:
         )
     # 6. worker
     rows.target = 6
+    scaling = getattr(results, "emotion_scaling", None)
+    if scaling is not None:
+        ratio = scaling.ratio("job")
+        big, small = scaling.job_ms[max(scaling.sizes)], scaling.job_ms[min(scaling.sizes)]
+        measured = f"{ratio:.2f}x ({big.p50:.3f} / {small.p50:.3f} ms p50; statement {scaling.ratio('statement'):.2f}x)"
+        rows.append(
+            [
+                f"emotion_stats: one job at {max(scaling.sizes):,} messages against {min(scaling.sizes):,}",
+                measured,
+                "≤ 1.1x",
+                verdict(ratio <= 1.1),
+                "" if ratio <= 1.1 else "the job reads more than the new messages",
+            ]
+        )
     for w in results.worker:
         rows.append(
             [
@@ -892,6 +906,20 @@ def render(results: Any) -> str:
         "made due by the bench). Round trips are counted through the proxy on 20 further batches. The "
         "Scheduler and SNS calls go to moto on loopback.\n"
     )
+
+    scaling = getattr(results, "emotion_scaling", None)
+    if scaling is not None:
+        from bench.worker import scaling_table
+
+        w("## One emotion job against the size of its conversation\n")
+        w(scaling_table(scaling))
+        w(
+            "\nEach sample stores one new scored message with the API's statement, then handles one "
+            "`emotion_stats` job for it through `functions/followup_worker/app.py` (timed), or runs the "
+            "job's statement alone (timed), alternating the sizes. The conversations are bulk-loaded and "
+            "counted once first. A job adds only the messages not yet counted (docs/ARCHITECTURE.md, "
+            '"Emotion statistics").\n'
+        )
 
     w("## What this does not measure\n")
     w(

@@ -5,6 +5,7 @@
     python -m bench.run --operations availability,search_bookings   # only these, RTT 0 and 270 ms;
                                    # prints their figures, leaves BENCHMARKS.md alone (an old flow
                                    # can be named too: --operations "store_message,old after")
+    python -m bench.run --only emotion-scaling   # one emotion job at 10,000 messages against 10
 
 Phases: (1) RTT 0 through the counting proxy, one client, the handlers' statements captured and
 then replayed raw on an identical database; (2) RTT 270 ms (0.135 s each way): latency with 10
@@ -44,6 +45,7 @@ class Plan:
     importtime_runs: int = 5
     worker_batches: int = 300
     worker_seconds: float = 10.0
+    scaling_samples: int = 300  # emotion jobs per conversation size
 
     @classmethod
     def quick(cls) -> Plan:
@@ -60,6 +62,7 @@ class Plan:
             importtime_runs=1,
             worker_batches=20,
             worker_seconds=2.0,
+            scaling_samples=20,
         )
 
 
@@ -77,6 +80,7 @@ class Results:
     rtt270: dict[str, Any] = field(default_factory=dict)
     throughput: dict[str, Any] = field(default_factory=dict)
     worker: list[Any] = field(default_factory=list)
+    emotion_scaling: Any = None  # bench.worker.EmotionScaling
     cold: list[Any] = field(default_factory=list)
     imports: list[Any] = field(default_factory=list)
     iam_token_ms: float = float("nan")
@@ -262,6 +266,10 @@ def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
                             max_seconds=plan.worker_seconds,
                         )
                     )
+            log("worker: one emotion job at 10,000 messages against 10")
+            results.emotion_scaling = worker.emotion_scaling(
+                db_a, run_id, use_direct=lambda: use_settings(db_a), samples=plan.scaling_samples
+            )
             from hibachi import settings as settings_module
 
             settings_module.set_settings(None)
@@ -318,6 +326,27 @@ def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
     return results
 
 
+def emotion_scaling_only(plan: Plan) -> int:
+    """Just the emotion-job scaling figures (no report written): ``python -m bench.run --only emotion-scaling``."""
+    from bench import worker
+    from bench.env import Postgres, isolate_process_env, quiet_stdout, use_settings
+
+    isolate_process_env()
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    pg = Postgres()
+    try:
+        pg.start()
+        dsn = pg.fresh_database("hibachi_bench_scaling")
+        with quiet_stdout():
+            result = worker.emotion_scaling(
+                dsn, time.strftime("%H%M%S"), use_direct=lambda: use_settings(dsn), samples=plan.scaling_samples
+            )
+    finally:
+        pg.stop()
+    print(worker.scaling_table(result))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -328,7 +357,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--operations", metavar="NAMES", help="comma-separated API operations: measure only these, print, write nothing"
     )
+    parser.add_argument(
+        "--only", choices=["emotion-scaling"], help="run one part and print its figures (BENCHMARKS.md untouched)"
+    )
     args = parser.parse_args(argv)
+    if args.only == "emotion-scaling":
+        return emotion_scaling_only(Plan.quick() if args.quick else Plan())
     import pickle
 
     from bench import report

@@ -118,3 +118,118 @@ def run(
         Summary.of(raw) if raw else None,
         job_type.aws_calls,
     )
+
+
+# -- one emotion job against the size of its conversation ----------------------------------------------
+SCALING_SIZES = (10, 10_000)
+SCALING_SAMPLES = 300
+
+_BULK_CONVERSATION = """
+WITH conv AS (
+    INSERT INTO conversations (id, message_count, scored_count) VALUES (%(cid)s, %(n)s, %(n)s) RETURNING id
+)
+INSERT INTO messages (conversation_id, role, content, emotion_score, score_no)
+SELECT conv.id, 'user', 'message ' || g, ((g %% 21) - 10) / 10.0, g FROM conv, generate_series(1, %(n)s) AS g
+"""
+
+
+@dataclass
+class EmotionScaling:
+    """One ``emotion_stats`` job (one new scored message each time) in conversations of different
+    sizes: the whole worker invocation, and its statement alone."""
+
+    sizes: tuple[int, ...]
+    job_ms: dict[int, Summary]
+    statement_ms: dict[int, Summary]
+
+    def ratio(self, which: str = "job") -> float:
+        by_size = self.job_ms if which == "job" else self.statement_ms
+        small, large = by_size[min(self.sizes)], by_size[max(self.sizes)]
+        return large.p50 / small.p50 if small.p50 else float("nan")
+
+
+def emotion_scaling(
+    direct_dsn: str, run_id: str, *, use_direct, samples: int = SCALING_SAMPLES, sizes: tuple[int, ...] = SCALING_SIZES
+) -> EmotionScaling:
+    """Conversations of ``sizes`` scored messages (bulk-loaded, then counted once); then, ``samples``
+    times and alternating the order, one new scored message stored by the API's statement and one
+    job for it through followup_worker's handler, timed. The statement alone is timed the same way."""
+    import psycopg
+    from hibachi.conversations import repository
+    from hibachi.db import get_db
+    from hibachi.jobs import EMOTION_STATS, Job
+
+    from testkit.events import sqs_event
+
+    use_direct()
+    module = load_function("followup_worker")
+    cids = {n: f"bench-{run_id}-scale-{n}" for n in sizes}
+    with psycopg.connect(direct_dsn, autocommit=True) as conn:
+        for n, cid in cids.items():
+            conn.execute(_BULK_CONVERSATION, {"cid": cid, "n": n})
+        conn.execute("VACUUM ANALYZE messages")
+        conn.execute("ANALYZE conversations")
+    db = get_db()
+
+    def store(cid: str, k: int) -> None:
+        repository.insert_message(
+            db,
+            conversation_id=cid,
+            role="user",
+            content=f"new {k}",
+            emotion_score=round((k % 21 - 10) / 10, 1),
+            metadata={},
+            idempotency_key=None,
+            customer_id=None,
+            channel="web",
+        )
+
+    def job(cid: str, k: int) -> dict[str, Any]:
+        return sqs_event(
+            [Job.new(EMOTION_STATS, f"{EMOTION_STATS}:{cid}:{k}", {"conversation_id": cid}).model_dump_json()]
+        )
+
+    for cid in cids.values():  # the first job counts everything bulk-loaded; then warm up
+        _invoke(module, job(cid, 0))
+        for k in range(5):
+            store(cid, k)
+            _invoke(module, job(cid, k))
+    job_ms: dict[int, list[float]] = {n: [] for n in sizes}
+    statement_ms: dict[int, list[float]] = {n: [] for n in sizes}
+    for k in range(samples):
+        order = list(cids.items()) if k % 2 == 0 else list(reversed(cids.items()))
+        for n, cid in order:
+            store(cid, k)
+            ms, failed = _invoke(module, job(cid, k))
+            assert failed == 0, "an emotion job failed"
+            job_ms[n].append(ms)
+            store(cid, k)
+            start = time.perf_counter()
+            repository.refresh_emotion_stats(db, [cid])
+            statement_ms[n].append((time.perf_counter() - start) * 1000)
+    get_db().close()
+    return EmotionScaling(
+        tuple(sizes),
+        {n: Summary.of(v) for n, v in job_ms.items()},
+        {n: Summary.of(v) for n, v in statement_ms.items()},
+    )
+
+
+def scaling_table(result: EmotionScaling) -> str:
+    """Markdown: one row per conversation size, and the ratio largest / smallest."""
+    lines = [
+        (
+            "| scored messages in the conversation | one job (worker invocation) p50 ms | p95 "
+            "| its statement alone p50 ms | p95 |"
+        ),
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for n in result.sizes:
+        j, s = result.job_ms[n], result.statement_ms[n]
+        lines.append(f"| {n:,} | {j.p50:.3f} | {j.p95:.3f} | {s.p50:.3f} | {s.p95:.3f} |")
+    big, small = max(result.sizes), min(result.sizes)
+    lines.append(
+        f"\n{big:,} against {small:,}: one job {result.ratio('job'):.2f}x, its statement "
+        f"{result.ratio('statement'):.2f}x (target: at most 1.1x; n = {result.job_ms[small].n} each)."
+    )
+    return "\n".join(lines)

@@ -3,7 +3,7 @@
     POST  /bookings                        book a chef (scope bookings:write; Idempotency-Key)
     GET   /bookings/{booking_id}           read a booking (scope bookings:read)
     POST  /bookings/{booking_id}/cancel    cancel; idempotent (scope bookings:write)
-    PATCH /bookings/{booking_id}           move to a new start (and length, head count) (bookings:write)
+    PATCH /bookings/{booking_id}           move to a new start, length, head count (bookings:write; Idempotency-Key)
     GET   /availability                    free start times, day by day (scope bookings:read)
     POST  /bookings/search                 find bookings by phone, email, chat, dates (bookings:read)
 
@@ -18,6 +18,7 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
+from hibachi import idempotency
 from hibachi.api import Route, create_app, handle
 from hibachi.bookings import service
 from hibachi.bookings.models import (
@@ -76,9 +77,9 @@ IdempotencyKey = Annotated[
     Header(
         alias="idempotency-key",
         min_length=1,
-        max_length=128,
-        pattern=r"^[!-~]+$",  # visible ASCII, as keys are (no NUL)
-        description="A retry with the same key and body returns the original",
+        max_length=idempotency.KEY_MAX_LENGTH,
+        pattern=idempotency.KEY_PATTERN,
+        description=idempotency.KEY_DESCRIPTION,
     ),
 ]
 _BOOKING: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] = {
@@ -93,12 +94,19 @@ _BOOKING: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] 
     responses={
         201: {"description": "Booked", "content": _BOOKING},
         200: {"description": "Retry of an earlier request with the same Idempotency-Key", "content": _BOOKING},
-        409: {"description": "No chef is free then; the details list free start times that day"},
+        409: {
+            "description": "slot_full: no chef is free then (the details list free start times that day); "
+            "idempotency_key_in_flight: the key's first request is still in progress"
+        },
+        422: {"description": "validation_error, or idempotency_key_reused: the key was used with another request"},
     },
 )
 def create_booking(booking: BookingIn, idempotency_key: IdempotencyKey = None) -> Response[BookingOut]:
     stored, created = service.create_booking(
-        booking, idempotency_key=idempotency_key, correlation_id=logger.get_correlation_id()
+        booking,
+        caller=idempotency.caller_of(app.current_event.raw_event),
+        idempotency_key=idempotency_key,
+        correlation_id=logger.get_correlation_id(),
     )
     return Response(
         status_code=201 if created else 200,
@@ -130,12 +138,28 @@ def cancel_booking(booking_id: BookingId) -> BookingOut:
     summary="Reschedule a booking",
     tags=["bookings"],
     responses={
-        200: {"description": "Moved", "content": _BOOKING},
-        409: {"description": "No chef is free then, or the booking is cancelled or started"},
+        200: {
+            "description": "Moved; or unchanged, when the request asks for what the booking already is; or, "
+            "for a retry with the same Idempotency-Key, the first answer",
+            "content": _BOOKING,
+        },
+        409: {
+            "description": "slot_full, booking_cancelled, booking_started; idempotency_key_in_flight; "
+            "conflict_retry (busy with a concurrent change: retry after Retry-After)"
+        },
+        422: {"description": "validation_error, or idempotency_key_reused: the key was used with another request"},
     },
 )
-def reschedule_booking(booking_id: BookingId, change: RescheduleIn) -> BookingOut:
-    return service.reschedule_booking(booking_id, change, correlation_id=logger.get_correlation_id())
+def reschedule_booking(
+    booking_id: BookingId, change: RescheduleIn, idempotency_key: IdempotencyKey = None
+) -> BookingOut:
+    return service.reschedule_booking(
+        booking_id,
+        change,
+        caller=idempotency.caller_of(app.current_event.raw_event),
+        idempotency_key=idempotency_key,
+        correlation_id=logger.get_correlation_id(),
+    )
 
 
 @app.get(

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
+from hibachi import idempotency
 from hibachi.api import Route, create_app, handle
 from hibachi.conversations import service
 from hibachi.conversations.models import CURSOR_PATTERN, ConversationOut, MessageIn, MessageOut, MessagePage
@@ -40,8 +41,9 @@ IdempotencyKey = Annotated[
     Header(
         alias="idempotency-key",
         min_length=1,
-        max_length=128,
-        description="A retry with the same key returns the original",
+        max_length=idempotency.KEY_MAX_LENGTH,
+        pattern=idempotency.KEY_PATTERN,
+        description=idempotency.KEY_DESCRIPTION,
     ),
 ]
 
@@ -56,13 +58,19 @@ IdempotencyKey = Annotated[
             "description": "Retry of an earlier request with the same Idempotency-Key",
             "content": {"application/json": {"model": MessageOut}},
         },
+        409: {"description": "idempotency_key_in_flight: the key's first request is still in progress"},
+        422: {"description": "validation_error, or idempotency_key_reused: the key was used with another request"},
     },
 )
 def store_message(
     conversation_id: ConversationId, message: MessageIn, idempotency_key: IdempotencyKey = None
 ) -> Response[MessageOut]:
     stored, created = service.post_message(
-        conversation_id, message, idempotency_key=idempotency_key, correlation_id=logger.get_correlation_id()
+        conversation_id,
+        message,
+        caller=idempotency.caller_of(app.current_event.raw_event),
+        idempotency_key=idempotency_key,
+        correlation_id=logger.get_correlation_id(),
     )
     return Response(
         status_code=201 if created else 200,

@@ -122,6 +122,10 @@ def test_every_operation_answers_as_documented(api_schema, checks, rel, method, 
             refusals = (400,) if path == "/mcp" else (401, 403, 404, 413, 422)  # JSON-RPC refuses with 400
             assert response.status_code in refusals, (case.as_curl_command(), response.status_code)
             these = [c for c in checks if c.__name__ != "positive_data_acceptance"]
+        if response.status_code == 422 and "idempotency_key_reused" in response.text:
+            # the generator reuses header values: a key sent before with another body is refused by
+            # contract (documented 422), though the request alone is valid
+            these = [c for c in these if c.__name__ != "positive_data_acceptance"]
         case.validate_response(response, checks=these, headers=headers)
 
     run()

@@ -213,7 +213,9 @@ def _race(n: int, bodies, keys=None) -> list:
 
     def create(i: int):
         body = BookingIn.model_validate(bodies[i] if isinstance(bodies, list) else bodies)
-        return service.create_booking(body, idempotency_key=keys[i] if keys else None, correlation_id=f"race-{i}")
+        return service.create_booking(
+            body, caller="tester", idempotency_key=keys[i] if keys else None, correlation_id=f"race-{i}"
+        )
 
     return _concurrently(n, create)
 
@@ -553,6 +555,7 @@ def test_concurrent_reschedules_into_one_slot_never_overbook(settings, db):
         ids = [
             service.create_booking(
                 BookingIn.model_validate(booking_body(local_start(days=40 + i))),
+                caller="tester",
                 idempotency_key=None,
                 correlation_id=None,
             )[0].id
@@ -560,7 +563,9 @@ def test_concurrent_reschedules_into_one_slot_never_overbook(settings, db):
         ]
         change = RescheduleIn.model_validate({"event_start": local_start(days=60, hour=18)})
         before = deadlocks(db)
-        results = _concurrently(n, lambda i: service.reschedule_booking(ids[i], change, correlation_id=None))
+        results = _concurrently(
+            n, lambda i: service.reschedule_booking(ids[i], change, caller="tester", correlation_id=None)
+        )
     moved = [r for r in results if not isinstance(r, Exception)]
     full = [r for r in results if isinstance(r, service.SlotFull)]
     assert len(moved) == 2 and len(full) == n - 2, [r for r in results if isinstance(r, Exception)][:3]

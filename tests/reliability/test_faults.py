@@ -212,7 +212,11 @@ def test_a_frozen_database_gives_503_within_3_s_not_a_hang(env):
     # the statement the server held may still have run when it woke (autocommit: in full or not at
     # all); the client's retry with its key gets the one message either way, and when the retry
     # finds it stored (200) no job went out for it: the reconciler's case
-    wait_until(lambda: post_message(env, cid, f"{cid}-1", 0.1)[0] in (200, 201), timeout=30, message="stores again")
+    wait_until(
+        lambda: post_message(env, cid, f"{cid}-1", 0.1, content="hello?")[0] in (200, 201),
+        timeout=30,
+        message="stores again",
+    )
     assert (
         env.one(
             "SELECT count(*) AS n FROM messages WHERE conversation_id = %s AND idempotency_key = %s", (cid, f"{cid}-1")
@@ -244,7 +248,9 @@ def test_sqs_down_requests_succeed_and_the_reconciler_delivers_every_missing_job
         bookings.append(body["id"])
     assert env.proxy.refused > refused, "the functions did try to send"
     assert s.queue_depth("jobs") == {"visible": 0, "in_flight": 0, "delayed": 0}
-    assert len(env.query("SELECT id FROM conversations WHERE id = ANY(%s) AND scored_seq > stats_seq", (cids,))) == 5
+    assert (
+        len(env.query("SELECT id FROM conversations WHERE id = ANY(%s) AND scored_count > stats_count", (cids,))) == 5
+    )
     assert env.query("SELECT booking_id FROM followups WHERE booking_id = ANY(%s::uuid[])", (bookings,)) == []
 
     env.proxy.up()
@@ -406,7 +412,7 @@ def test_worker_killed_mid_batch_redelivery_keeps_stats_exact_and_one_followup(e
     lock = RowLock(env, "SELECT 1 FROM conversations WHERE id = %s FOR UPDATE", (cid,))
     send_jobs(env, [job_body("emotion_stats", f"emotion_stats:{cid}:3", {"conversation_id": cid})])
     FAULTS.append("worker killed mid-batch (emotion_stats)")
-    kill_worker_when_blocked(env, lock, "stats_seq")
+    kill_worker_when_blocked(env, lock, "stats_count")
     s.drain(timeout=30)
     assert stats_exact(env, cid)
 

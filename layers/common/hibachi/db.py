@@ -35,7 +35,7 @@ import psycopg
 from psycopg.rows import DictRow, dict_row
 
 from hibachi import sigv4
-from hibachi.errors import ConstraintViolation, DatabaseFault, DatabaseUnavailable
+from hibachi.errors import ConflictRetry, ConstraintViolation, DatabaseFault, DatabaseUnavailable
 from hibachi.observability import logger
 from hibachi.settings import Settings, get_settings
 
@@ -272,7 +272,8 @@ class Database:
 
         ``fn`` should send one statement. It is retried (once) only when the server had ended the
         session before the statement ran, or (twice) when the statement was rolled back by a
-        deadlock or serialization failure.
+        deadlock or serialization failure; contention that outlives those retries is
+        ``ConflictRetry`` (409 ``conflict_retry``), not ``DatabaseUnavailable``.
         """
         txn_retries = 2
         session_retry = True
@@ -286,9 +287,13 @@ class Database:
             except psycopg.OperationalError as exc:
                 _watchdog.disarm(token)  # before the socket is closed and its number reused
                 state = getattr(exc, "sqlstate", None)
-                if state in _RETRYABLE_TXN and not conn.broken and txn_retries > 0:
-                    txn_retries -= 1
-                    continue
+                if state in _RETRYABLE_TXN and not conn.broken:
+                    if txn_retries > 0:
+                        txn_retries -= 1
+                        continue
+                    # contention, not an outage: the database answered; the caller may send again
+                    logger.warning("database contention: retries exhausted", extra={"sqlstate": state})
+                    raise ConflictRetry from exc
                 if conn.broken or conn.closed or state in _SESSION_ENDED:
                     self._discard(conn)
                     if reused and session_retry and (state in _SESSION_ENDED):

@@ -28,6 +28,16 @@ class Conflict(AppError):
     status, code = 409, "conflict"
 
 
+class ConflictRetry(Conflict):
+    """Lock contention outlived its retries (deadlock, serialization failure): nothing was changed and
+    the same request may simply be sent again. A 409, not a 503: the database is up, just busy."""
+
+    code = "conflict_retry"
+
+    def __init__(self, message: str = "The resource is busy with a concurrent change; retry.", *, retry_after: int = 1):
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
 class PayloadTooLarge(AppError):
     status, code = 413, "payload_too_large"
 

@@ -91,7 +91,7 @@ SELECT
     (SELECT count(*) FROM followups
       WHERE status = 'sent' AND sent_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
         AS followups_sent_today,
-    (SELECT count(*) FROM conversations WHERE scored_seq > stats_seq) AS emotion_stats_behind,
+    (SELECT count(*) FROM conversations WHERE scored_count > stats_count) AS emotion_stats_behind,
     (SELECT json_build_object('ran_at', r.ran_at, 'age_s', round(extract(epoch FROM now() - r.ran_at))::bigint,
                               'elapsed_ms', r.elapsed_ms, 're_enqueued', r.re_enqueued, 'total', r.total,
                               'errors', r.errors, 'request_id', r.request_id)

@@ -19,6 +19,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricResolution, MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from hibachi import ops
@@ -105,10 +106,18 @@ def process_batch(event: dict[str, Any], context: Any, handlers: Mapping[str, Ba
         logger.info("job processed", extra=fields)
 
     processor = BatchProcessor(event_type=EventType.SQS)
-    response = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
-    logger.set_correlation_id(None)
+    everything_failed: BatchProcessingError | None = None
+    try:
+        response: dict[str, Any] = dict(
+            process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+        )
+    except BatchProcessingError as exc:
+        # every record failed: Powertools fails the invocation (SQS retries them all), but this
+        # batch's metrics are the ones an outage must show, so they go out first
+        everything_failed = exc
+        response = {"batchItemFailures": [{"itemIdentifier": r.get("messageId", "")} for r in records]}
+    finally:
+        logger.set_correlation_id(None)
 
     failed_ids = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
     failed = Counter(jobs_by_message[m].type if m in jobs_by_message else "invalid" for m in failed_ids)
@@ -125,7 +134,9 @@ def process_batch(event: dict[str, Any], context: Any, handlers: Mapping[str, Ba
         if correlation_ids:
             m.add_metadata(key="correlation_ids", value=correlation_ids[:50])
         m.flush_metrics()
-    return dict(response)
+    if everything_failed is not None:
+        raise everything_failed
+    return response
 
 
 def reconcile(reconcilers: Mapping[str, Reconciler], settings: Settings | None = None) -> dict[str, Any]:

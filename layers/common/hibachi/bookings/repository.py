@@ -87,6 +87,7 @@ class Rescheduled(StrEnum):
     UPDATED = "updated"
     FULL = "full"  # no chef is free then; nothing changed
     RETRY = "retry"  # the row changed under us: read it again
+    KEY_USED = "key_used"  # the Idempotency-Key answered another change: read what it answered
 
 
 class CreateRow(BookingRow):
@@ -120,36 +121,40 @@ def _chef_free(start: str, held_until: str, exclude: str = "") -> sql.Composed:
 
 
 # Create in ONE statement. ``outcome``: ``created`` (inserted with the lowest free chef);
-# ``existing`` (the Idempotency-Key's booking; its request_hash tells a retry from another
-# request); ``retry`` (a chef was free in this snapshot but a concurrent request took it, or the
-# key, first: run again); no row at all: no chef is free, the slot is full.
+# ``existing`` (the Idempotency-Key's booking: the caller's (caller, key), or a key stored before
+# keys were per caller, which has no caller; its request_hash tells a retry from another request);
+# ``retry`` (a chef was free in this snapshot but a concurrent request took it, or the key, first:
+# run again); no row at all: no chef is free, the slot is full.
 CREATE_BOOKING = (
     sql.SQL("""
-WITH pick AS (
+WITH prior AS (
+    SELECT {columns} FROM bookings
+    WHERE %(key)s::text IS NOT NULL AND idempotency_key = %(key)s::text
+      AND (idempotency_caller = %(caller)s::text OR idempotency_caller IS NULL)
+    ORDER BY idempotency_caller NULLS LAST
+    LIMIT 1
+), pick AS (
     SELECT chef FROM generate_series(1, %(chef_count)s::int) AS chef
-    WHERE {chef_free}
+    WHERE NOT EXISTS (SELECT 1 FROM prior) AND {chef_free}
     ORDER BY chef
     LIMIT 1
 ), ins AS (
     INSERT INTO bookings (chef_id, event_start, event_end, held_until, timezone, duration_minutes, guest_count,
                           customer_name, customer_phone, customer_email, address, conversation_id, notes,
-                          idempotency_key, request_hash, followup_due_at)
+                          idempotency_key, idempotency_caller, request_hash, followup_due_at)
     SELECT pick.chef, %(start)s, %(end)s, %(held_until)s, %(timezone)s, %(duration)s, %(guests)s,
            %(name)s, %(phone)s, %(email)s, %(address)s, %(conversation_id)s, %(notes)s,
-           %(key)s, %(hash)s, %(due)s
+           %(key)s, %(caller)s, %(hash)s, %(due)s
     FROM pick
     ON CONFLICT DO NOTHING
     RETURNING {columns}
-), existing AS (
-    SELECT {columns} FROM bookings
-    WHERE %(key)s::text IS NOT NULL AND idempotency_key = %(key)s::text AND NOT EXISTS (SELECT 1 FROM ins)
 )
 SELECT 'created' AS outcome, ins.* FROM ins
 UNION ALL
-SELECT 'existing', existing.* FROM existing
+SELECT 'existing', prior.* FROM prior
 UNION ALL
 SELECT 'retry', {b_columns} FROM pick LEFT JOIN bookings b ON false
-WHERE NOT EXISTS (SELECT 1 FROM ins) AND NOT EXISTS (SELECT 1 FROM existing)
+WHERE NOT EXISTS (SELECT 1 FROM ins)
 """)
     .format(chef_free=_chef_free("%(start)s", "%(held_until)s"), columns=columns(), b_columns=columns("b"))
     .as_string()
@@ -180,7 +185,28 @@ SELECT false AS changed, {columns} FROM bookings WHERE id = %(id)s AND NOT EXIST
 # (keeping the current one when it is free; the booking's own hold does not count), or change
 # nothing. The chef's ``chef_locks`` row is locked first, so concurrent moves onto one chef take
 # turns (the later one then fails the constraint at once: exclusion_violation, run again) instead
-# of deadlocking. The second branch returns the current row and whether any chef was free.
+# of deadlocking. A keyed change records its key, request hash and answer in booking_changes in the
+# same statement (a concurrent change with the same key fails on its primary key: unique_violation,
+# nothing changed). The second branch returns the current row and why nothing changed: ``key_used``
+# (the key is taken), ``retry`` (a chef was free: the row changed under us), ``full``.
+# PATCH reads the booking and, for a keyed request, what its key answered before (a change of the
+# caller's with that key, on any booking), in one statement; a row even when the booking is missing.
+GET_FOR_CHANGE = (
+    sql.SQL("""
+SELECT b.*, k.request_hash AS key_hash, k.response AS key_response
+FROM (SELECT 1) one
+LEFT JOIN (SELECT {columns} FROM bookings WHERE id = %(id)s) b ON true
+LEFT JOIN booking_changes k
+    ON %(key)s::text IS NOT NULL AND k.idempotency_caller = %(caller)s::text AND k.idempotency_key = %(key)s::text
+""")
+    .format(columns=columns())
+    .as_string()
+)
+
+_KEY_UNUSED = sql.SQL("""(%(key)s::text IS NULL OR NOT EXISTS (
+        SELECT 1 FROM booking_changes k
+        WHERE k.idempotency_caller = %(caller)s::text AND k.idempotency_key = %(key)s::text))""")
+
 RESCHEDULE_BOOKING = (
     sql.SQL("""
 WITH free AS (
@@ -196,19 +222,39 @@ WITH free AS (
         held_until = %(held_until)s, duration_minutes = %(duration)s, guest_count = %(guests)s,
         followup_due_at = %(due)s, version = bk.version + 1, updated_at = now()
     FROM locked
-    WHERE bk.id = %(id)s AND bk.version = %(version)s AND bk.status = 'confirmed'
+    WHERE bk.id = %(id)s AND bk.version = %(version)s AND bk.status = 'confirmed' AND {key_unused}
     RETURNING {bk_columns}
+), keyed AS (
+    INSERT INTO booking_changes (idempotency_caller, idempotency_key, booking_id, request_hash, version, response)
+    SELECT %(caller)s, %(key)s, upd.id, %(hash)s, upd.version, to_jsonb(upd) FROM upd
+    WHERE %(key)s::text IS NOT NULL
 )
 SELECT 'updated' AS outcome, upd.* FROM upd
 UNION ALL
-SELECT CASE WHEN EXISTS (SELECT 1 FROM free) THEN 'retry' ELSE 'full' END AS outcome, {columns}
+SELECT CASE WHEN NOT {key_unused} THEN 'key_used' WHEN EXISTS (SELECT 1 FROM free) THEN 'retry' ELSE 'full' END
+       AS outcome, {columns}
 FROM bookings WHERE id = %(id)s AND NOT EXISTS (SELECT 1 FROM upd)
 """)
     .format(
         chef_free=_chef_free("%(start)s", "%(held_until)s", " AND b.id <> %(id)s"),
         bk_columns=columns("bk"),
         columns=columns(),
+        key_unused=_KEY_UNUSED,
     )
+    .as_string()
+)
+
+# A keyed PATCH that changes nothing still takes its key (so the key with another request is 422),
+# with the booking as answered; nothing when the key is taken or the booking moved on since read.
+RECORD_UNCHANGED = (
+    sql.SQL("""
+INSERT INTO booking_changes (idempotency_caller, idempotency_key, booking_id, request_hash, version, response)
+SELECT %(caller)s, %(key)s, b.id, %(hash)s, b.version, to_jsonb(b)
+FROM (SELECT {columns} FROM bookings WHERE id = %(id)s AND version = %(version)s) b
+ON CONFLICT DO NOTHING
+RETURNING version
+""")
+    .format(columns=columns())
     .as_string()
 )
 
@@ -262,7 +308,13 @@ def search_sql(filters: list[str]) -> str:
 
 
 def create_booking(
-    db: Database, *, fields: dict[str, Any], key: str | None, request_hash: str, attempts: int
+    db: Database,
+    *,
+    fields: dict[str, Any],
+    caller: str | None,
+    key: str | None,
+    request_hash: str,
+    attempts: int,
 ) -> CreateRow | None:
     """Run ``CREATE_BOOKING`` until it answers: a row whose ``outcome`` is ``created`` or ``existing``,
     or ``None`` when the slot is full.
@@ -271,7 +323,7 @@ def create_booking(
     means another booking committed, so ``attempts`` = chefs + 2 is enough), or, for a keyed request
     that found the slot full, once more: the key's first request may be what filled it.
     """
-    params = {**fields, "address": Jsonb(fields["address"]), "key": key, "hash": request_hash}
+    params = {**fields, "address": Jsonb(fields["address"]), "caller": caller, "key": key, "hash": request_hash}
     key_retry = key is not None
     for _ in range(attempts):
         try:
@@ -300,16 +352,47 @@ def cancel_booking(db: Database, booking_id: UUID) -> CancelRow | None:
     return cast(CancelRow | None, db.fetchone(CANCEL_BOOKING, {"id": booking_id}))
 
 
+def get_for_change(db: Database, booking_id: UUID, *, caller: str | None, key: str | None) -> dict[str, Any]:
+    """The booking (``id`` None when there is none) with ``key_hash`` / ``key_response``: what the
+    caller's ``key`` answered before (None when unused)."""
+    return db.fetchone(GET_FOR_CHANGE, {"id": booking_id, "caller": caller, "key": key}) or {"id": None}
+
+
 def reschedule_booking(
-    db: Database, booking_id: UUID, *, version: int, current_chef: int, slot: dict[str, Any]
+    db: Database,
+    booking_id: UUID,
+    *,
+    version: int,
+    current_chef: int,
+    slot: dict[str, Any],
+    caller: str | None = None,
+    key: str | None = None,
+    request_hash: str | None = None,
 ) -> RescheduleRow | None:
     """One attempt (``Rescheduled`` says what it did). ``None``: the booking does not exist.
-    exclusion_violation propagates."""
-    row = db.fetchone(RESCHEDULE_BOOKING, {**slot, "id": booking_id, "version": version, "current_chef": current_chef})
+    exclusion_violation and unique_violation (a concurrent change with the same key) propagate."""
+    params = {
+        **slot,
+        "id": booking_id,
+        "version": version,
+        "current_chef": current_chef,
+        "caller": caller,
+        "key": key,
+        "hash": request_hash,
+    }
+    row = db.fetchone(RESCHEDULE_BOOKING, params)
     if row is None:
         return None
     row["outcome"] = Rescheduled(row["outcome"])
     return cast(RescheduleRow, row)
+
+
+def record_unchanged(db: Database, booking_id: UUID, *, version: int, caller: str, key: str, request_hash: str) -> bool:
+    """Take ``key`` for a PATCH that changed nothing; False when the key is taken or the booking changed."""
+    row = db.fetchone(
+        RECORD_UNCHANGED, {"id": booking_id, "version": version, "caller": caller, "key": key, "hash": request_hash}
+    )
+    return row is not None
 
 
 def free_starts(

@@ -19,15 +19,14 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-import psycopg
-
-from hibachi import jobs
+from hibachi import idempotency, jobs
 from hibachi.bookings import repository, times
 from hibachi.bookings.models import (
     AddressOut,
@@ -45,8 +44,8 @@ from hibachi.db import get_db
 from hibachi.errors import (
     EXCLUSION_VIOLATION,
     Conflict,
+    ConflictRetry,
     ConstraintViolation,
-    DatabaseUnavailable,
     NotFound,
     Unprocessable,
 )
@@ -69,10 +68,6 @@ class BookingCancelled(Conflict):
 
 class BookingStarted(Conflict):
     code = "booking_started"
-
-
-class IdempotencyKeyReused(Unprocessable):
-    code = "idempotency_key_reused"
 
 
 class OutsideServiceHours(Unprocessable):
@@ -159,13 +154,28 @@ def plan_slot(local_start: datetime, zone: ZoneInfo, duration_minutes: int, sett
     )
 
 
+CREATE_ROUTE = "POST /bookings"
+RESCHEDULE_ROUTE = "PATCH /bookings/{booking_id}"
+_TIMES = ("event_start", "event_end", "followup_due_at", "created_at", "updated_at", "cancelled_at")
+
+
 def request_hash(body: BookingIn) -> str:
-    """SHA-256 of the normalized request (defaults filled in, email normalized), key order free."""
+    """The create request's hash (hibachi.idempotency: route and normalized body, key order free)."""
+    return idempotency.request_hash(CREATE_ROUTE, {}, body.model_dump(mode="json"))
+
+
+def legacy_request_hash(body: BookingIn) -> str:
+    """How bookings stored before keys were per caller hashed their request: the body alone."""
     canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def to_out(row: repository.BookingRow) -> BookingOut:
+def _stored_answer(response: dict[str, Any]) -> dict[str, Any]:
+    """A booking row kept as JSON (booking_changes.response) as the row ``to_out`` reads."""
+    return {k: datetime.fromisoformat(v) if k in _TIMES and isinstance(v, str) else v for k, v in response.items()}
+
+
+def to_out(row: Mapping[str, Any]) -> BookingOut:
     zone = ZoneInfo(row["timezone"])
     return BookingOut(
         id=row["id"],
@@ -318,9 +328,12 @@ def search_bookings(query: BookingSearchIn) -> BookingPage:
 
 
 def create_booking(
-    body: BookingIn, *, idempotency_key: str | None, correlation_id: str | None
+    body: BookingIn, *, caller: str, idempotency_key: str | None, correlation_id: str | None
 ) -> tuple[BookingOut, bool]:
-    """Book a chef (one round trip), then enqueue the follow-up job. Returns (booking, created)."""
+    """Book a chef (one round trip), then enqueue the follow-up job. Returns (booking, created).
+
+    ``caller`` scopes ``idempotency_key`` (hibachi.idempotency)."""
+    idempotency.check(caller, idempotency_key)
     settings = get_settings()
     zone = times.load_zone(body.timezone)
     now = datetime.now(UTC)
@@ -337,22 +350,18 @@ def create_booking(
         "notes": body.notes,
     }
     row = repository.create_booking(
-        get_db(), fields=fields, key=idempotency_key, request_hash=digest, attempts=settings.chef_count + 2
+        get_db(),
+        fields=fields,
+        caller=caller or None,
+        key=idempotency_key,
+        request_hash=digest,
+        attempts=settings.chef_count + 2,
     )
     if row is None:
         raise _slot_full(body.event_start, zone, body.duration_minutes, settings, now)
     if row["outcome"] is repository.Created.EXISTING:
-        if row["request_hash"] != digest:
-            raise IdempotencyKeyReused(
-                "This Idempotency-Key was used for a different booking request; use a new key.",
-                details=[
-                    {
-                        "loc": ["header", "idempotency-key"],
-                        "msg": "already used with another body",
-                        "type": "idempotency_key_reused",
-                    }
-                ],
-            )
+        if row["request_hash"] not in (digest, legacy_request_hash(body)):
+            raise idempotency.reused()
         return to_out(row), False
     _enqueue(schedule_job(row["id"], row["version"], correlation_id))
     return to_out(row), True
@@ -380,24 +389,70 @@ def cancel_booking(booking_id: UUID, *, correlation_id: str | None) -> BookingOu
         if row["event_start"] <= datetime.now(UTC):
             raise BookingStarted("The event has already started; the booking can no longer be cancelled.")
         # confirmed and upcoming, yet unchanged: a concurrent change committed after our snapshot
-    raise Conflict("The booking changed while it was being cancelled; retry.")
+    raise ConflictRetry("The booking changed while it was being cancelled; retry.")
 
 
-def reschedule_booking(booking_id: UUID, body: RescheduleIn, *, correlation_id: str | None) -> BookingOut:
+def _unchanged(current: dict[str, Any], body: RescheduleIn, zone: ZoneInfo) -> bool:
+    """Whether ``body`` asks for what the booking already is (the same start instant, length, head count)."""
+    if body.duration_minutes not in (None, current["duration_minutes"]):
+        return False
+    if body.guest_count not in (None, current["guest_count"]):
+        return False
+    try:
+        start = times.resolve_local(body.event_start, zone).astimezone(UTC)
+    except (times.LocalTimeError, OverflowError):
+        return False
+    return bool(start == current["event_start"])
+
+
+def reschedule_booking(
+    booking_id: UUID,
+    body: RescheduleIn,
+    *,
+    caller: str,
+    idempotency_key: str | None = None,
+    correlation_id: str | None,
+) -> BookingOut:
     """Move a confirmed, upcoming booking (two round trips: the booking's time zone must be known to
-    read the new local start; the change itself is one statement guarded by the version read)."""
+    read the new local start; the change itself is one statement guarded by the version read).
+
+    A PATCH that asks for what the booking already is changes nothing: the booking as it is, no new
+    version, no job. With ``idempotency_key`` (scoped to ``caller``), a retry gets the first answer;
+    the key with another request (another body or booking) is 422."""
+    idempotency.check(caller, idempotency_key)
     settings = get_settings()
     db = get_db()
     now = datetime.now(UTC)
-    current = repository.get_booking(db, booking_id)
+    owner = caller or None
+    digest = None
+    if idempotency_key is not None:
+        digest = idempotency.request_hash(RESCHEDULE_ROUTE, {"booking_id": booking_id}, body.model_dump(mode="json"))
+
+    def read() -> dict[str, Any]:
+        return repository.get_for_change(db, booking_id, caller=owner, key=idempotency_key)
+
+    current = read()
     for _ in range(settings.chef_count + 3):
-        if current is None:
+        if current.get("key_hash") is not None:  # the key answered before
+            if current["key_hash"] != digest:
+                raise idempotency.reused()
+            return to_out(_stored_answer(current["key_response"]))
+        if current["id"] is None:
             raise NotFound(f"Booking {booking_id} does not exist.")
         if current["status"] == "cancelled":
             raise BookingCancelled("The booking is cancelled; it can no longer be changed.")
         if current["event_start"] <= now:
             raise BookingStarted("The event has already started; the booking can no longer be changed.")
         zone = ZoneInfo(current["timezone"])
+        if _unchanged(current, body, zone):
+            if idempotency_key is None or digest is None or owner is None:
+                return to_out(current)
+            if repository.record_unchanged(
+                db, booking_id, version=current["version"], caller=owner, key=idempotency_key, request_hash=digest
+            ):
+                return to_out(current)
+            current = read()  # the key was taken, or the booking changed, meanwhile
+            continue
         duration = body.duration_minutes if body.duration_minutes is not None else current["duration_minutes"]
         guests = body.guest_count if body.guest_count is not None else current["guest_count"]
         slot = plan_slot(body.event_start, zone, duration, settings, now)
@@ -408,28 +463,26 @@ def reschedule_booking(booking_id: UUID, body: RescheduleIn, *, correlation_id: 
                 version=current["version"],
                 current_chef=current["chef_id"],
                 slot=slot.params(duration, guests, settings.chef_count),
+                caller=owner,
+                key=idempotency_key,
+                request_hash=digest,
             )
         except ConstraintViolation as exc:
-            if exc.sqlstate != EXCLUSION_VIOLATION:
-                raise
-            continue  # a concurrent booking took the chef we chose: choose again
-        except DatabaseUnavailable as exc:
+            if exc.sqlstate == EXCLUSION_VIOLATION:
+                continue  # a concurrent booking took the chef we chose: choose again
+            if exc.constraint == "booking_changes_pkey":
+                current = read()  # a concurrent request with the same key changed it first
+                continue
+            raise
+        except ConflictRetry:
             # Two moves into one free slot each wait for the other's new row (an UPDATE cannot use
             # the constraint as an ON CONFLICT arbiter, as create does); PostgreSQL rolls one back.
             # Nothing was changed: decide again (hibachi.db already retried twice).
-            if isinstance(exc.__cause__, psycopg.errors.DeadlockDetected):
-                continue
-            raise
-        if row is None:
-            current = None
             continue
-        if row["outcome"] is repository.Rescheduled.UPDATED:
+        if row is not None and row["outcome"] is repository.Rescheduled.UPDATED:
             _enqueue(schedule_job(row["id"], row["version"], correlation_id))
             return to_out(row)
-        if row["version"] != current["version"] or row["status"] != current["status"]:
-            current = row  # changed since we read it: decide again on the new state
-            continue
-        if row["outcome"] is repository.Rescheduled.FULL:
+        if row is not None and row["outcome"] is repository.Rescheduled.FULL and row["version"] == current["version"]:
             raise _slot_full(body.event_start, zone, duration, settings, now, exclude=booking_id)
-        current = repository.get_booking(db, booking_id)  # changed after this statement's snapshot
-    raise Conflict("The booking is being changed concurrently; retry.")
+        current = read()  # gone, changed since we read it, or the key taken: decide again
+    raise ConflictRetry("The booking is being changed concurrently; retry.")

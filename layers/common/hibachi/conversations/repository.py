@@ -11,6 +11,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from hibachi.db import Database
+from hibachi.errors import ConstraintViolation
 
 
 class MessageRow(TypedDict):
@@ -28,40 +29,52 @@ class MessageRow(TypedDict):
 
 class InsertedMessageRow(MessageRow):
     created: bool  # False: the Idempotency-Key's original message
+    request_hash: str | None  # of the keyed request that stored it (None: no key, or stored before 0006)
 
 
-# Insert the message and create-or-update its conversation in ONE statement. The message goes
-# first (ON CONFLICT on the idempotency key does nothing for a retry); the conversation row is
-# upserted only when a message was inserted, so a retry counts nothing twice. The foreign key is
-# checked at the end of the statement, when the conversation exists. A retry's original message is
-# read by the last branch; within one statement it sees rows committed before the statement began.
+# Store a message and create-or-update its conversation in ONE statement.
+# - ``prior``: the message already stored under this key: the caller's (caller, key), or a
+#   conversation-scoped key of a row that has no caller (stored before keys were per caller, or by
+#   the worker). When there is one, nothing is written and it is returned (``created`` false).
+# - ``conv`` first: the conversation row is created or locked and bumped (message_count, and
+#   scored_count for a scored message); a scored message takes the new scored_count as its score_no.
+#   The lock is held to the commit, so score_no is dense and in commit order (the statistics rely
+#   on it; see REFRESH_EMOTION_STATS). The foreign key is checked at the end of the statement.
+# - ``ins``: a plain INSERT: a concurrent request with the same (caller, key) that committed first
+#   makes it fail with unique_violation, which rolls the whole statement back (the bump too);
+#   ``insert_message`` then runs it again and finds the winner as ``prior``.
 INSERT_MESSAGE = """
-WITH ins AS (
-    INSERT INTO messages (conversation_id, role, content, emotion_score, metadata, idempotency_key)
-    VALUES (%(cid)s, %(role)s, %(content)s, %(emotion_score)s, %(metadata)s, %(key)s)
-    ON CONFLICT ON CONSTRAINT messages_idempotency_key DO NOTHING
-    RETURNING seq, id, conversation_id, role, content, emotion_score, metadata, created_at
+WITH prior AS (
+    SELECT m.seq, m.id, m.conversation_id, m.role, m.content, m.emotion_score, m.metadata, m.created_at,
+           m.request_hash
+    FROM messages m
+    WHERE %(key)s::text IS NOT NULL AND m.idempotency_key = %(key)s::text
+      AND (m.idempotency_caller = %(caller)s::text
+           OR (m.idempotency_caller IS NULL AND m.conversation_id = %(cid)s::text))
+    ORDER BY m.idempotency_caller NULLS LAST
+    LIMIT 1
 ), conv AS (
-    INSERT INTO conversations AS c
-        (id, customer_id, channel, created_at, last_message_at, message_count, scored_seq)
-    SELECT ins.conversation_id, %(customer_id)s, %(channel)s, ins.created_at, ins.created_at, 1,
-           CASE WHEN ins.emotion_score IS NULL THEN 0 ELSE ins.seq END
-    FROM ins
+    INSERT INTO conversations AS c (id, customer_id, channel, message_count, scored_count)
+    SELECT %(cid)s, %(customer_id)s, %(channel)s, 1, CASE WHEN %(emotion_score)s::float8 IS NULL THEN 0 ELSE 1 END
+    WHERE NOT EXISTS (SELECT 1 FROM prior)
     ON CONFLICT (id) DO UPDATE SET
         message_count   = c.message_count + 1,
+        scored_count    = c.scored_count + EXCLUDED.scored_count,
         last_message_at = GREATEST(c.last_message_at, EXCLUDED.last_message_at),
-        scored_seq      = GREATEST(c.scored_seq, EXCLUDED.scored_seq),
         customer_id     = COALESCE(c.customer_id, EXCLUDED.customer_id),
         channel         = COALESCE(c.channel, EXCLUDED.channel)
-    RETURNING c.id
+    RETURNING c.id, c.scored_count
+), ins AS (
+    INSERT INTO messages (conversation_id, role, content, emotion_score, metadata, idempotency_key,
+                          idempotency_caller, request_hash, score_no)
+    SELECT conv.id, %(role)s, %(content)s, %(emotion_score)s, %(metadata)s, %(key)s, %(caller)s, %(hash)s,
+           CASE WHEN %(emotion_score)s::float8 IS NULL THEN NULL ELSE conv.scored_count END
+    FROM conv
+    RETURNING seq, id, conversation_id, role, content, emotion_score, metadata, created_at, request_hash
 )
 SELECT ins.*, true AS created FROM ins
 UNION ALL
-SELECT m.seq, m.id, m.conversation_id, m.role, m.content, m.emotion_score, m.metadata, m.created_at,
-       false AS created
-FROM messages m
-WHERE %(key)s::text IS NOT NULL AND m.conversation_id = %(cid)s AND m.idempotency_key = %(key)s
-  AND NOT EXISTS (SELECT 1 FROM ins)
+SELECT prior.*, false AS created FROM prior
 """
 
 GET_CONVERSATION = """
@@ -86,46 +99,77 @@ WHERE c.id = %(cid)s
 ORDER BY m.seq DESC NULLS LAST
 """
 
-# Recompute the emotion statistics of many conversations from their messages, set-based. The
-# result depends only on the stored messages, so duplicates and reordering of jobs change nothing;
-# the stats_seq guard keeps a slower worker holding an older snapshot from overwriting newer stats.
-# Trend: least-squares slope of the last 10 scores against their position (oldest = 1).
+# Bring the emotion statistics of many conversations up to date, set-based, in ONE statement,
+# reading only what is new. Per conversation that is behind (scored_count > stats_count), under its
+# row lock (so two workers take turns and each sees the other's sums): add the scored messages
+# numbered above stats_count to the running sums and move stats_count to the last one added. score_no
+# is dense and in commit order (INSERT_MESSAGE), so those messages are exactly the ones not counted
+# yet, whatever order they committed in; a duplicate or late job finds nothing new and writes
+# nothing. The sum is numeric, so adding in any grouping gives the full recomputation's value.
+# last_emotion and the trend (least-squares slope of the last 10 scores against their number) read
+# the last 10 entries of messages_conversation_score.
 REFRESH_EMOTION_STATS = """
 WITH target AS (
     SELECT DISTINCT unnest(%(ids)s::text[]) AS id
-), scored AS (
-    SELECT m.conversation_id, m.seq, m.emotion_score,
-           row_number() OVER (PARTITION BY m.conversation_id ORDER BY m.seq DESC) AS recent
-    FROM messages m JOIN target t ON t.id = m.conversation_id
-    WHERE m.emotion_score IS NOT NULL
-), agg AS (
-    SELECT conversation_id,
-           avg(emotion_score) AS avg_emotion,
-           count(*) AS n,
-           max(seq) AS max_seq,
-           (array_agg(emotion_score ORDER BY seq DESC))[1] AS last_emotion,
-           regr_slope(emotion_score, -recent) FILTER (WHERE recent <= 10) AS slope
-    FROM scored GROUP BY conversation_id
+), behind AS (
+    SELECT c.id, c.stats_count
+    FROM conversations c JOIN target t ON t.id = c.id
+    WHERE c.scored_count > c.stats_count
+    ORDER BY c.id
+    FOR UPDATE OF c
+), fresh AS (
+    SELECT b.id, b.stats_count, count(*)::int AS n, max(m.score_no) AS upto, sum(m.emotion_score::numeric) AS total
+    FROM behind b CROSS JOIN LATERAL (
+        SELECT score_no, emotion_score FROM messages
+        WHERE conversation_id = b.id AND score_no > b.stats_count
+        ORDER BY score_no  -- the range of messages_conversation_score after stats_count, in its order
+    ) m
+    GROUP BY b.id, b.stats_count
+), recent AS (
+    SELECT f.id, (array_agg(r.emotion_score ORDER BY r.score_no DESC))[1] AS last_emotion,
+           regr_slope(r.emotion_score, r.score_no) AS slope
+    FROM fresh f CROSS JOIN LATERAL (
+        SELECT m.score_no, m.emotion_score FROM messages m
+        WHERE m.conversation_id = f.id AND m.score_no IS NOT NULL
+        ORDER BY m.score_no DESC
+        LIMIT 10
+    ) r
+    GROUP BY f.id
 )
 UPDATE conversations c SET
-    avg_emotion = a.avg_emotion,
-    emotion_count = a.n,
-    last_emotion = a.last_emotion,
-    emotion_trend = a.slope,
-    stats_seq = a.max_seq,
+    stats_count = f.upto,
+    emotion_count = f.upto,
+    emotion_sum = c.emotion_sum + f.total,
+    avg_emotion = ((c.emotion_sum + f.total) / f.upto)::double precision,
+    last_emotion = r.last_emotion,
+    emotion_trend = r.slope,
     stats_updated_at = now()
-FROM agg a
-WHERE c.id = a.conversation_id AND c.stats_seq <= a.max_seq
+FROM fresh f JOIN recent r ON r.id = f.id
+WHERE c.id = f.id AND f.upto = f.stats_count + f.n
 RETURNING c.id
 """
 
-# Conversations whose statistics are behind their scored messages for longer than the grace period
-# (their job was lost or is stuck): the reconciler re-enqueues them.
+# Conversations whose statistics lack a stored scored message for longer than the grace period
+# (their job was lost or is stuck): the reconciler re-enqueues them. Exact: scored_count is bumped
+# in the statement that stores the message.
 STALE_STATS = """
 SELECT id FROM conversations
-WHERE scored_seq > stats_seq AND last_message_at < now() - make_interval(secs => %(grace)s)
+WHERE scored_count > stats_count AND last_message_at < now() - make_interval(secs => %(grace)s)
 ORDER BY last_message_at
 LIMIT %(limit)s
+"""
+
+# The statistics as a full recomputation from the messages gives them (tests and `ops`): the mean
+# of every score (numeric), the last score, and the trend over the last 10 read as the worker reads it.
+RECOMPUTE_EMOTION_STATS = """
+SELECT a.emotion_count, a.avg_emotion, r.last_emotion, r.emotion_trend
+FROM (SELECT count(*)::int AS emotion_count, (avg(emotion_score::numeric))::double precision AS avg_emotion
+      FROM messages WHERE conversation_id = %(cid)s AND score_no IS NOT NULL) a,
+     (SELECT (array_agg(emotion_score ORDER BY score_no DESC))[1] AS last_emotion,
+             regr_slope(emotion_score, score_no) AS emotion_trend
+      FROM (SELECT score_no, emotion_score FROM messages
+            WHERE conversation_id = %(cid)s AND score_no IS NOT NULL
+            ORDER BY score_no DESC LIMIT 10) last10) r
 """
 
 
@@ -142,7 +186,7 @@ msg_in AS (
 ), msg AS (
     INSERT INTO messages (conversation_id, role, content, metadata, idempotency_key)
     SELECT conversation_id, role, content, metadata, idempotency_key FROM msg_in
-    ON CONFLICT ON CONSTRAINT messages_idempotency_key DO NOTHING
+    ON CONFLICT (conversation_id, idempotency_key) WHERE idempotency_caller IS NULL DO NOTHING
     RETURNING conversation_id, created_at
 ), conv AS (
     INSERT INTO conversations AS c (id, created_at, last_message_at, message_count)
@@ -192,26 +236,36 @@ def insert_message(
     idempotency_key: str | None,
     customer_id: str | None,
     channel: str | None,
+    caller: str | None = None,
+    request_hash: str | None = None,
 ) -> InsertedMessageRow | None:
-    """Store a message; the row has ``created`` False when the idempotency key was seen before.
+    """Store a message; the row has ``created`` False when the key's message was stored before
+    (its ``request_hash`` tells a retry from another request; ``None`` for rows stored before keys
+    were per caller).
 
-    ``None`` only in the rare race where the original request with the same key is committing
-    concurrently; calling again returns it.
+    ``None`` when a concurrent request with the same key won twice in a row without its row
+    becoming visible (it is still in flight).
     """
-    row = db.fetchone(
-        INSERT_MESSAGE,
-        {
-            "cid": conversation_id,
-            "role": role,
-            "content": content,
-            "emotion_score": emotion_score,
-            "metadata": Jsonb(metadata),
-            "key": idempotency_key,
-            "customer_id": customer_id,
-            "channel": channel,
-        },
-    )
-    return cast(InsertedMessageRow | None, row)
+    params = {
+        "cid": conversation_id,
+        "role": role,
+        "content": content,
+        "emotion_score": emotion_score,
+        "metadata": Jsonb(metadata),
+        "caller": caller,
+        "key": idempotency_key,
+        "hash": request_hash,
+        "customer_id": customer_id,
+        "channel": channel,
+    }
+    for _ in range(2):
+        try:
+            return cast(InsertedMessageRow | None, db.fetchone(INSERT_MESSAGE, params))
+        except ConstraintViolation as exc:
+            if idempotency_key is None or exc.constraint != "messages_caller_key":
+                raise
+            # the same (caller, key) committed first: the next snapshot sees it as ``prior``
+    return None
 
 
 def get_conversation(db: Database, conversation_id: str) -> dict[str, Any] | None:
@@ -229,3 +283,7 @@ def refresh_emotion_stats(db: Database, conversation_ids: list[str]) -> list[str
 
 def stale_stats(db: Database, *, grace_seconds: int, limit: int) -> list[str]:
     return [row["id"] for row in db.fetchall(STALE_STATS, {"grace": grace_seconds, "limit": limit})]
+
+
+def recompute_emotion_stats(db: Database, conversation_id: str) -> dict[str, Any]:
+    return db.fetchone(RECOMPUTE_EMOTION_STATS, {"cid": conversation_id}) or {}

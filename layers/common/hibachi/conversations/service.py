@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from hibachi import jobs
+from hibachi import idempotency, jobs
 from hibachi.conversations import repository
 from hibachi.conversations.models import CURSOR_PATTERN, ConversationOut, MessageIn, MessageOut, MessagePage
 from hibachi.db import get_db
@@ -36,38 +36,68 @@ def _message(row: repository.MessageRow | dict[str, Any], conversation_id: str) 
     )
 
 
+POST_ROUTE = "POST /conversations/{conversation_id}/messages"
+
+
+def _same_request(row: repository.InsertedMessageRow, message: MessageIn, digest: str | None) -> bool:
+    if row["request_hash"] is not None:
+        return bool(row["request_hash"] == digest)
+    # stored before keys were per caller (no hash): the same conversation (the old key scope) and
+    # the same stored fields
+    return (row["role"], row["content"], row["emotion_score"], row["metadata"] or {}) == (
+        message.role,
+        message.content,
+        message.emotion_score,
+        message.metadata,
+    )
+
+
 def post_message(
-    conversation_id: str, message: MessageIn, *, idempotency_key: str | None, correlation_id: str | None
+    conversation_id: str,
+    message: MessageIn,
+    *,
+    caller: str,
+    idempotency_key: str | None,
+    correlation_id: str | None,
 ) -> tuple[MessageOut, bool]:
-    """Store ``message`` (one round trip), then enqueue its emotion job. Returns (message, created)."""
-    db = get_db()
+    """Store ``message`` (one round trip), then enqueue its emotion job. Returns (message, created).
 
-    def insert() -> repository.InsertedMessageRow | None:
-        return repository.insert_message(
-            db,
-            conversation_id=conversation_id,
-            role=message.role,
-            content=message.content,
-            emotion_score=message.emotion_score,
-            metadata=message.metadata,
-            idempotency_key=idempotency_key,
-            customer_id=message.customer_id,
-            channel=message.channel,
+    ``caller`` scopes ``idempotency_key`` (hibachi.idempotency): a retry of the same request gets
+    the original (created False); the key with another request, or another conversation, is 422.
+    """
+    idempotency.check(caller, idempotency_key)
+    digest = None
+    if idempotency_key is not None:
+        digest = idempotency.request_hash(
+            POST_ROUTE, {"conversation_id": conversation_id}, message.model_dump(mode="json")
         )
-
-    row = insert()
-    if row is None:  # the original request with this key committed while we ran: read it now
-        row = insert()
+    row = repository.insert_message(
+        get_db(),
+        conversation_id=conversation_id,
+        role=message.role,
+        content=message.content,
+        emotion_score=message.emotion_score,
+        metadata=message.metadata,
+        caller=caller or None,
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+        customer_id=message.customer_id,
+        channel=message.channel,
+    )
     if row is None:
-        raise Unprocessable("A request with this Idempotency-Key is still in progress; retry.")
-    created = row["created"]
-    if created and message.emotion_score is not None:
+        raise idempotency.in_flight()
+    created = bool(row["created"])
+    if not created:
+        if row["conversation_id"] != conversation_id or not _same_request(row, message, digest):
+            raise idempotency.reused()
+        return _message(row, conversation_id), False
+    if message.emotion_score is not None:
         with timed_ms() as elapsed:
             sent = jobs.get_queue().send(emotion_job(conversation_id, row["seq"], correlation_id))
         add_ms("EnqueueTime", elapsed[0])
         if not sent:
             metrics.add_metric(name="EnqueueFailed", unit=MetricUnit.Count, value=1)
-    return _message(row, conversation_id), created
+    return _message(row, conversation_id), True
 
 
 def get_conversation(conversation_id: str) -> ConversationOut:

@@ -61,5 +61,5 @@ $$;
 -- Health: the columns /health/details and the ops invocations read, nothing else.
 GRANT SELECT (booking_id, version, status, due_at, claimed_at, sent_at, attempts, schedule_name, updated_at)
     ON followups TO hibachi_health;
-GRANT SELECT (id, scored_seq, stats_seq) ON conversations TO hibachi_health;
+GRANT SELECT (id, scored_count, stats_count) ON conversations TO hibachi_health;
 GRANT SELECT ON reconciler_runs TO hibachi_health;
