@@ -39,6 +39,8 @@ def test_created_bookings_are_followed_through_their_links(rel):
             if unstorable([case.body, case.query, case.path_parameters, case.headers]):
                 assert response.status_code in (401, 403, 404, 413, 422), case.as_curl_command()
                 return None  # NUL or a lone surrogate: a 422 no JSON Schema can state
+            if response.status_code == 422 and "idempotency_key_reused" in response.text:
+                return None  # the generator reuses header values: a key sent before with another body
             return super().validate_response(response, case, **kwargs)
 
     run_state_machine_as_test(
