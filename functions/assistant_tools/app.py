@@ -104,7 +104,10 @@ def find_bookings(args: BookingSearchIn, caller: Caller) -> BookingPage:
 
 def create_booking(args: CreateBookingArgs, caller: Caller) -> BookingOut:
     booking, _created = bookings.create_booking(
-        rest_part(BookingIn, args), idempotency_key=args.idempotency_key, correlation_id=caller.correlation_id
+        rest_part(BookingIn, args),
+        caller=caller.key_scope,
+        idempotency_key=args.idempotency_key,
+        correlation_id=caller.correlation_id,
     )
     return booking
 
@@ -115,7 +118,7 @@ def get_booking(args: BookingRef, caller: Caller) -> BookingOut:
 
 def reschedule_booking(args: RescheduleArgs, caller: Caller) -> BookingOut:
     return bookings.reschedule_booking(
-        args.booking_id, rest_part(RescheduleIn, args), correlation_id=caller.correlation_id
+        args.booking_id, rest_part(RescheduleIn, args), caller=caller.key_scope, correlation_id=caller.correlation_id
     )
 
 
@@ -127,6 +130,7 @@ def store_message(args: StoreMessageArgs, caller: Caller) -> MessageOut:
     message, _created = conversations.post_message(
         args.conversation_id,
         rest_part(MessageIn, args),
+        caller=caller.key_scope,
         idempotency_key=args.idempotency_key,
         correlation_id=caller.correlation_id,
     )

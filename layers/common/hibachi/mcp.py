@@ -39,6 +39,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from hibachi import idempotency
 from hibachi.api import document_auth, metric_prefix, refusal, validation_details
 from hibachi.db import get_db
 from hibachi.errors import AppError
@@ -59,6 +60,8 @@ class Caller:
     subject: str | None
     scopes: frozenset[str]
     correlation_id: str | None = None
+    # whom an Idempotency-Key belongs to: the client_id claim, else sub, as on the REST routes
+    key_scope: str = ""
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ def caller_of(event: Mapping[str, Any]) -> Caller:
         subject=str(subject) if subject else None,
         scopes=frozenset(str(s) for s in scopes),
         correlation_id=context.get("requestId"),
+        key_scope=idempotency.caller_of(event),
     )
 
 
