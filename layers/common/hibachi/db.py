@@ -90,6 +90,11 @@ class _Watchdog:
     statement that outlives its deadline: psycopg then raises ``OperationalError`` on a broken
     connection, which the failure policy turns into ``DatabaseUnavailable`` (503). No statement is
     sent and no session state is set, so nothing pins an RDS Proxy session.
+
+    The thread sleeps until the earliest deadline it knows of (``_wake``) and is woken only by a
+    statement due before that: a request's statement, armed while the thread already sleeps until
+    an earlier (or equal) deadline, costs no thread switch (waking it on every statement cost
+    ~0.3 ms of each request's time, the GIL passing to the watchdog and back).
     """
 
     def __init__(self) -> None:
@@ -97,6 +102,7 @@ class _Watchdog:
         self._armed: dict[int, tuple[float, int]] = {}  # token -> (deadline, socket fd)
         self._tokens = itertools.count()
         self._thread: threading.Thread | None = None
+        self._wake = 0.0  # when the sleeping thread wakes up next (monotonic)
         self.fired = 0
 
     def arm(self, conn: psycopg.Connection[DictRow], seconds: float) -> int | None:
@@ -105,12 +111,15 @@ class _Watchdog:
         except (psycopg.OperationalError, ValueError):
             return None
         token = next(self._tokens)
+        deadline = time.monotonic() + seconds
         with self._cond:
-            self._armed[token] = (time.monotonic() + seconds, fd)
+            self._armed[token] = (deadline, fd)
             if self._thread is None or not self._thread.is_alive():
+                self._wake = deadline
                 self._thread = threading.Thread(target=self._run, name="db-watchdog", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            elif deadline < self._wake:  # due before the thread's next look: wake it now
+                self._cond.notify()
         return token
 
     def disarm(self, token: int | None) -> None:
@@ -126,8 +135,8 @@ class _Watchdog:
                     if deadline <= now:
                         del self._armed[token]
                         self._shutdown(fd)
-                wait = min((d for d, _ in self._armed.values()), default=now + 60) - now
-                self._cond.wait(timeout=max(0.01, wait))
+                self._wake = max(now + 0.01, min((d for d, _ in self._armed.values()), default=now + 60))
+                self._cond.wait(timeout=self._wake - now)
 
     def _shutdown(self, fd: int) -> None:
         try:
