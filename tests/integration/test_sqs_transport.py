@@ -1,0 +1,175 @@
+"""``hibachi.sqs``'s own HTTP/1.1 exchange: one kept-alive connection per thread, answers read by
+Content-Length or chunks, a server-closed connection reopened, retries and error codes as before;
+and a real send through moto's server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from hibachi import jobs, sqs
+from hibachi.sigv4 import resolve_credentials, sign
+
+from tests.conftest import receive_all
+
+Reply = Callable[[BaseHTTPRequestHandler, bytes], None]
+
+
+class _Server:
+    """A local HTTP/1.1 server that answers each request with the next scripted reply."""
+
+    def __init__(self) -> None:
+        self.replies: list[Reply] = []
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.connections = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                server.connections += 1
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                server.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                server.replies.pop(0)(self, body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def json_reply(status: int, doc: dict[str, Any], headers: dict[str, str] | None = None, close: bool = False) -> Reply:
+    def reply(handler: BaseHTTPRequestHandler, _body: bytes) -> None:
+        data = json.dumps(doc).encode()
+        handler.send_response(status)
+        for name, value in {"Content-Type": sqs.CONTENT_TYPE, **(headers or {})}.items():
+            handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(data)))
+        if close:
+            handler.send_header("Connection", "close")
+            handler.close_connection = True
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    return reply
+
+
+def chunked_reply(doc: dict[str, Any]) -> Reply:
+    def reply(handler: BaseHTTPRequestHandler, _body: bytes) -> None:
+        data = json.dumps(doc).encode()
+        handler.send_response(200)
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        for part in (data[:7], data[7:]):
+            handler.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+        handler.wfile.write(b"0\r\n\r\n")
+
+    return reply
+
+
+@pytest.fixture
+def server() -> Iterator[_Server]:
+    found = _Server()
+    yield found
+    found.stop()
+
+
+def test_calls_share_one_kept_alive_connection_and_are_signed(server):
+    server.replies = [json_reply(200, {"MessageId": "m1"}), json_reply(200, {"MessageId": "m2"})]
+    client = sqs.Sqs("us-east-1", server.url)
+    assert client.send_message("q", {"MessageBody": "ä"}) == {"MessageId": "m1"}
+    assert client.send_message("q", {"MessageBody": "b"}) == {"MessageId": "m2"}
+    assert server.connections == 1
+    headers, body = server.requests[0]
+    assert json.loads(body) == {"QueueUrl": "q", "MessageBody": "ä"}
+    assert headers["host"] == server.url.removeprefix("http://")
+    assert headers["x-amz-target"] == "AmazonSQS.SendMessage"
+    assert headers["content-type"] == sqs.CONTENT_TYPE
+    # the signature is the signer's over exactly what was sent
+    sent = {k: v for k, v in headers.items() if k in ("host", "content-type", "x-amz-target")}
+    when = datetime.strptime(headers["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    expected = sign("POST", f"{server.url}/", sent, body, resolve_credentials(), "sqs", "us-east-1", when)
+    assert headers["authorization"] == expected["Authorization"]
+    client.close()
+
+
+def test_a_chunked_answer_is_read(server):
+    server.replies = [chunked_reply({"Attributes": {"ApproximateNumberOfMessages": "3"}})]
+    client = sqs.Sqs("us-east-1", server.url)
+    assert client.get_queue_attributes("q", ["ApproximateNumberOfMessages"]) == {"ApproximateNumberOfMessages": "3"}
+    server.replies = [json_reply(200, {})]
+    client.send_message("q", {"MessageBody": "x"})  # the connection is still usable after the chunks
+    assert server.connections == 1
+    client.close()
+
+
+def test_a_connection_the_server_closed_is_reopened(server):
+    server.replies = [json_reply(200, {"MessageId": "m1"}, close=True), json_reply(200, {"MessageId": "m2"})]
+    client = sqs.Sqs("us-east-1", server.url)
+    client.send_message("q", {"MessageBody": "a"})
+    assert client.send_message("q", {"MessageBody": "b"}) == {"MessageId": "m2"}
+    assert server.connections == 2
+    client.close()
+
+
+def test_a_5xx_is_retried_and_a_4xx_is_an_error_with_its_code(server):
+    server.replies = [json_reply(500, {"__type": "InternalError"}), json_reply(200, {"MessageId": "m2"})]
+    client = sqs.Sqs("us-east-1", server.url, attempts=2)
+    assert client.send_message("q", {"MessageBody": "a"}) == {"MessageId": "m2"}
+    server.replies = [
+        json_reply(
+            400,
+            {"__type": "com.amazonaws.sqs#QueueDoesNotExist", "message": "no queue"},
+            {"x-amzn-query-error": "AWS.SimpleQueueService.NonExistentQueue;Sender"},
+        )
+    ]
+    with pytest.raises(sqs.SqsError) as err:
+        client.send_message("q", {"MessageBody": "b"})
+    assert (err.value.code, err.value.status, err.value.message) == (
+        "AWS.SimpleQueueService.NonExistentQueue",
+        400,
+        "no queue",
+    )
+    client.close()
+
+
+def test_a_server_that_never_answers_is_a_transport_error_after_the_read_timeout(server):
+    def silent(handler: BaseHTTPRequestHandler, _body: bytes) -> None:
+        threading.Event().wait(1.0)
+
+    server.replies = [silent, silent]
+    client = sqs.Sqs("us-east-1", server.url, read_timeout=0.2, attempts=2)
+    with pytest.raises(sqs.SqsError) as err:
+        client.send_message("q", {"MessageBody": "a"})
+    assert err.value.code == "" and err.value.status is None
+    client.close()
+
+
+def test_a_job_sent_through_moto_arrives(sqs):
+    from hibachi import sqs as sqs_module
+
+    job = jobs.Job.new(jobs.EMOTION_STATS, "emotion_stats:c:1", {"conversation_id": "c"}, "corr-1")
+    queue = jobs.get_queue()
+    assert queue.send(job)
+    assert queue.send(job)  # on the same connection, or a reopened one (moto's server closes each)
+    got = receive_all(sqs["client"], sqs["queue_url"])
+    assert [jobs.parse_job(m["Body"]) for m in got] == [job, job]
+    assert got[0]["MessageAttributes"]["job_type"]["StringValue"] == jobs.EMOTION_STATS
+    sqs_module.close_all()
