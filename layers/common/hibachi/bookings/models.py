@@ -194,7 +194,8 @@ QueryDuration = Annotated[int, Field(ge=60, le=360, description="Minutes, 60-360
 class AvailabilityQuery(BaseModel):
     """The query of ``GET /availability``: which start times have a free chef, day by day."""
 
-    model_config = ConfigDict(extra="forbid")
+    # built on first use: a booking's cold start does not need it
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     date: FirstDay
     days: DayCount = 1
@@ -203,11 +204,15 @@ class AvailabilityQuery(BaseModel):
 
 
 class AvailabilityDay(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # built on first use (not at a booking's cold start)
+
     date: Day = Field(description="A local day")
     starts: list[datetime] = Field(description="Free start times, ISO 8601 with the local offset, ascending")
 
 
 class AvailabilityOut(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # built on first use (not at a booking's cold start)
+
     timezone: str
     duration_minutes: int
     days: list[AvailabilityDay] = Field(description="Every day asked for, in order; a full day has no starts")
@@ -217,7 +222,8 @@ class BookingSearchIn(BaseModel):
     """Filters of ``POST /bookings/search`` (all optional; given ones must all match). Without any
     filter: the confirmed bookings from today (in each booking's time zone) on."""
 
-    model_config = ConfigDict(extra="forbid")
+    # built on first use: a booking's cold start does not need it
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     conversation_id: ResourceId | None = Field(default=None, description="The chat the booking came from")
     phone: Phone | None = Field(default=None, description="The customer's phone, E.164")
@@ -250,5 +256,7 @@ class BookingSearchIn(BaseModel):
 
 
 class BookingPage(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # built on first use (not at a booking's cold start)
+
     items: list[BookingOut] = Field(description="Ordered by event_start, then id")
     next_cursor: str | None = Field(description="Pass it as `cursor` for the next page; null on the last page")

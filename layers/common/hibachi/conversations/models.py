@@ -44,7 +44,8 @@ class MessagesQuery(BaseModel):
     tests/integration/test_assistant_tools.py checks they match): the newest ``limit`` messages
     (before ``before``), returned oldest first."""
 
-    model_config = ConfigDict(extra="forbid")
+    # built on first use: a write's cold start does not need it
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     limit: int = Field(default=50, ge=1, le=200, description="How many of the newest messages (1-200)")
     before: str | None = Field(
