@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 from concurrent.futures import ThreadPoolExecutor
@@ -137,7 +138,7 @@ def test_reconciler_waits_for_the_grace_period(settings, context, sqs, db):
 
 # -- exact under any commit order -----------------------------------------------------------------
 def _recomputed(db, cid: str) -> dict:
-    return repository.recompute_emotion_stats(db, cid)
+    return dataclasses.asdict(repository.recompute_emotion_stats(db, cid))
 
 
 def _stats(db, cid: str) -> dict:

@@ -198,7 +198,7 @@ def test_the_migration_keeps_every_key_and_recomputes_the_statistics(settings, c
                     {"cid": cid},
                 )
                 assert stats.pop("scored_count") == stats.pop("stats_count") == 2
-                assert stats == repository.recompute_emotion_stats(db, cid)
+                assert repository.EmotionStats(**stats) == repository.recompute_emotion_stats(db, cid)
                 assert stats["avg_emotion"] == 0.125 and stats["last_emotion"] == -0.25
             db.close()
     finally:

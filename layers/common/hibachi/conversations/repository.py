@@ -1,10 +1,16 @@
-"""SQL of conversations and messages. Each function is one statement (one round trip)."""
+"""SQL of conversations and messages. Each function is one statement (one round trip).
+
+The rows are frozen dataclasses: the services read them into their response models, nothing
+serializes a row as it is. Each row class's fields are the columns its statements read, so the
+column lists have one owner each (``MESSAGE_COLUMNS``, ``CONVERSATION_COLUMNS``). The conversation
+bump that every message insert makes is one fragment (``_BUMP_CONVERSATION``).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, TypedDict, cast
+from typing import Any
 from uuid import UUID
 
 from psycopg import sql
@@ -14,8 +20,9 @@ from hibachi.db import Database
 from hibachi.errors import ConstraintViolation
 
 
-class MessageRow(TypedDict):
-    """A stored message, as the statements here return it."""
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    """A stored message; its fields are ``MESSAGE_COLUMNS``, in that order."""
 
     seq: int
     id: UUID
@@ -27,9 +34,60 @@ class MessageRow(TypedDict):
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
 class InsertedMessageRow(MessageRow):
-    created: bool  # False: the Idempotency-Key's original message
+    """What ``insert_message`` stored, or found stored under the Idempotency-Key."""
+
     request_hash: str | None  # of the keyed request that stored it (None: no key, or stored before 0006)
+    created: bool  # False: the Idempotency-Key's original message
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRow:
+    """A conversation with its emotion statistics; its fields are ``CONVERSATION_COLUMNS``."""
+
+    id: str
+    customer_id: str | None
+    channel: str | None
+    created_at: datetime
+    last_message_at: datetime
+    message_count: int
+    avg_emotion: float | None
+    emotion_count: int
+    last_emotion: float | None
+    emotion_trend: float | None  # the least-squares slope of the last 10 scores
+    stats_updated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class EmotionStats:
+    """A conversation's emotion statistics (``RECOMPUTE_EMOTION_STATS``)."""
+
+    emotion_count: int
+    avg_emotion: float | None
+    last_emotion: float | None
+    emotion_trend: float | None
+
+
+MESSAGE_COLUMNS = tuple(f.name for f in fields(MessageRow))
+CONVERSATION_COLUMNS = tuple(f.name for f in fields(ConversationRow))
+
+
+def message_columns(alias: str | None = None) -> sql.Composed:
+    """The message columns, qualified with the table ``alias`` when given."""
+    return sql.SQL(", ").join(sql.Identifier(alias, c) if alias else sql.Identifier(c) for c in MESSAGE_COLUMNS)
+
+
+# The conversation bump every message insert makes, for an ``INSERT INTO conversations AS c`` of
+# new rows (``message_count``: the messages inserted; ``scored_count``: those with a score; the
+# column defaults, 0 and NULL, for what a statement does not insert): create the conversation, or
+# advance its counts and last_message_at and fill customer_id / channel when still unknown.
+_BUMP_CONVERSATION = sql.SQL("""ON CONFLICT (id) DO UPDATE SET
+        message_count   = c.message_count + EXCLUDED.message_count,
+        scored_count    = c.scored_count + EXCLUDED.scored_count,
+        last_message_at = GREATEST(c.last_message_at, EXCLUDED.last_message_at),
+        customer_id     = COALESCE(c.customer_id, EXCLUDED.customer_id),
+        channel         = COALESCE(c.channel, EXCLUDED.channel)""")
 
 
 # Store a message and create-or-update its conversation in ONE statement.
@@ -43,10 +101,10 @@ class InsertedMessageRow(MessageRow):
 # - ``ins``: a plain INSERT: a concurrent request with the same (caller, key) that committed first
 #   makes it fail with unique_violation, which rolls the whole statement back (the bump too);
 #   ``insert_message`` then runs it again and finds the winner as ``prior``.
-INSERT_MESSAGE = """
+INSERT_MESSAGE = (
+    sql.SQL("""
 WITH prior AS (
-    SELECT m.seq, m.id, m.conversation_id, m.role, m.content, m.emotion_score, m.metadata, m.created_at,
-           m.request_hash
+    SELECT {m_columns}, m.request_hash
     FROM messages m
     WHERE %(key)s::text IS NOT NULL AND m.idempotency_key = %(key)s::text
       AND (m.idempotency_caller = %(caller)s::text
@@ -57,12 +115,7 @@ WITH prior AS (
     INSERT INTO conversations AS c (id, customer_id, channel, message_count, scored_count)
     SELECT %(cid)s, %(customer_id)s, %(channel)s, 1, CASE WHEN %(emotion_score)s::float8 IS NULL THEN 0 ELSE 1 END
     WHERE NOT EXISTS (SELECT 1 FROM prior)
-    ON CONFLICT (id) DO UPDATE SET
-        message_count   = c.message_count + 1,
-        scored_count    = c.scored_count + EXCLUDED.scored_count,
-        last_message_at = GREATEST(c.last_message_at, EXCLUDED.last_message_at),
-        customer_id     = COALESCE(c.customer_id, EXCLUDED.customer_id),
-        channel         = COALESCE(c.channel, EXCLUDED.channel)
+    {bump}
     RETURNING c.id, c.scored_count
 ), ins AS (
     INSERT INTO messages (conversation_id, role, content, emotion_score, metadata, idempotency_key,
@@ -70,26 +123,31 @@ WITH prior AS (
     SELECT conv.id, %(role)s, %(content)s, %(emotion_score)s, %(metadata)s, %(key)s, %(caller)s, %(hash)s,
            CASE WHEN %(emotion_score)s::float8 IS NULL THEN NULL ELSE conv.scored_count END
     FROM conv
-    RETURNING seq, id, conversation_id, role, content, emotion_score, metadata, created_at, request_hash
+    RETURNING {columns}, request_hash
 )
 SELECT ins.*, true AS created FROM ins
 UNION ALL
 SELECT prior.*, false AS created FROM prior
-"""
+""")
+    .format(m_columns=message_columns("m"), columns=message_columns(), bump=_BUMP_CONVERSATION)
+    .as_string()
+)
 
-GET_CONVERSATION = """
-SELECT id, customer_id, channel, created_at, last_message_at, message_count, avg_emotion,
-       emotion_count, last_emotion, emotion_trend, stats_updated_at
-FROM conversations WHERE id = %(cid)s
-"""
+GET_CONVERSATION = (
+    sql.SQL("SELECT {columns} FROM conversations WHERE id = %(cid)s")
+    .format(columns=sql.SQL(", ").join(map(sql.Identifier, CONVERSATION_COLUMNS)))
+    .as_string()
+)
 
 # The conversation row and one page of its messages (newest first, one extra to know whether an
-# older page exists) in one statement; no row at all means the conversation does not exist.
-LIST_MESSAGES = """
-SELECT c.id AS cid, m.seq, m.id, m.role, m.content, m.emotion_score, m.metadata, m.created_at
+# older page exists) in one statement; no row at all means the conversation does not exist, one
+# row of NULLs (``m.seq`` NULL) that it has no messages (before the cursor).
+LIST_MESSAGES = (
+    sql.SQL("""
+SELECT {m_columns}
 FROM conversations c
 LEFT JOIN LATERAL (
-    SELECT seq, id, role, content, emotion_score, metadata, created_at
+    SELECT {columns}
     FROM messages
     WHERE conversation_id = c.id AND (%(before)s::bigint IS NULL OR seq < %(before)s::bigint)
     ORDER BY seq DESC
@@ -97,7 +155,10 @@ LEFT JOIN LATERAL (
 ) m ON true
 WHERE c.id = %(cid)s
 ORDER BY m.seq DESC NULLS LAST
-"""
+""")
+    .format(m_columns=message_columns("m"), columns=message_columns())
+    .as_string()
+)
 
 # Bring the emotion statistics of many conversations up to date, set-based, in ONE statement,
 # reading only what is new. Per conversation that is behind (scored_count > stats_count), under its
@@ -191,11 +252,9 @@ msg_in AS (
 ), conv AS (
     INSERT INTO conversations AS c (id, created_at, last_message_at, message_count)
     SELECT conversation_id, min(created_at), max(created_at), count(*) FROM msg GROUP BY conversation_id
-    ON CONFLICT (id) DO UPDATE SET
-        message_count   = c.message_count + EXCLUDED.message_count,
-        last_message_at = GREATEST(c.last_message_at, EXCLUDED.last_message_at)
+    {bump}
     RETURNING c.id
-)""")
+)""").format(bump=_BUMP_CONVERSATION)
 
 
 @dataclass
@@ -260,23 +319,32 @@ def insert_message(
     }
     for _ in range(2):
         try:
-            return cast(InsertedMessageRow | None, db.fetchone(INSERT_MESSAGE, params))
+            row = db.fetchone(INSERT_MESSAGE, params)
         except ConstraintViolation as exc:
             if idempotency_key is None or exc.constraint != "messages_caller_key":
                 raise
             # the same (caller, key) committed first: the next snapshot sees it as ``prior``
+            continue
+        return InsertedMessageRow(**row) if row is not None else None
     return None
 
 
-def get_conversation(db: Database, conversation_id: str) -> dict[str, Any] | None:
-    return db.fetchone(GET_CONVERSATION, {"cid": conversation_id})
+def get_conversation(db: Database, conversation_id: str) -> ConversationRow | None:
+    row = db.fetchone(GET_CONVERSATION, {"cid": conversation_id})
+    return ConversationRow(**row) if row is not None else None
 
 
-def list_messages(db: Database, conversation_id: str, *, limit: int, before: int | None) -> list[dict[str, Any]]:
-    return db.fetchall(LIST_MESSAGES, {"cid": conversation_id, "limit": limit, "before": before})
+def list_messages(db: Database, conversation_id: str, *, limit: int, before: int | None) -> list[MessageRow] | None:
+    """The newest ``limit`` messages before the ``before`` seq (all when None), newest first;
+    ``None`` when the conversation does not exist."""
+    rows = db.fetchall(LIST_MESSAGES, {"cid": conversation_id, "limit": limit, "before": before})
+    if not rows:
+        return None
+    return [MessageRow(**row) for row in rows if row["seq"] is not None]
 
 
 def refresh_emotion_stats(db: Database, conversation_ids: list[str]) -> list[str]:
+    """Bring the statistics of ``conversation_ids`` up to date; the ids of those it changed."""
     rows = db.fetchall(REFRESH_EMOTION_STATS, {"ids": conversation_ids})
     return [row["id"] for row in rows]
 
@@ -285,5 +353,9 @@ def stale_stats(db: Database, *, grace_seconds: int, limit: int) -> list[str]:
     return [row["id"] for row in db.fetchall(STALE_STATS, {"grace": grace_seconds, "limit": limit})]
 
 
-def recompute_emotion_stats(db: Database, conversation_id: str) -> dict[str, Any]:
-    return db.fetchone(RECOMPUTE_EMOTION_STATS, {"cid": conversation_id}) or {}
+def recompute_emotion_stats(db: Database, conversation_id: str) -> EmotionStats:
+    """The statistics recomputed from every message (an aggregate: always one row)."""
+    row = db.fetchone(RECOMPUTE_EMOTION_STATS, {"cid": conversation_id})
+    if row is None:  # pragma: no cover - an aggregate without GROUP BY returns one row
+        raise RuntimeError("RECOMPUTE_EMOTION_STATS returned no row")
+    return EmotionStats(**row)

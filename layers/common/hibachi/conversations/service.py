@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import cast
 
 from hibachi import idempotency, jobs
 from hibachi.conversations import repository
-from hibachi.conversations.models import CURSOR_PATTERN, ConversationOut, MessageIn, MessageOut, MessagePage
+from hibachi.conversations.models import (
+    CURSOR_PATTERN,
+    ConversationOut,
+    MessageIn,
+    MessageOut,
+    MessagePage,
+    Role,
+    Trend,
+)
 from hibachi.db import get_db
 from hibachi.errors import NotFound, Unprocessable
 from hibachi.observability import MetricUnit, add_ms, logger, metrics, timed_ms
@@ -24,15 +32,15 @@ def emotion_job(conversation_id: str, seq: int, correlation_id: str | None) -> j
     )
 
 
-def _message(row: repository.MessageRow | dict[str, Any], conversation_id: str) -> MessageOut:
+def _message(row: repository.MessageRow, conversation_id: str) -> MessageOut:
     return MessageOut(
-        id=row["id"],
+        id=row.id,
         conversation_id=conversation_id,
-        role=row["role"],
-        content=row["content"],
-        emotion_score=row["emotion_score"],
-        metadata=row["metadata"] or {},
-        created_at=row["created_at"],
+        role=cast(Role, row.role),  # messages.role's check constraint admits these roles only
+        content=row.content,
+        emotion_score=row.emotion_score,
+        metadata=row.metadata or {},
+        created_at=row.created_at,
     )
 
 
@@ -40,11 +48,11 @@ POST_ROUTE = "POST /conversations/{conversation_id}/messages"
 
 
 def _same_request(row: repository.InsertedMessageRow, message: MessageIn, digest: str | None) -> bool:
-    if row["request_hash"] is not None:
-        return bool(row["request_hash"] == digest)
+    if row.request_hash is not None:
+        return row.request_hash == digest
     # stored before keys were per caller (no hash): the same conversation (the old key scope) and
     # the same stored fields
-    return (row["role"], row["content"], row["emotion_score"], row["metadata"] or {}) == (
+    return (row.role, row.content, row.emotion_score, row.metadata or {}) == (
         message.role,
         message.content,
         message.emotion_score,
@@ -86,14 +94,13 @@ def post_message(
     )
     if row is None:
         raise idempotency.in_flight()
-    created = bool(row["created"])
-    if not created:
-        if row["conversation_id"] != conversation_id or not _same_request(row, message, digest):
+    if not row.created:
+        if row.conversation_id != conversation_id or not _same_request(row, message, digest):
             raise idempotency.reused()
         return _message(row, conversation_id), False
     if message.emotion_score is not None:
         with timed_ms() as elapsed:
-            sent = jobs.get_queue().send(emotion_job(conversation_id, row["seq"], correlation_id))
+            sent = jobs.get_queue().send(emotion_job(conversation_id, row.seq, correlation_id))
         add_ms("EnqueueTime", elapsed[0])
         if not sent:
             metrics.add_metric(name="EnqueueFailed", unit=MetricUnit.Count, value=1)
@@ -104,11 +111,23 @@ def get_conversation(conversation_id: str) -> ConversationOut:
     row = repository.get_conversation(get_db(), conversation_id)
     if row is None:
         raise NotFound(f"Conversation {conversation_id!r} does not exist.")
-    slope = row.pop("emotion_trend")
-    trend = None
-    if slope is not None and row["emotion_count"] >= 2:
+    slope = row.emotion_trend
+    trend: Trend | None = None
+    if slope is not None and row.emotion_count >= 2:
         trend = "improving" if slope > TREND_THRESHOLD else "declining" if slope < -TREND_THRESHOLD else "stable"
-    return ConversationOut(**row, emotion_trend=trend)
+    return ConversationOut(
+        id=row.id,
+        customer_id=row.customer_id,
+        channel=row.channel,
+        created_at=row.created_at,
+        last_message_at=row.last_message_at,
+        message_count=row.message_count,
+        avg_emotion=row.avg_emotion,
+        emotion_count=row.emotion_count,
+        last_emotion=row.last_emotion,
+        emotion_trend=trend,
+        stats_updated_at=row.stats_updated_at,
+    )
 
 
 _CURSOR = re.compile(CURSOR_PATTERN)  # hibachi.conversations.models says what a cursor is
@@ -133,12 +152,11 @@ def list_messages(conversation_id: str, *, limit: int, before: str | None) -> Me
     rows = repository.list_messages(
         get_db(), conversation_id, limit=limit + 1, before=decode_cursor(before) if before else None
     )
-    if not rows:
+    if rows is None:
         raise NotFound(f"Conversation {conversation_id!r} does not exist.")
-    page = [row for row in rows if row["seq"] is not None]
-    has_more = len(page) > limit
-    page = page[:limit]
-    next_cursor = encode_cursor(page[-1]["seq"]) if has_more else None
+    has_more = len(rows) > limit
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1].seq) if has_more else None
     return MessagePage(items=[_message(row, conversation_id) for row in reversed(page)], next_cursor=next_cursor)
 
 
