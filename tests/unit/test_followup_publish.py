@@ -7,19 +7,19 @@ from datetime import UTC, datetime
 
 import pytest
 from hibachi.followups import service
+from hibachi.followups.repository import ClaimedSend
 from hibachi.settings import Settings
 
-ROW = {
+BOOKING = {
     "id": "6f1c9d1e-0000-4000-8000-000000000001",
-    "followup_version": 3,
     "conversation_id": "web:c1",
-    "channel": "email",
     "customer_name": "Ada",
     "customer_phone": "+14155550123",
     "customer_email": "ada@example.com",
     "event_start": datetime(2026, 12, 5, 2, tzinfo=UTC),
     "timezone": "America/Los_Angeles",
 }
+SEND = ClaimedSend(booking=BOOKING, version=3, channel="email")
 
 
 class _SNS:
@@ -38,8 +38,8 @@ def test_publish_carries_one_dedup_id(monkeypatch, topic, fifo):
     sns = _SNS()
     monkeypatch.setattr(service.aws, "client", lambda name, *a, **k: sns)
     settings = Settings(followup_topic_arn=topic)
-    service._publish(ROW, "Thank you!", settings)
-    service._publish(ROW, "Thank you!", settings)  # a re-send after a crash
+    service._publish(SEND, "Thank you!", settings)
+    service._publish(SEND, "Thank you!", settings)  # a re-send after a crash
     first, again = sns.requests
     expected = "followup:6f1c9d1e-0000-4000-8000-000000000001:v3"
     for request in (first, again):
@@ -47,4 +47,4 @@ def test_publish_carries_one_dedup_id(monkeypatch, topic, fifo):
         assert json.loads(request["Message"])["dedup_id"] == expected
     assert ("MessageDeduplicationId" in first) is fifo and ("Subject" in first) is not fifo
     if fifo:
-        assert first["MessageDeduplicationId"] == expected and first["MessageGroupId"] == ROW["id"]
+        assert first["MessageDeduplicationId"] == expected and first["MessageGroupId"] == BOOKING["id"]

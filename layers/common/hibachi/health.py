@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Literal, TypeVar
@@ -150,7 +150,7 @@ def details(budget_s: float | None = None) -> dict[str, Any]:
         queue_futures[name] = _pool.submit(ops.queue_depth, client, url)
 
     failing: list[str] = []
-    figures: dict[str, Any] = {}
+    figures: Mapping[str, Any] = {}  # ops.DatabaseFigures when the database answered
     db_start = time.perf_counter()
     try:
         figures = _probe.run(lambda: ops.database_figures(get_db()), max(0.0, deadline - time.monotonic()))

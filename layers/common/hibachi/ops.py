@@ -3,17 +3,24 @@ run log, follow-up listings. Shared by the health function and the ops CLI (``py
 
 Every database read here is ONE statement; nothing here writes except
 :func:`record_reconciler_run` (one statement per reconciler run, which also prunes old rows).
+
+The rows and figures are TypedDicts: each is answered as JSON as it is (``/health/details``, the
+ops CLI's direct invocations), so a dict that says its keys is the right shape.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, TypedDict, cast
+from uuid import UUID
 
 from psycopg import sql
 
 from hibachi import sqs
 from hibachi.db import Database
+from hibachi.followups.models import FollowupStatus, FollowupView
 from hibachi.observability import error_text, logger
 from hibachi.settings import Settings
 
@@ -38,7 +45,58 @@ VALUES (%(elapsed_ms)s, %(re_enqueued)s::jsonb, %(total)s, %(errors)s::jsonb, %(
 )
 
 
-def record_reconciler_run(db: Database, result: dict[str, Any], request_id: str | None = None) -> bool:
+class ReconcilerRun(TypedDict):
+    """A row of the reconciler's run log (``reconciler_runs``), with its age."""
+
+    ran_at: datetime
+    elapsed_ms: float
+    re_enqueued: dict[str, int]  # jobs re-enqueued, by job type
+    total: int
+    errors: dict[str, str]  # the failing reconcilers' error types, by job type
+    request_id: str | None
+    age_s: int
+
+
+class FollowupFigures(TypedDict):
+    pending: int
+    failed: int  # overdue + stuck_sending
+    overdue: int
+    stuck_sending: int
+    sent_today: int
+
+
+class LastRun(TypedDict):
+    last_run: dict[str, Any] | None  # the newest ``ReconcilerRun`` as JSON (ran_at as text), None before any
+
+
+class DatabaseFigures(TypedDict):
+    """The database's part of ``/health/details``."""
+
+    followups: FollowupFigures
+    emotion_stats_behind: int
+    reconciler: LastRun
+
+
+class FollowupListing(TypedDict):
+    """A follow-up as the ops listings show it: ids, versions and times, no customer data."""
+
+    booking_id: UUID
+    version: int
+    status: FollowupStatus
+    due_at: datetime
+    claimed_at: datetime | None
+    attempts: int
+    schedule_name: str | None
+    updated_at: datetime
+
+
+class QueueDepth(TypedDict):
+    visible: int
+    in_flight: int
+    delayed: int
+
+
+def record_reconciler_run(db: Database, result: Mapping[str, Any], request_id: str | None = None) -> bool:
     """Record one reconciler run (``hibachi.worker.reconcile``'s result); never raises.
 
     The run log is for the on-call engineer (``/health/details``, ``python -m ops reconcile``);
@@ -60,14 +118,15 @@ def record_reconciler_run(db: Database, result: dict[str, Any], request_id: str 
         return False
 
 
-def reconciler_runs(db: Database, limit: int = 10) -> list[dict[str, Any]]:
+def reconciler_runs(db: Database, limit: int = 10) -> list[ReconcilerRun]:
     """The newest reconciler runs, newest first."""
-    return db.fetchall(
+    rows = db.fetchall(
         "SELECT ran_at, elapsed_ms, re_enqueued, total, errors, request_id,"
         " round(extract(epoch FROM now() - ran_at))::bigint AS age_s"
         " FROM reconciler_runs ORDER BY ran_at DESC LIMIT %s",
         (max(1, min(int(limit), 1000)),),
     )
+    return cast(list[ReconcilerRun], rows)
 
 
 # -- the database figures of /health/details: one statement -------------------------------------------
@@ -102,7 +161,7 @@ SELECT
 )
 
 
-def database_figures(db: Database) -> dict[str, Any]:
+def database_figures(db: Database) -> DatabaseFigures:
     """Follow-up counts, the emotion-statistics backlog and the reconciler's last run (one statement)."""
     row = db.fetchone(DETAILS_SQL) or {}
     overdue, stuck = row.get("followups_overdue", 0), row.get("followups_stuck_sending", 0)
@@ -120,25 +179,25 @@ def database_figures(db: Database) -> dict[str, Any]:
 
 
 # -- follow-ups ---------------------------------------------------------------------------------------
-_FOLLOWUP_COLUMNS = sql.SQL(", ").join(
-    map(
-        sql.Identifier,
-        ("booking_id", "version", "status", "due_at", "claimed_at", "attempts", "schedule_name", "updated_at"),
-    )
-)
+_FOLLOWUP_COLUMNS = sql.SQL(", ").join(map(sql.Identifier, FollowupListing.__annotations__))
 _LIST_FOLLOWUPS = sql.SQL("SELECT {columns} FROM followups WHERE {where} ORDER BY due_at, booking_id LIMIT %(limit)s")
 _FOLLOWUPS_SQL = {
-    "pending": _LIST_FOLLOWUPS.format(columns=_FOLLOWUP_COLUMNS, where=sql.SQL("status = 'pending'")).as_string(),
-    "failed": _LIST_FOLLOWUPS.format(columns=_FOLLOWUP_COLUMNS, where=_FAILED).as_string(),
+    FollowupView.PENDING: _LIST_FOLLOWUPS.format(
+        columns=_FOLLOWUP_COLUMNS, where=sql.SQL("status = 'pending'")
+    ).as_string(),
+    FollowupView.FAILED: _LIST_FOLLOWUPS.format(columns=_FOLLOWUP_COLUMNS, where=_FAILED).as_string(),
 }
 
 
-def list_followups(db: Database, status: str, limit: int = 50) -> list[dict[str, Any]]:
+def list_followups(db: Database, status: FollowupView | str, limit: int = 50) -> list[FollowupListing]:
     """Follow-ups ``pending`` (waiting for their time) or ``failed`` (see ``FAILED_AFTER``), oldest
     due first. Ids, versions and times only: no customer data."""
     if status not in _FOLLOWUPS_SQL:
-        raise ValueError(f"status must be one of {sorted(_FOLLOWUPS_SQL)}")
-    return db.fetchall(_FOLLOWUPS_SQL[status], {"limit": max(1, min(int(limit), 1000))})
+        raise ValueError(f"status must be one of {sorted(map(str, FollowupView))}")
+    rows = db.fetchall(_FOLLOWUPS_SQL[FollowupView(status)], {"limit": max(1, min(int(limit), 1000))})
+    for row in rows:
+        row["status"] = FollowupStatus(row["status"])
+    return cast(list[FollowupListing], rows)
 
 
 # -- queues ---------------------------------------------------------------------------------------------
@@ -150,7 +209,7 @@ def sqs_client(settings: Settings, *, read_timeout: float = 2.0) -> sqs.Sqs:
     )
 
 
-def queue_depth(client: sqs.Sqs, queue_url: str) -> dict[str, int]:
+def queue_depth(client: sqs.Sqs, queue_url: str) -> QueueDepth:
     """``{visible, in_flight, delayed}`` of a queue (approximate, as SQS reports it)."""
     attrs = client.get_queue_attributes(queue_url, QUEUE_ATTRIBUTES)
     return {

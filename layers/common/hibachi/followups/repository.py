@@ -3,20 +3,90 @@
 The messages the worker adds to conversations (the booking confirmation, the follow-up itself) go
 in with ``hibachi.conversations.repository.INSERT_MESSAGES_CTE`` (the conversations' SQL has one
 owner); the booking columns are ``hibachi.bookings.repository.columns``.
+
+A row that holds a booking is a frozen dataclass with the booking as ``BookingRow`` (the bookings'
+own row type) beside the follow-up's columns, so the booking's ``version``/``status`` and the
+follow-up's cannot be mixed up; the per-batch counts are TypedDicts, because the service logs them
+as they are (a log line is JSON).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypedDict, cast
 from uuid import UUID
 
 from psycopg import sql
 
+from hibachi.bookings.repository import BookingRow
 from hibachi.bookings.repository import columns as booking_columns
 from hibachi.conversations.repository import INSERT_MESSAGES_CTE, Messages
 from hibachi.db import Database
+from hibachi.followups.models import FollowupStatus
 
-__all__ = ["Messages"]  # re-exported: the service builds the batch it hands to these statements
+__all__ = [  # Messages is re-exported: the service builds the batch it hands to these statements
+    "BehindBooking",
+    "ClaimedSend",
+    "DueFollowup",
+    "FollowupStatus",
+    "Messages",
+    "ScheduleCounts",
+    "SendCounts",
+    "SyncedFollowup",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncedFollowup:
+    """A booking with its follow-up as ``SYNC_FOLLOWUPS`` left it."""
+
+    booking: BookingRow
+    changed: bool  # this statement wrote the follow-up
+    version: int  # the follow-up's: the booking version it was made for
+    status: FollowupStatus
+    scheduled_at: datetime | None  # when its schedule was recorded for this version (None: not yet)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedSend:
+    """A follow-up ``CLAIM_SENDS`` moved to ``sending``, with its booking."""
+
+    booking: BookingRow
+    version: int  # the follow-up's (the booking's, since it claims only a current one)
+    channel: str | None  # the conversation's channel
+
+
+@dataclass(frozen=True, slots=True)
+class BehindBooking:
+    """A booking whose follow-up lags its ``version`` (``BEHIND_BOOKINGS``)."""
+
+    id: UUID
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class DueFollowup:
+    """A follow-up to send now (``DUE_FOLLOWUPS``)."""
+
+    booking_id: UUID
+    version: int
+
+
+class ScheduleCounts(TypedDict):
+    """What ``FINISH_SCHEDULES`` wrote."""
+
+    messages: int
+    scheduled: int
+    synced: int
+
+
+class SendCounts(TypedDict):
+    """What ``FINISH_SENDS`` wrote."""
+
+    messages: int
+    sent: int
+
 
 # schedule_followup, statement 1: make each booking's follow-up row match the booking's current
 # version (pending when confirmed, cancelled when cancelled); never move a row backwards to an
@@ -140,53 +210,67 @@ UNION ALL
 """
 
 
-def sync_followups(db: Database, booking_ids: list[UUID]) -> list[dict[str, Any]]:
-    return db.fetchall(SYNC_FOLLOWUPS, {"ids": booking_ids})
+def sync_followups(db: Database, booking_ids: list[UUID]) -> list[SyncedFollowup]:
+    synced = []
+    for row in db.fetchall(SYNC_FOLLOWUPS, {"ids": booking_ids}):
+        changed, version = row.pop("changed"), row.pop("followup_version")
+        status, scheduled_at = FollowupStatus(row.pop("followup_status")), row.pop("scheduled_at")
+        synced.append(SyncedFollowup(cast(BookingRow, row), changed, version, status, scheduled_at))
+    return synced
 
 
 def finish_schedules(
     db: Database, messages: Messages, scheduled: list[tuple[UUID, int, str]], done: list[tuple[UUID, int]]
-) -> dict[str, Any]:
-    return (
-        db.fetchone(
-            FINISH_SCHEDULES,
-            {
-                **messages.params(),
-                "s_ids": [s[0] for s in scheduled],
-                "s_versions": [s[1] for s in scheduled],
-                "s_names": [s[2] for s in scheduled],
-                "d_ids": [d[0] for d in done],
-                "d_versions": [d[1] for d in done],
-            },
-        )
-        or {}
+) -> ScheduleCounts:
+    row = db.fetchone(
+        FINISH_SCHEDULES,
+        {
+            **messages.params(),
+            "s_ids": [s[0] for s in scheduled],
+            "s_versions": [s[1] for s in scheduled],
+            "s_names": [s[2] for s in scheduled],
+            "d_ids": [d[0] for d in done],
+            "d_versions": [d[1] for d in done],
+        },
     )
+    return cast(ScheduleCounts, _one(row))
 
 
-def claim_sends(db: Database, requests: list[tuple[UUID, int]], *, slack_seconds: int) -> list[dict[str, Any]]:
-    return db.fetchall(
+def claim_sends(db: Database, requests: list[tuple[UUID, int]], *, slack_seconds: int) -> list[ClaimedSend]:
+    rows = db.fetchall(
         CLAIM_SENDS, {"ids": [r[0] for r in requests], "versions": [r[1] for r in requests], "slack": slack_seconds}
     )
+    claimed = []
+    for row in rows:
+        version, channel = row.pop("followup_version"), row.pop("channel")
+        claimed.append(ClaimedSend(cast(BookingRow, row), version, channel))
+    return claimed
 
 
-def finish_sends(db: Database, messages: Messages, results: list[tuple[UUID, int, bool]]) -> dict[str, Any]:
-    return (
-        db.fetchone(
-            FINISH_SENDS,
-            {
-                **messages.params(),
-                "d_ids": [r[0] for r in results],
-                "d_versions": [r[1] for r in results],
-                "d_ok": [r[2] for r in results],
-            },
-        )
-        or {}
+def finish_sends(db: Database, messages: Messages, results: list[tuple[UUID, int, bool]]) -> SendCounts:
+    row = db.fetchone(
+        FINISH_SENDS,
+        {
+            **messages.params(),
+            "d_ids": [r[0] for r in results],
+            "d_versions": [r[1] for r in results],
+            "d_ok": [r[2] for r in results],
+        },
     )
+    return cast(SendCounts, _one(row))
 
 
-def behind_bookings(db: Database, *, grace_seconds: int, limit: int) -> list[dict[str, Any]]:
-    return db.fetchall(BEHIND_BOOKINGS, {"grace": grace_seconds, "limit": limit})
+def behind_bookings(db: Database, *, grace_seconds: int, limit: int) -> list[BehindBooking]:
+    rows = db.fetchall(BEHIND_BOOKINGS, {"grace": grace_seconds, "limit": limit})
+    return [BehindBooking(**row) for row in rows]
 
 
-def due_followups(db: Database, *, grace_seconds: int, stuck_seconds: int, limit: int) -> list[dict[str, Any]]:
-    return db.fetchall(DUE_FOLLOWUPS, {"grace": grace_seconds, "stuck": stuck_seconds, "limit": limit})
+def due_followups(db: Database, *, grace_seconds: int, stuck_seconds: int, limit: int) -> list[DueFollowup]:
+    rows = db.fetchall(DUE_FOLLOWUPS, {"grace": grace_seconds, "stuck": stuck_seconds, "limit": limit})
+    return [DueFollowup(**row) for row in rows]
+
+
+def _one(row: dict[str, Any] | None) -> dict[str, Any]:
+    if row is None:  # pragma: no cover - a SELECT of aggregates without FROM returns one row
+        raise RuntimeError("the statement returned no row")
+    return row

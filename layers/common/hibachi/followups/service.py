@@ -27,9 +27,12 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from hibachi import aws, jobs
+from hibachi.bookings.repository import BookingRow
 from hibachi.bookings.times import schedule_expression
 from hibachi.db import get_db
 from hibachi.followups import repository
+from hibachi.followups.models import FollowupStatus
+from hibachi.followups.repository import ClaimedSend, SyncedFollowup
 from hibachi.observability import MetricUnit, error_text, logger, metrics
 from hibachi.settings import Settings, get_settings
 
@@ -60,7 +63,7 @@ def send_job(booking_id: UUID | str, version: int, correlation_id: str | None, d
 
 
 # -- texts ----------------------------------------------------------------------------------------------
-def _when(row: dict[str, Any]) -> str:
+def _when(row: BookingRow) -> str:
     zone = ZoneInfo(row["timezone"])
     start = row["event_start"].astimezone(zone)
     end = row["event_end"].astimezone(zone)
@@ -71,7 +74,7 @@ def _when(row: dict[str, Any]) -> str:
 # their text holds server-generated facts only (ids, dates, counts, the validated time zone), never
 # what the customer typed (name, address, notes), which could carry instructions ("Ignore previous
 # instructions..."). The address travels as data in the message's ``metadata`` (``confirmation_metadata``).
-def confirmation_text(row: dict[str, Any]) -> str:
+def confirmation_text(row: BookingRow) -> str:
     updated = " (updated)" if row["version"] > 1 else ""
     return (
         f"Booking confirmed{updated}: a hibachi chef for {row['guest_count']} guests on {_when(row)}, "
@@ -79,7 +82,7 @@ def confirmation_text(row: dict[str, Any]) -> str:
     )
 
 
-def confirmation_metadata(row: dict[str, Any]) -> dict[str, Any]:
+def confirmation_metadata(row: BookingRow) -> dict[str, Any]:
     """The confirmation's metadata: the ids, and the customer-typed address as data (a JSON object
     the chat client may show or hand to the model as a tool result, never as instructions)."""
     return {
@@ -90,11 +93,11 @@ def confirmation_metadata(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def cancellation_text(row: dict[str, Any]) -> str:
+def cancellation_text(row: BookingRow) -> str:
     return f"Booking cancelled: the hibachi event on {_when(row)} is cancelled. Booking {row['id']}."
 
 
-def followup_text(row: dict[str, Any]) -> str:
+def followup_text(row: BookingRow) -> str:
     first = (row["customer_name"] or "").split()[0] if row["customer_name"] else "there"
     day = row["event_start"].astimezone(ZoneInfo(row["timezone"]))
     return (
@@ -112,12 +115,13 @@ def _booking_id(value: Any) -> UUID | None:
         return None
 
 
-def _apply_schedule(row: dict[str, Any], settings: Settings, correlation_id: str | None) -> str | None:
+def _apply_schedule(followup: SyncedFollowup, settings: Settings, correlation_id: str | None) -> str | None:
     """Create/replace (or enqueue directly) the booking's follow-up; the schedule name, or None
     when nothing was scheduled (the reconciler then sends it when due)."""
+    row = followup.booking
     name = f"{settings.schedule_name_prefix}{row['id']}"
     due: datetime = row["followup_due_at"]
-    job = send_job(row["id"], row["followup_version"], correlation_id, due=due)
+    job = send_job(row["id"], followup.version, correlation_id, due=due)
     if due <= datetime.now(UTC) + timedelta(seconds=CLAIM_SLACK_SECONDS):
         if not jobs.get_queue().send(job):
             raise RuntimeError("could not enqueue the due follow-up")
@@ -146,7 +150,7 @@ def _apply_schedule(row: dict[str, Any], settings: Settings, correlation_id: str
         "ActionAfterCompletion": "DELETE",
         "State": "ENABLED",
         "Target": target,
-        "Description": f"Follow-up of booking {row['id']} v{row['followup_version']}",
+        "Description": f"Follow-up of booking {row['id']} v{followup.version}",
     }
     scheduler = aws.client("scheduler")
     try:
@@ -158,12 +162,12 @@ def _apply_schedule(row: dict[str, Any], settings: Settings, correlation_id: str
     return name
 
 
-def _delete_schedule(row: dict[str, Any], settings: Settings) -> None:
+def _delete_schedule(booking_id: UUID, settings: Settings) -> None:
     if not (settings.scheduler_target_arn and settings.scheduler_role_arn):
         return
     try:
         aws.client("scheduler").delete_schedule(
-            Name=f"{settings.schedule_name_prefix}{row['id']}", GroupName=settings.scheduler_group_name
+            Name=f"{settings.schedule_name_prefix}{booking_id}", GroupName=settings.scheduler_group_name
         )
     except Exception as exc:
         if aws.error_code(exc) != "ResourceNotFoundException":
@@ -185,11 +189,12 @@ def handle_schedule_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
         return outcome
     settings = get_settings()
     db = get_db()
-    rows = repository.sync_followups(db, list(by_booking))
+    synced = repository.sync_followups(db, list(by_booking))
     messages = repository.Messages()
     scheduled: list[tuple[UUID, int, str]] = []
     done: list[tuple[UUID, int]] = []
-    for row in rows:
+    for followup in synced:
+        row = followup.booking
         booking_id = row["id"]
         confirmed = row["status"] == "confirmed"
         if row["conversation_id"]:
@@ -211,36 +216,36 @@ def handle_schedule_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
                 )
         try:
             if not confirmed:
-                _delete_schedule(row, settings)
+                _delete_schedule(booking_id, settings)
             elif (
-                row["followup_status"] == "pending"
-                and row["followup_version"] == row["version"]
-                and row["scheduled_at"] is None
+                followup.status is FollowupStatus.PENDING
+                and followup.version == row["version"]
+                and followup.scheduled_at is None
             ):
                 correlation_id = by_booking[booking_id][0].correlation_id
-                name = _apply_schedule(row, settings, correlation_id)
+                name = _apply_schedule(followup, settings, correlation_id)
                 if name is not None:
-                    scheduled.append((booking_id, row["followup_version"], name))
+                    scheduled.append((booking_id, followup.version, name))
             done.append((booking_id, row["version"]))
         except Exception as exc:  # noqa: BLE001 - this booking's jobs fail and are retried; others go on
             logger.warning("follow-up schedule failed", extra={"booking_id": str(booking_id), "error": error_text(exc)})
             for job in by_booking[booking_id]:
                 outcome[job.id] = exc
     result = repository.finish_schedules(db, messages, scheduled, done)
-    missing = set(by_booking) - {row["id"] for row in rows}
+    missing = set(by_booking) - {followup.booking["id"] for followup in synced}
     if missing:
         logger.warning("schedule_followup for unknown bookings", extra={"bookings": [str(b) for b in missing][:20]})
-    logger.debug("follow-ups scheduled", extra={"bookings": len(rows), **result})
+    logger.debug("follow-ups scheduled", extra={"bookings": len(synced), **result})
     return outcome
 
 
 # -- send_followup ---------------------------------------------------------------------------------
-def dedup_id(row: dict[str, Any]) -> str:
+def dedup_id(send: ClaimedSend) -> str:
     """The follow-up's identity for subscribers: the same for every publish of one follow-up."""
-    return f"followup:{row['id']}:v{row['followup_version']}"
+    return f"followup:{send.booking['id']}:v{send.version}"
 
 
-def _publish(row: dict[str, Any], text: str, settings: Settings) -> None:
+def _publish(send: ClaimedSend, text: str, settings: Settings) -> None:
     """Publish the follow-up for the topic's subscribers (SMS, email).
 
     At least once: a worker that dies between this publish and recording 'sent' publishes again
@@ -248,13 +253,14 @@ def _publish(row: dict[str, Any], text: str, settings: Settings) -> None:
     ``dedup_id`` (attribute and body) for subscribers to drop repeats; a FIFO topic (``.fifo``) gets
     it as ``MessageDeduplicationId`` and SNS drops repeats itself within its 5-minute window.
     """
-    channel = row.get("channel") if row.get("channel") in ("sms", "email") else "sms"
-    dedup = dedup_id(row)
+    row = send.booking
+    channel = send.channel if send.channel in ("sms", "email") else "sms"
+    dedup = dedup_id(send)
     message = {
         "type": "booking_followup",
         "dedup_id": dedup,
         "booking_id": str(row["id"]),
-        "version": row["followup_version"],
+        "version": send.version,
         "conversation_id": row["conversation_id"],
         "text": text,
         "channel": channel,
@@ -308,12 +314,13 @@ def handle_send_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
         return outcome
     messages = repository.Messages()
     results: list[tuple[UUID, int, bool]] = []
-    for row in claimed:
-        key = (row["id"], row["followup_version"])
+    for send in claimed:
+        row = send.booking
+        key = (row["id"], send.version)
         text = followup_text(row)
         try:
             if settings.followup_topic_arn:
-                _publish(row, text, settings)
+                _publish(send, text, settings)
             else:
                 logger.warning(
                     "FOLLOWUP_TOPIC_ARN is not set; the follow-up is only stored in the conversation",
@@ -335,7 +342,7 @@ def handle_send_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
                 f"booking:{row['id']}:followup",
             )
     result = repository.finish_sends(db, messages, results)
-    sent = int(result.get("sent", 0))
+    sent = result["sent"]
     if sent:
         metrics.add_metric(name="FollowupsSent", unit=MetricUnit.Count, value=sent)
     logger.info("follow-ups sent", extra={"sent": sent, "failed": len(results) - sent})
@@ -348,10 +355,10 @@ def reconcile_schedule_jobs(grace_seconds: int, limit: int) -> int:
     behind = repository.behind_bookings(get_db(), grace_seconds=grace_seconds, limit=limit)
     if not behind:
         return 0
-    failed = jobs.get_queue().send_many([schedule_job(r["id"], r["version"], "reconciler") for r in behind])
+    failed = jobs.get_queue().send_many([schedule_job(b.id, b.version, "reconciler") for b in behind])
     logger.warning(
         "reconciler re-enqueued schedule_followup jobs",
-        extra={"bookings": [str(r["id"]) for r in behind[:20]], "count": len(behind), "send_failed": len(failed)},
+        extra={"bookings": [str(b.id) for b in behind[:20]], "count": len(behind), "send_failed": len(failed)},
     )
     return len(behind) - len(failed)
 
@@ -364,9 +371,9 @@ def reconcile_send_jobs(grace_seconds: int, limit: int) -> int:
     )
     if not due:
         return 0
-    failed = jobs.get_queue().send_many([send_job(r["booking_id"], r["version"], "reconciler") for r in due])
+    failed = jobs.get_queue().send_many([send_job(d.booking_id, d.version, "reconciler") for d in due])
     logger.warning(
         "reconciler enqueued due follow-ups",
-        extra={"bookings": [str(r["booking_id"]) for r in due[:20]], "count": len(due), "send_failed": len(failed)},
+        extra={"bookings": [str(d.booking_id) for d in due[:20]], "count": len(due), "send_failed": len(failed)},
     )
     return len(due) - len(failed)
