@@ -11,6 +11,7 @@ sees the winner, and it picks another chef, finds the key's booking, or finds th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypedDict, cast
@@ -22,34 +23,11 @@ from psycopg.types.json import Jsonb
 from hibachi.db import Database
 from hibachi.errors import EXCLUSION_VIOLATION, ConstraintViolation
 
-# The columns a booking is read with: the one list for every statement that returns bookings (here,
-# and the follow-up statements in followups/repository.py).
-COLUMN_NAMES = (
-    "id",
-    "status",
-    "version",
-    "chef_id",
-    "event_start",
-    "event_end",
-    "timezone",
-    "duration_minutes",
-    "guest_count",
-    "customer_name",
-    "customer_phone",
-    "customer_email",
-    "address",
-    "conversation_id",
-    "notes",
-    "request_hash",
-    "followup_due_at",
-    "created_at",
-    "updated_at",
-    "cancelled_at",
-)
-
 
 class BookingRow(TypedDict):
-    """A booking as ``COLUMN_NAMES`` reads it."""
+    """A booking as the statements here read it. A TypedDict: ``RESCHEDULE_BOOKING`` stores it as
+    JSON (``to_jsonb``) and ``GET_FOR_CHANGE`` reads that back, and the follow-up statements extend it
+    with their columns; the services read it into their models."""
 
     id: UUID
     status: str
@@ -71,6 +49,11 @@ class BookingRow(TypedDict):
     created_at: datetime
     updated_at: datetime
     cancelled_at: datetime | None
+
+
+# The columns a booking is read with, in ``BookingRow``'s order: the one list for every statement
+# that returns bookings (here, and the follow-up statements in followups/repository.py).
+COLUMN_NAMES = tuple(BookingRow.__annotations__)
 
 
 class Created(StrEnum):
@@ -100,6 +83,22 @@ class CancelRow(BookingRow):
 
 class RescheduleRow(BookingRow):
     outcome: Rescheduled
+
+
+@dataclass(frozen=True, slots=True)
+class KeyAnswer:
+    """What an Idempotency-Key answered before (``booking_changes``)."""
+
+    request_hash: str
+    response: dict[str, Any]  # the booking as answered, as stored JSON (times as ISO text)
+
+
+@dataclass(frozen=True, slots=True)
+class ForChange:
+    """What a PATCH reads before it decides (``GET_FOR_CHANGE``)."""
+
+    booking: BookingRow | None  # None: there is no such booking
+    answered: KeyAnswer | None  # the caller's key's earlier answer; None: the key is unused (or none given)
 
 
 def columns(alias: str | None = None) -> sql.Composed:
@@ -352,10 +351,15 @@ def cancel_booking(db: Database, booking_id: UUID) -> CancelRow | None:
     return cast(CancelRow | None, db.fetchone(CANCEL_BOOKING, {"id": booking_id}))
 
 
-def get_for_change(db: Database, booking_id: UUID, *, caller: str | None, key: str | None) -> dict[str, Any]:
-    """The booking (``id`` None when there is none) with ``key_hash`` / ``key_response``: what the
-    caller's ``key`` answered before (None when unused)."""
-    return db.fetchone(GET_FOR_CHANGE, {"id": booking_id, "caller": caller, "key": key}) or {"id": None}
+def get_for_change(db: Database, booking_id: UUID, *, caller: str | None, key: str | None) -> ForChange:
+    row = db.fetchone(GET_FOR_CHANGE, {"id": booking_id, "caller": caller, "key": key})
+    if row is None:  # pragma: no cover - the statement returns one row, the booking or not
+        return ForChange(None, None)
+    key_hash, key_response = row.pop("key_hash"), row.pop("key_response")
+    return ForChange(
+        cast(BookingRow, row) if row["id"] is not None else None,
+        KeyAnswer(key_hash, key_response) if key_hash is not None else None,
+    )
 
 
 def reschedule_booking(

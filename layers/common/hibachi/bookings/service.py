@@ -392,7 +392,7 @@ def cancel_booking(booking_id: UUID, *, correlation_id: str | None) -> BookingOu
     raise ConflictRetry("The booking changed while it was being cancelled; retry.")
 
 
-def _unchanged(current: dict[str, Any], body: RescheduleIn, zone: ZoneInfo) -> bool:
+def _unchanged(current: repository.BookingRow, body: RescheduleIn, zone: ZoneInfo) -> bool:
     """Whether ``body`` asks for what the booking already is (the same start instant, length, head count)."""
     if body.duration_minutes not in (None, current["duration_minutes"]):
         return False
@@ -428,16 +428,17 @@ def reschedule_booking(
     if idempotency_key is not None:
         digest = idempotency.request_hash(RESCHEDULE_ROUTE, {"booking_id": booking_id}, body.model_dump(mode="json"))
 
-    def read() -> dict[str, Any]:
+    def read() -> repository.ForChange:
         return repository.get_for_change(db, booking_id, caller=owner, key=idempotency_key)
 
-    current = read()
+    state = read()
     for _ in range(settings.chef_count + 3):
-        if current.get("key_hash") is not None:  # the key answered before
-            if current["key_hash"] != digest:
+        if state.answered is not None:  # the key answered before
+            if state.answered.request_hash != digest:
                 raise idempotency.reused()
-            return to_out(_stored_answer(current["key_response"]))
-        if current["id"] is None:
+            return to_out(_stored_answer(state.answered.response))
+        current = state.booking
+        if current is None:
             raise NotFound(f"Booking {booking_id} does not exist.")
         if current["status"] == "cancelled":
             raise BookingCancelled("The booking is cancelled; it can no longer be changed.")
@@ -451,7 +452,7 @@ def reschedule_booking(
                 db, booking_id, version=current["version"], caller=owner, key=idempotency_key, request_hash=digest
             ):
                 return to_out(current)
-            current = read()  # the key was taken, or the booking changed, meanwhile
+            state = read()  # the key was taken, or the booking changed, meanwhile
             continue
         duration = body.duration_minutes if body.duration_minutes is not None else current["duration_minutes"]
         guests = body.guest_count if body.guest_count is not None else current["guest_count"]
@@ -471,7 +472,7 @@ def reschedule_booking(
             if exc.sqlstate == EXCLUSION_VIOLATION:
                 continue  # a concurrent booking took the chef we chose: choose again
             if exc.constraint == "booking_changes_pkey":
-                current = read()  # a concurrent request with the same key changed it first
+                state = read()  # a concurrent request with the same key changed it first
                 continue
             raise
         except ConflictRetry:
@@ -484,5 +485,5 @@ def reschedule_booking(
             return to_out(row)
         if row is not None and row["outcome"] is repository.Rescheduled.FULL and row["version"] == current["version"]:
             raise _slot_full(body.event_start, zone, duration, settings, now, exclude=booking_id)
-        current = read()  # gone, changed since we read it, or the key taken: decide again
+        state = read()  # gone, changed since we read it, or the key taken: decide again
     raise ConflictRetry("The booking is being changed concurrently; retry.")
