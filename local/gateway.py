@@ -4,7 +4,8 @@
 API Gateway HTTP API with a JWT authorizer and Lambda proxy integrations (payload format 2.0):
 
 * routes come from ``template.yaml`` (``local.routes``), the most specific match first; no match:
-  ``404 {"message":"Not Found"}`` (a wrong method too: HTTP APIs have no 405);
+  ``404 {"message":"Not Found"}`` (a wrong or unknown method too, TRACE included: HTTP APIs have no
+  405);
 * request bodies over 10 MB: ``413 {"message":"Request Entity Too Large"}``;
 * protected routes check the bearer token like the JWT authorizer (``local.auth``): ``401`` /
   ``403`` with ``{"message": ...}`` and a ``www-authenticate`` header, before any function runs;
@@ -565,3 +566,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(response.body)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _dispatch  # noqa: N815 - http.server's handler method names
+
+    def __getattr__(self, name: str) -> Any:
+        # any other method (TRACE, QUERY, ...) is routed too, so it gets the HTTP API's answer to a
+        # method no route has, 404 {"message":"Not Found"}, not http.server's 501 HTML page
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)

@@ -29,7 +29,15 @@ def test_public_route_needs_no_token(stack):
 
 
 @pytest.mark.parametrize(
-    ("method", "path"), [("GET", "/nope"), ("DELETE", "/health"), ("GET", "/items"), ("POST", "/special/string")]
+    ("method", "path"),
+    [
+        ("GET", "/nope"),
+        ("DELETE", "/health"),
+        ("GET", "/items"),
+        ("POST", "/special/string"),
+        ("TRACE", "/health"),
+        ("QUERY", "/items/1"),
+    ],
 )
 def test_unknown_route_is_404_like_api_gateway(stack, method, path):
     r = requests.request(method, stack.url + path, headers=stack.auth_headers(), timeout=30)
