@@ -23,7 +23,9 @@ DOCS_FILE = ROOT / "functions" / "docs" / "openapi.json"
 TITLE = "Hibachi booking assistant API"
 DESCRIPTION = (
     "Chat history, bookings and follow-ups of the hibachi-chef booking assistant. Every route but "
-    "`GET /health` needs a bearer JWT with the scopes listed per operation."
+    "`GET /health` needs a bearer JWT with the scopes listed per operation. Strings are Unicode text: a NUL "
+    "character, or a lone surrogate (a JSON `\\ud800`-`\\udfff` escape without its pair, which is not a "
+    "character), is refused with 422 `validation_error`, as PostgreSQL's UTF-8 text cannot store either."
 )
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 

@@ -1,5 +1,23 @@
-"""The local stack of tests/reliability/harness.py, for this folder (package scope: see _Shared)."""
+"""The local stack of tests/reliability/harness.py, for this folder (package scope: see _Shared), and
+the schemathesis schema of its live document with every check."""
 
+import pytest
+import schemathesis
+from schemathesis import checks as st_checks
+from schemathesis.config import SchemathesisConfig
+
+from tests.fuzz.rules import CONFIG
 from tests.reliability.harness import package_stack_fixture
 
 rel = package_stack_fixture()
+
+
+@pytest.fixture(scope="module")
+def api_schema(rel):
+    return schemathesis.openapi.from_url(f"{rel.stack.url}/openapi.json", config=SchemathesisConfig.from_str(CONFIG))
+
+
+@pytest.fixture(scope="module")
+def checks():
+    st_checks.load_all_checks()
+    return list(st_checks.CHECKS.get_all())

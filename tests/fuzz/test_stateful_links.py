@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 from schemathesis.config import SchemathesisConfig
 
-from tests.fuzz.test_openapi_fuzz import BUSINESS_RULES, CONFIG, unstorable
+from tests.fuzz.rules import BUSINESS_RULES, CONFIG, unstorable
 
 STEPS = int(os.environ.get("FUZZ_STATEFUL_STEPS", "6"))
 RUNS = int(os.environ.get("FUZZ_STATEFUL_RUNS", "15"))

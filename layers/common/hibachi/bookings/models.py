@@ -30,7 +30,7 @@ from pydantic import (
     field_validator,
 )
 
-from hibachi.bookings.times import load_zone
+from hibachi.bookings.times import ZONE_NAME_PATTERN, load_zone
 from hibachi.validation import STORABLE, ResourceId, bounds
 
 E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"  # ASCII digits, as the database CHECK (pydantic's \d takes any Unicode digit)
@@ -94,9 +94,27 @@ def _iso_date_text(value: Any) -> Any:
 
 Name = Annotated[Annotated[str, bounds(200, 1), STORABLE], AfterValidator(_not_blank)]
 Line = Annotated[Annotated[str, bounds(200, 1), STORABLE], AfterValidator(_not_blank)]
-Phone = Annotated[Annotated[str, bounds(16, 8), STORABLE], StringConstraints(pattern=E164_PATTERN)]
-Email = Annotated[Annotated[str, bounds(254, 3), STORABLE], AfterValidator(_email)]
-Timezone = Annotated[Annotated[str, bounds(64, 1), STORABLE], AfterValidator(_zone)]
+# Patterns in the length's StringConstraints, so the document states them (a StringConstraints after a
+# validator is checked, but left out of the JSON schema)
+Phone = Annotated[str, StringConstraints(min_length=8, max_length=16, pattern=E164_PATTERN), STORABLE]
+Email = Annotated[
+    Annotated[str, bounds(254, 3), STORABLE],
+    AfterValidator(_email),
+    WithJsonSchema({"type": "string", "format": "email", "minLength": 3, "maxLength": 254}),
+]
+Timezone = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=ZONE_NAME_PATTERN),
+    STORABLE,
+    AfterValidator(_zone),
+    Field(
+        description=(
+            "IANA time zone of the event, such as America/Los_Angeles (a name of the tz database; another name of "
+            "this form is 422 validation_error)"
+        ),
+        examples=["America/Los_Angeles", "America/New_York", "Pacific/Honolulu"],
+    ),
+]
 LocalDateTime = Annotated[NaiveDatetime, BeforeValidator(_local_datetime_text), WithJsonSchema(LOCAL_DATETIME_SCHEMA)]
 Duration = Annotated[int, Field(ge=60, le=360, strict=True, description="Minutes, 60-360")]
 Guests = Annotated[int, Field(ge=1, le=100, strict=True)]
@@ -131,7 +149,7 @@ class BookingIn(BaseModel):
     event_start: LocalDateTime = Field(
         description="Local date-time without offset, such as 2026-12-05T18:30", examples=["2026-12-05T18:30"]
     )
-    timezone: Timezone = Field(description="IANA time zone of the event", examples=["America/Los_Angeles"])
+    timezone: Timezone
     duration_minutes: Duration = 120
     guest_count: Guests
     address: Address
@@ -187,7 +205,7 @@ class BookingOut(BaseModel):
 # The fields of AvailabilityQuery, also the query parameters of GET /availability (one per field).
 FirstDay = Annotated[LocalDate, Field(description="The first local day, YYYY-MM-DD", examples=["2027-01-12"])]
 DayCount = Annotated[int, Field(ge=1, le=14, description="How many days from `date` (1-14)")]
-EventZone = Annotated[Timezone, Field(description="IANA time zone of the event", examples=["America/Los_Angeles"])]
+EventZone = Timezone
 QueryDuration = Annotated[int, Field(ge=60, le=360, description="Minutes, 60-360, as the booking will ask")]
 
 

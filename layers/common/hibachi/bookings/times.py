@@ -22,7 +22,9 @@ import zoneinfo
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-_ZONE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$")
+# The form of an IANA zone name (Area/Location[/Sublocation], ASCII); the API document states it
+ZONE_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$"
+_ZONE_NAME = re.compile(ZONE_NAME_PATTERN)
 
 
 class LocalTimeError(ValueError):
