@@ -1,6 +1,7 @@
 """assistant_tools: the booking assistant's tools for LLM agents, as an MCP server.
 
     POST /mcp   Model Context Protocol, Streamable HTTP, stateless, JSON responses (any of the tools' scopes)
+    GET  /mcp   405 with Allow: POST (the transport's server-to-client SSE stream is not offered)
 
 Each tool mirrors a REST route: the same pydantic models for its arguments (plus the route's path
 parameters and Idempotency-Key), the same service call (one database round trip, in process), the
@@ -69,9 +70,10 @@ class BookingRef(BaseModel):
 
 
 class RescheduleArgs(RescheduleIn):
-    """``PATCH /bookings/{booking_id}``: the path and the body."""
+    """``PATCH /bookings/{booking_id}``: the path, the body, the Idempotency-Key."""
 
     booking_id: BookingId
+    idempotency_key: IdempotencyKey | None = None
 
 
 class StoreMessageArgs(MessageIn):
@@ -93,6 +95,16 @@ def rest_part[M: BaseModel](model: type[M], args: BaseModel) -> M:
     return model.model_construct(**{name: getattr(args, name) for name in model.model_fields})
 
 
+def keyed(args: CreateBookingArgs | RescheduleArgs | StoreMessageArgs, caller: Caller) -> dict[str, Any]:
+    """A keyed write's arguments besides the request: the key, the caller it belongs to (as on the
+    REST route), the correlation id."""
+    return {
+        "caller": caller.key_scope,
+        "idempotency_key": args.idempotency_key,
+        "correlation_id": caller.correlation_id,
+    }
+
+
 # -- the tools ----------------------------------------------------------------------------------------------
 def check_availability(args: AvailabilityQuery, caller: Caller) -> AvailabilityOut:
     return bookings.availability(args)
@@ -103,12 +115,7 @@ def find_bookings(args: BookingSearchIn, caller: Caller) -> BookingPage:
 
 
 def create_booking(args: CreateBookingArgs, caller: Caller) -> BookingOut:
-    booking, _created = bookings.create_booking(
-        rest_part(BookingIn, args),
-        caller=caller.key_scope,
-        idempotency_key=args.idempotency_key,
-        correlation_id=caller.correlation_id,
-    )
+    booking, _created = bookings.create_booking(rest_part(BookingIn, args), **keyed(args, caller))
     return booking
 
 
@@ -117,9 +124,7 @@ def get_booking(args: BookingRef, caller: Caller) -> BookingOut:
 
 
 def reschedule_booking(args: RescheduleArgs, caller: Caller) -> BookingOut:
-    return bookings.reschedule_booking(
-        args.booking_id, rest_part(RescheduleIn, args), caller=caller.key_scope, correlation_id=caller.correlation_id
-    )
+    return bookings.reschedule_booking(args.booking_id, rest_part(RescheduleIn, args), **keyed(args, caller))
 
 
 def cancel_booking(args: BookingRef, caller: Caller) -> BookingOut:
@@ -128,11 +133,7 @@ def cancel_booking(args: BookingRef, caller: Caller) -> BookingOut:
 
 def store_message(args: StoreMessageArgs, caller: Caller) -> MessageOut:
     message, _created = conversations.post_message(
-        args.conversation_id,
-        rest_part(MessageIn, args),
-        caller=caller.key_scope,
-        idempotency_key=args.idempotency_key,
-        correlation_id=caller.correlation_id,
+        args.conversation_id, rest_part(MessageIn, args), **keyed(args, caller)
     )
     return message
 
@@ -243,8 +244,10 @@ server.add(
         description=(
             "Move a confirmed, upcoming booking to a new local start (in the booking's own time zone), optionally "
             "with a new length (`duration_minutes`) or head count (`guest_count`). Repeating the same move is "
-            "harmless. Returns the booking as it is now. " + _BOOKING_ERRORS + " `booking_cancelled` / "
-            "`booking_started` - it can no longer be changed; `not_found` - no booking has that id."
+            "harmless. Pass an `idempotency_key`: a retry with the SAME key and arguments returns the first answer, "
+            "even after the booking moved on. Returns the booking as it is now. " + _BOOKING_ERRORS + " "
+            "`booking_cancelled` / `booking_started` - it can no longer be changed; `not_found` - no booking has "
+            "that id; `idempotency_key_reused` - the key was used for a different request: make a new key."
         ),
         scope="bookings:write",
         arguments=RescheduleArgs,
@@ -303,8 +306,10 @@ server.add(
 
 app = server  # ``app.get_openapi_json_schema()``: the endpoint in the API's OpenAPI document
 
-# The route table: the route admits a token with any of the tools' scopes; each call checks its tool's
-OPERATIONS = {"POST /mcp": Route("mcp", tuple(dict.fromkeys(tool.scope for tool in server.tools.values())))}
+# The route table: the route admits a token with any of the tools' scopes; each call checks its tool's.
+# GET is the transport's server-to-client stream, which this server does not offer (405).
+_ANY_TOOL = tuple(dict.fromkeys(tool.scope for tool in server.tools.values()))
+OPERATIONS = {"POST /mcp": Route("mcp", _ANY_TOOL), "GET /mcp": Route("mcp", _ANY_TOOL)}
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -54,11 +54,16 @@ def unstorable(value) -> bool:
     return False
 
 
+# The MCP transport's GET opens a server-to-client SSE stream; a server that offers none answers
+# 405 (its one documented answer), so no request to it is "accepted".
+NO_ACCEPTANCE = {("GET", "/mcp")}
+
+
 def answer_checks(checks, method, path, case, response) -> list:
     """The checks that apply to ``response``: all of them, but "valid data accepted" where a
     documented refusal of a schema-valid request is the contract (the reasons above and below)."""
     these = checks
-    if (method, path) in BUSINESS_RULES:
+    if (method, path) in BUSINESS_RULES | NO_ACCEPTANCE:
         these = [c for c in these if c.__name__ != "positive_data_acceptance"]
     if unstorable([case.body, case.query, case.path_parameters, case.headers]):
         # JSON-RPC refuses with 400; the authorizer (a generated header breaking the token) before it

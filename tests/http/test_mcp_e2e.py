@@ -21,11 +21,11 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.conftest import ROOT
+from tests.integration.test_assistant_tools import TOOLS, TZ, booking_args
 
 pytestmark = pytest.mark.skipif(
     not (ROOT / "functions" / "assistant_tools" / "app.py").exists(), reason="no assistant_tools function"
 )
-TZ = "America/Los_Angeles"
 Steps = Callable[[ClientSession], Awaitable[Any]]
 
 
@@ -50,15 +50,7 @@ def test_an_agent_books_a_chef_through_the_mcp_client(app_stack):
     url = f"{app_stack.url}/mcp"
     chat = f"mcp-e2e-{uuid.uuid4().hex[:8]}"
     day = far_day()
-    args = {
-        "customer": {"name": "Dana Whitfield", "phone": "+14155550123", "email": "dana@example.com"},
-        "event_start": None,  # a start check_availability lists
-        "timezone": TZ,
-        "guest_count": 12,
-        "address": {"line1": "1200 Seacliff Ave", "city": "San Francisco", "state": "CA", "postal_code": "94121"},
-        "conversation_id": chat,
-        "idempotency_key": str(uuid.uuid4()),
-    }
+    args = booking_args(event_start=None, conversation_id=chat)  # a start check_availability lists
 
     async def steps(session: ClientSession) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -90,16 +82,7 @@ def test_an_agent_books_a_chef_through_the_mcp_client(app_stack):
     out = run(url, app_stack.token(), steps)
     assert out["init"].server_info.name == "hibachi-assistant-tools"
     assert out["init"].protocol_version == "2025-11-25"
-    assert set(out["tools"]) == {
-        "check_availability",
-        "find_bookings",
-        "create_booking",
-        "get_booking",
-        "reschedule_booking",
-        "cancel_booking",
-        "store_message",
-        "get_conversation_history",
-    }
+    assert set(out["tools"]) == TOOLS
     assert not out["check_availability"].is_error and len(out["starts"]) > 2
     assert "idempotency_key" in out["tools"]["create_booking"].input_schema["required"]
 
@@ -118,6 +101,52 @@ def test_an_agent_books_a_chef_through_the_mcp_client(app_stack):
     assert out["bad"].is_error
     assert out["bad"].structured_content["error"]["code"] == "validation_error"
     assert out["bad"].structured_content["error"]["details"][0]["loc"] == ["arguments", "guest_count"]
+
+
+def test_reschedule_takes_an_idempotency_key_with_the_rest_routes_contract(app_stack):
+    """Same key and arguments: the first answer, the booking moved once (also when the retries race);
+    the key with other arguments: the REST route's 422 idempotency_key_reused, as a tool error; the
+    key is the caller's on both channels (the PATCH with it and the same request is that answer)."""
+    url, token = f"{app_stack.url}/mcp", app_stack.token()
+    day = far_day()
+    key, raced = str(uuid.uuid4()), str(uuid.uuid4())
+
+    async def steps(session: ClientSession) -> dict[str, Any]:
+        await session.initialize()
+        free = await session.call_tool("check_availability", {"date": day.isoformat(), "timezone": TZ})
+        starts = [s[:16] for s in free.structured_content["days"][0]["starts"]]
+        booking = await session.call_tool("create_booking", booking_args(event_start=starts[0]))
+        move = {"booking_id": booking.structured_content["id"], "event_start": starts[-1], "idempotency_key": key}
+        out: dict[str, Any] = {"starts": starts, "booking": booking.structured_content, "move": move}
+        out["moved"] = await session.call_tool("reschedule_booking", move)
+        out["retry"] = await session.call_tool("reschedule_booking", move)
+        out["reused"] = await session.call_tool("reschedule_booking", {**move, "event_start": starts[1]})
+        race = {**move, "event_start": starts[len(starts) // 2], "idempotency_key": raced}
+        out["raced"] = await asyncio.gather(*(session.call_tool("reschedule_booking", race) for _ in range(3)))
+        out["now"] = await session.call_tool("get_booking", {"booking_id": move["booking_id"]})
+        return out
+
+    out = run(url, token, steps)
+    booking, move, moved = out["booking"], out["move"], out["moved"]
+    assert not moved.is_error and moved.structured_content["event_start"].startswith(out["starts"][-1])
+    assert moved.structured_content["version"] == booking["version"] + 1
+    assert not out["retry"].is_error and out["retry"].structured_content == moved.structured_content
+
+    # the REST route with the same key: the same request is the tool's answer, another is its 422
+    rest = f"{app_stack.url}/bookings/{move['booking_id']}"
+    headers = {"authorization": f"Bearer {token}", "idempotency-key": key}
+    with httpx2.Client(timeout=30) as http:
+        same = http.patch(rest, json={"event_start": move["event_start"]}, headers=headers)
+        other = http.patch(rest, json={"event_start": out["starts"][1]}, headers=headers)
+    assert same.status_code == 200 and same.json() == moved.structured_content
+    assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
+    reused = out["reused"]
+    assert reused.is_error and reused.structured_content == {"error": other.json()["error"]}
+
+    # three racing calls with one key: one move, every call answers it
+    answers = [r.structured_content for r in out["raced"]]
+    assert not any(r.is_error for r in out["raced"]) and all(a == answers[0] for a in answers), answers
+    assert answers[0]["version"] == booking["version"] + 2 == out["now"].structured_content["version"]
 
 
 def test_scopes_per_tool_through_the_gateway(app_stack):
@@ -142,10 +171,17 @@ def test_scopes_per_tool_through_the_gateway(app_stack):
         assert http.post(url, json=body).status_code == 401
         other = {"authorization": f"Bearer {app_stack.token(['ops:read'])}"}
         assert http.post(url, json=body, headers=other).status_code == 403
-        ok = http.post(url, json=body, headers={"authorization": f"Bearer {app_stack.token(['messages:write'])}"})
+        ok_headers = {"authorization": f"Bearer {app_stack.token(['messages:write'])}"}
+        ok = http.post(url, json=body, headers=ok_headers)
         assert ok.status_code == 200 and ok.json() == {"jsonrpc": "2.0", "id": 1, "result": {}}
-        # a GET stream is not offered: the route is POST only (HTTP APIs answer 404 for other methods)
-        assert http.get(url, headers=other).status_code == 404
+        # the transport's GET (a server-to-client SSE stream) is not offered: 405 with Allow, as MCP
+        # asks of such a server; behind the authorizer as the POST
+        assert http.get(url).status_code == 401
+        stream = http.get(url, headers={**ok_headers, "accept": "text/event-stream"})
+        assert stream.status_code == 405 and stream.headers["allow"] == "POST"
+        assert stream.json()["error"]["code"] == -32600 and stream.json()["id"] is None
+        # any other method has no route: the HTTP API's own 404
+        assert http.delete(url, headers=ok_headers).json() == {"message": "Not Found"}
 
 
 def test_openapi_mentions_the_mcp_endpoint(app_stack):

@@ -164,6 +164,25 @@ def test_notifications_and_responses_are_accepted_without_a_body(context, settin
         assert post(context, message)[:2] == (202, None), message
 
 
+def test_get_opens_no_stream_405_with_allow_post(context, settings):
+    """Streamable HTTP: a GET asks for the server's SSE stream; a server that offers none answers 405.
+    An event of another route (forged) is still refused by the route table first."""
+    event = http_event(
+        "GET",
+        "/mcp",
+        route_key="GET /mcp",
+        headers={"accept": "text/event-stream"},
+        claims={"sub": "agent-1", "scope": "bookings:read"},
+        scopes=["bookings:read"],
+    )
+    response = load_function("assistant_tools").lambda_handler(event, context)
+    assert response["statusCode"] == 405 and response["headers"]["Allow"] == "POST"
+    answer = json.loads(response["body"])
+    assert answer["id"] is None and answer["error"]["code"] == -32600 and "SSE" in answer["error"]["message"]
+    forged = {**event, "routeKey": "POST /mcp"}
+    assert load_function("assistant_tools").lambda_handler(forged, context)["statusCode"] == 403
+
+
 def test_oversized_and_base64_bodies(context, settings):
     big = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": "x" * 70_000}})
     status, answer, _ = post(context, big)
@@ -341,7 +360,7 @@ def test_every_tool_input_schema_is_the_rest_models_schema(settings):
         "create_booking": (BookingIn, {"idempotency_key"}),
         "get_booking": (None, {"booking_id"}),
         "cancel_booking": (None, {"booking_id"}),
-        "reschedule_booking": (RescheduleIn, {"booking_id"}),
+        "reschedule_booking": (RescheduleIn, {"booking_id", "idempotency_key"}),
         "store_message": (MessageIn, {"conversation_id", "idempotency_key"}),
         "get_conversation_history": (MessagesQuery, {"conversation_id"}),
     }

@@ -13,6 +13,8 @@ what each library adds to the import; the tests drive this module with the SDK's
 What is served (MCP 2025-11-25 and 2025-06-18; an unknown version in ``initialize`` gets the newest):
 
 - The route table's check first (``hibachi.api.refusal``), as on every API route.
+- ``GET`` (a client opening the server's SSE stream): ``405`` with ``Allow: POST``, as the transport
+  says a server that offers no stream answers; a JSON-RPC error body with ``id: null``.
 - ``initialize`` (no ``Mcp-Session-Id``: stateless), ``ping``, ``tools/list``, ``tools/call``;
   any other method: JSON-RPC -32601. ``notifications/*`` and client responses: ``202`` with no body.
 - Transport errors, each a JSON-RPC error with ``id: null``: not JSON -> 400 / -32700; a batch (the
@@ -192,6 +194,14 @@ def _unicode_text(value: Any) -> bool:
     return True
 
 
+def _method(event: Mapping[str, Any]) -> str:
+    return str(((event.get("requestContext") or {}).get("http") or {}).get("method") or "").upper()
+
+
+# Streamable HTTP: a GET opens the server's SSE stream; a server that offers none answers 405
+_NO_STREAM = "Method Not Allowed: this server offers no SSE stream; POST one JSON-RPC message per request."
+
+
 def _valid_id(value: Any) -> bool:
     return isinstance(value, str | int) and not isinstance(value, bool)
 
@@ -213,15 +223,18 @@ class McpServer:
 
     # -- HTTP ---------------------------------------------------------------------------------------------
     def handle(self, event: dict[str, Any], routes: Mapping[str, Any]) -> dict[str, Any]:
-        """One POST: the route table's check (``hibachi.api.refusal``: an event that did not come
-        through the authorizer, or does not match its route, is refused as on every API route), the
-        message, the metrics (latency per tool, database time)."""
+        """One request: the route table's check (``hibachi.api.refusal``: an event that did not come
+        through the authorizer, or does not match its route, is refused as on every API route), then
+        a GET's 405 (no SSE stream, ``Allow: POST``) or a POST's message, the metrics (latency per
+        tool, database time)."""
         operation = "mcp"
         db = get_db()
         with timed_ms() as total, db.measure() as stats:
             refused = refusal(event, routes)
             if refused is not None:
                 response = refused
+            elif _method(event) != "POST":
+                response = _http(405, _error(None, INVALID_REQUEST, _NO_STREAM), {"Allow": "POST"})
             else:
                 try:
                     message = self._message(event)
@@ -466,10 +479,26 @@ class McpServer:
                 "415": {"description": "The body is not application/json", "content": refusal},
             },
         }
+        stream = {
+            "tags": ["assistant tools (MCP)"],
+            "summary": "MCP server-to-client stream: not offered (405)",
+            "description": (
+                "In the Streamable HTTP transport a GET opens the server's SSE stream; this server offers none"
+                " (stateless, one JSON answer per POST), so it answers 405 with `Allow: POST`."
+            ),
+            "operationId": "mcp_stream",
+            "responses": {
+                "405": {
+                    "description": "No SSE stream at this endpoint: POST the messages",
+                    "headers": {"Allow": {"schema": {"type": "string", "const": "POST"}, "required": True}},
+                    "content": refusal,
+                }
+            },
+        }
         doc = {
             "openapi": "3.1.0",
             "info": {"title": self.title, "version": get_settings().app_version},
-            "paths": {path: {"post": operation}},
+            "paths": {path: {"post": operation, "get": stream}},
             "components": {"schemas": schemas},
         }
         return json.dumps(document_auth(doc, public=()), indent=2)
