@@ -246,6 +246,43 @@ def test_booking_tools_round_trip_with_rest_error_codes(context, settings, sqs):
     assert missing["isError"] and missing["structuredContent"]["error"]["code"] == "not_found"
 
 
+def test_reschedule_key_is_the_rest_routes_key(context, settings, sqs):
+    """One key, one caller, one request hash on both channels: the PATCH with the tool's key and the
+    same request answers the tool's result; with another request, the REST 422 whose error is the
+    tool error's, word for word."""
+    args = booking_args()
+    booking = call_tool(context, "create_booking", args)["structuredContent"]
+    later = (datetime.fromisoformat(args["event_start"]) + timedelta(days=1)).isoformat(timespec="minutes")
+    key = str(uuid.uuid4())
+    moved = call_tool(
+        context, "reschedule_booking", {"booking_id": booking["id"], "event_start": later, "idempotency_key": key}
+    )
+    assert moved["isError"] is False and moved["structuredContent"]["version"] == booking["version"] + 1
+
+    def patch(event_start: str) -> tuple[int, dict]:
+        event = http_event(
+            "PATCH",
+            f"/bookings/{booking['id']}",
+            route_key="PATCH /bookings/{booking_id}",
+            path_parameters={"booking_id": booking["id"]},
+            headers={"content-type": "application/json", "idempotency-key": key},
+            body=json.dumps({"event_start": event_start}),
+            claims={"sub": "agent-1", "scope": "bookings:write"},
+            scopes=["bookings:write"],
+        )
+        response = load_function("create_booking").lambda_handler(event, context)
+        return response["statusCode"], json.loads(response["body"])
+
+    assert patch(later) == (200, moved["structuredContent"])
+    other = (datetime.fromisoformat(later) + timedelta(days=1)).isoformat(timespec="minutes")
+    status, body = patch(other)
+    reused = call_tool(
+        context, "reschedule_booking", {"booking_id": booking["id"], "event_start": other, "idempotency_key": key}
+    )
+    assert status == 422 and reused["isError"] and reused["structuredContent"] == {"error": body["error"]}
+    assert body["error"]["code"] == "idempotency_key_reused"
+
+
 def test_slot_full_carries_the_free_starts(context, settings, sqs):
     start = free_slot()
     with settings_module.override(chef_count=1):
