@@ -8,7 +8,6 @@ each function's third-party import floor."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from typing import Any
@@ -26,8 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import time
 
-    from bench.env import Moto, Postgres, function_env, isolate_process_env, load, quiet_stdout, use_settings
+    from bench.env import function_env, load, quiet_stdout, started, use_settings
     from bench.operations import COLD_STARTS, SETUPS
+    from testkit.env import migrated_database
 
     known = {cs.function: cs for cs in COLD_STARTS if cs.available}
     parser = argparse.ArgumentParser(prog="python -m bench.coldpair", description=main.__doc__)
@@ -35,42 +35,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args(argv)
 
-    isolate_process_env()
-    pg, moto = Postgres(), Moto()
     run_id = time.strftime("%H%M%S")
     load_start = load()
     samples: dict[str, list[tuple[dict[str, Any], float]]] = {name: [] for name in args.functions}
     floors: dict[str, Floor] = {}
     try:
-        pg.start()
-        moto.start()
-        os.environ["AWS_ENDPOINT_URL"] = moto.endpoint_url
-        db = pg.fresh_database("hibachi_cold")
-        use_settings(db, moto.settings())
-        fixtures: dict[str, dict[str, Any]] = {}
-        with quiet_stdout():
+        with started() as (pg, moto):
+            db = migrated_database(pg, "hibachi_cold")
+            use_settings(db, moto.settings())
+            fixtures: dict[str, dict[str, Any]] = {}
+            with quiet_stdout():
+                for name in args.functions:
+                    for key in known[name].setups:
+                        fixtures.setdefault(key, {**SETUPS[key](1, run_id), "run": run_id})
+            env = function_env(db, moto)
+            STATE.mkdir(parents=True, exist_ok=True)
+            for i in range(args.runs + 1):  # run 0 only warms the page cache
+                for name in args.functions:
+                    event_file = STATE / f"cold-{name}.json"
+                    event = known[name].event(fixtures, f"{run_id}-{name.replace('_', '-')}-{i}")
+                    event_file.write_text(json.dumps(event), encoding="utf-8")
+                    child, wall = _run_child(FUNCTIONS / name, env, event_file)
+                    event_file.unlink(missing_ok=True)
+                    if i:
+                        samples[name].append((child, wall))
             for name in args.functions:
-                for key in known[name].setups:
-                    fixtures.setdefault(key, {**SETUPS[key](1, run_id), "run": run_id})
-        env = function_env(db, moto)
-        STATE.mkdir(parents=True, exist_ok=True)
-        for i in range(args.runs + 1):  # run 0 only warms the page cache
-            for name in args.functions:
-                event_file = STATE / f"cold-{name}.json"
-                event = known[name].event(fixtures, f"{run_id}-{name.replace('_', '-')}-{i}")
-                event_file.write_text(json.dumps(event), encoding="utf-8")
-                child, wall = _run_child(FUNCTIONS / name, env, event_file)
-                event_file.unlink(missing_ok=True)
-                if i:
-                    samples[name].append((child, wall))
-        for name in args.functions:
-            floors[name] = _floor(tops(samples[name][-1][0]["third_party_import"]), FUNCTIONS / name, env, args.runs)
+                floors[name] = _floor(
+                    tops(samples[name][-1][0]["third_party_import"]), FUNCTIONS / name, env, args.runs
+                )
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         print(f"cold start failed: {str(exc)[-600:]}", file=sys.stderr)
         return 1
-    finally:
-        moto.stop()
-        pg.stop()
     print(f"Cold starts, medians of {args.runs} fresh processes each, interleaved (load {load_start} -> {load()}):")
     print("| function | first request | result | import ms | first request ms | cold start ms | wall ms | floor ms |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")

@@ -431,22 +431,19 @@ def main(argv: list[str] | None = None) -> int:
     typical handlers (its own PostgreSQL database and moto, as ``make bench`` makes them)."""
     import argparse
 
-    from bench.env import Moto, Postgres, function_env, isolate_process_env, use_settings
+    from bench.env import function_env, started, use_settings
     from bench.operations import COLD_STARTS, SETUPS
     from bench.reference import create_schema
+    from testkit.env import migrated_database
 
     parser = argparse.ArgumentParser(prog="python -m bench.coldstart", description=main.__doc__)
     parser.add_argument("--pairs", type=int, default=10)
     parser.add_argument("--importtime-runs", type=int, default=3)
     parser.add_argument("functions", nargs="*", default=[c.function for c in COLD_STARTS if has_typical(c.function)])
     args = parser.parse_args(argv)
-    isolate_process_env()
-    pg, moto = Postgres(), Moto()
     run_id = time.strftime("%H%M%S")
-    try:
-        pg.start()
-        moto.start()
-        dsn = pg.fresh_database("hibachi_bench_cold")
+    with started() as (pg, moto):
+        dsn = migrated_database(pg, "hibachi_bench_cold")
         create_schema(dsn)
         use_settings(dsn)
         env = function_env(dsn, moto)
@@ -457,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             for key in cs.setups:
                 fixtures.setdefault(key, {**SETUPS[key](1, run_id), "run": run_id})
-            moto.reset()
+            moto.clean()
             print(f"comparing {cs.function}: {args.pairs} pairs", file=sys.stderr, flush=True)
             out.append(
                 compare(
@@ -469,9 +466,6 @@ def main(argv: list[str] | None = None) -> int:
                     importtime_runs=args.importtime_runs,
                 )
             )
-    finally:
-        moto.stop()
-        pg.stop()
     from bench.report import comparison_section
 
     print(comparison_section(out))

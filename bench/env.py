@@ -1,4 +1,5 @@
-"""The bench's environment: its own PostgreSQL, moto in a child process, settings, quiet stdout, machine.
+"""The bench's environment: testkit.env's PostgreSQL and moto (in a child process), settings,
+quiet stdout, machine.
 
 Everything listens on 127.0.0.1 only.
 """
@@ -13,135 +14,31 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from bench import LAYER, ROOT
+from local.pg import LocalPostgres
 from testkit import env as testkit_env
-from testkit.env import AWS_ENV, REGION
+from testkit.env import AWS_ENV, isolate_process_env, project_postgres
 
 STATE = ROOT / ".local" / "bench"
-PG_DATA = ROOT / ".local" / "bench-pg"
 PG_PORT = int(os.environ.get("BENCH_PG_PORT", "54349"))
 
 
-def isolate_process_env() -> None:
-    """The tests' AWS environment (testkit.env), and no DATABASE_URL: the bench never talks to AWS
-    and uses databases of its own."""
-    testkit_env.isolate_process_env()
-    os.environ.pop("DATABASE_URL", None)
-
-
-class Postgres:
-    """The bench's PostgreSQL: its own embedded server (``.local/bench-pg``), or the server of
-    ``BENCH_DATABASE_URL``. Databases are dropped and re-created on every run."""
+class Moto(testkit_env.Moto):
+    """The tests' moto (``testkit.env.Moto``: a server in a child process, whose CPU time and GIL are
+    not the bench's, with the template's resources, here ``bench-*``), and a jobs queue for each
+    environment process. ``clean()`` empties every queue: moto's SendMessage costs CPU in proportion
+    to the messages already in the queue (7.5 ms per send with 500 queued, 33 ms with 2,000, here),
+    which a real queue with its consumer does not; so every run starts with empty queues, and
+    concurrent runs give each environment a queue of its own."""
 
     def __init__(self) -> None:
-        self.server_url = os.environ.get("BENCH_DATABASE_URL")
-        self._local = None
-        self.started_here = False
-
-    def start(self) -> None:
-        if self.server_url:
-            return
-        from local.pg import LocalPostgres
-
-        self._local = LocalPostgres(PG_DATA, PG_PORT)
-        self.started_here = not self._local.running()
-        self.server_url = self._local.start(any_free_port=True)
-
-    def stop(self) -> None:
-        if self._local is not None and self.started_here:
-            self._local.stop()
-
-    def dsn(self, dbname: str) -> str:
-        parts = urlsplit(self.server_url)
-        return urlunsplit((parts.scheme, parts.netloc, f"/{dbname}", parts.query, ""))
-
-    @property
-    def address(self) -> tuple[str, int]:
-        parts = urlsplit(self.server_url)
-        return parts.hostname or "127.0.0.1", parts.port or 5432
-
-    def fresh_database(self, name: str) -> str:
-        """Drop and create ``name``, apply the app's migrations; return its DSN."""
-        import psycopg
-        from hibachi.migrate import apply
-
-        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}"')
-        dsn = self.dsn(name)
-        apply(dsn)
-        return dsn
-
-    def version(self) -> str:
-        import psycopg
-
-        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
-            version = conn.execute("SHOW server_version").fetchone()[0]
-            settings = dict(
-                conn.execute(
-                    "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', "
-                    "'shared_buffers', 'max_connections')"
-                ).fetchall()
-            )
-        return f"PostgreSQL {version} ({', '.join(f'{k}={v}' for k, v in sorted(settings.items()))})"
-
-
-_MOTO_CHILD = """
-import logging, sys
-from moto.moto_server.werkzeug_app import MotoRequestHandler
-from moto.server import ThreadedMotoServer
-logging.getLogger("werkzeug").setLevel(logging.ERROR)
-# TCP_NODELAY on moto's side: werkzeug writes a response's headers and body separately, and without
-# it Nagle's algorithm holds the body until the client's delayed ACK (~40 ms) after an idle spell
-MotoRequestHandler.disable_nagle_algorithm = True
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
-sys.stdin.read()  # until the parent closes our stdin (or exits)
-server.stop()
-"""
-
-
-class Moto:
-    """moto's ThreadedMotoServer in a child process (its CPU time and GIL are not the bench's), with
-    the template's resources (jobs queue + DLQ, follow-up topic, schedule group, role) created by
-    ``local.aws.create_resources``."""
-
-    def __init__(self) -> None:
-        self.proc: subprocess.Popen | None = None
-        self.endpoint_url = ""
-        self.resources = None
+        STATE.mkdir(parents=True, exist_ok=True)
+        super().__init__("bench", log=STATE / "moto.log")
         self._env_queues: dict[int, str] = {}
 
-    def start(self) -> str:
-        from local.aws import create_resources
-
-        STATE.mkdir(parents=True, exist_ok=True)
-        log = open(STATE / "moto.log", "wb")  # noqa: SIM115 - lives as long as the child
-        env = {**os.environ, **AWS_ENV, "MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR": "false"}  # see reset()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _MOTO_CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env
-        )
-        line = self.proc.stdout.readline()
-        if not line.strip().isdigit():
-            raise RuntimeError(f"moto did not start; see {STATE / 'moto.log'}")
-        self.endpoint_url = f"http://127.0.0.1:{int(line)}"
-        self.resources = create_resources(self.endpoint_url, prefix="bench", region=REGION)
-        return self.endpoint_url
-
-    @property
-    def queue_url(self) -> str:
-        return self.resources.jobs_queue_url
-
-    def client(self, service: str):
-        from local.aws import client
-
-        return client(service, self.endpoint_url, REGION)
-
     def env_queue(self, client: int) -> str:
-        """A jobs queue of one environment process (see ``reset``)."""
+        """A jobs queue of one environment process."""
         if client not in self._env_queues:
             self._env_queues[client] = self.client("sqs").create_queue(QueueName=f"bench-jobs-env-{client}")["QueueUrl"]
         return self._env_queues[client]
@@ -155,40 +52,47 @@ class Moto:
                     "ApproximateNumberOfMessages"
                 ]
             )
-            for url in [self.queue_url, *self._env_queues.values()]
+            for url in [self.resources.jobs_queue_url, *self._env_queues.values()]
         )
 
-    def reset(self) -> None:
-        """Empty every queue. moto's SendMessage costs CPU in proportion to the messages already in
-        the queue (7.5 ms per send with 500 queued, 33 ms with 2,000, here), which a real queue with
-        its consumer does not; so every run starts with empty queues, and concurrent runs give each
-        environment a queue of its own."""
-        sqs = self.client("sqs")
-        for url in sqs.list_queues().get("QueueUrls", []):
-            sqs.purge_queue(QueueUrl=url)
 
-    def settings(self) -> dict[str, str]:
-        """The function settings that point at these resources (queue, topic, scheduler): the
-        variables ``Resources.function_env()`` gives a function, as ``Settings`` fields."""
-        from hibachi.settings import Settings
+@contextlib.contextmanager
+def started(*, aws: bool = True) -> Iterator[tuple[LocalPostgres, Moto]]:
+    """The bench's environment, stopped after: the process's (``testkit.env.isolate_process_env``,
+    and no ``DATABASE_URL``: the bench uses databases of its own), its PostgreSQL (``.local/bench-pg``,
+    ``testkit.env.project_postgres``), and with ``aws`` moto (:class:`Moto`), which
+    ``AWS_ENDPOINT_URL`` names. Fresh databases: ``testkit.env.migrated_database(pg, name)``."""
+    isolate_process_env(keep_database_url=False)
+    moto = Moto()
+    pg = None
+    try:
+        pg = project_postgres("bench-pg", PG_PORT)
+        if aws:
+            moto.start()
+            os.environ["AWS_ENDPOINT_URL"] = moto.endpoint_url
+        yield pg, moto
+    finally:
+        moto.stop()
+        if pg is not None:
+            pg.stop()
 
-        fields = set(Settings.model_fields)
-        return {k.lower(): v for k, v in self.resources.function_env().items() if k.lower() in fields}
 
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        try:
-            self.proc.stdin.close()
-            self.proc.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.proc = None
+def postgres_version(pg: LocalPostgres) -> str:
+    import psycopg
+
+    with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+        settings = dict(
+            conn.execute(
+                "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', "
+                "'shared_buffers', 'max_connections')"
+            ).fetchall()
+        )
+    return f"PostgreSQL {version} ({', '.join(f'{k}={v}' for k, v in sorted(settings.items()))})"
 
 
 def use_settings(database_url: str, aws: dict[str, str] | None = None) -> None:
-    """Point the in-process handlers at a database, and at moto's resources (``Moto.settings()``) or,
+    """Point the in-process handlers at a database, and at moto's resources (``moto.settings()``) or,
     with ``aws=None``, at no queue (``JOBS_QUEUE_URL`` unset: jobs are left to the reconciler)."""
     from hibachi import settings as settings_module
     from hibachi.settings import Settings

@@ -122,7 +122,7 @@ class EnvPool:
         cap = (requests or math.ceil(max_seconds / 0.25) + 5) + 1
         shared = {k: v for k, v in fixtures.items() if k != "slots"}
         if queue is not None:
-            queue.reset()
+            queue.clean()
         for c in range(clients):
             own = {**aws, "jobs_queue_url": queue.env_queue(c)} if aws and queue is not None else aws
             spec = {"op": op.name, "dsn": dsn, "aws": own, "fixtures": shared, "numbers": _numbers.take(cap)}
@@ -133,7 +133,7 @@ class EnvPool:
         if proxy is not None:
             proxy.reset()
         if queue is not None:
-            queue.reset()  # the warm-up's messages
+            queue.clean()  # the warm-up's messages
         queued0 = queue.queued() if queue is not None else None
         cpu0 = {name: cpu_seconds(pid) for name, pid in (processes or {}).items()}
         start = time.perf_counter() + 0.05

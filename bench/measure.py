@@ -221,7 +221,7 @@ def run(
     if proxy is not None:
         proxy.reset()
     if queue is not None:
-        queue.reset()
+        queue.clean()
     queued0 = queue.queued() if queue is not None else None
     pids: dict[str, int | None] = {"bench": None, **(processes or {})}
     cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}

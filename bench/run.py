@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 import warnings
@@ -106,34 +105,30 @@ def label(op: Any, sqs: bool) -> str:
 def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
     """The whole benchmark; ``only``: just these API operations (phases 1 and 2, no old flows)."""
     from bench import coldstart, reference, sizes, worker
-    from bench.env import Moto, Postgres, function_env, isolate_process_env, machine, quiet_stdout, use_settings
+    from bench.env import function_env, machine, postgres_version, quiet_stdout, started, use_settings
     from bench.envs import EnvPool
     from bench.measure import Capture, HandlerWorkload, SelectOne, SqsWait, replay, run
     from bench.operations import COLD_STARTS, JOB_TYPES, OPERATIONS, SETUPS
+    from testkit.env import migrated_database
     from testkit.netproxy import PgProxy
 
-    isolate_process_env()
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # "connection pool is full" with 30 threads
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
     results = Results(plan, command, machine())
     results.operations = [op.name for op in OPERATIONS if op.available]
     results.unavailable = [op.name for op in OPERATIONS if not op.available]
-    pg, moto = Postgres(), Moto()
     run_id = time.strftime("%H%M%S")
-    try:
-        log("starting PostgreSQL and moto")
-        pg.start()
-        results.postgres = pg.version()
-        moto.start()
-        os.environ["AWS_ENDPOINT_URL"] = moto.endpoint_url
-        db_a = pg.fresh_database("hibachi_bench")
-        db_b = pg.fresh_database("hibachi_bench_raw")  # the raw replay's identical twin
+    log("starting PostgreSQL and moto")
+    with started() as (pg, moto):
+        results.postgres = postgres_version(pg)
+        db_a = migrated_database(pg, "hibachi_bench")
+        db_b = migrated_database(pg, "hibachi_bench_raw")  # the raw replay's identical twin
         reference.create_schema(db_a)
         ops = [op for op in OPERATIONS if op.available and (only is None or op.name in only)]
         flows = reference.FLOWS if only is None else {k: f for k, f in reference.FLOWS.items() if k in only}
         fixtures: dict[str, dict[str, Any]] = {}
-        with quiet_stdout(), PgProxy(pg.address, delay=0.0, isolate=True) as proxy0:
+        with quiet_stdout(), PgProxy(("127.0.0.1", pg.port), delay=0.0, isolate=True) as proxy0:
             dsn0 = proxy0.dsn(db_a)
 
             # -- 1. RTT 0: the handlers without SQS, statements captured; raw replay; then with SQS
@@ -172,9 +167,9 @@ def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
             # -- 2. RTT 270 ms; handlers in one process per client (bench.envs: Lambda environments)
             log(f"starting {max(plan.latency_clients, plan.throughput_clients)} environment processes")
             pool = EnvPool(max(plan.latency_clients, plan.throughput_clients))
-            with PgProxy(pg.address, delay=DELAY) as proxy:
+            with PgProxy(("127.0.0.1", pg.port), delay=DELAY) as proxy:
                 dsn = proxy.dsn(db_a)
-                cpu = {"moto": moto.proc.pid, "proxy": proxy.pid}
+                cpu = {"moto": moto.pid, "proxy": proxy.pid}
                 log("RTT 270: network calibration (SELECT 1)")
                 results.calibration["1 client"] = run(SelectOne(dsn), requests=20, max_seconds=20, proxy=proxy)
                 results.calibration[f"{plan.throughput_clients} clients"] = run(
@@ -253,7 +248,7 @@ def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
                     }
                     fixtures[job_type.setup] = fx
                     log(f"worker: {job_type.name}")
-                    moto.reset()
+                    moto.clean()
                     results.worker.append(
                         worker.run(
                             job_type,
@@ -276,7 +271,7 @@ def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
 
         # -- 4. cold starts, import profiles
         env = function_env(db_a, moto)
-        moto.reset()
+        moto.clean()
         for cs in COLD_STARTS:
             if not cs.available:
                 results.notes.append(f"cold start of {cs.function}: not measured, the function has not landed")
@@ -300,7 +295,7 @@ def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
         for cs in COLD_STARTS:
             if cs.available and coldstart.has_typical(cs.function):
                 log(f"cold start against the typical handler: {cs.function} ({plan.typical_pairs} pairs A B)")
-                moto.reset()
+                moto.clean()
                 results.typical.append(
                     coldstart.compare(
                         cs.function,
@@ -319,9 +314,6 @@ def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
         log("deployment sizes")
         functions = sorted(p.name for p in (ROOT / "functions").iterdir() if (p / "app.py").exists())
         results.sizes, results.layer = sizes.measure(functions)
-    finally:
-        moto.stop()
-        pg.stop()
     results.machine["load_end"] = __import__("bench.env", fromlist=["load"]).load()
     return results
 
@@ -329,20 +321,16 @@ def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
 def emotion_scaling_only(plan: Plan) -> int:
     """Just the emotion-job scaling figures (no report written): ``python -m bench.run --only emotion-scaling``."""
     from bench import worker
-    from bench.env import Postgres, isolate_process_env, quiet_stdout, use_settings
+    from bench.env import quiet_stdout, started, use_settings
+    from testkit.env import migrated_database
 
-    isolate_process_env()
     warnings.filterwarnings("ignore", message="No application metrics to publish")
-    pg = Postgres()
-    try:
-        pg.start()
-        dsn = pg.fresh_database("hibachi_bench_scaling")
+    with started(aws=False) as (pg, _):
+        dsn = migrated_database(pg, "hibachi_bench_scaling")
         with quiet_stdout():
             result = worker.emotion_scaling(
                 dsn, time.strftime("%H%M%S"), use_direct=lambda: use_settings(dsn), samples=plan.scaling_samples
             )
-    finally:
-        pg.stop()
     print(worker.scaling_table(result))
     return 0
 

@@ -1,7 +1,8 @@
 """AWS, locally: moto's server in this process, and the resources the template declares.
 
 :class:`MotoServer` runs ``moto.server.ThreadedMotoServer`` on 127.0.0.1 (port 5055 by default, 0
-for a free one). :func:`create_resources` then creates, idempotently, what ``template.yaml`` gives
+for a free one), in this process or in a child process of its own (``process=True``: the tests'
+session server and the bench's). :func:`create_resources` then creates, idempotently, what ``template.yaml`` gives
 the functions:
 
 * ``JobsQueue`` (SSE on, visibility timeout 30 s locally, configurable) with a ``RedrivePolicy`` to
@@ -23,11 +24,16 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import socket
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
@@ -36,25 +42,49 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing
 
 
 class MotoServer:
-    """moto's threaded server on loopback."""
+    """moto's threaded server on loopback: in this process, or with ``process=True`` in a child
+    process of its own.
 
-    def __init__(self, port: int = DEFAULT_PORT, host: str = "127.0.0.1"):
+    moto keeps ONE state per process, whatever server answers: servers of one process (and
+    ``moto.mock_aws``) see, and reset, each other's queues and schedules. A child's state is its
+    own, and its CPU time is not this process's (the bench measures this process). The child dies
+    with this process (it serves until its stdin closes). ``log``: the child's stderr (default:
+    discarded)."""
+
+    def __init__(
+        self, port: int = DEFAULT_PORT, host: str = "127.0.0.1", *, process: bool = False, log: Path | None = None
+    ):
         self.host = host
         self.port = port
+        self.process = process
+        self.log = log
         self._server = None
+        self._child: subprocess.Popen | None = None
 
     @property
     def endpoint_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        """The process that serves (this one, or the child)."""
+        return self._child.pid if self._child is not None else os.getpid()
+
     def start(self, timeout: float = 10.0) -> str:
+        if self._server is not None or self._child is not None:
+            return self.endpoint_url
+        if self.process:
+            self._start_child(timeout)
+        else:
+            self._start_here(timeout)
+        return self.endpoint_url
+
+    def _start_here(self, timeout: float) -> None:
         import logging
 
         from moto.moto_server.werkzeug_app import MotoRequestHandler
         from moto.server import ThreadedMotoServer
 
-        if self._server is not None:
-            return self.endpoint_url
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per AWS call
         # answer at once: with Nagle's algorithm on, a send after an idle spell stalls ~40 ms on
         # delayed ACKs, which no real SQS endpoint does
@@ -72,12 +102,69 @@ class MotoServer:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"moto did not start on {self.endpoint_url}") from None
                 time.sleep(0.05)
-        return self.endpoint_url
+
+    def _start_child(self, timeout: float) -> None:
+        env = {
+            **os.environ,
+            **CREDENTIALS,
+            # purging a queue twice within 60 s is allowed (SQS refuses it): tests and the bench
+            # empty the queues between runs
+            "MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR": "false",
+        }
+        env.pop("AWS_ENDPOINT_URL", None)
+        stderr = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115 - closed below
+        try:
+            self._child = subprocess.Popen(
+                [sys.executable, "-c", f"from local.aws import _serve; _serve({self.host!r}, {self.port})"],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+            )
+        finally:
+            if stderr is not subprocess.DEVNULL:
+                stderr.close()
+        assert self._child.stdout is not None
+        ready, _, _ = select.select([self._child.stdout], [], [], timeout)
+        line = self._child.stdout.readline() if ready else b""
+        if not line.strip().isdigit():
+            self.stop()
+            raise RuntimeError(f"moto did not start in a child process (its log: {self.log or 'discarded'})")
+        self.port = int(line)
+
+    def reset(self) -> None:
+        """Forget everything (moto's reset API): queues, topics, schedules, roles."""
+        import urllib.request
+
+        url = f"{self.endpoint_url}/moto-api/reset"  # our own server on loopback
+        with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10) as response:  # noqa: S310
+            response.read()
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self._child is not None:
+            child, self._child = self._child, None
+            try:
+                if child.stdin is not None:
+                    child.stdin.close()
+                child.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                child.kill()
+                child.wait(timeout=10)
+            if child.stdout is not None:
+                child.stdout.close()
+
+
+def _serve(host: str, port: int) -> None:
+    """The child of ``MotoServer(process=True)``: serve, print the port, stop when stdin closes."""
+    server = MotoServer(port, host)
+    server.start()
+    print(server.port, flush=True)
+    sys.stdin.read()
+    server.stop()
 
 
 def client(service: str, endpoint_url: str, region: str = REGION):

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real PostgreSQL (the embedded one, or DATABASE_URL), moto for AWS, handlers
+"""Shared fixtures: a real PostgreSQL (the embedded one, or DATABASE_URL), moto's server for AWS, handlers
 loaded by file path like Lambda loads them, and settings injected without reloading modules."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "layers" / "common"), str(ROOT)]
 
-from testkit.env import isolate_process_env, migrated_database, project_postgres  # noqa: E402
+from testkit.env import Moto, isolate_process_env, migrated_database, project_postgres  # noqa: E402
 
 # Keep the tests away from real AWS and from the developer's environment.
 isolate_process_env()
@@ -97,36 +97,47 @@ def db(settings: Settings):
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """moto's server in this process, on a free port: what ``hibachi.sqs`` (HTTP, no botocore, so
-    not seen by ``mock_aws``) talks to. It serves the same in-process state as ``mock_aws``."""
-    from local.aws import MotoServer
-
-    server = MotoServer(port=0)
-    yield server.start()
+def moto() -> Iterator[Moto]:
+    """moto's server for the session, in a child process (its state is its own: no local stack of
+    this process shares it), with the template's resources named ``test-*``; the jobs queue's
+    visibility timeout is 0 (a received, undeleted job is back at once). Tests empty it first
+    (``sqs``)."""
+    server = Moto("test", visibility_timeout=0).start()
+    yield server
     server.stop()
 
 
 @pytest.fixture
-def sqs(settings: Settings, moto_endpoint: str) -> Iterator[dict]:
-    """moto SQS with the jobs queue and its DLQ; the settings point JOBS_QUEUE_URL at it (and the
-    app's own SQS client at moto's server, ``AWS_ENDPOINT_URL``)."""
-    import boto3
-    from moto import mock_aws
+def sqs(settings: Settings, moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+    """The session's moto, emptied (queues and schedules), with the jobs queue and its DLQ; the
+    settings point JOBS_QUEUE_URL at it, and the app's AWS clients at moto (``hibachi.sqs`` by the
+    settings, boto3 by ``AWS_ENDPOINT_URL``)."""
+    moto.clean()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint_url)
+    res = moto.resources
+    with settings_module.override(aws_endpoint_url=moto.endpoint_url, jobs_queue_url=res.jobs_queue_url):
+        yield {"client": moto.client("sqs"), "queue_url": res.jobs_queue_url, "dlq_url": res.jobs_dlq_url}
 
-    with mock_aws(), settings_module.override(aws_endpoint_url=moto_endpoint):
-        client = boto3.client("sqs", region_name="us-east-1")
-        dlq = client.create_queue(QueueName="jobs-dlq")["QueueUrl"]
-        dlq_arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        queue = client.create_queue(
-            QueueName="jobs",
-            Attributes={
-                "RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"5"}}',
-                "VisibilityTimeout": "0",
-            },
-        )["QueueUrl"]
-        with settings_module.override(jobs_queue_url=queue):
-            yield {"client": client, "queue_url": queue, "dlq_url": dlq}
+
+@pytest.fixture
+def aws(sqs: dict, moto: Moto) -> Iterator[dict]:
+    """``sqs``, and every resource of the template in the settings (as on AWS): the DLQs, the
+    follow-up topic (its SQS subscription is ``inbox``), the schedule group and role (the jobs queue
+    is the schedules' target)."""
+    res = moto.resources
+    with settings_module.override(**moto.settings()):
+        yield {
+            **sqs,
+            "sns": moto.client("sns"),
+            "scheduler": moto.client("scheduler"),
+            "resources": res,
+            "topic": res.followup_topic_arn,
+            "inbox": res.followups_queue_url,
+            "jobs_arn": res.jobs_queue_arn,
+            "dlq_arn": res.scheduler_dlq_arn,
+            "group": res.schedule_group,
+            "role_arn": res.scheduler_role_arn,
+        }
 
 
 def receive_all(client, queue_url: str, max_rounds: int = 20) -> list[dict]:

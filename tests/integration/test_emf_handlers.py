@@ -427,12 +427,10 @@ def test_booking_operations_emit_their_latency_database_and_enqueue_time(setting
         assert {"DatabaseTime", "EnqueueTime"} <= set(seen[operation].metrics), operation
 
 
-def test_followups_sent_is_counted(settings, context, sqs, capsys, warm, db):
-    import boto3
+def test_followups_sent_is_counted(settings, context, sqs, moto, capsys, warm, db):
     from hibachi.followups.service import send_job
 
-    sns = boto3.client("sns", region_name="us-east-1")
-    topic = sns.create_topic(Name="followups-metrics")["TopicArn"]
+    topic = moto.resources.followup_topic_arn
     days = random.randint(400, 1000)
     body = {
         "customer": {"name": "Metrics Test", "phone": "+14155550199", "email": "m@example.com"},

@@ -18,9 +18,6 @@ from testkit.events import sqs_event
 from tests.conftest import load_function, new_id, receive_all
 from tests.integration.test_bookings import CANCEL, PATCH, booking_body, call, create, local_start
 
-ROLE_ARN = "arn:aws:iam::123456789012:role/hibachi-scheduler"
-GROUP = "hibachi-followups"
-
 
 @pytest.fixture(autouse=True)
 def clean(db):
@@ -29,40 +26,11 @@ def clean(db):
 
 
 @pytest.fixture
-def aws(sqs):
-    """moto (inside the ``sqs`` fixture's mock): the follow-up topic with an SQS inbox subscribed,
-    the schedule group, the scheduler DLQ; the settings point the worker at them."""
-    import boto3
-
-    client = sqs["client"]
-
-    def arn(url: str) -> str:
-        return client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-
-    sns = boto3.client("sns", region_name="us-east-1")
-    scheduler = boto3.client("scheduler", region_name="us-east-1")
-    topic = sns.create_topic(Name="followups")["TopicArn"]
-    inbox = client.create_queue(QueueName="followups-inbox")["QueueUrl"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn(inbox))
-    scheduler.create_schedule_group(Name=GROUP)
-    dlq = client.create_queue(QueueName="scheduler-dlq")["QueueUrl"]
-    with settings_module.override(
-        followup_topic_arn=topic,
-        scheduler_group_name=GROUP,
-        scheduler_role_arn=ROLE_ARN,
-        scheduler_target_arn=arn(sqs["queue_url"]),
-        scheduler_dlq_arn=arn(dlq),
-        schedule_name_prefix="fu-",
-    ):
-        yield {
-            **sqs,
-            "sns": sns,
-            "scheduler": scheduler,
-            "topic": topic,
-            "inbox": inbox,
-            "jobs_arn": arn(sqs["queue_url"]),
-            "dlq_arn": arn(dlq),
-        }
+def aws(aws):
+    """The shared ``aws`` fixture (the template's topic, schedule group, DLQs on moto), with
+    schedule names of this module's."""
+    with settings_module.override(schedule_name_prefix="fu-"):
+        yield aws
 
 
 def worker(context, bodies: list[str]) -> list[str]:
@@ -123,7 +91,7 @@ def followup(db, booking_id: str) -> dict:
 
 
 def schedule(aws, booking_id: str) -> dict:
-    return aws["scheduler"].get_schedule(Name=f"fu-{booking_id}", GroupName=GROUP)
+    return aws["scheduler"].get_schedule(Name=f"fu-{booking_id}", GroupName=aws["group"])
 
 
 def make_due(db, booking_id: str) -> None:
@@ -173,7 +141,7 @@ def test_schedule_followup_records_the_schedule_and_confirms_in_the_conversation
     assert s["ScheduleExpressionTimezone"] == "America/Los_Angeles"
     assert s["ActionAfterCompletion"] == "DELETE" and s["FlexibleTimeWindow"] == {"Mode": "OFF"}
     target = s["Target"]
-    assert target["Arn"] == aws["jobs_arn"] and target["RoleArn"] == ROLE_ARN
+    assert target["Arn"] == aws["jobs_arn"] and target["RoleArn"] == aws["role_arn"]
     assert target["DeadLetterConfig"] == {"Arn": aws["dlq_arn"]}
     assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1 and target["RetryPolicy"]["MaximumEventAgeInSeconds"] > 0
     job = json.loads(target["Input"])
@@ -372,7 +340,7 @@ def test_a_lost_schedule_is_covered_by_sending_past_due_followups(settings, cont
     cid = new_id("web:c")
     booking = book(context, aws, conversation_id=cid)
     run_jobs(context, aws)
-    aws["scheduler"].delete_schedule(Name=f"fu-{booking['id']}", GroupName=GROUP)  # lost
+    aws["scheduler"].delete_schedule(Name=f"fu-{booking['id']}", GroupName=aws["group"])  # lost
     make_due(db, booking["id"])
     assert reconcile(context)["re_enqueued"]["send_followup"] == 1
     bodies = wait_for_jobs(aws, "send_followup", booking["id"])

@@ -149,9 +149,9 @@ def test_a_hanging_statement_does_not_hold_the_health_check(settings, context, m
 
 # -- /health/details --------------------------------------------------------------------------------------
 @pytest.fixture
-def dlqs(sqs) -> Iterator[dict]:
-    """The sqs fixture plus a scheduler DLQ, all three URLs in the settings."""
-    scheduler_dlq = sqs["client"].create_queue(QueueName="scheduler-dlq")["QueueUrl"]
+def dlqs(sqs, moto) -> Iterator[dict]:
+    """The sqs fixture plus the scheduler DLQ, all three URLs in the settings."""
+    scheduler_dlq = moto.resources.scheduler_dlq_url
     with settings_module.override(jobs_dlq_url=sqs["dlq_url"], scheduler_dlq_url=scheduler_dlq):
         yield {**sqs, "scheduler_dlq_url": scheduler_dlq}
 

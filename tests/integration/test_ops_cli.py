@@ -19,28 +19,17 @@ from ops.targets import AwsTarget, TargetError
 from tests.conftest import load_function, new_id
 
 
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[str]:
-    from local.aws import MotoServer
-
-    server = MotoServer(0)
-    url = server.start()
-    yield url
-    server.stop()
-
-
 @pytest.fixture
-def local(moto_server, database_url, settings) -> Iterator[dict]:
-    """Fresh queues (a prefix of their own) on the moto server; failed receives come back at once."""
-    from local.aws import client, create_resources
-
-    prefix = "t" + uuid.uuid4().hex[:8]
-    res = create_resources(moto_server, prefix=prefix, visibility_timeout=0)
+def local(moto, database_url, settings) -> dict:
+    """The session's moto, emptied (its jobs queue's failed receives come back at once), and the
+    command line that points ``ops`` at it."""
+    moto.clean()
+    endpoint, prefix = moto.endpoint_url, moto.prefix
     return {
-        "res": res,
-        "sqs": client("sqs", moto_server),
+        "res": moto.resources,
+        "sqs": moto.client("sqs"),
         "prefix": prefix,
-        "args": ["--local", "--endpoint-url", moto_server, "--database-url", database_url, "--prefix", prefix],
+        "args": ["--local", "--endpoint-url", endpoint, "--database-url", database_url, "--prefix", prefix],
     }
 
 
@@ -246,15 +235,14 @@ CFN_TEMPLATE = {
 
 
 @pytest.fixture
-def aws_stack() -> Iterator[AwsTarget]:
-    import boto3
-    from moto import mock_aws
-
-    with mock_aws():
-        boto3.client("cloudformation", region_name="us-east-1").create_stack(
-            StackName="stk", TemplateBody=json.dumps(CFN_TEMPLATE)
-        )
+def aws_stack(moto, monkeypatch) -> Iterator[AwsTarget]:
+    """A deployed stack ``stk`` on the session's moto (its CloudFormation); moto forgets it after."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint_url)  # AwsTarget's boto3 clients
+    moto.client("cloudformation").create_stack(StackName="stk", TemplateBody=json.dumps(CFN_TEMPLATE))
+    try:
         yield AwsTarget("stk", region="us-east-1")
+    finally:
+        moto.reset()
 
 
 def stub_invoke(target: AwsTarget, payload: object, function_error: str | None = None) -> Stubber:

@@ -149,21 +149,11 @@ def _listed(names: list[str]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def cold_imports(database_url, moto_endpoint, tmp_path_factory) -> dict[str, dict[str, list[str]]]:
+def cold_imports(database_url, moto, tmp_path_factory) -> dict[str, dict[str, list[str]]]:
     """Per function, in a fresh process as Lambda runs it: the modules after ``import app`` and the
-    ones its first request (against the test database and moto) added."""
-    import boto3
-
+    ones its first request (against the test database and moto's jobs queue) added."""
     from local.aws import CREDENTIALS
 
-    sqs = boto3.client(
-        "sqs",
-        endpoint_url=moto_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
-    queue = sqs.create_queue(QueueName="cold-imports")["QueueUrl"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "AWS_", "DATABASE_", "JOBS_"))}
     env.update(
         {
@@ -171,9 +161,9 @@ def cold_imports(database_url, moto_endpoint, tmp_path_factory) -> dict[str, dic
             "PYTHONDONTWRITEBYTECODE": "1",
             "AWS_REGION": "us-east-1",
             "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": moto_endpoint,
+            "AWS_ENDPOINT_URL": moto.endpoint_url,
             "DATABASE_URL": database_url,
-            "JOBS_QUEUE_URL": queue,
+            "JOBS_QUEUE_URL": moto.resources.jobs_queue_url,
             "POWERTOOLS_SERVICE_NAME": "hibachi",
             "PYDANTIC_DISABLE_PLUGINS": "__all__",  # as the template sets it
             **CREDENTIALS,

@@ -32,28 +32,6 @@ def _queued(sqs: dict) -> int:
 
 
 @pytest.fixture
-def aws(sqs: dict):
-    """Inside the ``sqs`` fixture's moto mock: the follow-up topic and the schedule group, and the
-    settings pointing the worker at them (the jobs queue is the schedules' target)."""
-    import boto3
-
-    sns = boto3.client("sns", region_name="us-east-1")
-    scheduler = boto3.client("scheduler", region_name="us-east-1")
-    topic = sns.create_topic(Name="perf-followups")["TopicArn"]
-    scheduler.create_schedule_group(Name="perf-followups")
-    queue_arn = sqs["client"].get_queue_attributes(QueueUrl=sqs["queue_url"], AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    with settings_module.override(
-        followup_topic_arn=topic,
-        scheduler_group_name="perf-followups",
-        scheduler_role_arn="arn:aws:iam::123456789012:role/perf-scheduler",
-        scheduler_target_arn=queue_arn,
-    ):
-        yield sqs
-
-
-@pytest.fixture
 def counted(database_url: str):
     """A round-trip counting proxy (no delay) in front of the test database."""
     parts = urlsplit(database_url)
