@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with started() as (pg, moto):
             db = migrated_database(pg, "hibachi_cold")
-            use_settings(db, moto.settings())
+            use_settings(db, moto.resources.settings())
             fixtures: dict[str, dict[str, Any]] = {}
             with quiet_stdout():
                 for name in args.functions:

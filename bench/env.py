@@ -25,8 +25,8 @@ PG_PORT = int(os.environ.get("BENCH_PG_PORT", "54349"))
 
 
 class Moto(testkit_env.Moto):
-    """The tests' moto (``testkit.env.Moto``: a server in a child process, whose CPU time and GIL are
-    not the bench's, with the template's resources, here ``bench-*``), and a jobs queue for each
+    """moto as the tests start it (``testkit.env.Moto``: a server in a child process, whose CPU time
+    and GIL are not the bench's, with the template's resources, here ``bench-*``), and a jobs queue for each
     environment process. ``clean()`` empties every queue: moto's SendMessage costs CPU in proportion
     to the messages already in the queue (7.5 ms per send with 500 queued, 33 ms with 2,000, here),
     which a real queue with its consumer does not; so every run starts with empty queues, and
@@ -34,7 +34,7 @@ class Moto(testkit_env.Moto):
 
     def __init__(self) -> None:
         STATE.mkdir(parents=True, exist_ok=True)
-        super().__init__("bench", log=STATE / "moto.log")
+        super().__init__("bench", process=True, log=STATE / "moto.log")
         self._env_queues: dict[int, str] = {}
 
     def env_queue(self, client: int) -> str:
@@ -92,7 +92,7 @@ def postgres_version(pg: LocalPostgres) -> str:
 
 
 def use_settings(database_url: str, aws: dict[str, str] | None = None) -> None:
-    """Point the in-process handlers at a database, and at moto's resources (``moto.settings()``) or,
+    """Point the in-process handlers at a database, and at moto's resources (``moto.resources.settings()``) or,
     with ``aws=None``, at no queue (``JOBS_QUEUE_URL`` unset: jobs are left to the reconciler)."""
     from hibachi import settings as settings_module
     from hibachi.settings import Settings

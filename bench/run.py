@@ -133,7 +133,7 @@ def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
 
             # -- 1. RTT 0: the handlers without SQS, statements captured; raw replay; then with SQS
             log("RTT 0: handlers (no SQS), statements captured")
-            aws = moto.settings()
+            aws = moto.resources.settings()
             use_settings(dsn0)
             with Capture() as capture:
                 for key in dict.fromkeys(op.setup for op in ops):

@@ -1,10 +1,11 @@
 """CPU time of one job send, ``hibachi.sqs`` against a boto3 SQS client, in turns in one process:
 ``python -m bench.sendcpu [--sends 300]``.
 
-Both send the same ``jobs.Job`` message to the same queue of moto's server (in this process, on
-loopback); each send's CPU is the calling thread's ``thread_time`` (building, signing, the HTTP
-exchange and parsing; not the wait for moto, which runs in other threads but shares the GIL, so
-both sides pay that alike). Alternating the two keeps the comparison fair on a loaded machine.
+Both send the same ``jobs.Job`` message to the same queue (the template's jobs queue) of moto's
+server (in this process, on loopback); each send's CPU is the calling thread's ``thread_time``
+(building, signing, the HTTP exchange and parsing; not the wait for moto, which runs in other
+threads but shares the GIL, so both sides pay that alike). Alternating the two keeps the
+comparison fair on a loaded machine.
 """
 
 from __future__ import annotations
@@ -25,17 +26,16 @@ def main(argv: list[str] | None = None) -> int:
     from bench.env import AWS_ENV, load
 
     os.environ.update(AWS_ENV)
-    os.environ["MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR"] = "false"  # purge often: see bench.env.Moto.reset
+    os.environ["MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR"] = "false"  # purge often: see bench.env.Moto
     from hibachi import jobs, sqs
 
-    from local.aws import MotoServer, client
+    from local.aws import Moto
 
-    server = MotoServer(port=0)
-    endpoint = server.start()
+    moto = Moto("sendcpu").start()  # in this process: see above
     try:
-        boto = client("sqs", endpoint)
-        queue = boto.create_queue(QueueName="sendcpu")["QueueUrl"]
-        ours = sqs.Sqs("us-east-1", endpoint)
+        boto = moto.client("sqs")
+        queue = moto.resources.jobs_queue_url
+        ours = sqs.Sqs("us-east-1", moto.endpoint_url)
         job = jobs.Job.new(jobs.EMOTION_STATS, "emotion_stats:c:1", {"conversation_id": "c"}, "bench")
         cpu: dict[str, list[float]] = {"hibachi.sqs": [], "boto3": []}
         before = load()
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             if i % 50 == 0:
                 boto.purge_queue(QueueUrl=queue)
     finally:
-        server.stop()
+        moto.stop()
     print(f"python -m bench.sendcpu --sends {args.sends} (load average {before} / {load()})\n")
     print("| client | sends | CPU ms per send p50 | p95 |")
     print("| --- | --- | --- | --- |")

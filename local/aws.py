@@ -1,9 +1,8 @@
 """AWS, locally: moto's server in this process, and the resources the template declares.
 
 :class:`MotoServer` runs ``moto.server.ThreadedMotoServer`` on 127.0.0.1 (port 5055 by default, 0
-for a free one), in this process or in a child process of its own (``process=True``: the tests'
-session server and the bench's). :func:`create_resources` then creates, idempotently, what ``template.yaml`` gives
-the functions:
+for a free one), in this process or in a child process of its own (``process=True``).
+:func:`create_resources` then creates, idempotently, what ``template.yaml`` gives the functions:
 
 * ``JobsQueue`` (SSE on, visibility timeout 30 s locally, configurable) with a ``RedrivePolicy`` to
   ``JobsDeadLetterQueue`` (``maxReceiveCount`` 5; moto moves a message there on its 6th receive);
@@ -15,7 +14,12 @@ the functions:
 The result is a :class:`Resources` (URLs and ARNs); :meth:`Resources.function_env` turns it into
 the variables the functions read (``JOBS_QUEUE_URL``, ``JOBS_DLQ_URL``, ``SCHEDULER_DLQ_URL``, ``FOLLOWUP_TOPIC_ARN``,
 ``SCHEDULER_GROUP_NAME``, ``SCHEDULER_ROLE_ARN``, ``SCHEDULER_TARGET_ARN``, ``SCHEDULER_DLQ_ARN``,
-``AWS_ENDPOINT_URL`` and dummy credentials; ``SCHEDULE_NAME_PREFIX`` stays the template's).
+``AWS_ENDPOINT_URL`` and dummy credentials; ``SCHEDULE_NAME_PREFIX`` stays the template's), and
+:meth:`Resources.settings` into ``Settings`` fields.
+
+:class:`Moto` is the two together, the one way to start moto: the local stack
+(``local.stack.LocalStack``), the tests (``testkit.env``, tests/conftest.py) and the bench
+(bench/env.py) use it.
 
     python -m local.aws [--port 5055]     # moto + resources, until Ctrl-C
 """
@@ -224,6 +228,17 @@ class Resources:
             "SCHEDULER_DLQ_ARN": self.scheduler_dlq_arn,
         }
 
+    def settings(self) -> dict[str, str]:
+        """:meth:`function_env` as ``hibachi.settings.Settings`` fields, for in-process handlers
+        (``settings.override(**resources.settings())``): the queues, topic, scheduler, endpoint."""
+        from hibachi.settings import Settings
+
+        by_variable = {
+            (f.validation_alias if isinstance(f.validation_alias, str) else name).upper(): name
+            for name, f in Settings.model_fields.items()
+        }
+        return {by_variable[k]: v for k, v in self.function_env().items() if k in by_variable}
+
 
 def _queue(sqs, name: str, attributes: dict[str, str]) -> tuple[str, str]:
     try:
@@ -311,6 +326,89 @@ def create_resources(
     )
 
 
+class Moto:
+    """moto with the template's resources: the one way to start it, for the local stack, the tests
+    and the bench. A :class:`MotoServer` (``process=True``: in a child process, whose state is its
+    own) and :func:`create_resources` named ``<prefix>-*``; ``port`` 0 is a free one.
+
+        moto = Moto("test", process=True, visibility_timeout=0).start()
+        moto.resources.jobs_queue_url; moto.client("sqs"); moto.resources.settings()
+        moto.clean()      # between tests or runs: every queue emptied, every schedule deleted
+        moto.stop()
+    """
+
+    def __init__(
+        self,
+        prefix: str = "hibachi",
+        *,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        process: bool = False,
+        visibility_timeout: int = 30,
+        max_receive_count: int = 5,
+        region: str = REGION,
+        log: Path | None = None,
+    ) -> None:
+        self.prefix = prefix
+        self.region = region
+        self.server = MotoServer(port, host, process=process, log=log)
+        self._options = {"visibility_timeout": visibility_timeout, "max_receive_count": max_receive_count}
+        self._resources: Resources | None = None
+        self._clients: dict[str, Any] = {}
+
+    def start(self) -> Moto:
+        self.server.start()
+        self._create()
+        return self
+
+    def _create(self) -> None:
+        self._resources = create_resources(
+            self.server.endpoint_url, prefix=self.prefix, region=self.region, **self._options
+        )
+
+    @property
+    def resources(self) -> Resources:
+        if self._resources is None:
+            raise RuntimeError("moto is not started")
+        return self._resources
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.server.endpoint_url
+
+    @property
+    def pid(self) -> int:
+        """The process that serves (this one, or the child)."""
+        return self.server.pid
+
+    def client(self, service: str) -> Any:
+        """A boto3 client on this server (cached per service)."""
+        if service not in self._clients:
+            self._clients[service] = client(service, self.endpoint_url, self.region)
+        return self._clients[service]
+
+    def clean(self) -> None:
+        """Empty every queue and delete every schedule: what a test or a bench run leaves behind
+        (cheaper than :meth:`reset`: the resources stay)."""
+        sqs = self.client("sqs")
+        for url in sqs.list_queues().get("QueueUrls", []):
+            sqs.purge_queue(QueueUrl=url)
+        scheduler = self.client("scheduler")
+        for page in scheduler.get_paginator("list_schedules").paginate():
+            for schedule in page["Schedules"]:
+                scheduler.delete_schedule(Name=schedule["Name"], GroupName=schedule["GroupName"])
+
+    def reset(self) -> None:
+        """Forget everything (whatever was created besides the resources), then create the
+        resources again."""
+        self.server.reset()
+        self._create()
+
+    def stop(self) -> None:
+        self.server.stop()
+        self._clients.clear()
+
+
 def queue_url_from_arn(sqs, arn: str) -> str:
     """``arn:aws:sqs:<region>:<account>:<name>`` -> its URL."""
     parts = arn.split(":")
@@ -326,17 +424,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--visibility-timeout", type=int, default=30)
     args = parser.parse_args(argv)
-    server = MotoServer(args.port)
-    url = server.start()
-    res = create_resources(url, visibility_timeout=args.visibility_timeout)
-    print(json.dumps(res.as_dict(), indent=2))
+    moto = Moto(port=args.port, visibility_timeout=args.visibility_timeout).start()
+    print(json.dumps(moto.resources.as_dict(), indent=2))
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
-        server.stop()
+        moto.stop()
     return 0
 
 

@@ -12,7 +12,7 @@ and what HTTP and end-to-end tests use in-process::
 
 What it wires together:
 
-* ``local.aws``: moto's server and the template's queues, topic, schedule group; their URLs and
+* ``local.aws.Moto``: moto's server and the template's queues, topic, schedule group; their URLs and
   ARNs become the functions' environment (``JOBS_QUEUE_URL``, ``FOLLOWUP_TOPIC_ARN``,
   ``SCHEDULER_*``, ``AWS_ENDPOINT_URL``, dummy credentials), with ``DATABASE_URL``,
   ``DB_IAM_AUTH=false``, ``DB_SSLMODE=disable``, Powertools settings; ``env`` overrides any of it;
@@ -92,6 +92,7 @@ class LocalStack:
         host: str = "127.0.0.1",
         port: int = 0,
         moto_port: int = 0,
+        moto_process: bool = False,
         env: dict[str, str] | None = None,
         max_workers: int = 4,
         visibility_timeout: int = 30,
@@ -115,6 +116,7 @@ class LocalStack:
         self.host = host
         self.port = port
         self.moto_port = moto_port
+        self.moto_process = moto_process
         self.user_env = dict(env or {})
         self.max_workers = max_workers
         self.visibility_timeout = visibility_timeout
@@ -136,8 +138,10 @@ class LocalStack:
             else ([DEFAULT_LAYER] if DEFAULT_LAYER.is_dir() else [])
         )
         # moto keeps ONE state per process, whatever server it answers on: two stacks in one process
-        # (tests) with the same queue names would consume each other's jobs. Unnamed stacks get
-        # names of their own; `python -m local.run` names its resources "hibachi" (stable for ops).
+        # (tests) with the same queue names would consume each other's jobs, and one's scheduler
+        # fires the other's schedules. Unnamed stacks get names of their own; `python -m local.run`
+        # names its resources "hibachi" (stable for ops). ``moto_process=True``: moto in a child
+        # process, a state of this stack's own.
         self.resource_prefix = resource_prefix or f"hibachi-{uuid.uuid4().hex[:6]}"
 
         self.app = None
@@ -150,7 +154,6 @@ class LocalStack:
         self.poller = None
         self.reconciler = None
         self.schedules = None
-        self._clients: dict[str, Any] = {}
         self._started = False
 
     # lifecycle --------------------------------------------------------------------------------------
@@ -173,20 +176,21 @@ class LocalStack:
 
     def _start(self) -> None:
         from local.auth import JwtAuthority, default_issuer
-        from local.aws import MotoServer, create_resources
+        from local.aws import Moto
         from local.gateway import Gateway
         from local.routes import load_app
         from local.runtime import FunctionRegistry
 
         self.app = load_app(self.template)
-        self.moto = MotoServer(self.moto_port, self.host)
-        endpoint = self.moto.start()
-        self.resources = create_resources(
-            endpoint,
-            prefix=self.resource_prefix,
+        self.moto = Moto(
+            self.resource_prefix,
+            port=self.moto_port,
+            host=self.host,
+            process=self.moto_process,
             visibility_timeout=self.visibility_timeout,
             max_receive_count=self.max_receive_count,
         )
+        self.resources = self.moto.start().resources
         self.env = {**base_function_env(self.database_url), **self.resources.function_env(), **self.user_env}
         self.registry = FunctionRegistry(
             self.app,
@@ -266,7 +270,6 @@ class LocalStack:
         if self.moto is not None:
             self.moto.stop()
             self.moto = None
-        self._clients.clear()
         self._started = False
 
     # wiring helpers ---------------------------------------------------------------------------------
@@ -311,11 +314,7 @@ class LocalStack:
 
     def client(self, service: str):
         """A boto3 client on this stack's moto (cached per service)."""
-        if service not in self._clients:
-            from local.aws import client
-
-            self._clients[service] = client(service, self.resources.endpoint_url, self.resources.region)
-        return self._clients[service]
+        return self.moto.client(service)
 
     @property
     def sqs(self):

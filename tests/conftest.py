@@ -102,7 +102,7 @@ def moto() -> Iterator[Moto]:
     this process shares it), with the template's resources named ``test-*``; the jobs queue's
     visibility timeout is 0 (a received, undeleted job is back at once). Tests empty it first
     (``sqs``)."""
-    server = Moto("test", visibility_timeout=0).start()
+    server = Moto("test", process=True, visibility_timeout=0).start()
     yield server
     server.stop()
 
@@ -125,7 +125,7 @@ def aws(sqs: dict, moto: Moto) -> Iterator[dict]:
     follow-up topic (its SQS subscription is ``inbox``), the schedule group and role (the jobs queue
     is the schedules' target)."""
     res = moto.resources
-    with settings_module.override(**moto.settings()):
+    with settings_module.override(**moto.resources.settings()):
         yield {
             **sqs,
             "sns": moto.client("sns"),

@@ -34,18 +34,21 @@ def stack(fixture_out: Path, tmp_path_factory) -> Iterator[LocalStack]:
         reconcile_interval=0.5,
         schedule_poll_interval=0.2,
         max_workers=3,
-        # moto keeps one state per process: queue names of its own, or this session-long poller
-        # takes the jobs of every later stack that uses the default names
+        # moto keeps one state per process: a child process of its own, or this session-long poller
+        # takes the jobs of every later stack with the same names and its scheduler fires theirs
+        moto_process=True,
         resource_prefix="httpfixture",
     ) as s:
         yield s
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def app_stack(database_url: str, tmp_path_factory) -> Iterator[LocalStack]:
-    """The real app (template.yaml) on the tests' database, one per test module: moto keeps one state per
-    process, so a stack left running would fire the fixture stack's schedules too (test_local_stack)."""
-    with LocalStack(database_url, key_dir=tmp_path_factory.mktemp("jwt"), reconcile_interval=3600) as s:
+    """The real app (template.yaml) on the tests' database, one for the session; its moto runs in a
+    child process (moto keeps one state per process: it would fire the fixture stack's schedules)."""
+    with LocalStack(
+        database_url, key_dir=tmp_path_factory.mktemp("jwt"), reconcile_interval=3600, moto_process=True
+    ) as s:
         yield s
 
 

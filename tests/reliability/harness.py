@@ -102,10 +102,10 @@ def booking_body(start: str, **overrides) -> dict:
 
 
 class _Shared:
-    """The stack (and its PostgreSQL) of tests/reliability, tests/fuzz and tests/security: each
-    folder's conftest acquires it for its package and releases it at the package's end, the last
-    release stopping it. Not for the whole session: moto keeps one state per process, and the
-    in-process ``mock_aws`` of other folders' tests resets it (our queues would vanish)."""
+    """The stack (and its PostgreSQL) of tests/reliability, tests/fuzz and tests/security, started
+    by the first folder that needs it and kept for the session: each folder's conftest acquires it,
+    and the last release (at the session's end) stops it. Its moto runs in a child process, a state
+    of its own: no other stack of the session fires its schedules or takes its jobs."""
 
     def __init__(self) -> None:
         self.env: Env | None = None
@@ -150,7 +150,8 @@ class _Shared:
             max_workers=4,
             enable_reconciler=False,  # the tests run the reconciler when they mean to
             enable_scheduler=False,  # follow-ups are due days later; nothing to fire
-            resource_prefix="rel",  # moto keeps one state per process: queue names of our own
+            moto_process=True,  # a moto state of its own (see _Shared)
+            resource_prefix="rel",
             env={
                 "RECONCILE_GRACE_SECONDS": "0",
                 "AWS_ENDPOINT_URL": proxy.url,
@@ -178,10 +179,11 @@ shared = _Shared()
 
 def package_stack_fixture() -> Any:
     """The ``rel`` fixture for a test folder's conftest (``rel = package_stack_fixture()``): the
-    shared stack, acquired for that package and released at its end (see _Shared)."""
+    shared stack, acquired by that folder's first test and released at the session's end (see
+    _Shared)."""
     import pytest
 
-    @pytest.fixture(scope="package")
+    @pytest.fixture(scope="session")
     def rel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         env = shared.acquire(tmp_path_factory)
         yield env
