@@ -108,14 +108,18 @@ def moto() -> Iterator[Moto]:
 
 
 @pytest.fixture
-def sqs(settings: Settings, moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+def sqs(settings: Settings, moto: Moto) -> Iterator[dict]:
     """The session's moto, emptied (queues and schedules), with the jobs queue and its DLQ; the
     settings point JOBS_QUEUE_URL at it, and the app's AWS clients at moto (``hibachi.sqs`` by the
-    settings, boto3 by ``AWS_ENDPOINT_URL``)."""
+    settings, boto3 by ``AWS_ENDPOINT_URL``: a monkeypatch of its own, which a test's
+    ``monkeypatch.undo()`` leaves alone)."""
     moto.clean()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint_url)
     res = moto.resources
-    with settings_module.override(aws_endpoint_url=moto.endpoint_url, jobs_queue_url=res.jobs_queue_url):
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        settings_module.override(aws_endpoint_url=moto.endpoint_url, jobs_queue_url=res.jobs_queue_url),
+    ):
+        patch.setenv("AWS_ENDPOINT_URL", moto.endpoint_url)
         yield {"client": moto.client("sqs"), "queue_url": res.jobs_queue_url, "dlq_url": res.jobs_dlq_url}
 
 

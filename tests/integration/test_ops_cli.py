@@ -235,12 +235,13 @@ CFN_TEMPLATE = {
 
 
 @pytest.fixture
-def aws_stack(moto, monkeypatch) -> Iterator[AwsTarget]:
+def aws_stack(moto) -> Iterator[AwsTarget]:
     """A deployed stack ``stk`` on the session's moto (its CloudFormation); moto forgets it after."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint_url)  # AwsTarget's boto3 clients
     moto.client("cloudformation").create_stack(StackName="stk", TemplateBody=json.dumps(CFN_TEMPLATE))
     try:
-        yield AwsTarget("stk", region="us-east-1")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("AWS_ENDPOINT_URL", moto.endpoint_url)  # AwsTarget's boto3 clients
+            yield AwsTarget("stk", region="us-east-1")
     finally:
         moto.reset()
 
