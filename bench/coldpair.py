@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     import time
 
     from bench.env import function_env, load, quiet_stdout, started, use_settings
-    from bench.operations import COLD_STARTS, SETUPS
+    from bench.operations import COLD_STARTS, fixtures_of
     from testkit.env import migrated_database
 
     known = {cs.function: cs for cs in COLD_STARTS if cs.available}
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             with quiet_stdout():
                 for name in args.functions:
                     for key in known[name].setups:
-                        fixtures.setdefault(key, {**SETUPS[key](1, run_id), "run": run_id})
+                        fixtures.setdefault(key, fixtures_of(key, 1, run_id))
             env = function_env(db, moto)
             STATE.mkdir(parents=True, exist_ok=True)
             for i in range(args.runs + 1):  # run 0 only warms the page cache

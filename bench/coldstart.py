@@ -432,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     from bench.env import function_env, started, use_settings
-    from bench.operations import COLD_STARTS, SETUPS
+    from bench.operations import COLD_STARTS, fixtures_of
     from bench.reference import create_schema
     from testkit.env import migrated_database
 
@@ -453,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
             if cs.function not in args.functions:
                 continue
             for key in cs.setups:
-                fixtures.setdefault(key, {**SETUPS[key](1, run_id), "run": run_id})
+                fixtures.setdefault(key, fixtures_of(key, 1, run_id))
             moto.clean()
             print(f"comparing {cs.function}: {args.pairs} pairs", file=sys.stderr, flush=True)
             out.append(

@@ -21,7 +21,7 @@ import os
 import time
 from typing import Any
 
-from bench.measure import Counter, RunResult, _numbers, cpu_seconds
+from bench.measure import Accounting, Counter, RunResult, _numbers, client_rate
 
 _TIMEOUT = 180.0
 
@@ -130,43 +130,26 @@ class EnvPool:
                 spec["slots"] = fixtures["slots"].take(cap)
             self.conns[c].send(("prepare", spec))
         open_errors = [err for c in range(clients) for _, err in [self._recv(c, _TIMEOUT)] if err]
-        if proxy is not None:
-            proxy.reset()
-        if queue is not None:
-            queue.clean()  # the warm-up's messages
-        queued0 = queue.queued() if queue is not None else None
-        cpu0 = {name: cpu_seconds(pid) for name, pid in (processes or {}).items()}
+        accounting = Accounting(proxy, queue, processes)
+        accounting.begin()  # the warm-up's messages and round trips do not count
         start = time.perf_counter() + 0.05
         stop = start + (duration or max_seconds)
         for c in range(clients):
             self.conns[c].send(("go", (start, stop, start + max_seconds, requests)))
         parts = [self._recv(c, max_seconds + _TIMEOUT)[1] for c in range(clients)]
-        cpu1 = {name: cpu_seconds(pid) for name, pid in (processes or {}).items()}
-
         errors = [f"open: {e}" for e in open_errors] + [e for p in parts for e in p["errors"]]
         result = RunResult(
             samples=[s for p in parts for s in p["samples"]],
             errors=len(errors),
             first_error=errors[0] if errors else "",
             clients=clients,
+            cpu_ms={"bench": sum(p["cpu"] for p in parts) * 1000},
         )
-        result.cpu_ms = {
-            "bench": sum(p["cpu"] for p in parts) * 1000,
-            **{name: (cpu1[name] - cpu0[name]) * 1000 for name in cpu0},
-        }
+        accounting.end(result)
         if duration:
             result.window = duration
             result.in_window = sum(1 for p in parts for e in p["ends"] if e <= stop)
-            rates = []
-            for p in parts:
-                done = [e for e in p["ends"] if e <= stop]
-                if done:
-                    rates.append(len(done) / (done[-1] - start))
-            result.rate = sum(rates)
-        if proxy is not None:
-            result.round_trips = proxy.round_trips
-        if queue is not None:
-            result.sends = queue.queued() - queued0
+            result.rate = sum(r for p in parts if (r := client_rate(p["ends"], start, stop)) is not None)
         return result
 
     def close(self) -> None:

@@ -158,6 +158,42 @@ def cpu_seconds(pid: int | None = None) -> float:
         return math.nan
 
 
+def client_rate(ends: list[float], start: float, stop: float) -> float | None:
+    """One client's request rate in a duration run: requests completed in the window, per second
+    up to its last one in it (None when none completed)."""
+    done = [e for e in ends if e <= stop]
+    return len(done) / (done[-1] - start) if done else None
+
+
+class Accounting:
+    """What a run accounts around its timed part, for ``run`` and ``bench.envs.EnvPool.run``: the
+    proxy's database round trips, the messages the queue (``bench.env.Moto``) received, the CPU
+    time of other processes (name -> pid; None: this one). ``begin`` right before the clients go,
+    ``end`` right after they finish."""
+
+    def __init__(self, proxy: Any = None, queue: Any = None, processes: dict[str, int | None] | None = None):
+        self.proxy, self.queue, self.processes = proxy, queue, dict(processes or {})
+        self._queued0 = 0
+        self._cpu0: dict[str, float] = {}
+
+    def begin(self) -> None:
+        if self.proxy is not None:
+            self.proxy.reset()
+        if self.queue is not None:
+            self.queue.clean()
+            self._queued0 = self.queue.queued()
+        self._cpu0 = {name: cpu_seconds(pid) for name, pid in self.processes.items()}
+
+    def end(self, result: RunResult) -> RunResult:
+        cpu1 = {name: cpu_seconds(pid) for name, pid in self.processes.items()}
+        result.cpu_ms.update({name: (cpu1[name] - self._cpu0[name]) * 1000 for name in cpu1})
+        if self.proxy is not None:
+            result.round_trips = self.proxy.round_trips
+        if self.queue is not None:
+            result.sends = self.queue.queued() - self._queued0
+        return result
+
+
 def run(
     workload: Workload,
     *,
@@ -207,10 +243,9 @@ def run(
                 samples.extend(mine)
                 ends.extend(my_ends)
                 errors.extend(my_errors)
-                if duration:
-                    done = [e for e in my_ends if e <= stop]
-                    if done:
-                        rates.append(len(done) / (done[-1] - start))
+                rate = client_rate(my_ends, start, stop) if duration else None
+                if rate is not None:
+                    rates.append(rate)
 
     threads = [
         threading.Thread(target=client_thread, args=(c,), name=f"bench-client-{c}", daemon=True) for c in range(clients)
@@ -218,28 +253,18 @@ def run(
     for t in threads:
         t.start()
     warmed.wait()
-    if proxy is not None:
-        proxy.reset()
-    if queue is not None:
-        queue.clean()
-    queued0 = queue.queued() if queue is not None else None
-    pids: dict[str, int | None] = {"bench": None, **(processes or {})}
-    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    accounting = Accounting(proxy, queue, {"bench": None, **(processes or {})})
+    accounting.begin()
     box["start"] = time.perf_counter()
     go.wait()
     for t in threads:
         t.join(timeout=max_seconds + 120)
-    cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
     result = RunResult(samples=samples, errors=len(errors), first_error=errors[0] if errors else "", clients=clients)
-    result.cpu_ms = {name: (cpu1[name] - cpu0[name]) * 1000 for name in pids}
+    accounting.end(result)
     if duration:
         result.window = duration
         result.in_window = sum(1 for e in ends if e <= box["start"] + duration)
         result.rate = sum(rates)
-    if proxy is not None:
-        result.round_trips = proxy.round_trips
-    if queue is not None:
-        result.sends = queue.queued() - queued0
     return result
 
 

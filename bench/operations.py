@@ -560,6 +560,11 @@ def setup_send(jobs_needed: int, run: str) -> dict[str, Any]:
 SETUPS.update({"emotion": setup_emotion, "schedule": setup_schedule, "send": setup_send})
 
 
+def fixtures_of(setup: str, count: int, run: str) -> dict[str, Any]:
+    """The fixtures of ``SETUPS[setup]`` for ``count`` clients (or jobs), tagged with the run."""
+    return {**SETUPS[setup](count, run), "run": run}
+
+
 def emotion_jobs(fx: dict[str, Any], batch: int, size: int) -> list:
     from hibachi import jobs
 

@@ -108,7 +108,7 @@ def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
     from bench.env import function_env, machine, postgres_version, quiet_stdout, started, use_settings
     from bench.envs import EnvPool
     from bench.measure import Capture, HandlerWorkload, SelectOne, SqsWait, replay, run
-    from bench.operations import COLD_STARTS, JOB_TYPES, OPERATIONS, SETUPS
+    from bench.operations import COLD_STARTS, JOB_TYPES, OPERATIONS, fixtures_of
     from testkit.env import migrated_database
     from testkit.netproxy import PgProxy
 
@@ -138,7 +138,7 @@ def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
             with Capture() as capture:
                 for key in dict.fromkeys(op.setup for op in ops):
                     capture.tag = ("setup", None)
-                    fixtures[key] = {**SETUPS[key](plan.throughput_clients, run_id), "run": run_id}
+                    fixtures[key] = fixtures_of(key, plan.throughput_clients, run_id)
                 for op in ops:
                     results.rtt0[label(op, False)] = run(
                         HandlerWorkload(op, fixtures[op.setup], warmup=5, capture=capture),
@@ -237,15 +237,14 @@ def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
             for cs in COLD_STARTS:
                 for key in cs.setups:
                     if cs.available and key not in fixtures:
-                        fixtures[key] = {**SETUPS[key](plan.throughput_clients, run_id), "run": run_id}
+                        fixtures[key] = fixtures_of(key, plan.throughput_clients, run_id)
             for job_type in JOB_TYPES:
                 if job_type.available:
                     log(f"worker: {job_type.name} (setup)")
                     use_settings(db_a)
-                    fx = fixtures.get(job_type.setup) or {
-                        **SETUPS[job_type.setup](worker.jobs_needed(job_type, plan.worker_batches), run_id),
-                        "run": run_id,
-                    }
+                    fx = fixtures.get(job_type.setup) or fixtures_of(
+                        job_type.setup, worker.jobs_needed(job_type, plan.worker_batches), run_id
+                    )
                     fixtures[job_type.setup] = fx
                     log(f"worker: {job_type.name}")
                     moto.clean()

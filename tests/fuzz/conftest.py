@@ -1,4 +1,4 @@
-"""The local stack of tests/reliability/harness.py, for this folder (package scope: see _Shared), and
+"""The local stack of tests/reliability/harness.py (shared with other folders: see _Shared), and
 the schemathesis schema of its live document with every check."""
 
 import pytest
@@ -14,7 +14,11 @@ rel = package_stack_fixture()
 
 @pytest.fixture(scope="module")
 def api_schema(rel):
-    return schemathesis.openapi.from_url(f"{rel.stack.url}/openapi.json", config=SchemathesisConfig.from_str(CONFIG))
+    # the gateway gathers the document from every function, each cold-started in a worker process
+    # of its own: more than schemathesis' default 10 s on a busy machine
+    return schemathesis.openapi.from_url(
+        f"{rel.stack.url}/openapi.json", config=SchemathesisConfig.from_str(CONFIG), timeout=120
+    )
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 from hibachi import settings as settings_module
 
-from bench.operations import JOB_TYPES, OPERATIONS, SETUPS
+from bench.operations import JOB_TYPES, OPERATIONS, fixtures_of
 from testkit.events import sqs_event
 from testkit.netproxy import PgProxy
 from tests.conftest import load_function
@@ -44,7 +44,7 @@ def test_api_operation_is_one_round_trip(op, settings, sqs, context, counted, da
     import json
 
     run = f"perf-{uuid.uuid4().hex[:8]}"
-    fixtures = {**SETUPS[op.setup](1, run), "run": run}
+    fixtures = fixtures_of(op.setup, 1, run)
     handler = load_function(op.function).lambda_handler
     numbers = itertools.count(1)
 
@@ -70,7 +70,7 @@ def test_api_operation_is_one_round_trip(op, settings, sqs, context, counted, da
 @pytest.mark.parametrize("job_type", [jt for jt in JOB_TYPES if jt.available and jt.set_based], ids=lambda jt: jt.name)
 def test_set_based_job_batch_is_at_most_two_round_trips(job_type, settings, aws, context, counted, database_url):
     run = f"perf-{uuid.uuid4().hex[:8]}"
-    fixtures = {**SETUPS[job_type.setup](2 * BATCH, run), "run": run}
+    fixtures = fixtures_of(job_type.setup, 2 * BATCH, run)
     handler = load_function(job_type.function).lambda_handler
     with settings_module.override(database_url=counted.dsn(database_url)):
         for batch in range(2):  # the first opens the connection
