@@ -1,4 +1,4 @@
-"""The local stack of tests/reliability/harness.py, for this folder (package scope: see _Shared)."""
+"""The local stack of tests/reliability/harness.py, shared with other folders (see _Shared)."""
 
 from tests.reliability.harness import package_stack_fixture
 
