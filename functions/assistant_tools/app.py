@@ -11,6 +11,10 @@ same scope (checked per call) and the same error codes (as MCP tool errors). The
 
 from __future__ import annotations
 
+import gc
+
+gc.disable()  # until the init is done (hibachi.coldstart): its objects are long-lived, not garbage
+
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -26,6 +30,7 @@ from hibachi.bookings.models import (
     BookingSearchIn,
     RescheduleIn,
 )
+from hibachi.coldstart import init_done
 from hibachi.conversations import service as conversations
 from hibachi.conversations.models import MessageIn, MessageOut, MessagePage, MessagesQuery
 from hibachi.mcp import Caller, McpServer, Tool
@@ -316,3 +321,6 @@ OPERATIONS = {"POST /mcp": Route("mcp", _ANY_TOOL), "GET /mcp": Route("mcp", _AN
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     return server.handle(event, OPERATIONS)
+
+
+init_done()  # the last statement of the init (hibachi.coldstart)

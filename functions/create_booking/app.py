@@ -12,6 +12,10 @@ Thin: parse and validate (Powertools + pydantic), call ``hibachi.bookings.servic
 
 from __future__ import annotations
 
+import gc
+
+gc.disable()  # until the init is done (hibachi.coldstart): its objects are long-lived, not garbage
+
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
@@ -34,6 +38,7 @@ from hibachi.bookings.models import (
     QueryDuration,
     RescheduleIn,
 )
+from hibachi.coldstart import init_done
 from hibachi.observability import logger, metrics
 from hibachi.settings import require_on_aws
 
@@ -205,3 +210,6 @@ def search_bookings(search: BookingSearchIn) -> BookingPage:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     return handle(app, event, context, OPERATIONS)
+
+
+init_done()  # the last statement of the init (hibachi.coldstart)

@@ -7,11 +7,16 @@ runs the reconciler that re-enqueues whatever a failed send left behind.
 
 from __future__ import annotations
 
+import gc
+
+gc.disable()  # until the init is done (hibachi.coldstart): its objects are long-lived, not garbage
+
 import warnings
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from hibachi import jobs, worker
+from hibachi.coldstart import init_done
 from hibachi.conversations import service as conversations
 from hibachi.followups import service as followups
 from hibachi.observability import logger, metrics
@@ -43,3 +48,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if event.get("task") == "reconcile":
         return worker.reconcile(RECONCILERS)
     return worker.process_batch(event, context, HANDLERS)
+
+
+init_done()  # the last statement of the init (hibachi.coldstart)

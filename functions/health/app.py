@@ -21,6 +21,10 @@ giving a laptop database access:
 
 from __future__ import annotations
 
+import gc
+
+gc.disable()  # until the init is done (hibachi.coldstart): its objects are long-lived, not garbage
+
 import json
 import warnings
 from typing import Any
@@ -29,6 +33,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from hibachi import health, ops
 from hibachi.api import Route, create_app, handle
+from hibachi.coldstart import init_done
 from hibachi.db import get_db
 from hibachi.errors import AppError
 from hibachi.observability import logger, metrics
@@ -113,3 +118,6 @@ def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     if "ops" in event and "routeKey" not in event:
         return _ops(event)
     return handle(app, event, context, OPERATIONS)
+
+
+init_done()  # the last statement of the init (hibachi.coldstart)

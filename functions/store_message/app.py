@@ -9,6 +9,10 @@ Thin: parse and validate (Powertools + pydantic), call ``hibachi.conversations.s
 
 from __future__ import annotations
 
+import gc
+
+gc.disable()  # until the init is done (hibachi.coldstart): its objects are long-lived, not garbage
+
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -16,6 +20,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Que
 from aws_lambda_powertools.logging import correlation_paths
 from hibachi import idempotency
 from hibachi.api import Route, create_app, handle
+from hibachi.coldstart import init_done
 from hibachi.conversations import service
 from hibachi.conversations.models import CURSOR_PATTERN, ConversationOut, MessageIn, MessageOut, MessagePage
 from hibachi.observability import logger, metrics
@@ -104,3 +109,6 @@ def list_messages(
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     return handle(app, event, context, OPERATIONS)
+
+
+init_done()  # the last statement of the init (hibachi.coldstart)

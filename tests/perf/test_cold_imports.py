@@ -21,6 +21,7 @@ A fresh interpreter per function imports ``app`` the way Lambda does (the functi
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -47,8 +48,12 @@ import app
 site = tuple({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
 third = sorted(n for n, m in list(sys.modules.items())
                if (getattr(m, "__file__", None) or "").startswith(site))
-print(json.dumps({"modules": sorted(sys.modules), "third_party": third}))
+import gc
+print(json.dumps({"modules": sorted(sys.modules), "third_party": third,
+                  "gc": {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}}))
 """
+# the functions whose init runs without the cyclic GC (hibachi.coldstart); docs and migrate are not on a request path
+GC_OFF_AT_INIT = [f for f in FUNCTIONS if f not in ("docs", "migrate")]
 
 
 def imported_at_start(function: str) -> dict[str, list[str]]:
@@ -80,6 +85,28 @@ def started(request) -> tuple[str, dict[str, list[str]]]:
 
 def _tops(modules: list[str]) -> set[str]:
     return {m.split(".")[0] for m in modules}
+
+
+def test_the_init_runs_without_the_cyclic_gc_and_freezes_what_it_made(started):
+    """``gc.disable()`` before any import, ``init_done()`` last (``hibachi.coldstart``): after the
+    import the collector is on again and the init's objects are in the permanent generation."""
+    function, found = started
+    if function not in GC_OFF_AT_INIT:
+        pytest.skip("not on a request path")
+    assert found["gc"]["enabled"], f"{function}: the cyclic GC is still off after the init"
+    assert found["gc"]["frozen"] > 10_000, f"{function}: the init's objects were not frozen"
+    tree = ast.parse((ROOT / "functions" / function / "app.py").read_text(encoding="utf-8"))
+    body = [node for node in tree.body if not isinstance(node, ast.Expr) or not isinstance(node.value, ast.Constant)]
+    first_imports = [
+        node
+        for node in body[: next(i for i, node in enumerate(body) if isinstance(node, ast.Expr))]
+        if isinstance(node, ast.Import | ast.ImportFrom)
+    ]
+    assert [ast.unparse(node) for node in first_imports] == ["from __future__ import annotations", "import gc"], (
+        f"{function}: gc.disable() must come before every other import"
+    )
+    assert ast.unparse(body[len(first_imports)]) == "gc.disable()"
+    assert ast.unparse(body[-1]) == "init_done()", f"{function}: init_done() must be the init's last statement"
 
 
 def test_no_aws_sdk_client_at_start(started):
