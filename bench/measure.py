@@ -61,6 +61,9 @@ class RunResult:
     cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU time used during the run, per process
     sqs_wait_ms: list[float] = field(default_factory=list)  # per request, when measured (HandlerWorkload)
     sqs_cpu_ms: list[float] = field(default_factory=list)  # CPU of the thread during the send, per request
+    # CPU of the calling thread during the whole handler call (``thread_time``), per request: the handler's
+    # own work, the driver's and the send's, and the kernel's for their sockets; no waiting
+    thread_cpu_ms: list[float] = field(default_factory=list)
 
     @property
     def summary(self) -> Summary:
@@ -341,6 +344,7 @@ class HandlerWorkload:
     sqs_wait: SqsWait | None = None
     waits: list[float] = field(default_factory=list)
     send_cpu: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # the thread's CPU per timed call (``thread_time``), ms
 
     def __post_init__(self) -> None:
         self.module = load_function(self.op.function)
@@ -372,10 +376,13 @@ class HandlerWorkload:
         event = self.op.event(self.fixtures, client, n)  # API Gateway's work, not timed
         if self.capture:
             self.capture.tag = (self.op.name, n)
-        if self.sqs_wait is None:
-            return self._invoke(event)
-        self.sqs_wait.ms = self.sqs_wait.cpu_ms = 0.0
+        if self.sqs_wait is not None:
+            self.sqs_wait.ms = self.sqs_wait.cpu_ms = 0.0
+        cpu = time.thread_time()
         elapsed = self._invoke(event)
+        self.cpu.append((time.thread_time() - cpu) * 1000)
+        if self.sqs_wait is None:
+            return elapsed
         self.waits.append(self.sqs_wait.ms)
         self.send_cpu.append(self.sqs_wait.cpu_ms)
         return elapsed

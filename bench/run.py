@@ -159,6 +159,7 @@ def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
                         )
                     results.rtt0[op.name].sqs_wait_ms = workload.waits
                     results.rtt0[op.name].sqs_cpu_ms = workload.send_cpu
+                    results.rtt0[op.name].thread_cpu_ms = workload.cpu
             for name in flows:
                 results.rtt0[name] = run(
                     reference.FlowWorkload(name, dsn0, run_id), requests=plan.sequential, max_seconds=30, proxy=proxy0
