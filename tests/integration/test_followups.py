@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hibachi import settings as settings_module
 
+from local.stack import wait_until
 from testkit.events import sqs_event
 from tests.conftest import load_function, new_id, receive_all
 from tests.integration.test_bookings import CANCEL, PATCH, booking_body, call, create, local_start
@@ -418,3 +419,32 @@ def test_the_sample_sqs_event_is_a_valid_job(settings, context, aws):
     response = load_function("followup_worker").lambda_handler(event, context)
     assert response["batchItemFailures"] == []  # an unknown booking: nothing to send, done
     assert published(aws) == []
+
+
+def test_a_sync_racing_another_for_a_new_followup_leaves_it_to_that_job(settings, context, db, aws, database_url):
+    """Two schedule_followup jobs of one new booking at once: the second statement waits for the
+    first's insert and then sees no follow-up row (it is newer than its snapshot). It answers the
+    booking without a follow-up state (None), and the job leaves the schedule to the first."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psycopg
+    from hibachi.followups import repository
+
+    booking = book(context, aws)  # no job has run: the booking has no follow-up row yet
+    with psycopg.connect(database_url, autocommit=True) as watcher, psycopg.connect(database_url) as first:
+        first.execute(repository.SYNC_FOLLOWUPS, {"ids": [booking["id"]]})  # uncommitted: its transaction is open
+        with ThreadPoolExecutor(1) as pool:
+            second = pool.submit(repository.sync_followups, db, [booking["id"]])
+            wait_until(
+                lambda: watcher.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+                    ("%INSERT INTO followups%",),
+                ).fetchone(),
+                timeout=10,
+                message="the second sync waits for the first's insert",
+            )
+            first.commit()
+            (synced,) = second.result(timeout=10)
+    assert str(synced.booking["id"]) == booking["id"] and not synced.changed
+    assert synced.status is None and synced.version is None
+    assert followup(db, booking["id"])["status"] == "pending"

@@ -43,8 +43,10 @@ class SyncedFollowup:
 
     booking: BookingRow
     changed: bool  # this statement wrote the follow-up
-    version: int  # the follow-up's: the booking version it was made for
-    status: FollowupStatus
+    # The follow-up's version (the booking version it was made for) and status; None when a
+    # concurrent job created the row after this statement's snapshot (that job handles it).
+    version: int | None
+    status: FollowupStatus | None
     scheduled_at: datetime | None  # when its schedule was recorded for this version (None: not yet)
 
 
@@ -218,7 +220,8 @@ def sync_followups(db: Database, booking_ids: list[UUID]) -> list[SyncedFollowup
     synced = []
     for row in db.fetchall(SYNC_FOLLOWUPS, {"ids": booking_ids}):
         changed, version = row.pop("changed"), row.pop("followup_version")
-        status, scheduled_at = FollowupStatus(row.pop("followup_status")), row.pop("scheduled_at")
+        status, scheduled_at = row.pop("followup_status"), row.pop("scheduled_at")
+        status = FollowupStatus(status) if status is not None else None
         synced.append(SyncedFollowup(cast(BookingRow, row), changed, version, status, scheduled_at))
     return synced
 

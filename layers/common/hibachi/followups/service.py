@@ -32,7 +32,7 @@ from hibachi.bookings.times import schedule_expression
 from hibachi.db import get_db
 from hibachi.followups import repository
 from hibachi.followups.models import FollowupStatus
-from hibachi.followups.repository import ClaimedSend, SyncedFollowup
+from hibachi.followups.repository import ClaimedSend
 from hibachi.observability import MetricUnit, error_text, logger, metrics
 from hibachi.settings import Settings, get_settings
 
@@ -115,13 +115,12 @@ def _booking_id(value: Any) -> UUID | None:
         return None
 
 
-def _apply_schedule(followup: SyncedFollowup, settings: Settings, correlation_id: str | None) -> str | None:
-    """Create/replace (or enqueue directly) the booking's follow-up; the schedule name, or None
-    when nothing was scheduled (the reconciler then sends it when due)."""
-    row = followup.booking
+def _apply_schedule(row: BookingRow, settings: Settings, correlation_id: str | None) -> str | None:
+    """Create/replace (or enqueue directly) the follow-up of the booking's current version; the
+    schedule name, or None when nothing was scheduled (the reconciler then sends it when due)."""
     name = f"{settings.schedule_name_prefix}{row['id']}"
     due: datetime = row["followup_due_at"]
-    job = send_job(row["id"], followup.version, correlation_id, due=due)
+    job = send_job(row["id"], row["version"], correlation_id, due=due)
     if due <= datetime.now(UTC) + timedelta(seconds=CLAIM_SLACK_SECONDS):
         if not jobs.get_queue().send(job):
             raise RuntimeError("could not enqueue the due follow-up")
@@ -150,7 +149,7 @@ def _apply_schedule(followup: SyncedFollowup, settings: Settings, correlation_id
         "ActionAfterCompletion": "DELETE",
         "State": "ENABLED",
         "Target": target,
-        "Description": f"Follow-up of booking {row['id']} v{followup.version}",
+        "Description": f"Follow-up of booking {row['id']} v{row['version']}",
     }
     scheduler = aws.client("scheduler")
     try:
@@ -223,9 +222,9 @@ def handle_schedule_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
                 and followup.scheduled_at is None
             ):
                 correlation_id = by_booking[booking_id][0].correlation_id
-                name = _apply_schedule(followup, settings, correlation_id)
+                name = _apply_schedule(row, settings, correlation_id)
                 if name is not None:
-                    scheduled.append((booking_id, followup.version, name))
+                    scheduled.append((booking_id, row["version"], name))
             done.append((booking_id, row["version"]))
         except Exception as exc:  # noqa: BLE001 - this booking's jobs fail and are retried; others go on
             logger.warning("follow-up schedule failed", extra={"booking_id": str(booking_id), "error": error_text(exc)})
