@@ -501,6 +501,9 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "local-apigw"
+    # the headers and the body go out in two writes: with Nagle's algorithm on, a kept-alive
+    # connection waits for the client's delayed ACK (~40 ms) before the body leaves
+    disable_nagle_algorithm = True
     gateway: Gateway  # set by Gateway.bind
 
     def version_string(self) -> str:
