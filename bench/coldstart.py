@@ -386,24 +386,26 @@ def has_typical(function: str) -> bool:
 
 
 def compare(
-    function: str,
-    first_request: str,
+    cs: Any,
     env: dict[str, str],
-    event_for_run: Any,
+    fixtures: dict[str, Any],
+    tag: str,
     *,
     pairs: int = 10,
     importtime_runs: int = 3,
 ) -> Comparison:
-    """Cold-start ours and the typical handler in turns, ``pairs`` measured pairs after one
-    unmeasured pair; both get the same event (``event_for_run(i)``: a fresh one per pair)."""
+    """Cold-start ours and the typical handler of ``cs`` (a ``bench.operations.ColdStart``) in
+    turns, ``pairs`` measured pairs after one unmeasured pair; both get the same event (a fresh one
+    per pair: ``cs.event(fixtures, f"{tag}-{i}")``)."""
     from bench.env import load
 
+    function = cs.function
     STATE.mkdir(parents=True, exist_ok=True)
-    result = Comparison(function, first_request, load=(load(), ""))
+    result = Comparison(function, cs.first_request, load=(load(), ""))
     event_file = STATE / f"compare-{function}.json"
     try:
         for i in range(pairs + 1):
-            event = event_for_run(i)
+            event = cs.event(fixtures, f"{tag}-{i}")
             event_file.write_text(json.dumps(event), encoding="utf-8")
             ours, ours_wall = _run_child(FUNCTIONS / function, env, event_file)
             typical, typical_wall = _run_child(TYPICAL / function, env, event_file)
@@ -417,7 +419,7 @@ def compare(
             result.ours_outcome, result.typical_outcome = ours["outcome"], typical["outcome"]
             result.ours_lazy = [t for t in tops(ours["third_party_first"]) if t not in tops(ours["third_party_import"])]
         if importtime_runs:
-            result.profile = importtime(function, env, importtime_runs, event=event_for_run(pairs + 1))
+            result.profile = importtime(function, env, importtime_runs, event=cs.event(fixtures, f"{tag}-{pairs + 1}"))
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         result.error = str(exc)[-600:]
     finally:
@@ -456,16 +458,7 @@ def main(argv: list[str] | None = None) -> int:
                 fixtures.setdefault(key, fixtures_of(key, 1, run_id))
             moto.clean()
             print(f"comparing {cs.function}: {args.pairs} pairs", file=sys.stderr, flush=True)
-            out.append(
-                compare(
-                    cs.function,
-                    cs.first_request,
-                    env,
-                    lambda i, cs=cs: cs.event(fixtures, f"{run_id}-{i}"),
-                    pairs=args.pairs,
-                    importtime_runs=args.importtime_runs,
-                )
-            )
+            out.append(compare(cs, env, fixtures, run_id, pairs=args.pairs, importtime_runs=args.importtime_runs))
     from bench.report import comparison_section
 
     print(comparison_section(out))

@@ -298,10 +298,10 @@ def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
                 moto.clean()
                 results.typical.append(
                     coldstart.compare(
-                        cs.function,
-                        cs.first_request,
+                        cs,
                         env,
-                        lambda i, cs=cs: cs.event(fixtures, f"{run_id}-{200 + i}"),
+                        fixtures,
+                        f"{run_id}-typical",
                         pairs=plan.typical_pairs,
                         importtime_runs=plan.importtime_runs,
                     )
