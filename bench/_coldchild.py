@@ -62,6 +62,7 @@ with open(out_path, "w", encoding="utf-8") as f:
             "import_ms": (t1 - t0) * 1000,
             "first_ms": (t2 - t1) * 1000,
             "total_ms": (t2 - t0) * 1000,
+            "responded_at": t2,  # perf_counter (CLOCK_MONOTONIC, shared with the parent): the end without the exit
             "outcome": outcome,
             "third_party_import": third_party(after_import),
             "third_party_first": third_party(after_first),
