@@ -48,9 +48,17 @@ run: install ## Run the whole app locally on :3000 (PostgreSQL, moto, gateway, w
 token: install ## Print a dev JWT for the local gateway (all scopes; SCOPES="a b" to choose)
 	@$(PY) -m local.token $(if $(SCOPES),--scopes $(SCOPES))
 
+# The integration and system tiers run on TEST_WORKERS processes (pytest-xdist; whole files per
+# process, each process with its own database on the test server, its own moto and stacks). 0: one
+# process. With DATABASE_URL (one shared database) the default is 0.
+TEST_WORKERS ?= $(if $(DATABASE_URL),0,2)
+XDIST := $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
+
 .PHONY: test
 test: install ## Run the whole test suite, all three tiers (starts its own PostgreSQL; DATABASE_URL to use another)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@# the unit tier first and alone: sockets are blocked in it, and xdist would not keep it first
+	$(PY) -m pytest -m unit tests/unit -p no:schemathesis $(PYTEST_ARGS)
+	$(PY) -m pytest -m "integration or system" $(XDIST) $(PYTEST_ARGS)
 
 .PHONY: test-fast
 test-fast: install ## The unit tier: no database, no sockets, a few seconds
@@ -58,11 +66,11 @@ test-fast: install ## The unit tier: no database, no sockets, a few seconds
 
 .PHONY: test-integration
 test-integration: install ## The integration tier: real PostgreSQL and moto, handlers in process
-	$(PY) -m pytest -m integration -q $(PYTEST_ARGS)
+	$(PY) -m pytest -m integration -q $(XDIST) $(PYTEST_ARGS)
 
 .PHONY: test-system
 test-system: install ## The system tier: through the local gateway (HTTP, fuzz, security, reliability)
-	$(PY) -m pytest -m system -q $(PYTEST_ARGS)
+	$(PY) -m pytest -m system -q $(XDIST) $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: install ## ruff check, ruff format --check, mypy --strict (the same checks as .pre-commit-config.yaml and CI)

@@ -22,6 +22,8 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from local.aws import Moto
@@ -59,8 +61,23 @@ def project_postgres(name: str, port: int) -> LocalPostgres:
     """The embedded server of ``.local/<name>``, started (on ``port``, or any free one when another
     checkout holds it) and kept running for later runs."""
     pg = LocalPostgres(ROOT / ".local" / name, port)
-    pg.start(any_free_port=True)
+    with _start_lock(name):  # parallel test workers (pytest -n) start it once
+        pg.start(any_free_port=True)
     return pg
+
+
+@contextmanager
+def _start_lock(name: str) -> Iterator[None]:
+    import fcntl
+
+    lock_file = ROOT / ".local" / f"{name}.lock"
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def throwaway_postgres(prefix: str, port: int = 0) -> LocalPostgres:

@@ -75,7 +75,9 @@ def database_url() -> Iterator[str]:
         apply(url)
         yield url
         return
-    yield migrated_database(project_postgres("test-pg", TEST_PG_PORT), "hibachi_test")
+    # one database per parallel worker (pytest -n: PYTEST_XDIST_WORKER is gw0, gw1, ...)
+    name = "hibachi_test" + (f"_{worker}" if (worker := os.environ.get("PYTEST_XDIST_WORKER")) else "")
+    yield migrated_database(project_postgres("test-pg", TEST_PG_PORT), name)
 
 
 @pytest.fixture
