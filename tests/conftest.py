@@ -80,6 +80,17 @@ def database_url() -> Iterator[str]:
     yield migrated_database(project_postgres("test-pg", TEST_PG_PORT), name)
 
 
+@pytest.fixture(autouse=True)
+def _no_metrics_from_earlier_tests() -> None:
+    """The process's shared Powertools Metrics (``hibachi.observability.metrics``) starts each test
+    empty: a service called below its handler adds metrics that no flush writes out, and a later
+    test's handler would flush them with its own (which test came first depends on the order, and on
+    the parallel workers' share of the files)."""
+    observability = sys.modules.get("hibachi.observability")
+    if observability is not None:
+        observability.metrics.clear_metrics()
+
+
 @pytest.fixture
 def settings(database_url: str) -> Iterator[Settings]:
     """Settings for in-process handler tests; change them with ``hibachi.settings.override``."""
