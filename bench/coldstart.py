@@ -420,6 +420,10 @@ def compare(
             event_file.write_text(json.dumps(event), encoding="utf-8")
             ours, ours_wall = _run_child(FUNCTIONS / function, env, event_file)
             typical, typical_wall = _run_child(TYPICAL / function, env, event_file)
+            if ours["outcome"] != typical["outcome"]:  # not the same work: no ratio to report
+                raise RuntimeError(
+                    f"{function}: pair {i}: ours answered {ours['outcome']}, the typical handler {typical['outcome']}"
+                )
             if i:
                 result.ours_wall.append(ours_wall)
                 result.typical_wall.append(typical_wall)
