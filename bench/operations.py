@@ -588,13 +588,13 @@ def _booking_batch(fx: dict[str, Any], batch: int, size: int) -> list[str]:
 
 
 def schedule_jobs(fx: dict[str, Any], batch: int, size: int) -> list:
-    from hibachi.followups.service import schedule_job
+    from hibachi.followups.jobs import schedule_job
 
     return [schedule_job(booking_id, 1, "bench") for booking_id in _booking_batch(fx, batch, size)]
 
 
 def send_jobs(fx: dict[str, Any], batch: int, size: int) -> list:
-    from hibachi.followups.service import send_job
+    from hibachi.followups.jobs import send_job
 
     return [send_job(booking_id, 1, "bench") for booking_id in _booking_batch(fx, batch, size)]
 

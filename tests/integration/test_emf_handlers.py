@@ -428,7 +428,7 @@ def test_booking_operations_emit_their_latency_database_and_enqueue_time(setting
 
 
 def test_followups_sent_is_counted(settings, context, sqs, moto, capsys, warm, db):
-    from hibachi.followups.service import send_job
+    from hibachi.followups.jobs import send_job
 
     topic = moto.resources.followup_topic_arn
     days = random.randint(400, 1000)

@@ -194,7 +194,7 @@ def test_reschedule_replaces_the_schedule(settings, context, db, aws):
 
 
 def send_body(booking_id: str, version: int) -> str:
-    from hibachi.followups.service import send_job
+    from hibachi.followups.jobs import send_job
 
     return send_job(booking_id, version, "test").model_dump_json()
 

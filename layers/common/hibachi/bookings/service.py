@@ -49,7 +49,7 @@ from hibachi.errors import (
     NotFound,
     Unprocessable,
 )
-from hibachi.followups.service import schedule_job
+from hibachi.followups.jobs import schedule_job
 from hibachi.observability import MetricUnit, add_ms, metrics, timed_ms
 from hibachi.settings import Settings, get_settings
 

@@ -31,6 +31,7 @@ from hibachi.bookings.repository import BookingRow
 from hibachi.bookings.times import schedule_expression
 from hibachi.db import get_db
 from hibachi.followups import repository
+from hibachi.followups.jobs import schedule_job, send_job
 from hibachi.followups.models import FollowupStatus
 from hibachi.followups.repository import ClaimedSend
 from hibachi.observability import MetricUnit, error_text, logger, metrics
@@ -39,27 +40,6 @@ from hibachi.settings import Settings, get_settings
 CLAIM_SLACK_SECONDS = 60  # a schedule may fire this early (or the clocks differ this much)
 STUCK_SENDING_SECONDS = 300  # a 'sending' follow-up older than this was abandoned by a dead worker
 SCHEDULE_RETRY_POLICY = {"MaximumRetryAttempts": 10, "MaximumEventAgeInSeconds": 24 * 3600}
-
-
-# -- jobs ---------------------------------------------------------------------------------------------
-def schedule_job(booking_id: UUID | str, version: int, correlation_id: str | None) -> jobs.Job:
-    return jobs.Job.new(
-        jobs.SCHEDULE_FOLLOWUP,
-        f"{jobs.SCHEDULE_FOLLOWUP}:{booking_id}:v{version}",
-        {"booking_id": str(booking_id)},
-        correlation_id,
-    )
-
-
-def send_job(booking_id: UUID | str, version: int, correlation_id: str | None, due: datetime | None = None) -> jobs.Job:
-    """The ``send_followup`` job; a scheduled one counts its age (``JobAge``) from when it was due."""
-    job = jobs.Job.new(
-        jobs.SEND_FOLLOWUP,
-        f"{jobs.SEND_FOLLOWUP}:{booking_id}:v{version}",
-        {"booking_id": str(booking_id), "version": version},
-        correlation_id,
-    )
-    return job.model_copy(update={"enqueued_at": due}) if due is not None else job
 
 
 # -- texts ----------------------------------------------------------------------------------------------
