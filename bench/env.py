@@ -34,7 +34,7 @@ class Moto(testkit_env.Moto):
 
     def __init__(self) -> None:
         STATE.mkdir(parents=True, exist_ok=True)
-        super().__init__("bench", process=True, log=STATE / "moto.log")
+        super().__init__("bench", process=True, log=STATE / "moto.log", keep_alive=True)
         self._env_queues: dict[int, str] = {}
 
     def env_queue(self, client: int) -> str:

@@ -327,11 +327,7 @@ def target_rows(results: Any) -> list[list[str]]:
                 f"{ms(thread_cpu, 2)} ms",
                 "≤ 1.0 ms",
                 verdict(thread_cpu <= 1.0),
-                ""
-                if thread_cpu <= 1.0
-                else f"by {ms(thread_cpu - 1, 2)} ms: the kernel's loopback TCP work for the statement and the "
-                "send (moto's server closes every connection, so each send also connects), Powertools routing "
-                "and validation, the service, serialization and the EMF flush",
+                "" if thread_cpu <= 1.0 else f"by {ms(thread_cpu - 1, 2)} ms; {_cpu_left(results.rtt0.get(op.name))}",
             ]
         )
     for c in getattr(results, "typical", []):
@@ -356,6 +352,89 @@ def target_rows(results: Any) -> list[list[str]]:
             ]
         )
     return rows
+
+
+def cpu_parts(result: Any) -> dict[str, float] | None:
+    """p50 (ms) of each part of the handler call's thread CPU (``bench.measure.CpuParts``), from the
+    per-request parts: ``statement``, ``enqueue`` (with ``signing`` and ``exchange`` in it),
+    ``resolver`` (the Powertools resolver without the statement and the enqueue: routing, validation,
+    the route's code, serialization; 0 for a handler without it) and ``around`` (the rest of the call:
+    the guards, Logger, Metrics and the EMF flush, or all but the statement and the enqueue)."""
+    parts = getattr(result, "cpu_parts_ms", None) if result is not None else None
+    total = getattr(result, "thread_cpu_ms", None) if result is not None else None
+    if not parts or not total or any(len(v) != len(total) for v in parts.values()):
+        return None
+    derived: dict[str, list[float]] = {k: list(parts[k]) for k in ("statement", "enqueue", "signing", "exchange")}
+    derived["resolver"], derived["around"] = [], []
+    for i, whole in enumerate(total):
+        inner = parts["statement"][i] + parts["enqueue"][i]
+        resolver = parts["resolver"][i]
+        derived["resolver"].append(max(resolver - inner, 0.0) if resolver else 0.0)
+        derived["around"].append(max(whole - (resolver or inner), 0.0))
+    return {name: Summary.of(values).p50 for name, values in derived.items()}
+
+
+def _cpu_parts_section(results: Any) -> str:
+    """Where each write's thread CPU goes (issue 12's figure), part by part."""
+    rows = []
+    for op in _operations(results):
+        r = results.rtt0.get(op.name)
+        p = cpu_parts(r) if op.enqueues else None
+        thread_cpu = _thread_cpu(r) if op.enqueues else None
+        if p is None or thread_cpu is None:
+            continue
+        rows.append(
+            [
+                op.name,
+                ms(thread_cpu, 3),
+                ms(p["statement"], 3),
+                ms(p["enqueue"], 3),
+                ms(p["signing"], 3),
+                ms(p["exchange"], 3),
+                ms(p["resolver"], 3) if p["resolver"] else "-",
+                ms(p["around"], 3),
+            ]
+        )
+    if not rows:
+        return ""
+    return (
+        "\n### Where a write's CPU goes (thread CPU of the handler call, p50 of each part, ms)\n\n"
+        "Measured in the same requests as the figure of target 7 (`bench.measure.CpuParts`: the calling "
+        "thread's `thread_time` inside each call named). The p50 of the parts need not add up to the p50 "
+        "of the whole.\n\n"
+        + table(
+            [
+                "operation",
+                "whole call",
+                "statement (`Database.run`: psycopg, the kernel's socket work)",
+                "enqueue (`JobQueue.send_many`)",
+                "of it signing (`sigv4.sign`)",
+                "of it the HTTP exchange (`Sqs._exchange`)",
+                "Powertools resolver without those (routing, validation, the route's code, serialization)",
+                "the rest (guards, Logger, Metrics, the EMF flush; for MCP, all but the statement and the enqueue)",
+            ],
+            rows,
+        )
+        + "\n"
+    )
+
+
+def _cpu_left(result: Any) -> str:
+    p = cpu_parts(result)
+    if p is None:
+        return "its parts were not measured"
+    resolver = (
+        f"the Powertools resolver without them (routing, request validation, the route's code, "
+        f"serialization) {ms(p['resolver'], 2)}; "
+        if p["resolver"]
+        else ""
+    )
+    return (
+        f"p50 of its parts: the statement (psycopg, the kernel's socket work) {ms(p['statement'], 2)}; the "
+        f"enqueue {ms(p['enqueue'], 2)} (of it signing {ms(p['signing'], 2)}, the HTTP exchange "
+        f"{ms(p['exchange'], 2)}); {resolver}the rest of the call (the guards, Logger, Metrics, the EMF "
+        f"flush) {ms(p['around'], 2)}"
+    )
 
 
 def _thread_cpu(result: Any) -> float | None:
@@ -541,7 +620,7 @@ def operations_summary(results: Any) -> str:
             ],
             inprocess,
         )
-    return f"{results.command}\n\n" + table(header, rows) + extra
+    return f"{results.command}\n\n" + table(header, rows) + extra + _cpu_parts_section(results)
 
 
 # -- the report --------------------------------------------------------------------------------------------
@@ -607,8 +686,10 @@ def render(results: Any) -> str:
         "like Lambda environments and the local stack: Powertools keeps the event being handled in a class "
         "attribute, so handler calls from several threads of one process handle each other's events. Each "
         "environment has its own database connection and SQS client. SQS is "
-        "moto's `ThreadedMotoServer` in a child process on loopback (`AWS_ENDPOINT_URL`): the send is a real "
-        "HTTP call. Two artifacts of moto are removed: its server gets `TCP_NODELAY` (else Nagle's algorithm "
+        "moto's server in a child process on loopback (`AWS_ENDPOINT_URL`): the send is a real "
+        "HTTP call. Three artifacts of moto are removed: its application runs under waitress, which keeps "
+        "connections alive as AWS's endpoints do (werkzeug's server, moto's own, closes each one, so every "
+        "send would also pay a TCP connect), with `TCP_NODELAY` (else Nagle's algorithm "
         "and the client's delayed ACK add ~40 ms to a send after an idle spell), and every run starts with "
         "empty queues, one per environment (moto's SendMessage costs CPU in proportion to the messages "
         'already queued; a real queue with its consumer does not). "No SQS" rows run with `JOBS_QUEUE_URL` '
@@ -705,6 +786,7 @@ def render(results: Any) -> str:
         )
     )
     w("\nThe old flows run their SQL only (no HTTP layer), so their rows have no in-process part to compare.\n")
+    w(_cpu_parts_section(results))
 
     w("## API operations at RTT 270 ms\n")
     after = _p50(results.rtt270.get("old after"))

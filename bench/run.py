@@ -107,7 +107,7 @@ def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
     from bench import coldstart, reference, sizes, worker
     from bench.env import function_env, machine, postgres_version, quiet_stdout, started, use_settings
     from bench.envs import EnvPool
-    from bench.measure import Capture, HandlerWorkload, SelectOne, SqsWait, replay, run
+    from bench.measure import Capture, CpuParts, HandlerWorkload, SelectOne, SqsWait, replay, run
     from bench.operations import COLD_STARTS, JOB_TYPES, OPERATIONS, fixtures_of
     from testkit.env import migrated_database
     from testkit.netproxy import PgProxy
@@ -152,14 +152,15 @@ def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
             use_settings(dsn0, aws)
             for op in ops:
                 if op.enqueues:
-                    with SqsWait() as wait:
-                        workload = HandlerWorkload(op, fixtures[op.setup], warmup=5, sqs_wait=wait)
+                    with SqsWait() as wait, CpuParts() as parts:
+                        workload = HandlerWorkload(op, fixtures[op.setup], warmup=5, sqs_wait=wait, cpu_parts=parts)
                         results.rtt0[op.name] = run(
                             workload, requests=plan.sequential, max_seconds=30, proxy=proxy0, queue=moto
                         )
                     results.rtt0[op.name].sqs_wait_ms = workload.waits
                     results.rtt0[op.name].sqs_cpu_ms = workload.send_cpu
                     results.rtt0[op.name].thread_cpu_ms = workload.cpu
+                    results.rtt0[op.name].cpu_parts_ms = workload.parts
             for name in flows:
                 results.rtt0[name] = run(
                     reference.FlowWorkload(name, dsn0, run_id), requests=plan.sequential, max_seconds=30, proxy=proxy0

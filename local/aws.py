@@ -56,11 +56,18 @@ class MotoServer:
     discarded)."""
 
     def __init__(
-        self, port: int = DEFAULT_PORT, host: str = "127.0.0.1", *, process: bool = False, log: Path | None = None
+        self,
+        port: int = DEFAULT_PORT,
+        host: str = "127.0.0.1",
+        *,
+        process: bool = False,
+        log: Path | None = None,
+        keep_alive: bool = False,
     ):
         self.host = host
         self.port = port
         self.process = process
+        self.keep_alive = keep_alive
         self.log = log
         self._server = None
         self._child: subprocess.Popen | None = None
@@ -84,6 +91,44 @@ class MotoServer:
         return self.endpoint_url
 
     def _start_here(self, timeout: float) -> None:
+        if self.keep_alive:
+            self._start_waitress()
+        else:
+            self._start_werkzeug()
+        deadline = time.monotonic() + timeout
+        while True:  # the server has bound the socket; be sure it answers before anyone calls it
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"moto did not start on {self.endpoint_url}") from None
+                time.sleep(0.05)
+
+    def _start_waitress(self) -> None:
+        """moto's WSGI application under waitress, which keeps HTTP/1.1 connections open between
+        requests as AWS's endpoints do (and sets ``TCP_NODELAY``). Werkzeug's development server,
+        moto's own, answers every request with ``Connection: close``: each call then pays a new TCP
+        connection, which no client of a real SQS endpoint does (the bench counts that CPU)."""
+        import threading
+
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+        from waitress.server import create_server
+
+        server = create_server(
+            DomainDispatcherApplication(create_backend_app),
+            host=self.host,
+            port=self.port,
+            threads=8,
+            connection_limit=1000,
+            channel_timeout=300,
+            ident="moto",
+        )
+        self.port = server.effective_port  # type: ignore[union-attr]
+        threading.Thread(target=server.run, name="moto-waitress", daemon=True).start()
+        self._server = server
+
+    def _start_werkzeug(self) -> None:
         import logging
 
         from moto.moto_server.werkzeug_app import MotoRequestHandler
@@ -97,15 +142,6 @@ class MotoServer:
         server.start()
         self._server = server
         self.host, self.port = server.get_host_and_port()
-        deadline = time.monotonic() + timeout
-        while True:  # make_server has bound the socket; be sure it answers before anyone calls it
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"moto did not start on {self.endpoint_url}") from None
-                time.sleep(0.05)
 
     def _start_child(self, timeout: float) -> None:
         env = {
@@ -119,7 +155,11 @@ class MotoServer:
         stderr = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115 - closed below
         try:
             self._child = subprocess.Popen(
-                [sys.executable, "-c", f"from local.aws import _serve; _serve({self.host!r}, {self.port})"],
+                [
+                    sys.executable,
+                    "-c",
+                    f"from local.aws import _serve; _serve({self.host!r}, {self.port}, {self.keep_alive!r})",
+                ],
                 cwd=ROOT,
                 env=env,
                 stdin=subprocess.PIPE,
@@ -147,7 +187,10 @@ class MotoServer:
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.stop()
+            if self.keep_alive:
+                self._server.close()
+            else:
+                self._server.stop()
             self._server = None
         if self._child is not None:
             child, self._child = self._child, None
@@ -162,9 +205,9 @@ class MotoServer:
                 child.stdout.close()
 
 
-def _serve(host: str, port: int) -> None:
+def _serve(host: str, port: int, keep_alive: bool = False) -> None:
     """The child of ``MotoServer(process=True)``: serve, print the port, stop when stdin closes."""
-    server = MotoServer(port, host)
+    server = MotoServer(port, host, keep_alive=keep_alive)
     server.start()
     print(server.port, flush=True)
     sys.stdin.read()
@@ -348,10 +391,11 @@ class Moto:
         max_receive_count: int = 5,
         region: str = REGION,
         log: Path | None = None,
+        keep_alive: bool = False,
     ) -> None:
         self.prefix = prefix
         self.region = region
-        self.server = MotoServer(port, host, process=process, log=log)
+        self.server = MotoServer(port, host, process=process, log=log, keep_alive=keep_alive)
         self._options = {"visibility_timeout": visibility_timeout, "max_receive_count": max_receive_count}
         self._resources: Resources | None = None
         self._clients: dict[str, Any] = {}

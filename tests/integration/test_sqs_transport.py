@@ -173,3 +173,35 @@ def test_a_job_sent_through_moto_arrives(sqs):
     assert [jobs.parse_job(m["Body"]) for m in got] == [job, job]
     assert got[0]["MessageAttributes"]["job_type"]["StringValue"] == jobs.EMOTION_STATS
     sqs_module.close_all()
+
+
+def test_the_bench_moto_keeps_connections_alive_as_sqs_does(monkeypatch):
+    """``MotoServer(keep_alive=True)`` (the bench's): moto's application under waitress keeps each
+    connection open like an AWS endpoint, so the bench's send CPU holds no TCP connect per call
+    (werkzeug's server, the tests' and the local stack's, closes every connection). Our client
+    and boto3 both get correct answers on kept-alive connections, bodies of any size included."""
+    import socket
+
+    from local.aws import Moto
+
+    moto = Moto("keepalive", process=True, keep_alive=True).start()
+    try:
+        connects = []
+        real_connect = socket.create_connection
+
+        def counting(*args: Any, **kwargs: Any) -> socket.socket:
+            connects.append(args[0])
+            return real_connect(*args, **kwargs)
+
+        monkeypatch.setattr(socket, "create_connection", counting)
+        client = sqs.Sqs("us-east-1", moto.endpoint_url)
+        url = moto.resources.jobs_queue_url
+        bodies = [json.dumps({"n": n, "pad": "x" * (n * 700)}) for n in range(12)]  # up to ~8 KB
+        for body in bodies:
+            assert client.send_message(url, {"MessageBody": body})["MessageId"]
+        assert len(connects) == 1
+        client.close()
+        got = receive_all(moto.client("sqs"), url)
+        assert sorted(m["Body"] for m in got) == sorted(bodies)
+    finally:
+        moto.stop()
