@@ -48,10 +48,12 @@ def _worker(conn: Any, client: int) -> None:  # runs in the environment process
         if kind == "prepare":
             try:
                 use_settings(spec["dsn"], spec["aws"])
-                measure._numbers = Counter(spec["numbers"])
+                first, cap = spec["numbers"]
+                measure._numbers = Counter(first, first + cap, f"the request numbers of client {client}")
                 fixtures = dict(spec["fixtures"])
                 if "slots" in spec:
-                    fixtures["slots"] = Counter(spec["slots"])
+                    first, cap = spec["slots"]
+                    fixtures["slots"] = Counter(first, first + cap, f"the booking slots of client {client}")
                 op = next(o for o in OPERATIONS if o.name == spec["op"])
                 workload = HandlerWorkload(op, fixtures)
                 state = workload.open(client)
@@ -118,16 +120,20 @@ class EnvPool:
     ) -> RunResult:
         """Like ``bench.measure.run`` for a handler operation, one process per client."""
         assert clients <= len(self.conns) and (requests or duration)
-        # per client: at most this many requests (a round trip takes >= 0.25 s at RTT 270 ms), plus the warm-up
-        cap = (requests or math.ceil(max_seconds / 0.25) + 5) + 1
+        # per client: at most this many requests, plus the warm-up (a client starts no request after the
+        # window, and each takes a round trip, >= 0.25 s at RTT 270 ms); the block of request numbers
+        # and, for an operation that books, of booking slots it gets (one more is an error of the run)
+        seconds = min(duration, max_seconds) if duration else max_seconds
+        cap = (requests or math.ceil(seconds / 0.25) + 5) + 1
         shared = {k: v for k, v in fixtures.items() if k != "slots"}
         if queue is not None:
             queue.clean()
         for c in range(clients):
             own = {**aws, "jobs_queue_url": queue.env_queue(c)} if aws and queue is not None else aws
-            spec = {"op": op.name, "dsn": dsn, "aws": own, "fixtures": shared, "numbers": _numbers.take(cap)}
-            if "slots" in fixtures:
-                spec["slots"] = fixtures["slots"].take(cap)
+            numbers = (_numbers.take(cap), cap)
+            spec = {"op": op.name, "dsn": dsn, "aws": own, "fixtures": shared, "numbers": numbers}
+            if op.books:
+                spec["slots"] = (fixtures["slots"].take(cap), cap)
             self.conns[c].send(("prepare", spec))
         open_errors = [err for c in range(clients) for _, err in [self._recv(c, _TIMEOUT)] if err]
         accounting = Accounting(proxy, queue, processes)

@@ -101,10 +101,16 @@ class Workload(Protocol):
 
 
 class Counter:
-    """A thread-safe counter that can also hand out blocks (``take``) to other processes."""
+    """A thread-safe counter that can also hand out blocks (``take``) to other processes.
 
-    def __init__(self, start: int = 0):
+    With ``end``, the numbers run out there: one more is an error (``RuntimeError``, naming ``what``),
+    never a number that the holder of the next block uses too (a booking slot or an Idempotency-Key
+    two clients would share)."""
+
+    def __init__(self, start: int = 0, end: int | None = None, what: str = "numbers"):
         self._next = start
+        self._end = end
+        self._what = what
         self._lock = threading.Lock()
 
     def __next__(self) -> int:
@@ -116,6 +122,8 @@ class Counter:
     def take(self, count: int) -> int:
         with self._lock:
             first = self._next
+            if self._end is not None and first + count > self._end:
+                raise RuntimeError(f"{self._what}: {count} more wanted, {self._end - first} left")
             self._next += count
             return first
 
@@ -423,8 +431,15 @@ class HandlerWorkload:
         status = response.get("statusCode")
         if status not in self.op.ok:
             raise RuntimeError(f"{self.op.name}: HTTP {status}: {str(response.get('body'))[:200]}")
-        if self.op.verify and not self.op.verify(event, json.loads(response.get("body") or "null")):
-            raise RuntimeError(f"{self.op.name}: the response is not the answer to this request")
+        out = json.loads(response.get("body") or "null")
+        if self.op.verify and not self.op.verify(event, out):
+            from bench.operations import error_code
+
+            code = error_code(out)
+            raise RuntimeError(
+                f"{self.op.name}: the response is not the answer to this request"
+                + (f": it is the error {code}" if code else "")
+            )
         return elapsed
 
     def open(self, client: int) -> int:

@@ -44,6 +44,7 @@ class Operation:
     enqueues: bool = False  # sends an SQS job on the hot path
     headline: bool = False  # named in the issue's latency/throughput targets
     verify: Callable[[dict[str, Any], Any], bool] | None = None  # (event, response body): is it ours?
+    books: bool = False  # each request books a slot of its own (``booking_body``: ``fixtures["slots"]``)
 
     @property
     def available(self) -> bool:
@@ -100,14 +101,18 @@ def setup_conversations(clients: int, run: str) -> dict[str, Any]:
     return {"chat": chats, "history": histories}
 
 
-# Bookings get distinct slots, so concurrent clients never race for the same chef (the happy path,
-# one round trip): slot k is day k // 4 from the day after tomorrow, at 11:00, 14:00, 17:00 or 20:00
-# in Los Angeles (3 hours apart: 120 minutes + the 60-minute travel buffer), wrapping round to the
-# next free chef after SLOT_DAYS days.
+# Every booking gets a free chef without racing another client for it (the happy path, one round
+# trip): slot number s is slot k = s mod (4 x SLOT_DAYS), day k // 4 from the day after tomorrow, at
+# 11:00, 14:00, 17:00 or 20:00 in Los Angeles (3 hours apart: 120 minutes + the 60-minute travel
+# buffer). Everything a run books (the setups, the requests of the operations that book, the cold
+# starts, the worker's setups) takes its slot numbers from the run's one counter (``booking_slots``),
+# so each slot is booked at most once per round of 4 x SLOT_DAYS numbers, and the counter ends after
+# as many rounds as there are chefs: no booking finds its slot full (a 409, or a slot_full tool error,
+# which the run counts as an error), and the concurrent clients of a run (blocks far smaller than a
+# round) never share a slot.
 BOOKING_ZONE = "America/Los_Angeles"
 SLOT_HOURS = (11, 14, 17, 20)
-SLOT_DAYS = 1080  # within the 3-year horizon; 3 chefs x 4 slots x 1080 days = 12,960 bookings
-SCHEDULE_SLOTS, SEND_SLOTS = 2400, 3400  # where the worker's bookings start, after the API's
+SLOT_DAYS = 1080  # within the 3-year horizon; 3 chefs x 4 slots x 1080 days = 12,960 bookings a run
 SEARCH_PHONE = "+14155550123"  # every bench booking's: search_bookings reads the first page of many
 
 
@@ -117,6 +122,22 @@ def _slot_base(run: str) -> int:
     import zlib
 
     return 3000 + zlib.crc32(run.encode()) % 1000
+
+
+_SLOT_COUNTERS: dict[str, Any] = {}
+
+
+def booking_slots(run: str) -> Any:
+    """The run's one slot counter (``bench.measure.Counter``), ending after ``chef_count`` rounds."""
+    from hibachi.settings import get_settings
+
+    from bench.measure import Counter
+
+    if run not in _SLOT_COUNTERS:
+        first = _slot_base(run)
+        end = first + get_settings().chef_count * len(SLOT_HOURS) * SLOT_DAYS
+        _SLOT_COUNTERS[run] = Counter(first, end, f"the booking slots of run {run} (one booking per chef each)")
+    return _SLOT_COUNTERS[run]
 
 
 def booking_body(fx: dict[str, Any], client: int) -> dict[str, Any]:
@@ -165,18 +186,15 @@ def _new_bookings(fx: dict[str, Any], count: int) -> list[str]:
 
 
 def setup_bookings(clients: int, run: str) -> dict[str, Any]:
-    """A booking per client (to read back), and the slot counter of the new ones."""
-    from bench.measure import Counter
-
-    fx: dict[str, Any] = {"run": run, "slots": Counter(_slot_base(run))}
+    """A booking per client (to read back), and the run's slot counter, for the new ones."""
+    fx: dict[str, Any] = {"run": run, "slots": booking_slots(run)}
     fx["bookings"] = _new_bookings(fx, clients)
     return fx
 
 
 # Availability is measured over AVAILABILITY_DAYS days with at least AVAILABILITY_TABLE bookings in the
-# table: the setup books slots from AVAILABILITY_SLOTS on (between the API's and the worker's slots)
-# until the table holds that many, so the days asked for hold bookings (one chef each of their 4 slots).
-AVAILABILITY_SLOTS = 1400
+# table: the setup books the run's next slots until the table holds that many, so the days asked for
+# hold bookings (one chef each of their 4 slots).
 AVAILABILITY_TABLE = 1000
 AVAILABILITY_DAYS = 14
 
@@ -194,10 +212,8 @@ def setup_availability(clients: int, run: str) -> dict[str, Any]:
     from hibachi import settings as settings_module
     from hibachi.db import get_db
 
-    from bench.measure import Counter
-
-    first = _slot_base(run) + AVAILABILITY_SLOTS
-    fx: dict[str, Any] = {"run": run, "slots": Counter(first)}
+    fx: dict[str, Any] = {"run": run, "slots": booking_slots(run)}
+    first = fx["slots"].take(0)  # the slot the first of these bookings gets
     have = get_db().fetchone("SELECT count(*) AS n FROM bookings")["n"]
     with settings_module.override(jobs_queue_url=None):  # no follow-up jobs for these (tests/perf has a queue)
         _new_bookings(fx, max(AVAILABILITY_DAYS * len(SLOT_HOURS), AVAILABILITY_TABLE - have))
@@ -289,6 +305,7 @@ OPERATIONS: list[Operation] = [
         enqueues=True,
         headline=True,
         verify=_same_booking,
+        books=True,
     ),
     Operation(
         "get_booking",
@@ -344,6 +361,16 @@ def _tool_call(name: str, arguments: dict[str, Any], n: int) -> Request:
     )
 
 
+def error_code(out: Any) -> str | None:
+    """The ``error.code`` of an answer that is an error (a REST error body, an MCP tool error, a JSON-RPC
+    error), else None: what a failed ``verify`` reports."""
+    result = out.get("result") if isinstance(out, dict) else None
+    if isinstance(result, dict) and result.get("isError"):
+        out = result.get("structuredContent")
+    error = out.get("error") if isinstance(out, dict) else None
+    return str(error.get("code")) if isinstance(error, dict) else None
+
+
 def _tool_result(event: dict[str, Any], out: Any) -> dict[str, Any] | None:
     """The structured result of a successful tool call answering ``event``'s request, else None."""
     result = out.get("result") if isinstance(out, dict) and out.get("id") == _body(event)["id"] else None
@@ -397,6 +424,7 @@ OPERATIONS += [
         verify=lambda event, out: (
             (r := _tool_result(event, out)) is not None and r["event_start"][:16] == _tool_args(event)["event_start"]
         ),
+        books=True,
     ),
     Operation(
         "mcp_check_availability",
@@ -535,9 +563,7 @@ def setup_emotion(jobs_needed: int, run: str) -> dict[str, Any]:
 
 def setup_schedule(jobs_needed: int, run: str) -> dict[str, Any]:
     """One new booking per job: each ``schedule_followup`` job finds its follow-up to schedule."""
-    from bench.measure import Counter
-
-    fx: dict[str, Any] = {"run": run, "slots": Counter(_slot_base(run) + SCHEDULE_SLOTS)}
+    fx: dict[str, Any] = {"run": run, "slots": booking_slots(run)}
     fx["ids"] = _new_bookings(fx, jobs_needed)
     return fx
 
@@ -548,9 +574,7 @@ def setup_send(jobs_needed: int, run: str) -> dict[str, Any]:
     from hibachi.db import get_db
     from hibachi.followups import repository
 
-    from bench.measure import Counter
-
-    fx: dict[str, Any] = {"run": run, "slots": Counter(_slot_base(run) + SEND_SLOTS)}
+    fx: dict[str, Any] = {"run": run, "slots": booking_slots(run)}
     fx["ids"] = _new_bookings(fx, jobs_needed)
     db = get_db()
     for start in range(0, len(fx["ids"]), 500):
