@@ -139,6 +139,28 @@ def test_create_is_one_round_trip(settings, context, database_url):
         assert call(context, CANCEL, booking["id"])[0] == 200 and proxy.round_trips == 1
 
 
+def test_a_full_slot_is_two_round_trips_keyed_or_not(settings, context, database_url):
+    """The create statement finds no free chef, then the 409's details read that day's free start
+    times: two statements, for a keyed request too (the statement looked for the key's booking in the
+    snapshot it found the slot full in: running it again cannot find it)."""
+    parts = urlsplit(database_url)
+    with (
+        PgProxy((parts.hostname, parts.port or 5432)) as proxy,
+        settings_module.override(database_url=proxy.dsn(database_url), chef_count=1),
+    ):
+        start = local_start(days=23)
+        assert create(context, booking_body(start), key="full-1")[0] == 201  # warm: connect
+        for key in (None, "full-2"):
+            proxy.reset()
+            status, body = create(context, booking_body(start), key=key)
+            assert (
+                status == 409 and body["error"]["code"] == "slot_full" and body["error"]["details"]["next_free_starts"]
+            )
+            assert proxy.round_trips == 2, f"key {key}: {proxy.round_trips} round trips"
+        proxy.reset()
+        assert create(context, booking_body(start), key="full-1")[0] == 200 and proxy.round_trips == 1  # a retry
+
+
 def test_idempotent_retry_returns_the_same_booking(settings, context, db):
     body = booking_body(local_start(days=9))
     status1, first = create(context, body, key="order-77")

@@ -319,11 +319,11 @@ def create_booking(
     or ``None`` when the slot is full.
 
     One round trip, unless a concurrent request took the chosen chef or the key first (each retry
-    means another booking committed, so ``attempts`` = chefs + 2 is enough), or, for a keyed request
-    that found the slot full, once more: the key's first request may be what filled it.
+    means another booking committed, so ``attempts`` = chefs + 2 is enough). A full slot is an answer,
+    for a keyed request too: the statement looked for the key's booking in the snapshot in which it
+    found no chef free, so a booking of the key's that filled the slot would have been ``existing``.
     """
     params = {**fields, "address": Jsonb(fields["address"]), "caller": caller, "key": key, "hash": request_hash}
-    key_retry = key is not None
     for _ in range(attempts):
         try:
             row = db.fetchone(CREATE_BOOKING, params)
@@ -332,9 +332,6 @@ def create_booking(
                 raise
             continue
         if row is not None and row["outcome"] == Created.RETRY:
-            continue
-        if row is None and key_retry:
-            key_retry = False
             continue
         if row is None:
             return None
