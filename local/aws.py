@@ -1,7 +1,9 @@
 """AWS, locally: moto's server in this process, and the resources the template declares.
 
 :class:`MotoServer` runs ``moto.server.ThreadedMotoServer`` on 127.0.0.1 (port 5055 by default, 0
-for a free one), in this process or in a child process of its own (``process=True``).
+for a free one), in this process or in a child process of its own (``process=True``). With
+``keep_alive=True`` (the bench's) moto's application runs under waitress instead, which keeps HTTP/1.1
+connections open between calls as AWS's endpoints do; werkzeug's server closes every one.
 :func:`create_resources` then creates, idempotently, what ``template.yaml`` gives the functions:
 
 * ``JobsQueue`` (SSE on, visibility timeout 30 s locally, configurable) with a ``RedrivePolicy`` to
