@@ -429,11 +429,16 @@ def _cpu_left(result: Any) -> str:
         if p["resolver"]
         else ""
     )
+    rest = (
+        "the guards, Logger, Metrics, the EMF flush"
+        if p["resolver"]
+        else "the MCP endpoint's JSON-RPC handling, validation, the tool's code, serialization, Logger, Metrics, "
+        "the EMF flush"
+    )
     return (
         f"p50 of its parts: the statement (psycopg, the kernel's socket work) {ms(p['statement'], 2)}; the "
         f"enqueue {ms(p['enqueue'], 2)} (of it signing {ms(p['signing'], 2)}, the HTTP exchange "
-        f"{ms(p['exchange'], 2)}); {resolver}the rest of the call (the guards, Logger, Metrics, the EMF "
-        f"flush) {ms(p['around'], 2)}"
+        f"{ms(p['exchange'], 2)}); {resolver}the rest of the call ({rest}) {ms(p['around'], 2)}"
     )
 
 
