@@ -446,17 +446,18 @@ def compare(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.coldstart [--pairs 10] [function ...]``: only the comparison with the
+    """``python -m bench.coldstart [--pairs 30] [function ...]``: only the comparison with the
     typical handlers (its own PostgreSQL database and moto, as ``make bench`` makes them)."""
     import argparse
 
     from bench.env import function_env, started, use_settings
     from bench.operations import COLD_STARTS, fixtures_of
     from bench.reference import create_schema
+    from bench.run import Plan
     from testkit.env import migrated_database
 
     parser = argparse.ArgumentParser(prog="python -m bench.coldstart", description=main.__doc__)
-    parser.add_argument("--pairs", type=int, default=10)
+    parser.add_argument("--pairs", type=int, default=Plan.typical_pairs)
     parser.add_argument("--importtime-runs", type=int, default=3)
     parser.add_argument("functions", nargs="*", default=[c.function for c in COLD_STARTS if has_typical(c.function)])
     args = parser.parse_args(argv)
