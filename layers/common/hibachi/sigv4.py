@@ -97,8 +97,9 @@ def signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
     return _hmac(_hmac(_hmac(key, region), service), "aws4_request")
 
 
-def _host(url: SplitResult) -> str:
-    """The Host header of a URL: lower-case, without userinfo, the port only when not the default."""
+def host_header(url: SplitResult) -> str:
+    """The Host header of a URL: lower-case, without userinfo, the port only when not the default
+    (what botocore signs, and what ``hibachi.sqs`` sends)."""
     host = url.hostname or ""
     if ":" in host:  # IPv6
         host = f"[{host}]"
@@ -140,7 +141,7 @@ def _to_sign(headers: Mapping[str, str], url_parts: SplitResult) -> dict[str, li
         if lname not in UNSIGNED_HEADERS:
             signed.setdefault(lname, []).append(value)
     if "host" not in signed:
-        signed["host"] = [_host(url_parts)]
+        signed["host"] = [host_header(url_parts)]
     return signed
 
 

@@ -70,6 +70,15 @@ class _Answer:
         self.status, self.headers, self.body, self.close = status, headers, body, close
 
 
+def _recv_into(sock: socket.socket, buf: bytearray, where: str, wanted: int = 0) -> None:
+    """Append what ``sock`` has next (at least 64 KiB asked, or ``wanted``) to ``buf``;
+    ``ConnectionError`` when the server closed the connection ``where``."""
+    data = sock.recv(max(65536, wanted))
+    if not data:
+        raise ConnectionError(f"connection closed {where}")
+    buf += data
+
+
 def _read_answer(sock: socket.socket) -> _Answer:
     """Read one HTTP/1.1 answer from ``sock``: a Content-Length or chunked body, or (neither) up to
     the server's close. Raises ``OSError`` when the connection ends early, ``ValueError`` when the
@@ -78,10 +87,7 @@ def _read_answer(sock: socket.socket) -> _Answer:
     while (end := buf.find(b"\r\n\r\n")) < 0:
         if len(buf) > _MAX_HEAD:
             raise ValueError("answer headers too long")
-        data = sock.recv(65536)
-        if not data:
-            raise ConnectionError("connection closed before the answer")
-        buf += data
+        _recv_into(sock, buf, "before the answer")
     lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
     version, _, rest = lines[0].partition(" ")
     if not version.startswith("HTTP/"):
@@ -102,10 +108,7 @@ def _read_answer(sock: socket.socket) -> _Answer:
         return _Answer(status, headers, bytes(body), True)
     size = int(length)
     while len(body) < size:
-        data = sock.recv(max(65536, size - len(body)))
-        if not data:
-            raise ConnectionError("connection closed inside the answer")
-        body += data
+        _recv_into(sock, body, "inside the answer", size - len(body))
     return _Answer(status, headers, bytes(body[:size]), close or len(body) > size)
 
 
@@ -113,17 +116,11 @@ def _read_chunked(sock: socket.socket, buf: bytearray) -> bytes:
     out = bytearray()
     while True:
         while (eol := buf.find(b"\r\n")) < 0:
-            data = sock.recv(65536)
-            if not data:
-                raise ConnectionError("connection closed inside the answer")
-            buf += data
+            _recv_into(sock, buf, "inside the answer")
         size = int(bytes(buf[:eol]).split(b";", 1)[0], 16)
         del buf[: eol + 2]
         while len(buf) < size + 2:  # the chunk and its CRLF (after the last, empty one: the trailer's end)
-            data = sock.recv(65536)
-            if not data:
-                raise ConnectionError("connection closed inside the answer")
-            buf += data
+            _recv_into(sock, buf, "inside the answer")
         if size == 0:
             return bytes(out)
         out += buf[:size]
@@ -146,10 +143,7 @@ class Sqs:
         self._https = parts.scheme == "https"
         self._host = parts.hostname or ""
         self._port = parts.port or (443 if self._https else 80)
-        default_port = parts.port is None or parts.port == (443 if self._https else 80)
-        self._host_header = (f"[{self._host}]" if ":" in self._host else self._host) + (
-            "" if default_port else f":{self._port}"
-        )
+        self._host_header = sigv4.host_header(parts)  # the Host the request is signed with
         self._url = f"{self.endpoint_url}/"
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
