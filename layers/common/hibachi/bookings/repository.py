@@ -315,12 +315,12 @@ _SEARCH_FILTERS = {
     "email": sql.SQL("customer_email = %(email)s"),
     "status": sql.SQL("status = %(status)s"),
     "from": sql.SQL("""event_start >= (%(from)s::date - 1)::timestamp AT TIME ZONE 'UTC'
-        AND (event_start AT TIME ZONE timezone)::date >= %(from)s::date"""),
+        AND (event_start AT TIME ZONE zone)::date >= %(from)s::date"""),
     "to": sql.SQL("""event_start < (%(to)s::date + 2)::timestamp AT TIME ZONE 'UTC'
-        AND (event_start AT TIME ZONE timezone)::date <= %(to)s::date"""),
+        AND (event_start AT TIME ZONE zone)::date <= %(to)s::date"""),
     # no filter at all: confirmed, from today in the booking's zone on
     "today": sql.SQL("""event_start >= now() - interval '2 days'
-        AND (event_start AT TIME ZONE timezone)::date >= (now() AT TIME ZONE timezone)::date"""),
+        AND (event_start AT TIME ZONE zone)::date >= (now() AT TIME ZONE zone)::date"""),
     "after": sql.SQL("(event_start, id) > (%(after_start)s::timestamptz, %(after_id)s::uuid)"),
 }
 # A search by phone or email is the assistant's way to find a customer's older bookings, so it is
@@ -337,7 +337,11 @@ _SEARCH = sql.SQL("""
 SELECT gate.verified, found.*
 FROM (SELECT %(reach_all)s::boolean OR ({verified}) AS verified) gate
 LEFT JOIN LATERAL (
-    SELECT {columns} FROM bookings b
+    SELECT {columns}
+    FROM bookings b
+    -- ``zone``: the booking's zone when PostgreSQL knows it (every zone written since migration 0009),
+    -- else UTC: one row with a zone the database cannot read must not fail every search
+    CROSS JOIN LATERAL (SELECT coalesce((SELECT z.name FROM time_zones z WHERE z.name = b.timezone), 'UTC') AS zone) tz
     WHERE gate.verified AND {where} AND {reach}
     ORDER BY event_start, id
     LIMIT %(limit)s
