@@ -23,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m local.token", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--scopes", nargs="*", default=list(ALL_SCOPES), help="scopes to grant (default: all of them, staff included)")
+    parser.add_argument(
+        "--scopes", nargs="*", default=list(ALL_SCOPES), help="scopes to grant (default: all of them, staff included)"
+    )
     parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     parser.add_argument("--sub", default="local-dev", help="subject claim")
     parser.add_argument("--port", type=int, default=None, help="the gateway's port (default LOCAL_API_PORT or 3000)")
