@@ -22,8 +22,8 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
-from hibachi import callers, idempotency
-from hibachi.api import Route, create_app, handle
+from hibachi import idempotency
+from hibachi.api import Route, create_app, current_caller, handle
 from hibachi.coldstart import init_done
 from hibachi.conversations import service
 from hibachi.conversations.models import CURSOR_PATTERN, ConversationOut, MessageIn, MessageOut, MessagePage
@@ -114,10 +114,6 @@ def list_messages(
     return service.list_messages(conversation_id, limit=limit, before=before)
 
 
-def _caller(route_key: str) -> callers.Caller:
-    return callers.caller_of(app.current_event.raw_event, route_key)
-
-
 @app.put(
     "/conversations/<conversation_id>/identity",
     summary="Attach an identity the channel proved (staff)",
@@ -135,9 +131,7 @@ def _caller(route_key: str) -> callers.Caller:
     },
 )
 def attach_identity(conversation_id: ConversationId, body: IdentityIn) -> Response[IdentityOut]:
-    identity, created = verifications.attach_identity(
-        conversation_id, body, caller=_caller("PUT /conversations/{conversation_id}/identity")
-    )
+    identity, created = verifications.attach_identity(conversation_id, body, caller=current_caller(app))
     return Response(status_code=201 if created else 200, content_type=content_types.APPLICATION_JSON, body=identity)
 
 
@@ -166,7 +160,7 @@ def start_verification(conversation_id: ConversationId, body: VerificationIn) ->
     started, sent = verifications.start_verification(
         conversation_id,
         body,
-        caller=_caller("POST /conversations/{conversation_id}/verifications"),
+        caller=current_caller(app),
         correlation_id=logger.get_correlation_id(),
     )
     return Response(status_code=202 if sent else 200, content_type=content_types.APPLICATION_JSON, body=started)
@@ -193,9 +187,7 @@ def start_verification(conversation_id: ConversationId, body: VerificationIn) ->
     },
 )
 def confirm_verification(conversation_id: ConversationId, body: ConfirmIn) -> IdentityOut:
-    return verifications.confirm_verification(
-        conversation_id, body, caller=_caller("POST /conversations/{conversation_id}/verifications/confirm")
-    )
+    return verifications.confirm_verification(conversation_id, body, caller=current_caller(app))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
