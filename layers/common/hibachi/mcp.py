@@ -64,6 +64,8 @@ class Caller:
     correlation_id: str | None = None
     # whom an Idempotency-Key belongs to: the client_id claim, else sub, as on the REST routes
     key_scope: str = ""
+    # the API Gateway event: who a tool call acts for is ``hibachi.callers.caller_of(event, "mcp:<tool>")``
+    event: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ def caller_of(event: Mapping[str, Any]) -> Caller:
         scopes=frozenset(str(s) for s in scopes),
         correlation_id=context.get("requestId"),
         key_scope=idempotency.caller_of(event),
+        event=event,
     )
 
 
