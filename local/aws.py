@@ -388,24 +388,35 @@ def create_resources(
     )
 
 
-def sent_codes(sqs: Any, queue_url: str, *, conversation_id: str | None = None, hide: int = 2) -> list[dict[str, Any]]:
+def sent_codes(sqs: Any, queue_url: str, *, conversation_id: str | None = None, hide: int = 30) -> list[dict[str, Any]]:
     """The one-time codes the worker published (the messages of ``<prefix>-verification-codes``), oldest
-    first, left in the queue: each is received once with a visibility timeout of ``hide`` seconds (so
-    one pass sees every message) and shows up again after it. ``conversation_id``: that chat's only."""
+    first, left in the queue: one pass receives each message once (hidden for up to ``hide`` seconds
+    meanwhile), then makes them all visible again. ``conversation_id``: that chat's only."""
     found: dict[str, dict[str, Any]] = {}
-    while True:
-        batch = sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=hide, AttributeNames=["SentTimestamp"]
-        ).get("Messages", [])
-        if not batch:
-            break
-        for m in batch:
-            body = json.loads(m["Body"])
-            message = json.loads(body["Message"]) if "Message" in body else body
-            if message.get("type") != CODE_MESSAGE_TYPE:
-                continue
-            if conversation_id is None or message.get("conversation_id") == conversation_id:
-                found[m["MessageId"]] = {**message, "sent_at_ms": int(m.get("Attributes", {}).get("SentTimestamp", 0))}
+    handles: list[str] = []
+    try:
+        while True:
+            batch = sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=hide, AttributeNames=["SentTimestamp"]
+            ).get("Messages", [])
+            if not batch:
+                break
+            for m in batch:
+                handles.append(m["ReceiptHandle"])
+                body = json.loads(m["Body"])
+                message = json.loads(body["Message"]) if "Message" in body else body
+                if message.get("type") != CODE_MESSAGE_TYPE:
+                    continue
+                if conversation_id is None or message.get("conversation_id") == conversation_id:
+                    sent = int(m.get("Attributes", {}).get("SentTimestamp", 0))
+                    found[m["MessageId"]] = {**message, "sent_at_ms": sent}
+    finally:
+        for start in range(0, len(handles), 10):
+            entries = [
+                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                for i, h in enumerate(handles[start : start + 10])
+            ]
+            sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
     return sorted(found.values(), key=lambda message: message["sent_at_ms"])
 
 
