@@ -82,7 +82,7 @@ def store_message(
     stored, created = service.post_message(
         conversation_id,
         message,
-        caller=idempotency.caller_of(app.current_event.raw_event),
+        caller=current_caller(app),
         idempotency_key=idempotency_key,
         correlation_id=logger.get_correlation_id(),
     )
@@ -95,7 +95,7 @@ def store_message(
 
 @app.get("/conversations/<conversation_id>", summary="Read a conversation", tags=["conversations"])
 def get_conversation(conversation_id: ConversationId) -> ConversationOut:
-    return service.get_conversation(conversation_id)
+    return service.get_conversation(conversation_id, caller=current_caller(app))
 
 
 @app.get("/conversations/<conversation_id>/messages", summary="Read the message history", tags=["conversations"])
@@ -111,7 +111,7 @@ def list_messages(
         ),
     ] = None,
 ) -> MessagePage:
-    return service.list_messages(conversation_id, limit=limit, before=before)
+    return service.list_messages(conversation_id, caller=current_caller(app), limit=limit, before=before)
 
 
 @app.put(

@@ -21,6 +21,7 @@ from datetime import datetime
 
 from hibachi import jobs
 from hibachi.callers import Caller
+from hibachi.conversations.service import reach
 from hibachi.db import get_db
 from hibachi.errors import AppError, ConflictRetry, DependencyUnavailable, NotFound, TooManyRequests, Unprocessable
 from hibachi.observability import MetricUnit, add_ms, metrics, timed_ms
@@ -55,12 +56,6 @@ class VerificationAttemptsExhausted(Unprocessable):
 
 class VerificationCodeInvalid(Unprocessable):
     code = "verification_code_invalid"
-
-
-def reach(caller: Caller, conversation_id: str) -> None:
-    """The assistant acts in its own conversation only: any other is 404, as if it did not exist."""
-    if not caller.staff and caller.conversation_id != conversation_id:
-        raise NotFound(f"Conversation {conversation_id!r} does not exist.")
 
 
 def _identity(row: repository.IdentityRow | repository.ConfirmRow, conversation_id: str) -> IdentityOut:
