@@ -92,7 +92,7 @@ class VerificationOut(BaseModel):
     conversation_id: str
     status: Literal["code_sent", "already_verified"]
     kind: Kind
-    destination: str = Field(description="Where the code goes, masked (such as +1*******0123 or a***@example.com)")
+    destination: str = Field(description="Where the code goes, masked (such as +1******0123 or a***@example.com)")
     expires_at: datetime | None = Field(description="When the code expires (null when already verified)")
     attempts_allowed: int | None = Field(
         description="How many confirmations the code takes (null when already verified)"
@@ -100,7 +100,7 @@ class VerificationOut(BaseModel):
 
 
 def masked(kind: Kind, value: str) -> str:
-    """``+1*******0123``, ``a***@example.com``: enough for the customer to recognize it."""
+    """``+1******0123``, ``a***@example.com``: enough for the customer to recognize it."""
     if kind == "phone":
         return value[:2] + "*" * max(len(value) - 6, 0) + value[-4:]
     local, _, domain = value.rpartition("@")
