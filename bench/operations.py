@@ -50,13 +50,20 @@ class Operation:
     def available(self) -> bool:
         return (FUNCTIONS / self.function / "app.py").exists()
 
-    def event(self, fixtures: dict[str, Any], client: int, n: int) -> dict[str, Any]:
-        """The API Gateway (HTTP API, payload 2.0) event of request ``n`` of ``client``."""
+    def event(self, fixtures: dict[str, Any], client: int, n: int, *, assistant: bool = False) -> dict[str, Any]:
+        """The API Gateway (HTTP API, payload 2.0) event of request ``n`` of ``client``: a staff
+        token's (business-wide, as the bench has always measured), or with ``assistant`` the
+        assistant's in the client's chat (no staff; the chat in the Hibachi-Conversation header)."""
         from testkit.events import http_event
 
         req = self.request(fixtures, client, n)
         method, template = self.route_key.split(" ", 1)
         headers = {"content-type": "application/json", "user-agent": "hibachi-bench", **req.headers}
+        scopes = list(self.scopes)
+        if assistant:
+            headers["hibachi-conversation"] = f"bench-{fixtures['run']}-chat-{client}"
+        else:
+            scopes.append("staff")
         return http_event(
             method,
             template.format(**req.path_parameters),
@@ -66,7 +73,7 @@ class Operation:
             headers=headers,
             body=None if req.body is None else json.dumps(req.body),
             claims={"sub": f"bench-client-{client}"},
-            scopes=list(self.scopes),
+            scopes=scopes,
         )
 
 

@@ -1,7 +1,9 @@
 """Print a dev access token for the local gateway.
 
-    python -m local.token                                  # all scopes, 1 hour
+    python -m local.token                                  # all scopes (staff included), 1 hour
     python -m local.token --scopes messages:write conversations:read --ttl 600
+    # the assistant: no staff, so each request names its chat in the Hibachi-Conversation header
+    python -m local.token --scopes bookings:read bookings:write messages:write conversations:read
     python -m local.token --port 3001                      # a gateway on another port
 
 The token is signed with the dev key under ``.local/jwt/`` (created on first use) for the issuer
@@ -21,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m local.token", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--scopes", nargs="*", default=list(ALL_SCOPES), help="scopes to grant (default: all of them)")
+    parser.add_argument(
+        "--scopes", nargs="*", default=list(ALL_SCOPES), help="scopes to grant (default: all of them, staff included)"
+    )
     parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     parser.add_argument("--sub", default="local-dev", help="subject claim")
     parser.add_argument("--port", type=int, default=None, help="the gateway's port (default LOCAL_API_PORT or 3000)")

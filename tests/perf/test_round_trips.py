@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 from hibachi import settings as settings_module
 
-from bench.operations import JOB_TYPES, OPERATIONS, fixtures_of
+from bench.operations import JOB_TYPES, OPERATIONS, Operation, fixtures_of
 from testkit.events import sqs_event
 from testkit.netproxy import PgProxy
 from tests.conftest import load_function
@@ -39,8 +39,17 @@ def counted(database_url: str):
         yield proxy
 
 
-@pytest.mark.parametrize("op", [op for op in OPERATIONS if op.available], ids=lambda op: op.name)
-def test_api_operation_is_one_round_trip(op, settings, sqs, context, counted, database_url):
+# the assistant's calls in its chat: the reach check is part of each statement, not a round trip of its own
+AS_ASSISTANT = ("store_message", "create_booking", "get_booking", "mcp_store_message", "mcp_create_booking")
+
+
+@pytest.mark.parametrize(
+    ("op", "assistant"),
+    [(op, False) for op in OPERATIONS if op.available]
+    + [(op, True) for op in OPERATIONS if op.available and op.name in AS_ASSISTANT],
+    ids=lambda v: v.name if isinstance(v, Operation) else ("assistant" if v else "staff"),
+)
+def test_api_operation_is_one_round_trip(op, assistant, settings, sqs, context, counted, database_url):
     import json
 
     run = f"perf-{uuid.uuid4().hex[:8]}"
@@ -49,7 +58,7 @@ def test_api_operation_is_one_round_trip(op, settings, sqs, context, counted, da
     numbers = itertools.count(1)
 
     def call() -> int:
-        event = op.event(fixtures, 0, next(numbers))
+        event = op.event(fixtures, 0, next(numbers), assistant=assistant)
         response = handler(event, context)
         assert response["statusCode"] in op.ok, response.get("body")
         if op.verify:
