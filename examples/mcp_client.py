@@ -13,17 +13,26 @@ whose phone or email was verified in it).
 What an LLM agent's MCP client does, step by step: ``initialize``, list the tools, store the
 customer's message, check the day's free start times, book one (then retry the same call with the
 same idempotency key, as an agent does after a timeout: the same booking comes back), find the
-chat's bookings, move it, cancel it, read the chat back. Every tool result is printed.
+chat's bookings, move it, read the chat back. Then the customer comes back in a new chat to cancel:
+``find_bookings`` by their phone answers ``verification_required`` (that booking was made in
+another chat), so the agent sends a one-time code (``start_verification``), the customer types it
+(``confirm_verification``), and the search finds the booking, which is cancelled. Every tool result
+is printed. Locally the code is read where a developer reads it (``python -m ops --local codes``);
+when that fails, the script asks for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
+import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -54,21 +63,42 @@ async def call(session: ClientSession, name: str, arguments: dict[str, Any], *, 
     return data
 
 
+def local_code(chat: str) -> str:
+    """The code the customer received, as a developer reads it on the local stack (``python -m ops
+    --local codes``: moto's SNS delivered it to an SQS inbox); asked for when that fails."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's root: ops, local
+    try:
+        from ops.targets import LocalTarget
+
+        target = LocalTarget()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            codes = target.codes(chat)
+            if codes:
+                return str(codes[-1]["code"])
+            time.sleep(0.5)
+    except Exception as exc:  # noqa: BLE001 - not the local stack: the customer types it
+        print(f"(no local stack to read the code from: {type(exc).__name__})", file=sys.stderr)
+    return input("the 6-digit code the customer received: ").strip()
+
+
 async def walk(
-    url: str, token: str, *, chat: str | None = None, day: date | None = None, out: dict[str, Any] | None = None
+    url: str,
+    token: str,
+    *,
+    chat: str | None = None,
+    day: date | None = None,
+    out: dict[str, Any] | None = None,
+    read_code: Callable[[str], str] = local_code,
 ) -> dict[str, Any]:
-    """The walk in the chat ``chat`` (a new one by default); returns what happened (for tests:
-    ``out`` collects it even when a step fails)."""
+    """The walk in the chat ``chat`` (a new one by default), then the customer's return in another
+    chat; returns what happened (for tests: ``out`` collects it even when a step fails).
+    ``read_code(chat)``: the one-time code sent in that chat."""
     out = {} if out is None else out
     day = day or datetime.now(UTC).date() + timedelta(days=30)
     chat = chat or f"example-{uuid.uuid4().hex[:8]}"
-    # the host's part: who calls (the token) and for which chat (the header), on the connection
-    headers = {"Authorization": f"Bearer {token}", "Hibachi-Conversation": chat}
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0)) as http,
-        streamable_http_client(url, http_client=http) as (read, write),
-        ClientSession(read, write) as session,
-    ):
+    phone = f"+1415555{uuid.uuid4().int % 10_000:04d}"  # the customer's (one per run: codes are rate-limited)
+    async with connect(url, token, chat) as session:
         init = await session.initialize()
         out["server"] = init.server_info.name
         out["protocol_version"] = init.protocol_version
@@ -97,7 +127,7 @@ async def walk(
         start = starts[0][:16]  # local date-time without offset, as create_booking takes it
 
         booking_args = {
-            "customer": {"name": "Dana Whitfield", "phone": "+14155550123", "email": "dana@example.com"},
+            "customer": {"name": "Dana Whitfield", "phone": phone, "email": "dana@example.com"},
             "event_start": start,
             "timezone": TIMEZONE,
             "duration_minutes": 120,
@@ -116,11 +146,37 @@ async def walk(
         later = starts[-1][:16]
         moved = await call(session, "reschedule_booking", {"booking_id": booking["id"], "event_start": later})
         out["moved"] = moved
-        cancelled = await call(session, "cancel_booking", {"booking_id": booking["id"]})
-        out["cancelled"] = cancelled
         history = await call(session, "get_conversation_history", {"limit": 10})
         out["history"] = [m["content"] for m in history["items"]]
+
+    # A week later, a new web chat: "I booked with +1 415 555 ..., we have to cancel."
+    again = f"{chat}-later"
+    out["chat_later"] = again
+    async with connect(url, token, again) as session:
+        await session.initialize()
+        try:  # a booking of another chat: reached only through a phone verified in this one
+            await call(session, "find_bookings", {"phone": phone})
+        except ToolError as exc:
+            out["before_verification"] = exc.error.get("code")  # verification_required
+        out["verification"] = await call(session, "start_verification", {"phone": phone})
+        out["verified"] = await call(session, "confirm_verification", {"code": read_code(again)})
+        found = await call(session, "find_bookings", {"phone": phone})
+        out["found_later"] = [b["id"] for b in found["items"]]
+        out["cancelled"] = await call(session, "cancel_booking", {"booking_id": booking["id"]})
     return out
+
+
+@contextlib.asynccontextmanager
+async def connect(url: str, token: str, chat: str) -> AsyncIterator[ClientSession]:
+    """An MCP session as the host opens it: who calls (the token) and for which chat (the header),
+    on the connection; the model never names the chat."""
+    headers = {"Authorization": f"Bearer {token}", "Hibachi-Conversation": chat}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0)) as http,
+        streamable_http_client(url, http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        yield session
 
 
 def main() -> int:

@@ -10,7 +10,9 @@ connections open between calls as AWS's endpoints do; werkzeug's server closes e
   ``JobsDeadLetterQueue`` (``maxReceiveCount`` 5; moto moves a message there on its 6th receive);
 * ``SchedulerDeadLetterQueue`` (the DLQ of the follow-up schedules);
 * the SNS ``FollowupTopic``, and an SQS queue subscribed to it (``followups`` in the result) so the
-  local stack can show what was published;
+  local stack can show what was published; and a second one subscribed with a filter policy on the
+  message attribute ``type`` ``verification_code`` (``<prefix>-verification-codes``): the one-time
+  codes the worker delivered, which :func:`sent_codes` (``python -m ops --local codes``) reads;
 * the EventBridge Scheduler schedule group, and an IAM role for the schedules to name.
 
 The result is a :class:`Resources` (URLs and ARNs); :meth:`Resources.function_env` turns it into
@@ -44,6 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 DEFAULT_PORT = int(os.environ.get("LOCAL_MOTO_PORT", "5055"))
+CODES_QUEUE = "verification-codes"
+CODE_MESSAGE_TYPE = "verification_code"  # hibachi.verifications.delivery.MESSAGE_TYPE
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
@@ -244,6 +248,7 @@ class Resources:
     followups_queue_arn: str
     schedule_group: str
     scheduler_role_arn: str
+    verification_codes_queue_url: str = ""
 
     @property
     def queue_urls(self) -> dict[str, str]:
@@ -330,6 +335,17 @@ def create_resources(
     )
     if not subscribed:
         sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=followups_arn)
+    codes_url, codes_arn = _queue(sqs, f"{prefix}-{CODES_QUEUE}", sse)
+    if not any(
+        s.get("Endpoint") == codes_arn
+        for s in sns.list_subscriptions_by_topic(TopicArn=topic_arn).get("Subscriptions", [])
+    ):
+        sns.subscribe(
+            TopicArn=topic_arn,
+            Protocol="sqs",
+            Endpoint=codes_arn,
+            Attributes={"FilterPolicy": json.dumps({"type": [CODE_MESSAGE_TYPE]})},
+        )
 
     scheduler = client("scheduler", endpoint_url, region)
     group = f"{prefix}-followups"
@@ -368,7 +384,40 @@ def create_resources(
         followups_queue_arn=followups_arn,
         schedule_group=group,
         scheduler_role_arn=role_arn,
+        verification_codes_queue_url=codes_url,
     )
+
+
+def sent_codes(sqs: Any, queue_url: str, *, conversation_id: str | None = None, hide: int = 30) -> list[dict[str, Any]]:
+    """The one-time codes the worker published (the messages of ``<prefix>-verification-codes``), oldest
+    first, left in the queue: one pass receives each message once (hidden for up to ``hide`` seconds
+    meanwhile), then makes them all visible again. ``conversation_id``: that chat's only."""
+    found: dict[str, dict[str, Any]] = {}
+    handles: list[str] = []
+    try:
+        while True:
+            batch = sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=hide, AttributeNames=["SentTimestamp"]
+            ).get("Messages", [])
+            if not batch:
+                break
+            for m in batch:
+                handles.append(m["ReceiptHandle"])
+                body = json.loads(m["Body"])
+                message = json.loads(body["Message"]) if "Message" in body else body
+                if message.get("type") != CODE_MESSAGE_TYPE:
+                    continue
+                if conversation_id is None or message.get("conversation_id") == conversation_id:
+                    sent = int(m.get("Attributes", {}).get("SentTimestamp", 0))
+                    found[m["MessageId"]] = {**message, "sent_at_ms": sent}
+    finally:
+        for start in range(0, len(handles), 10):
+            entries = [
+                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                for i, h in enumerate(handles[start : start + 10])
+            ]
+            sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
+    return sorted(found.values(), key=lambda message: message["sent_at_ms"])
 
 
 class Moto:

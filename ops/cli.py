@@ -11,6 +11,7 @@
     followups pending|failed            follow-ups waiting or given up
     reconcile                           run the reconciler once, show its result and recent runs
     health                              GET /health, then the /health/details figures
+    codes [--conversation ID]           local stack only: the one-time codes the worker delivered
 
 Exit status: 0 fine, 1 something needs attention (degraded health, a failed redrive), 2 usage or
 target errors.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from ops import dlq
@@ -77,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("reconcile", help="run the reconciler once")
     sub.add_parser("health", help="health and details")
+    c = sub.add_parser("codes", help="local: the one-time verification codes delivered")
+    c.add_argument("--conversation", metavar="ID", help="that conversation's codes only")
     return parser
 
 
@@ -267,12 +271,30 @@ def cmd_health(args: argparse.Namespace, target: Target) -> int:
     return 0 if status == 200 and (details or {}).get("status") == "ok" else 1
 
 
+def cmd_codes(args: argparse.Namespace, target: Target) -> int:
+    """What a customer would have received: the codes, newest last (the local stack's SNS inbox)."""
+    rows = [
+        {
+            "sent_at": datetime.fromtimestamp(m["sent_at_ms"] / 1000, UTC).isoformat(timespec="seconds"),
+            "conversation_id": m.get("conversation_id"),
+            "channel": m.get("channel"),
+            "to": next(iter((m.get("customer") or {}).values()), None),
+            "code": m.get("code"),
+            "expires_at": m.get("expires_at"),
+        }
+        for m in target.codes(args.conversation)
+    ]
+    emit(args, rows, table(rows, ["sent_at", "conversation_id", "channel", "to", "code", "expires_at"]))
+    return 0
+
+
 COMMANDS = {
     "queues": cmd_queues,
     "dlq": cmd_dlq,
     "followups": cmd_followups,
     "reconcile": cmd_reconcile,
     "health": cmd_health,
+    "codes": cmd_codes,
 }
 
 

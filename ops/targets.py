@@ -76,6 +76,10 @@ class Target:
     def health(self) -> tuple[int, dict[str, Any]]:
         raise NotImplementedError
 
+    def codes(self, conversation_id: str | None) -> list[dict[str, Any]]:
+        """The one-time codes delivered (the local stack only: on AWS they go to the customer's phone)."""
+        raise TargetError("the codes sent are readable on the local stack only (--local)")
+
     supports_move_task = False
 
 
@@ -194,6 +198,15 @@ class LocalTarget(Target):
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+    def codes(self, conversation_id: str | None) -> list[dict[str, Any]]:
+        from local.aws import CODES_QUEUE, sent_codes
+
+        try:
+            url = self.sqs.get_queue_url(QueueName=f"{self.prefix}-{CODES_QUEUE}")["QueueUrl"]
+        except self.sqs.exceptions.QueueDoesNotExist:
+            return []
+        return sent_codes(self.sqs, url, conversation_id=conversation_id)
 
     def details(self) -> dict[str, Any]:
         with self.app():

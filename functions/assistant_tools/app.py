@@ -37,6 +37,8 @@ from hibachi.errors import Unprocessable
 from hibachi.mcp import Call, McpServer, Tool
 from hibachi.observability import logger, metrics
 from hibachi.validation import ID_PATTERN
+from hibachi.verifications import service as verifications
+from hibachi.verifications.models import ConfirmIn, IdentityOut, VerificationIn, VerificationOut
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 BookingId = Annotated[
@@ -98,6 +100,30 @@ class HistoryArgs(MessagesQuery):
     conversation_id: ConversationId | None = None
 
 
+ThisConversation = Annotated[
+    str | None,
+    StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN),
+    Field(
+        description=(
+            "Leave it out: the chat you act in, which the host names for you. Only a staff token without a chat "
+            "names one here; naming another chat than yours gets `not_found`."
+        )
+    ),
+]
+
+
+class StartVerificationArgs(VerificationIn):
+    """``POST /conversations/{conversation_id}/verifications``: the body, and the chat (the host's by default)."""
+
+    conversation_id: ThisConversation = None
+
+
+class ConfirmVerificationArgs(ConfirmIn):
+    """``POST /conversations/{conversation_id}/verifications/confirm``: the body, and the chat."""
+
+    conversation_id: ThisConversation = None
+
+
 def rest_part[M: BaseModel](model: type[M], args: BaseModel) -> M:
     """The REST model's part of validated arguments (no second validation; the same request hash as
     the REST route's, so a key used on both channels means the same request)."""
@@ -110,7 +136,9 @@ def keyed(args: CreateBookingArgs | RescheduleArgs | StoreMessageArgs, call: Cal
     return {"caller": call.caller, "idempotency_key": args.idempotency_key, "correlation_id": call.correlation_id}
 
 
-def conversation(args: StoreMessageArgs | HistoryArgs, call: Call) -> str:
+def conversation(
+    args: StoreMessageArgs | HistoryArgs | StartVerificationArgs | ConfirmVerificationArgs, call: Call
+) -> str:
     """The chat a tool call is about: its argument, else the one the connection acts in (the host's
     Hibachi-Conversation header)."""
     chosen = args.conversation_id or call.caller.conversation_id
@@ -161,6 +189,20 @@ def get_conversation_history(args: HistoryArgs, call: Call) -> MessagePage:
     )
 
 
+def start_verification(args: StartVerificationArgs, call: Call) -> VerificationOut:
+    started, _sent = verifications.start_verification(
+        conversation(args, call),
+        rest_part(VerificationIn, args),
+        caller=call.caller,
+        correlation_id=call.correlation_id,
+    )
+    return started
+
+
+def confirm_verification(args: ConfirmVerificationArgs, call: Call) -> IdentityOut:
+    return verifications.confirm_verification(conversation(args, call), rest_part(ConfirmIn, args), caller=call.caller)
+
+
 _TIMES = (
     "Times: `event_start` is the local wall-clock time at the event, without offset (2026-12-05T18:30), in the "
     "event's IANA `timezone`; answers give ISO 8601 with the local offset."
@@ -180,7 +222,9 @@ server = McpServer(
         "customer's home and cooks for the party. Use get_conversation_history when a chat resumes, store_message "
         "for every turn (the customer's and yours), check_availability before offering times, create_booking "
         "once the customer confirmed every detail, find_bookings to look up a customer's bookings (by phone, "
-        "email or chat), reschedule_booking and cancel_booking when asked. " + _TIMES + " Every tool error has a "
+        "email or chat), reschedule_booking and cancel_booking when asked. Bookings made in another chat are "
+        "reached only through a phone or email verified in this chat: start_verification sends the customer a "
+        "code, confirm_verification checks the code they type. " + _TIMES + " Every tool error has a "
         "stable `error.code` (the REST API's) and a message meant for you; `service_unavailable` means nothing "
         "was changed: retry shortly (with the same idempotency_key)."
     ),
@@ -322,6 +366,46 @@ server.add(
         run=get_conversation_history,
         read_only=True,
         idempotent=True,
+    ),
+)
+
+server.add(
+    Tool(
+        name="start_verification",
+        title="Send a verification code",
+        description=(
+            "Send the customer a 6-digit one-time code by SMS to `phone` (E.164, e.g. +14155550123) or to `email` "
+            "(exactly one), to prove that the phone or email is theirs. Use it before you look up an older "
+            "booking (one not made in this chat) by phone or email, and whenever find_bookings answers "
+            "`verification_required`; then ask the customer for the code they received and pass it to "
+            "confirm_verification. Only for the customer's own phone or email, as they gave it in this chat. "
+            "Returns `status` `code_sent` (with the masked `destination` and `expires_at`: the code lasts 10 "
+            "minutes) or `already_verified` (nothing sent: go on with find_bookings). A new code replaces the "
+            "earlier ones. Errors: `rate_limited` - too many codes lately; tell the customer to try again after "
+            "`error.details.retry_after_seconds`, do not call again before; `validation_error` - give exactly "
+            "one of phone and email, the phone in E.164."
+        ),
+        scope="messages:write",
+        arguments=StartVerificationArgs,
+        output=VerificationOut,
+        run=start_verification,
+    ),
+    Tool(
+        name="confirm_verification",
+        title="Check a verification code",
+        description=(
+            "Check the 6-digit `code` the customer typed into this chat against the code start_verification "
+            "sent. Right: the phone or email is verified in this chat (returned as `kind`, `value`), and "
+            "find_bookings, get_booking, reschedule_booking and cancel_booking reach its bookings. Pass only a "
+            "code the customer typed; never guess one. Errors: `verification_code_invalid` - wrong code, "
+            "`error.details.attempts_left` tries left: ask the customer to check it; `verification_expired` or "
+            "`verification_attempts_exhausted` - call start_verification for a new code; "
+            "`verification_not_found` - no code was sent in this chat: call start_verification first."
+        ),
+        scope="messages:write",
+        arguments=ConfirmVerificationArgs,
+        output=IdentityOut,
+        run=confirm_verification,
     ),
 )
 

@@ -21,6 +21,7 @@ from hibachi.conversations import service as conversations
 from hibachi.followups import service as followups
 from hibachi.observability import logger, metrics
 from hibachi.settings import require_on_aws
+from hibachi.verifications import delivery as verifications
 
 # a mis-wired deploy fails its cold start, with one log line
 require_on_aws("db_host", "jobs_queue_url", "followup_topic_arn", "scheduler_role_arn", "scheduler_target_arn")
@@ -33,6 +34,7 @@ HANDLERS: dict[str, worker.BatchHandler] = {
     jobs.EMOTION_STATS: conversations.handle_emotion_jobs,
     jobs.SCHEDULE_FOLLOWUP: followups.handle_schedule_jobs,
     jobs.SEND_FOLLOWUP: followups.handle_send_jobs,
+    jobs.SEND_VERIFICATION: verifications.handle_delivery_jobs,
 }
 
 RECONCILERS: dict[str, worker.Reconciler] = {

@@ -33,6 +33,8 @@ TOOLS = {
     "cancel_booking",
     "store_message",
     "get_conversation_history",
+    "start_verification",
+    "confirm_verification",
 }
 
 
@@ -389,6 +391,7 @@ def test_every_tool_input_schema_is_the_rest_models_schema(settings):
     from hibachi.bookings.models import AvailabilityQuery, BookingIn, BookingSearchIn, RescheduleIn
     from hibachi.conversations.models import MessageIn, MessagesQuery
     from hibachi.validation import ID_PATTERN
+    from hibachi.verifications.models import ConfirmIn, VerificationIn
 
     app = load_function("assistant_tools")
     rest = {
@@ -400,6 +403,8 @@ def test_every_tool_input_schema_is_the_rest_models_schema(settings):
         "reschedule_booking": (RescheduleIn, {"booking_id", "idempotency_key"}),
         "store_message": (MessageIn, {"conversation_id", "idempotency_key"}),
         "get_conversation_history": (MessagesQuery, {"conversation_id"}),
+        "start_verification": (VerificationIn, {"conversation_id"}),
+        "confirm_verification": (ConfirmIn, {"conversation_id"}),
     }
     assert set(rest) == set(app.server.tools) == TOOLS
     for name, (model, route_params) in rest.items():

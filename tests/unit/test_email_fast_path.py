@@ -1,4 +1,4 @@
-"""``hibachi.bookings.models.plain_email``: the booking email's fast path answers only what
+"""``hibachi.contacts.plain_email``: the booking email's fast path answers only what
 ``email-validator`` answers, the same normalized address, and leaves everything else to it.
 
 Generated addresses mix what the fast path takes (ASCII dot-atoms, lower and upper case, digits,
@@ -14,8 +14,8 @@ import email_validator
 import pytest
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
-from hibachi.bookings import models
-from hibachi.bookings.models import plain_email
+from hibachi import contacts as models
+from hibachi.contacts import plain_email
 from hypothesis import example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st

@@ -46,6 +46,16 @@ class Unprocessable(AppError):
     status, code = 422, "validation_error"
 
 
+class TooManyRequests(AppError):
+    """A limit of the service was reached (the one-time codes' rate limits): nothing was done; the
+    same request may succeed after ``Retry-After`` seconds."""
+
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, details: Any = None):
+        super().__init__(message, details=details, headers={"Retry-After": str(max(1, retry_after))})
+
+
 class ConstraintViolation(AppError):
     """The database refused a write that validation let through. The answer names the constraint
     (and the column when PostgreSQL reports one), never the values: a 409 for a conflict with

@@ -104,6 +104,18 @@ class Settings(BaseModel):
     scheduler_dlq_arn: str | None = None
     schedule_name_prefix: str = "hibachi-fu-"
 
+    # verified identities (one-time codes): a code lives VERIFICATION_CODE_TTL_SECONDS and takes at most
+    # VERIFICATION_MAX_ATTEMPTS confirmations; at most VERIFICATION_DESTINATION_MAX_SENDS codes go to one
+    # phone or email in any VERIFICATION_DESTINATION_WINDOW_SECONDS, and at most
+    # VERIFICATION_CONVERSATION_MAX_SENDS start in one conversation in any
+    # VERIFICATION_CONVERSATION_WINDOW_SECONDS (the database enforces both: migration 0010)
+    verification_code_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
+    verification_max_attempts: int = Field(default=5, ge=1, le=100)
+    verification_destination_max_sends: int = Field(default=3, ge=1, le=1000)
+    verification_destination_window_seconds: int = Field(default=900, ge=1, le=7 * 86_400)
+    verification_conversation_max_sends: int = Field(default=5, ge=1, le=1000)
+    verification_conversation_window_seconds: int = Field(default=3600, ge=1, le=7 * 86_400)
+
     @model_validator(mode="after")
     def _service_window(self) -> Settings:
         first, last = self.service_first_start, self.service_last_start
