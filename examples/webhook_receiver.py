@@ -14,6 +14,7 @@ event on stdout. Standard library only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hmac
 import json
 import sys
@@ -91,12 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     server = ThreadingHTTPServer((args.host, args.port), make_handler(Receiver(args.api_key, args.header)))
     print(f"receiving booking events on http://{args.host}:{server.server_port}/", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt), server:
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
     return 0
 
 
