@@ -21,7 +21,7 @@ from hibachi import settings as settings_module
 from testkit.events import http_event
 from tests.conftest import ROOT, load_function, new_id
 
-ALL = ("bookings:write", "bookings:read", "messages:write", "conversations:read")
+ALL = ("bookings:write", "bookings:read", "messages:write", "conversations:read", "staff")
 READ_ONLY = {"check_availability", "find_bookings", "get_booking", "get_conversation_history"}
 TZ = "America/Los_Angeles"
 TOOLS = {
@@ -172,8 +172,8 @@ def test_get_opens_no_stream_405_with_allow_post(context, settings):
         "/mcp",
         route_key="GET /mcp",
         headers={"accept": "text/event-stream"},
-        claims={"sub": "agent-1", "scope": "bookings:read"},
-        scopes=["bookings:read"],
+        claims={"sub": "agent-1", "scope": "bookings:read staff"},
+        scopes=["bookings:read", "staff"],
     )
     response = load_function("assistant_tools").lambda_handler(event, context)
     assert response["statusCode"] == 405 and response["headers"]["Allow"] == "POST"
@@ -267,8 +267,8 @@ def test_reschedule_key_is_the_rest_routes_key(context, settings, sqs):
             path_parameters={"booking_id": booking["id"]},
             headers={"content-type": "application/json", "idempotency-key": key},
             body=json.dumps({"event_start": event_start}),
-            claims={"sub": "agent-1", "scope": "bookings:write"},
-            scopes=["bookings:write"],
+            claims={"sub": "agent-1", "scope": "bookings:write staff"},
+            scopes=["bookings:write", "staff"],
         )
         response = load_function("create_booking").lambda_handler(event, context)
         return response["statusCode"], json.loads(response["body"])

@@ -39,7 +39,7 @@ def availability(context, **query) -> tuple[int, dict]:
         route_key=AVAILABILITY,
         query=query,
         claims={"sub": "tester"},
-        scopes=["bookings:read"],
+        scopes=["bookings:read", "staff"],
     )
     response = load_function("create_booking").lambda_handler(event, context)
     return response["statusCode"], json.loads(response["body"])
@@ -141,7 +141,7 @@ def test_bad_availability_queries_are_422_with_the_field(settings, context, quer
         route_key=AVAILABILITY,
         query={k: v for k, v in full.items() if v is not None},
         claims={"sub": "tester"},
-        scopes=["bookings:read"],
+        scopes=["bookings:read", "staff"],
     )
     response = load_function("create_booking").lambda_handler(event, context)
     body = json.loads(response["body"])

@@ -48,7 +48,7 @@ def call(context, route_key: str, booking_id=None, *, body=None, headers=None, r
         headers={"content-type": "application/json", **(headers or {})},
         body=raw_body if raw_body is not None else (json.dumps(body) if body is not None else None),
         claims={"sub": "tester"},
-        scopes=["bookings:write", "bookings:read"],
+        scopes=["bookings:write", "bookings:read", "staff"],
     )
     response = load_function("create_booking").lambda_handler(event, context)
     return response["statusCode"], json.loads(response["body"]) if response.get("body") else None

@@ -28,7 +28,7 @@ def post(context, cid: str, body: dict, key: str | None, claims: dict | None = N
         headers={"content-type": "application/json", **({"idempotency-key": key} if key else {})},
         body=json.dumps(body),
         claims=claims if claims is not None else {"sub": "tester"},
-        scopes=["messages:write"],
+        scopes=["messages:write", "staff"],
     )
     response = load_function("store_message").lambda_handler(event, context)
     return response["statusCode"], json.loads(response["body"]), response.get("headers") or {}

@@ -86,7 +86,7 @@ def customer_booking(**overrides) -> dict:
 
 
 def api(context, function: str, route_key: str, path: str, *, body=None, raw=None, headers=None, params=None):
-    scopes = ["bookings:write", "bookings:read", "messages:write", "conversations:read", "ops:read"]
+    scopes = ["bookings:write", "bookings:read", "messages:write", "conversations:read", "ops:read", "staff"]
     event = http_event(
         route_key.split(" ", 1)[0],
         path,
