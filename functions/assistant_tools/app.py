@@ -110,6 +110,12 @@ def keyed(args: CreateBookingArgs | RescheduleArgs | StoreMessageArgs, caller: C
     }
 
 
+def booking_write(args: CreateBookingArgs | RescheduleArgs, caller: Caller, tool: str) -> dict[str, Any]:
+    """``keyed`` for the booking services, whose caller is who the call acts for (``mcp:<tool>``: the
+    key's owner and the event's actor)."""
+    return {**keyed(args, caller), "caller": caller.acting(tool)}
+
+
 # -- the tools ----------------------------------------------------------------------------------------------
 def check_availability(args: AvailabilityQuery, caller: Caller) -> AvailabilityOut:
     return bookings.availability(args)
@@ -120,7 +126,9 @@ def find_bookings(args: BookingSearchIn, caller: Caller) -> BookingPage:
 
 
 def create_booking(args: CreateBookingArgs, caller: Caller) -> BookingOut:
-    booking, _created = bookings.create_booking(rest_part(BookingIn, args), **keyed(args, caller))
+    booking, _created = bookings.create_booking(
+        rest_part(BookingIn, args), **booking_write(args, caller, "create_booking")
+    )
     return booking
 
 
@@ -129,11 +137,15 @@ def get_booking(args: BookingRef, caller: Caller) -> BookingOut:
 
 
 def reschedule_booking(args: RescheduleArgs, caller: Caller) -> BookingOut:
-    return bookings.reschedule_booking(args.booking_id, rest_part(RescheduleIn, args), **keyed(args, caller))
+    return bookings.reschedule_booking(
+        args.booking_id, rest_part(RescheduleIn, args), **booking_write(args, caller, "reschedule_booking")
+    )
 
 
 def cancel_booking(args: BookingRef, caller: Caller) -> BookingOut:
-    return bookings.cancel_booking(args.booking_id, correlation_id=caller.correlation_id)
+    return bookings.cancel_booking(
+        args.booking_id, caller=caller.acting("cancel_booking"), correlation_id=caller.correlation_id
+    )
 
 
 def store_message(args: StoreMessageArgs, caller: Caller) -> MessageOut:

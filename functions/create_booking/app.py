@@ -24,7 +24,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from hibachi import idempotency
-from hibachi.api import Route, create_app, handle
+from hibachi.api import Route, create_app, current_caller, handle
 from hibachi.bookings import service
 from hibachi.bookings.models import (
     AvailabilityOut,
@@ -112,7 +112,7 @@ _BOOKING: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] 
 def create_booking(booking: BookingIn, idempotency_key: IdempotencyKey = None) -> Response[BookingOut]:
     stored, created = service.create_booking(
         booking,
-        caller=idempotency.caller_of(app.current_event.raw_event),
+        caller=current_caller(app),
         idempotency_key=idempotency_key,
         correlation_id=logger.get_correlation_id(),
     )
@@ -157,7 +157,7 @@ def booking_events(booking_id: BookingId) -> EventPage:
     },
 )
 def cancel_booking(booking_id: BookingId) -> BookingOut:
-    return service.cancel_booking(booking_id, correlation_id=logger.get_correlation_id())
+    return service.cancel_booking(booking_id, caller=current_caller(app), correlation_id=logger.get_correlation_id())
 
 
 @app.patch(
@@ -183,7 +183,7 @@ def reschedule_booking(
     return service.reschedule_booking(
         booking_id,
         change,
-        caller=idempotency.caller_of(app.current_event.raw_event),
+        caller=current_caller(app),
         idempotency_key=idempotency_key,
         correlation_id=logger.get_correlation_id(),
     )

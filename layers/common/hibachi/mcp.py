@@ -34,6 +34,7 @@ What is served (MCP 2025-11-25 and 2025-06-18; an unknown version in ``initializ
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from hibachi import idempotency
+from hibachi import callers, idempotency
 from hibachi.api import document_auth, metric_prefix, refusal, validation_details
 from hibachi.db import get_db
 from hibachi.errors import AppError
@@ -64,6 +65,16 @@ class Caller:
     correlation_id: str | None = None
     # whom an Idempotency-Key belongs to: the client_id claim, else sub, as on the REST routes
     key_scope: str = ""
+    # who the call acts for (hibachi.callers), ``via`` "mcp"; ``acting(tool)`` names the tool
+    who: callers.Caller | None = None
+
+    def acting(self, tool: str) -> callers.Caller:
+        """The ``hibachi.callers.Caller`` of a call of ``tool`` (``via`` ``mcp:<tool>``): the services'
+        caller (its owner scopes keys, its actor goes into the events)."""
+        who = self.who or callers.Caller(
+            owner=self.key_scope, sub=self.subject, client_id=None, staff=False, conversation_id=None, via="mcp"
+        )
+        return dataclasses.replace(who, via=f"mcp:{tool}")
 
 
 @dataclass(frozen=True)
@@ -112,11 +123,25 @@ def caller_of(event: Mapping[str, Any]) -> Caller:
     if not isinstance(scopes, list):
         scopes = str(claims.get("scope") or "").split()
     subject = claims.get("sub")
+    client_id = claims.get("client_id")
+    try:
+        conversation_id = callers.conversation_header(event)
+    except AppError:  # not a conversation id: the call acts for none
+        conversation_id = None
+    key_scope = idempotency.caller_of(event)
     return Caller(
         subject=str(subject) if subject else None,
         scopes=frozenset(str(s) for s in scopes),
         correlation_id=context.get("requestId"),
-        key_scope=idempotency.caller_of(event),
+        key_scope=key_scope,
+        who=callers.Caller(
+            owner=key_scope,
+            sub=str(subject) if subject else None,
+            client_id=str(client_id) if client_id else None,
+            staff=callers.STAFF_SCOPE in scopes,
+            conversation_id=conversation_id,
+            via="mcp",
+        ),
     )
 
 

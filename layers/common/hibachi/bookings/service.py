@@ -40,6 +40,7 @@ from hibachi.bookings.models import (
     CustomerOut,
     RescheduleIn,
 )
+from hibachi.callers import Caller
 from hibachi.db import get_db
 from hibachi.errors import (
     EXCLUSION_VIOLATION,
@@ -330,12 +331,13 @@ def search_bookings(query: BookingSearchIn) -> BookingPage:
 
 
 def create_booking(
-    body: BookingIn, *, caller: str, idempotency_key: str | None, correlation_id: str | None
+    body: BookingIn, *, caller: Caller, idempotency_key: str | None, correlation_id: str | None
 ) -> tuple[BookingOut, bool]:
-    """Book a chef (one round trip), then enqueue the follow-up job. Returns (booking, created).
+    """Book a chef (one round trip: the booking and its ``Booking Created`` event), then enqueue the
+    follow-up job. Returns (booking, created).
 
-    ``caller`` scopes ``idempotency_key`` (hibachi.idempotency)."""
-    idempotency.check(caller, idempotency_key)
+    ``caller.owner`` scopes ``idempotency_key`` (hibachi.idempotency); ``caller.actor()`` is the event's actor."""
+    idempotency.check(caller.owner, idempotency_key)
     settings = get_settings()
     zone = times.load_zone(body.timezone)
     now = datetime.now(UTC)
@@ -354,10 +356,11 @@ def create_booking(
     row = repository.create_booking(
         get_db(),
         fields=fields,
-        caller=caller or None,
+        caller=caller.owner or None,
         key=idempotency_key,
         request_hash=digest,
         attempts=settings.chef_count + 2,
+        actor=caller.actor(),
     )
     if row is None:
         raise _slot_full(body.event_start, zone, body.duration_minutes, settings, now)
@@ -384,11 +387,12 @@ def booking_events(booking_id: UUID) -> EventPage:
     return EventPage.model_validate({"items": rows})
 
 
-def cancel_booking(booking_id: UUID, *, correlation_id: str | None) -> BookingOut:
-    """Cancel (one round trip; idempotent: a cancelled booking is returned as it is)."""
+def cancel_booking(booking_id: UUID, *, caller: Caller, correlation_id: str | None) -> BookingOut:
+    """Cancel (one round trip, with its ``Booking Cancelled`` event by ``caller``; idempotent: a
+    cancelled booking is returned as it is, and no event is written again)."""
     db = get_db()
     for _ in range(2):
-        row = repository.cancel_booking(db, booking_id)
+        row = repository.cancel_booking(db, booking_id, actor=caller.actor())
         if row is None:
             raise NotFound(f"Booking {booking_id} does not exist.")
         if row["changed"]:
@@ -419,7 +423,7 @@ def reschedule_booking(
     booking_id: UUID,
     body: RescheduleIn,
     *,
-    caller: str,
+    caller: Caller,
     idempotency_key: str | None = None,
     correlation_id: str | None,
 ) -> BookingOut:
@@ -428,12 +432,14 @@ def reschedule_booking(
 
     A PATCH that asks for what the booking already is changes nothing: the booking as it is, no new
     version, no job. With ``idempotency_key`` (scoped to ``caller``), a retry gets the first answer;
-    the key with another request (another body or booking) is 422."""
-    idempotency.check(caller, idempotency_key)
+    the key with another request (another body or booking) is 422. The change writes its event
+    (``Booking Rescheduled`` or ``Booking Details Changed``, by ``caller``) in its statement; no
+    change, no event."""
+    idempotency.check(caller.owner, idempotency_key)
     settings = get_settings()
     db = get_db()
     now = datetime.now(UTC)
-    owner = caller or None
+    owner = caller.owner or None
     digest = None
     if idempotency_key is not None:
         digest = idempotency.request_hash(RESCHEDULE_ROUTE, {"booking_id": booking_id}, body.model_dump(mode="json"))
@@ -472,8 +478,9 @@ def reschedule_booking(
                 db,
                 booking_id,
                 version=current["version"],
-                current_chef=current["chef_id"],
+                current=current,
                 slot=slot.params(duration, guests, settings.chef_count),
+                actor=caller.actor(),
                 caller=owner,
                 key=idempotency_key,
                 request_hash=digest,
