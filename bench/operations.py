@@ -167,15 +167,15 @@ def _new_bookings(fx: dict[str, Any], count: int) -> list[str]:
     from hibachi.bookings.models import BookingIn
     from hibachi.callers import Caller
 
+    bench = Caller(owner="bench", sub="bench", client_id=None, staff=True, conversation_id=None, via="bench")
+
     ids: list[str] = []
     skipped = 0
     while len(ids) < count:
         try:
             booking, _ = service.create_booking(
                 BookingIn.model_validate(booking_body(fx, len(ids))),
-                caller=Caller(
-                    owner="bench", sub="bench", client_id=None, staff=True, conversation_id=None, via="bench"
-                ),
+                caller=bench,
                 idempotency_key=None,
                 correlation_id=None,
             )

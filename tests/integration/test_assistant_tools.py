@@ -431,8 +431,11 @@ def test_every_tool_input_schema_is_the_rest_models_schema(settings):
         prop = app.server.tools[name].input_schema()["properties"]["booking_id"]
         assert (prop["type"], prop["format"]) == ("string", "uuid")
     for name in ("store_message", "get_conversation_history"):
-        prop = app.server.tools[name].input_schema()["properties"]["conversation_id"]
-        assert (prop["pattern"], prop["minLength"], prop["maxLength"]) == (ID_PATTERN, 1, 128)
+        # optional: the connection's conversation (the host's Hibachi-Conversation header) by default
+        schema = app.server.tools[name].input_schema()
+        prop, none = schema["properties"]["conversation_id"]["anyOf"]
+        assert (prop["pattern"], prop["minLength"], prop["maxLength"], none) == (ID_PATTERN, 1, 128, {"type": "null"})
+        assert "conversation_id" not in schema.get("required", [])
 
 
 def test_availability_and_search_tools(context, settings, sqs):
