@@ -26,9 +26,10 @@ PUT_EVENTS = "AWSEvents.PutEvents"
 
 
 class AwsFaultProxy:
-    def __init__(self, upstream: str, host: str = "127.0.0.1", port: int = 0):
-        parts = urlsplit(upstream)
-        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+    def __init__(self, upstream: str | None = None, host: str = "127.0.0.1", port: int = 0):
+        self.upstream = ("127.0.0.1", 0)
+        if upstream:
+            self.set_upstream(upstream)
         self.fail_put_events = False
         self.mode = "error"
         self.published: list[tuple[str, dict[str, Any]]] = []
@@ -39,6 +40,11 @@ class AwsFaultProxy:
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="aws-fault-proxy", daemon=True)
+
+    def set_upstream(self, upstream: str) -> None:
+        """moto's endpoint (may be set after ``start``: a stack that needs this proxy's URL first)."""
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
 
     @property
     def url(self) -> str:
