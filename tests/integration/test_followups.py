@@ -334,7 +334,12 @@ def test_a_lost_schedule_followup_is_recovered_by_the_reconciler(settings, conte
     assert worker(context, bodies) == []
     assert followup(db, booking["id"])["scheduled_at"] is not None
     assert schedule(aws, booking["id"])
-    assert reconcile(context)["re_enqueued"] == {"emotion_stats": 0, "schedule_followup": 0, "send_followup": 0}
+    assert reconcile(context)["re_enqueued"] == {
+        "emotion_stats": 0,
+        "schedule_followup": 0,
+        "send_followup": 0,
+        "publish_events": 0,
+    }
 
 
 def test_a_lost_schedule_is_covered_by_sending_past_due_followups(settings, context, db, aws):

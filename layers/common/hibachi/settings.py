@@ -103,6 +103,8 @@ class Settings(BaseModel):
     scheduler_target_arn: str | None = None
     scheduler_dlq_arn: str | None = None
     schedule_name_prefix: str = "hibachi-fu-"
+    # the EventBridge bus the worker publishes the event log to (unset: events stay unpublished)
+    event_bus_name: str | None = None
 
     # verified identities (one-time codes): a code lives VERIFICATION_CODE_TTL_SECONDS and takes at most
     # VERIFICATION_MAX_ATTEMPTS confirmations; at most VERIFICATION_DESTINATION_MAX_SENDS codes go to one

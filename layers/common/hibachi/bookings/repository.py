@@ -11,6 +11,7 @@ sees the winner, and it picks another chef, finds the key's booking, or finds th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -23,6 +24,8 @@ from psycopg.types.json import Jsonb
 from hibachi.callers import Caller
 from hibachi.db import Database
 from hibachi.errors import EXCLUSION_VIOLATION, ConstraintViolation
+from hibachi.events.models import EventType
+from hibachi.events.repository import booking_event, utc_text
 
 
 class BookingRow(TypedDict):
@@ -166,7 +169,7 @@ WITH prior AS (
     FROM pick
     ON CONFLICT DO NOTHING
     RETURNING {columns}
-)
+), {event}
 SELECT 'created' AS outcome, ins.* FROM ins
 UNION ALL
 SELECT 'existing', prior.* FROM prior
@@ -174,7 +177,12 @@ UNION ALL
 SELECT 'retry', {b_columns} FROM pick LEFT JOIN bookings b ON false
 WHERE NOT EXISTS (SELECT 1 FROM ins)
 """)
-    .format(chef_free=_chef_free("%(start)s", "%(held_until)s"), columns=columns(), b_columns=columns("b"))
+    .format(
+        chef_free=_chef_free("%(start)s", "%(held_until)s"),
+        columns=columns(),
+        b_columns=columns("b"),
+        event=booking_event("ins", EventType.BOOKING_CREATED),
+    )
     .as_string()
 )
 
@@ -194,12 +202,12 @@ WITH upd AS (
     UPDATE bookings b SET status = 'cancelled', cancelled_at = now(), updated_at = now(), version = version + 1
     WHERE id = %(id)s AND status = 'confirmed' AND event_start > now() AND {reach}
     RETURNING {columns}
-)
+), {event}
 SELECT true AS changed, upd.* FROM upd
 UNION ALL
 SELECT false AS changed, {columns} FROM bookings b WHERE id = %(id)s AND {reach} AND NOT EXISTS (SELECT 1 FROM upd)
 """)
-    .format(columns=columns(), reach=reach("b"))
+    .format(columns=columns(), reach=reach("b"), event=booking_event("upd", EventType.BOOKING_CANCELLED))
     .as_string()
 )
 
@@ -231,6 +239,26 @@ _KEY_UNUSED = sql.SQL("""(%(key)s::text IS NULL OR NOT EXISTS (
         SELECT 1 FROM booking_changes k
         WHERE k.idempotency_caller = %(caller)s::text AND k.idempotency_key = %(key)s::text))""")
 
+# The reschedule's event: "Booking Rescheduled" when the start moved, else "Booking Details Changed"
+# (the guest count or the length), with the old and new value of what changed. The old values are
+# the row the caller read at %(version)s, which the UPDATE requires: they are the row it changed.
+_MOVED_OR_CHANGED = sql.SQL(
+    "CASE WHEN s.event_start <> %(old_start)s::timestamptz THEN {moved} ELSE {changed} END"
+).format(
+    moved=sql.Literal(str(EventType.BOOKING_RESCHEDULED)), changed=sql.Literal(str(EventType.BOOKING_DETAILS_CHANGED))
+)
+_CHANGES = sql.SQL("""jsonb_strip_nulls(jsonb_build_object(
+        'event_start', CASE WHEN s.event_start <> %(old_start)s::timestamptz
+            THEN jsonb_build_object('old', {old_start}, 'new', {new_start}) END,
+        'duration_minutes', CASE WHEN s.duration_minutes <> %(old_duration)s::int
+            THEN jsonb_build_object('old', %(old_duration)s::int, 'new', s.duration_minutes) END,
+        'guest_count', CASE WHEN s.guest_count <> %(old_guests)s::int
+            THEN jsonb_build_object('old', %(old_guests)s::int, 'new', s.guest_count) END,
+        'chef_id', CASE WHEN s.chef_id <> %(current_chef)s::int
+            THEN jsonb_build_object('old', %(current_chef)s::int, 'new', s.chef_id) END))""").format(
+    old_start=utc_text("%(old_start)s::timestamptz"), new_start=utc_text("s.event_start")
+)
+
 RESCHEDULE_BOOKING = (
     sql.SQL("""
 WITH free AS (
@@ -252,7 +280,7 @@ WITH free AS (
     INSERT INTO booking_changes (idempotency_caller, idempotency_key, booking_id, request_hash, version, response)
     SELECT %(caller)s, %(key)s, upd.id, %(hash)s, upd.version, to_jsonb(upd) FROM upd
     WHERE %(key)s::text IS NOT NULL
-)
+), {event}
 SELECT 'updated' AS outcome, upd.* FROM upd
 UNION ALL
 SELECT CASE WHEN NOT {key_unused} THEN 'key_used' WHEN EXISTS (SELECT 1 FROM free) THEN 'retry' ELSE 'full' END
@@ -265,6 +293,7 @@ FROM bookings WHERE id = %(id)s AND NOT EXISTS (SELECT 1 FROM upd)
         columns=columns(),
         key_unused=_KEY_UNUSED,
         reach=reach("bk"),
+        event=booking_event("upd", _MOVED_OR_CHANGED, changes=_CHANGES),
     )
     .as_string()
 )
@@ -370,6 +399,7 @@ def create_booking(
     key: str | None,
     request_hash: str,
     attempts: int,
+    actor: Mapping[str, Any],
 ) -> CreateRow | None:
     """Run ``CREATE_BOOKING`` until it answers: a row whose ``outcome`` is ``created`` or ``existing``,
     or ``None`` when the slot is full.
@@ -379,7 +409,14 @@ def create_booking(
     for a keyed request too: the statement looked for the key's booking in the snapshot in which it
     found no chef free, so a booking of the key's that filled the slot would have been ``existing``.
     """
-    params = {**fields, "address": Jsonb(fields["address"]), "caller": caller, "key": key, "hash": request_hash}
+    params = {
+        **fields,
+        "address": Jsonb(fields["address"]),
+        "caller": caller,
+        "key": key,
+        "hash": request_hash,
+        "actor": Jsonb(dict(actor)),
+    }
     for _ in range(attempts):
         try:
             row = db.fetchone(CREATE_BOOKING, params)
@@ -402,8 +439,10 @@ def get_booking(db: Database, booking_id: UUID, *, caller: Caller) -> BookingRow
 
 
 def cancel_booking(db: Database, booking_id: UUID, *, caller: Caller) -> CancelRow | None:
-    """``None``: no such booking, or none that ``caller`` reaches."""
-    return cast(CancelRow | None, db.fetchone(CANCEL_BOOKING, {"id": booking_id, **reach_params(caller)}))
+    """``None``: no such booking, or none that ``caller`` reaches. Its event (``Booking Cancelled``,
+    by ``caller``) only when this statement cancelled it."""
+    params = {"id": booking_id, "actor": Jsonb(caller.actor()), **reach_params(caller)}
+    return cast(CancelRow | None, db.fetchone(CANCEL_BOOKING, params))
 
 
 def get_for_change(db: Database, booking_id: UUID, *, caller: Caller, key: str | None) -> ForChange:
@@ -424,20 +463,26 @@ def reschedule_booking(
     booking_id: UUID,
     *,
     version: int,
-    current_chef: int,
+    current: Mapping[str, Any],
     slot: dict[str, Any],
     caller: Caller,
     key: str | None = None,
     request_hash: str | None = None,
 ) -> RescheduleRow | None:
     """One attempt (``Rescheduled`` says what it did). ``None``: the booking does not exist.
-    exclusion_violation and unique_violation (a concurrent change with the same key) propagate.
-    ``key`` is ``caller.owner``'s; a booking ``caller`` does not reach is never changed."""
+    ``current``: the booking as read at ``version`` (the chef to keep, and the old values of the
+    event, by ``caller``). exclusion_violation and unique_violation (a concurrent change with the
+    same key) propagate. ``key`` is ``caller.owner``'s; a booking ``caller`` does not reach is never
+    changed."""
     params = {
         **slot,
         "id": booking_id,
         "version": version,
-        "current_chef": current_chef,
+        "current_chef": current["chef_id"],
+        "old_start": current["event_start"],
+        "old_duration": current["duration_minutes"],
+        "old_guests": current["guest_count"],
+        "actor": Jsonb(caller.actor()),
         "caller": caller.owner or None,
         "key": key,
         "hash": request_hash,

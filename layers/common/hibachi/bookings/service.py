@@ -51,6 +51,8 @@ from hibachi.errors import (
     NotFound,
     Unprocessable,
 )
+from hibachi.events import repository as events_repository
+from hibachi.events.models import EventPage
 from hibachi.followups.jobs import schedule_job
 from hibachi.observability import MetricUnit, add_ms, logger, metrics, timed_ms
 from hibachi.settings import Settings, get_settings
@@ -388,11 +390,13 @@ def in_conversation(body: BookingIn, caller: Caller) -> BookingIn:
 def create_booking(
     body: BookingIn, *, caller: Caller, idempotency_key: str | None, correlation_id: str | None
 ) -> tuple[BookingOut, bool]:
-    """Book a chef (one round trip), then enqueue the follow-up job. Returns (booking, created).
+    """Book a chef (one round trip: the booking and its ``Booking Created`` event), then enqueue the
+    follow-up job. Returns (booking, created).
 
     ``caller.owner`` scopes ``idempotency_key`` (hibachi.idempotency); the request it names is the
     booking as linked to the caller's conversation (``in_conversation``), so one key used in two
-    conversations is two requests (422), never the other conversation's booking."""
+    conversations is two requests (422), never the other conversation's booking. ``caller.actor()``
+    is the event's actor."""
     body = in_conversation(body, caller)
     idempotency.check(caller.owner, idempotency_key)
     settings = get_settings()
@@ -418,6 +422,7 @@ def create_booking(
             key=idempotency_key,
             request_hash=digest,
             attempts=settings.chef_count + 2,
+            actor=caller.actor(),
         )
     except ConstraintViolation as exc:
         if exc.constraint == "bookings_timezone_known":  # Python's tzdata knows it, PostgreSQL does not
@@ -445,8 +450,18 @@ def get_booking(booking_id: UUID, *, caller: Caller) -> BookingOut:
     return to_out(row)
 
 
+def booking_events(booking_id: UUID) -> EventPage:
+    """``GET /bookings/{id}/events`` (staff only: the route's scope): the booking's event log, oldest
+    first (one round trip)."""
+    rows = events_repository.list_booking_events(get_db(), booking_id)
+    if rows is None:
+        raise _not_found(booking_id)
+    return EventPage.model_validate({"items": rows})
+
+
 def cancel_booking(booking_id: UUID, *, caller: Caller, correlation_id: str | None) -> BookingOut:
-    """Cancel (one round trip; idempotent: a cancelled booking is returned as it is)."""
+    """Cancel (one round trip, with its ``Booking Cancelled`` event by ``caller``; idempotent: a
+    cancelled booking is returned as it is, and no event is written again)."""
     db = get_db()
     for _ in range(2):
         row = repository.cancel_booking(db, booking_id, caller=caller)
@@ -490,7 +505,8 @@ def reschedule_booking(
     A PATCH that asks for what the booking already is changes nothing: the booking as it is, no new
     version, no job. With ``idempotency_key`` (scoped to ``caller``), a retry gets the first answer;
     the key with another request (another body or booking) is 422. A booking the caller does not
-    reach is 404, also for a key's earlier answer."""
+    reach is 404, also for a key's earlier answer. The change writes its event (``Booking
+    Rescheduled`` or ``Booking Details Changed``, by ``caller``) in its statement; no change, no event."""
     idempotency.check(caller.owner, idempotency_key)
     settings = get_settings()
     db = get_db()
@@ -536,7 +552,7 @@ def reschedule_booking(
                 db,
                 booking_id,
                 version=current["version"],
-                current_chef=current["chef_id"],
+                current=current,
                 slot=slot.params(duration, guests, settings.chef_count),
                 caller=caller,
                 key=idempotency_key,
