@@ -33,12 +33,14 @@ HANDLERS: dict[str, worker.BatchHandler] = {
     jobs.EMOTION_STATS: conversations.handle_emotion_jobs,
     jobs.SCHEDULE_FOLLOWUP: followups.handle_schedule_jobs,
     jobs.SEND_FOLLOWUP: followups.handle_send_jobs,
+    jobs.SEND_REMINDER: followups.handle_reminder_jobs,
 }
 
 RECONCILERS: dict[str, worker.Reconciler] = {
     jobs.EMOTION_STATS: conversations.reconcile_emotion_jobs,
     jobs.SCHEDULE_FOLLOWUP: followups.reconcile_schedule_jobs,
     jobs.SEND_FOLLOWUP: followups.reconcile_send_jobs,
+    jobs.SEND_REMINDER: followups.reconcile_reminder_jobs,
 }
 
 

@@ -23,6 +23,7 @@ from hibachi.settings import Settings, get_settings
 EMOTION_STATS = "emotion_stats"
 SCHEDULE_FOLLOWUP = "schedule_followup"
 SEND_FOLLOWUP = "send_followup"
+SEND_REMINDER = "send_reminder"
 
 
 class Job(BaseModel):
