@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_KEY_DIR = ROOT / ".local" / "jwt"
 DEFAULT_AUDIENCE = "hibachi-api"
 DEFAULT_PORT = 3000
-ALL_SCOPES = ("messages:write", "conversations:read", "bookings:write", "bookings:read", "ops:read")
+ALL_SCOPES = ("messages:write", "conversations:read", "bookings:write", "bookings:read", "ops:read", "staff")
 ALGORITHM = "RS256"
 
 

@@ -11,7 +11,12 @@ connections open between calls as AWS's endpoints do; werkzeug's server closes e
 * ``SchedulerDeadLetterQueue`` (the DLQ of the follow-up schedules);
 * the SNS ``FollowupTopic``, and an SQS queue subscribed to it (``followups`` in the result) so the
   local stack can show what was published;
-* the EventBridge Scheduler schedule group, and an IAM role for the schedules to name.
+* the EventBridge Scheduler schedule group, and an IAM role for the schedules to name;
+* the event bus (``EventBus``, ``<prefix>-events``) with its archive, and three rules on it, each
+  into an SQS queue (moto delivers to SQS, not to SNS or API destinations): ``events`` (every event
+  as EventBridge delivers it: what ``python -m ops --local events --follow`` and the tests read),
+  ``staff_notices`` (the template's staff notice rule with its input transformer: the notice line)
+  and ``webhook`` (what ``local.forwarder`` POSTs to a webhook URL, as the API destination would).
 
 The result is a :class:`Resources` (URLs and ARNs); :meth:`Resources.function_env` turns it into
 the variables the functions read (``JOBS_QUEUE_URL``, ``JOBS_DLQ_URL``, ``SCHEDULER_DLQ_URL``, ``FOLLOWUP_TOPIC_ARN``,
@@ -28,6 +33,7 @@ the variables the functions read (``JOBS_QUEUE_URL``, ``JOBS_DLQ_URL``, ``SCHEDU
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -244,6 +250,11 @@ class Resources:
     followups_queue_arn: str
     schedule_group: str
     scheduler_role_arn: str
+    event_bus_name: str = ""
+    event_bus_arn: str = ""
+    events_queue_url: str = ""
+    staff_notices_queue_url: str = ""
+    webhook_queue_url: str = ""
 
     @property
     def queue_urls(self) -> dict[str, str]:
@@ -252,6 +263,9 @@ class Resources:
             "jobs_dlq": self.jobs_dlq_url,
             "scheduler_dlq": self.scheduler_dlq_url,
             "followups": self.followups_queue_url,
+            "events": self.events_queue_url,
+            "staff_notices": self.staff_notices_queue_url,
+            "webhook": self.webhook_queue_url,
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -271,6 +285,7 @@ class Resources:
             "SCHEDULER_ROLE_ARN": self.scheduler_role_arn,
             "SCHEDULER_TARGET_ARN": self.jobs_queue_arn,
             "SCHEDULER_DLQ_ARN": self.scheduler_dlq_arn,
+            "EVENT_BUS_NAME": self.event_bus_name,
         }
 
     def settings(self) -> dict[str, str]:
@@ -354,7 +369,10 @@ def create_resources(
     except iam.exceptions.EntityAlreadyExistsException:
         role_arn = iam.get_role(RoleName=role_name)["Role"]["Arn"]
 
+    events = create_event_resources(endpoint_url, sqs, prefix=prefix, region=region)
+
     return Resources(
+        **events,
         endpoint_url=endpoint_url,
         region=region,
         jobs_queue_url=jobs_url,
@@ -369,6 +387,47 @@ def create_resources(
         schedule_group=group,
         scheduler_role_arn=role_arn,
     )
+
+
+EVENT_SOURCES = ["hibachi.bookings", "hibachi.conversations"]
+# the template's StaffNoticeRule target: the detail's notice line, as a JSON string
+STAFF_NOTICE_TRANSFORMER = {"InputPathsMap": {"notice": "$.detail.notice"}, "InputTemplate": '"<notice>"'}
+
+
+def create_event_resources(endpoint_url: str, sqs: Any, *, prefix: str, region: str) -> dict[str, str]:
+    """The template's event bus and archive, and its subscribers as SQS queues (moto delivers a
+    rule's events to SQS targets only): every event, the staff notices, the webhook's feed."""
+    events = client("events", endpoint_url, region)
+    bus = f"{prefix}-events"
+    try:
+        bus_arn = events.create_event_bus(Name=bus)["EventBusArn"]
+    except events.exceptions.ResourceAlreadyExistsException:
+        bus_arn = events.describe_event_bus(Name=bus)["Arn"]
+    with contextlib.suppress(events.exceptions.ResourceAlreadyExistsException):
+        events.create_archive(
+            ArchiveName=f"{prefix}-events-archive",
+            EventSourceArn=bus_arn,
+            RetentionDays=90,
+            EventPattern=json.dumps({"source": EVENT_SOURCES}),
+        )
+    urls: dict[str, str] = {}
+    pattern = json.dumps({"source": EVENT_SOURCES})
+    for name, transformer in (("events", None), ("staff-notices", STAFF_NOTICE_TRANSFORMER), ("webhook", None)):
+        url, arn = _queue(sqs, f"{prefix}-{name}", {"SqsManagedSseEnabled": "true"})
+        rule = f"{prefix}-events-{name}"
+        events.put_rule(Name=rule, EventBusName=bus, EventPattern=pattern, State="ENABLED")
+        target: dict[str, Any] = {"Id": name, "Arn": arn}
+        if transformer:
+            target["InputTransformer"] = transformer
+        events.put_targets(Rule=rule, EventBusName=bus, Targets=[target])
+        urls[name] = url
+    return {
+        "event_bus_name": bus,
+        "event_bus_arn": bus_arn,
+        "events_queue_url": urls["events"],
+        "staff_notices_queue_url": urls["staff-notices"],
+        "webhook_queue_url": urls["webhook"],
+    }
 
 
 class Moto:

@@ -112,6 +112,9 @@ def banner(stack, dsn: str, applied: list[str] | None, token: str) -> str:
         f'  curl -s {url}/conversations/c1/messages -H "authorization: Bearer $TOKEN"',
         f'  curl -s {url}/conversations/c1 -H "authorization: Bearer $TOKEN"',
         "",
+        "Booking events as they are published (another terminal):",
+        f"  python -m ops --local --endpoint-url {stack.endpoint_url} events --follow",
+        "",
         "Ctrl-C stops everything.",
         "",
     ]
@@ -159,6 +162,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="demo: a booking's follow-up is due this many seconds after it is made (e.g. 20, or "
         "90 to see it go through the local EventBridge Scheduler)",
     )
+    p.add_argument(
+        "--webhook-url",
+        default=env.get("LOCAL_WEBHOOK_URL"),
+        help="POST every booking event here, as the API destination would (examples/webhook_receiver.py)",
+    )
+    p.add_argument("--webhook-api-key", default=env.get("LOCAL_WEBHOOK_API_KEY"), help="sent as x-api-key")
     p.add_argument("--env", action="append", metavar="KEY=VALUE", help="set a function environment variable")
     p.add_argument("--no-migrate", action="store_true", help="do not apply the migrations")
     p.add_argument("--keep-db", action="store_true", help="leave PostgreSQL running on exit")
@@ -219,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             reconcile_interval=args.reconcile_interval,
             schedule_poll_interval=args.schedule_poll_interval,
             resource_prefix="hibachi",
+            webhook_url=args.webhook_url,
+            webhook_api_key=args.webhook_api_key,
         )
         stack.start()
         print(banner(stack, dsn, applied, stack.token(ttl=args.token_ttl)), flush=True)

@@ -20,6 +20,7 @@ What it wires together:
 * ``local.gateway``: the HTTP API, with ``local.auth`` as its JWT authorizer;
 * ``local.poller``: the worker's SQS event source (``BatchSize`` and ``FunctionResponseTypes``
   from the template's ``SQS`` event);
+* ``local.forwarder``: with ``webhook_url``, the webhook's API destination (POSTs the bus's events);
 * ``local.scheduler``: the reconciler tick (the input of the worker's ``Schedule``/``ScheduleV2``
   event, default ``{"task": "reconcile"}``, every ``reconcile_interval`` s) and the one-time
   schedules.
@@ -110,6 +111,8 @@ class LocalStack:
         key_dir: Path | str | None = None,
         extra_paths: Iterable[Path | str] | None = None,
         resource_prefix: str | None = None,
+        webhook_url: str | None = None,
+        webhook_api_key: str | None = None,
     ):
         self.database_url = database_url
         self.template = Path(template)
@@ -154,6 +157,9 @@ class LocalStack:
         self.poller = None
         self.reconciler = None
         self.schedules = None
+        self.webhook_url = webhook_url
+        self.webhook_api_key = webhook_api_key
+        self.forwarder = None
         self._started = False
 
     # lifecycle --------------------------------------------------------------------------------------
@@ -234,6 +240,12 @@ class LocalStack:
                 interval=self.reconcile_interval,
                 event=self._reconcile_event(fn),
             ).start()
+        if self.webhook_url:
+            from local.forwarder import WebhookForwarder
+
+            self.forwarder = WebhookForwarder(
+                self.client("sqs"), self.resources.webhook_queue_url, self.webhook_url, api_key=self.webhook_api_key
+            ).start()
         if self.enable_scheduler:
             from local.scheduler import OneTimeScheduleRunner
 
@@ -253,7 +265,7 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop everything started, in reverse order; safe to call twice."""
-        for name in ("schedules", "reconciler", "poller"):
+        for name in ("schedules", "reconciler", "poller", "forwarder"):
             part = getattr(self, name)
             if part is not None:
                 try:

@@ -9,6 +9,8 @@
     dlq redrive --all | --id ID ...     back to the jobs queue (SQS move task on AWS for --all,
                                         else receive, resend with body and attributes, delete)
     followups pending|failed            follow-ups waiting or given up
+    events                              the event log's publishing backlog (unpublished events)
+    events --follow [--seconds N]       local: every event as the bus delivers it, until Ctrl-C
     reconcile                           run the reconciler once, show its result and recent runs
     health                              GET /health, then the /health/details figures
 
@@ -74,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("followups", help="follow-ups pending or failed")
     f.add_argument("status", choices=["pending", "failed"])
     f.add_argument("--limit", type=int, default=50)
+
+    e = sub.add_parser("events", help="event publishing backlog, or follow the bus (local)")
+    e.add_argument("--follow", action="store_true", help="local: print events as they are published")
+    e.add_argument("--seconds", type=float, default=None, help="--follow: stop after this long")
 
     sub.add_parser("reconcile", help="run the reconciler once")
     sub.add_parser("health", help="health and details")
@@ -237,6 +243,48 @@ def cmd_followups(args: argparse.Namespace, target: Target) -> int:
     return 0
 
 
+def event_line(event: dict[str, Any]) -> str:
+    """One delivered EventBridge event as one line: time, detail-type, version, notice, id."""
+    detail = event.get("detail") or {}
+    return (
+        f"{event.get('time', '')}  {event.get('detail-type', ''):<24} v{detail.get('version', '?'):<3} "
+        f"{detail.get('notice', '')}  [{detail.get('id', '')}]"
+    )
+
+
+def cmd_events(args: argparse.Namespace, target: Target) -> int:
+    if not args.follow:
+        backlog = target.event_backlog()
+        text = (
+            f"unpublished: {backlog.get('unpublished')} (oldest {backlog.get('oldest_age_s')} s, "
+            f"most attempts {backlog.get('max_attempts')}) {json.dumps(backlog.get('by_type') or {})}\n"
+            f"published in the last hour: {backlog.get('published_last_hour')}"
+        )
+        emit(args, backlog, text)
+        return 1 if backlog.get("unpublished") else 0
+    import time
+
+    url = target.events_feed()
+    deadline = None if args.seconds is None else time.monotonic() + args.seconds
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            batch = target.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+                "Messages", []
+            )
+            events = [json.loads(m["Body"]) for m in batch]
+            events.sort(key=lambda e: (e.get("time", ""), (e.get("detail") or {}).get("version", 0)))
+            for event in events:
+                print(json.dumps(event, default=str) if args.json else event_line(event), flush=True)
+            if batch:
+                target.sqs.delete_message_batch(
+                    QueueUrl=url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+                )
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def cmd_reconcile(args: argparse.Namespace, target: Target) -> int:
     try:
         result = target.reconcile()
@@ -271,6 +319,7 @@ COMMANDS = {
     "queues": cmd_queues,
     "dlq": cmd_dlq,
     "followups": cmd_followups,
+    "events": cmd_events,
     "reconcile": cmd_reconcile,
     "health": cmd_health,
 }

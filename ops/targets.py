@@ -70,6 +70,12 @@ class Target:
     def reconciler_runs(self, limit: int) -> list[dict[str, Any]]:
         raise NotImplementedError
 
+    def event_backlog(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def events_feed(self) -> str:
+        raise NotImplementedError
+
     def reconcile(self) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -176,6 +182,7 @@ class LocalTarget(Target):
                 jobs_queue_url=urls.get("jobs"),
                 jobs_dlq_url=urls.get("jobs_dlq"),
                 scheduler_dlq_url=urls.get("scheduler_dlq"),
+                event_bus_name=f"{self.prefix}-events",
                 service_name=env["POWERTOOLS_SERVICE_NAME"],
                 app_version=os.environ.get("APP_VERSION", "local"),
             )
@@ -214,6 +221,22 @@ class LocalTarget(Target):
             from hibachi.db import get_db
 
             return json.loads(json.dumps(ops.reconciler_runs(get_db(), limit), default=str))
+
+    def event_backlog(self) -> dict[str, Any]:
+        with self.app():
+            from hibachi import ops
+            from hibachi.db import get_db
+
+            return json.loads(json.dumps(ops.event_backlog(get_db()), default=str))
+
+    def events_feed(self) -> str:
+        """The local stack's queue of every published event (a rule on the bus: local.aws)."""
+        try:
+            return str(self.sqs.get_queue_url(QueueName=f"{self.prefix}-events")["QueueUrl"])
+        except Exception as exc:
+            raise TargetError(
+                f"no events queue {self.prefix}-events on {self.endpoint_url}: {type(exc).__name__}"
+            ) from exc
 
     def reconcile(self) -> dict[str, Any]:
         with self.app():
@@ -320,6 +343,15 @@ class AwsTarget(Target):
 
     def reconciler_runs(self, limit: int) -> list[dict[str, Any]]:
         return self._ops({"ops": "reconciler_runs", "limit": limit})
+
+    def event_backlog(self) -> dict[str, Any]:
+        return self._ops({"ops": "events_backlog"})
+
+    def events_feed(self) -> str:
+        raise TargetError(
+            "--follow reads the local stack's events queue; on AWS subscribe a queue to the bus "
+            "(stack output EventBusName) or read the staff notice topic"
+        )
 
     def reconcile(self) -> dict[str, Any]:
         return self._invoke("FollowupWorkerFunction", {"task": "reconcile"})

@@ -6,6 +6,7 @@
     PATCH /bookings/{booking_id}           move to a new start, length, head count (bookings:write; Idempotency-Key)
     GET   /availability                    free start times, day by day (scope bookings:read)
     POST  /bookings/search                 find bookings by phone, email, chat, dates (bookings:read)
+    GET   /bookings/{booking_id}/events    the booking's event log, oldest first (scope staff)
 
 Thin: parse and validate (Powertools + pydantic), call ``hibachi.bookings.service``, respond.
 """
@@ -39,6 +40,7 @@ from hibachi.bookings.models import (
     RescheduleIn,
 )
 from hibachi.coldstart import init_done
+from hibachi.events.models import EventPage
 from hibachi.observability import logger, metrics
 from hibachi.settings import require_on_aws
 
@@ -74,6 +76,7 @@ OPERATIONS = {
     "PATCH /bookings/{booking_id}": Route("reschedule_booking", "bookings:write"),
     "GET /availability": Route("availability", "bookings:read"),
     "POST /bookings/search": Route("search_bookings", "bookings:read"),
+    "GET /bookings/{booking_id}/events": Route("booking_events", "staff"),
 }
 
 BookingId = Annotated[UUID, Path(description="The booking's id (a UUID)")]
@@ -123,6 +126,25 @@ def create_booking(booking: BookingIn, idempotency_key: IdempotencyKey = None) -
 @app.get("/bookings/<booking_id>", summary="Read a booking", tags=["bookings"])
 def get_booking(booking_id: BookingId) -> BookingOut:
     return service.get_booking(booking_id)
+
+
+@app.get(
+    "/bookings/<booking_id>/events",
+    summary="A booking's events, oldest first (staff)",
+    description=(
+        "Every change of the booking as the event log recorded it, in the statement that made it: created, "
+        "rescheduled (old and new start), details changed, cancelled, follow-up sent; each with the booking's "
+        "version, the time, and the actor (staff or the assistant with its conversation, the REST route or MCP "
+        "tool, or the system). The same events go to the EventBridge bus (docs/EVENTS.md)."
+    ),
+    tags=["bookings"],
+    responses={
+        200: {"description": "The events", "content": {"application/json": {"model": EventPage}}},
+        404: {"description": "No such booking"},
+    },
+)
+def booking_events(booking_id: BookingId) -> EventPage:
+    return service.booking_events(booking_id)
 
 
 @app.post(

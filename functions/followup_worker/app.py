@@ -18,12 +18,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from hibachi import jobs, worker
 from hibachi.coldstart import init_done
 from hibachi.conversations import service as conversations
+from hibachi.events import publisher as events
 from hibachi.followups import service as followups
 from hibachi.observability import logger, metrics
 from hibachi.settings import require_on_aws
 
 # a mis-wired deploy fails its cold start, with one log line
-require_on_aws("db_host", "jobs_queue_url", "followup_topic_arn", "scheduler_role_arn", "scheduler_target_arn")
+require_on_aws(
+    "db_host", "jobs_queue_url", "followup_topic_arn", "scheduler_role_arn", "scheduler_target_arn", "event_bus_name"
+)
 
 # Job metrics go out per job type through EphemeralMetrics (worker.py), so the shared Metrics object
 # is often empty at flush time; its warning about that would only add noise to every invocation.
@@ -31,9 +34,12 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 HANDLERS: dict[str, worker.BatchHandler] = {
     jobs.EMOTION_STATS: conversations.handle_emotion_jobs,
-    jobs.SCHEDULE_FOLLOWUP: followups.handle_schedule_jobs,
-    jobs.SEND_FOLLOWUP: followups.handle_send_jobs,
-    jobs.SEND_REMINDER: followups.handle_reminder_jobs,
+    # a booking change enqueues schedule_followup, and a sent follow-up is an event: each job
+    # publishes its booking's events after its own work (hibachi.events.publisher)
+    jobs.SCHEDULE_FOLLOWUP: events.publishing_after(followups.handle_schedule_jobs),
+    jobs.SEND_FOLLOWUP: events.publishing_after(followups.handle_send_jobs),
+    jobs.SEND_REMINDER: events.publishing_after(followups.handle_reminder_jobs),
+    jobs.PUBLISH_EVENTS: events.handle_publish_jobs,
 }
 
 RECONCILERS: dict[str, worker.Reconciler] = {
@@ -41,6 +47,7 @@ RECONCILERS: dict[str, worker.Reconciler] = {
     jobs.SCHEDULE_FOLLOWUP: followups.reconcile_schedule_jobs,
     jobs.SEND_FOLLOWUP: followups.reconcile_send_jobs,
     jobs.SEND_REMINDER: followups.reconcile_reminder_jobs,
+    jobs.PUBLISH_EVENTS: events.reconcile_publish,
 }
 
 

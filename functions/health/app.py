@@ -17,6 +17,7 @@ giving a laptop database access:
     {"ops": "details"}                                   the body of /health/details
     {"ops": "followups", "status": "pending", "limit": 50}
     {"ops": "reconciler_runs", "limit": 10}
+    {"ops": "events_backlog"}                            unpublished events (issue 20)
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ def _ops(event: dict[str, Any]) -> dict[str, Any]:
             result = ops.list_followups(get_db(), str(event.get("status")), limit)
         elif kind == "reconciler_runs":
             result = ops.reconciler_runs(get_db(), limit)
+        elif kind == "events_backlog":
+            result = ops.event_backlog(get_db())
         else:
             return {"error": f"unknown ops request {kind!r}"}
     except (AppError, ValueError, TypeError) as exc:  # a bad request, or the database is down

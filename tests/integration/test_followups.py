@@ -345,6 +345,7 @@ def test_a_lost_schedule_followup_is_recovered_by_the_reconciler(settings, conte
         "schedule_followup": 0,
         "send_followup": 0,
         "send_reminder": 0,
+        "publish_events": 0,
     }
 
 

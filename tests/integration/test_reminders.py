@@ -146,6 +146,11 @@ def test_the_reminder_goes_to_the_chat_and_the_topic_once(settings, context, db,
     row = reminder(db, booking["id"])
     assert row["status"] == "sent" and row["attempts"] == 1
     assert_conversation_consistent(db, cid)
+    # its event, written by the statement that marked it sent: once, at the version it was sent for
+    events = db.fetchall(
+        "SELECT version, actor FROM events WHERE booking_id = %s AND type = 'Booking Reminder Sent'", [booking["id"]]
+    )
+    assert [e["version"] for e in events] == [1] and events[0]["actor"]["kind"] == "system"
 
 
 def test_no_reminder_once_the_event_has_started(settings, context, db, aws):

@@ -474,6 +474,7 @@ def test_least_privilege_per_function(res):
             "scheduler:GetSchedule",
             "iam:PassRole",
             "sns:Publish",
+            "events:PutEvents",
             "kms:GenerateDataKey",
             "kms:Decrypt",
             "rds-db:connect",
@@ -576,6 +577,9 @@ ALARMS = {
     "scheduler-dlq-depth": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "GreaterThanThreshold", 0, "Maximum"),
     "queue-age": ("AWS/SQS", "ApproximateAgeOfOldestMessage", "GreaterThanThreshold", 300, "Maximum"),
     "reconciler-reenqueued": ({"Ref": "MetricsNamespace"}, "ReconcilerReEnqueued", "GreaterThanThreshold", 0, "Sum"),
+    "events-publish-failed": ({"Ref": "MetricsNamespace"}, "EventsPublishFailed", "GreaterThanThreshold", 0, "Sum"),
+    "webhook-dlq-depth": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "GreaterThanThreshold", 0, "Maximum"),
+    "event-delivery-dlq-depth": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "GreaterThanThreshold", 0, "Maximum"),
     "proxy-pinned-sessions": (
         "AWS/RDS",
         "DatabaseConnectionsCurrentlySessionPinned",
@@ -766,3 +770,59 @@ def test_with_vpc_endpoints_function_egress_goes_to_them_s3_and_the_proxy_only(t
     (nat,) = anywhere.values()
     assert nat["Properties"]["CidrIp"] == "0.0.0.0/0"
     assert tpl["Conditions"]["EgressThroughNat"] == {"Fn::Not": [{"Condition": "EgressThroughEndpoints"}]}
+
+
+# -- events (issue 20) -------------------------------------------------------------------------------
+EVENT_SOURCES = ["hibachi.bookings", "hibachi.conversations"]
+
+
+def test_the_worker_publishes_to_the_stacks_bus_only(tpl, res):
+    env = _fn_props(tpl, "FollowupWorkerFunction")["Environment"]["Variables"]
+    assert env["EVENT_BUS_NAME"] == {"Ref": "EventBus"}
+    assert _allowed(res, "FollowupWorkerRole")["events:PutEvents"] == [{"Fn::GetAtt": ["EventBus", "Arn"]}]
+    assert res["EventsEndpoint"]["Properties"]["ServiceName"] == {"Fn::Sub": "com.amazonaws.${AWS::Region}.events"}
+
+
+def test_the_archive_keeps_every_event_for_the_parameters_days(tpl, res):
+    archive = res["EventArchive"]["Properties"]
+    assert archive["SourceArn"] == {"Fn::GetAtt": ["EventBus", "Arn"]}
+    assert archive["RetentionDays"] == {"Ref": "EventArchiveRetentionDays"}
+    assert archive["EventPattern"] == {"source": EVENT_SOURCES}
+    assert tpl["Parameters"]["EventArchiveRetentionDays"]["Default"] == 90
+
+
+def test_the_staff_notice_is_one_line_to_an_encrypted_topic(res):
+    rule = res["StaffNoticeRule"]["Properties"]
+    assert rule["EventBusName"] == {"Ref": "EventBus"} and rule["EventPattern"] == {"source": EVENT_SOURCES}
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Ref": "StaffNoticeTopic"}
+    # only the detail's notice line goes out (no customer contact data: docs/EVENTS.md)
+    assert target["InputTransformer"] == {"InputPathsMap": {"notice": "$.detail.notice"}, "InputTemplate": '"<notice>"'}
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["EventDeliveryDeadLetterQueue", "Arn"]}}
+    assert res["StaffNoticeTopic"]["Properties"]["KmsMasterKeyId"] == {"Ref": "AppKey"}
+    statements = {st["Sid"]: st for st in _topic_policy(res, "StaffNoticeTopic")}
+    publish = statements["StaffNoticeRulePublishes"]
+    assert publish["Principal"] == {"Service": "events.amazonaws.com"} and publish["Action"] == "sns:Publish"
+    assert publish["Condition"] == {"ArnLike": {"aws:SourceArn": {"Fn::GetAtt": ["StaffNoticeRule", "Arn"]}}}
+    assert statements["DenyInsecureTransport"]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    key = {st["Sid"]: st for st in res["AppKey"]["Properties"]["KeyPolicy"]["Statement"]}
+    assert key["EventBridgeRulesOfThisStackPublishToStaffNotices"]["Principal"] == {"Service": "events.amazonaws.com"}
+
+
+def test_the_webhook_is_optional_with_its_key_in_secrets_manager_a_retry_policy_and_its_own_dlq(tpl, res):
+    conditional = ["WebhookConnection", "WebhookDestination", "WebhookRole", "WebhookRule", "WebhookDeadLetterQueue"]
+    for logical in conditional:
+        assert res[logical]["Condition"] == "HasWebhook", logical
+    assert tpl["Parameters"]["EventWebhookUrl"]["Default"] == ""
+    auth = res["WebhookConnection"]["Properties"]
+    assert auth["AuthorizationType"] == "API_KEY"
+    key = auth["AuthParameters"]["ApiKeyAuthParameters"]
+    assert key["ApiKeyName"] == {"Ref": "EventWebhookApiKeyHeader"}
+    assert key["ApiKeyValue"]["Fn::Sub"].startswith("{{resolve:secretsmanager:${EventWebhookApiKeySecretArn}")
+    assert res["WebhookDestination"]["Properties"]["InvocationEndpoint"] == {"Ref": "EventWebhookUrl"}
+    (target,) = res["WebhookRule"]["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["WebhookDestination", "Arn"]}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0 and target["RetryPolicy"]["MaximumEventAgeInSeconds"] > 0
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["WebhookDeadLetterQueue", "Arn"]}}
+    assert res["WebhookDlqDepthAlarm"]["Condition"] == "HasWebhook"
+    assert "WebhookNeedsItsKey" in tpl["Rules"]

@@ -201,6 +201,37 @@ def list_followups(db: Database, status: FollowupView | str, limit: int = 50) ->
 
 
 # -- queues ---------------------------------------------------------------------------------------------
+# -- the event log's publishing backlog (issue 20) ---------------------------------------------------------
+class EventBacklog(TypedDict):
+    """Unpublished events: how many, the oldest, the most attempts (``python -m ops events``)."""
+
+    unpublished: int
+    oldest_at: datetime | None
+    oldest_age_s: int | None
+    max_attempts: int
+    by_type: dict[str, int]
+    published_last_hour: int
+
+
+EVENT_BACKLOG_SQL = """
+SELECT count(*) FILTER (WHERE published_at IS NULL) AS unpublished,
+       min(occurred_at) FILTER (WHERE published_at IS NULL) AS oldest_at,
+       floor(extract(epoch FROM now() - min(occurred_at) FILTER (WHERE published_at IS NULL)))::int AS oldest_age_s,
+       coalesce(max(publish_attempts) FILTER (WHERE published_at IS NULL), 0) AS max_attempts,
+       coalesce((SELECT jsonb_object_agg(type, n) FROM (
+           SELECT type, count(*) AS n FROM events WHERE published_at IS NULL GROUP BY type) t), '{}'::jsonb) AS by_type,
+       count(*) FILTER (WHERE published_at > now() - interval '1 hour') AS published_last_hour
+FROM events
+WHERE published_at IS NULL OR published_at > now() - interval '1 hour'
+"""
+
+
+def event_backlog(db: Database) -> EventBacklog:
+    """One statement over the unpublished events (partial index) and the last hour's."""
+    row = db.fetchone(EVENT_BACKLOG_SQL)
+    return cast(EventBacklog, row)
+
+
 def sqs_client(settings: Settings, *, read_timeout: float = 2.0) -> sqs.Sqs:
     """An SQS client with short timeouts and one attempt: a health check must not hang on SQS.
     Building it costs microseconds (``hibachi.sqs``: no boto3), so a probe's budget measures SQS."""

@@ -113,6 +113,8 @@ class Settings(BaseModel):
     attention_enter_trend: float = Field(default=-0.05, ge=-2, le=0)
     attention_leave_trend: float = Field(default=0.03, ge=-2, le=2)
     attention_min_scores: int = Field(default=4, ge=2, le=10)
+    # the EventBridge bus the worker publishes the event log to (unset: events stay unpublished)
+    event_bus_name: str | None = None
 
     @model_validator(mode="after")
     def _service_window(self) -> Settings:

@@ -49,6 +49,8 @@ from hibachi.errors import (
     NotFound,
     Unprocessable,
 )
+from hibachi.events import repository as events_repository
+from hibachi.events.models import EventPage
 from hibachi.followups.jobs import schedule_job
 from hibachi.observability import MetricUnit, add_ms, metrics, timed_ms
 from hibachi.settings import Settings, get_settings
@@ -372,6 +374,14 @@ def get_booking(booking_id: UUID) -> BookingOut:
     if row is None:
         raise NotFound(f"Booking {booking_id} does not exist.")
     return to_out(row)
+
+
+def booking_events(booking_id: UUID) -> EventPage:
+    """``GET /bookings/{id}/events``: the booking's event log, oldest first (one round trip)."""
+    rows = events_repository.list_booking_events(get_db(), booking_id)
+    if rows is None:
+        raise NotFound(f"Booking {booking_id} does not exist.")
+    return EventPage.model_validate({"items": rows})
 
 
 def cancel_booking(booking_id: UUID, *, correlation_id: str | None) -> BookingOut:

@@ -18,11 +18,14 @@ from typing import Any, TypedDict, cast
 from uuid import UUID
 
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from hibachi.bookings.repository import BookingRow
 from hibachi.bookings.repository import columns as booking_columns
 from hibachi.conversations.repository import INSERT_MESSAGES_CTE, Messages
 from hibachi.db import Database
+from hibachi.events.models import SYSTEM_ACTOR, EventType
+from hibachi.events.repository import booking_event
 from hibachi.followups.models import FollowupStatus
 
 __all__ = [  # Messages is re-exported: the service builds the batch it hands to these statements
@@ -233,8 +236,11 @@ CLAIM_REMINDERS = _claim("reminders", " AND b.event_start > now()")
 
 
 # send_followup / send_reminder, statement 2: the messages of the published ones; 'sent' for those,
-# back to 'pending' (to be retried) for those whose publish failed.
-def _finish(table: str) -> str:
+# back to 'pending' (to be retried) for those whose publish failed; and each sent one's event
+# (``Booking Follow-up Sent`` or ``Booking Reminder Sent`` at the row's version, actor system), after a
+# share lock on its booking (the event's seq is then drawn in the order of the booking's changes:
+# hibachi.events).
+def _finish(table: str, event_type: EventType) -> str:
     return (
         sql.SQL("""
 WITH done AS (
@@ -245,17 +251,26 @@ WITH done AS (
         updated_at = now()
     FROM unnest(%(d_ids)s::uuid[], %(d_versions)s::int[], %(d_ok)s::bool[]) AS d(id, version, ok)
     WHERE f.booking_id = d.id AND f.version = d.version AND f.status = 'sending'
-    RETURNING f.booking_id, f.status
-), {insert_messages}
+    RETURNING f.booking_id, f.status, f.version
+), sent AS (
+    SELECT b.id, done.version, b.conversation_id, b.status, b.event_start, b.event_end, b.timezone,
+           b.duration_minutes, b.guest_count, b.chef_id, b.address
+    FROM bookings b JOIN done ON done.booking_id = b.id AND done.status = 'sent'
+    FOR SHARE OF b
+), {event}, {insert_messages}
 SELECT (SELECT count(*) FROM msg) AS messages, (SELECT count(*) FROM done WHERE status = 'sent') AS sent
 """)
-        .format(table=sql.Identifier(table), insert_messages=INSERT_MESSAGES_CTE)
+        .format(
+            table=sql.Identifier(table),
+            insert_messages=INSERT_MESSAGES_CTE,
+            event=booking_event("sent", event_type),
+        )
         .as_string()
     )
 
 
-FINISH_SENDS = _finish("followups")
-FINISH_REMINDERS = _finish("reminders")
+FINISH_SENDS = _finish("followups", EventType.BOOKING_FOLLOWUP_SENT)
+FINISH_REMINDERS = _finish("reminders", EventType.BOOKING_REMINDER_SENT)
 
 # Reconciler: bookings whose follow-up has not been handled for their current version (the
 # schedule_followup job was lost, or keeps failing) for longer than the grace period.
@@ -371,6 +386,7 @@ def finish_sends(
             "d_ids": [r[0] for r in results],
             "d_versions": [r[1] for r in results],
             "d_ok": [r[2] for r in results],
+            "actor": Jsonb(SYSTEM_ACTOR),
         },
     )
     return cast(SendCounts, _one(row))
