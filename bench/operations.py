@@ -578,7 +578,7 @@ def setup_send(jobs_needed: int, run: str) -> dict[str, Any]:
     fx["ids"] = _new_bookings(fx, jobs_needed)
     db = get_db()
     for start in range(0, len(fx["ids"]), 500):
-        repository.sync_followups(db, fx["ids"][start : start + 500])
+        repository.sync_followups(db, fx["ids"][start : start + 500], reminder_lead_hours=24)
     db.execute(
         "UPDATE followups SET due_at = now() - interval '1 minute' WHERE booking_id = ANY(%(ids)s::uuid[])",
         {"ids": fx["ids"]},

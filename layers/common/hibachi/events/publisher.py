@@ -59,6 +59,8 @@ def notice(event_type: str, data: dict[str, Any]) -> str:
     """The staff notice: one line a person reads on a phone ("New booking: Sat 14 Dec 18:00, 12 guests,
     chef 2, Austin TX"). Server facts only: the local time, the head count, the chef, the city and
     state, and the booking's short id; no customer name or contact data (docs/EVENTS.md)."""
+    if event_type == EventType.CONVERSATION_NEEDS_ATTENTION:
+        return attention_notice(data)
     booking = data.get("booking")
     if not isinstance(booking, dict):
         return f"{event_type}: {json.dumps(data, sort_keys=True)[:200]}"
@@ -76,6 +78,23 @@ def notice(event_type: str, data: dict[str, Any]) -> str:
     title = _TITLES.get(event_type, event_type)  # type: ignore[call-overload]
     short = str(booking.get("id", ""))[:8]
     return f"{title}: {when}, {guests}, chef {booking.get('chef_id')}, {place} (booking {short})"
+
+
+def attention_notice(data: dict[str, Any]) -> str:
+    """The staff notice of a conversation that needs attention ("Conversation needs attention: web:c-1,
+    mood falling (trend -0.21 per message, last score -0.60, average 0.12 over 6 scores)"): the
+    conversation to open and the figures, never a message's text."""
+    found = data.get("emotion")
+    emotion: dict[str, Any] = found if isinstance(found, dict) else {}
+
+    def figure(key: str) -> str:
+        value = emotion.get(key)
+        return f"{value:+.2f}" if isinstance(value, int | float) else "?"
+
+    return (
+        f"Conversation needs attention: {data.get('conversation_id')}, mood falling (trend {figure('trend')} "
+        f"per message, last score {figure('last')}, average {figure('avg')} over {emotion.get('count')} scores)"
+    )
 
 
 def detail(event: Claimed) -> dict[str, Any]:
