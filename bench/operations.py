@@ -578,25 +578,33 @@ def setup_schedule(jobs_needed: int, run: str) -> dict[str, Any]:
     return fx
 
 
-def setup_send(jobs_needed: int, run: str) -> dict[str, Any]:
-    """One new booking per job, its follow-up recorded (hibachi's own statement) and then made due
-    now (bench SQL: a real one is due a day after the event)."""
+def setup_send(jobs_needed: int, run: str, table: str = "followups") -> dict[str, Any]:
+    """One new booking per job, its follow-up and reminder recorded (hibachi's own statement) and
+    then the follow-up (or the reminder: ``table``) made due now (bench SQL: a real follow-up is due
+    a day after the event, a reminder a day before it)."""
     from hibachi.db import get_db
     from hibachi.followups import repository
+    from psycopg import sql
 
     fx: dict[str, Any] = {"run": run, "slots": booking_slots(run)}
     fx["ids"] = _new_bookings(fx, jobs_needed)
     db = get_db()
     for start in range(0, len(fx["ids"]), 500):
-        repository.sync_followups(db, fx["ids"][start : start + 500])
+        repository.sync_followups(db, fx["ids"][start : start + 500], reminder_lead_hours=24)
     db.execute(
-        "UPDATE followups SET due_at = now() - interval '1 minute' WHERE booking_id = ANY(%(ids)s::uuid[])",
+        sql.SQL("UPDATE {} SET due_at = now() - interval '1 minute' WHERE booking_id = ANY(%(ids)s::uuid[])")
+        .format(sql.Identifier(table))
+        .as_string(),
         {"ids": fx["ids"]},
     )
     return fx
 
 
-SETUPS.update({"emotion": setup_emotion, "schedule": setup_schedule, "send": setup_send})
+def setup_remind(jobs_needed: int, run: str) -> dict[str, Any]:
+    return setup_send(jobs_needed, run, "reminders")
+
+
+SETUPS.update({"emotion": setup_emotion, "schedule": setup_schedule, "send": setup_send, "remind": setup_remind})
 
 
 def fixtures_of(setup: str, count: int, run: str) -> dict[str, Any]:
@@ -633,6 +641,15 @@ def send_jobs(fx: dict[str, Any], batch: int, size: int) -> list:
     return [send_job(booking_id, 1, "bench") for booking_id in _booking_batch(fx, batch, size)]
 
 
+def remind_jobs(fx: dict[str, Any], batch: int, size: int) -> list:
+    from hibachi import jobs
+    from hibachi.followups.jobs import send_job
+
+    return [
+        send_job(booking_id, 1, "bench", job_type=jobs.SEND_REMINDER) for booking_id in _booking_batch(fx, batch, size)
+    ]
+
+
 @dataclass(frozen=True)
 class JobType:
     name: str
@@ -652,4 +669,5 @@ JOB_TYPES: list[JobType] = [
     JobType("emotion_stats", "emotion", emotion_jobs),
     JobType("schedule_followup", "schedule", schedule_jobs, "1 EventBridge Scheduler CreateSchedule", max_batches=60),
     JobType("send_followup", "send", send_jobs, "1 SNS Publish", max_batches=60),
+    JobType("send_reminder", "remind", remind_jobs, "1 SNS Publish", max_batches=60),
 ]

@@ -205,7 +205,7 @@ def emotion_scaling(
             job_ms[n].append(ms)
             store(cid, k)
             start = time.perf_counter()
-            repository.refresh_emotion_stats(db, [cid])
+            repository.refresh_emotion_stats(db, [cid], repository.Attention(-0.05, 0.03, 4))
             statement_ms[n].append((time.perf_counter() - start) * 1000)
     get_db().close()
     return EmotionScaling(

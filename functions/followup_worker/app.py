@@ -39,6 +39,7 @@ HANDLERS: dict[str, worker.BatchHandler] = {
     # publishes its booking's events after its own work (hibachi.events.publisher)
     jobs.SCHEDULE_FOLLOWUP: events.publishing_after(followups.handle_schedule_jobs),
     jobs.SEND_FOLLOWUP: events.publishing_after(followups.handle_send_jobs),
+    jobs.SEND_REMINDER: events.publishing_after(followups.handle_reminder_jobs),
     jobs.PUBLISH_EVENTS: events.handle_publish_jobs,
     jobs.SEND_VERIFICATION: verifications.handle_delivery_jobs,
 }
@@ -47,6 +48,7 @@ RECONCILERS: dict[str, worker.Reconciler] = {
     jobs.EMOTION_STATS: conversations.reconcile_emotion_jobs,
     jobs.SCHEDULE_FOLLOWUP: followups.reconcile_schedule_jobs,
     jobs.SEND_FOLLOWUP: followups.reconcile_send_jobs,
+    jobs.SEND_REMINDER: followups.reconcile_reminder_jobs,
     jobs.PUBLISH_EVENTS: events.reconcile_publish,
 }
 

@@ -16,6 +16,7 @@ from hibachi.conversations import repository
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from psycopg.types.json import Jsonb
 
 from local.stack import wait_until
 from testkit.events import sqs_event
@@ -219,7 +220,14 @@ def test_a_job_reads_only_the_new_messages_and_the_trend_reads_ten_rows(settings
         {"cid": filler},
     )
     db.execute("ANALYZE messages")
-    plan = db.fetchall("EXPLAIN (ANALYZE, FORMAT JSON, COSTS OFF) " + repository.REFRESH_EMOTION_STATS, {"ids": [cid]})[
+    params = {
+        "ids": [cid],
+        "enter": -0.05,
+        "leave": 0.03,
+        "min_scores": 4,
+        "actor": Jsonb({"kind": "system", "via": "system"}),
+    }
+    plan = db.fetchall("EXPLAIN (ANALYZE, FORMAT JSON, COSTS OFF) " + repository.refresh_emotion_stats_sql(), params)[
         0
     ]["QUERY PLAN"]
     scans, indexes = [], set()

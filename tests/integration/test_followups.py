@@ -168,13 +168,19 @@ def test_a_booking_without_conversation_gets_its_schedule_only(settings, context
     assert schedule(aws, booking["id"])["State"] == "ENABLED"
 
 
-def test_reschedule_replaces_the_schedule(settings, context, db, aws):
+def book_and_move(context, aws, to: str) -> tuple[str, dict, dict]:
+    """A booking 12 days ahead in a new conversation, moved to ``to``, its jobs run: (conversation, booking, moved)."""
     cid = new_id("web:c")
     booking = book(context, aws, conversation_id=cid, start=local_start(days=12))
     run_jobs(context, aws)
-    status, moved = call(context, PATCH, booking["id"], body={"event_start": local_start(days=13, hour=12)})
+    status, moved = call(context, PATCH, booking["id"], body={"event_start": to})
     assert status == 200
     run_jobs(context, aws)
+    return cid, booking, moved
+
+
+def test_reschedule_replaces_the_schedule(settings, context, db, aws):
+    cid, booking, moved = book_and_move(context, aws, local_start(days=13, hour=12))
     row = followup(db, booking["id"])
     assert row["version"] == 2 and row["status"] == "pending"
     assert row["due_at"] == datetime.fromisoformat(moved["followup_due_at"])
@@ -338,6 +344,7 @@ def test_a_lost_schedule_followup_is_recovered_by_the_reconciler(settings, conte
         "emotion_stats": 0,
         "schedule_followup": 0,
         "send_followup": 0,
+        "send_reminder": 0,
         "publish_events": 0,
     }
 
@@ -408,9 +415,9 @@ def test_the_local_scheduler_fires_the_schedule_into_the_queue(settings, context
     runner = OneTimeScheduleRunner(
         aws["scheduler"], sqs=aws["client"], sns=aws["sns"], clock=lambda: due + timedelta(seconds=30)
     )
-    assert runner.run_once() == 1
+    assert runner.run_once() == 2  # the reminder's schedule too (due a day before the event)
     make_due(db, booking["id"])
-    assert [j["type"] for j in run_jobs(context, aws)] == ["send_followup"]
+    assert sorted(j["type"] for j in run_jobs(context, aws)) == ["send_followup", "send_reminder"]
     assert len(published(aws)) == 1
     with pytest.raises(aws["scheduler"].exceptions.ResourceNotFoundException):
         schedule(aws, booking["id"])  # ActionAfterCompletion: DELETE
@@ -437,9 +444,9 @@ def test_a_sync_racing_another_for_a_new_followup_leaves_it_to_that_job(settings
 
     booking = book(context, aws)  # no job has run: the booking has no follow-up row yet
     with psycopg.connect(database_url, autocommit=True) as watcher, psycopg.connect(database_url) as first:
-        first.execute(repository.SYNC_FOLLOWUPS, {"ids": [booking["id"]]})  # uncommitted: its transaction is open
+        first.execute(repository.SYNC_FOLLOWUPS, {"ids": [booking["id"]], "lead": 24})  # uncommitted: open
         with ThreadPoolExecutor(1) as pool:
-            second = pool.submit(repository.sync_followups, db, [booking["id"]])
+            second = pool.submit(repository.sync_followups, db, [booking["id"]], reminder_lead_hours=24)
             wait_until(
                 lambda: watcher.execute(
                     "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
@@ -451,5 +458,5 @@ def test_a_sync_racing_another_for_a_new_followup_leaves_it_to_that_job(settings
             first.commit()
             (synced,) = second.result(timeout=10)
     assert str(synced.booking["id"]) == booking["id"] and not synced.changed
-    assert synced.status is None and synced.version is None
+    assert synced.status is None and synced.version is None and synced.reminder is None
     assert followup(db, booking["id"])["status"] == "pending"

@@ -276,6 +276,8 @@ def test_sqs_down_requests_succeed_and_the_reconciler_delivers_every_missing_job
         "emotion_stats": 0,
         "schedule_followup": 0,
         "send_followup": 0,
+        "send_reminder": 0,
+        "publish_events": 0,
     }
 
 

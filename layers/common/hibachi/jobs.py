@@ -24,6 +24,7 @@ EMOTION_STATS = "emotion_stats"
 SCHEDULE_FOLLOWUP = "schedule_followup"
 SEND_FOLLOWUP = "send_followup"
 SEND_VERIFICATION = "send_verification"
+SEND_REMINDER = "send_reminder"
 PUBLISH_EVENTS = "publish_events"
 
 

@@ -103,6 +103,16 @@ class Settings(BaseModel):
     scheduler_target_arn: str | None = None
     scheduler_dlq_arn: str | None = None
     schedule_name_prefix: str = "hibachi-fu-"
+    # the reminder goes out this long before the event (0: no reminders); a booking made or moved
+    # later than that gets none
+    reminder_lead_hours: float = Field(default=24, ge=0, le=24 * 30)
+
+    # escalation (docs/ARCHITECTURE.md, "Emotion statistics"): a conversation needs attention once its
+    # emotion trend (slope per message of the last 10 scores, -1..1) is below ATTENTION_ENTER_TREND with
+    # at least ATTENTION_MIN_SCORES scores, and again not once the trend is above ATTENTION_LEAVE_TREND
+    attention_enter_trend: float = Field(default=-0.05, ge=-2, le=0)
+    attention_leave_trend: float = Field(default=0.03, ge=-2, le=2)
+    attention_min_scores: int = Field(default=4, ge=2, le=10)
     # the EventBridge bus the worker publishes the event log to (unset: events stay unpublished)
     event_bus_name: str | None = None
 
@@ -125,6 +135,8 @@ class Settings(BaseModel):
             raise ValueError("SERVICE_FIRST_START and SERVICE_LAST_START are local times of day, such as 11:00")
         if first > last:
             raise ValueError("SERVICE_FIRST_START must not be later than SERVICE_LAST_START")
+        if self.attention_leave_trend <= self.attention_enter_trend:
+            raise ValueError("ATTENTION_LEAVE_TREND must be above ATTENTION_ENTER_TREND (hysteresis)")
         return self
 
 

@@ -8,6 +8,7 @@ bump that every message insert makes is one fragment (``_BUMP_CONVERSATION``).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -97,7 +98,7 @@ _BUMP_CONVERSATION = sql.SQL("""ON CONFLICT (id) DO UPDATE SET
 # - ``conv`` first: the conversation row is created or locked and bumped (message_count, and
 #   scored_count for a scored message); a scored message takes the new scored_count as its score_no.
 #   The lock is held to the commit, so score_no is dense and in commit order (the statistics rely
-#   on it; see REFRESH_EMOTION_STATS). The foreign key is checked at the end of the statement.
+#   on it; see _REFRESH_EMOTION_STATS). The foreign key is checked at the end of the statement.
 # - ``ins``: a plain INSERT: a concurrent request with the same (caller, key) that committed first
 #   makes it fail with unique_violation, which rolls the whole statement back (the bump too);
 #   ``insert_message`` then runs it again and finds the winner as ``prior``.
@@ -169,23 +170,30 @@ ORDER BY m.seq DESC NULLS LAST
 # nothing. The sum is numeric, so adding in any grouping gives the full recomputation's value.
 # last_emotion and the trend (least-squares slope of the last 10 scores against their number) read
 # the last 10 entries of messages_conversation_score.
-REFRESH_EMOTION_STATS = """
+# Escalation, in the same statement: the conversation starts needing attention when its trend falls
+# below %(enter)s (with at least %(min_scores)s scores) and stops when it rises above %(leave)s
+# (hysteresis: one bad patch, one event); the flag is read under the row lock (``behind``), and
+# when it turns on, ``event`` writes the conversation's "Conversation Needs Attention" event (its
+# version: the scores counted). Composed on first use (``refresh_emotion_stats_sql``): the event's
+# fragment is the worker's, and the API functions that import this module never build it.
+_REFRESH_EMOTION_STATS = sql.SQL("""
 WITH target AS (
     SELECT DISTINCT unnest(%(ids)s::text[]) AS id
 ), behind AS (
-    SELECT c.id, c.stats_count
+    SELECT c.id, c.stats_count, c.needs_attention
     FROM conversations c JOIN target t ON t.id = c.id
     WHERE c.scored_count > c.stats_count
     ORDER BY c.id
     FOR UPDATE OF c
 ), fresh AS (
-    SELECT b.id, b.stats_count, count(*)::int AS n, max(m.score_no) AS upto, sum(m.emotion_score::numeric) AS total
+    SELECT b.id, b.stats_count, b.needs_attention, count(*)::int AS n, max(m.score_no) AS upto,
+           sum(m.emotion_score::numeric) AS total
     FROM behind b CROSS JOIN LATERAL (
         SELECT score_no, emotion_score FROM messages
         WHERE conversation_id = b.id AND score_no > b.stats_count
         ORDER BY score_no  -- the range of messages_conversation_score after stats_count, in its order
     ) m
-    GROUP BY b.id, b.stats_count
+    GROUP BY b.id, b.stats_count, b.needs_attention
 ), recent AS (
     SELECT f.id, (array_agg(r.emotion_score ORDER BY r.score_no DESC))[1] AS last_emotion,
            regr_slope(r.emotion_score, r.score_no) AS slope
@@ -196,19 +204,46 @@ WITH target AS (
         LIMIT 10
     ) r
     GROUP BY f.id
-)
-UPDATE conversations c SET
-    stats_count = f.upto,
-    emotion_count = f.upto,
-    emotion_sum = c.emotion_sum + f.total,
-    avg_emotion = ((c.emotion_sum + f.total) / f.upto)::double precision,
-    last_emotion = r.last_emotion,
-    emotion_trend = r.slope,
-    stats_updated_at = now()
-FROM fresh f JOIN recent r ON r.id = f.id
-WHERE c.id = f.id AND f.upto = f.stats_count + f.n
-RETURNING c.id
-"""
+), stats AS (
+    UPDATE conversations c SET
+        stats_count = f.upto,
+        emotion_count = f.upto,
+        emotion_sum = c.emotion_sum + f.total,
+        avg_emotion = ((c.emotion_sum + f.total) / f.upto)::double precision,
+        last_emotion = r.last_emotion,
+        emotion_trend = r.slope,
+        stats_updated_at = now(),
+        needs_attention = a.needed,
+        attention_changed_at = CASE WHEN a.needed <> f.needs_attention THEN now() ELSE c.attention_changed_at END
+    FROM fresh f JOIN recent r ON r.id = f.id
+    CROSS JOIN LATERAL (SELECT CASE
+        WHEN f.needs_attention THEN NOT COALESCE(r.slope > %(leave)s::float8, false)
+        ELSE f.upto >= %(min_scores)s::int AND COALESCE(r.slope < %(enter)s::float8, false)
+    END AS needed) a
+    WHERE c.id = f.id AND f.upto = f.stats_count + f.n
+    RETURNING c.id, c.stats_count AS version, c.avg_emotion, c.last_emotion, c.emotion_trend,
+              c.needs_attention AND NOT f.needs_attention AS entered
+), {event}
+SELECT id, entered FROM stats
+""")
+
+_ATTENTION_DATA = sql.SQL("""jsonb_build_object(
+        'conversation_id', s.id,
+        'emotion', jsonb_build_object('count', s.version, 'avg', s.avg_emotion, 'last', s.last_emotion,
+                                      'trend', s.emotion_trend),
+        'thresholds', jsonb_build_object('enter_trend', %(enter)s::float8, 'leave_trend', %(leave)s::float8,
+                                         'min_scores', %(min_scores)s::int))""")
+
+
+@functools.cache
+def refresh_emotion_stats_sql() -> str:
+    """The emotion statistics' statement (``_REFRESH_EMOTION_STATS``) with its event."""
+    from hibachi.events.models import EventType
+    from hibachi.events.repository import conversation_event
+
+    event = conversation_event("stats", EventType.CONVERSATION_NEEDS_ATTENTION, _ATTENTION_DATA, where="s.entered")
+    return _REFRESH_EMOTION_STATS.format(event=event).as_string()
+
 
 # Conversations whose statistics lack a stored scored message for longer than the grace period
 # (their job was lost or is stuck): the reconciler re-enqueues them. Exact: scored_count is bumped
@@ -343,10 +378,36 @@ def list_messages(db: Database, conversation_id: str, *, limit: int, before: int
     return [MessageRow(**row) for row in rows if row["seq"] is not None]
 
 
-def refresh_emotion_stats(db: Database, conversation_ids: list[str]) -> list[str]:
-    """Bring the statistics of ``conversation_ids`` up to date; the ids of those it changed."""
-    rows = db.fetchall(REFRESH_EMOTION_STATS, {"ids": conversation_ids})
-    return [row["id"] for row in rows]
+@dataclass(frozen=True, slots=True)
+class Attention:
+    """The escalation's thresholds (settings ``ATTENTION_*``)."""
+
+    enter_trend: float
+    leave_trend: float
+    min_scores: int
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshedStats:
+    """A conversation ``refresh_emotion_stats`` brought up to date."""
+
+    id: str
+    entered: bool  # it started needing attention (its event was written)
+
+
+def refresh_emotion_stats(db: Database, conversation_ids: list[str], attention: Attention) -> list[RefreshedStats]:
+    """Bring the statistics of ``conversation_ids`` up to date (and their attention flags, with
+    their events); those it changed."""
+    from hibachi.events.models import SYSTEM_ACTOR
+
+    params = {
+        "ids": conversation_ids,
+        "enter": attention.enter_trend,
+        "leave": attention.leave_trend,
+        "min_scores": attention.min_scores,
+        "actor": Jsonb(SYSTEM_ACTOR),
+    }
+    return [RefreshedStats(**row) for row in db.fetchall(refresh_emotion_stats_sql(), params)]
 
 
 def stale_stats(db: Database, *, grace_seconds: int, limit: int) -> list[str]:

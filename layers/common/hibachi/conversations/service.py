@@ -19,7 +19,8 @@ from hibachi.conversations.models import (
 )
 from hibachi.db import get_db
 from hibachi.errors import NotFound, Unprocessable
-from hibachi.observability import MetricUnit, add_ms, logger, metrics, timed_ms
+from hibachi.observability import MetricUnit, add_ms, exception_facts, logger, metrics, timed_ms
+from hibachi.settings import get_settings
 
 TREND_THRESHOLD = 0.02  # slope per message below which the mood counts as stable
 
@@ -192,9 +193,29 @@ def handle_emotion_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
         else:
             outcome[job.id] = ValueError("emotion_stats job without a conversation_id")
     if ids:
-        updated = repository.refresh_emotion_stats(get_db(), ids)
+        s = get_settings()
+        attention = repository.Attention(s.attention_enter_trend, s.attention_leave_trend, s.attention_min_scores)
+        updated = repository.refresh_emotion_stats(get_db(), ids, attention)
         logger.debug("emotion statistics refreshed", extra={"conversations": len(set(ids)), "updated": len(updated)})
+        entered = [u.id for u in updated if u.entered]
+        if entered:
+            _publish_attention(entered)
     return outcome
+
+
+def _publish_attention(conversation_ids: list[str]) -> None:
+    """Publish the "Conversation Needs Attention" events just written (to the staff notice); a failure
+    leaves them to the reconciler and never fails the jobs, whose statistics are stored."""
+    from hibachi.events import publisher
+    from hibachi.events.models import AggregateType
+
+    logger.info("conversations need attention", extra={"conversations": conversation_ids[:20]})
+    try:
+        publisher.publish([(AggregateType.CONVERSATION.value, cid) for cid in conversation_ids])
+    except Exception as exc:  # noqa: BLE001 - the database went away: the reconciler publishes them
+        logger.warning(
+            "event publishing failed", extra={"conversations": len(conversation_ids), **exception_facts(exc)}
+        )
 
 
 def reconcile_emotion_jobs(grace_seconds: int, limit: int) -> int:

@@ -18,6 +18,8 @@ class EventType(StrEnum):
     BOOKING_DETAILS_CHANGED = "Booking Details Changed"  # guest count or length, same start
     BOOKING_CANCELLED = "Booking Cancelled"
     BOOKING_FOLLOWUP_SENT = "Booking Follow-up Sent"
+    BOOKING_REMINDER_SENT = "Booking Reminder Sent"
+    CONVERSATION_NEEDS_ATTENTION = "Conversation Needs Attention"  # a conversation's event (escalation)
 
 
 class AggregateType(StrEnum):

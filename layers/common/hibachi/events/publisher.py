@@ -43,6 +43,7 @@ _TITLES = {
     EventType.BOOKING_DETAILS_CHANGED: "Booking changed",
     EventType.BOOKING_CANCELLED: "Booking cancelled",
     EventType.BOOKING_FOLLOWUP_SENT: "Follow-up sent",
+    EventType.BOOKING_REMINDER_SENT: "Reminder sent",
 }
 
 
@@ -60,6 +61,8 @@ def notice(event_type: str, data: dict[str, Any]) -> str:
     chef, the city and state, and the booking's short id; no customer name or contact data
     (docs/EVENTS.md). No double quote, backslash or control character: the rule's input transformer
     puts the line into a quoted JSON string as it is."""
+    if event_type == EventType.CONVERSATION_NEEDS_ATTENTION:
+        return _plain(attention_notice(data))
     title = _TITLES.get(event_type, event_type)  # type: ignore[call-overload]
     booking = data.get("booking")
     if not isinstance(booking, dict):
@@ -81,6 +84,23 @@ def notice(event_type: str, data: dict[str, Any]) -> str:
 
 def _plain(text: str) -> str:
     return "".join(c for c in text.replace('"', "'") if c != "\\" and c.isprintable())[:300]
+
+
+def attention_notice(data: dict[str, Any]) -> str:
+    """The staff notice of a conversation that needs attention ("Conversation needs attention: web:c-1,
+    mood falling (trend -0.21 per message, last score -0.60, average 0.12 over 6 scores)"): the
+    conversation to open and the figures, never a message's text."""
+    found = data.get("emotion")
+    emotion: dict[str, Any] = found if isinstance(found, dict) else {}
+
+    def figure(key: str) -> str:
+        value = emotion.get(key)
+        return f"{value:+.2f}" if isinstance(value, int | float) else "?"
+
+    return (
+        f"Conversation needs attention: {data.get('conversation_id')}, mood falling (trend {figure('trend')} "
+        f"per message, last score {figure('last')}, average {figure('avg')} over {emotion.get('count')} scores)"
+    )
 
 
 def detail(event: Claimed) -> dict[str, Any]:

@@ -76,6 +76,27 @@ def booking_event(
     )
 
 
+def conversation_event(
+    source: str, event_type: EventType, data: sql.Composable, *, where: str | None = None, name: str = "event"
+) -> sql.Composed:
+    """The CTE ``name AS (INSERT INTO events ...)`` of a conversation's event: one per row of ``source``
+    (a CTE returning the conversation's ``id`` and its ``version``, after the change, under its row
+    lock), with the statement's ``%(actor)s`` and ``data`` (an SQL jsonb expression over ``s``);
+    ``where``: a condition on ``s``."""
+    return sql.SQL("""{name} AS (
+    INSERT INTO events (aggregate_type, aggregate_id, conversation_id, type, version, actor, data)
+    SELECT 'conversation', s.id, s.id, {kind}, s.version, %(actor)s::jsonb, {data}
+    FROM {source} s{where}
+    RETURNING events.id
+)""").format(
+        name=sql.Identifier(name),
+        kind=sql.Literal(str(event_type)),
+        data=data,
+        source=sql.Identifier(source),
+        where=sql.SQL(f" WHERE {where}") if where else sql.SQL(""),
+    )
+
+
 EVENT_COLUMNS = (
     "id",
     "type",

@@ -20,11 +20,18 @@ def schedule_job(booking_id: UUID | str, version: int, correlation_id: str | Non
     )
 
 
-def send_job(booking_id: UUID | str, version: int, correlation_id: str | None, due: datetime | None = None) -> jobs.Job:
-    """The ``send_followup`` job; a scheduled one counts its age (``JobAge``) from when it was due."""
+def send_job(
+    booking_id: UUID | str,
+    version: int,
+    correlation_id: str | None,
+    due: datetime | None = None,
+    job_type: str = jobs.SEND_FOLLOWUP,
+) -> jobs.Job:
+    """The ``send_followup`` (or, with ``job_type``, ``send_reminder``) job; a scheduled one counts its
+    age (``JobAge``) from when it was due."""
     job = jobs.Job.new(
-        jobs.SEND_FOLLOWUP,
-        f"{jobs.SEND_FOLLOWUP}:{booking_id}:v{version}",
+        job_type,
+        f"{job_type}:{booking_id}:v{version}",
         {"booking_id": str(booking_id), "version": version},
         correlation_id,
     )

@@ -7,12 +7,13 @@ from enum import StrEnum
 
 
 class FollowupStatus(StrEnum):
-    """``followups.status`` (the column's check constraint)."""
+    """``followups.status`` and ``reminders.status`` (the columns' check constraints)."""
 
     PENDING = "pending"  # waiting for its schedule (or the reconciler) to send it
     SENDING = "sending"  # claimed by a worker, not yet recorded as sent
     SENT = "sent"
     CANCELLED = "cancelled"  # its booking is cancelled
+    SKIPPED = "skipped"  # reminders only: the booking was made or moved later than the reminder's time
 
 
 class FollowupView(StrEnum):

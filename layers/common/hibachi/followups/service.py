@@ -1,17 +1,22 @@
-"""The follow-up jobs, their EventBridge Scheduler and SNS calls, and their reconcilers.
+"""The follow-up and reminder jobs, their EventBridge Scheduler and SNS calls, and their reconcilers.
 
 ``schedule_followup`` {booking_id} (after create, reschedule, cancel; idempotent):
-    1. one statement: the follow-up row follows the booking's version (pending / cancelled);
+    1. one statement: the follow-up row follows the booking's version (pending / cancelled), and so
+       does the reminder row (pending / cancelled / skipped, due ``REMINDER_LEAD_HOURS`` before the event);
     2. the "Booking confirmed" (or "cancelled") system message for the booking's conversation, and
-       the one-time schedule ``{SCHEDULE_NAME_PREFIX}{booking_id}``: created, or updated when it
-       exists (a reschedule replaces it), or deleted for a cancelled booking. A follow-up due within
-       a minute is put on the queue directly instead;
-    3. one statement: the messages, the schedule recorded, the booking marked handled
-       (``followup_version``). Until then the reconciler re-enqueues the job.
-``send_followup`` {booking_id, version} (fired by the schedule, or by the reconciler):
+       the one-time schedules ``{SCHEDULE_NAME_PREFIX}{booking_id}`` (follow-up) and
+       ``{SCHEDULE_NAME_PREFIX}rm-{booking_id}`` (reminder): created, or updated when they exist (a
+       reschedule replaces them), or deleted for a cancelled booking (and a skipped reminder). One
+       due within a minute is put on the queue directly instead;
+    3. one statement: the messages, the schedules recorded, the booking marked handled
+       (``followup_version``). Until then the reconciler re-enqueues the job: a schedule call that
+       failed is made again.
+``send_followup`` / ``send_reminder`` {booking_id, version} (fired by the schedule, or by the reconciler):
     1. one statement claims it (pending -> sending) only if the booking is still confirmed at that
-       version and the follow-up is due: a cancelled, rescheduled, sent or early one claims nothing;
-    2. publish to the SNS topic; 3. one statement: the follow-up message in the conversation and
+       version and it is due (a reminder: and the event has not started): a cancelled, rescheduled,
+       sent or early one claims nothing. The claim locks the booking row, so a cancel or move
+       either commits first (nothing is claimed) or waits for the claim (the send precedes it);
+    2. publish to the SNS topic; 3. one statement: the message in the conversation and
        'sent', or back to 'pending' when the publish failed (the job then fails and is retried).
     Delivered twice, the second claim finds nothing: one message, one publish. (A worker that dies
     between publish and step 3 leaves it 'sending'; the reconciler resends it after
@@ -21,6 +26,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -33,7 +40,7 @@ from hibachi.db import get_db
 from hibachi.followups import repository
 from hibachi.followups.jobs import schedule_job, send_job
 from hibachi.followups.models import FollowupStatus
-from hibachi.followups.repository import ClaimedSend
+from hibachi.followups.repository import ClaimedSend, ReminderState
 from hibachi.observability import MetricUnit, error_text, logger, metrics
 from hibachi.settings import Settings, get_settings
 
@@ -87,6 +94,49 @@ def followup_text(row: BookingRow) -> str:
     )
 
 
+def reminder_text(row: BookingRow) -> str:
+    first = (row["customer_name"] or "").split()[0] if row["customer_name"] else "there"
+    start = row["event_start"].astimezone(ZoneInfo(row["timezone"]))
+    return (
+        f"Hi {first}, a reminder: your hibachi chef is coming on {start:%A %d %B} at {start:%H:%M} "
+        f"{start.tzname()} for your {row['guest_count']} guests. We look forward to cooking for you! "
+        "If anything has changed, just reply here."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SendKind:
+    """What tells a follow-up's send from a reminder's: the table, the job, the texts and names."""
+
+    name: str  # the message's metadata ``kind``, the SNS ``type``; the dedup id's prefix
+    table: str
+    job_type: str
+    text: Callable[[BookingRow], str]
+    subject: str
+    metric: str
+    key: Callable[[BookingRow, int], str]  # the chat message's idempotency key
+
+
+FOLLOWUP = SendKind(
+    "booking_followup",
+    "followups",
+    jobs.SEND_FOLLOWUP,
+    followup_text,
+    "Thank you from your hibachi chef",
+    "FollowupsSent",
+    lambda row, version: f"booking:{row['id']}:followup",
+)
+REMINDER = SendKind(
+    "booking_reminder",
+    "reminders",
+    jobs.SEND_REMINDER,
+    reminder_text,
+    "Reminder: your hibachi chef is coming",
+    "RemindersSent",
+    lambda row, version: f"booking:{row['id']}:reminder:v{version}",  # a moved event is reminded again
+)
+
+
 # -- schedule_followup -------------------------------------------------------------------------------
 def _booking_id(value: Any) -> UUID | None:
     try:
@@ -95,23 +145,27 @@ def _booking_id(value: Any) -> UUID | None:
         return None
 
 
-def _apply_schedule(row: BookingRow, settings: Settings, correlation_id: str | None) -> str | None:
-    """Create/replace (or enqueue directly) the follow-up of the booking's current version; the
-    schedule name, or None when nothing was scheduled (the reconciler then sends it when due)."""
-    name = f"{settings.schedule_name_prefix}{row['id']}"
-    due: datetime = row["followup_due_at"]
-    job = send_job(row["id"], row["version"], correlation_id, due=due)
+def reminder_schedule_name(booking_id: UUID | str, settings: Settings) -> str:
+    return f"{settings.schedule_name_prefix}rm-{booking_id}"
+
+
+def _put_schedule(
+    name: str, due: datetime, job: jobs.Job, zone: ZoneInfo, description: str, settings: Settings
+) -> str | None:
+    """Create/replace the one-time schedule ``name`` that puts ``job`` on the queue at ``due`` (or
+    enqueue it directly when it is due within a minute); the schedule name, or None when nothing
+    was scheduled (the reconciler then sends it when due)."""
     if due <= datetime.now(UTC) + timedelta(seconds=CLAIM_SLACK_SECONDS):
         if not jobs.get_queue().send(job):
-            raise RuntimeError("could not enqueue the due follow-up")
+            raise RuntimeError(f"could not enqueue the due {job.type} job")
         return None
     if not (settings.scheduler_target_arn and settings.scheduler_role_arn):
         logger.warning(
-            "scheduler not configured; the reconciler sends the follow-up when due",
-            extra={"booking_id": str(row["id"])},
+            "scheduler not configured; the reconciler sends it when due",
+            extra={"booking_id": job.payload.get("booking_id"), "job_type": job.type},
         )
         return None
-    expression, zone_name = schedule_expression(due, ZoneInfo(row["timezone"]))
+    expression, zone_name = schedule_expression(due, zone)
     target: dict[str, Any] = {
         "Arn": settings.scheduler_target_arn,
         "RoleArn": settings.scheduler_role_arn,
@@ -129,7 +183,7 @@ def _apply_schedule(row: BookingRow, settings: Settings, correlation_id: str | N
         "ActionAfterCompletion": "DELETE",
         "State": "ENABLED",
         "Target": target,
-        "Description": f"Follow-up of booking {row['id']} v{row['version']}",
+        "Description": description,
     }
     scheduler = aws.client("scheduler")
     try:
@@ -141,16 +195,69 @@ def _apply_schedule(row: BookingRow, settings: Settings, correlation_id: str | N
     return name
 
 
-def _delete_schedule(booking_id: UUID, settings: Settings) -> None:
+def _apply_schedule(row: BookingRow, settings: Settings, correlation_id: str | None) -> str | None:
+    """The follow-up of the booking's current version (``_put_schedule``)."""
+    return _put_schedule(
+        f"{settings.schedule_name_prefix}{row['id']}",
+        row["followup_due_at"],
+        send_job(row["id"], row["version"], correlation_id, due=row["followup_due_at"]),
+        ZoneInfo(row["timezone"]),
+        f"Follow-up of booking {row['id']} v{row['version']}",
+        settings,
+    )
+
+
+def _apply_reminder(
+    row: BookingRow, reminder: ReminderState, settings: Settings, correlation_id: str | None
+) -> str | None:
+    """The reminder of the booking's current version (``_put_schedule``)."""
+    job = send_job(row["id"], reminder.version, correlation_id, due=reminder.due_at, job_type=jobs.SEND_REMINDER)
+    return _put_schedule(
+        reminder_schedule_name(row["id"], settings),
+        reminder.due_at,
+        job,
+        ZoneInfo(row["timezone"]),
+        f"Reminder of booking {row['id']} v{reminder.version}",
+        settings,
+    )
+
+
+def _delete_schedule(booking_id: UUID, settings: Settings, name: str | None = None) -> None:
+    """Delete the booking's follow-up schedule (or the schedule ``name``); gone already is fine."""
     if not (settings.scheduler_target_arn and settings.scheduler_role_arn):
         return
     try:
         aws.client("scheduler").delete_schedule(
-            Name=f"{settings.schedule_name_prefix}{booking_id}", GroupName=settings.scheduler_group_name
+            Name=name or f"{settings.schedule_name_prefix}{booking_id}", GroupName=settings.scheduler_group_name
         )
     except Exception as exc:
         if aws.error_code(exc) != "ResourceNotFoundException":
             raise
+
+
+class ReminderInFlight(Exception):
+    """The reminder of an older version is being sent: the job retries once that send is recorded."""
+
+
+def _sync_reminder(
+    row: BookingRow, reminder: ReminderState | None, settings: Settings, correlation_id: str | None
+) -> str | None:
+    """Bring the booking's reminder schedule in line with its row; the name of a schedule made."""
+    if reminder is None:  # a concurrent job made the row after this statement's snapshot: its job
+        return None
+    if reminder.status is FollowupStatus.SENDING and reminder.version < row["version"]:
+        raise ReminderInFlight(str(row["id"]))
+    if reminder.status in (FollowupStatus.CANCELLED, FollowupStatus.SKIPPED):
+        # the schedule of a version before, if it had one (gone already is fine: a retry deletes again)
+        _delete_schedule(row["id"], settings, reminder_schedule_name(row["id"], settings))
+        return None
+    if (
+        reminder.status is FollowupStatus.PENDING
+        and reminder.version == row["version"]
+        and reminder.scheduled_at is None
+    ):
+        return _apply_reminder(row, reminder, settings, correlation_id)
+    return None
 
 
 def handle_schedule_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
@@ -168,9 +275,10 @@ def handle_schedule_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
         return outcome
     settings = get_settings()
     db = get_db()
-    synced = repository.sync_followups(db, list(by_booking))
+    synced = repository.sync_followups(db, list(by_booking), reminder_lead_hours=settings.reminder_lead_hours)
     messages = repository.Messages()
     scheduled: list[tuple[UUID, int, str]] = []
+    reminders: list[tuple[UUID, int, str]] = []
     done: list[tuple[UUID, int]] = []
     for followup in synced:
         row = followup.booking
@@ -193,6 +301,7 @@ def handle_schedule_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
                     {"booking_id": str(booking_id), "kind": "booking_cancelled"},
                     f"booking:{booking_id}:cancelled",
                 )
+        correlation_id = by_booking[booking_id][0].correlation_id
         try:
             if not confirmed:
                 _delete_schedule(booking_id, settings)
@@ -201,16 +310,18 @@ def handle_schedule_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
                 and followup.version == row["version"]
                 and followup.scheduled_at is None
             ):
-                correlation_id = by_booking[booking_id][0].correlation_id
                 name = _apply_schedule(row, settings, correlation_id)
                 if name is not None:
                     scheduled.append((booking_id, row["version"], name))
+            name = _sync_reminder(row, followup.reminder, settings, correlation_id)
+            if name is not None:
+                reminders.append((booking_id, row["version"], name))
             done.append((booking_id, row["version"]))
         except Exception as exc:  # noqa: BLE001 - this booking's jobs fail and are retried; others go on
             logger.warning("follow-up schedule failed", extra={"booking_id": str(booking_id), "error": error_text(exc)})
             for job in by_booking[booking_id]:
                 outcome[job.id] = exc
-    result = repository.finish_schedules(db, messages, scheduled, done)
+    result = repository.finish_schedules(db, messages, scheduled, done, reminders)
     missing = set(by_booking) - {followup.booking["id"] for followup in synced}
     if missing:
         logger.warning("schedule_followup for unknown bookings", extra={"bookings": [str(b) for b in missing][:20]})
@@ -219,12 +330,13 @@ def handle_schedule_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
 
 
 # -- send_followup ---------------------------------------------------------------------------------
-def dedup_id(send: ClaimedSend) -> str:
-    """The follow-up's identity for subscribers: the same for every publish of one follow-up."""
-    return f"followup:{send.booking['id']}:v{send.version}"
+def dedup_id(send: ClaimedSend, kind: SendKind = FOLLOWUP) -> str:
+    """The follow-up's (reminder's) identity for subscribers: the same for every publish of it."""
+    prefix = "followup" if kind is FOLLOWUP else "reminder"
+    return f"{prefix}:{send.booking['id']}:v{send.version}"
 
 
-def _publish(send: ClaimedSend, text: str, settings: Settings) -> None:
+def _publish(send: ClaimedSend, text: str, settings: Settings, kind: SendKind = FOLLOWUP) -> None:
     """Publish the follow-up for the topic's subscribers (SMS, email).
 
     At least once: a worker that dies between this publish and recording 'sent' publishes again
@@ -234,9 +346,9 @@ def _publish(send: ClaimedSend, text: str, settings: Settings) -> None:
     """
     row = send.booking
     channel = send.channel if send.channel in ("sms", "email") else "sms"
-    dedup = dedup_id(send)
+    dedup = dedup_id(send, kind)
     message = {
-        "type": "booking_followup",
+        "type": kind.name,
         "dedup_id": dedup,
         "booking_id": str(row["id"]),
         "version": send.version,
@@ -250,12 +362,12 @@ def _publish(send: ClaimedSend, text: str, settings: Settings) -> None:
     request: dict[str, Any] = {
         "TopicArn": settings.followup_topic_arn,
         "Message": json.dumps(message),
-        "Subject": "Thank you from your hibachi chef",
+        "Subject": kind.subject,
         "MessageAttributes": {
             "booking_id": {"DataType": "String", "StringValue": str(row["id"])},
             "dedup_id": {"DataType": "String", "StringValue": dedup},
             "channel": {"DataType": "String", "StringValue": channel},
-            "type": {"DataType": "String", "StringValue": "booking_followup"},
+            "type": {"DataType": "String", "StringValue": kind.name},
         },
     }
     if (settings.followup_topic_arn or "").endswith(".fifo"):
@@ -274,12 +386,21 @@ def _send_request(job: jobs.Job) -> tuple[UUID, int] | None:
 
 def handle_send_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
     """Send the due follow-ups of the batch, each once: two statements per batch."""
+    return _send(batch, FOLLOWUP)
+
+
+def handle_reminder_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
+    """Send the due reminders of the batch, each once: two statements per batch."""
+    return _send(batch, REMINDER)
+
+
+def _send(batch: list[jobs.Job], kind: SendKind) -> dict[str, Exception | None]:
     outcome: dict[str, Exception | None] = {}
     by_request: dict[tuple[UUID, int], list[jobs.Job]] = {}
     for job in batch:
         request = _send_request(job)
         if request is None:
-            outcome[job.id] = ValueError("send_followup job needs booking_id and version")
+            outcome[job.id] = ValueError(f"{kind.job_type} job needs booking_id and version")
             continue
         outcome[job.id] = None
         by_request.setdefault(request, []).append(job)
@@ -287,26 +408,32 @@ def handle_send_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
         return outcome
     settings = get_settings()
     db = get_db()
-    claimed = repository.claim_sends(db, list(by_request), slack_seconds=CLAIM_SLACK_SECONDS)
+    claimed = repository.claim_sends(db, list(by_request), slack_seconds=CLAIM_SLACK_SECONDS, table=kind.table)
     if not claimed:
-        logger.info("nothing to send (stale, cancelled, already sent or not yet due)", extra={"jobs": len(batch)})
+        logger.info(
+            "nothing to send (stale, cancelled, already sent or not yet due)",
+            extra={"jobs": len(batch), "job_type": kind.job_type},
+        )
         return outcome
     messages = repository.Messages()
     results: list[tuple[UUID, int, bool]] = []
     for send in claimed:
         row = send.booking
         key = (row["id"], send.version)
-        text = followup_text(row)
+        text = kind.text(row)
         try:
             if settings.followup_topic_arn:
-                _publish(send, text, settings)
+                _publish(send, text, settings, kind)
             else:
                 logger.warning(
-                    "FOLLOWUP_TOPIC_ARN is not set; the follow-up is only stored in the conversation",
-                    extra={"booking_id": str(row["id"])},
+                    "FOLLOWUP_TOPIC_ARN is not set; the message is only stored in the conversation",
+                    extra={"booking_id": str(row["id"]), "job_type": kind.job_type},
                 )
         except Exception as exc:  # noqa: BLE001 - back to pending, and this job is retried
-            logger.warning("follow-up publish failed", extra={"booking_id": str(row["id"]), "error": error_text(exc)})
+            logger.warning(
+                "publish failed",
+                extra={"booking_id": str(row["id"]), "job_type": kind.job_type, "error": error_text(exc)},
+            )
             results.append((*key, False))
             for job in by_request.get(key, []):
                 outcome[job.id] = exc
@@ -317,14 +444,14 @@ def handle_send_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
                 row["conversation_id"],
                 "assistant",
                 text,
-                {"booking_id": str(row["id"]), "kind": "booking_followup"},
-                f"booking:{row['id']}:followup",
+                {"booking_id": str(row["id"]), "kind": kind.name},
+                kind.key(row, send.version),
             )
-    result = repository.finish_sends(db, messages, results)
+    result = repository.finish_sends(db, messages, results, table=kind.table)
     sent = result["sent"]
     if sent:
-        metrics.add_metric(name="FollowupsSent", unit=MetricUnit.Count, value=sent)
-    logger.info("follow-ups sent", extra={"sent": sent, "failed": len(results) - sent})
+        metrics.add_metric(name=kind.metric, unit=MetricUnit.Count, value=sent)
+    logger.info("sent", extra={"job_type": kind.job_type, "sent": sent, "failed": len(results) - sent})
     return outcome
 
 
@@ -345,14 +472,31 @@ def reconcile_schedule_jobs(grace_seconds: int, limit: int) -> int:
 def reconcile_send_jobs(grace_seconds: int, limit: int) -> int:
     """Enqueue ``send_followup`` for follow-ups past due and unsent (a lost or early schedule, or a
     worker that died mid-send)."""
+    return _reconcile_sends(grace_seconds, limit, FOLLOWUP)
+
+
+def reconcile_reminder_jobs(grace_seconds: int, limit: int) -> int:
+    """Enqueue ``send_reminder`` for reminders past due and unsent, whose event has not started (a
+    schedule call that failed, a lost or early schedule, or a worker that died mid-send)."""
+    return _reconcile_sends(grace_seconds, limit, REMINDER)
+
+
+def _reconcile_sends(grace_seconds: int, limit: int, kind: SendKind) -> int:
     due = repository.due_followups(
-        get_db(), grace_seconds=grace_seconds, stuck_seconds=STUCK_SENDING_SECONDS, limit=limit
+        get_db(), grace_seconds=grace_seconds, stuck_seconds=STUCK_SENDING_SECONDS, limit=limit, table=kind.table
     )
     if not due:
         return 0
-    failed = jobs.get_queue().send_many([send_job(d.booking_id, d.version, "reconciler") for d in due])
+    failed = jobs.get_queue().send_many(
+        [send_job(d.booking_id, d.version, "reconciler", job_type=kind.job_type) for d in due]
+    )
     logger.warning(
-        "reconciler enqueued due follow-ups",
-        extra={"bookings": [str(d.booking_id) for d in due[:20]], "count": len(due), "send_failed": len(failed)},
+        "reconciler enqueued due sends",
+        extra={
+            "job_type": kind.job_type,
+            "bookings": [str(d.booking_id) for d in due[:20]],
+            "count": len(due),
+            "send_failed": len(failed),
+        },
     )
     return len(due) - len(failed)
