@@ -436,6 +436,8 @@ def sent_codes(sqs: Any, queue_url: str, *, conversation_id: str | None = None, 
             ]
             sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
     return sorted(found.values(), key=lambda message: message["sent_at_ms"])
+
+
 EVENT_SOURCES = ["hibachi.bookings", "hibachi.conversations"]
 # the template's StaffNoticeRule target: the detail's notice line, as a JSON string
 STAFF_NOTICE_TRANSFORMER = {"InputPathsMap": {"notice": "$.detail.notice"}, "InputTemplate": '"<notice>"'}
