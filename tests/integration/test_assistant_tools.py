@@ -64,8 +64,15 @@ def rpc(context, method: str, params: dict | None = None, **kw) -> dict:
 
 
 def call_tool(context, name: str, arguments: dict, **kw) -> dict:
+    """The tool's result; for a tool error, also its parsed ``error`` (from the text content: an
+    error has no ``structuredContent``, which the output schema declares for successes only)."""
     result = rpc(context, "tools/call", {"name": name, "arguments": arguments}, **kw)["result"]
-    assert json.loads(result["content"][0]["text"]) == result["structuredContent"]
+    payload = json.loads(result["content"][0]["text"])
+    if result["isError"]:
+        assert "structuredContent" not in result, result
+        assert set(payload) == {"error"}, payload
+        return {**result, "error": payload["error"]}
+    assert payload == result["structuredContent"]
     return result
 
 
@@ -227,7 +234,7 @@ def test_booking_tools_round_trip_with_rest_error_codes(context, settings, sqs):
     assert again["id"] == booking["id"], "a retry with the same key is the original booking"
 
     reused = call_tool(context, "create_booking", {**args, "guest_count": 13})
-    assert reused["isError"] and reused["structuredContent"]["error"]["code"] == "idempotency_key_reused"
+    assert reused["isError"] and reused["error"]["code"] == "idempotency_key_reused"
 
     got = call_tool(context, "get_booking", {"booking_id": booking["id"]})["structuredContent"]
     assert got == booking
@@ -240,10 +247,10 @@ def test_booking_tools_round_trip_with_rest_error_codes(context, settings, sqs):
     assert cancelled["status"] == "cancelled"
     assert call_tool(context, "cancel_booking", {"booking_id": booking["id"]})["structuredContent"] == cancelled
     refused = call_tool(context, "reschedule_booking", {"booking_id": booking["id"], "event_start": later})
-    assert refused["structuredContent"]["error"]["code"] == "booking_cancelled"
+    assert refused["error"]["code"] == "booking_cancelled"
 
     missing = call_tool(context, "get_booking", {"booking_id": str(uuid.uuid4())})
-    assert missing["isError"] and missing["structuredContent"]["error"]["code"] == "not_found"
+    assert missing["isError"] and missing["error"]["code"] == "not_found"
 
 
 def test_reschedule_key_is_the_rest_routes_key(context, settings, sqs):
@@ -279,7 +286,7 @@ def test_reschedule_key_is_the_rest_routes_key(context, settings, sqs):
     reused = call_tool(
         context, "reschedule_booking", {"booking_id": booking["id"], "event_start": other, "idempotency_key": key}
     )
-    assert status == 422 and reused["isError"] and reused["structuredContent"] == {"error": body["error"]}
+    assert status == 422 and reused["isError"] and reused["error"] == body["error"]
     assert body["error"]["code"] == "idempotency_key_reused"
 
 
@@ -289,7 +296,7 @@ def test_slot_full_carries_the_free_starts(context, settings, sqs):
         assert not call_tool(context, "create_booking", booking_args(event_start=start))["isError"]
         full = call_tool(context, "create_booking", booking_args(event_start=start))
     assert full["isError"]
-    error = full["structuredContent"]["error"]
+    error = full["error"]
     assert error["code"] == "slot_full"
     assert error["details"]["next_free_starts"], error
     assert error["details"]["timezone"] == TZ
@@ -302,7 +309,7 @@ def test_invalid_arguments_are_tool_errors_with_the_fields(context, settings):
         booking_args(guest_count="twelve", customer={"name": "", "phone": "555", "email": "x"}, extra=1),
     )
     assert bad["isError"]
-    error = bad["structuredContent"]["error"]
+    error = bad["error"]
     assert error["code"] == "validation_error"
     locs = {tuple(d["loc"]) for d in error["details"]}
     assert {
@@ -313,17 +320,13 @@ def test_invalid_arguments_are_tool_errors_with_the_fields(context, settings):
     } <= locs
     assert "twelve" not in json.dumps(error), "the input is not echoed"
     past = call_tool(context, "create_booking", booking_args(event_start="2020-01-01T18:00"))
-    assert past["structuredContent"]["error"]["code"] == "validation_error"
-    assert past["structuredContent"]["error"]["details"][0]["type"] == "event_start_past"
-    assert call_tool(context, "get_booking", {"booking_id": "nope"})["structuredContent"]["error"]["code"] == (
-        "validation_error"
-    )
+    assert past["error"]["code"] == "validation_error"
+    assert past["error"]["details"][0]["type"] == "event_start_past"
+    assert call_tool(context, "get_booking", {"booking_id": "nope"})["error"]["code"] == ("validation_error")
     missing_key = call_tool(
         context, "create_booking", {k: v for k, v in booking_args().items() if k != "idempotency_key"}
     )
-    assert [d["loc"] for d in missing_key["structuredContent"]["error"]["details"]] == [
-        ["arguments", "idempotency_key"]
-    ]
+    assert [d["loc"] for d in missing_key["error"]["details"]] == [["arguments", "idempotency_key"]]
 
 
 @pytest.mark.parametrize(
@@ -343,9 +346,9 @@ def test_each_tool_checks_the_scope_of_its_rest_route(context, settings, tool, s
     others = [s for s in ALL if s != scope]
     result = call_tool(context, tool, {}, scopes=others)
     assert result["isError"]
-    assert result["structuredContent"]["error"] == {
+    assert result["error"] == {
         "code": "insufficient_scope",
-        "message": result["structuredContent"]["error"]["message"],
+        "message": result["error"]["message"],
         "details": {"required_scope": scope},
     }
 
@@ -372,9 +375,9 @@ def test_messages_and_history_newest_n_oldest_first(context, settings):
     assert [m["id"] for m in older["structuredContent"]["items"]] == ids[:2]
     assert older["structuredContent"]["next_cursor"] is None
     unknown = call_tool(context, "get_conversation_history", {"conversation_id": new_id("none")})
-    assert unknown["structuredContent"]["error"]["code"] == "not_found"
+    assert unknown["error"]["code"] == "not_found"
     bad_role = call_tool(context, "store_message", {"conversation_id": cid, "role": "robot", "content": "x"})
-    assert bad_role["structuredContent"]["error"]["details"][0]["loc"] == ["arguments", "role"]
+    assert bad_role["error"]["details"][0]["loc"] == ["arguments", "role"]
 
 
 # -- the tools and the REST API share their models ---------------------------------------------------------
@@ -456,12 +459,12 @@ def test_availability_and_search_tools(context, settings, sqs):
     assert booked["structuredContent"]["id"] in [b["id"] for b in by_phone["structuredContent"]["items"]]
 
     outside = call_tool(context, "create_booking", booking_args(event_start=f"{day.isoformat()}T06:00"))
-    assert outside["structuredContent"]["error"]["code"] == "outside_service_hours"
+    assert outside["error"]["code"] == "outside_service_hours"
     bad_zone = call_tool(context, "check_availability", {"date": day.isoformat(), "timezone": "Mars/Olympus"})
-    assert bad_zone["structuredContent"]["error"]["code"] == "validation_error"
-    assert bad_zone["structuredContent"]["error"]["details"][0]["loc"] == ["arguments", "timezone"]
+    assert bad_zone["error"]["code"] == "validation_error"
+    assert bad_zone["error"]["details"][0]["loc"] == ["arguments", "timezone"]
     bad_range = call_tool(context, "find_bookings", {"from": "2030-01-02", "to": "2030-01-01"})
-    assert bad_range["structuredContent"]["error"]["code"] == "validation_error"
+    assert bad_range["error"]["code"] == "validation_error"
 
 
 def test_forged_events_are_refused_before_any_message_is_read(context, settings):

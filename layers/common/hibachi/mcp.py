@@ -25,8 +25,9 @@ What is served (MCP 2025-11-25 and 2025-06-18; an unknown version in ``initializ
 - A tool call: its scope is checked against the token's (the scope of the REST route the tool
   mirrors), its arguments are validated by the tool's pydantic model (the same models as the REST
   API), then the tool runs. Failures are *tool errors* (``isError: true``), never HTTP errors, so the
-  agent sees them and can recover; their text and ``structuredContent`` are the REST API's error body
-  ``{"error": {"code", "message", "details"?}}`` with the same codes (``slot_full`` with the free
+  agent sees them and can recover; their text content is the REST API's error body
+  ``{"error": {"code", "message", "details"?}}`` (no ``structuredContent``: the output schema declares
+  the success result only) with the same codes (``slot_full`` with the free
   starts, ``validation_error`` with the fields, ``idempotency_key_reused``, ``not_found``, ...).
   An unexpected exception is logged and answered as the tool error ``internal_error``; never a 500.
 """
@@ -158,15 +159,15 @@ def _result(request_id: Any, result: dict[str, Any]) -> dict[str, Any]:
 
 
 def tool_error(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    """A ``tools/call`` result that reports a failure the agent can act on (``isError``)."""
+    """A ``tools/call`` result that reports a failure the agent can act on (``isError``): the REST
+    error body ``{"error": {...}}`` as the text content, and no ``structuredContent``. A tool's
+    ``outputSchema`` declares its success result; MCP asks structured content to conform to it, and
+    the TypeScript SDK's client (so MCP Inspector and the hosts built on it) validates it even on an
+    error, so an error object there reached those hosts as -32602 instead of the tool error."""
     body: dict[str, Any] = {"error": {"code": code, "message": message}}
     if details is not None:
         body["error"]["details"] = details
-    return {
-        "content": [{"type": "text", "text": json.dumps(body, ensure_ascii=False)}],
-        "structuredContent": body,
-        "isError": True,
-    }
+    return {"content": [{"type": "text", "text": json.dumps(body, ensure_ascii=False)}], "isError": True}
 
 
 def _media_types(header: str) -> list[str]:
