@@ -383,14 +383,20 @@ def test_messages_and_history_newest_n_oldest_first(context, settings):
 # -- the tools and the REST API share their models ---------------------------------------------------------
 def _constraints(schema: dict) -> dict:
     """A JSON Schema without its prose (title, description) and a null default."""
-    return {k: v for k, v in schema.items() if k not in ("title", "description") and not (k == "default" and v is None)}
+    drop = ("title", "description", "default", "examples")
+    out = {k: v for k, v in schema.items() if k not in drop}
+    if isinstance(out.get("type"), list):  # a strict tool schema's optional property: [type, "null"]
+        out["type"] = next(t for t in out["type"] if t != "null")
+    return out
 
 
 def test_every_tool_input_schema_is_the_rest_models_schema(settings):
-    """Each tool's input schema is its REST model's schema (properties, their order, $defs, required) plus
-    only the REST route's path parameters and Idempotency-Key."""
+    """Each tool's input schema is its REST model's schema as a tool schema (hibachi.mcp.tool_schema:
+    inlined, strict) plus only the REST route's path parameters and Idempotency-Key; store_message's
+    metadata alone differs in form (a list of key/value pairs for the REST body's JSON object)."""
     from hibachi.bookings.models import AvailabilityQuery, BookingIn, BookingSearchIn, RescheduleIn
     from hibachi.conversations.models import MessageIn, MessagesQuery
+    from hibachi.mcp import tool_schema
     from hibachi.validation import ID_PATTERN
 
     app = load_function("assistant_tools")
@@ -413,11 +419,12 @@ def test_every_tool_input_schema_is_the_rest_models_schema(settings):
         if model is None:
             assert own == {}, name
             continue
-        expected = model.model_json_schema()
-        assert own == expected["properties"], name
-        assert list(own) == list(expected["properties"]), name
-        assert schema.get("$defs", {}) == expected.get("$defs", {}), name
-        assert set(schema.get("required", [])) - route_params == set(expected.get("required", [])), name
+        expected = tool_schema(model)["properties"]
+        assert list(own) == list(expected), name
+        differ = {"metadata"} if name == "store_message" else set()
+        assert {k: v for k, v in own.items() if k not in differ} == {
+            k: v for k, v in expected.items() if k not in differ
+        }, name
     # a REST route without a model declares the same query parameters (the committed OpenAPI document is
     # generated from the code: tests/unit/test_openapi_docs.py)
     doc = json.loads((ROOT / "functions" / "docs" / "openapi.json").read_text(encoding="utf-8"))
@@ -436,6 +443,91 @@ def test_every_tool_input_schema_is_the_rest_models_schema(settings):
     for name in ("store_message", "get_conversation_history"):
         prop = app.server.tools[name].input_schema()["properties"]["conversation_id"]
         assert (prop["pattern"], prop["minLength"], prop["maxLength"]) == (ID_PATTERN, 1, 128)
+
+
+def strict_problems(schema: Any, path: str = "") -> list[str]:
+    """What keeps ``schema`` from OpenAI's strict mode (Structured Outputs) as it is, or from telling a
+    model what to send: a ``$ref``/``$defs`` to follow, an open object, a property not required (strict
+    mode wants every one, the optional ones nullable), a property without a description."""
+    problems: list[str] = []
+    if isinstance(schema, list):
+        for i, item in enumerate(schema):
+            problems += strict_problems(item, f"{path}[{i}]")
+        return problems
+    if not isinstance(schema, dict):
+        return problems
+    problems += [f"{path}: {key}" for key in ("$ref", "$defs", "definitions") if key in schema]
+    kind = schema.get("type")
+    if kind == "object" or (isinstance(kind, list) and "object" in kind) or "properties" in schema:
+        if schema.get("additionalProperties") is not False:
+            problems.append(f"{path}: an open object (additionalProperties is not false)")
+        props = schema.get("properties") or {}
+        if not props:
+            problems.append(f"{path}: an object without properties")
+        if list(schema.get("required") or []) != list(props):
+            problems.append(f"{path}: not every property required")
+        for name, prop in props.items():
+            if not str((prop or {}).get("description") or "").strip():
+                problems.append(f"{path}.{name}: no description")
+    for key, value in schema.items():
+        if key == "properties":
+            for name, prop in value.items():
+                problems += strict_problems(prop, f"{path}.{name}")
+        elif isinstance(value, dict | list) and key not in ("enum", "const", "required"):
+            problems += strict_problems(value, f"{path}/{key}")
+    return problems
+
+
+def test_every_tool_schema_is_strict_and_described(context, settings):
+    """Generic, so a tool added later inherits it: every input schema of tools/list passes the strict
+    check (no $ref, closed objects, all required, optional ones nullable) and describes every property;
+    no schema carries the REST notes (routes, headers) a model has no use for."""
+    tools = rpc(context, "tools/list")["result"]["tools"]
+    assert {t["name"] for t in tools} >= TOOLS
+    for tool in tools:
+        assert strict_problems(tool["inputSchema"]) == [], tool["name"]
+        assert "$ref" not in json.dumps(tool["outputSchema"]), tool["name"]
+        text = json.dumps(tool["inputSchema"])
+        assert "Idempotency-Key" not in text and "POST /" not in text and "GET /" not in text, tool["name"]
+    assert strict_problems({"type": "object", "properties": {"m": {"type": "object"}}})  # the check can fail
+
+
+def test_null_optional_arguments_are_unset_and_metadata_is_pairs(context, settings, sqs):
+    """What a strict-mode host sends: every property, null where unset."""
+    free = call_tool(
+        context,
+        "check_availability",
+        {"date": free_slot()[:10], "days": None, "timezone": TZ, "duration_minutes": None},
+    )
+    assert not free["isError"] and free["structuredContent"]["duration_minutes"] == 120, free
+    args = booking_args(duration_minutes=None, conversation_id=None, notes=None)
+    args["address"] = {**args["address"], "line2": None}
+    booked = call_tool(context, "create_booking", args)
+    assert not booked["isError"] and booked["structuredContent"]["duration_minutes"] == 120, booked
+    cid = new_id("mcp-meta")
+    pairs = [{"key": "client_message_id", "value": "m-1"}, {"key": "lang", "value": "en"}]
+    stored = call_tool(
+        context,
+        "store_message",
+        {
+            "conversation_id": cid,
+            "role": "user",
+            "content": "hi",
+            "metadata": pairs,
+            "emotion_score": None,
+            "customer_id": None,
+            "channel": None,
+            "idempotency_key": None,
+        },
+    )
+    assert not stored["isError"] and stored["structuredContent"]["metadata"] == {
+        "client_message_id": "m-1",
+        "lang": "en",
+    }
+    twice = call_tool(
+        context, "store_message", {"conversation_id": cid, "role": "user", "content": "hi", "metadata": pairs * 2}
+    )
+    assert twice["isError"] and twice["error"]["details"][0]["loc"][:2] == ["arguments", "metadata"], twice
 
 
 def test_availability_and_search_tools(context, settings, sqs):
