@@ -54,6 +54,8 @@ _NO_STORE = {"Cache-Control": "no-store"}
 @app.get(
     "/health",
     summary="Service health",
+    description="Public and cheap: whether the database answers (503 with the failing dependency when not).",
+    operation_id="getHealth",
     tags=["ops"],
     responses={
         200: {"description": "Healthy", "content": {"application/json": {"model": health.Health}}},
@@ -76,6 +78,8 @@ def get_health() -> Response[health.Health]:
 @app.get(
     "/health/details",
     summary="Operations details: queues, DLQs, follow-ups, reconciler",
+    description="The deployed version, queue and DLQ depths, follow-ups, lagging statistics, the reconciler's runs.",
+    operation_id="getHealthDetails",
     tags=["ops"],
     responses={
         200: {"description": "Every part answered"},

@@ -56,6 +56,11 @@ IdempotencyKey = Annotated[
 @app.post(
     "/conversations/<conversation_id>/messages",
     summary="Store a chat message",
+    description=(
+        "Stores one chat message (the conversation is created with its first one). Send an `Idempotency-Key` "
+        "(the chat platform's message id) so a retry stores it once."
+    ),
+    operation_id="storeMessage",
     tags=["conversations"],
     responses={
         201: {"description": "Stored", "content": {"application/json": {"model": MessageOut}}},
@@ -84,12 +89,24 @@ def store_message(
     )
 
 
-@app.get("/conversations/<conversation_id>", summary="Read a conversation", tags=["conversations"])
+@app.get(
+    "/conversations/<conversation_id>",
+    summary="Read a conversation",
+    description="The conversation and its emotion statistics (computed by the worker within seconds).",
+    operation_id="getConversation",
+    tags=["conversations"],
+)
 def get_conversation(conversation_id: ConversationId) -> ConversationOut:
     return service.get_conversation(conversation_id)
 
 
-@app.get("/conversations/<conversation_id>/messages", summary="Read the message history", tags=["conversations"])
+@app.get(
+    "/conversations/<conversation_id>/messages",
+    summary="Read the message history",
+    description="The newest `limit` messages, oldest first; `next_cursor` as `before` reads further back.",
+    operation_id="listMessages",
+    tags=["conversations"],
+)
 def list_messages(
     conversation_id: ConversationId,
     limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,

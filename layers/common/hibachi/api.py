@@ -120,7 +120,9 @@ def document_errors(doc: dict[str, Any]) -> dict[str, Any]:
     documented 503 with a body of its own (``/health``) is kept."""
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     for model in (ErrorDetail, ErrorOut):
-        schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema.pop("$defs", None)  # ErrorDetail is a component of its own
+        schemas[model.__name__] = schema
     for item in (doc.get("paths") or {}).values():
         for method, operation in item.items():
             if method not in ("get", "put", "post", "delete", "patch") or not isinstance(operation, dict):
@@ -148,7 +150,9 @@ def document_errors(doc: dict[str, Any]) -> dict[str, Any]:
     if not any(
         "HTTPValidationError" in json.dumps(op) for item in (doc.get("paths") or {}).values() for op in item.values()
     ):
-        for unused in ("HTTPValidationError", "ValidationError"):
+        # Powertools' validation answers (ResponseValidationError refers to ValidationError): the API
+        # answers ErrorOut instead, so they would be unused, and a dangling $ref once ValidationError goes
+        for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
             schemas.pop(unused, None)
     return doc
 

@@ -567,7 +567,7 @@ class McpServer:
         }
         refusal = {_JSON: {"schema": {"$ref": ref + "JsonRpcRefusal"}}}
         operation = {
-            "tags": ["assistant tools (MCP)"],
+            "tags": ["mcp"],
             "summary": "MCP server: the assistant's tools (Streamable HTTP, stateless, JSON responses)",
             "description": (
                 "Model Context Protocol endpoint for LLM agents (protocol "
@@ -577,7 +577,7 @@ class McpServer:
                 " scope, invalid arguments or a refused booking come back as tool errors (`isError: true`) with"
                 " the REST API's error codes. Tools:" + tools
             ),
-            "operationId": "mcp",
+            "operationId": "callMcp",
             "requestBody": {
                 "required": True,
                 "content": {
@@ -605,13 +605,13 @@ class McpServer:
             },
         }
         stream = {
-            "tags": ["assistant tools (MCP)"],
+            "tags": ["mcp"],
             "summary": "MCP server-to-client stream: not offered (405)",
             "description": (
                 "In the Streamable HTTP transport a GET opens the server's SSE stream; this server offers none"
                 " (stateless, one JSON answer per POST), so it answers 405 with `Allow: POST`."
             ),
-            "operationId": "mcp_stream",
+            "operationId": "openMcpStream",
             "responses": {
                 "405": {
                     "description": "No SSE stream at this endpoint: POST the messages",

@@ -175,13 +175,14 @@ Timezone = Annotated[
     ),
 ]
 LocalDateTime = Annotated[datetime, BeforeValidator(_local_datetime_text), WithJsonSchema(LOCAL_DATETIME_SCHEMA)]
+# (the Field before the validator: after it, pydantic writes "ge"/"le" into the JSON schema as they are)
 Duration = Annotated[
     int,
-    WholeNumber,
     Field(ge=60, le=360, strict=True, description="The event's length in minutes, 60-360 (travel time not included)"),
+    WholeNumber,
 ]
 Guests = Annotated[
-    int, WholeNumber, Field(ge=1, le=100, strict=True, description="How many guests the chef cooks for, 1-100")
+    int, Field(ge=1, le=100, strict=True, description="How many guests the chef cooks for, 1-100"), WholeNumber
 ]
 LocalDate = Annotated[date, BeforeValidator(_iso_date_text)]
 Day = date  # a model field named ``date`` would shadow the type in its class
@@ -265,37 +266,44 @@ class RescheduleIn(BaseModel):
 
 
 class CustomerOut(BaseModel):
-    name: str
-    phone: str
-    email: str
+    name: str = Field(examples=["Ada Lovelace"])
+    phone: str = Field(description="E.164", examples=["+14155550123"])
+    email: str = Field(description="In lower case", examples=["ada@example.com"])
 
 
 class AddressOut(BaseModel):
-    line1: str
-    line2: str | None = None
-    city: str
-    state: str
-    postal_code: str
+    line1: str = Field(examples=["1 Market St"])
+    line2: str | None = Field(default=None, examples=["Apt 4B"])
+    city: str = Field(examples=["San Francisco"])
+    state: str = Field(examples=["CA"])
+    postal_code: str = Field(examples=["94105"])
+
+
+_UTC_EXAMPLE = "2026-11-20T17:02:11.482913+00:00"
 
 
 class BookingOut(BaseModel):
-    id: UUID
+    id: UUID = Field(examples=["3f0c6a8e-5b1d-4c2e-9a7f-1d2e3c4b5a69"])
     status: Status
-    version: int = Field(description="Bumped by every change (reschedule, cancel)")
-    event_start: datetime = Field(description="ISO 8601 with the event's local offset")
-    event_end: datetime
-    timezone: str
-    duration_minutes: int
-    guest_count: int
-    chef_id: int
+    version: int = Field(description="Bumped by every change (reschedule, cancel)", examples=[1])
+    event_start: datetime = Field(
+        description="ISO 8601 with the event's local offset", examples=["2026-12-05T18:30:00-08:00"]
+    )
+    event_end: datetime = Field(description="ISO 8601 with the local offset", examples=["2026-12-05T20:30:00-08:00"])
+    timezone: str = Field(description="The event's IANA time zone", examples=["America/Los_Angeles"])
+    duration_minutes: int = Field(examples=[120])
+    guest_count: int = Field(examples=[12])
+    chef_id: int = Field(examples=[1])
     customer: CustomerOut
     address: AddressOut
-    conversation_id: str | None
-    notes: str | None
-    followup_due_at: datetime = Field(description="When the post-event follow-up is due (local offset)")
-    created_at: datetime
-    updated_at: datetime
-    cancelled_at: datetime | None
+    conversation_id: str | None = Field(examples=["web:demo-1"])
+    notes: str | None = Field(examples=["Two guests are allergic to shellfish."])
+    followup_due_at: datetime = Field(
+        description="When the post-event follow-up is due (local offset)", examples=["2026-12-06T20:30:00-08:00"]
+    )
+    created_at: datetime = Field(description="UTC", examples=[_UTC_EXAMPLE])
+    updated_at: datetime = Field(description="UTC", examples=[_UTC_EXAMPLE])
+    cancelled_at: datetime | None = Field(description="UTC; null unless cancelled", examples=[None])
 
 
 # The fields of AvailabilityQuery, also the query parameters of GET /availability (one per field).
@@ -320,15 +328,18 @@ class AvailabilityQuery(BaseModel):
 class AvailabilityDay(BaseModel):
     model_config = ConfigDict(defer_build=True)  # built on first use (not at a booking's cold start)
 
-    date: Day = Field(description="A local day")
-    starts: list[datetime] = Field(description="Free start times, ISO 8601 with the local offset, ascending")
+    date: Day = Field(description="A local day", examples=["2026-12-05"])
+    starts: list[datetime] = Field(
+        description="Free start times, ISO 8601 with the local offset, ascending",
+        examples=[["2026-12-05T11:00:00-08:00", "2026-12-05T11:30:00-08:00", "2026-12-05T18:30:00-08:00"]],
+    )
 
 
 class AvailabilityOut(BaseModel):
     model_config = ConfigDict(defer_build=True)  # built on first use (not at a booking's cold start)
 
-    timezone: str
-    duration_minutes: int
+    timezone: str = Field(examples=["America/Los_Angeles"])
+    duration_minutes: int = Field(examples=[120])
     days: list[AvailabilityDay] = Field(description="Every day asked for, in order; a full day has no starts")
 
 
@@ -351,8 +362,8 @@ class BookingSearchIn(BaseModel):
         default=None, description="Last local date (YYYY-MM-DD, included) of the event, in the booking's zone"
     )
     status: Status | None = Field(default=None, description="Only bookings in this state: confirmed or cancelled")
-    limit: Annotated[int, WholeNumber] = Field(
-        default=20, ge=1, le=100, strict=True, description="Page size, 1-100 (default 20)"
+    limit: Annotated[int, Field(ge=1, le=100, strict=True), WholeNumber] = Field(
+        default=20, description="Page size, 1-100 (default 20)"
     )
     cursor: Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"^[A-Za-z0-9_-]+$")] | None = Field(
         default=None, description="`next_cursor` of the previous page (with the same filters)"

@@ -74,8 +74,8 @@ class MessageOut(BaseModel):
     role: Role
     content: str
     emotion_score: float | None
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    created_at: datetime
+    metadata: dict[str, Any] = Field(default_factory=dict, examples=[{"client_message_id": "m-123"}])
+    created_at: datetime = Field(description="UTC", examples=["2026-11-20T17:02:11.482913+00:00"])
 
 
 class MessagePage(BaseModel):
