@@ -87,6 +87,11 @@ def get_health() -> Response[health.Health]:
     )
 
 
+_DETAILS: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] = {
+    "application/json": {"model": health.HealthDetails}
+}
+
+
 @app.get(
     "/health/details",
     summary="Operations details: queues, DLQs, follow-ups, reconciler",
@@ -94,8 +99,8 @@ def get_health() -> Response[health.Health]:
     operation_id="getHealthDetails",
     tags=["ops"],
     responses={
-        200: {"description": "Every part answered"},
-        503: {"description": "A part is down (named in `failing`); the others are reported"},
+        200: {"description": "Every part answered", "content": _DETAILS},
+        503: {"description": "A part is down (named in `failing`); the others are reported", "content": _DETAILS},
     },
 )
 def get_health_details() -> Response[dict[str, Any]]:

@@ -384,10 +384,10 @@ def test_messages_and_history_newest_n_oldest_first(context, settings):
 def _constraints(schema: dict) -> dict:
     """A JSON Schema without its prose (title, description) and a null default."""
     drop = ("title", "description", "default", "examples")
-    out = {k: v for k, v in schema.items() if k not in drop}
-    if isinstance(out.get("type"), list):  # a strict tool schema's optional property: [type, "null"]
-        out["type"] = next(t for t in out["type"] if t != "null")
-    return out
+    branches = schema.get("anyOf")
+    if isinstance(branches, list):  # a strict tool schema's optional property: anyOf [it, null]
+        schema = next(b for b in branches if b.get("type") != "null")
+    return {k: v for k, v in schema.items() if k not in drop}
 
 
 def test_every_tool_input_schema_is_the_rest_models_schema(settings):

@@ -86,22 +86,16 @@ def _inline(node: Any, defs: Mapping[str, Any]) -> Any:
 
 
 def _nullable(prop: dict[str, Any]) -> dict[str, Any]:
-    """``prop`` that also takes ``null`` (an optional property in strict mode: present, null if unset)."""
+    """``prop`` that also takes ``null`` (an optional property in strict mode: present, null if unset),
+    as ``anyOf`` branches of one ``type`` each (a ``type`` list is less portable: Inspector's --strict)."""
     branches = prop.get("anyOf")
     if isinstance(branches, list):
         if any(b.get("type") == "null" for b in branches if isinstance(b, dict)):
             return prop
         return {**prop, "anyOf": [*branches, {"type": "null"}]}
-    if "enum" in prop or "const" in prop:
-        meta = {k: v for k, v in prop.items() if k == "description"}
-        inner = {k: v for k, v in prop.items() if k != "description"}
-        return {**meta, "anyOf": [inner, {"type": "null"}]}
-    kind = prop.get("type")
-    if isinstance(kind, str):
-        return {**prop, "type": [kind, "null"]}
-    if isinstance(kind, list) and "null" not in kind:
-        return {**prop, "type": [*kind, "null"]}
-    return prop
+    meta = {k: v for k, v in prop.items() if k == "description"}
+    inner = {k: v for k, v in prop.items() if k != "description"}
+    return {**meta, "anyOf": [inner, {"type": "null"}]}
 
 
 def _hoist_description(prop: dict[str, Any]) -> dict[str, Any]:
