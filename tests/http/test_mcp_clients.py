@@ -111,6 +111,7 @@ def check_results(name: str, world: dict[str, Any], results: list[dict[str, Any]
     return full
 
 
+@pytest.mark.timeout(300)  # a node process and eleven REST and MCP round trips; more on a loaded machine
 def test_the_typescript_sdk_client(app_stack, node_clients):
     world = scenario(app_stack)
     plan = [{"name": n, "arguments": a} for n, a in world["plan"]]
@@ -119,7 +120,7 @@ def test_the_typescript_sdk_client(app_stack, node_clients):
         input=json.dumps(plan),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,
         env={**os.environ, "MCP_TOKEN": app_stack.token()},
         check=False,
     )
@@ -181,6 +182,7 @@ def test_the_inspector_cli(app_stack, node_clients):
     check_results("inspector-cli", world, results)
 
 
+@pytest.mark.timeout(300)
 def test_the_python_sdk_client(app_stack):
     world = scenario(app_stack)
 
