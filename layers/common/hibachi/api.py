@@ -33,7 +33,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
-from hibachi import oauth, snapstart
+from hibachi import snapstart
 from hibachi.db import get_db
 from hibachi.errors import AppError, PayloadTooLarge
 from hibachi.observability import add_ms, exception_facts, logger, metrics, timed_ms
@@ -375,9 +375,13 @@ def _refusal(event: Mapping[str, Any], routes: Mapping[str, Any]) -> Refusal | N
         return None
     scopes = token_scopes(event)
     if scopes is None:
+        from hibachi import oauth  # refusals only: not on a function's cold start nor its requests
+
         challenge = oauth.challenge(event, error="invalid_token")
         return 401, "unauthorized", "The request did not come through the authorizer.", {"WWW-Authenticate": challenge}
     if not scopes & set(route.scopes):
+        from hibachi import oauth
+
         challenge = oauth.challenge(event, error="insufficient_scope", scope=" ".join(route.scopes))
         message = f"This route needs the {' or '.join(route.scopes)} scope."
         return 403, "forbidden", message, {"WWW-Authenticate": challenge}
