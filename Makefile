@@ -55,7 +55,7 @@ TEST_WORKERS ?= $(if $(DATABASE_URL),0,2)
 XDIST := $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 
 .PHONY: test
-test: install ## Run the whole test suite, all three tiers (starts its own PostgreSQL; DATABASE_URL to use another)
+test: install clients ## Run the whole test suite, all three tiers (starts its own PostgreSQL; DATABASE_URL to use another)
 	@# the unit tier first and alone: sockets are blocked in it, and xdist would not keep it first
 	$(PY) -m pytest -m unit tests/unit -p no:schemathesis $(PYTEST_ARGS)
 	$(PY) -m pytest -m "integration or system" $(XDIST) $(PYTEST_ARGS)
@@ -69,7 +69,7 @@ test-integration: install ## The integration tier: real PostgreSQL and moto, han
 	$(PY) -m pytest -m integration -q $(XDIST) $(PYTEST_ARGS)
 
 .PHONY: test-system
-test-system: install ## The system tier: through the local gateway (HTTP, fuzz, security, reliability)
+test-system: install clients ## The system tier: through the local gateway (HTTP, fuzz, security, reliability)
 	$(PY) -m pytest -m system -q $(XDIST) $(PYTEST_ARGS)
 
 .PHONY: lint
@@ -98,6 +98,23 @@ db-stop: install ## Stop the local PostgreSQL
 .PHONY: validate
 validate: ## sam validate --lint and sam build (SAM CLI in its own .venv-sam)
 	bash scripts/sam-check.sh
+
+# The third-party clients CI runs against the API (clients/package.json, pinned by its package-lock.json):
+# the MCP TypeScript SDK and Inspector CLI (tests/http/test_mcp_clients.py), Redocly and Spectral.
+CLIENTS := clients/node_modules/.installed-$(shell cat clients/package-lock.json 2>/dev/null | cksum | cut -d' ' -f1)
+
+$(CLIENTS): clients/package.json clients/package-lock.json
+	@command -v npm >/dev/null || { echo "node and npm are required (the MCP and OpenAPI clients)"; exit 1; }
+	cd clients && npm ci --no-audit --no-fund --loglevel=error
+	@rm -f clients/node_modules/.installed-*; touch $@
+
+.PHONY: clients
+clients: $(CLIENTS) ## Install the npm clients (MCP SDK, MCP Inspector, Redocly, Spectral) from clients/package-lock.json
+
+.PHONY: lint-api
+lint-api: clients ## Lint the committed OpenAPI document with Redocly and Spectral (0 errors, 0 unjustified warnings)
+	clients/node_modules/.bin/redocly lint functions/docs/openapi.json
+	clients/node_modules/.bin/spectral lint functions/docs/openapi.json --fail-severity=warn
 
 .PHONY: openapi
 openapi: install ## Regenerate functions/docs/openapi.json from the code (a test fails when it is stale)

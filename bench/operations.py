@@ -375,8 +375,11 @@ def error_code(out: Any) -> str | None:
     """The ``error.code`` of an answer that is an error (a REST error body, an MCP tool error, a JSON-RPC
     error), else None: what a failed ``verify`` reports."""
     result = out.get("result") if isinstance(out, dict) else None
-    if isinstance(result, dict) and result.get("isError"):
-        out = result.get("structuredContent")
+    if isinstance(result, dict) and result.get("isError"):  # the error is the text content (hibachi.mcp)
+        try:
+            out = json.loads(result["content"][0]["text"])
+        except (KeyError, IndexError, TypeError, ValueError):
+            out = None
     error = out.get("error") if isinstance(out, dict) else None
     return str(error.get("code")) if isinstance(error, dict) else None
 

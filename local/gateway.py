@@ -9,6 +9,8 @@ API Gateway HTTP API with a JWT authorizer and Lambda proxy integrations (payloa
 * request bodies over 10 MB: ``413 {"message":"Request Entity Too Large"}``;
 * protected routes check the bearer token like the JWT authorizer (``local.auth``): ``401`` /
   ``403`` with ``{"message": ...}`` and a ``www-authenticate`` header, before any function runs;
+  like AWS's, that header has no ``resource_metadata`` (an HTTP API cannot add one; the functions'
+  own 401/403 and the metadata routes do: docs/ARCHITECTURE.md, "Authorization discovery");
 * the event is the real thing: ``version`` "2.0", ``routeKey`` ("POST /conversations/
   {conversation_id}/messages"), ``rawPath``, ``rawQueryString``, ``cookies`` (the ``cookie``
   header, split), ``headers`` (lower-cased, repeated ones joined with commas, plus

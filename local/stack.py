@@ -211,6 +211,8 @@ class LocalStack:
             issuer=self.issuer or default_issuer(port), audience=self.audience, key_dir=self.key_dir
         )
         self.gateway._authority = self.authority
+        # the template's JwtIssuer: this stack's issuer (the protected-resource metadata names it)
+        self.registry.env.setdefault("JWT_ISSUER", self.authority.issuer)
         self.gateway.start()
 
         worker = self._worker()

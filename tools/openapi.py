@@ -28,6 +28,20 @@ DESCRIPTION = (
     "character), is refused with 422 `validation_error`, as PostgreSQL's UTF-8 text cannot store either."
 )
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+CONTACT = {"name": "Hibachi booking assistant team", "email": "api@hibachi.example"}
+LICENSE = {"name": "Proprietary", "identifier": "LicenseRef-Proprietary"}
+# Every tag an operation uses, defined once (linters and generators read them: a generated client's modules)
+TAGS = [
+    {"name": "bookings", "description": "Free start times, bookings, and finding, moving and cancelling them"},
+    {"name": "conversations", "description": "The chat history and its emotion statistics"},
+    {
+        "name": "identities",
+        "description": "Phones and emails proven in a chat: by its channel or a one-time code",
+    },
+    {"name": "mcp", "description": "The assistant's tools for LLM agents (Model Context Protocol)"},
+    {"name": "auth", "description": "Authorization discovery (RFC 9728 protected-resource metadata)"},
+    {"name": "ops", "description": "Health and operations details"},
+]
 
 
 def merge(
@@ -43,8 +57,15 @@ def merge(
     add the security of each operation and stubs for routes no resolver documents."""
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
-        "info": {"title": title, "version": version, "description": description},
+        "info": {
+            "title": title,
+            "version": version,
+            "description": description,
+            "contact": CONTACT,
+            "license": LICENSE,
+        },
         "servers": servers or [{"url": "/"}],
+        "tags": TAGS,
         "paths": {},
         "components": {
             "schemas": {},

@@ -36,10 +36,10 @@ from hibachi.conversations.models import MessageIn, MessageOut, MessagePage, Mes
 from hibachi.errors import Unprocessable
 from hibachi.mcp import Call, McpServer, Tool
 from hibachi.observability import logger, metrics
-from hibachi.validation import ID_PATTERN
+from hibachi.validation import ID_PATTERN, STORABLE
 from hibachi.verifications import service as verifications
 from hibachi.verifications.models import ConfirmIn, IdentityOut, VerificationIn, VerificationOut
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 BookingId = Annotated[
     UUID, Field(description="The booking's id (a UUID), as create_booking or find_bookings returned it")
@@ -66,14 +66,15 @@ IdempotencyKey = Annotated[
 
 
 # -- arguments: the REST models plus the route's path parameters and Idempotency-Key -----------------------
+# (the models' docstrings are for this code; a tool's input schema leaves them out: hibachi.mcp.tool_schema)
 class CreateBookingArgs(BookingIn):
-    """``POST /bookings``: the body, and the Idempotency-Key header."""
+    # POST /bookings: the body, and the Idempotency-Key header
 
     idempotency_key: IdempotencyKey
 
 
 class BookingRef(BaseModel):
-    """``GET /bookings/{booking_id}``, ``POST /bookings/{booking_id}/cancel``: the path."""
+    # GET /bookings/{booking_id}, POST /bookings/{booking_id}/cancel: the path
 
     model_config = ConfigDict(extra="forbid")
 
@@ -81,21 +82,46 @@ class BookingRef(BaseModel):
 
 
 class RescheduleArgs(RescheduleIn):
-    """``PATCH /bookings/{booking_id}``: the path, the body, the Idempotency-Key."""
+    # PATCH /bookings/{booking_id}: the path, the body, the Idempotency-Key
 
     booking_id: BookingId
     idempotency_key: IdempotencyKey | None = None
 
 
+# store_message's metadata: a bounded map of strings, as a list of pairs, so the schema is closed (OpenAI's
+# strict mode takes no open object); 16 pairs of these sizes stay under the REST body's 4 KB.
+class MetadataEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.:-]+$")] = Field(
+        description="The key: 1-40 characters of A-Z a-z 0-9 _ . : -"
+    )
+    value: Annotated[str, StringConstraints(max_length=200), STORABLE] = Field(
+        description="The value, up to 200 characters"
+    )
+
+
 class StoreMessageArgs(MessageIn):
-    """``POST /conversations/{conversation_id}/messages``: the path, the body, the Idempotency-Key."""
+    # POST /conversations/{conversation_id}/messages: the path, the body, the Idempotency-Key
 
     conversation_id: ConversationId | None = None
     idempotency_key: IdempotencyKey | None = None
+    metadata: list[MetadataEntry] = Field(  # type: ignore[assignment]
+        default_factory=list,
+        max_length=16,
+        description="Data for the chat client, up to 16 key/value pairs (unique keys); stored as a JSON object",
+    )
+
+    @field_validator("metadata")
+    @classmethod
+    def _unique_keys(cls, value: list[MetadataEntry]) -> list[MetadataEntry]:
+        if len({entry.key for entry in value}) != len(value):
+            raise ValueError("keys must be unique")
+        return value
 
 
 class HistoryArgs(MessagesQuery):
-    """``GET /conversations/{conversation_id}/messages``: the path and the query."""
+    # GET /conversations/{conversation_id}/messages: the path and the query
 
     conversation_id: ConversationId | None = None
 
@@ -177,9 +203,9 @@ def cancel_booking(args: BookingRef, call: Call) -> BookingOut:
 
 
 def store_message(args: StoreMessageArgs, call: Call) -> MessageOut:
-    message, _created = conversations.post_message(
-        conversation(args, call), rest_part(MessageIn, args), **keyed(args, call)
-    )
+    message_in = rest_part(MessageIn, args)
+    message_in.metadata = {entry.key: entry.value for entry in args.metadata}
+    message, _created = conversations.post_message(conversation(args, call), message_in, **keyed(args, call))
     return message
 
 
@@ -204,8 +230,9 @@ def confirm_verification(args: ConfirmVerificationArgs, call: Call) -> IdentityO
 
 
 _TIMES = (
-    "Times: `event_start` is the local wall-clock time at the event, without offset (2026-12-05T18:30), in the "
-    "event's IANA `timezone`; answers give ISO 8601 with the local offset."
+    "Times: `event_start` is the local time at the event in its IANA `timezone`: pass a start exactly as "
+    "check_availability lists it (2026-12-05T18:30:00-08:00) or without the offset (2026-12-05T18:30); answers "
+    "give ISO 8601 with the local offset."
 )
 _BOOKING_ERRORS = (
     "Errors (isError, with `error.code`): `slot_full` - no chef is free then; `error.details.next_free_starts` "
@@ -235,12 +262,12 @@ server.add(
         title="Free start times",
         description=(
             "The start times at which a chef is free, day by day, for an event of `duration_minutes` (default "
-            "120) in the event's IANA `timezone`: from `date` (YYYY-MM-DD, local) for `days` days (1-14). Only "
-            "times within service hours, far enough ahead and with a free chef (travel time included) are listed; "
-            "a day without times is full. Call it before offering times, and offer only listed ones: a listed "
-            "start can be booked at once with create_booking (pass it without the offset, e.g. 2026-12-05T18:30). "
-            "Errors: `validation_error` with the field (an unknown time zone, a date in the past, days out of "
-            "range)."
+            "120) in the event's IANA `timezone`: from `date` (YYYY-MM-DD, local, today or later) for `days` days "
+            "(1-14). Only times within service hours (11:00-20:00 local), at least 24 hours ahead and with a free "
+            "chef (travel time included) are listed; a day without times is full, or too soon. Call it before "
+            "offering times, and offer only listed ones: a listed start can be booked at once with create_booking, "
+            "passed as it is listed. Errors: `validation_error` naming the field: a `date` before today "
+            "(`date_past`), an unknown time zone, `days` or `duration_minutes` out of range."
         ),
         scope="bookings:read",
         arguments=AvailabilityQuery,

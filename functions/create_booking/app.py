@@ -98,6 +98,13 @@ _BOOKING: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] 
 @app.post(
     "/bookings",
     summary="Book a hibachi chef",
+    description=(
+        "Books a chef for the event: the lowest-numbered chef free for its length plus the travel buffer. "
+        "`event_start` is the local time in `timezone`, with the zone's offset (as `GET /availability` lists it) "
+        "or without one. Send an `Idempotency-Key` to retry safely: the same key and body answer the original "
+        "booking (200)."
+    ),
+    operation_id="createBooking",
     tags=["bookings"],
     responses={
         201: {"description": "Booked", "content": _BOOKING},
@@ -126,7 +133,13 @@ def create_booking(booking: BookingIn, idempotency_key: IdempotencyKey = None) -
     )
 
 
-@app.get("/bookings/<booking_id>", summary="Read a booking", tags=["bookings"])
+@app.get(
+    "/bookings/<booking_id>",
+    summary="Read a booking",
+    description="The booking with its status, local start and end (with the offset), customer and address.",
+    operation_id="getBooking",
+    tags=["bookings"],
+)
 def get_booking(booking_id: BookingId) -> BookingOut:
     return service.get_booking(booking_id, caller=current_caller(app))
 
@@ -134,6 +147,7 @@ def get_booking(booking_id: BookingId) -> BookingOut:
 @app.get(
     "/bookings/<booking_id>/events",
     summary="A booking's events, oldest first (staff)",
+    operation_id="listBookingEvents",
     description=(
         "Every change of the booking as the event log recorded it, in the statement that made it: created, "
         "rescheduled (old and new start), details changed, cancelled, follow-up sent; each with the booking's "
@@ -153,6 +167,8 @@ def booking_events(booking_id: BookingId) -> EventPage:
 @app.post(
     "/bookings/<booking_id>/cancel",
     summary="Cancel a booking (idempotent)",
+    description="Cancels the booking and frees its chef; cancelling a cancelled booking answers it unchanged.",
+    operation_id="cancelBooking",
     tags=["bookings"],
     responses={
         200: {"description": "Cancelled (now or before)", "content": _BOOKING},
@@ -166,6 +182,12 @@ def cancel_booking(booking_id: BookingId) -> BookingOut:
 @app.patch(
     "/bookings/<booking_id>",
     summary="Reschedule a booking",
+    description=(
+        "Moves a confirmed, upcoming booking to a new local start in its own time zone (with the zone's offset or "
+        "without), optionally with a new length or head count. Asking for what the booking already is changes "
+        "nothing."
+    ),
+    operation_id="rescheduleBooking",
     tags=["bookings"],
     responses={
         200: {
@@ -201,8 +223,10 @@ def reschedule_booking(
         "without local times that DST skips or repeats, and only where a chef is free for the event plus the "
         "travel buffer before and after it. A listed start can be booked with `POST /bookings` at once (201 "
         "unless someone took it in between); a grid start not listed gets 409 or 422. `POST /bookings` also "
-        "takes a start off the grid (18:15) within service hours, checked the same way (a free chef)."
+        "takes a start off the grid (18:15) within service hours, checked the same way (a free chef). A `date` "
+        "before today in the zone is 422 `validation_error` naming the date."
     ),
+    operation_id="getAvailability",
     tags=["bookings"],
 )
 def availability(
@@ -222,10 +246,11 @@ def availability(
         "All filters are optional and must all match; `from`/`to` are local dates in each booking's own time "
         "zone (both included). Without any filter: the confirmed bookings from today on. Ordered by "
         "`event_start`, then `id`; pass `next_cursor` back as `cursor` (with the same filters) for the next page. "
-        "A POST, so that phone numbers and email addresses stay out of URLs and logs. The assistant (a token "
-        "without `staff`) finds only the bookings of its conversation's customer: those made in it, or whose "
-        "phone or email was verified in it."
+        "A POST, so that phone numbers and email addresses stay out of URLs and logs. Emails match in any case. "
+        "The assistant (a token without `staff`) finds only the bookings of its conversation's customer: those "
+        "made in it, or whose phone or email was verified in it."
     ),
+    operation_id="searchBookings",
     tags=["bookings"],
     responses={
         200: {"description": "One page of bookings", "content": {"application/json": {"model": BookingPage}}},

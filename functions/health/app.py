@@ -28,30 +28,39 @@ gc.disable()  # until the init is done (hibachi.coldstart): its objects are long
 
 import json
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
-from hibachi import health, ops
+from hibachi import health, oauth, ops
 from hibachi.api import Route, create_app, handle
 from hibachi.coldstart import init_done
 from hibachi.db import get_db
 from hibachi.errors import AppError
 from hibachi.observability import logger, metrics
-from hibachi.settings import require_on_aws
+from hibachi.settings import get_settings, require_on_aws
 
-require_on_aws("db_host")  # a mis-wired deploy fails its cold start, with one log line
+require_on_aws("db_host", "jwt_issuer")  # a mis-wired deploy fails its cold start, with one log line
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.types import (
+        OpenAPIResponseContentModel,
+        OpenAPIResponseContentSchema,
+    )
 
 # Direct ops invocations add no application metric; Powertools' warning about that is noise.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
-app = create_app(public=("/health",))  # the template's only route without the authorizer
+_PUBLIC = ("/health", oauth.WELL_KNOWN, oauth.WELL_KNOWN + oauth.MCP_PATH)
+app = create_app(public=_PUBLIC)  # the template's routes without the authorizer
 
 # The route table: each route's operation and the scope template.yaml's authorizer requires on it;
-# neither acts for a customer (no conversation header needed)
+# none acts for a customer (no conversation header needed)
 OPERATIONS = {
     "GET /health": Route("health", None, acts=False),
     "GET /health/details": Route("health_details", "ops:read", acts=False),
+    f"GET {oauth.WELL_KNOWN}": Route("protected_resource", None, acts=False),
+    f"GET {oauth.WELL_KNOWN}{oauth.MCP_PATH}": Route("protected_resource", None, acts=False),
 }
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -59,6 +68,8 @@ _NO_STORE = {"Cache-Control": "no-store"}
 @app.get(
     "/health",
     summary="Service health",
+    description="Public and cheap: whether the database answers (503 with the failing dependency when not).",
+    operation_id="getHealth",
     tags=["ops"],
     responses={
         200: {"description": "Healthy", "content": {"application/json": {"model": health.Health}}},
@@ -78,13 +89,20 @@ def get_health() -> Response[health.Health]:
     )
 
 
+_DETAILS: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] = {
+    "application/json": {"model": health.HealthDetails}
+}
+
+
 @app.get(
     "/health/details",
     summary="Operations details: queues, DLQs, follow-ups, reconciler",
+    description="The deployed version, queue and DLQ depths, follow-ups, lagging statistics, the reconciler's runs.",
+    operation_id="getHealthDetails",
     tags=["ops"],
     responses={
-        200: {"description": "Every part answered"},
-        503: {"description": "A part is down (named in `failing`); the others are reported"},
+        200: {"description": "Every part answered", "content": _DETAILS},
+        503: {"description": "A part is down (named in `failing`); the others are reported", "content": _DETAILS},
     },
 )
 def get_health_details() -> Response[dict[str, Any]]:
@@ -95,6 +113,47 @@ def get_health_details() -> Response[dict[str, Any]]:
         body=json.loads(json.dumps(result, default=str)),
         headers=_NO_STORE,
     )
+
+
+_METADATA: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] = {
+    "application/json": {"model": oauth.ProtectedResourceMetadata}
+}
+_PUBLIC_CACHE = {"Cache-Control": "public, max-age=3600"}
+
+
+def _metadata(path: str) -> Response[oauth.ProtectedResourceMetadata]:
+    body = oauth.metadata(app.current_event.raw_event, path, get_settings().jwt_issuer)
+    return Response(200, content_types.APPLICATION_JSON, body, headers=_PUBLIC_CACHE)
+
+
+@app.get(
+    oauth.WELL_KNOWN,
+    summary="Protected-resource metadata of the API (RFC 9728)",
+    description=(
+        "Authorization discovery for OAuth clients: the API's resource identifier, the authorization server "
+        "that issues its tokens (the JWT authorizer's issuer) and the scopes. Public."
+    ),
+    operation_id="getProtectedResourceMetadata",
+    tags=["auth"],
+    responses={200: {"description": "The metadata", "content": _METADATA}},
+)
+def protected_resource() -> Response[oauth.ProtectedResourceMetadata]:
+    return _metadata("")
+
+
+@app.get(
+    oauth.WELL_KNOWN + oauth.MCP_PATH,
+    summary="Protected-resource metadata of the MCP endpoint (RFC 9728)",
+    description=(
+        "The metadata of the resource `/mcp` at RFC 9728's path-suffixed location, where MCP clients look first: "
+        "its identifier, authorization server and the tools' scopes. Public."
+    ),
+    operation_id="getMcpProtectedResourceMetadata",
+    tags=["auth"],
+    responses={200: {"description": "The metadata", "content": _METADATA}},
+)
+def mcp_protected_resource() -> Response[oauth.ProtectedResourceMetadata]:
+    return _metadata(oauth.MCP_PATH)
 
 
 def _ops(event: dict[str, Any]) -> dict[str, Any]:

@@ -65,6 +65,11 @@ IdempotencyKey = Annotated[
 @app.post(
     "/conversations/<conversation_id>/messages",
     summary="Store a chat message",
+    description=(
+        "Stores one chat message (the conversation is created with its first one). Send an `Idempotency-Key` "
+        "(the chat platform's message id) so a retry stores it once."
+    ),
+    operation_id="storeMessage",
     tags=["conversations"],
     responses={
         201: {"description": "Stored", "content": {"application/json": {"model": MessageOut}}},
@@ -93,12 +98,24 @@ def store_message(
     )
 
 
-@app.get("/conversations/<conversation_id>", summary="Read a conversation", tags=["conversations"])
+@app.get(
+    "/conversations/<conversation_id>",
+    summary="Read a conversation",
+    description="The conversation and its emotion statistics (computed by the worker within seconds).",
+    operation_id="getConversation",
+    tags=["conversations"],
+)
 def get_conversation(conversation_id: ConversationId) -> ConversationOut:
     return service.get_conversation(conversation_id, caller=current_caller(app))
 
 
-@app.get("/conversations/<conversation_id>/messages", summary="Read the message history", tags=["conversations"])
+@app.get(
+    "/conversations/<conversation_id>/messages",
+    summary="Read the message history",
+    description="The newest `limit` messages, oldest first; `next_cursor` as `before` reads further back.",
+    operation_id="listMessages",
+    tags=["conversations"],
+)
 def list_messages(
     conversation_id: ConversationId,
     limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
@@ -117,6 +134,7 @@ def list_messages(
 @app.put(
     "/conversations/<conversation_id>/identity",
     summary="Attach an identity the channel proved (staff)",
+    operation_id="attachIdentity",
     description=(
         "What the conversation's channel proved about its customer, such as an SMS conversation's sender "
         "(`verified_by: sms`): the assistant acting in this conversation then reaches that customer's bookings. "
@@ -138,6 +156,7 @@ def attach_identity(conversation_id: ConversationId, body: IdentityIn) -> Respon
 @app.post(
     "/conversations/<conversation_id>/verifications",
     summary="Send a one-time code to a phone or email",
+    operation_id="startVerification",
     description=(
         "Sends a 6-digit code to `phone` (by SMS) or `email` (exactly one), for the customer to type back into "
         "this conversation (`.../verifications/confirm`). It expires after VERIFICATION_CODE_TTL_SECONDS (600) "
@@ -169,6 +188,7 @@ def start_verification(conversation_id: ConversationId, body: VerificationIn) ->
 @app.post(
     "/conversations/<conversation_id>/verifications/confirm",
     summary="Confirm a one-time code",
+    operation_id="confirmVerification",
     description=(
         "Checks `code` against this conversation's newest code. Right: the phone or email is verified in this "
         "conversation (a repeat answers the same). Wrong: 422 verification_code_invalid with "

@@ -9,6 +9,7 @@ write scope sees (a tool error, not an HTTP error)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import uuid
 from collections.abc import Awaitable, Callable
@@ -43,6 +44,14 @@ async def _session_run(url: str, token: str, steps: Steps, conversation: str | N
 
 def run(url: str, token: str, steps: Steps, conversation: str | None = None) -> Any:
     return asyncio.run(_session_run(url, token, steps, conversation))
+
+
+def error_of(result: Any) -> dict[str, Any]:
+    """A tool error's REST error object: the text content (no structured content: the tool's output
+    schema declares its success result only)."""
+    assert result.is_error and result.structured_content is None, result
+    error: dict[str, Any] = json.loads(result.content[0].text)["error"]
+    return error
 
 
 def far_day() -> date:
@@ -102,8 +111,8 @@ def test_an_agent_books_a_chef_through_the_mcp_client(app_stack):
     history = out["history"].structured_content["items"]  # and the worker's "Booking confirmed" notes, if in yet
     assert history[0]["content"] == "A chef for 12, please." and {m["role"] for m in history[1:]} <= {"system"}
     assert out["bad"].is_error
-    assert out["bad"].structured_content["error"]["code"] == "validation_error"
-    assert out["bad"].structured_content["error"]["details"][0]["loc"] == ["arguments", "guest_count"]
+    assert error_of(out["bad"])["code"] == "validation_error"
+    assert error_of(out["bad"])["details"][0]["loc"] == ["arguments", "guest_count"]
 
 
 def test_reschedule_takes_an_idempotency_key(app_stack):
@@ -135,7 +144,7 @@ def test_reschedule_takes_an_idempotency_key(app_stack):
     assert out["moved_on"].structured_content["version"] == out["booking"]["version"] + 2
     assert not out["retry"].is_error and out["retry"].structured_content == moved.structured_content
     reused = out["reused"]
-    assert reused.is_error and reused.structured_content["error"]["code"] == "idempotency_key_reused"
+    assert reused.is_error and error_of(reused)["code"] == "idempotency_key_reused"
 
 
 def test_scopes_per_tool_through_the_gateway(app_stack):
@@ -150,9 +159,9 @@ def test_scopes_per_tool_through_the_gateway(app_stack):
 
     tools, denied, allowed = run(url, app_stack.token(["bookings:read"]), steps, conversation="web:scopes")
     assert "cancel_booking" in tools  # listed for every token: the call says what is missing
-    assert denied.is_error and denied.structured_content["error"]["code"] == "insufficient_scope"
-    assert denied.structured_content["error"]["details"] == {"required_scope": "bookings:write"}
-    assert allowed.is_error and allowed.structured_content["error"]["code"] == "not_found"
+    assert denied.is_error and error_of(denied)["code"] == "insufficient_scope"
+    assert error_of(denied)["details"] == {"required_scope": "bookings:write"}
+    assert allowed.is_error and error_of(allowed)["code"] == "not_found"
 
     # the route's authorizer: no token 401, a token with none of the tools' scopes 403
     body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}

@@ -66,8 +66,15 @@ def rpc(context, method: str, params: dict | None = None, **kw) -> dict:
 
 
 def call_tool(context, name: str, arguments: dict, **kw) -> dict:
+    """The tool's result; for a tool error, also its parsed ``error`` (from the text content: an
+    error has no ``structuredContent``, which the output schema declares for successes only)."""
     result = rpc(context, "tools/call", {"name": name, "arguments": arguments}, **kw)["result"]
-    assert json.loads(result["content"][0]["text"]) == result["structuredContent"]
+    payload = json.loads(result["content"][0]["text"])
+    if result["isError"]:
+        assert "structuredContent" not in result, result
+        assert set(payload) == {"error"}, payload
+        return {**result, "error": payload["error"]}
+    assert payload == result["structuredContent"]
     return result
 
 
@@ -229,7 +236,7 @@ def test_booking_tools_round_trip_with_rest_error_codes(context, settings, sqs):
     assert again["id"] == booking["id"], "a retry with the same key is the original booking"
 
     reused = call_tool(context, "create_booking", {**args, "guest_count": 13})
-    assert reused["isError"] and reused["structuredContent"]["error"]["code"] == "idempotency_key_reused"
+    assert reused["isError"] and reused["error"]["code"] == "idempotency_key_reused"
 
     got = call_tool(context, "get_booking", {"booking_id": booking["id"]})["structuredContent"]
     assert got == booking
@@ -242,10 +249,10 @@ def test_booking_tools_round_trip_with_rest_error_codes(context, settings, sqs):
     assert cancelled["status"] == "cancelled"
     assert call_tool(context, "cancel_booking", {"booking_id": booking["id"]})["structuredContent"] == cancelled
     refused = call_tool(context, "reschedule_booking", {"booking_id": booking["id"], "event_start": later})
-    assert refused["structuredContent"]["error"]["code"] == "booking_cancelled"
+    assert refused["error"]["code"] == "booking_cancelled"
 
     missing = call_tool(context, "get_booking", {"booking_id": str(uuid.uuid4())})
-    assert missing["isError"] and missing["structuredContent"]["error"]["code"] == "not_found"
+    assert missing["isError"] and missing["error"]["code"] == "not_found"
 
 
 def test_reschedule_key_is_the_rest_routes_key(context, settings, sqs):
@@ -281,7 +288,7 @@ def test_reschedule_key_is_the_rest_routes_key(context, settings, sqs):
     reused = call_tool(
         context, "reschedule_booking", {"booking_id": booking["id"], "event_start": other, "idempotency_key": key}
     )
-    assert status == 422 and reused["isError"] and reused["structuredContent"] == {"error": body["error"]}
+    assert status == 422 and reused["isError"] and reused["error"] == body["error"]
     assert body["error"]["code"] == "idempotency_key_reused"
 
 
@@ -291,7 +298,7 @@ def test_slot_full_carries_the_free_starts(context, settings, sqs):
         assert not call_tool(context, "create_booking", booking_args(event_start=start))["isError"]
         full = call_tool(context, "create_booking", booking_args(event_start=start))
     assert full["isError"]
-    error = full["structuredContent"]["error"]
+    error = full["error"]
     assert error["code"] == "slot_full"
     assert error["details"]["next_free_starts"], error
     assert error["details"]["timezone"] == TZ
@@ -304,7 +311,7 @@ def test_invalid_arguments_are_tool_errors_with_the_fields(context, settings):
         booking_args(guest_count="twelve", customer={"name": "", "phone": "555", "email": "x"}, extra=1),
     )
     assert bad["isError"]
-    error = bad["structuredContent"]["error"]
+    error = bad["error"]
     assert error["code"] == "validation_error"
     locs = {tuple(d["loc"]) for d in error["details"]}
     assert {
@@ -315,17 +322,13 @@ def test_invalid_arguments_are_tool_errors_with_the_fields(context, settings):
     } <= locs
     assert "twelve" not in json.dumps(error), "the input is not echoed"
     past = call_tool(context, "create_booking", booking_args(event_start="2020-01-01T18:00"))
-    assert past["structuredContent"]["error"]["code"] == "validation_error"
-    assert past["structuredContent"]["error"]["details"][0]["type"] == "event_start_past"
-    assert call_tool(context, "get_booking", {"booking_id": "nope"})["structuredContent"]["error"]["code"] == (
-        "validation_error"
-    )
+    assert past["error"]["code"] == "validation_error"
+    assert past["error"]["details"][0]["type"] == "event_start_past"
+    assert call_tool(context, "get_booking", {"booking_id": "nope"})["error"]["code"] == ("validation_error")
     missing_key = call_tool(
         context, "create_booking", {k: v for k, v in booking_args().items() if k != "idempotency_key"}
     )
-    assert [d["loc"] for d in missing_key["structuredContent"]["error"]["details"]] == [
-        ["arguments", "idempotency_key"]
-    ]
+    assert [d["loc"] for d in missing_key["error"]["details"]] == [["arguments", "idempotency_key"]]
 
 
 @pytest.mark.parametrize(
@@ -345,9 +348,9 @@ def test_each_tool_checks_the_scope_of_its_rest_route(context, settings, tool, s
     others = [s for s in ALL if s != scope]
     result = call_tool(context, tool, {}, scopes=others)
     assert result["isError"]
-    assert result["structuredContent"]["error"] == {
+    assert result["error"] == {
         "code": "insufficient_scope",
-        "message": result["structuredContent"]["error"]["message"],
+        "message": result["error"]["message"],
         "details": {"required_scope": scope},
     }
 
@@ -374,22 +377,28 @@ def test_messages_and_history_newest_n_oldest_first(context, settings):
     assert [m["id"] for m in older["structuredContent"]["items"]] == ids[:2]
     assert older["structuredContent"]["next_cursor"] is None
     unknown = call_tool(context, "get_conversation_history", {"conversation_id": new_id("none")})
-    assert unknown["structuredContent"]["error"]["code"] == "not_found"
+    assert unknown["error"]["code"] == "not_found"
     bad_role = call_tool(context, "store_message", {"conversation_id": cid, "role": "robot", "content": "x"})
-    assert bad_role["structuredContent"]["error"]["details"][0]["loc"] == ["arguments", "role"]
+    assert bad_role["error"]["details"][0]["loc"] == ["arguments", "role"]
 
 
 # -- the tools and the REST API share their models ---------------------------------------------------------
 def _constraints(schema: dict) -> dict:
     """A JSON Schema without its prose (title, description) and a null default."""
-    return {k: v for k, v in schema.items() if k not in ("title", "description") and not (k == "default" and v is None)}
+    drop = ("title", "description", "default", "examples")
+    branches = schema.get("anyOf")
+    if isinstance(branches, list):  # a strict tool schema's optional property: anyOf [it, null]
+        schema = next(b for b in branches if b.get("type") != "null")
+    return {k: v for k, v in schema.items() if k not in drop}
 
 
 def test_every_tool_input_schema_is_the_rest_models_schema(settings):
-    """Each tool's input schema is its REST model's schema (properties, their order, $defs, required) plus
-    only the REST route's path parameters and Idempotency-Key."""
+    """Each tool's input schema is its REST model's schema as a tool schema (hibachi.mcp.tool_schema:
+    inlined, strict) plus only the REST route's path parameters and Idempotency-Key; store_message's
+    metadata alone differs in form (a list of key/value pairs for the REST body's JSON object)."""
     from hibachi.bookings.models import AvailabilityQuery, BookingIn, BookingSearchIn, RescheduleIn
     from hibachi.conversations.models import MessageIn, MessagesQuery
+    from hibachi.mcp import tool_schema
     from hibachi.validation import ID_PATTERN
     from hibachi.verifications.models import ConfirmIn, VerificationIn
 
@@ -415,11 +424,12 @@ def test_every_tool_input_schema_is_the_rest_models_schema(settings):
         if model is None:
             assert own == {}, name
             continue
-        expected = model.model_json_schema()
-        assert own == expected["properties"], name
-        assert list(own) == list(expected["properties"]), name
-        assert schema.get("$defs", {}) == expected.get("$defs", {}), name
-        assert set(schema.get("required", [])) - route_params == set(expected.get("required", [])), name
+        expected = tool_schema(model)["properties"]
+        assert list(own) == list(expected), name
+        differ = {"metadata"} if name == "store_message" else set()
+        assert {k: v for k, v in own.items() if k not in differ} == {
+            k: v for k, v in expected.items() if k not in differ
+        }, name
     # a REST route without a model declares the same query parameters (the committed OpenAPI document is
     # generated from the code: tests/unit/test_openapi_docs.py)
     doc = json.loads((ROOT / "functions" / "docs" / "openapi.json").read_text(encoding="utf-8"))
@@ -443,6 +453,91 @@ def test_every_tool_input_schema_is_the_rest_models_schema(settings):
         assert "conversation_id" not in schema.get("required", [])
 
 
+def strict_problems(schema: Any, path: str = "") -> list[str]:
+    """What keeps ``schema`` from OpenAI's strict mode (Structured Outputs) as it is, or from telling a
+    model what to send: a ``$ref``/``$defs`` to follow, an open object, a property not required (strict
+    mode wants every one, the optional ones nullable), a property without a description."""
+    problems: list[str] = []
+    if isinstance(schema, list):
+        for i, item in enumerate(schema):
+            problems += strict_problems(item, f"{path}[{i}]")
+        return problems
+    if not isinstance(schema, dict):
+        return problems
+    problems += [f"{path}: {key}" for key in ("$ref", "$defs", "definitions") if key in schema]
+    kind = schema.get("type")
+    if kind == "object" or (isinstance(kind, list) and "object" in kind) or "properties" in schema:
+        if schema.get("additionalProperties") is not False:
+            problems.append(f"{path}: an open object (additionalProperties is not false)")
+        props = schema.get("properties") or {}
+        if not props:
+            problems.append(f"{path}: an object without properties")
+        if list(schema.get("required") or []) != list(props):
+            problems.append(f"{path}: not every property required")
+        for name, prop in props.items():
+            if not str((prop or {}).get("description") or "").strip():
+                problems.append(f"{path}.{name}: no description")
+    for key, value in schema.items():
+        if key == "properties":
+            for name, prop in value.items():
+                problems += strict_problems(prop, f"{path}.{name}")
+        elif isinstance(value, dict | list) and key not in ("enum", "const", "required"):
+            problems += strict_problems(value, f"{path}/{key}")
+    return problems
+
+
+def test_every_tool_schema_is_strict_and_described(context, settings):
+    """Generic, so a tool added later inherits it: every input schema of tools/list passes the strict
+    check (no $ref, closed objects, all required, optional ones nullable) and describes every property;
+    no schema carries the REST notes (routes, headers) a model has no use for."""
+    tools = rpc(context, "tools/list")["result"]["tools"]
+    assert {t["name"] for t in tools} >= TOOLS
+    for tool in tools:
+        assert strict_problems(tool["inputSchema"]) == [], tool["name"]
+        assert "$ref" not in json.dumps(tool["outputSchema"]), tool["name"]
+        text = json.dumps(tool["inputSchema"])
+        assert "Idempotency-Key" not in text and "POST /" not in text and "GET /" not in text, tool["name"]
+    assert strict_problems({"type": "object", "properties": {"m": {"type": "object"}}})  # the check can fail
+
+
+def test_null_optional_arguments_are_unset_and_metadata_is_pairs(context, settings, sqs):
+    """What a strict-mode host sends: every property, null where unset."""
+    free = call_tool(
+        context,
+        "check_availability",
+        {"date": free_slot()[:10], "days": None, "timezone": TZ, "duration_minutes": None},
+    )
+    assert not free["isError"] and free["structuredContent"]["duration_minutes"] == 120, free
+    args = booking_args(duration_minutes=None, conversation_id=None, notes=None)
+    args["address"] = {**args["address"], "line2": None}
+    booked = call_tool(context, "create_booking", args)
+    assert not booked["isError"] and booked["structuredContent"]["duration_minutes"] == 120, booked
+    cid = new_id("mcp-meta")
+    pairs = [{"key": "client_message_id", "value": "m-1"}, {"key": "lang", "value": "en"}]
+    stored = call_tool(
+        context,
+        "store_message",
+        {
+            "conversation_id": cid,
+            "role": "user",
+            "content": "hi",
+            "metadata": pairs,
+            "emotion_score": None,
+            "customer_id": None,
+            "channel": None,
+            "idempotency_key": None,
+        },
+    )
+    assert not stored["isError"] and stored["structuredContent"]["metadata"] == {
+        "client_message_id": "m-1",
+        "lang": "en",
+    }
+    twice = call_tool(
+        context, "store_message", {"conversation_id": cid, "role": "user", "content": "hi", "metadata": pairs * 2}
+    )
+    assert twice["isError"] and twice["error"]["details"][0]["loc"][:2] == ["arguments", "metadata"], twice
+
+
 def test_availability_and_search_tools(context, settings, sqs):
     day = (datetime.now(ZoneInfo(TZ)) + timedelta(days=random.randint(400, 1000))).date()
     free = call_tool(context, "check_availability", {"date": day.isoformat(), "days": 2, "timezone": TZ})
@@ -464,12 +559,12 @@ def test_availability_and_search_tools(context, settings, sqs):
     assert booked["structuredContent"]["id"] in [b["id"] for b in by_phone["structuredContent"]["items"]]
 
     outside = call_tool(context, "create_booking", booking_args(event_start=f"{day.isoformat()}T06:00"))
-    assert outside["structuredContent"]["error"]["code"] == "outside_service_hours"
+    assert outside["error"]["code"] == "outside_service_hours"
     bad_zone = call_tool(context, "check_availability", {"date": day.isoformat(), "timezone": "Mars/Olympus"})
-    assert bad_zone["structuredContent"]["error"]["code"] == "validation_error"
-    assert bad_zone["structuredContent"]["error"]["details"][0]["loc"] == ["arguments", "timezone"]
+    assert bad_zone["error"]["code"] == "validation_error"
+    assert bad_zone["error"]["details"][0]["loc"] == ["arguments", "timezone"]
     bad_range = call_tool(context, "find_bookings", {"from": "2030-01-02", "to": "2030-01-01"})
-    assert bad_range["structuredContent"]["error"]["code"] == "validation_error"
+    assert bad_range["error"]["code"] == "validation_error"
 
 
 def test_forged_events_are_refused_before_any_message_is_read(context, settings):

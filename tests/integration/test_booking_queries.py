@@ -101,8 +101,54 @@ def test_the_lead_time_and_the_past(settings, context):
         status, body = availability(context, date=day(1).isoformat(), days=3)
         assert [len(d["starts"]) for d in body["days"]][:2] == [0, 0]
         assert hm(body["days"][2]["starts"]) == GRID[GRID.index("15:30") :]
-    status, body = availability(context, date=day(-5).isoformat(), days=2)
-    assert status == 200 and [d["starts"] for d in body["days"]] == [[], []]
+    # a day in the past is a 422 naming the date (an empty answer read as "fully booked")
+    past = day(-5).isoformat()
+    status, body = availability(context, date=past, days=2)
+    assert status == 422 and body["error"]["code"] == "validation_error", body
+    (detail,) = body["error"]["details"]
+    assert detail["loc"] == ["query", "date"] and detail["type"] == "date_past" and past in detail["msg"]
+    status, body = availability(context, date=day(0).isoformat(), days=1)  # today is no past
+    assert status == 200 and body["days"][0]["starts"] == []  # within the lead time
+
+
+# -- one time format: what availability lists, create and reschedule take as it is ---------------------------
+def test_a_listed_start_is_booked_and_moved_as_it_is_listed(settings, context):
+    status, body = availability(context, date=day(12).isoformat())
+    starts = body["days"][0]["starts"]
+    assert status == 200 and starts[3].endswith(("-08:00", "-07:00")), starts
+    status, booking = create(context, booking_body(starts[3]), key="listed-1")
+    assert status == 201 and booking["event_start"] == starts[3], booking
+    # the same start without its offset, with the same key: the same request (the same booking back)
+    status, again = create(context, booking_body(starts[3][:16]), key="listed-1")
+    assert status == 200 and again["id"] == booking["id"]
+    status, moved = call(context, PATCH, booking["id"], body={"event_start": starts[6]})
+    assert status == 200 and moved["event_start"] == starts[6] and moved["version"] == 2, moved
+
+
+def test_an_offset_that_is_not_the_zones_is_422_and_says_which(settings, context, db):
+    start = f"{day(12).isoformat()}T18:00:00"
+    offset = datetime.fromisoformat(start).replace(tzinfo=ZONE).strftime("%z")
+    wrong = "-05:00" if offset != "-0500" else "-06:00"
+    status, body = create(context, booking_body(start + wrong))
+    assert status == 422, body
+    (detail,) = body["error"]["details"]
+    assert detail["type"] == "offset_mismatch" and detail["loc"] == ["body", "event_start"]
+    assert wrong in detail["msg"] and TZ in detail["msg"] and "check_availability" in detail["msg"]
+    assert count_bookings(db) == 0
+    status, booking = create(context, booking_body(start))
+    status, body = call(context, PATCH, booking["id"], body={"event_start": f"{day(13).isoformat()}T18:00:00Z"})
+    assert status == 422 and body["error"]["details"][0]["type"] == "offset_mismatch", body
+
+
+def test_integers_take_json_numbers_without_a_fraction(settings, context):
+    status, booking = create(context, booking_body(duration_minutes=120.0, guest_count=12.0))
+    assert status == 201 and booking["duration_minutes"] == 120 and booking["guest_count"] == 12, booking
+    status, body = create(context, booking_body(local_start(days=14), duration_minutes=120.5))
+    assert status == 422 and body["error"]["details"][0]["loc"][-1] == "duration_minutes"
+    status, page = search(context, {"limit": 5.0})
+    assert status == 200 and len(page["items"]) == 1, page
+    status, body = search(context, {"limit": 5.5})
+    assert status == 422 and body["error"]["details"][0]["loc"][-1] == "limit"
 
 
 def test_settings_shape_the_grid(settings, context):
@@ -252,7 +298,8 @@ def test_search_by_phone_email_conversation_and_status(settings, context):
     # the email as normalized at booking time: the domain lower-cased, the local part kept
     assert ids({"email": "Grace.Hopper@example.com"}) == [a["id"]]
     assert ids({"email": "Grace.Hopper@EXAMPLE.com"}) == [a["id"]]
-    assert ids({"email": "grace.hopper@example.com"}) == []
+    assert ids({"email": "grace.hopper@example.com"}) == [a["id"]]  # any case: stored and searched lower-cased
+    assert ids({"email": "GRACE.HOPPER@EXAMPLE.COM"}) == [a["id"]]
     assert ids({"phone": "+14155550009"}) == []
 
 

@@ -157,10 +157,12 @@ def test_each_mcp_tool_call_needs_the_scope_of_its_rest_route(rel):
         status, answer, _ = http(url, "POST", body=call, headers={"authorization": f"Bearer {token}"})
         assert status == 200 and pool.invocations == before + 1, (name, status, answer)
         result = answer["result"]
-        assert result["isError"] and result["structuredContent"]["error"]["code"] == "insufficient_scope", name
-        assert result["structuredContent"]["error"]["details"] == {"required_scope": tool.scope}
+        error = json.loads(result["content"][0]["text"])["error"]
+        assert result["isError"] and "structuredContent" not in result, name
+        assert error["code"] == "insufficient_scope" and error["details"] == {"required_scope": tool.scope}, name
         # with its scope alone the call gets past the check (and runs, or fails on the empty arguments)
         token = rel.stack.token([tool.scope])
         status, answer, _ = http(url, "POST", body=call, headers={"authorization": f"Bearer {token}"})
         assert status == 200, (name, status, answer)
-        assert answer["result"]["structuredContent"].get("error", {}).get("code") != "insufficient_scope", name
+        text = json.loads(answer["result"]["content"][0]["text"])
+        assert text.get("error", {}).get("code") != "insufficient_scope", name

@@ -3,6 +3,7 @@ of its block fails loudly instead of taking the next client's numbers."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter as Tally
 
 import pytest
@@ -43,7 +44,8 @@ def test_only_the_operations_that_book_take_slots():
 
 def test_a_failed_verify_names_the_error_it_got():
     slot_full = {"error": {"code": "slot_full", "message": "No chef is free at that time."}}
-    tool_error = {"jsonrpc": "2.0", "id": 7, "result": {"structuredContent": slot_full, "isError": True}}
+    text = [{"type": "text", "text": json.dumps(slot_full)}]
+    tool_error = {"jsonrpc": "2.0", "id": 7, "result": {"content": text, "isError": True}}
     assert error_code(tool_error) == "slot_full"
     assert error_code({**slot_full, "request_id": "r"}) == "slot_full"
     assert error_code({"jsonrpc": "2.0", "id": 7, "error": {"code": -32602, "message": "bad"}}) == "-32602"

@@ -147,13 +147,20 @@ def test_route_auth_and_scopes(res):
             assert tuple(auth.get("AuthorizationScopes") or ()) == scopes, f"{key} scopes"
 
 
-def test_health_is_the_only_unconditional_public_route(res):
+def test_health_and_discovery_are_the_only_unconditional_public_routes(res):
     public = [
         k
         for k, (_, auth, cond) in _template_routes(res).items()
         if auth.get("Authorizer") in (None, "NONE") and cond is None
     ]
-    assert public == [("GET", "/health")]
+    assert sorted(public) == [
+        ("GET", "/.well-known/oauth-protected-resource"),
+        ("GET", "/.well-known/oauth-protected-resource/mcp"),
+        ("GET", "/health"),
+    ]
+    # each public route has its own throttle, far below the API's
+    settings = res["HttpApi"]["Properties"]["RouteSettings"]
+    assert all(settings[f"{m} {p}"]["ThrottlingRateLimit"] <= 10 for m, p in public)
 
 
 def test_api_docs_routes_exist_only_when_the_parameter_says_so(tpl, res):

@@ -121,7 +121,9 @@ def document_errors(doc: dict[str, Any]) -> dict[str, Any]:
     documented 503 with a body of its own (``/health``) is kept."""
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     for model in (ErrorDetail, ErrorOut):
-        schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema.pop("$defs", None)  # ErrorDetail is a component of its own
+        schemas[model.__name__] = schema
     for item in (doc.get("paths") or {}).values():
         for method, operation in item.items():
             if method not in ("get", "put", "post", "delete", "patch") or not isinstance(operation, dict):
@@ -149,7 +151,9 @@ def document_errors(doc: dict[str, Any]) -> dict[str, Any]:
     if not any(
         "HTTPValidationError" in json.dumps(op) for item in (doc.get("paths") or {}).values() for op in item.values()
     ):
-        for unused in ("HTTPValidationError", "ValidationError"):
+        # Powertools' validation answers (ResponseValidationError refers to ValidationError): the API
+        # answers ErrorOut instead, so they would be unused, and a dangling $ref once ValidationError goes
+        for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
             schemas.pop(unused, None)
     return doc
 
@@ -168,15 +172,29 @@ def document_auth(doc: dict[str, Any], public: Collection[str]) -> dict[str, Any
         GatewayErrorOut.model_json_schema()
     )
     body = {"application/json": {"schema": {"$ref": "#/components/schemas/GatewayErrorOut"}}}
+    challenge = {
+        "WWW-Authenticate": {
+            "description": (
+                'The Bearer challenge (RFC 6750): `error`, and on a 403 `error="insufficient_scope"` with the '
+                "`scope`. The protected-resource metadata (RFC 9728) is at /.well-known/oauth-protected-resource"
+                " (/.well-known/oauth-protected-resource/mcp for /mcp)."
+            ),
+            "schema": {"type": "string"},
+        }
+    }
     for path, item in (doc.get("paths") or {}).items():
         if path in public:
             continue
         for method, operation in item.items():
             if method in ("get", "put", "post", "delete", "patch") and isinstance(operation, dict):
                 responses = operation.setdefault("responses", {})
-                responses.setdefault("401", {"description": "No token, or an expired or invalid one", "content": body})
                 responses.setdefault(
-                    "403", {"description": "The token has none of the route's scopes", "content": body}
+                    "401",
+                    {"description": "No token, or an expired or invalid one", "headers": challenge, "content": body},
+                )
+                responses.setdefault(
+                    "403",
+                    {"description": "The token has none of the route's scopes", "headers": challenge, "content": body},
                 )
     return doc
 
@@ -327,17 +345,22 @@ def _route_pattern(route_key: str) -> tuple[str, re.Pattern[str]] | None:
     return method.upper(), re.compile("^/" + "/".join(parts) + "/?$")
 
 
-def _refusal(event: Mapping[str, Any], routes: Mapping[str, Any]) -> tuple[int, str, str] | None:
-    """(status, code, message) when the event must not reach the route's code."""
+Refusal = tuple[int, str, str, dict[str, str]]
+
+
+def _refusal(event: Mapping[str, Any], routes: Mapping[str, Any]) -> Refusal | None:
+    """(status, code, message, headers) when the event must not reach the route's code. A 401, and a
+    403 for a missing scope, carry the ``WWW-Authenticate`` challenge with the resource metadata's
+    URL (``hibachi.oauth``; the gateway's own 401 and 403 cannot: docs/ARCHITECTURE.md)."""
     route_key = event.get("routeKey")
     if not isinstance(route_key, str) or route_key not in routes:
-        return 404, "route_not_found", "No such route."
+        return 404, "route_not_found", "No such route.", {}
     route = routes[route_key]
     if route is None:
-        return 404, "route_not_found", "No such route."
+        return 404, "route_not_found", "No such route.", {}
     if not isinstance(route, Route):  # a route table row without its scope: fail closed
         logger.error("route without authorization data", extra={"route": route_key})
-        return 403, "forbidden", "This route is not available."
+        return 403, "forbidden", "This route is not available.", {}
     pattern = _route_pattern(route_key)
     context = event.get("requestContext") or {}
     method = str((context.get("http") or {}).get("method", "")).upper()
@@ -345,14 +368,21 @@ def _refusal(event: Mapping[str, Any], routes: Mapping[str, Any]) -> tuple[int, 
     if stage and stage != "$default":  # the path the resolver routes on (Powertools' rule)
         path = path[len(f"/{stage}") :]
     if pattern is None or pattern[0] != method or not pattern[1].match(path):
-        return 403, "forbidden", "The request does not match its route."
+        return 403, "forbidden", "The request does not match its route.", {}
     if route.scope is None:
         return None
     scopes = token_scopes(event)
     if scopes is None:
-        return 401, "unauthorized", "The request did not come through the authorizer."
+        from hibachi import oauth  # refusals only: not on a function's cold start nor its requests
+
+        challenge = oauth.challenge(event, error="invalid_token")
+        return 401, "unauthorized", "The request did not come through the authorizer.", {"WWW-Authenticate": challenge}
     if not scopes & set(route.scopes):
-        return 403, "forbidden", f"This route needs the {' or '.join(route.scopes)} scope."
+        from hibachi import oauth
+
+        challenge = oauth.challenge(event, error="insufficient_scope", scope=" ".join(route.scopes))
+        message = f"This route needs the {' or '.join(route.scopes)} scope."
+        return 403, "forbidden", message, {"WWW-Authenticate": challenge}
     return None
 
 
@@ -389,11 +419,18 @@ def refusal(event: Mapping[str, Any], routes: Mapping[str, Any]) -> dict[str, An
     return _early(event, *refused) if refused is not None else None
 
 
-def _early(event: Mapping[str, Any], status: int, code: str, message: str, details: Any = None) -> dict[str, Any]:
+def _early(
+    event: Mapping[str, Any],
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    details: Any = None,
+) -> dict[str, Any]:
     """An error answer given before the resolver runs."""
     return {
         "statusCode": status,
-        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "headers": {"Content-Type": content_types.APPLICATION_JSON, **(headers or {})},
         "body": json.dumps(error_body(code, message, details, request_id=_request_id(event))),
         "isBase64Encoded": False,
     }
@@ -442,7 +479,7 @@ def _guard(event: Mapping[str, Any], operations: Mapping[str, Route]) -> tuple[d
     try:
         return None, caller_of(event, route_key)
     except AppError as exc:
-        return _early(event, exc.status, exc.code, exc.message, exc.details), None
+        return _early(event, exc.status, exc.code, exc.message, details=exc.details), None
 
 
 def metric_prefix(operation: str) -> str:

@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from hibachi import ops
 from hibachi.db import get_db
@@ -49,6 +49,17 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     database: DependencyHealth
     failing: list[str] = Field(default_factory=list, description="the dependencies that are down")
+
+
+class HealthDetails(BaseModel):
+    """The answer of ``/health/details`` as the document states it (one component for both its
+    answers; the other members are the parts ``details`` reports)."""
+
+    model_config = ConfigDict(extra="allow", defer_build=True)
+
+    status: Literal["ok", "degraded"]
+    version: str = Field(description="The deployed version (APP_VERSION)")
+    failing: list[str] = Field(description="The parts that are down")
 
 
 class ProbeTimeout(Exception):

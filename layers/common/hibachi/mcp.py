@@ -25,8 +25,9 @@ What is served (MCP 2025-11-25 and 2025-06-18; an unknown version in ``initializ
 - A tool call: its scope is checked against the token's (the scope of the REST route the tool
   mirrors), its arguments are validated by the tool's pydantic model (the same models as the REST
   API), then the tool runs. Failures are *tool errors* (``isError: true``), never HTTP errors, so the
-  agent sees them and can recover; their text and ``structuredContent`` are the REST API's error body
-  ``{"error": {"code", "message", "details"?}}`` with the same codes (``slot_full`` with the free
+  agent sees them and can recover; their text content is the REST API's error body
+  ``{"error": {"code", "message", "details"?}}`` (no ``structuredContent``: the output schema declares
+  the success result only) with the same codes (``slot_full`` with the free
   starts, ``validation_error`` with the fields, ``idempotency_key_reused``, ``not_found``, ...).
   An unexpected exception is logged and answered as the tool error ``internal_error``; never a 500.
 """
@@ -34,10 +35,11 @@ What is served (MCP 2025-11-25 and 2025-06-18; an unknown version in ``initializ
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
@@ -53,6 +55,118 @@ PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600,
 _JSON = "application/json"
 _REQUEST_MEMBERS = frozenset({"jsonrpc", "id", "method", "params"})
 _RESPONSE_MEMBERS = frozenset({"jsonrpc", "id", "result", "error"})
+
+
+# -- tool schemas: what every host accepts ------------------------------------------------------------------
+# Keywords a tool schema leaves out: titles (the property's name says it), defaults and examples (each
+# description states them; OpenAI's strict mode accepts neither), and pydantic's "minLength": 0.
+_DROPPED = frozenset({"title", "default", "examples"})
+
+
+def _inline(node: Any, defs: Mapping[str, Any]) -> Any:
+    """``node`` with every ``$ref`` into ``$defs`` replaced by the definition (a sibling description
+    wins over the definition's), and the keywords in ``_DROPPED`` left out."""
+    if isinstance(node, list):
+        return [_inline(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = _inline(defs[str(node["$ref"]).rpartition("/")[2]], defs)
+        siblings = {k: _inline(v, defs) for k, v in node.items() if k != "$ref" and k not in _DROPPED}
+        return {**target, **siblings}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROPPED or key == "$defs" or (key == "minLength" and value == 0):
+            continue
+        if key in ("properties", "patternProperties", "$defs"):
+            out[key] = {name: _inline(sub, defs) for name, sub in value.items()}
+        else:
+            out[key] = _inline(value, defs)
+    return out
+
+
+def _nullable(prop: dict[str, Any]) -> dict[str, Any]:
+    """``prop`` that also takes ``null`` (an optional property in strict mode: present, null if unset),
+    as ``anyOf`` branches of one ``type`` each (a ``type`` list is less portable: Inspector's --strict)."""
+    branches = prop.get("anyOf")
+    if isinstance(branches, list):
+        if any(b.get("type") == "null" for b in branches if isinstance(b, dict)):
+            return prop
+        return {**prop, "anyOf": [*branches, {"type": "null"}]}
+    meta = {k: v for k, v in prop.items() if k == "description"}
+    inner = {k: v for k, v in prop.items() if k != "description"}
+    return {**meta, "anyOf": [inner, {"type": "null"}]}
+
+
+def _hoist_description(prop: dict[str, Any]) -> dict[str, Any]:
+    """A description pydantic put inside an ``anyOf`` branch (an ``Optional[Annotated[..., Field(description)]]``)
+    moved up to the property, where hosts and models read it."""
+    branches = prop.get("anyOf")
+    if "description" in prop or not isinstance(branches, list):
+        return prop
+    for branch in branches:
+        if isinstance(branch, dict) and "description" in branch:
+            rest = [{k: v for k, v in b.items() if k != "description"} if b is branch else b for b in branches]
+            return {"description": branch["description"], **prop, "anyOf": rest}
+    return prop
+
+
+def _strict(node: Any) -> Any:
+    """Every object closed (``additionalProperties: false``), every property required, the optional
+    ones nullable: the form OpenAI's strict mode (Structured Outputs) takes as it is."""
+    if isinstance(node, list):
+        return [_strict(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _strict(value) for key, value in node.items() if key != "properties"}
+    if isinstance(node.get("properties"), dict):
+        required = set(node.get("required") or ())
+        props = {}
+        for name, sub in node["properties"].items():
+            prop = _hoist_description(_strict(sub))
+            props[name] = prop if name in required else _nullable(prop)
+        out["properties"] = props
+        out["required"] = list(props)
+        out["additionalProperties"] = False
+    return out
+
+
+def tool_schema(
+    model: type[BaseModel], *, mode: Literal["validation", "serialization"] = "validation"
+) -> dict[str, Any]:
+    """A model's JSON Schema as a tool schema every host takes as it is: no ``$ref`` to follow (the
+    definitions inlined), no titles, defaults or examples, no description of the whole (the tool's
+    own description says what it does). Input schemas (``mode="validation"``) are also strict
+    (``_strict``); :meth:`McpServer.call` reads a ``null`` as an absent optional argument."""
+    schema = model.model_json_schema(mode=mode)
+    out: dict[str, Any] = _inline(schema, schema.get("$defs") or {})
+    out.pop("description", None)
+    if mode == "validation":
+        out = _strict(out)
+    return out
+
+
+@functools.cache
+def _validation_schema(model: type[BaseModel]) -> dict[str, Any]:
+    schema: dict[str, Any] = model.model_json_schema()
+    return schema
+
+
+def _drop_nulls(value: Any, schema: Mapping[str, Any], defs: Mapping[str, Any]) -> Any:
+    """The arguments without the ``null`` of optional properties (what strict-mode hosts send for an
+    unset one), as deep as the model's objects go: pydantic then applies the defaults."""
+    if "$ref" in schema:
+        schema = {**defs.get(str(schema["$ref"]).rpartition("/")[2], {}), **schema}
+    if not isinstance(value, dict) or not isinstance(schema.get("properties"), dict):
+        return value
+    required = set(schema.get("required") or ())
+    out = {}
+    for key, item in value.items():
+        sub = schema["properties"].get(key)
+        if item is None and sub is not None and key not in required:
+            continue
+        out[key] = _drop_nulls(item, sub, defs) if isinstance(sub, dict) else item
+    return out
 
 
 @dataclass(frozen=True)
@@ -92,7 +206,12 @@ class Tool:
     idempotent: bool = False
 
     def input_schema(self) -> dict[str, Any]:
-        return self.arguments.model_json_schema()
+        return tool_schema(self.arguments)
+
+    def arguments_of(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The call's arguments as the model reads them (an optional argument's ``null``: unset)."""
+        schema = _validation_schema(self.arguments)
+        return dict(_drop_nulls(arguments, schema, schema.get("$defs") or {}))
 
     def listing(self) -> dict[str, Any]:
         return {
@@ -100,7 +219,7 @@ class Tool:
             "title": self.title,
             "description": self.description,
             "inputSchema": self.input_schema(),
-            "outputSchema": self.output.model_json_schema(mode="serialization"),
+            "outputSchema": tool_schema(self.output, mode="serialization"),
             "annotations": {
                 "title": self.title,
                 "readOnlyHint": self.read_only,
@@ -156,15 +275,15 @@ def _result(request_id: Any, result: dict[str, Any]) -> dict[str, Any]:
 
 
 def tool_error(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    """A ``tools/call`` result that reports a failure the agent can act on (``isError``)."""
+    """A ``tools/call`` result that reports a failure the agent can act on (``isError``): the REST
+    error body ``{"error": {...}}`` as the text content, and no ``structuredContent``. A tool's
+    ``outputSchema`` declares its success result; MCP asks structured content to conform to it, and
+    the TypeScript SDK's client (so MCP Inspector and the hosts built on it) validates it even on an
+    error, so an error object there reached those hosts as -32602 instead of the tool error."""
     body: dict[str, Any] = {"error": {"code": code, "message": message}}
     if details is not None:
         body["error"]["details"] = details
-    return {
-        "content": [{"type": "text", "text": json.dumps(body, ensure_ascii=False)}],
-        "structuredContent": body,
-        "isError": True,
-    }
+    return {"content": [{"type": "text", "text": json.dumps(body, ensure_ascii=False)}], "isError": True}
 
 
 def _media_types(header: str) -> list[str]:
@@ -371,7 +490,7 @@ class McpServer:
         except AppError as exc:
             return tool_error(exc.code, exc.message, exc.details)
         try:
-            args = tool.arguments.model_validate(arguments)
+            args = tool.arguments.model_validate(tool.arguments_of(arguments))
         except ValidationError as exc:
             fields = validation_details([dict(e) for e in exc.errors(include_input=False, include_url=False)])
             for detail in fields:
@@ -455,7 +574,7 @@ class McpServer:
         }
         refusal = {_JSON: {"schema": {"$ref": ref + "JsonRpcRefusal"}}}
         operation = {
-            "tags": ["assistant tools (MCP)"],
+            "tags": ["mcp"],
             "summary": "MCP server: the assistant's tools (Streamable HTTP, stateless, JSON responses)",
             "description": (
                 "Model Context Protocol endpoint for LLM agents (protocol "
@@ -465,7 +584,7 @@ class McpServer:
                 " scope, invalid arguments or a refused booking come back as tool errors (`isError: true`) with"
                 " the REST API's error codes. Tools:" + tools
             ),
-            "operationId": "mcp",
+            "operationId": "callMcp",
             "requestBody": {
                 "required": True,
                 "content": {
@@ -493,13 +612,13 @@ class McpServer:
             },
         }
         stream = {
-            "tags": ["assistant tools (MCP)"],
+            "tags": ["mcp"],
             "summary": "MCP server-to-client stream: not offered (405)",
             "description": (
                 "In the Streamable HTTP transport a GET opens the server's SSE stream; this server offers none"
                 " (stateless, one JSON answer per POST), so it answers 405 with `Allow: POST`."
             ),
-            "operationId": "mcp_stream",
+            "operationId": "openMcpStream",
             "responses": {
                 "405": {
                     "description": "No SSE stream at this endpoint: POST the messages",

@@ -78,6 +78,9 @@ class Settings(BaseModel):
     # API
     max_body_bytes: int = Field(default=65_536, ge=1_024)
     app_version: str = "dev"
+    # the JWT authorizer's issuer (template parameter JwtIssuer): the authorization server named by the
+    # protected-resource metadata (hibachi.oauth)
+    jwt_issuer: str | None = None
     # GET /health reuses its last probe this long (per execution environment); the template sets 5
     health_cache_seconds: float = Field(default=0, ge=0, le=60)
     service_name: str = Field(default="hibachi", validation_alias="POWERTOOLS_SERVICE_NAME")

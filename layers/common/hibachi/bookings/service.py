@@ -104,6 +104,14 @@ def _invalid(field: str, msg: str, type_: str) -> Unprocessable:
     return Unprocessable(_INVALID, details=[{"loc": ["body", field], "msg": msg, "type": type_}])
 
 
+def wall_time(start: datetime, zone: ZoneInfo) -> datetime:
+    """``times.wall_time``, its refusal a 422 on ``event_start``."""
+    try:
+        return times.wall_time(start, zone)
+    except times.LocalTimeError as exc:
+        raise _invalid("event_start", exc.message, exc.kind) from None
+
+
 @dataclass(frozen=True)
 class Slot:
     """The instants (UTC) a booking occupies: start, end, the chef's hold, the follow-up."""
@@ -276,6 +284,19 @@ def availability(query: AvailabilityQuery) -> AvailabilityOut:
     """``GET /availability``: the free start times of ``query.days`` local days (one round trip)."""
     settings = get_settings()
     zone = times.load_zone(query.timezone)
+    now = datetime.now(UTC)
+    today = now.astimezone(zone).date()
+    if query.date < today:
+        raise Unprocessable(
+            _INVALID,
+            details=[
+                {
+                    "loc": ["query", "date"],
+                    "msg": f"{query.date.isoformat()} is in the past (today is {today.isoformat()} in {zone.key})",
+                    "type": "date_past",
+                }
+            ],
+        )
     try:
         days = [query.date + timedelta(days=k) for k in range(query.days)]
     except OverflowError:  # 9999-12-31 and later days
@@ -283,7 +304,7 @@ def availability(query: AvailabilityQuery) -> AvailabilityOut:
             _INVALID,
             details=[{"loc": ["query", "date"], "msg": "the days asked for run past year 9999", "type": "date_range"}],
         ) from None
-    free = _free_starts(days, zone, query.duration_minutes, settings, datetime.now(UTC))
+    free = _free_starts(days, zone, query.duration_minutes, settings, now)
     return AvailabilityOut(
         timezone=query.timezone,
         duration_minutes=query.duration_minutes,
@@ -402,6 +423,8 @@ def create_booking(
     settings = get_settings()
     zone = times.load_zone(body.timezone)
     now = datetime.now(UTC)
+    # a start with the zone's offset is the same request as the wall time alone (the same hash)
+    body = body.model_copy(update={"event_start": wall_time(body.event_start, zone)})
     slot = plan_slot(body.event_start, zone, body.duration_minutes, settings, now)
     digest = request_hash(body)
     fields = {
@@ -409,7 +432,8 @@ def create_booking(
         "timezone": body.timezone,
         "name": body.customer.name,
         "phone": body.customer.phone,
-        "email": body.customer.email,
+        # stored in lower case and searched so (migration 0011); the request hash keeps what was sent
+        "email": body.customer.email.lower(),
         "address": body.address.model_dump(mode="json"),
         "conversation_id": body.conversation_id,
         "notes": body.notes,
@@ -513,6 +537,9 @@ def reschedule_booking(
     now = datetime.now(UTC)
     owner = caller.owner or None
     digest = None
+    # the request as its wall time (an offset is checked below, once the booking's zone is known)
+    given = body
+    body = body.model_copy(update={"event_start": body.event_start.replace(tzinfo=None)})
     if idempotency_key is not None:
         digest = idempotency.request_hash(RESCHEDULE_ROUTE, {"booking_id": booking_id}, body.model_dump(mode="json"))
 
@@ -535,6 +562,7 @@ def reschedule_booking(
         if current["event_start"] <= now:
             raise BookingStarted("The event has already started; the booking can no longer be changed.")
         zone = ZoneInfo(current["timezone"])
+        wall_time(given.event_start, zone)  # an offset must be the zone's then (422 offset_mismatch)
         if _unchanged(current, body, zone):
             if idempotency_key is None or digest is None or owner is None:
                 return to_out(current)

@@ -32,7 +32,7 @@ class LocalTimeError(ValueError):
 
     def __init__(self, kind: str, message: str):
         super().__init__(message)
-        self.kind = kind  # "dst_gap" or "dst_ambiguous"
+        self.kind = kind  # "dst_gap", "dst_ambiguous" or "offset_mismatch"
         self.message = message
 
 
@@ -76,6 +76,31 @@ def resolve_local(local: datetime, zone: ZoneInfo) -> datetime:
         f"{local.isoformat(timespec='minutes')} happens twice in {zone.key}: the clocks repeat that hour "
         "(daylight saving time ends). Choose another start time.",
     )
+
+
+def _offset(value: datetime) -> str:
+    """``-08:00`` (``+00:00`` for UTC)."""
+    text = value.isoformat()
+    return text[-6:] if text[-6] in "+-" else "+00:00"
+
+
+def wall_time(start: datetime, zone: ZoneInfo) -> datetime:
+    """The naive wall-clock time of an event's start given with or without an offset: as it is when
+    naive; else its local date and time, provided the offset is the one ``zone`` has then (the form
+    availability lists, ``2026-12-05T18:30:00-08:00``). ``LocalTimeError`` ("offset_mismatch") when it
+    is not, or when the wall time is in a DST gap or fold (``resolve_local``)."""
+    if start.tzinfo is None:
+        return start
+    wall = start.replace(tzinfo=None)
+    instant = resolve_local(wall, zone)
+    if instant.utcoffset() != start.utcoffset():
+        raise LocalTimeError(
+            "offset_mismatch",
+            f"{start.isoformat()} has the offset {_offset(start)}, but {zone.key} is at {_offset(instant)} on that "
+            f"date and time ({wall.isoformat(timespec='minutes')} local). Send the start as check_availability lists "
+            "it, or the local time without an offset.",
+        )
+    return wall
 
 
 def followup_due(

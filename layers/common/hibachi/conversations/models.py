@@ -23,20 +23,31 @@ class MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     role: InputRole = Field(
-        description="`user` for what the customer wrote, `assistant` for the assistant's replies; `system` "
-        "messages are the server's own (booking confirmations, follow-ups): a client cannot store one"
+        description="Who wrote it: user (the customer: all the customer typed) or assistant (the assistant's "
+        "reply). `system` messages are the server's own (booking confirmations, follow-ups): a client cannot "
+        "store one"
     )
-    content: Annotated[str, bounds(8000, 1), STORABLE]
+    content: Annotated[str, bounds(8000, 1), STORABLE] = Field(
+        description="The message text as written, 1-8000 characters", examples=["Can we get a chef for 12 on Saturday?"]
+    )
     emotion_score: float | None = Field(
         default=None,
         ge=-1,
         le=1,
         strict=True,  # no "0.5", no true
-        description="Sentiment of the message, -1 (upset) to 1 (delighted)",
+        description="Sentiment of the message, -1 (upset) to 1 (delighted); null if not scored",
     )
-    customer_id: Annotated[str, bounds(128), STORABLE] | None = None
-    channel: Annotated[str, bounds(32), STORABLE] | None = Field(default=None, examples=["web", "sms"])
-    metadata: Metadata = Field(default_factory=dict, description="JSON object, at most 4 KB serialized")
+    customer_id: Annotated[str, bounds(128), STORABLE] | None = Field(
+        default=None, description="The chat platform's id of the customer, up to 128 characters", examples=["cus_8812"]
+    )
+    channel: Annotated[str, bounds(32), STORABLE] | None = Field(
+        default=None, description="Where the chat happens, up to 32 characters: web, sms, ...", examples=["web", "sms"]
+    )
+    metadata: Metadata = Field(
+        default_factory=dict,
+        description="Data for the chat client (a JSON object, at most 4 KB serialized); never instructions",
+        examples=[{"client_message_id": "m-123"}],
+    )
 
 
 # The history's cursor: "m" and the sequence number of the oldest message of the page before, in ASCII
@@ -53,7 +64,7 @@ class MessagesQuery(BaseModel):
     # built on first use: a write's cold start does not need it
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
-    limit: int = Field(default=50, ge=1, le=200, description="How many of the newest messages (1-200)")
+    limit: int = Field(default=50, ge=1, le=200, description="How many of the newest messages, 1-200 (default 50)")
     before: str | None = Field(
         default=None,
         max_length=20,
@@ -68,8 +79,8 @@ class MessageOut(BaseModel):
     role: Role
     content: str
     emotion_score: float | None
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    created_at: datetime
+    metadata: dict[str, Any] = Field(default_factory=dict, examples=[{"client_message_id": "m-123"}])
+    created_at: datetime = Field(description="UTC", examples=["2026-11-20T17:02:11.482913+00:00"])
 
 
 class MessagePage(BaseModel):

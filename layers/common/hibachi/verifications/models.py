@@ -39,10 +39,11 @@ class _OneIdentity(BaseModel):
         return self
 
     def identity(self) -> tuple[Kind, str]:
-        """(kind, value) as stored: the E.164 phone, or the normalized email."""
+        """(kind, value) as stored: the E.164 phone, or the normalized email in lower case (as bookings
+        store it: migration 0011)."""
         if self.phone is not None:
             return "phone", self.phone
-        return "email", self.email or ""  # _exactly_one: set
+        return "email", (self.email or "").lower()  # _exactly_one: set
 
 
 class IdentityIn(_OneIdentity):

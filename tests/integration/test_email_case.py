@@ -1,0 +1,62 @@
+"""Emails are matched case-insensitively (issue 21): stored and searched in lower case, and migration
+0011 lower-cases the rows written before it, keeping every idempotency key's retry."""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from hibachi import settings as settings_module
+
+from tests.integration.test_bookings import CREATE, booking_body, call, local_start
+
+
+def test_migration_0011_lower_cases_stored_emails_and_keeps_the_keys(settings, context, database_url):
+    from hibachi.migrate import MIGRATIONS_DIR, _yoyo_url
+    from hibachi.migrate import apply as apply_all
+    from yoyo import get_backend, read_migrations
+
+    name = f"hibachi_mig_{uuid.uuid4().hex[:8]}"
+    parts = urlsplit(database_url)
+    with psycopg.connect(urlunsplit((*parts[:2], "/postgres", *parts[3:])), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = urlunsplit((*parts[:2], f"/{name}", *parts[3:]))
+    try:
+        backend = get_backend(_yoyo_url(url))
+        old = read_migrations(str(MIGRATIONS_DIR)).filter(lambda m: m.id < "0011")
+        with backend.lock():
+            backend.apply_migrations(backend.to_apply(old))
+        body = booking_body(
+            local_start(days=45), customer={"name": "Ada", "phone": "+14155550123", "email": "Ada@Example.COM"}
+        )
+        with settings_module.override(database_url=url):
+            status, booking = call(context, CREATE, body=body, headers={"idempotency-key": "book-11"})
+            assert status == 201, booking
+        with psycopg.connect(url, autocommit=True) as conn:
+            # what the code before 0011 stored: the domain lower-cased, the local part as typed
+            conn.execute("UPDATE bookings SET customer_email = 'Ada@example.com'")
+            for value, minute in (("Ada@example.com", 1), ("ada@example.com", 2), ("+14155550123", 3)):
+                conn.execute(
+                    "INSERT INTO conversation_identities (conversation_id, kind, value, verified_by, verified_at) "
+                    "VALUES ('web:c1', %s, %s, 'code', now() - make_interval(mins => %s))",
+                    ("phone" if value.startswith("+") else "email", value, minute),
+                )
+        apply_all(url)
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute("SELECT customer_email FROM bookings").fetchall() == [("ada@example.com",)]
+            identities = conn.execute("SELECT kind, value FROM conversation_identities ORDER BY kind, value").fetchall()
+            assert identities == [("email", "ada@example.com"), ("phone", "+14155550123")]
+            with pytest.raises(psycopg.errors.CheckViolation):
+                conn.execute("UPDATE bookings SET customer_email = 'Ada@example.com'")
+        with settings_module.override(database_url=url):
+            # the retry of the request made before the migration: the same booking, not idempotency_key_reused
+            status, again = call(context, CREATE, body=body, headers={"idempotency-key": "book-11"})
+            assert status == 200 and again["id"] == booking["id"], again
+            status, page = call(context, "POST /bookings/search", body={"email": "ADA@EXAMPLE.com"})
+            assert status == 200 and [b["id"] for b in page["items"]] == [booking["id"]], page
+    finally:
+        with psycopg.connect(urlunsplit((*parts[:2], "/postgres", *parts[3:])), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
