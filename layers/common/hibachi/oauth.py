@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
 MCP_PATH = "/mcp"
 # The scopes of the template's routes (tests/unit/test_oauth.py keeps them equal), and the MCP tools'
-SCOPES = ("bookings:read", "bookings:write", "messages:write", "conversations:read", "ops:read")
+SCOPES = ("bookings:read", "bookings:write", "messages:write", "conversations:read", "ops:read", "staff")
 MCP_SCOPES = ("bookings:read", "bookings:write", "messages:write", "conversations:read")
 RESOURCE_NAME = "Hibachi booking assistant API"
 
