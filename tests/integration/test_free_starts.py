@@ -13,20 +13,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hibachi.bookings import repository
 
+from bench.scale import PER_CHEF_FREE_STARTS
+
 # The definition, chef by chef (what create's pick tests): the statement before issue 22.
-REFERENCE = """
-SELECT s.start
-FROM (SELECT to_timestamp(e) AS start FROM unnest(%(starts)s::bigint[]) AS e) s
-WHERE EXISTS (
-    SELECT 1 FROM generate_series(1, %(chef_count)s::int) AS chef
-    WHERE NOT EXISTS (
-        SELECT 1 FROM bookings b
-        WHERE b.chef_id = chef AND b.status = 'confirmed' AND b.id IS DISTINCT FROM %(exclude)s::uuid
-          AND b.held && tstzrange(s.start, s.start + %(hold)s::interval, '[)')
-    )
-)
-ORDER BY s.start
-"""
+REFERENCE = PER_CHEF_FREE_STARTS
 
 INSERT = """
 INSERT INTO bookings (status, chef_id, event_start, event_end, held_until, timezone, duration_minutes, guest_count,
