@@ -262,7 +262,8 @@ RETURNING version
 # window, not with chefs x starts (issue 22). One range scan of the window's holds
 # (``bookings_confirmed_holds``, an index-only scan: a hold is at most 30 hours long, the
 # ``bookings_hold_length`` check, so a hold that overlaps [first, last + hold) starts in
-# (first - 30 hours, last + hold)); then, per chef, the start instants its holds rule out: a start s
+# (first - 30 hours, last + hold); ``first`` and ``last`` are parameters, so the planner sees the
+# range); then, per chef, the start instants its holds rule out: a start s
 # overlaps a hold [event_start, held_until) exactly when s is in the open range
 # (event_start - hold, held_until) (``range_agg`` merges a chef's ranges); the instants every chef
 # rules out are their intersection (``range_intersect_agg``), and a candidate is free when it is not
@@ -271,15 +272,13 @@ RETURNING version
 # above it (CHEF_COUNT lowered) blocks nothing, as in create. So a start listed here is one that
 # create, whose test is the same overlap, can book.
 FREE_STARTS = """
-WITH c AS (
-    SELECT array_agg(to_timestamp(e) ORDER BY e) AS starts FROM unnest(%(starts)s::bigint[]) AS e
-), chefs AS (
+WITH chefs AS (
     SELECT range_agg(tstzrange(b.event_start - %(hold)s::interval, b.held_until, '()')) AS blocked
-    FROM c, bookings b
+    FROM bookings b
     WHERE b.status = 'confirmed' AND b.chef_id <= %(chef_count)s::int
-      AND b.event_start > c.starts[1] - interval '30 hours'
-      AND b.event_start < c.starts[cardinality(c.starts)] + %(hold)s::interval
-      AND b.held_until > c.starts[1]
+      AND b.event_start > %(first)s::timestamptz - interval '30 hours'
+      AND b.event_start < %(last)s::timestamptz + %(hold)s::interval
+      AND b.held_until > %(first)s::timestamptz
       AND (%(exclude)s::uuid IS NULL OR b.id <> %(exclude)s::uuid)
     GROUP BY b.chef_id
 ), everyone AS (
@@ -287,10 +286,10 @@ WITH c AS (
            AS blocked
     FROM chefs
 )
-SELECT s.start
-FROM c, everyone, unnest(c.starts) AS s(start)
-WHERE NOT everyone.blocked @> s.start
-ORDER BY s.start
+SELECT to_timestamp(e) AS start
+FROM everyone, unnest(%(starts)s::bigint[]) AS e
+WHERE NOT everyone.blocked @> to_timestamp(e)
+ORDER BY e
 """
 
 # POST /bookings/search: one statement, keyset-paginated on (event_start, id). Only the filters
@@ -422,6 +421,8 @@ def free_starts(
         return []
     params = {
         "starts": [int(start.timestamp()) for start in starts],
+        "first": min(starts),  # the window's ends as values: the planner sees the range it scans
+        "last": max(starts),
         "hold": hold,
         "chef_count": chef_count,
         "exclude": exclude,
