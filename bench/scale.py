@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import sys
 import time
@@ -473,15 +474,18 @@ def run(shape: Shape, *, rounds: int, block: int, reuse: bool, keep: bool, comma
                 "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (large_name,)
             ).fetchone()
         large_dsn = pg.dsn(large_name)
-        if reuse and found is not None and found[0] == tag:
+        # the database's comment: the tag, then the load's seconds per phase (JSON), for --reuse
+        if reuse and found is not None and (found[0] or "").split("|")[0] == tag:
             log(f"reusing {large_name} ({tag})")
             results.reused = True
+            results.load = Load(json.loads(found[0].split("|", 1)[1]))
         else:
             log(f"loading {large_name}: {shape.describe()}")
             large_dsn = migrated_database(pg, large_name)
             results.load = load(large_dsn, shape, today, log)
+            comment = f"{tag}|{json.dumps(results.load.seconds)}"
             with psycopg.connect(pg.dsn(), autocommit=True) as conn:
-                conn.execute(f"COMMENT ON DATABASE {large_name} IS '{tag}'")
+                conn.execute(f"COMMENT ON DATABASE {large_name} IS '{comment}'")
             log(f"loaded in {results.load.total:.0f} s")
         with psycopg.connect(pg.dsn(), autocommit=True) as conn:
             results.database_bytes = conn.execute("SELECT pg_database_size(%s)", (large_name,)).fetchone()[0]
@@ -761,12 +765,11 @@ def render(results: Results) -> str:
         n = row["rows"] or 1
         sizes = ", ".join(f"`{i['name']}` {i['bytes'] / n:,.0f}" for i in row["index_sizes"])
         lines.append(f"- {row['table']}: {sizes}")
-    load_note = (
-        "reused from an earlier run of the same day (`--reuse`): no load time"
-        if results.reused
-        else f"{results.load.total:,.0f} s in all: "
-        + ", ".join(f"{k} {v:,.0f} s" for k, v in results.load.seconds.items())
+    load_note = f"{results.load.total:,.0f} s in all: " + ", ".join(
+        f"{k} {v:,.0f} s" for k, v in results.load.seconds.items()
     )
+    if results.reused:
+        load_note += " (the load of an earlier run of the same day, whose database this run reused: `--reuse`)"
     lines += [
         "",
         f"**Database size**: {results.database_bytes / 2**30:,.2f} GiB (`pg_database_size`). **Load**: {load_note}.",
