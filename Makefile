@@ -124,6 +124,10 @@ openapi: install ## Regenerate functions/docs/openapi.json from the code (a test
 bench: install ## Run the benchmark and rewrite BENCHMARKS.md
 	$(PY) -m bench.run
 
+.PHONY: bench-scale
+bench-scale: install ## The scale benchmark (issue 22): loads 10M messages, 1M bookings; rewrites its BENCHMARKS.md section (ARGS="--scale 0.05" to try)
+	$(PY) -m bench.scale $(ARGS)
+
 .PHONY: clean
 clean: ## Remove build output and caches (keeps .venv and local data)
 	rm -rf .aws-sam .pytest_cache

@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         return emotion_scaling_only(Plan.quick() if args.quick else Plan())
     import pickle
 
-    from bench import report
+    from bench import report, scale
     from bench.env import STATE
 
     if args.operations:
@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         STATE.mkdir(parents=True, exist_ok=True)
         (STATE / "results.pickle").write_bytes(pickle.dumps(results))
 
-    text = report.render(results)
+    text = scale.kept(report.render(results), Path(args.output))  # make bench-scale's section stays
     Path(args.output).write_text(text, encoding="utf-8")
     log(f"wrote {args.output} in {results.seconds:.0f} s")
     print(report.targets_table(results))

@@ -344,7 +344,11 @@ def test_cancel_frees_the_slot_and_is_idempotent(settings, context, db, sqs):
 
 def test_a_started_event_cannot_be_cancelled_or_moved(settings, context, db):
     status, booking = create(context)
-    db.execute("UPDATE bookings SET event_start = now() - interval '1 minute' WHERE id = %s", [booking["id"]])
+    db.execute(  # the event began a minute ago (its hold moves with it: a hold is at most 30 hours, 0013)
+        """UPDATE bookings SET event_start = now() - interval '1 minute', event_end = now() + interval '119 minutes',
+                  held_until = now() + interval '179 minutes' WHERE id = %s""",
+        [booking["id"]],
+    )
     status, body = call(context, CANCEL, booking["id"])
     assert status == 409 and body["error"]["code"] == "booking_started"
     status, body = call(context, PATCH, booking["id"], body={"event_start": local_start(days=30)})

@@ -312,26 +312,40 @@ RETURNING version
     .as_string()
 )
 
-# Which candidate starts (with the ends of their holds) have a free chef: GET /availability for up
-# to 14 days, and the 409's next_free_starts, in one statement either way. A chef is free exactly
-# when the create statement's test (``_chef_free``, the exclusion constraint's overlap) passes, so a
-# start listed here is one that create can book.
-FREE_STARTS = (
-    sql.SQL("""
-SELECT s.start
-FROM (
-    SELECT to_timestamp(e) AS start, to_timestamp(e) + %(hold)s::interval AS held_until
-    FROM unnest(%(starts)s::bigint[]) AS e
-) AS s
-WHERE EXISTS (
-    SELECT 1 FROM generate_series(1, %(chef_count)s::int) AS chef
-    WHERE {chef_free}
+# Which candidate starts have a free chef: GET /availability for up to 14 days, and the 409's
+# next_free_starts, in one statement either way, at a cost that grows with the confirmed holds in the
+# window, not with chefs x starts (issue 22). One range scan of the window's holds
+# (``bookings_confirmed_holds``, an index-only scan: a hold is at most 30 hours long, the
+# ``bookings_hold_length`` check, so a hold that overlaps [first, last + hold) starts in
+# (first - 30 hours, last + hold); ``first`` and ``last`` are parameters, so the planner sees the
+# range); then, per chef, the start instants its holds rule out: a start s
+# overlaps a hold [event_start, held_until) exactly when s is in the open range
+# (event_start - hold, held_until) (``range_agg`` merges a chef's ranges); the instants every chef
+# rules out are their intersection (``range_intersect_agg``), and a candidate is free when it is not
+# in it. A chef without a hold in the window rules nothing out: when fewer than CHEF_COUNT chefs have
+# one, every candidate is free. Chefs are 1..CHEF_COUNT, as create picks them: a hold of a chef id
+# above it (CHEF_COUNT lowered) blocks nothing, as in create. So a start listed here is one that
+# create, whose test is the same overlap, can book.
+FREE_STARTS = """
+WITH chefs AS (
+    SELECT range_agg(tstzrange(b.event_start - %(hold)s::interval, b.held_until, '()')) AS blocked
+    FROM bookings b
+    WHERE b.status = 'confirmed' AND b.chef_id <= %(chef_count)s::int
+      AND b.event_start > %(first)s::timestamptz - interval '30 hours'
+      AND b.event_start < %(last)s::timestamptz + %(hold)s::interval
+      AND b.held_until > %(first)s::timestamptz
+      AND (%(exclude)s::uuid IS NULL OR b.id <> %(exclude)s::uuid)
+    GROUP BY b.chef_id
+), everyone AS (
+    SELECT CASE WHEN count(*) < %(chef_count)s::int THEN '{}'::tstzmultirange ELSE range_intersect_agg(blocked) END
+           AS blocked
+    FROM chefs
 )
-ORDER BY s.start
-""")
-    .format(chef_free=_chef_free("s.start", "s.held_until", " AND b.id IS DISTINCT FROM %(exclude)s::uuid"))
-    .as_string()
-)
+SELECT to_timestamp(e) AS start
+FROM everyone, unnest(%(starts)s::bigint[]) AS e
+WHERE NOT everyone.blocked @> to_timestamp(e)
+ORDER BY e
+"""
 
 # POST /bookings/search: one statement, keyset-paginated on (event_start, id). Only the filters
 # given are part of the WHERE clause (fixed fragments, values as parameters), so each one can use
@@ -514,6 +528,8 @@ def free_starts(
         return []
     params = {
         "starts": [int(start.timestamp()) for start in starts],
+        "first": min(starts),  # the window's ends as values: the planner sees the range it scans
+        "last": max(starts),
         "hold": hold,
         "chef_count": chef_count,
         "exclude": exclude,
