@@ -191,8 +191,7 @@ CHILD = ROOT / "bench" / "_coldchild.py"
 
 def _first_events(run: str) -> dict[str, dict[str, object]]:
     """The first request of each function that has one (the bench's cold-start events)."""
-    from bench.measure import Counter
-    from bench.operations import COLD_STARTS
+    from bench.operations import COLD_STARTS, Counter
 
     fixtures = {
         "bookings": {"run": run, "slots": Counter(5000)},
