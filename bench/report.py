@@ -629,6 +629,7 @@ def operations_summary(results: Any) -> str:
     for lbl in results.rtt0:
         runs = [("0", results.rtt0.get(lbl)), ("270 ms", results.rtt270.get(lbl))]
         runs.append((f"270 ms, {results.plan.throughput_clients} connections", results.throughput.get(lbl)))
+        runs.append(("270 ms, SQS hanging", getattr(results, "sqs_hanging", {}).get(lbl)))
         for rtt, r in runs:
             if r is None:
                 continue
