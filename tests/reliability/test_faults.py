@@ -257,7 +257,7 @@ def test_sqs_down_requests_succeed_and_the_reconciler_delivers_every_missing_job
         assert status == 201, body
         bookings.append(body["id"])
     assert env.proxy.refused + env.proxy.hung > tried, "the functions did try to send"
-    assert statistics.median(took) < 1.0, f"writes took {sorted(round(t, 2) for t in took)} s"
+    assert statistics.median(took) < 2.0, f"writes took {sorted(round(t, 2) for t in took)} s"
     assert s.queue_depth("jobs") == {"visible": 0, "in_flight": 0, "delayed": 0}
     assert (
         len(env.query("SELECT id FROM conversations WHERE id = ANY(%s) AND scored_count > stats_count", (cids,))) == 5
