@@ -3,7 +3,8 @@
 Modules: ``operations`` (what is measured: one entry per API operation, cold-started function and
 job type), ``env`` (PostgreSQL, moto, settings), ``measure`` (closed-loop runners, percentiles,
 statement capture), ``reference`` (the old system's flows in plain SQL), ``coldstart``, ``sizes``,
-``worker``, ``report`` and ``run``. Importing this package imports nothing heavy.
+``worker``, ``plan`` (the sample sizes and the results), ``report`` (renders the results) and ``run``
+(runs the phases). Importing this package imports nothing heavy.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 the handlers (and boto3, which their first SQS send imports) already imported."""
 
 import bench  # noqa: F401 - sys.path
-from bench.measure import load_function
 from bench.operations import OPERATIONS
+from testkit.functions import load_function
 
 for _function in dict.fromkeys(op.function for op in OPERATIONS if op.available):
     load_function(_function)

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,7 +165,7 @@ def measure(
     *,
     runs: int = 10,
     nopyc_runs: int = 5,
-    event_for_run=None,
+    event_for_run: Callable[[int], dict[str, Any]] | None = None,
 ) -> ColdResult:
     """Cold-start ``function`` ``runs`` times (after one unmeasured run) and measure its floors.
     ``event_for_run(i)`` gives a fresh event per run when a repeated one would take another path."""
@@ -228,9 +229,9 @@ def _parse_importtime(stderr: str) -> list[ImportEntry]:
     for line in stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
-        self_us, cumulative_us, name = line.split(":", 1)[1].split("|", 2)
+        self_text, cumulative_text, name = line.split(":", 1)[1].split("|", 2)
         depth = (len(name) - len(name.lstrip(" ")) - 1) // 2  # " " + two spaces per level
-        rows.append((depth, name.strip(), float(self_us), float(cumulative_us)))
+        rows.append((depth, name.strip(), float(self_text), float(cumulative_text)))
     entries: list[ImportEntry] = []
     pending: list[tuple[int, int]] = []  # (depth, index in entries) not yet given a parent
     for depth, name, self_us, cumulative_us in rows:
@@ -281,7 +282,9 @@ def importtime(
         top = name.split(".")[0]
         return "(stdlib)" if top in stdlib or (top.startswith("_") and top.lstrip("_") in stdlib) else top
 
-    totals, packages, points = [], {}, {}
+    totals: list[float] = []
+    packages: dict[str, list[float]] = {}
+    points: dict[tuple[str, str], list[float]] = {}
     for entries in per_run:
         totals.append(sum(e.self_us for e in entries) / 1000)
         run_packages: dict[str, float] = {}
@@ -452,8 +455,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.env import function_env, started, use_settings
     from bench.operations import COLD_STARTS, fixtures_of
+    from bench.plan import Plan
     from bench.reference import create_schema
-    from bench.run import Plan
     from testkit.env import migrated_database
 
     parser = argparse.ArgumentParser(prog="python -m bench.coldstart", description=main.__doc__)

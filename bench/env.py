@@ -20,6 +20,8 @@ from local.pg import LocalPostgres
 from testkit import env as testkit_env
 from testkit.env import AWS_ENV, isolate_process_env, project_postgres
 
+__all__ = ["AWS_ENV", "STATE", "function_env", "load", "machine", "postgres_version", "started", "use_settings"]
+
 STATE = ROOT / ".local" / "bench"
 PG_PORT = int(os.environ.get("BENCH_PG_PORT", "54349"))
 
@@ -36,6 +38,11 @@ class Moto(testkit_env.Moto):
         STATE.mkdir(parents=True, exist_ok=True)
         super().__init__("bench", process=True, log=STATE / "moto.log", keep_alive=True)
         self._env_queues: dict[int, str] = {}
+
+    def start(self) -> Moto:
+        self.server.start(timeout=60)  # a machine shared with other work imports moto slowly
+        self._create()
+        return self
 
     def env_queue(self, client: int) -> str:
         """A jobs queue of one environment process."""
@@ -81,8 +88,9 @@ def postgres_version(pg: LocalPostgres) -> str:
     import psycopg
 
     with psycopg.connect(pg.dsn(), autocommit=True) as conn:
-        version = conn.execute("SHOW server_version").fetchone()[0]
-        settings = dict(
+        row = conn.execute("SHOW server_version").fetchone()
+        version = str(row[0]) if row else "?"
+        settings: dict[str, str] = dict(
             conn.execute(
                 "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', "
                 "'shared_buffers', 'max_connections')"
@@ -102,7 +110,7 @@ def use_settings(database_url: str, aws: dict[str, str] | None = None) -> None:
             database_url=database_url,
             service_name="hibachi",
             db_connect_timeout=10,
-            **(aws or {"jobs_queue_url": None}),
+            **(aws or {"jobs_queue_url": None}),  # type: ignore[dict-item]
         )
     )
 

@@ -21,7 +21,8 @@ import os
 import time
 from typing import Any
 
-from bench.measure import Accounting, Counter, RunResult, _numbers, client_rate
+from bench.measure import Accounting, RunResult, _numbers, client_rate
+from bench.operations import Counter
 
 _TIMEOUT = 180.0
 
@@ -37,7 +38,8 @@ def _worker(conn: Any, client: int) -> None:  # runs in the environment process
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # the function's logs and metrics: written, not shown
-    workload = state = None
+    workload: HandlerWorkload | None = None
+    state: Any = None
     while True:
         try:
             kind, spec = conn.recv()
@@ -63,6 +65,7 @@ def _worker(conn: Any, client: int) -> None:  # runs in the environment process
                 conn.send(("ready", repr(exc)[:300]))
         elif kind == "go":
             start, stop, hard_stop, requests = spec
+            assert workload is not None, "go before prepare"
             while time.perf_counter() < start:
                 time.sleep(min(0.01, max(0.0, start - time.perf_counter())))
             cpu0 = time.process_time()
@@ -101,7 +104,8 @@ class EnvPool:
     def _recv(self, client: int, timeout: float) -> tuple[str, Any]:
         if not self.conns[client].poll(timeout):
             raise RuntimeError(f"environment {client} did not answer within {timeout:.0f} s")
-        return self.conns[client].recv()
+        answer: tuple[str, Any] = self.conns[client].recv()
+        return answer
 
     def run(
         self,
@@ -116,7 +120,7 @@ class EnvPool:
         max_seconds: float = 60.0,
         proxy: Any = None,
         queue: Any = None,
-        processes: dict[str, int] | None = None,
+        processes: dict[str, int | None] | None = None,
     ) -> RunResult:
         """Like ``bench.measure.run`` for a handler operation, one process per client."""
         assert clients <= len(self.conns) and (requests or duration)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bench.operations import Operation
+from bench.operations import Counter, Operation, error_code
 from testkit.functions import load_function
 
 
@@ -98,34 +98,6 @@ class Workload(Protocol):
     def open(self, client: int) -> Any: ...
     def call(self, state: Any, client: int, n: int) -> float: ...
     def close(self, state: Any) -> None: ...
-
-
-class Counter:
-    """A thread-safe counter that can also hand out blocks (``take``) to other processes.
-
-    With ``end``, the numbers run out there: one more is an error (``RuntimeError``, naming ``what``),
-    never a number that the holder of the next block uses too (a booking slot or an Idempotency-Key
-    two clients would share)."""
-
-    def __init__(self, start: int = 0, end: int | None = None, what: str = "numbers"):
-        self._next = start
-        self._end = end
-        self._what = what
-        self._lock = threading.Lock()
-
-    def __next__(self) -> int:
-        return self.take(1)
-
-    def __iter__(self) -> Counter:
-        return self
-
-    def take(self, count: int) -> int:
-        with self._lock:
-            first = self._next
-            if self._end is not None and first + count > self._end:
-                raise RuntimeError(f"{self._what}: {count} more wanted, {self._end - first} left")
-            self._next += count
-            return first
 
 
 _numbers = Counter(1)  # request numbers, unique within a run (blocks of them go to environment processes)
@@ -216,28 +188,23 @@ def run(
     max_seconds: float = 60.0,
     proxy: Any = None,
     queue: Any = None,
-    processes: dict[str, int] | None = None,
+    processes: dict[str, int | None] | None = None,
 ) -> RunResult:
     """Run ``clients`` closed-loop clients: ``requests`` each, or for ``duration`` seconds (throughput).
     Never longer than ``max_seconds`` (plus the warm-up); requests that fail are counted, not timed.
     ``processes``: other processes (name -> pid) whose CPU time to account, besides this one."""
     assert requests or duration
-    lock = threading.Lock()
-    samples: list[float] = []
-    ends: list[float] = []
-    errors: list[str] = []
+    found = _Found()
     warmed = threading.Barrier(clients + 1, timeout=180)
     go = threading.Barrier(clients + 1, timeout=180)
     box: dict[str, float] = {}
-    rates: list[float] = []
 
     def client_thread(c: int) -> None:
         state = None
         try:
             state = workload.open(c)
         except Exception as exc:  # noqa: BLE001 - reported as an error of the run
-            with lock:
-                errors.append(f"open: {exc!r}")
+            found.add([], [], [f"open: {exc!r}"], None)
         try:
             warmed.wait()
             go.wait()
@@ -252,19 +219,9 @@ def run(
             if state is not None:
                 workload.close(state)
         finally:
-            with lock:
-                samples.extend(mine)
-                ends.extend(my_ends)
-                errors.extend(my_errors)
-                rate = client_rate(my_ends, start, stop) if duration else None
-                if rate is not None:
-                    rates.append(rate)
+            found.add(mine, my_ends, my_errors, client_rate(my_ends, start, stop) if duration else None)
 
-    threads = [
-        threading.Thread(target=client_thread, args=(c,), name=f"bench-client-{c}", daemon=True) for c in range(clients)
-    ]
-    for t in threads:
-        t.start()
+    threads = _started(client_thread, clients)
     warmed.wait()
     accounting = Accounting(proxy, queue, {"bench": None, **(processes or {})})
     accounting.begin()
@@ -272,13 +229,45 @@ def run(
     go.wait()
     for t in threads:
         t.join(timeout=max_seconds + 120)
-    result = RunResult(samples=samples, errors=len(errors), first_error=errors[0] if errors else "", clients=clients)
+    errors = found.errors
+    result = RunResult(
+        samples=found.samples, errors=len(errors), first_error=errors[0] if errors else "", clients=clients
+    )
     accounting.end(result)
     if duration:
         result.window = duration
-        result.in_window = sum(1 for e in ends if e <= box["start"] + duration)
-        result.rate = sum(rates)
+        result.in_window = sum(1 for e in found.ends if e <= box["start"] + duration)
+        result.rate = sum(found.rates)
     return result
+
+
+def _started(target: Callable[[int], None], clients: int) -> list[threading.Thread]:
+    """One started thread per client, running ``target(client)``."""
+    threads = [
+        threading.Thread(target=target, args=(c,), name=f"bench-client-{c}", daemon=True) for c in range(clients)
+    ]
+    for t in threads:
+        t.start()
+    return threads
+
+
+class _Found:
+    """What the clients of a run found, gathered under a lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.samples: list[float] = []
+        self.ends: list[float] = []
+        self.errors: list[str] = []
+        self.rates: list[float] = []
+
+    def add(self, samples: list[float], ends: list[float], errors: list[str], rate: float | None) -> None:
+        with self.lock:
+            self.samples += samples
+            self.ends += ends
+            self.errors += errors
+            if rate is not None:
+                self.rates.append(rate)
 
 
 class Capture:
@@ -287,7 +276,7 @@ class Capture:
     def __init__(self) -> None:
         self.statements: list[tuple[Any, Any, Any]] = []
         self.tag: Any = ("setup", None)
-        self._original: Callable | None = None
+        self._original: Any = None
 
     def __enter__(self) -> Capture:
         import psycopg
@@ -295,17 +284,17 @@ class Capture:
         original = self._original = psycopg.Cursor.execute
         statements = self.statements
 
-        def execute(cur, query, params=None, **kwargs):
+        def execute(cur: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
             statements.append((self.tag, query, params))
             return original(cur, query, params, **kwargs)
 
-        psycopg.Cursor.execute = execute
+        setattr(psycopg.Cursor, "execute", execute)  # noqa: B010 - patched for the capture
         return self
 
     def __exit__(self, *exc: object) -> None:
         import psycopg
 
-        psycopg.Cursor.execute = self._original
+        setattr(psycopg.Cursor, "execute", self._original)  # noqa: B010
 
 
 class SqsWait:
@@ -316,7 +305,7 @@ class SqsWait:
     def __init__(self) -> None:
         self.ms = 0.0
         self.cpu_ms = 0.0
-        self._original: Callable | None = None
+        self._original: Any = None
 
     def __enter__(self) -> SqsWait:
         from hibachi.jobs import JobQueue
@@ -324,7 +313,7 @@ class SqsWait:
         original = self._original = JobQueue.send_many
         box = self
 
-        def send_many(queue, jobs):
+        def send_many(queue: Any, jobs: Any) -> Any:
             wall, cpu = time.perf_counter(), time.thread_time()
             try:
                 return original(queue, jobs)
@@ -333,13 +322,13 @@ class SqsWait:
                 box.ms += ((time.perf_counter() - wall) - used) * 1000
                 box.cpu_ms += used * 1000
 
-        JobQueue.send_many = send_many
+        setattr(JobQueue, "send_many", send_many)  # noqa: B010 - patched for the measurement
         return self
 
     def __exit__(self, *exc: object) -> None:
         from hibachi.jobs import JobQueue
 
-        JobQueue.send_many = self._original
+        setattr(JobQueue, "send_many", self._original)  # noqa: B010
 
 
 class CpuParts:
@@ -374,7 +363,7 @@ class CpuParts:
             setattr(owner, attr, self._wrap(name, original))
         return self
 
-    def _wrap(self, name: str, original: Callable) -> Callable:
+    def _wrap(self, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         parts = self.ms
 
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -433,8 +422,6 @@ class HandlerWorkload:
             raise RuntimeError(f"{self.op.name}: HTTP {status}: {str(response.get('body'))[:200]}")
         out = json.loads(response.get("body") or "null")
         if self.op.verify and not self.op.verify(event, out):
-            from bench.operations import error_code
-
             code = error_code(out)
             raise RuntimeError(
                 f"{self.op.name}: the response is not the answer to this request"

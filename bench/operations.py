@@ -11,6 +11,7 @@ and ``n``, unique within a run, so every write is a new one (idempotency keys, b
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,34 @@ CHAT_TEXT = (
     "4 kids. Do you bring the grill, and can you do a shrimp-free menu for two guests?"
 )
 HISTORY_MESSAGES = 60  # a history conversation holds more than one page (the default page is 50)
+
+
+class Counter:
+    """A thread-safe counter that can also hand out blocks (``take``) to other processes.
+
+    With ``end``, the numbers run out there: one more is an error (``RuntimeError``, naming ``what``),
+    never a number that the holder of the next block uses too (a booking slot or an Idempotency-Key
+    two clients would share)."""
+
+    def __init__(self, start: int = 0, end: int | None = None, what: str = "numbers"):
+        self._next = start
+        self._end = end
+        self._what = what
+        self._lock = threading.Lock()
+
+    def __next__(self) -> int:
+        return self.take(1)
+
+    def __iter__(self) -> Counter:
+        return self
+
+    def take(self, count: int) -> int:
+        with self._lock:
+            first = self._next
+            if self._end is not None and first + count > self._end:
+                raise RuntimeError(f"{self._what}: {count} more wanted, {self._end - first} left")
+            self._next += count
+            return first
 
 
 @dataclass
@@ -87,7 +116,7 @@ def setup_conversations(clients: int, run: str) -> dict[str, Any]:
     chats, histories = [], []
     for c in range(clients):
         chat, history = f"bench-{run}-chat-{c}", f"bench-{run}-history-{c}"
-        fields = {
+        fields: dict[str, Any] = {
             "metadata": {"locale": "en-US"},
             "idempotency_key": None,
             "customer_id": f"customer-{c}",
@@ -137,8 +166,6 @@ _SLOT_COUNTERS: dict[str, Any] = {}
 def booking_slots(run: str) -> Any:
     """The run's one slot counter (``bench.measure.Counter``), ending after ``chef_count`` rounds."""
     from hibachi.settings import get_settings
-
-    from bench.measure import Counter
 
     if run not in _SLOT_COUNTERS:
         first = _slot_base(run)
@@ -224,7 +251,8 @@ def setup_availability(clients: int, run: str) -> dict[str, Any]:
 
     fx: dict[str, Any] = {"run": run, "slots": booking_slots(run)}
     first = fx["slots"].take(0)  # the slot the first of these bookings gets
-    have = get_db().fetchone("SELECT count(*) AS n FROM bookings")["n"]
+    found = get_db().fetchone("SELECT count(*) AS n FROM bookings")
+    have = int(found["n"]) if found else 0
     with settings_module.override(jobs_queue_url=None):  # no follow-up jobs for these (tests/perf has a queue)
         _new_bookings(fx, max(AVAILABILITY_DAYS * len(SLOT_HOURS), AVAILABILITY_TABLE - have))
     fx["date"] = _slot_day(first).isoformat()
@@ -255,11 +283,12 @@ def _store_message(fx: dict[str, Any], client: int, n: int) -> Request:
 
 
 def _body(event: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(event["body"])
+    body: dict[str, Any] = json.loads(event["body"])
+    return body
 
 
 def _same_message(event: dict[str, Any], out: Any) -> bool:
-    return (
+    return bool(
         out["content"] == _body(event)["content"]
         and out["conversation_id"] == event["pathParameters"]["conversation_id"]
     )
@@ -267,7 +296,7 @@ def _same_message(event: dict[str, Any], out: Any) -> bool:
 
 def _same_booking(event: dict[str, Any], out: Any) -> bool:
     body = _body(event)
-    return out["event_start"][:16] == body["event_start"] and out["customer"]["name"] == body["customer"]["name"]
+    return bool(out["event_start"][:16] == body["event_start"] and out["customer"]["name"] == body["customer"]["name"])
 
 
 OPERATIONS: list[Operation] = [
@@ -401,7 +430,8 @@ def _mcp_create_booking(fx: dict[str, Any], client: int, n: int) -> Request:
 
 
 def _tool_args(event: dict[str, Any]) -> dict[str, Any]:
-    return _body(event)["params"]["arguments"]
+    arguments: dict[str, Any] = _body(event)["params"]["arguments"]
+    return arguments
 
 
 OPERATIONS += [
@@ -615,7 +645,7 @@ def fixtures_of(setup: str, count: int, run: str) -> dict[str, Any]:
     return {**SETUPS[setup](count, run), "run": run}
 
 
-def emotion_jobs(fx: dict[str, Any], batch: int, size: int) -> list:
+def emotion_jobs(fx: dict[str, Any], batch: int, size: int) -> list[Any]:
     from hibachi import jobs
 
     ids = fx["ids"]
@@ -626,19 +656,19 @@ def emotion_jobs(fx: dict[str, Any], batch: int, size: int) -> list:
 
 
 def _booking_batch(fx: dict[str, Any], batch: int, size: int) -> list[str]:
-    ids = fx["ids"]
+    ids: list[str] = fx["ids"]
     if (batch + 1) * size > len(ids):
         raise RuntimeError(f"setup made {len(ids)} bookings; batch {batch} needs more")
     return ids[batch * size : (batch + 1) * size]
 
 
-def schedule_jobs(fx: dict[str, Any], batch: int, size: int) -> list:
+def schedule_jobs(fx: dict[str, Any], batch: int, size: int) -> list[Any]:
     from hibachi.followups.jobs import schedule_job
 
     return [schedule_job(booking_id, 1, "bench") for booking_id in _booking_batch(fx, batch, size)]
 
 
-def send_jobs(fx: dict[str, Any], batch: int, size: int) -> list:
+def send_jobs(fx: dict[str, Any], batch: int, size: int) -> list[Any]:
     from hibachi.followups.jobs import send_job
 
     return [send_job(booking_id, 1, "bench") for booking_id in _booking_batch(fx, batch, size)]
@@ -657,7 +687,7 @@ def remind_jobs(fx: dict[str, Any], batch: int, size: int) -> list:
 class JobType:
     name: str
     setup: str  # key in SETUPS, called with the number of jobs needed
-    jobs: Callable[[dict[str, Any], int, int], list]  # (fixtures, batch number, size) -> hibachi.jobs.Job list
+    jobs: Callable[[dict[str, Any], int, int], list[Any]]  # (fixtures, batch number, size) -> hibachi.jobs.Job list
     aws_calls: str = ""  # AWS calls per job, besides the database
     set_based: bool = True  # the "<= 2 round trips per batch" target applies
     max_batches: int | None = None  # fewer than the plan's (each job needs its own booking)

@@ -33,7 +33,10 @@ def verdict(ok: bool | None) -> str:
     return "-" if ok is None else ("**PASS**" if ok else "**MISS**")
 
 
-def table(header: list[str], rows: list[list[str]]) -> str:
+def table(header: list[str] | str, rows: list[list[str]]) -> str:
+    """A Markdown table; ``header``: its cells, or one string of them separated by ``|``."""
+    if isinstance(header, str):
+        header = header.split("|")
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -103,19 +106,18 @@ TARGETS = [
         "7. Issue 12: cold start, whole process, against the typical handler (`bench/typical`), same run: ≤ 0.5 ×; "
         "in-process CPU per write request, the enqueue included: ≤ 1.0 ms p50"
     ),
+    (
+        "8. Issue 23: with SQS hanging (it accepts connections and never answers), a write's p50 at RTT 270 ms "
+        "≤ 2 × its p50 with SQS answering, same run"
+    ),
 ]
 
 
-def target_rows(results: Any) -> list[list[str]]:
-    """Rows of all the targets; the first cell starts with the target's number."""
+def _target_1(results: Any) -> list[list[str]]:
+    """Target 1: round trips on the hot path."""
     rows: list[list[str]] = []
     ops = {op.name: op for op in _operations(results)}
-    headline = ["store_message", "create_booking"]
-    after270 = _p50(results.rtt270.get("old after"))
-
-    # 1. round trips on the hot path
-    rows = _Tagged(rows, 1)
-    for name in headline:
+    for name in HEADLINE:
         op = ops.get(name)
         if op is None:
             rows.append(
@@ -139,9 +141,15 @@ def target_rows(results: Any) -> list[list[str]]:
                 "" if ok else why,
             ]
         )
-    # 2. latency at 270 and the ratio
-    rows.target = 2
-    for name in headline:
+    return rows
+
+
+def _target_2(results: Any) -> list[list[str]]:
+    """Target 2: latency at 270 and the ratio."""
+    rows: list[list[str]] = []
+    ops = {op.name: op for op in _operations(results)}
+    after270 = _p50(results.rtt270.get("old after"))
+    for name in HEADLINE:
         op = ops.get(name)
         if op is None:
             rows.append([f"{name}: p50", "not measured: not landed yet", "≤ 300 ms", "-", ""])
@@ -172,8 +180,13 @@ def target_rows(results: Any) -> list[list[str]]:
                 f"{num(results.rtt270['old after'].rt_per_request)} round trips",
             ]
         )
-    # 3. throughput
-    rows.target = 3
+    return rows
+
+
+def _target_3(results: Any) -> list[list[str]]:
+    """Target 3: throughput."""
+    rows: list[list[str]] = []
+    ops = {op.name: op for op in _operations(results)}
     calib = _p50(results.calibration.get("1 client"))
     for op in _operations(results):
         r = results.throughput.get(op.name)
@@ -201,11 +214,13 @@ def target_rows(results: Any) -> list[list[str]]:
                 f"per request: {cpu}",
             ]
         )
-    for name in headline:
-        if name not in ops:
-            rows.append([name, "not measured: not landed yet", "≥ 100 ops/s", "-", ""])
-    # 4. in-process overhead
-    rows.target = 4
+    rows += [[name, "not measured: not landed yet", "≥ 100 ops/s", "-", ""] for name in HEADLINE if name not in ops]
+    return rows
+
+
+def _target_4(results: Any) -> list[list[str]]:
+    """Target 4: in-process overhead."""
+    rows: list[list[str]] = []
     for op in _operations(results):
         handler, raw, what = overhead(results, op)
         over = handler - raw
@@ -227,8 +242,12 @@ def target_rows(results: Any) -> list[list[str]]:
                 "" if over <= 1.0 else f"by {ms(over - 1, 2)} ms: " + _inprocess_reason(op, send_cpu),
             ]
         )
-    # 5. cold start
-    rows.target = 5
+    return rows
+
+
+def _target_5(results: Any) -> list[list[str]]:
+    """Target 5: cold start."""
+    rows: list[list[str]] = []
     profiles = {p.function: p for p in results.imports}
     for c in results.cold:
         if c.error or not c.floor:
@@ -268,8 +287,12 @@ def target_rows(results: Any) -> list[list[str]]:
                 "" if not heavy else f"{', '.join(heavy)} imported at start",
             ]
         )
-    # 6. worker
-    rows.target = 6
+    return rows
+
+
+def _target_6(results: Any) -> list[list[str]]:
+    """Target 6: worker."""
+    rows: list[list[str]] = []
     scaling = getattr(results, "emotion_scaling", None)
     if scaling is not None:
         ratio = scaling.ratio("job")
@@ -312,8 +335,12 @@ def target_rows(results: Any) -> list[list[str]]:
                     "",
                 ]
             )
-    # 7. against the typical handler; the write's CPU
-    rows.target = 7
+    return rows
+
+
+def _target_7(results: Any) -> list[list[str]]:
+    """Target 7: against the typical handler; the write's CPU."""
+    rows: list[list[str]] = []
     for op in _operations(results):
         thread_cpu = _thread_cpu(results.rtt0.get(op.name)) if op.enqueues else None
         if thread_cpu is None:
@@ -352,6 +379,47 @@ def target_rows(results: Any) -> list[list[str]]:
             ]
         )
     return rows
+
+
+def _target_8(results: Any) -> list[list[str]]:
+    """Target 8: a write's latency with SQS hanging against SQS answering."""
+    rows: list[list[str]] = []
+    for name, hanging in getattr(results, "sqs_hanging", {}).items():
+        normal = results.rtt270.get(name)
+        ratio = _p50(hanging) / _p50(normal) if normal is not None and _p50(normal) else math.nan
+        ok = ratio <= 2.0
+        rows.append(
+            [
+                f"{name}: p50 with SQS hanging / p50 with SQS answering",
+                (
+                    f"{num(ratio, 2)} (hanging: p50 {ms(_p50(hanging))}, p99 {ms(hanging.summary.p99)} ms, "
+                    f"n={hanging.completed}, errors {hanging.errors}; answering: p50 {ms(_p50(normal))}, "
+                    f"p99 {ms(normal.summary.p99 if normal else math.nan)} ms)"
+                ),
+                "≤ 2 ×",
+                verdict(ok),
+                "" if ok else f"by {num(ratio - 2, 2)}: the sends wait for their budget more often than once a pause",
+            ]
+        )
+    return rows
+
+
+HEADLINE = ("store_message", "create_booking")
+TARGET_ROWS = (
+    _target_1,
+    _target_2,
+    _target_3,
+    _target_4,
+    _target_5,
+    _target_6,
+    _target_7,
+    _target_8,
+)
+
+
+def target_rows(results: Any) -> list[list[Any]]:
+    """Rows of all the targets; the first cell is the target's number."""
+    return [[number, *row] for number, rows_of in enumerate(TARGET_ROWS, 1) for row in rows_of(results)]
 
 
 def cpu_parts(result: Any) -> dict[str, float] | None:
@@ -403,16 +471,11 @@ def _cpu_parts_section(results: Any) -> str:
         "thread's `thread_time` inside each call named). The p50 of the parts need not add up to the p50 "
         "of the whole.\n\n"
         + table(
-            [
-                "operation",
-                "whole call",
-                "statement (`Database.run`: psycopg, the kernel's socket work)",
-                "enqueue (`JobQueue.send_many`)",
-                "of it signing (`sigv4.sign`)",
-                "of it the HTTP exchange (`Sqs._exchange`)",
-                "Powertools resolver without those (routing, validation, the route's code, serialization)",
-                "the rest (guards, Logger, Metrics, the EMF flush; for MCP, all but the statement and the enqueue)",
-            ],
+            "operation|whole call|statement (`Database.run`: psycopg, the kernel's socket work)|"
+            "enqueue (`JobQueue.send_many`)|of it signing (`sigv4.sign`)|"
+            "of it the HTTP exchange (`Sqs._exchange`)|"
+            "Powertools resolver without those (routing, validation, the route's code, serialization)|"
+            "the rest (guards, Logger, Metrics, the EMF flush; for MCP, all but the statement and the enqueue)",
             rows,
         )
         + "\n"
@@ -491,19 +554,10 @@ def comparison_section(comparisons: list[Any]) -> str:
         )
     out.append(
         table(
-            [
-                "function",
-                "first request",
-                "result ours / typical",
-                "pairs",
-                "ours: wall / in process, median ms",
-                "typical: wall / in process, median ms",
-                "median of per-pair wall ratios",
-                "without the exit: spawn to first response, ratio",
-                "in-process ratio",
-                "CPU time ratio (ours / typical, median ms)",
-                "load average before / after",
-            ],
+            "function|first request|result ours / typical|pairs|ours: wall / in process, median ms|"
+            "typical: wall / in process, median ms|median of per-pair wall ratios|"
+            "without the exit: spawn to first response, ratio|in-process ratio|"
+            "CPU time ratio (ours / typical, median ms)|load average before / after",
             rows,
         )
     )
@@ -522,9 +576,15 @@ def comparison_section(comparisons: list[Any]) -> str:
         "machine (the load average is given).\n"
     )
     for c in comparisons:
-        p = c.profile
-        if p is None:
-            continue
+        out += _what_is_left(c)
+    return "\n".join(out)
+
+
+def _what_is_left(c: Any) -> list[str]:
+    """The import profile of what is left of our cold start, against the typical handler."""
+    out: list[str] = []
+    p = c.profile
+    if p is not None:
         lazy = f" Its first request imports {', '.join(c.ours_lazy)} lazily." if c.ours_lazy else ""
         out.append(
             f"**What is left of `{c.function}`** (`python -X importtime` of the import and the first request, "
@@ -539,18 +599,7 @@ def comparison_section(comparisons: list[Any]) -> str:
             )
         )
         out.append("")
-    return "\n".join(out)
-
-
-class _Tagged(list):
-    """A list of rows that prefixes each appended row with the current target number."""
-
-    def __init__(self, rows: list, target: int):
-        super().__init__(rows)
-        self.target = target
-
-    def append(self, row: list[str]) -> None:
-        super().append([self.target, *row])
+    return out
 
 
 def _operations(results: Any) -> list[Any]:
@@ -580,6 +629,7 @@ def operations_summary(results: Any) -> str:
     for lbl in results.rtt0:
         runs = [("0", results.rtt0.get(lbl)), ("270 ms", results.rtt270.get(lbl))]
         runs.append((f"270 ms, {results.plan.throughput_clients} connections", results.throughput.get(lbl)))
+        runs.append(("270 ms, SQS hanging", getattr(results, "sqs_hanging", {}).get(lbl)))
         for rtt, r in runs:
             if r is None:
                 continue
@@ -617,19 +667,14 @@ def operations_summary(results: Any) -> str:
     extra = ""
     if inprocess:
         extra = "\n\nIn-process cost per request at RTT 0, p50 (target ≤ 1 ms):\n\n" + table(
-            [
-                "operation",
-                "in process",
-                "of it the SQS send's CPU, ms",
-                "thread CPU of the handler call (enqueue included), ms",
-            ],
+            "operation|in process|of it the SQS send's CPU, ms|thread CPU of the handler call (enqueue included), ms",
             inprocess,
         )
     return f"{results.command}\n\n" + table(header, rows) + extra + _cpu_parts_section(results)
 
 
 # -- the report --------------------------------------------------------------------------------------------
-def render(results: Any) -> str:
+def _section_title(results: Any) -> list[str]:
     m = results.machine
     plan = results.plan
     out: list[str] = []
@@ -643,6 +688,13 @@ def render(results: Any) -> str:
     )
     if plan.sequential < 100:
         w("> **Smoke run (`--quick`)**: the sample sizes are tiny; the figures below are not meaningful.\n")
+    return out
+
+
+def _section_machine(results: Any) -> list[str]:
+    m = results.machine
+    out: list[str] = []
+    w = out.append
     w("## Machine\n")
     w(
         table(
@@ -664,6 +716,12 @@ def render(results: Any) -> str:
         "competed with the bench, mostly visible in the tails (p95/p99) and the cold starts.\n"
     )
 
+    return out
+
+
+def _section_targets(results: Any) -> list[str]:
+    out: list[str] = []
+    w = out.append
     w("## Targets (issue 5)\n")
     w(targets_table(results) + "\n")
     if results.unavailable:
@@ -676,6 +734,13 @@ def render(results: Any) -> str:
     if results.notes:
         w("")
 
+    return out
+
+
+def _section_how_it_is_measured(results: Any) -> list[str]:
+    plan = results.plan
+    out: list[str] = []
+    w = out.append
     w("## How it is measured\n")
     w(
         "- **Network**: `local/netproxy.py` (`PgProxy`) sits between every client and PostgreSQL, counts "
@@ -722,9 +787,21 @@ def render(results: Any) -> str:
         f"completed in the window over the time to its last one, summed. CPU: user + "
         f"system time of each process during the run (/proc), per completed request. RTT 0 rows: one client, "
         f"{plan.sequential} requests after 5 warm-ups. Percentiles are "
-        "nearest-rank.\n"
+        "nearest-rank."
+    )
+    w(
+        "- **SQS hanging** (target 8): the headline writes' latency run again with every environment's SQS "
+        "endpoint on a socket that accepts connections and never answers. A send gives up after "
+        "`JOBS_SEND_BUDGET_SECONDS`, then its environment skips SQS for `JOBS_SEND_PAUSE_SECONDS` and leaves "
+        "the jobs to the reconciler (`hibachi.jobs`); each environment's warm-up request finds SQS hanging.\n"
     )
 
+    return out
+
+
+def _section_network_simulator_calibration(results: Any) -> list[str]:
+    out: list[str] = []
+    w = out.append
     w("## Network simulator calibration (`SELECT 1` on a bare connection)\n")
     rows = []
     for name, r in results.calibration.items():
@@ -746,6 +823,12 @@ def render(results: Any) -> str:
         "waking up, the statement, the driver).\n"
     )
 
+    return out
+
+
+def _section_api_operations_at_rtt_0(results: Any) -> list[str]:
+    out: list[str] = []
+    w = out.append
     w("## API operations at RTT 0 (loopback, one client)\n")
     rows = []
     for lbl, r in results.rtt0.items():
@@ -775,24 +858,20 @@ def render(results: Any) -> str:
         )
     w(
         table(
-            [
-                "operation",
-                "DB round trips / request",
-                "SQS sends / request",
-                "n",
-                "p50 ms",
-                "p95 ms",
-                "p99 ms",
-                "raw SQL p50 ms",
-                "handler − raw SQL, p50 ms",
-                "errors",
-            ],
+            "operation|DB round trips / request|SQS sends / request|n|p50 ms|p95 ms|p99 ms|raw SQL p50 ms|"
+            "handler − raw SQL, p50 ms|errors",
             rows,
         )
     )
     w("\nThe old flows run their SQL only (no HTTP layer), so their rows have no in-process part to compare.\n")
     w(_cpu_parts_section(results))
 
+    return out
+
+
+def _section_api_operations_at_rtt_270_ms(results: Any) -> list[str]:
+    out: list[str] = []
+    w = out.append
     w("## API operations at RTT 270 ms\n")
     after = _p50(results.rtt270.get("old after"))
     rows = []
@@ -813,17 +892,7 @@ def render(results: Any) -> str:
         )
     w(
         table(
-            [
-                "operation",
-                "DB round trips / request",
-                "SQS sends / request",
-                "n",
-                "p50 ms",
-                "p95 ms",
-                "p99 ms",
-                "p50 / old after p50",
-                "errors",
-            ],
+            "operation|DB round trips / request|SQS sends / request|n|p50 ms|p95 ms|p99 ms|p50 / old after p50|errors",
             rows,
         )
     )
@@ -832,6 +901,13 @@ def render(results: Any) -> str:
         f"confirmation {OLD['create_booking']}; {OLD['throughput']}.\n"
     )
 
+    return out
+
+
+def _section_throughput_at_rtt_270_ms(results: Any) -> list[str]:
+    plan = results.plan
+    out: list[str] = []
+    w = out.append
     w(f"## Throughput at RTT 270 ms, {plan.throughput_clients} connections\n")
     rows = []
     for lbl, r in results.throughput.items():
@@ -854,20 +930,9 @@ def render(results: Any) -> str:
         )
     w(
         table(
-            [
-                "operation",
-                "ops/s",
-                "requests in window",
-                "p50 ms under load",
-                "p99 ms under load",
-                "DB round trips / request",
-                "SQS sends / request",
-                "CPU ms / request: bench process",
-                "moto",
-                "network simulator",
-                "errors",
-                "first error",
-            ],
+            "operation|ops/s|requests in window|p50 ms under load|p99 ms under load|"
+            "DB round trips / request|SQS sends / request|CPU ms / request: bench process|moto|"
+            "network simulator|errors|first error",
             rows,
         )
     )
@@ -879,42 +944,38 @@ def render(results: Any) -> str:
         "simulator's; PostgreSQL's is not counted.\n"
     )
 
+    return out
+
+
+def _cold_row(c: Any) -> list[str]:
+    if c.error and not c.floor:
+        return [c.function, c.first_request, f"error: {c.error[:120]}"] + ["-"] * 8
+    return [
+        c.function,
+        c.first_request,
+        str(c.outcome),
+        ms(c.import_ms, 0),
+        ms(c.first_ms, 0),
+        ms(c.total_ms, 0),
+        ms(c.wall_ms, 0),
+        f"{ms(c.floor.inside_ms, 0)} / {ms(c.floor.wall_ms, 0)}",
+        num(c.ratio),
+        f"{ms(c.floor_modules.inside_ms, 0)}" if c.floor_modules else "-",
+        f"{ms(c.nopyc_total_ms, 0)} / {ms(c.nopyc_wall_ms, 0)}",
+    ]
+
+
+def _section_cold_start(results: Any) -> list[str]:
+    plan = results.plan
+    out: list[str] = []
+    w = out.append
     w("## Cold start\n")
-    rows = []
-    for c in results.cold:
-        if c.error and not c.floor:
-            rows.append([c.function, c.first_request, f"error: {c.error[:120]}"] + ["-"] * 8)
-            continue
-        rows.append(
-            [
-                c.function,
-                c.first_request,
-                str(c.outcome),
-                ms(c.import_ms, 0),
-                ms(c.first_ms, 0),
-                ms(c.total_ms, 0),
-                ms(c.wall_ms, 0),
-                f"{ms(c.floor.inside_ms, 0)} / {ms(c.floor.wall_ms, 0)}",
-                num(c.ratio),
-                f"{ms(c.floor_modules.inside_ms, 0)}" if c.floor_modules else "-",
-                f"{ms(c.nopyc_total_ms, 0)} / {ms(c.nopyc_wall_ms, 0)}",
-            ]
-        )
+    rows = [_cold_row(c) for c in results.cold]
     w(
         table(
-            [
-                "function",
-                "first request",
-                "result",
-                "import ms",
-                "first request ms",
-                "cold start ms (in process)",
-                "process wall ms",
-                "floor ms in process / wall",
-                "cold / floor",
-                "floor of every third-party module ms",
-                "no .pyc for hibachi + app: cold / wall ms",
-            ],
+            "function|first request|result|import ms|first request ms|cold start ms (in process)|"
+            "process wall ms|floor ms in process / wall|cold / floor|floor of every third-party module ms|"
+            "no .pyc for hibachi + app: cold / wall ms",
             rows,
         )
     )
@@ -945,6 +1006,12 @@ def render(results: Any) -> str:
         "`DATABASE_URL`), plus the TLS handshake with RDS Proxy.\n"
     )
 
+    return out
+
+
+def _section_import_profile(results: Any) -> list[str]:
+    out: list[str] = []
+    w = out.append
     w('### Import profile (`python -X importtime -c "import app"`, medians)\n')
     for p in results.imports:
         w(
@@ -959,23 +1026,34 @@ def render(results: Any) -> str:
         )
         w("")
 
+    return out
+
+
+def _section_typical(results: Any) -> list[str]:
+    out: list[str] = []
+    w = out.append
     if getattr(results, "typical", None):
         w(comparison_section(results.typical))
 
+    return out
+
+
+def _section_deployment_size(results: Any) -> list[str]:
+    out: list[str] = []
+    w = out.append
     w("## Deployment size (unzipped)\n")
-    rows = []
-    for s in results.sizes:
-        rows.append(
-            [
-                s.function,
-                ms(s.code / 1024, 1),
-                ms(s.own_requirements / MB, 2),
-                ms(s.layer_deps / MB, 2),
-                ms(s.hibachi / 1024, 1),
-                ms(s.total / MB, 2),
-                f"{100 * s.total / MB / LAMBDA_UNZIPPED_LIMIT_MB:.0f} %",
-            ]
-        )
+    rows = [
+        [
+            s.function,
+            ms(s.code / 1024, 1),
+            ms(s.own_requirements / MB, 2),
+            ms(s.layer_deps / MB, 2),
+            ms(s.hibachi / 1024, 1),
+            ms(s.total / MB, 2),
+            f"{100 * s.total / MB / LAMBDA_UNZIPPED_LIMIT_MB:.0f} %",
+        ]
+        for s in results.sizes
+    ]
     w(
         table(
             [
@@ -997,35 +1075,31 @@ def render(results: Any) -> str:
             f"provided by the Lambda runtime and not counted. Biggest (MiB): {biggest}.\n"
         )
 
+    return out
+
+
+def _section_worker(results: Any) -> list[str]:
+    out: list[str] = []
+    w = out.append
     w("## Worker (followup_worker, one process, local PostgreSQL at RTT 0)\n")
-    rows = []
-    for wr in results.worker:
-        rows.append(
-            [
-                wr.job_type,
-                ms(wr.jobs_per_second, 0),
-                str(wr.jobs),
-                ms(wr.batch_ms.p50, 2),
-                ms(wr.batch_ms.p95, 2),
-                ms(wr.raw_ms.p50 if wr.raw_ms else math.nan, 2),
-                num(wr.round_trips_per_batch),
-                wr.aws_calls or "-",
-                str(wr.failures),
-            ]
-        )
+    rows = [
+        [
+            wr.job_type,
+            ms(wr.jobs_per_second, 0),
+            str(wr.jobs),
+            ms(wr.batch_ms.p50, 2),
+            ms(wr.batch_ms.p95, 2),
+            ms(wr.raw_ms.p50 if wr.raw_ms else math.nan, 2),
+            num(wr.round_trips_per_batch),
+            wr.aws_calls or "-",
+            str(wr.failures),
+        ]
+        for wr in results.worker
+    ]
     w(
         table(
-            [
-                "job type",
-                "jobs/s",
-                "jobs",
-                "ms per 10-record batch p50",
-                "p95",
-                "its SQL alone p50 ms",
-                "DB round trips / batch",
-                "AWS calls per job (moto)",
-                "failed records",
-            ],
+            "job type|jobs/s|jobs|ms per 10-record batch p50|p95|its SQL alone p50 ms|"
+            "DB round trips / batch|AWS calls per job (moto)|failed records",
             rows,
         )
     )
@@ -1037,6 +1111,12 @@ def render(results: Any) -> str:
         "Scheduler and SNS calls go to moto on loopback.\n"
     )
 
+    return out
+
+
+def _section_emotion_scaling(results: Any) -> list[str]:
+    out: list[str] = []
+    w = out.append
     scaling = getattr(results, "emotion_scaling", None)
     if scaling is not None:
         from bench.worker import scaling_table
@@ -1051,6 +1131,12 @@ def render(results: Any) -> str:
             '"Emotion statistics").\n'
         )
 
+    return out
+
+
+def _section_what_this_does_not_measure(results: Any) -> list[str]:
+    out: list[str] = []
+    w = out.append
     w("## What this does not measure\n")
     w(
         "- AWS itself: Lambda's own cold-start work (downloading and unpacking the code, starting the runtime), "
@@ -1078,4 +1164,30 @@ def render(results: Any) -> str:
         "- Deployment sizes are for the host platform's wheels (pip on this machine), not a `sam build` for "
         "Lambda's x86_64/arm64 image; they are close but not identical.\n"
     )
+    return out
+
+
+SECTIONS = (
+    _section_title,
+    _section_machine,
+    _section_targets,
+    _section_how_it_is_measured,
+    _section_network_simulator_calibration,
+    _section_api_operations_at_rtt_0,
+    _section_api_operations_at_rtt_270_ms,
+    _section_throughput_at_rtt_270_ms,
+    _section_cold_start,
+    _section_import_profile,
+    _section_typical,
+    _section_deployment_size,
+    _section_worker,
+    _section_emotion_scaling,
+    _section_what_this_does_not_measure,
+)
+
+
+def render(results: Any) -> str:
+    out: list[str] = []
+    for section in SECTIONS:
+        out += section(results)
     return "\n".join(out) + "\n"

@@ -118,11 +118,8 @@ def _from_venv(requirements: Path) -> Installed:
     sizes: dict[str, int] = {}
     for name in requirement_closure(requirements) - {_normalize(n) for n in RUNTIME_PROVIDED}:
         dist = metadata.distribution(name)
-        sizes[name] = sum(
-            dist.locate_file(f).stat().st_size
-            for f in dist.files or []
-            if "__pycache__" not in str(f) and dist.locate_file(f).exists()
-        )
+        files = [Path(str(dist.locate_file(f))) for f in dist.files or [] if "__pycache__" not in str(f)]
+        sizes[name] = sum(f.stat().st_size for f in files if f.exists())
     entries = sorted(sizes.items(), key=lambda kv: -kv[1])
     return Installed(
         requirements,

@@ -5,11 +5,13 @@ one thread (one Lambda environment), against the local PostgreSQL; round trips p
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench.measure import Capture, Summary, load_function, replay
+from bench.measure import Capture, Summary, replay
 from bench.operations import JobType
+from testkit.functions import load_function
 
 BATCH = 10
 
@@ -63,9 +65,9 @@ def run(
     fixtures: dict[str, Any],
     *,
     direct_dsn: str,
-    use_direct,
-    use_counted,
-    proxy,
+    use_direct: Callable[[], None],
+    use_counted: Callable[[], None],
+    proxy: Any,
     max_batches: int = 300,
     max_seconds: float = 10.0,
     counted_batches: int = COUNTED_BATCHES,
@@ -148,27 +150,46 @@ class EmotionScaling:
         return large.p50 / small.p50 if small.p50 else float("nan")
 
 
-def emotion_scaling(
-    direct_dsn: str, run_id: str, *, use_direct, samples: int = SCALING_SAMPLES, sizes: tuple[int, ...] = SCALING_SIZES
-) -> EmotionScaling:
-    """Conversations of ``sizes`` scored messages (bulk-loaded, then counted once); then, ``samples``
-    times and alternating the order, one new scored message stored by the API's statement and one
-    job for it through followup_worker's handler, timed. The statement alone is timed the same way."""
-    import psycopg
-    from hibachi.conversations import repository
-    from hibachi.db import get_db
+def _emotion_job(cid: str, k: int) -> dict[str, Any]:
+    """The SQS event of one emotion job for conversation ``cid``."""
     from hibachi.jobs import EMOTION_STATS, Job
 
     from testkit.events import sqs_event
 
-    use_direct()
-    module = load_function("followup_worker")
+    job = Job.new(EMOTION_STATS, f"{EMOTION_STATS}:{cid}:{k}", {"conversation_id": cid})
+    return sqs_event([job.model_dump_json()])
+
+
+def _bulk_conversations(direct_dsn: str, run_id: str, sizes: tuple[int, ...]) -> dict[int, str]:
+    """A conversation of each size, its scored messages bulk-loaded; their ids by size."""
+    import psycopg
+
     cids = {n: f"bench-{run_id}-scale-{n}" for n in sizes}
     with psycopg.connect(direct_dsn, autocommit=True) as conn:
         for n, cid in cids.items():
             conn.execute(_BULK_CONVERSATION, {"cid": cid, "n": n})
         conn.execute("VACUUM ANALYZE messages")
         conn.execute("ANALYZE conversations")
+    return cids
+
+
+def emotion_scaling(
+    direct_dsn: str,
+    run_id: str,
+    *,
+    use_direct: Callable[[], None],
+    samples: int = SCALING_SAMPLES,
+    sizes: tuple[int, ...] = SCALING_SIZES,
+) -> EmotionScaling:
+    """Conversations of ``sizes`` scored messages (bulk-loaded, then counted once); then, ``samples``
+    times and alternating the order, one new scored message stored by the API's statement and one
+    job for it through followup_worker's handler, timed. The statement alone is timed the same way."""
+    from hibachi.conversations import repository
+    from hibachi.db import get_db
+
+    use_direct()
+    module = load_function("followup_worker")
+    cids = _bulk_conversations(direct_dsn, run_id, sizes)
     db = get_db()
 
     def store(cid: str, k: int) -> None:
@@ -184,23 +205,18 @@ def emotion_scaling(
             channel="web",
         )
 
-    def job(cid: str, k: int) -> dict[str, Any]:
-        return sqs_event(
-            [Job.new(EMOTION_STATS, f"{EMOTION_STATS}:{cid}:{k}", {"conversation_id": cid}).model_dump_json()]
-        )
-
     for cid in cids.values():  # the first job counts everything bulk-loaded; then warm up
-        _invoke(module, job(cid, 0))
+        _invoke(module, _emotion_job(cid, 0))
         for k in range(5):
             store(cid, k)
-            _invoke(module, job(cid, k))
+            _invoke(module, _emotion_job(cid, k))
     job_ms: dict[int, list[float]] = {n: [] for n in sizes}
     statement_ms: dict[int, list[float]] = {n: [] for n in sizes}
     for k in range(samples):
         order = list(cids.items()) if k % 2 == 0 else list(reversed(cids.items()))
         for n, cid in order:
             store(cid, k)
-            ms, failed = _invoke(module, job(cid, k))
+            ms, failed = _invoke(module, _emotion_job(cid, k))
             assert failed == 0, "an emotion job failed"
             job_ms[n].append(ms)
             store(cid, k)

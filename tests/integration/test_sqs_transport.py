@@ -1,11 +1,13 @@
-"""``hibachi.sqs``'s own HTTP/1.1 exchange: one kept-alive connection per thread, answers read by
-Content-Length or chunks, a server-closed connection reopened, retries and error codes as before;
-and a real send through moto's server."""
+"""``hibachi.sqs``'s HTTP/1.1 exchange (``http.client``): one kept-alive connection per thread,
+answers read by Content-Length or chunks, a server-closed connection reopened, retries and error
+codes, a custom endpoint's path, the call's time budget; ``hibachi.jobs``' pause after a failed
+send; and a real send through moto's server."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +15,7 @@ from typing import Any
 
 import pytest
 from hibachi import jobs, sqs
+from hibachi.settings import Settings
 from hibachi.sigv4 import resolve_credentials, sign
 
 from tests.conftest import receive_all
@@ -26,6 +29,7 @@ class _Server:
     def __init__(self) -> None:
         self.replies: list[Reply] = []
         self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.paths: list[str] = []
         self.connections = 0
         server = self
 
@@ -39,6 +43,7 @@ class _Server:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 server.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                server.paths.append(self.path)
                 server.replies.pop(0)(self, body)
 
             def log_message(self, *args: Any) -> None:
@@ -160,6 +165,57 @@ def test_a_server_that_never_answers_is_a_transport_error_after_the_read_timeout
         client.send_message("q", {"MessageBody": "a"})
     assert err.value.code == "" and err.value.status is None
     client.close()
+
+
+def test_a_custom_endpoints_path_is_posted_to_and_signed(server):
+    """``AWS_ENDPOINT_URL=https://gateway/prefix``: botocore posts to ``/prefix`` and signs that path."""
+    server.replies = [json_reply(200, {"MessageId": "m1"})]
+    client = sqs.Sqs("us-east-1", f"{server.url}/sqs-gateway")
+    assert client.send_message("q", {"MessageBody": "a"}) == {"MessageId": "m1"}
+    assert server.paths == ["/sqs-gateway"]
+    headers, body = server.requests[0]
+    sent = {k: v for k, v in headers.items() if k in ("host", "content-type", "x-amz-target")}
+    when = datetime.strptime(headers["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    url = f"{server.url}/sqs-gateway"
+    expected = sign("POST", url, sent, body, resolve_credentials(), "sqs", "us-east-1", when)
+    assert headers["authorization"] == expected["Authorization"]
+    client.close()
+
+
+def test_a_hanging_server_costs_the_calls_budget_not_its_timeouts(server):
+    """Two attempts of a 5 s read timeout would hold the caller 10 s; the budget ends the call."""
+    answered = threading.Event()
+
+    def silent(handler: BaseHTTPRequestHandler, _body: bytes) -> None:
+        answered.wait(5.0)
+
+    server.replies = [silent, silent]
+    client = sqs.Sqs("us-east-1", server.url, read_timeout=5.0, attempts=2, budget=0.15)
+    start = time.monotonic()
+    with pytest.raises(sqs.SqsError) as err:
+        client.send_message("q", {"MessageBody": "a"})
+    assert time.monotonic() - start < 2.0
+    assert err.value.code == ""
+    answered.set()
+    client.close()
+
+
+def test_after_a_failed_send_the_queue_leaves_jobs_to_the_reconciler_for_the_pause(server):
+    settings = Settings(aws_endpoint_url=server.url, jobs_queue_url=f"{server.url}/1/jobs", jobs_send_pause_seconds=0.5)
+    queue = jobs.JobQueue(settings)
+    job = jobs.Job.new(jobs.EMOTION_STATS, "emotion_stats:c:1", {"conversation_id": "c"}, "corr-1")
+    server.replies = [json_reply(500, {"__type": "InternalError"})] * 2
+    assert not queue.send(job)  # both attempts failed: the pause starts
+    assert len(server.requests) == 2
+    assert not queue.send(job) and queue.send_many([job] * 12) == [job] * 12  # skipped: SQS not asked
+    assert len(server.requests) == 2
+    deadline = time.monotonic() + 5
+    while queue.paused_until > time.monotonic() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    server.replies = [json_reply(200, {"MessageId": "m1"})]
+    assert queue.send(job)  # the pause is over: SQS is tried again
+    assert len(server.requests) == 3
+    queue.client.close()
 
 
 def test_a_job_sent_through_moto_arrives(sqs):

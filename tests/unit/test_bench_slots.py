@@ -9,8 +9,7 @@ from collections import Counter as Tally
 import pytest
 from hibachi.settings import Settings, set_settings
 
-from bench.measure import Counter
-from bench.operations import OPERATIONS, booking_body, booking_slots, error_code
+from bench.operations import OPERATIONS, Counter, booking_body, booking_slots, error_code
 
 
 def test_a_block_runs_out_loudly():

@@ -367,7 +367,9 @@ def test_reconciler_schedule(res):
     sched = [e["Properties"] for e in events.values() if e["Type"] == "ScheduleV2"]
     assert len(sched) == 1
     s = sched[0]
-    assert s["ScheduleExpression"] == "rate(5 minutes)"
+    # a job a skipped send left behind waits the grace (30 s) plus at most this interval
+    assert s["ScheduleExpression"] == "rate(1 minute)"
+    assert s["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 60
     assert json.loads(s["Input"]) == {"task": "reconcile"}
     assert s["RetryPolicy"]["MaximumRetryAttempts"] >= 1
     assert s["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["SchedulerDeadLetterQueue", "Arn"]}

@@ -4,6 +4,7 @@ import json
 import os
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import boto3
@@ -56,7 +57,7 @@ class BookingIn(BaseModel):
 
 
 @app.post("/bookings")
-def create_booking(booking: BookingIn) -> Response[dict]:
+def create_booking(booking: BookingIn) -> Response[dict[str, Any]]:
     start = booking.event_start.replace(tzinfo=ZoneInfo(booking.timezone)).astimezone(UTC)
     end = start + timedelta(minutes=booking.duration_minutes)
     booking_id = uuid.uuid4()
@@ -66,7 +67,7 @@ def create_booking(booking: BookingIn) -> Response[dict]:
             "ON CONFLICT (email) DO UPDATE SET name = EXCLUDED.name, phone = EXCLUDED.phone, updated_at = now() "
             "RETURNING id",
             (booking.customer.email, booking.customer.name, booking.customer.phone),
-        ).fetchone()[0]
+        ).fetchone()[0]  # type: ignore[index]
         conn.execute(
             "INSERT INTO oldsys.bookings (id, customer_id, event_start, event_end, timezone, guest_count, "
             "address, conversation_id, notes) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
@@ -91,5 +92,5 @@ def create_booking(booking: BookingIn) -> Response[dict]:
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict, context: object) -> dict:
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)

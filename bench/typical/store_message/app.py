@@ -34,7 +34,7 @@ class MessageIn(BaseModel):
 
 
 @app.post("/conversations/<conversation_id>/messages")
-def store_message(conversation_id: str, message: MessageIn) -> Response[dict]:
+def store_message(conversation_id: str, message: MessageIn) -> Response[dict[str, Any]]:
     message_id = uuid.uuid4()
     created_at = datetime.now(UTC)
     with conn.transaction():
@@ -70,5 +70,5 @@ def store_message(conversation_id: str, message: MessageIn) -> Response[dict]:
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict, context: object) -> dict:
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -5,12 +5,22 @@ envelope's ``id`` is informational (logs, tracing), not a deduplication key. A s
 logged and counted (``EnqueueFailed``) but never fails the request: the database is the source of
 truth and the reconciler re-enqueues whatever a failed send left behind.
 
-Jobs go out through ``hibachi.sqs`` (one signed HTTPS POST, no boto3 on the request path) with the
-request path's timeouts: connect 1 s, read 2 s, 2 attempts.
+Jobs go out through ``hibachi.sqs`` (one signed HTTPS POST, no boto3 on the request path). A send
+never holds a request for long:
+
+- the whole send (connect, 2 attempts, the answer) has ``JOBS_SEND_BUDGET_SECONDS`` (0.15 s);
+- after a failed send, the queue (one per execution environment) sends nothing for
+  ``JOBS_SEND_PAUSE_SECONDS`` (5 s) and leaves the jobs of that pause to the reconciler, so a
+  hanging SQS costs one request per pause the budget, not every request its timeouts (a circuit
+  breaker; the first send after the pause tries SQS again).
+
+A job left behind reaches the queue when the reconciler runs after it is ``RECONCILE_GRACE_SECONDS``
+old (30 s; the template runs it every minute): at most about 90 s late (docs/ARCHITECTURE.md, Jobs).
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,15 +58,24 @@ class Job(BaseModel):
 
 
 class JobQueue:
-    """Sends jobs to the jobs queue; never raises."""
+    """Sends jobs to the jobs queue; never raises. One per settings object, so one per execution
+    environment: its pause (see above) is that environment's."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.paused_until = 0.0  # time.monotonic(): no send before it
 
     @property
     def client(self) -> sqs.Sqs:
         s = self.settings
-        return sqs.client(s.aws_region, s.aws_endpoint_url, connect_timeout=1, read_timeout=2, attempts=2)
+        return sqs.client(
+            s.aws_region,
+            sqs.settings_endpoint(s, s.jobs_queue_url),
+            connect_timeout=1,
+            read_timeout=2,
+            attempts=2,
+            budget=s.jobs_send_budget_seconds,
+        )
 
     def send(self, job: Job) -> bool:
         return not self.send_many([job])
@@ -65,26 +84,40 @@ class JobQueue:
         """Send ``jobs`` (in batches of 10); return the ones that could not be sent."""
         if not jobs:
             return []
-        if not self.settings.jobs_queue_url:
+        url = self.settings.jobs_queue_url
+        if not url:
             logger.warning("JOBS_QUEUE_URL is not set; jobs left to the reconciler", extra={"jobs": len(jobs)})
             return list(jobs)
         failed: list[Job] = []
         for start in range(0, len(jobs), 10):
             chunk = jobs[start : start + 10]
+            paused = self.paused_until - time.monotonic()
+            if paused > 0:
+                logger.warning(
+                    "job enqueue skipped after a failed send; the reconciler will recover it",
+                    extra={"paused_s": round(paused, 2), "job_ids": [j.id for j in chunk]},
+                )
+                failed.extend(chunk)
+                continue
             try:
-                if len(chunk) == 1:
-                    self.client.send_message(self.settings.jobs_queue_url, chunk[0].to_message())
-                    continue
-                entries = [{"Id": str(i), **job.to_message()} for i, job in enumerate(chunk)]
-                response = self.client.send_message_batch(self.settings.jobs_queue_url, entries)
-                failed.extend(chunk[int(item["Id"])] for item in response.get("Failed", []))
+                failed.extend(self._send(url, chunk))
             except Exception as exc:  # noqa: BLE001 - any failure of the send is survivable
+                self.paused_until = time.monotonic() + self.settings.jobs_send_pause_seconds
                 logger.warning(
                     "job enqueue failed; the reconciler will recover it",
                     extra={"error": error_text(exc), "job_ids": [j.id for j in chunk]},
                 )
                 failed.extend(chunk)
         return failed
+
+    def _send(self, url: str, chunk: list[Job]) -> list[Job]:
+        """Send up to 10 jobs in one call; the ones SQS did not take."""
+        if len(chunk) == 1:
+            self.client.send_message(url, chunk[0].to_message())
+            return []
+        entries = [{"Id": str(i), **job.to_message()} for i, job in enumerate(chunk)]
+        response = self.client.send_message_batch(url, entries)
+        return [chunk[int(item["Id"])] for item in response.get("Failed", [])]
 
 
 _queue: JobQueue | None = None

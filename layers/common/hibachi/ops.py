@@ -235,9 +235,8 @@ def event_backlog(db: Database) -> EventBacklog:
 def sqs_client(settings: Settings, *, read_timeout: float = 2.0) -> sqs.Sqs:
     """An SQS client with short timeouts and one attempt: a health check must not hang on SQS.
     Building it costs microseconds (``hibachi.sqs``: no boto3), so a probe's budget measures SQS."""
-    return sqs.client(
-        settings.aws_region, settings.aws_endpoint_url, connect_timeout=1, read_timeout=read_timeout, attempts=1
-    )
+    endpoint = sqs.settings_endpoint(settings, settings.jobs_queue_url)  # the DLQs are on the same endpoint
+    return sqs.client(settings.aws_region, endpoint, connect_timeout=1, read_timeout=read_timeout, attempts=1)
 
 
 def queue_depth(client: sqs.Sqs, queue_url: str) -> QueueDepth:

@@ -66,13 +66,21 @@ class Settings(BaseModel):
     aws_region: str = "us-east-1"
     # the local stack's moto (AWS_ENDPOINT_URL); unset on AWS: the region's public endpoints
     aws_endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
+    # SQS alone (botocore's variables): the endpoint, else the queue URL's host (hibachi.sqs.endpoint_url)
+    aws_endpoint_url_sqs: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL_SQS")
+    aws_use_fips_endpoint: bool = Field(default=False, validation_alias="AWS_USE_FIPS_ENDPOINT")
+    aws_use_dualstack_endpoint: bool = Field(default=False, validation_alias="AWS_USE_DUALSTACK_ENDPOINT")
 
     # jobs
     jobs_queue_url: str | None = None
     # the dead-letter queues, read by /health/details and the ops CLI (depth only)
     jobs_dlq_url: str | None = None
     scheduler_dlq_url: str | None = None
-    reconcile_grace_seconds: int = Field(default=60, ge=0)
+    # a request's job send: all of it (connect, retries, answer) within this budget; after a failed
+    # send the execution environment sends nothing for the pause and leaves its jobs to the reconciler
+    jobs_send_budget_seconds: float = Field(default=0.15, gt=0, le=10)
+    jobs_send_pause_seconds: float = Field(default=5.0, ge=0, le=300)
+    reconcile_grace_seconds: int = Field(default=30, ge=0)
     reconcile_batch_limit: int = Field(default=500, ge=1, le=10_000)
 
     # API

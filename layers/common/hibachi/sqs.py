@@ -1,17 +1,21 @@
-"""SQS over its JSON protocol: one signed HTTPS POST per call, no boto3.
+"""SQS over its JSON protocol: one signed HTTPS POST per call with ``http.client``, no boto3.
 
-The API functions send one job per write request. With boto3 that send cost ~190 ms on the first
-request (importing boto3 and building the client) and ~1.8 ms of CPU on every request (botocore
-building, signing and parsing it). SQS speaks JSON (``application/x-amz-json-1.0``, the action in
-``X-Amz-Target``), so a ``SendMessage`` is a small JSON document signed with SigV4
+The API functions send one job per write request. boto3 would cost ~190 ms on the first request
+(importing boto3 and building the client) and ~1.8 ms of CPU on every request (``python -m
+bench.sendcpu`` measures the CPU of both). SQS speaks JSON (``application/x-amz-json-1.0``, the
+action in ``X-Amz-Target``), so a ``SendMessage`` is a small JSON document signed with SigV4
 (``hibachi.sigv4``, byte for byte botocore's signature) on a kept-alive connection.
 
-- Endpoint: ``settings.aws_endpoint_url`` (``AWS_ENDPOINT_URL``: the local stack's moto), else
-  ``https://sqs.<region>.amazonaws.com``.
+- Endpoint (``endpoint_url``), as botocore picks it: ``AWS_ENDPOINT_URL_SQS``, else
+  ``AWS_ENDPOINT_URL`` (both with their path), else the queue URL's own scheme and host, so every
+  partition works (``cn-north-1``'s queues are on ``amazonaws.com.cn``); ``AWS_USE_FIPS_ENDPOINT``
+  and ``AWS_USE_DUALSTACK_ENDPOINT`` rewrite that host as SQS's endpoint rules do.
 - Credentials: the environment's (Lambda sets them; read per call), else botocore's chain.
-- One connection per thread (a plain socket, TLS for https; HTTP/1.1 written and read here, not
-  with ``http.client``, whose header parsing cost as much CPU as the rest of the send), reopened
-  when the server closed it while we were idle (checked without a round trip) or when a call fails.
+- One ``http.client`` connection per thread, reopened when the server closed it while we were
+  idle (checked without a round trip) or when a call fails.
+- Time: ``budget`` bounds a whole call, retries included (the request path passes the
+  ``JOBS_SEND_BUDGET_SECONDS`` setting: a hanging SQS must not hold a write); within it the
+  connect and each read wait at most ``connect_timeout`` / ``read_timeout``.
 - Retries (``attempts`` in all): a connection error, a 5xx, or throttling, with a short jittered
   pause for the last two. A read timeout after the request was written may mean the message was
   sent: the retry then sends it again, which is fine for at-least-once jobs (every job is idempotent).
@@ -19,21 +23,25 @@ building, signing and parsing it). SQS speaks JSON (``application/x-amz-json-1.0
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
 import select
-import socket
 import ssl
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from hibachi import sigv4
 
+if TYPE_CHECKING:
+    from hibachi.settings import Settings
+
 CONTENT_TYPE = "application/x-amz-json-1.0"
 THROTTLING = frozenset({"ThrottlingException", "RequestThrottled", "AWS.SimpleQueueService.RequestThrottled"})
-_MAX_HEAD = 64 * 1024  # an answer's status line and headers; SQS sends well under 1 KiB
+# a partition's DNS suffix -> its dual-stack suffix (botocore's partitions.json)
+_DUALSTACK = {"amazonaws.com": "api.aws", "amazonaws.com.cn": "api.amazonwebservices.com.cn"}
 
 
 class SqsError(Exception):
@@ -46,8 +54,49 @@ class SqsError(Exception):
         self.status = status
 
 
+def endpoint_url(
+    queue_url: str | None,
+    region: str,
+    *,
+    sqs_endpoint: str | None = None,
+    any_endpoint: str | None = None,
+    fips: bool = False,
+    dualstack: bool = False,
+) -> str:
+    """The endpoint to POST to: ``sqs_endpoint`` (``AWS_ENDPOINT_URL_SQS``), else ``any_endpoint``
+    (``AWS_ENDPOINT_URL``), each as given with its path; else the queue URL's scheme and host, or
+    the region's standard host when there is no queue URL. FIPS and dual-stack apply to a
+    ``sqs.<region>.<suffix>`` host only (a custom endpoint is taken as it is)."""
+    given = sqs_endpoint or any_endpoint
+    if given:
+        return given.rstrip("/") if urlsplit(given).path in ("", "/") else given
+    parts = urlsplit(queue_url or "")
+    scheme, host = (parts.scheme, parts.netloc) if parts.netloc else ("https", f"sqs.{region}.amazonaws.com")
+    prefix = f"sqs.{region}."
+    if host.startswith(prefix) and (fips or dualstack):
+        suffix = host.removeprefix(prefix)
+        if dualstack:
+            suffix = _DUALSTACK.get(suffix, suffix)
+        # in aws-us-gov the standard endpoint is the FIPS one (unless dual-stack)
+        name = "sqs-fips" if fips and (dualstack or not region.startswith("us-gov-")) else "sqs"
+        host = f"{name}.{region}.{suffix}"
+    return f"{scheme}://{host}"
+
+
+def settings_endpoint(settings: Settings, queue_url: str | None) -> str:
+    """``endpoint_url`` with the settings' endpoint variables."""
+    return endpoint_url(
+        queue_url,
+        settings.aws_region,
+        sqs_endpoint=settings.aws_endpoint_url_sqs,
+        any_endpoint=settings.aws_endpoint_url,
+        fips=settings.aws_use_fips_endpoint,
+        dualstack=settings.aws_use_dualstack_endpoint,
+    )
+
+
 class _Local(threading.local):
-    sock: socket.socket | None = None
+    conn: http.client.HTTPConnection | None = None
 
 
 _ssl_context: ssl.SSLContext | None = None
@@ -61,70 +110,10 @@ def _tls() -> ssl.SSLContext:
 
 
 class _Answer:
-    """One HTTP answer: its status, its headers (names lower-cased) and body, and whether the server
-    closes the connection after it."""
+    __slots__ = ("body", "query_error", "status")
 
-    __slots__ = ("body", "close", "headers", "status")
-
-    def __init__(self, status: int, headers: dict[str, str], body: bytes, close: bool):
-        self.status, self.headers, self.body, self.close = status, headers, body, close
-
-
-def _recv_into(sock: socket.socket, buf: bytearray, where: str, wanted: int = 0) -> None:
-    """Append what ``sock`` has next (at least 64 KiB asked, or ``wanted``) to ``buf``;
-    ``ConnectionError`` when the server closed the connection ``where``."""
-    data = sock.recv(max(65536, wanted))
-    if not data:
-        raise ConnectionError(f"connection closed {where}")
-    buf += data
-
-
-def _read_answer(sock: socket.socket) -> _Answer:
-    """Read one HTTP/1.1 answer from ``sock``: a Content-Length or chunked body, or (neither) up to
-    the server's close. Raises ``OSError`` when the connection ends early, ``ValueError`` when the
-    answer is not HTTP."""
-    buf = bytearray()
-    while (end := buf.find(b"\r\n\r\n")) < 0:
-        if len(buf) > _MAX_HEAD:
-            raise ValueError("answer headers too long")
-        _recv_into(sock, buf, "before the answer")
-    lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
-    version, _, rest = lines[0].partition(" ")
-    if not version.startswith("HTTP/"):
-        raise ValueError("not an HTTP answer")
-    status = int(rest[:3])
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    body = buf[end + 4 :]
-    close = version == "HTTP/1.0" or headers.get("connection", "").lower() == "close"
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        return _Answer(status, headers, _read_chunked(sock, body), close)
-    length = headers.get("content-length")
-    if length is None:  # the body runs to the end of the connection
-        while data := sock.recv(65536):
-            body += data
-        return _Answer(status, headers, bytes(body), True)
-    size = int(length)
-    while len(body) < size:
-        _recv_into(sock, body, "inside the answer", size - len(body))
-    return _Answer(status, headers, bytes(body[:size]), close or len(body) > size)
-
-
-def _read_chunked(sock: socket.socket, buf: bytearray) -> bytes:
-    out = bytearray()
-    while True:
-        while (eol := buf.find(b"\r\n")) < 0:
-            _recv_into(sock, buf, "inside the answer")
-        size = int(bytes(buf[:eol]).split(b";", 1)[0], 16)
-        del buf[: eol + 2]
-        while len(buf) < size + 2:  # the chunk and its CRLF (after the last, empty one: the trailer's end)
-            _recv_into(sock, buf, "inside the answer")
-        if size == 0:
-            return bytes(out)
-        out += buf[:size]
-        del buf[: size + 2]
+    def __init__(self, status: int, body: bytes, query_error: str | None):
+        self.status, self.body, self.query_error = status, body, query_error
 
 
 class Sqs:
@@ -136,20 +125,23 @@ class Sqs:
         connect_timeout: float = 1.0,
         read_timeout: float = 2.0,
         attempts: int = 2,
+        budget: float | None = None,
     ):
         self.region = region
-        self.endpoint_url = (endpoint_url or f"https://sqs.{region}.amazonaws.com").rstrip("/")
+        self.endpoint_url = endpoint_url or f"https://sqs.{region}.amazonaws.com"
         parts = urlsplit(self.endpoint_url)
         self._https = parts.scheme == "https"
         self._host = parts.hostname or ""
         self._port = parts.port or (443 if self._https else 80)
         self._host_header = sigv4.host_header(parts)  # the Host the request is signed with
-        self._url = f"{self.endpoint_url}/"
+        self._path = parts.path or "/"  # botocore posts to the endpoint's path as it is
+        self._url = f"{parts.scheme}://{parts.netloc}{self._path}"
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.attempts = max(1, attempts)
+        self.budget = budget
         self._local = _Local()
-        self._all: set[socket.socket] = set()  # every thread's, for close_all()
+        self._all: set[http.client.HTTPConnection] = set()  # every thread's, for close_all()
         self._all_lock = threading.Lock()
 
     def prepare(self) -> Sqs:
@@ -160,82 +152,88 @@ class Sqs:
         return self
 
     # -- the connection ---------------------------------------------------------------------------
-    def _connection(self) -> socket.socket:
-        sock = self._local.sock
-        if sock is not None and sock.fileno() != -1:
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        """This thread's connection, open; a new one when there is none, or when the server closed
+        the idle one (its socket is readable: the close, or data nobody asked for)."""
+        conn = self._local.conn
+        sock = conn.sock if conn is not None else None
+        if conn is not None and sock is not None:
             try:
                 readable, _, _ = select.select([sock], [], [], 0)
             except (OSError, ValueError):
                 readable = [sock]
-            if not readable:  # idle and still open: reuse (a readable idle socket was closed by the server)
-                return sock
+            if not readable:
+                return conn
         self.close()
-        sock = socket.create_connection((self._host, self._port), timeout=self.connect_timeout)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # one request, one segment: no delay
-            if self._https:
-                sock = _tls().wrap_socket(sock, server_hostname=self._host)
-            sock.settimeout(self.read_timeout)
-        except BaseException:
-            sock.close()
-            raise
-        self._local.sock = sock
+        if self._https:
+            conn = http.client.HTTPSConnection(self._host, self._port, timeout=timeout, context=_tls())
+        else:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+        conn.connect()
+        self._local.conn = conn
         with self._all_lock:
-            self._all.add(sock)
-        return sock
+            self._all.add(conn)
+        return conn
 
     def close(self) -> None:
         """Close this thread's connection (the next call opens a new one)."""
-        sock = self._local.sock
-        self._local.sock = None
-        if sock is not None:
-            sock.close()
+        conn = self._local.conn
+        self._local.conn = None
+        if conn is not None:
+            conn.close()
             with self._all_lock:
-                self._all.discard(sock)
+                self._all.discard(conn)
 
     def close_all(self) -> None:
         """Close every thread's connection (each thread reconnects on its next call)."""
         with self._all_lock:
             found, self._all = list(self._all), set()
-        for sock in found:
-            sock.close()  # its thread sees ``fileno() == -1`` and connects again
+        for conn in found:
+            conn.close()  # its thread finds no socket and connects again
 
-    def _exchange(self, request: bytes) -> _Answer:
-        sock = self._connection()
-        sock.sendall(request)
-        answer = _read_answer(sock)
-        if answer.close:
+    def _exchange(self, headers: dict[str, str], body: bytes, deadline: float) -> _Answer:
+        conn = self._connection(_timeout(self.connect_timeout, deadline))
+        conn.sock.settimeout(_timeout(self.read_timeout, deadline))
+        conn.putrequest("POST", self._path, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.endheaders(body)  # the headers and the body in one write
+        conn.sock.settimeout(_timeout(self.read_timeout, deadline))  # what is left for the answer
+        response = conn.getresponse()
+        data = response.read()
+        if response.will_close:
             self.close()
-        return answer
+        return _Answer(response.status, data, response.getheader("x-amzn-query-error"))
 
     # -- calls --------------------------------------------------------------------------------------
     def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Call ``action`` (``SendMessage``, ...) with ``payload``; the JSON answer, or ``SqsError``.
 
-        One ``POST /`` on the thread's kept-alive connection: the signed headers and the body in
-        one write, the answer read by its length (``http.client`` cost twice the CPU per call)."""
+        One ``POST`` on the thread's kept-alive connection, within ``budget`` seconds in all."""
+        deadline = time.monotonic() + (self.budget if self.budget is not None else 3600.0)
         body = json.dumps(payload, separators=(",", ":")).encode()
         headers = {"Host": self._host_header, "Content-Type": CONTENT_TYPE, "X-Amz-Target": f"AmazonSQS.{action}"}
         last = SqsError("", "no attempt made")
         for attempt in range(self.attempts):
             if attempt and last.status is not None:  # throttled or 5xx: back off a little
-                time.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter, not security
+                pause = random.uniform(0, 0.05 * 2**attempt)  # noqa: S311 - jitter, not security
+                time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
+            if deadline - time.monotonic() <= 0:
+                last = SqsError("", f"the call's budget of {self.budget} s is spent", last.status)
+                break
             signed = sigv4.sign("POST", self._url, headers, body, sigv4.resolve_credentials(), "sqs", self.region)
-            head = "".join(f"{name}: {value}\r\n" for name, value in signed.items())
-            request = (
-                f"POST / HTTP/1.1\r\n{head}Content-Length: {len(body)}\r\nUser-Agent: hibachi-sqs\r\n\r\n".encode()
-                + body
-            )
+            signed["Content-Length"] = str(len(body))
+            signed["User-Agent"] = "hibachi-sqs"
             try:
-                answer = self._exchange(request)
-            except (OSError, ValueError) as exc:  # timeouts, resets, TLS errors; a garbled answer
+                answer = self._exchange(signed, body, deadline)
+            except (OSError, http.client.HTTPException) as exc:  # timeouts, resets, TLS errors; a garbled answer
                 self.close()
                 last = SqsError("", f"{type(exc).__name__}: {exc}")
                 continue
             if 200 <= answer.status < 300:
                 doc = json.loads(answer.body) if answer.body else {}
                 return doc if isinstance(doc, dict) else {}
-            last = _error(answer.status, answer.body, answer.headers.get("x-amzn-query-error"))
+            last = _error(answer.status, answer.body, answer.query_error)
             if answer.status < 500 and last.code not in THROTTLING:
                 raise last
         raise last
@@ -252,6 +250,11 @@ class Sqs:
         return {str(k): str(v) for k, v in (answer.get("Attributes") or {}).items()}
 
 
+def _timeout(limit: float, deadline: float) -> float:
+    """``limit``, or less when ``deadline`` is nearer (at least 1 ms: 0 would mean non-blocking)."""
+    return max(0.001, min(limit, deadline - time.monotonic()))
+
+
 def _error(status: int, data: bytes, query_error: str | None) -> SqsError:
     try:
         doc = json.loads(data) if data else {}
@@ -266,13 +269,22 @@ def _error(status: int, data: bytes, query_error: str | None) -> SqsError:
     return SqsError(code or f"HTTP{status}", message, status)
 
 
-_clients: dict[tuple[str, str | None, float, float, int], Sqs] = {}
+_ClientKey = tuple[str, str, float, float, int, float | None]
+_clients: dict[_ClientKey, Sqs] = {}
 _lock = threading.Lock()
 
 
-def client(region: str, endpoint_url: str | None, *, connect_timeout: float, read_timeout: float, attempts: int) -> Sqs:
+def client(
+    region: str,
+    endpoint: str,
+    *,
+    connect_timeout: float,
+    read_timeout: float,
+    attempts: int,
+    budget: float | None = None,
+) -> Sqs:
     """The process's ``Sqs`` for these parameters (its connections are reused across invocations)."""
-    key = (region, endpoint_url, connect_timeout, read_timeout, attempts)
+    key = (region, endpoint, connect_timeout, read_timeout, attempts, budget)
     found = _clients.get(key)
     if found is None:
         with _lock:
@@ -280,10 +292,11 @@ def client(region: str, endpoint_url: str | None, *, connect_timeout: float, rea
                 key,
                 Sqs(
                     region,
-                    endpoint_url,
+                    endpoint,
                     connect_timeout=connect_timeout,
                     read_timeout=read_timeout,
                     attempts=attempts,
+                    budget=budget,
                 ),
             )
     return found
