@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from local.stack import LocalStack
-from tests.integration.test_bookings import booking_body, dst_times
+from tests.support.bookings import booking_body, dst_times
 
 ROOT = Path(__file__).resolve().parents[2]
 TZ = "America/Los_Angeles"

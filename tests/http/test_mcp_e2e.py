@@ -20,8 +20,8 @@ import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.conftest import ROOT
-from tests.integration.test_assistant_tools import TOOLS, TZ, booking_args
+from tests.support.common import ROOT
+from tests.support.mcp import TOOLS, TZ, booking_args
 
 pytestmark = pytest.mark.skipif(
     not (ROOT / "functions" / "assistant_tools" / "app.py").exists(), reason="no assistant_tools function"

@@ -16,8 +16,8 @@ import time
 
 from hibachi.db import get_db
 
-from tests.conftest import load_function
-from tests.integration.test_bookings import CREATE, booking_body, local_start
+from testkit.functions import load_function
+from tests.support.bookings import CREATE, booking_body, local_start
 
 REQUESTS = 200
 

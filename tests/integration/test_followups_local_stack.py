@@ -19,8 +19,8 @@ import pytest
 import requests
 
 from local.stack import LocalStack, wait_until
-from tests.conftest import new_id
-from tests.integration.test_bookings import booking_body, local_start
+from tests.support.bookings import booking_body, local_start
+from tests.support.common import new_id
 
 ROOT = Path(__file__).resolve().parents[2]
 

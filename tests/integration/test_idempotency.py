@@ -12,9 +12,10 @@ from hibachi.bookings.models import BookingIn
 from hibachi.bookings.service import legacy_request_hash
 
 from testkit.events import http_event
-from tests.conftest import load_function, new_id
-from tests.integration.test_bookings import CREATE, booking_body, local_start
-from tests.integration.test_bookings import call as booking_call
+from testkit.functions import load_function
+from tests.support.bookings import CREATE, booking_body, local_start
+from tests.support.bookings import call as booking_call
+from tests.support.common import new_id
 
 POST = "POST /conversations/{conversation_id}/messages"
 

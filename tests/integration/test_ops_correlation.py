@@ -13,7 +13,8 @@ from hibachi.observability import logger
 
 from local.poller import sqs_record
 from testkit.events import http_event
-from tests.conftest import json_lines, load_function, new_id, receive_all
+from testkit.functions import load_function
+from tests.support.common import json_lines, new_id, receive_all
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ import pytest
 from hibachi import jobs, sqs
 from hibachi.sigv4 import resolve_credentials, sign
 
-from tests.conftest import receive_all
+from tests.support.common import receive_all
 
 Reply = Callable[[BaseHTTPRequestHandler, bytes], None]
 

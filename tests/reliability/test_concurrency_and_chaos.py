@@ -18,10 +18,10 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from local.stack import wait_until
-from tests.conftest import new_id
-from tests.reliability.harness import Env, booking_body, local_start
-from tests.reliability.test_faults import stats_exact
-from tests.reliability.tools import http, retrying
+from tests.support.bookings import booking_body, local_start
+from tests.support.common import new_id
+from tests.support.netfaults import http, retrying
+from tests.support.stack import Env, stats_exact
 
 CHEF_COUNT = 3  # the template's default, which the stack runs with
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from local.routes import load_template
-from tests.conftest import ROOT
+from tests.support.common import ROOT
 
 TEMPLATE = ROOT / "template.yaml"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from testkit.events import LambdaContext, http_event
-from tests.conftest import load_function
+from testkit.functions import load_function
 from tools import openapi
 
 

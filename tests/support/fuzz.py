@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import ROOT
+from tests.support.common import ROOT
 
 DOC = json.loads((ROOT / "functions" / "docs" / "openapi.json").read_text())
 OPERATIONS = [

@@ -12,22 +12,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import statistics
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg.rows import dict_row
 
 from local.stack import LocalStack, wait_until
 from testkit.env import migrated_database, throwaway_postgres
-from tests.reliability.tools import FlakyProxy
+from tests.support.netfaults import FlakyProxy
 
 REL_PG_PORT = int(os.environ.get("TEST_REL_PG_PORT", "0"))  # 0: a free port
-TZ = "America/Los_Angeles"
 _NEXT_DAY = 20  # booking days handed out by Env.fresh_day, for the whole process (one database)
-ZONE = ZoneInfo(TZ)
 
 
 class Env:
@@ -82,23 +79,6 @@ class Env:
         if key:
             h["idempotency-key"] = key
         return h
-
-
-def local_start(days: int, hour: int = 18, minute: int = 0) -> str:
-    day = datetime.now(ZONE).date() + timedelta(days=days)
-    return f"{day.isoformat()}T{hour:02d}:{minute:02d}"
-
-
-def booking_body(start: str, **overrides) -> dict:
-    body = {
-        "customer": {"name": "Ada Lovelace", "phone": "+14155550123", "email": "ada@example.com"},
-        "event_start": start,
-        "timezone": TZ,
-        "guest_count": 12,
-        "address": {"line1": "1 Market St", "city": "San Francisco", "state": "CA", "postal_code": "94105"},
-    }
-    body.update(overrides)
-    return body
 
 
 class _Shared:
@@ -190,3 +170,34 @@ def package_stack_fixture() -> Any:
         shared.release()
 
     return rel
+
+
+def expected_stats(env: Env, cid: str) -> dict:
+    scores = [
+        r["emotion_score"]
+        for r in env.query(
+            "SELECT emotion_score FROM messages WHERE conversation_id = %s AND emotion_score IS NOT NULL ORDER BY seq",
+            (cid,),
+        )
+    ]
+    return {
+        "emotion_count": len(scores),
+        "avg_emotion": statistics.fmean(scores) if scores else None,
+        "last_emotion": scores[-1] if scores else None,
+    }
+
+
+def stats_exact(env: Env, cid: str) -> bool:
+    row = env.one(
+        "SELECT emotion_count, avg_emotion, last_emotion, message_count, "
+        "(SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS stored "
+        "FROM conversations c WHERE id = %s",
+        (cid,),
+    )
+    want = expected_stats(env, cid)
+    return (
+        row["message_count"] == row["stored"]
+        and row["emotion_count"] == want["emotion_count"]
+        and row["last_emotion"] == want["last_emotion"]
+        and (want["avg_emotion"] is None or abs(row["avg_emotion"] - want["avg_emotion"]) < 1e-9)
+    )
