@@ -18,12 +18,6 @@ from local.stack import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.skipif(
-    not (ROOT / "functions" / "store_message" / "app.py").exists()
-    or not (ROOT / "functions" / "followup_worker" / "app.py").exists(),
-    reason="the store_message and followup_worker handlers are not there yet",
-)
-
 
 def test_post_three_messages_read_them_back_and_see_the_worker_stats(app_stack):
     stack = app_stack

@@ -31,10 +31,6 @@ ZONE = ZoneInfo(TZ)
 LEAD_LIMIT = time(15, 15)  # local time of the lead-time limit, three days from now
 WINDOW = (time(0, 0), time(21, 0))
 
-pytestmark = pytest.mark.skipif(
-    not (ROOT / "functions" / "create_booking" / "app.py").exists(), reason="no create_booking handler"
-)
-
 
 def _day(days: int) -> date:
     return datetime.now(ZONE).date() + timedelta(days=days)
