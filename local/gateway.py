@@ -52,36 +52,18 @@ from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
+
+from local.events import http_event
+
+if TYPE_CHECKING:
+    from local.routes import Route
 
 log = logging.getLogger("local.gateway")
 
 MAX_PAYLOAD = 10 * 1024 * 1024
 INTEGRATION_TIMEOUT = 30.0
-ACCOUNT_ID = "123456789012"
-
-_TEXT_TYPES = (
-    "application/json",
-    "application/xml",
-    "application/javascript",
-    "application/ecmascript",
-    "application/x-javascript",
-    "application/graphql",
-    "application/yaml",
-    "application/x-yaml",
-    "application/ld+json",
-    "application/problem+json",
-    "application/hal+json",
-)
-
-
-def is_text(content_type: str | None) -> bool:
-    """Whether API Gateway passes a body of this type as text (else base64)."""
-    if not content_type:
-        return True
-    mime = content_type.split(";", 1)[0].strip().lower()
-    return mime.startswith("text/") or mime in _TEXT_TYPES or mime.endswith(("+json", "+xml"))
 
 
 def _json_body(obj: Any) -> bytes:
@@ -329,78 +311,36 @@ class Gateway:
         headers: list[tuple[str, str]],
         body: bytes,
         client: tuple[str, int],
-        route,
+        route: Route,
         path_params: dict[str, str],
         authorizer: dict[str, Any] | None,
         request_id: str,
     ) -> dict[str, Any]:
-        """The payload format 2.0 event of a request."""
-        hdrs: dict[str, str] = {}
-        cookies: list[str] = []
-        for name, value in headers:
-            key = name.lower()
-            if key == "cookie":
-                cookies += [c.strip() for c in value.split(";") if c.strip()]
-                continue
-            hdrs[key] = f"{hdrs[key]},{value}" if key in hdrs else value
-        hdrs.setdefault("x-forwarded-for", client[0])
-        hdrs.setdefault("x-forwarded-port", str(self.port))
-        hdrs.setdefault("x-forwarded-proto", "http")
-        hdrs.setdefault("x-amzn-trace-id", _trace_id())
-        if body and "content-length" not in hdrs:
-            hdrs["content-length"] = str(len(body))
-        query: dict[str, str] = {}
-        for k, v in parse_qsl(raw_qs, keep_blank_values=True):
-            query[k] = f"{query[k]},{v}" if k in query else v
-        domain = hdrs.get("host", f"{self.host}:{self.port}")
-        now = time.time()
-        context: dict[str, Any] = {
-            "accountId": ACCOUNT_ID,
-            "apiId": self.api_id,
-            "domainName": domain,
-            "domainPrefix": domain.split(".", 1)[0].split(":", 1)[0],
-            "http": {
-                "method": method,
-                "path": raw_path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": client[0],
-                "userAgent": hdrs.get("user-agent", ""),
-            },
-            "requestId": request_id,
-            "routeKey": route.route_key,
-            "stage": self.stage,
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "timeEpoch": int(now * 1000),
+        """The payload format 2.0 event of a request, with the headers API Gateway adds."""
+        added = {
+            "x-forwarded-for": client[0],
+            "x-forwarded-port": str(self.port),
+            "x-forwarded-proto": "http",
+            "x-amzn-trace-id": _trace_id(),
         }
-        if authorizer is not None:
-            context["authorizer"] = authorizer
-        event: dict[str, Any] = {
-            "version": "2.0",
-            "routeKey": route.route_key,
-            "rawPath": raw_path,
-            "rawQueryString": raw_qs,
-        }
-        if cookies:
-            event["cookies"] = cookies
-        event["headers"] = hdrs
-        if query:
-            event["queryStringParameters"] = query
-        event["requestContext"] = context
-        if path_params:
-            event["pathParameters"] = path_params
-        b64 = False
         if body:
-            if is_text(hdrs.get("content-type")):
-                try:
-                    event["body"] = body.decode("utf-8")
-                except UnicodeDecodeError:
-                    b64 = True
-            else:
-                b64 = True
-            if b64:
-                event["body"] = base64.b64encode(body).decode("ascii")
-        event["isBase64Encoded"] = b64
-        return event
+            added["content-length"] = str(len(body))
+        present = {name.lower() for name, _ in headers}
+        return http_event(
+            method,
+            raw_path,
+            route_key=route.route_key,
+            path_parameters=path_params,
+            query=raw_qs,
+            headers=[*headers, *((k, v) for k, v in added.items() if k not in present)],
+            body=body,
+            authorizer=authorizer,
+            source_ip=client[0],
+            request_id=request_id,
+            api_id=self.api_id,
+            stage=self.stage,
+            domain=f"{self.host}:{self.port}",
+        )
 
     # local extras ---------------------------------------------------------------------------------
     def _extras(self, path: str, query: str) -> Response | None:

@@ -42,35 +42,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from local.events import LambdaContext
+
 log = logging.getLogger("local.runtime")
 
-ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 
 
 # -- the worker side (runs in the spawned process) ------------------------------------------------
-class LambdaContext:
-    """What the Python runtime passes as ``context``."""
-
-    def __init__(self, spec: dict[str, Any], request_id: str, deadline: float):
-        self.function_name = spec["function_name"]
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:{spec['region']}:{ACCOUNT_ID}:function:{self.function_name}"
-        self.memory_limit_in_mb = str(spec["memory_size"])
-        self.aws_request_id = request_id
-        self.log_group_name = f"/aws/lambda/{self.function_name}"
-        self.log_stream_name = spec["log_stream_name"]
-        self.identity = None
-        self.client_context = None
-        self._deadline = deadline
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-    def __repr__(self) -> str:
-        return f"LambdaContext({self.function_name!r}, aws_request_id={self.aws_request_id!r})"
-
-
 def _error(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
     import traceback
 
@@ -150,7 +129,14 @@ def worker_main(conn, spec: dict[str, Any], env: dict[str, str]) -> None:
             conn.send(("error", {"errorMessage": f"unknown message {kind!r}", "errorType": "Runtime.Unknown"}))
             continue
         _, request_id, event_json, timeout = message
-        context = LambdaContext(spec, request_id, time.monotonic() + timeout)
+        context = LambdaContext(
+            function_name=spec["function_name"],
+            memory_limit_in_mb=str(spec["memory_size"]),
+            timeout_ms=int(timeout * 1000),
+            aws_request_id=request_id,
+            log_stream_name=spec["log_stream_name"],
+            region=spec["region"],
+        )
         try:
             result = handler(json.loads(event_json), context)
         except BaseException as exc:  # noqa: BLE001 - a handler error, as Lambda reports it

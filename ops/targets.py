@@ -217,7 +217,7 @@ class LocalTarget(Target):
 
     def reconcile(self) -> dict[str, Any]:
         with self.app():
-            from testkit.events import LambdaContext
+            from local.events import LambdaContext
 
             worker = _load_function("followup_worker")
             try:

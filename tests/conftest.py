@@ -21,7 +21,7 @@ isolate_process_env()
 from hibachi import settings as settings_module  # noqa: E402
 from hibachi.settings import Settings  # noqa: E402
 
-from testkit.events import LambdaContext  # noqa: E402
+from local.events import LambdaContext  # noqa: E402
 from testkit.functions import load_function  # noqa: E402,F401 - re-exported for the tests
 from tests.support.tiers import TESTS, TIER_ORDER, TIERS  # noqa: E402
 

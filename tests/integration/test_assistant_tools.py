@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hibachi import settings as settings_module
 
-from testkit.events import http_event
+from local.events import http_event
 from testkit.functions import load_function
 from tests.support.common import ROOT, new_id
 from tests.support.mcp import TOOLS, TZ, booking_args, free_slot

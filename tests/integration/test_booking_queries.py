@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hibachi import settings as settings_module
 
-from testkit.events import http_event
+from local.events import http_event
 from testkit.functions import load_function
 from tests.support.bookings import PATCH, booking_body, call, count_bookings, create, local_start
 from tests.support.common import ROOT

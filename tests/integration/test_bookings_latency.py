@@ -23,7 +23,7 @@ REQUESTS = 200
 
 
 def test_create_booking_latency_in_process(settings, context, db, capsys):
-    from testkit.events import http_event
+    from local.events import http_event
 
     db.execute("TRUNCATE bookings CASCADE")
     handler = load_function("create_booking").lambda_handler

@@ -19,7 +19,7 @@ from aws_lambda_powertools.metrics.provider import cold_start
 from hibachi import jobs
 from hibachi import settings as settings_module
 
-from testkit.events import http_event, sqs_event
+from local.events import http_event, sqs_event
 from testkit.functions import load_function
 from tests.support.common import ROOT, new_id, receive_all
 

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from local.events import sqs_event
 from local.stack import wait_until
-from testkit.events import sqs_event
 from testkit.functions import load_function
 from testkit.netproxy import PgProxy
 from tests.support.common import json_lines, new_id, receive_all

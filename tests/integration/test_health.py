@@ -15,7 +15,7 @@ from hibachi import health, jobs
 from hibachi import settings as settings_module
 from hibachi.api import has_scope
 
-from testkit.events import http_event
+from local.events import http_event
 from testkit.functions import load_function
 from tests.support.health import get
 

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 from hibachi import settings as settings_module
 
+from local.events import http_event
 from local.stack import wait_until
-from testkit.events import http_event
 from testkit.functions import load_function
 from tests.support.common import dedicated_postgres, new_id
 

@@ -11,7 +11,7 @@ from hibachi import idempotency
 from hibachi.bookings.models import BookingIn
 from hibachi.bookings.service import legacy_request_hash
 
-from testkit.events import http_event
+from local.events import http_event
 from testkit.functions import load_function
 from tests.support.bookings import CREATE, booking_body, local_start
 from tests.support.bookings import call as booking_call

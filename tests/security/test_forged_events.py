@@ -12,8 +12,8 @@ import uuid
 
 import pytest
 
+from local.events import http_event
 from local.routes import load_app
-from testkit.events import http_event
 from tests.support.bookings import booking_body, local_start
 from tests.support.common import ROOT, new_id
 from tests.support.netfaults import http

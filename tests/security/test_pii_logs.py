@@ -19,7 +19,7 @@ import pytest
 from hibachi import settings as settings_module
 from hibachi.observability import logger
 
-from testkit.events import http_event
+from local.events import http_event
 from testkit.functions import load_function
 from tests.support.bookings import booking_body, local_start
 from tests.support.common import new_id

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from testkit.events import http_event
+from local.events import http_event
 from testkit.functions import load_function
 
 CREATE = "POST /bookings"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from testkit.events import http_event
+from local.events import http_event
 from testkit.functions import load_function
 
 POST = "POST /conversations/{conversation_id}/messages"

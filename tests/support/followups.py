@@ -8,7 +8,7 @@ import json
 import pytest
 from hibachi import settings as settings_module
 
-from testkit.events import http_event, sqs_event
+from local.events import http_event, sqs_event
 from testkit.functions import load_function
 from tests.support.common import receive_all
 
