@@ -41,7 +41,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hibachi.ops import QueueDepth
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TEMPLATE = ROOT / "template.yaml"
@@ -349,21 +352,11 @@ class LocalStack:
             raise InvocationError(invocation)
         return invocation.result
 
-    def queue_depth(self, queue: str = "jobs") -> dict[str, int]:
+    def queue_depth(self, queue: str = "jobs") -> QueueDepth:
+        from hibachi.ops import QUEUE_ATTRIBUTES, depth_of
+
         url = self.queue_urls.get(queue, queue)
-        attrs = self.sqs.get_queue_attributes(
-            QueueUrl=url,
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]
-        return {
-            "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
-            "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
-            "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
-        }
+        return depth_of(self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=QUEUE_ATTRIBUTES)["Attributes"])
 
     def busy(self) -> dict[str, Any] | None:
         """What is still going on (None when idle): messages in the jobs queue, invocations."""

@@ -103,25 +103,15 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 # -- commands ---------------------------------------------------------------------------------------
 def queue_depths(target: Target) -> dict[str, Any]:
+    from hibachi.ops import QUEUE_ATTRIBUTES, depth_of
+
     out: dict[str, Any] = {}
     for name, url in target.queue_urls().items():
         if not url:
             out[name] = {"status": "missing"}
             continue
-        attrs = target.sqs.get_queue_attributes(
-            QueueUrl=url,
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]
-        out[name] = {
-            "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
-            "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
-            "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
-            "url": url,
-        }
+        attrs = target.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=QUEUE_ATTRIBUTES)["Attributes"]
+        out[name] = {**depth_of(attrs), "url": url}
     return out
 
 
