@@ -101,7 +101,7 @@ validate: ## sam validate --lint and sam build (SAM CLI in its own .venv-sam)
 
 .PHONY: openapi
 openapi: install ## Regenerate functions/docs/openapi.json from the code (a test fails when it is stale)
-	$(PY) -m tools.openapi
+	$(PY) -m local.openapi
 
 .PHONY: bench
 bench: install ## Run the benchmark and rewrite BENCHMARKS.md

@@ -51,10 +51,10 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
+from local import openapi
 from local.events import http_event
 
 if TYPE_CHECKING:
@@ -359,28 +359,18 @@ class Gateway:
             )
         if path in ("/docs", "/docs/"):
             return self._docs(params)
-        if path.startswith("/docs/") and path.rsplit("/", 1)[-1] in ("swagger-ui-bundle.min.js", "swagger-ui.min.css"):
-            name = path.rsplit("/", 1)[-1]
-            asset = _swagger_dir() / name
-            if asset.is_file():
-                ctype = "application/javascript" if name.endswith(".js") else "text/css"
-                return Response(200, [("content-type", ctype), ("cache-control", "max-age=86400")], asset.read_bytes())
+        asset = openapi.swagger_asset(path.removeprefix("/docs/")) if path.startswith("/docs/") else None
+        if asset is not None:
+            ctype = openapi.SWAGGER_ASSETS[path.removeprefix("/docs/")]
+            return Response(200, [("content-type", ctype), ("cache-control", "max-age=86400")], asset)
         return None
 
     def _docs(self, params: dict[str, str]) -> Response:
         if params.get("format") == "json":
             return Response(200, [("content-type", "application/json")], _json_body(self.openapi()))
-        from aws_lambda_powertools.event_handler.openapi.swagger_ui import (
-            generate_oauth2_redirect_html,
-            generate_swagger_html,
-        )
-
         if params.get("format") == "oauth2-redirect":
-            return Response(200, [("content-type", "text/html")], generate_oauth2_redirect_html().encode())
-        spec = json.dumps(self.openapi()).replace("</", "<\\/")
-        html = generate_swagger_html(
-            spec, "/docs/swagger-ui-bundle.min.js", "/docs/swagger-ui.min.css", "/docs", None, True
-        )
+            return Response(200, [("content-type", "text/html")], openapi.swagger_oauth2_redirect().encode())
+        html = openapi.swagger_page(self.openapi())
         return Response(200, [("content-type", "text/html; charset=utf-8")], html.encode())
 
     def openapi(self, refresh: bool = False) -> dict[str, Any]:
@@ -395,8 +385,6 @@ class Gateway:
             return doc
 
     def _build_openapi(self) -> tuple[dict[str, Any], bool]:
-        from tools.openapi import DESCRIPTION, merge
-
         functions = list(dict.fromkeys(r.function for r in self.app.routes))
         failed: list[str] = []
 
@@ -411,25 +399,17 @@ class Gateway:
 
         with ThreadPoolExecutor(max_workers=max(1, len(functions))) as ex:
             parts = list(ex.map(fetch, functions))
-        doc = merge(
+        doc = openapi.merge(
             parts,
             self.app.routes,
             title=self.title,
             version=self.version,
             servers=[{"url": self.url}],
-            description=DESCRIPTION + " Locally, get a token with `python -m local.token`.",
+            description=openapi.DESCRIPTION + " Locally, get a token with `python -m local.token`.",
         )
         if failed:
             doc["x-local-failed-functions"] = sorted(failed)
         return doc, not failed
-
-
-def _swagger_dir() -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec("aws_lambda_powertools")
-    base = Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else Path(".")
-    return base / "event_handler" / "openapi" / "swagger_ui"
 
 
 class _Server(ThreadingHTTPServer):
