@@ -73,10 +73,12 @@ test-system: install ## The system tier: through the local gateway (HTTP, fuzz, 
 	$(PY) -m pytest -m system -q $(XDIST) $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: install ## ruff check, ruff format --check, mypy --strict (the same checks as .pre-commit-config.yaml and CI)
+lint: install ## ruff, ruff format --check, mypy --strict, import contracts, function size gate (as CI)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m tools.function_gate
 
 .PHONY: format
 format: install ## Apply ruff's fixes and formatting

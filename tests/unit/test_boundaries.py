@@ -55,3 +55,15 @@ def test_tests_import_only_tests_support() -> None:
         for p in files
     }
     assert {path: names for path, names in found.items() if names} == {}
+
+
+def test_the_import_contracts_cover_every_package() -> None:
+    """``make lint``'s import contracts (lint-imports) see every package of the tree, so a new
+    folder of Python code cannot sit outside the layers or hide a cycle."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} | {"hibachi"}
+    assert set(config["root_packages"]) == packages
+    (layers,) = [c["layers"] for c in config["contracts"] if c["type"] == "layers"]
+    assert {name.strip() for layer in layers for name in layer.split("|")} == packages
