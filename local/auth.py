@@ -45,7 +45,10 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_KEY_DIR = ROOT / ".local" / "jwt"
@@ -149,7 +152,7 @@ def _int_b64u(n: int) -> str:
     return _b64u(n.to_bytes((n.bit_length() + 7) // 8, "big"))
 
 
-def _load_or_create_private_key(key_dir: Path):
+def _load_or_create_private_key(key_dir: Path) -> RSAPrivateKey:
     """The PEM key under ``key_dir``; created atomically (0600) when missing, so concurrent
     first users (the run command and ``python -m local.token``) end up with the same key."""
     from cryptography.hazmat.primitives import serialization
@@ -172,7 +175,10 @@ def _load_or_create_private_key(key_dir: Path):
                 os.link(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
-    return serialization.load_pem_private_key(path.read_bytes(), password=None)
+    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(loaded, rsa.RSAPrivateKey):
+        raise ValueError(f"{path}: not an RSA key")
+    return loaded
 
 
 def _stringify_claim(value: Any) -> str:
@@ -219,18 +225,18 @@ class JwtAuthority:
         self.audiences = (audience,) if isinstance(audience, str) else tuple(audience)
         self.key_dir = Path(key_dir or os.environ.get("LOCAL_JWT_DIR") or DEFAULT_KEY_DIR)
         self._lock = threading.Lock()
-        self._private = None
+        self._private: RSAPrivateKey | None = None
 
     # keys
     @property
-    def private_key(self):
+    def private_key(self) -> RSAPrivateKey:
         with self._lock:
             if self._private is None:
                 self._private = _load_or_create_private_key(self.key_dir)
             return self._private
 
     @property
-    def public_key(self):
+    def public_key(self) -> RSAPublicKey:
         return self.private_key.public_key()
 
     @property

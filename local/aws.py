@@ -37,7 +37,15 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from moto.server import ThreadedMotoServer
+    from waitress.server import BaseWSGIServer, MultiSocketServer
+
+# A boto3 client: boto3 ships no types (the Lambda runtime provides boto3; stubs would pin another
+# version), so its calls are Any wherever it is used.
+type BotoClient = Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,8 +79,9 @@ class MotoServer:
         self.process = process
         self.keep_alive = keep_alive
         self.log = log
-        self._server = None
-        self._child: subprocess.Popen | None = None
+        self._waitress: BaseWSGIServer | MultiSocketServer | None = None  # keep_alive
+        self._werkzeug: ThreadedMotoServer | None = None
+        self._child: subprocess.Popen[bytes] | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -84,7 +93,7 @@ class MotoServer:
         return self._child.pid if self._child is not None else os.getpid()
 
     def start(self, timeout: float = 60.0) -> str:
-        if self._server is not None or self._child is not None:
+        if self._waitress is not None or self._werkzeug is not None or self._child is not None:
             return self.endpoint_url
         if self.process:
             self._start_child(timeout)
@@ -126,9 +135,9 @@ class MotoServer:
             channel_timeout=300,
             ident="moto",
         )
-        self.port = server.effective_port  # type: ignore[union-attr]
+        self.port = int(server.effective_port)  # type: ignore[union-attr]
         threading.Thread(target=server.run, name="moto-waitress", daemon=True).start()
-        self._server = server
+        self._waitress = server
 
     def _start_werkzeug(self) -> None:
         import logging
@@ -142,7 +151,7 @@ class MotoServer:
         MotoRequestHandler.disable_nagle_algorithm = True
         server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         server.start()
-        self._server = server
+        self._werkzeug = server
         self.host, self.port = server.get_host_and_port()
 
     def _start_child(self, timeout: float) -> None:
@@ -169,7 +178,7 @@ class MotoServer:
                 stderr=stderr,
             )
         finally:
-            if stderr is not subprocess.DEVNULL:
+            if not isinstance(stderr, int):
                 stderr.close()
         assert self._child.stdout is not None
         ready, _, _ = select.select([self._child.stdout], [], [], timeout)
@@ -188,12 +197,12 @@ class MotoServer:
             response.read()
 
     def stop(self) -> None:
-        if self._server is not None:
-            if self.keep_alive:
-                self._server.close()
-            else:
-                self._server.stop()
-            self._server = None
+        if self._waitress is not None:
+            self._waitress.close()
+            self._waitress = None
+        if self._werkzeug is not None:
+            self._werkzeug.stop()
+            self._werkzeug = None
         if self._child is not None:
             child, self._child = self._child, None
             try:
@@ -216,7 +225,7 @@ def _serve(host: str, port: int, keep_alive: bool = False) -> None:
     server.stop()
 
 
-def client(service: str, endpoint_url: str, region: str = REGION):
+def client(service: str, endpoint_url: str, region: str = REGION) -> BotoClient:
     """A boto3 client on moto with dummy credentials (never a real account)."""
     import boto3
 
@@ -285,7 +294,7 @@ class Resources:
         return {by_variable[k]: v for k, v in self.function_env().items() if k in by_variable}
 
 
-def _queue(sqs, name: str, attributes: dict[str, str]) -> tuple[str, str]:
+def _queue(sqs: BotoClient, name: str, attributes: dict[str, str]) -> tuple[str, str]:
     try:
         url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     except sqs.exceptions.QueueNameExists:
@@ -455,10 +464,10 @@ class Moto:
         self._clients.clear()
 
 
-def queue_url_from_arn(sqs, arn: str) -> str:
+def queue_url_from_arn(sqs: BotoClient, arn: str) -> str:
     """``arn:aws:sqs:<region>:<account>:<name>`` -> its URL."""
     parts = arn.split(":")
-    return sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
+    return str(sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"])
 
 
 def main(argv: list[str] | None = None) -> int:

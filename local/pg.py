@@ -75,7 +75,8 @@ def _port_taken(port: int) -> bool:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 class LocalPostgres:
@@ -95,7 +96,7 @@ class LocalPostgres:
         self.log_file = self.data_dir / "postgres.log"
 
     # -- helpers ----------------------------------------------------------------------------
-    def _run(self, args: list[str], check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+    def _run(self, args: list[str | Path], check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         cmd = [str(a) for a in args]
         if self.os_user:
             cmd = ["runuser", "-u", self.os_user, "--", *cmd]

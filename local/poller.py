@@ -32,9 +32,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from local.events import sqs_record
+
+if TYPE_CHECKING:
+    from local.aws import BotoClient
+    from local.runtime import Invocation
 
 log = logging.getLogger("local.poller")
 
@@ -93,10 +97,10 @@ class SqsPoller:
 
     def __init__(
         self,
-        sqs,
+        sqs: BotoClient,
         queue_url: str,
         queue_arn: str,
-        invoke: Callable[[dict], Any],
+        invoke: Callable[[dict[str, Any]], Invocation],
         *,
         batch_size: int = 10,
         wait_time_seconds: int = 1,

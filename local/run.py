@@ -33,6 +33,11 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from local.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,7 +92,7 @@ def migrate(dsn: str) -> list[str] | None:
     return list(apply(dsn))
 
 
-def banner(stack, dsn: str, applied: list[str] | None, token: str) -> str:
+def banner(stack: LocalStack, dsn: str, applied: list[str] | None, token: str) -> str:
     url = stack.url
     lines = [
         "",
@@ -176,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stop = threading.Event()
 
-    def on_signal(signum, _frame):
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)

@@ -39,10 +39,16 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from multiprocessing.connection import Connection
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
 
 from local.events import LambdaContext
+
+if TYPE_CHECKING:
+    from local.routes import App, FunctionSpec
 
 log = logging.getLogger("local.runtime")
 
@@ -60,7 +66,7 @@ def _error(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
     }
 
 
-def _load_handler(spec: dict[str, Any]):
+def _load_handler(spec: dict[str, Any]) -> tuple[ModuleType, Callable[[Any, LambdaContext], Any]]:
     import importlib.util
 
     module_name = f"_lambda_{spec['logical_id']}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
@@ -76,7 +82,7 @@ def _load_handler(spec: dict[str, Any]):
     return module, handler
 
 
-def worker_main(conn, spec: dict[str, Any], env: dict[str, str]) -> None:
+def worker_main(conn: Connection, spec: dict[str, Any], env: dict[str, str]) -> None:
     """Entry point of a worker process: set up the environment, load the handler, serve."""
     import signal
 
@@ -208,7 +214,7 @@ class FunctionPool:
 
     def __init__(
         self,
-        function,
+        function: FunctionSpec,
         env: dict[str, str] | None = None,
         *,
         max_workers: int = 4,
@@ -327,12 +333,12 @@ class FunctionPool:
         except (EOFError, OSError):
             return {"errorType": "Runtime.ExitError", "errorMessage": "worker exited during init"}
         if kind != "ready":
-            return payload
+            return cast(dict[str, Any], payload)
         worker.started = True
         worker.init_ms = payload.get("init_ms")
         return None
 
-    def _roundtrip(self, message: tuple, timeout: float) -> tuple[str, Any, bool, bool]:
+    def _roundtrip(self, message: tuple[object, ...], timeout: float) -> tuple[str, Any, bool, bool]:
         """Send ``message`` to a worker; (kind, payload, timed_out, cold start)."""
         worker, cold = self._acquire()
         healthy = False
@@ -407,7 +413,7 @@ class FunctionPool:
         """The module's ``app.get_openapi_json_schema()`` (None without a resolver named ``app``)."""
         kind, payload, timed_out, _ = self._roundtrip(("openapi",), timeout)
         if kind == "ok":
-            return payload
+            return cast(str | None, payload)
         raise RuntimeError(
             f"{self.function.logical_id}: openapi failed: "
             f"{'timeout' if timed_out else (payload or {}).get('errorMessage')}"
@@ -453,7 +459,7 @@ class FunctionRegistry:
 
     def __init__(
         self,
-        app,
+        app: App,
         env: dict[str, str] | None = None,
         *,
         max_workers: int = 4,

@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from local.aws import BotoClient
 
 HOLD_SECONDS = 60  # how long a scanned message stays hidden while we look at the others
 _ATTRIBUTE_KEYS = ("DataType", "StringValue", "BinaryValue")
 
 
-def _receive(sqs, url: str, hold: int, wait: int) -> list[dict[str, Any]]:
+def _receive(sqs: BotoClient, url: str, hold: int, wait: int) -> list[dict[str, Any]]:
     return (
         sqs.receive_message(
             QueueUrl=url,
@@ -31,7 +34,7 @@ def _receive(sqs, url: str, hold: int, wait: int) -> list[dict[str, Any]]:
     )
 
 
-def _release(sqs, url: str, messages: Iterable[dict[str, Any]]) -> None:
+def _release(sqs: BotoClient, url: str, messages: Iterable[dict[str, Any]]) -> None:
     batch = list(messages)
     for start in range(0, len(batch), 10):
         chunk = batch[start : start + 10]
@@ -44,7 +47,12 @@ def _release(sqs, url: str, messages: Iterable[dict[str, Any]]) -> None:
 
 
 def scan(
-    sqs, url: str, *, limit: int = 1000, stop: Callable[[dict[str, Any]], bool] | None = None, hold: int = HOLD_SECONDS
+    sqs: BotoClient,
+    url: str,
+    *,
+    limit: int = 1000,
+    stop: Callable[[dict[str, Any]], bool] | None = None,
+    hold: int = HOLD_SECONDS,
 ) -> list[dict[str, Any]]:
     """Receive up to ``limit`` distinct messages (hidden for ``hold`` s), stopping early once
     ``stop(message)`` is true. The caller releases or deletes them."""
@@ -97,13 +105,13 @@ def summary(message: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def peek(sqs, url: str, *, limit: int = 100) -> list[dict[str, Any]]:
+def peek(sqs: BotoClient, url: str, *, limit: int = 100) -> list[dict[str, Any]]:
     messages = scan(sqs, url, limit=limit)
     _release(sqs, url, messages)
     return messages
 
 
-def find(sqs, url: str, ident: str) -> dict[str, Any] | None:
+def find(sqs: BotoClient, url: str, ident: str) -> dict[str, Any] | None:
     messages = scan(sqs, url, stop=lambda m: matches(m, ident))
     _release(sqs, url, messages)
     return next((m for m in messages if matches(m, ident)), None)
@@ -118,7 +126,7 @@ def _attributes(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def resend(
-    sqs,
+    sqs: BotoClient,
     source_url: str,
     target_url: str,
     *,
@@ -203,21 +211,22 @@ class Only:
         return self.found == self.wanted
 
 
-def start_move_task(sqs, source_arn: str, target_arn: str | None) -> dict[str, Any]:
+def start_move_task(sqs: BotoClient, source_arn: str, target_arn: str | None) -> dict[str, Any]:
     """SQS's own redrive (``StartMessageMoveTask``): every message of a DLQ back to its source queue
     (or ``target_arn``), asynchronously. Only for DLQs of SQS queues."""
     kwargs: dict[str, Any] = {"SourceArn": source_arn}
     if target_arn:
         kwargs["DestinationArn"] = target_arn
-    return sqs.start_message_move_task(**kwargs)
+    task: dict[str, Any] = sqs.start_message_move_task(**kwargs)
+    return task
 
 
-def wait_move_task(sqs, source_arn: str, timeout: float = 300, interval: float = 2) -> dict[str, Any]:
+def wait_move_task(sqs: BotoClient, source_arn: str, timeout: float = 300, interval: float = 2) -> dict[str, Any]:
     """Poll ``ListMessageMoveTasks`` until the newest task of ``source_arn`` is no longer running."""
     deadline = time.monotonic() + timeout
     while True:
         tasks = sqs.list_message_move_tasks(SourceArn=source_arn, MaxResults=1).get("Results") or []
-        task = tasks[0] if tasks else {}
+        task: dict[str, Any] = tasks[0] if tasks else {}
         if task.get("Status") not in ("RUNNING", "CANCELLING") or time.monotonic() > deadline:
             return task
         time.sleep(interval)

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from local.events import http_event
+from hibachi.db import Database
+
+from local.events import LambdaContext, http_event
 from testkit.functions import load_function
 
 CREATE = "POST /bookings"
@@ -18,7 +21,16 @@ TZ = "America/Los_Angeles"
 ZONE = ZoneInfo(TZ)
 
 
-def call(context, route_key: str, booking_id=None, *, body=None, headers=None, raw_body=None):
+def call(
+    context: LambdaContext,
+    route_key: str,
+    booking_id: object = None,
+    *,
+    body: object = None,
+    headers: dict[str, str] | None = None,
+    raw_body: str | bytes | None = None,
+) -> tuple[int, Any]:
+    """``route_key`` on the create_booking handler: (status, the JSON body or None)."""
     method, template = route_key.split(" ", 1)
     path = template.replace("{booking_id}", str(booking_id)) if booking_id is not None else template
     event = http_event(
@@ -32,7 +44,7 @@ def call(context, route_key: str, booking_id=None, *, body=None, headers=None, r
         scopes=["bookings:write", "bookings:read"],
     )
     response = load_function("create_booking").lambda_handler(event, context)
-    return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
+    return int(response["statusCode"]), json.loads(response["body"]) if response.get("body") else None
 
 
 def local_start(days: int = 10, hour: int = 18, minute: int = 0) -> str:
@@ -40,8 +52,9 @@ def local_start(days: int = 10, hour: int = 18, minute: int = 0) -> str:
     return f"{day.isoformat()}T{hour:02d}:{minute:02d}"
 
 
-def booking_body(start: str | None = None, **overrides) -> dict:
-    body = {
+def booking_body(start: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """A valid POST /bookings body (``start``: a local start; ``local_start()`` by default)."""
+    body: dict[str, Any] = {
         "customer": {"name": "Ada Lovelace", "phone": "+14155550123", "email": "Ada@Example.COM"},
         "event_start": start or local_start(),
         "timezone": TZ,
@@ -52,12 +65,20 @@ def booking_body(start: str | None = None, **overrides) -> dict:
     return body
 
 
-def create(context, body=None, key=None):
+def create(context: LambdaContext, body: dict[str, Any] | None = None, key: str | None = None) -> tuple[int, Any]:
     return call(context, CREATE, body=body or booking_body(), headers={"idempotency-key": key} if key else None)
 
 
-def count_bookings(db) -> int:
-    return db.fetchone("SELECT count(*) AS n FROM bookings")["n"]
+def count_bookings(db: Database) -> int:
+    row = db.fetchone("SELECT count(*) AS n FROM bookings")
+    assert row is not None
+    return int(row["n"])
+
+
+def _offset(t: datetime, zone: ZoneInfo) -> timedelta:
+    offset = t.astimezone(zone).utcoffset()
+    assert offset is not None
+    return offset
 
 
 def dst_times(zone: ZoneInfo) -> tuple[str, str]:
@@ -66,11 +87,11 @@ def dst_times(zone: ZoneInfo) -> tuple[str, str]:
     found: dict[str, str] = {}
     t = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=3)
     for _ in range(24 * 800):
-        before, after = t.astimezone(zone).utcoffset(), (t + timedelta(hours=1)).astimezone(zone).utcoffset()
+        before, after = _offset(t, zone), _offset(t + timedelta(hours=1), zone)
         if before != after:
             # the transition lies within (t, t+1h]: find it to the minute
             m = t
-            while m.astimezone(zone).utcoffset() == before:
+            while _offset(m, zone) == before:
                 m += timedelta(minutes=1)
             # spring forward: wall times [m+before, m+after) never happen; fall back: [m+after,
             # m+before) happen twice. Take the middle of that hour.

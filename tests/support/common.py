@@ -9,17 +9,20 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from local.aws import BotoClient
+from local.pg import LocalPostgres
 from testkit.env import migrated_database, project_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def receive_all(client, queue_url: str, max_rounds: int = 20) -> list[dict]:
+def receive_all(client: BotoClient, queue_url: str, max_rounds: int = 20) -> list[dict[str, Any]]:
     """Receive (and delete) every message currently in a queue."""
-    messages: list[dict] = []
+    messages: list[dict[str, Any]] = []
     for _ in range(max_rounds):
         batch = client.receive_message(
             QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
@@ -34,9 +37,9 @@ def receive_all(client, queue_url: str, max_rounds: int = 20) -> list[dict]:
     return messages
 
 
-def json_lines(text: str) -> list[dict]:
+def json_lines(text: str) -> list[dict[str, Any]]:
     """The JSON objects among ``text``'s lines (structured logs, EMF): other lines are skipped."""
-    docs = []
+    docs: list[dict[str, Any]] = []
     for raw in text.splitlines():
         try:
             doc = json.loads(raw)
@@ -48,7 +51,7 @@ def json_lines(text: str) -> list[dict]:
 
 
 @contextmanager
-def dedicated_postgres(name: str, port: int) -> Iterator[tuple[object, str]]:
+def dedicated_postgres(name: str, port: int) -> Iterator[tuple[LocalPostgres, str]]:
     """A PostgreSQL server of a test module's own (``.local/test-pg-<name>``), for tests that stop
     and start it; yields (LocalPostgres, URL of a fresh migrated database) and stops it after."""
     if os.environ.get("DATABASE_URL"):
@@ -65,7 +68,7 @@ def new_id(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-def read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

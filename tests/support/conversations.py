@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from local.events import http_event
+from local.events import LambdaContext, http_event
 from testkit.functions import load_function
 
 POST = "POST /conversations/{conversation_id}/messages"
@@ -12,7 +13,17 @@ GET_CONV = "GET /conversations/{conversation_id}"
 LIST = "GET /conversations/{conversation_id}/messages"
 
 
-def call(context, route_key: str, cid: str, *, body=None, headers=None, query=None, raw_body=None):
+def call(
+    context: LambdaContext,
+    route_key: str,
+    cid: str,
+    *,
+    body: object = None,
+    headers: dict[str, str] | None = None,
+    query: str | dict[str, str] | None = None,
+    raw_body: str | bytes | None = None,
+) -> tuple[int, Any]:
+    """``route_key`` on the store_message handler: (status, the JSON body or None)."""
     method, template = route_key.split(" ", 1)
     path = template.replace("{conversation_id}", cid)
     event = http_event(
@@ -27,9 +38,10 @@ def call(context, route_key: str, cid: str, *, body=None, headers=None, query=No
         scopes=["messages:write", "conversations:read"],
     )
     response = load_function("store_message").lambda_handler(event, context)
-    return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
+    return int(response["statusCode"]), json.loads(response["body"]) if response.get("body") else None
 
 
-def post(context, cid, **body):
+def post(context: LambdaContext, cid: str, **body: Any) -> tuple[int, Any]:
+    """Store a message (``key``: its Idempotency-Key)."""
     headers = {"idempotency-key": body.pop("key")} if "key" in body else None
     return call(context, POST, cid, body=body, headers=headers)

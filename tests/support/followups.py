@@ -4,24 +4,27 @@ follow-up due; and the ``aws`` fixture with this folder's schedule names (import
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hibachi import settings as settings_module
+from hibachi.db import Database
 
-from local.events import http_event, sqs_event
+from local.events import LambdaContext, http_event, sqs_event
 from testkit.functions import load_function
 from tests.support.common import receive_all
 
 
 @pytest.fixture
-def aws(aws):
+def aws(aws: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The shared ``aws`` fixture (the template's topic, schedule group, DLQs on moto), with
     schedule names of this module's."""
     with settings_module.override(schedule_name_prefix="fu-"):
         yield aws
 
 
-def worker(context, bodies: list[str]) -> list[str]:
+def worker(context: LambdaContext, bodies: list[str]) -> list[str]:
     """Run the worker on one SQS batch; the job types of the records it reported as failed (a batch
     that failed whole raises, as Powertools does, and Lambda then retries every record)."""
     from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
@@ -32,20 +35,16 @@ def worker(context, bodies: list[str]) -> list[str]:
     except BatchProcessingError:
         return [json.loads(r["body"])["type"] for r in event["Records"]]
     failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
-    return [
-        json.loads(r["body"])["type"] if r["messageId"] in failed else None
-        for r in event["Records"]
-        if r["messageId"] in failed
-    ]
+    return [str(json.loads(r["body"])["type"]) for r in event["Records"] if r["messageId"] in failed]
 
 
-def drain(aws) -> list[str]:
+def drain(aws: dict[str, Any]) -> list[str]:
     return [m["Body"] for m in receive_all(aws["client"], aws["queue_url"])]
 
 
-def run_jobs(context, aws, rounds: int = 5) -> list[dict]:
+def run_jobs(context: LambdaContext, aws: dict[str, Any], rounds: int = 5) -> list[dict[str, Any]]:
     """Process whatever is on the jobs queue until it is empty (bounded); the jobs processed."""
-    seen: list[dict] = []
+    seen: list[dict[str, Any]] = []
     for _ in range(rounds):
         bodies = drain(aws)
         if not bodies:
@@ -55,18 +54,18 @@ def run_jobs(context, aws, rounds: int = 5) -> list[dict]:
     raise AssertionError("the jobs queue did not empty")
 
 
-def messages(db, cid: str) -> list[dict]:
+def messages(db: Database, cid: str) -> list[dict[str, Any]]:
     return db.fetchall(
         "SELECT role, content, metadata, idempotency_key FROM messages WHERE conversation_id = %s ORDER BY seq", [cid]
     )
 
 
-def make_due(db, booking_id: str) -> None:
+def make_due(db: Database, booking_id: str) -> None:
     """What waiting until the follow-up is due would do."""
     db.execute("UPDATE followups SET due_at = now() - interval '1 minute' WHERE booking_id = %s", [booking_id])
 
 
-def post_user_message(context, cid: str) -> None:
+def post_user_message(context: LambdaContext, cid: str) -> None:
     event = http_event(
         "POST",
         f"/conversations/{cid}/messages",

@@ -28,7 +28,7 @@ def free_slot() -> str:
     return f"{day.isoformat()}T{random.randint(11, 19):02d}:{random.choice((0, 30)):02d}"
 
 
-def booking_args(**over: Any) -> dict:
+def booking_args(**over: Any) -> dict[str, Any]:
     return {
         "customer": {"name": "Dana Whitfield", "phone": "+14155550123", "email": "dana@example.com"},
         "event_start": free_slot(),

@@ -13,12 +13,14 @@ import contextlib
 import json
 import os
 import statistics
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg.rows import dict_row
 
+from local.pg import LocalPostgres
 from local.stack import LocalStack, wait_until
 from testkit.env import migrated_database, throwaway_postgres
 from tests.support.netfaults import FlakyProxy
@@ -30,9 +32,9 @@ _NEXT_DAY = 20  # booking days handed out by Env.fresh_day, for the whole proces
 class Env:
     """What a reliability test gets: the stack, its database server, the SQS switch."""
 
-    def __init__(self, stack: LocalStack, pg, url: str, proxy: FlakyProxy):
+    def __init__(self, stack: LocalStack, pg: LocalPostgres, url: str, proxy: FlakyProxy):
         self.stack, self.pg, self.url, self.proxy = stack, pg, url, proxy
-        self.published: list[dict] = []  # SNS follow-ups seen on the topic's SQS subscription
+        self.published: list[dict[str, Any]] = []  # SNS follow-ups seen on the topic's SQS subscription
 
     def collect_published(self) -> None:
         """Move what the follow-up topic delivered to its SQS subscription into ``published``."""
@@ -49,11 +51,11 @@ class Env:
             )
 
     # database, from the test's side (a short-lived connection each time: the server restarts)
-    def query(self, sql: str, params=None) -> list[dict]:
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         with psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=5) as conn:
             return conn.execute(sql, params).fetchall()
 
-    def one(self, sql: str, params=None) -> dict:
+    def one(self, sql: str, params: Sequence[Any] | None = None) -> dict[str, Any]:
         return self.query(sql, params)[0]
 
     def ensure_pg(self) -> None:
@@ -74,7 +76,7 @@ class Env:
         _NEXT_DAY += span
         return day
 
-    def headers(self, key: str | None = None, scopes=None) -> dict[str, str]:
+    def headers(self, key: str | None = None, scopes: Iterable[str] | None = None) -> dict[str, str]:
         h = self.stack.auth_headers(scopes)
         if key:
             h["idempotency-key"] = key
@@ -90,10 +92,10 @@ class _Shared:
     def __init__(self) -> None:
         self.env: Env | None = None
         self.users = 0
-        self._parts: list = []
-        self._pg = None
+        self._parts: list[Callable[[], object]] = []
+        self._pg: tuple[LocalPostgres, str] | None = None
 
-    def acquire(self, tmp_path_factory) -> Env:
+    def acquire(self, tmp_path_factory: pytest.TempPathFactory) -> Env:
         self.users += 1
         if self.env is None:
             try:
@@ -109,7 +111,7 @@ class _Shared:
         if self.users <= 0:
             self._stop()
 
-    def _postgres(self):
+    def _postgres(self) -> tuple[LocalPostgres, str]:
         """This process's own server, started once and kept for the session (moto's resets do
         not touch it): a data folder of its own and a free port, so concurrent test runs from
         one checkout do not share it; stopped and removed at exit."""
@@ -118,7 +120,7 @@ class _Shared:
             self._pg = (pg, migrated_database(pg, "hibachi_rel"))
         return self._pg
 
-    def _start(self, tmp_path_factory) -> Env:
+    def _start(self, tmp_path_factory: pytest.TempPathFactory) -> Env:
         pg, url = self._postgres()
         pg.start()  # a test may have left it stopped
         proxy = FlakyProxy().start()
@@ -157,11 +159,10 @@ class _Shared:
 shared = _Shared()
 
 
-def package_stack_fixture() -> Any:
+def package_stack_fixture() -> Callable[..., Iterator[Env]]:
     """The ``rel`` fixture for a test folder's conftest (``rel = package_stack_fixture()``): the
     shared stack, acquired by that folder's first test and released at the session's end (see
     _Shared)."""
-    import pytest
 
     @pytest.fixture(scope="session")
     def rel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
@@ -172,7 +173,7 @@ def package_stack_fixture() -> Any:
     return rel
 
 
-def expected_stats(env: Env, cid: str) -> dict:
+def expected_stats(env: Env, cid: str) -> dict[str, Any]:
     scores = [
         r["emotion_score"]
         for r in env.query(
