@@ -40,7 +40,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tier = TIERS.get(parts[0]) if len(parts) > 1 else None
         if tier is None:
             raise pytest.UsageError(
-                f"tests/{'/'.join(parts)}: its folder has no test tier (TIERS in tests/conftest.py)"
+                f"tests/{'/'.join(parts)}: its folder has no test tier (TIERS in tests/support/tiers.py)"
             )
         item.add_marker(tier)
         tiers[id(item)] = tier

@@ -1,8 +1,8 @@
 """The real app on the local stack, end to end over HTTP: template.yaml's routes and authorizer, the
 real handlers in worker processes, the worker fed by the SQS poller, PostgreSQL (the tests' database).
 
-Issue 2's acceptance walk: post 3 messages with a dev token, read them back in order, and see
-``avg_emotion`` computed by the worker (the issue asks for 5 s; the deadline here leaves room for a
+The acceptance walk: post 3 messages with a dev token, read them back in order, and see
+``avg_emotion`` computed by the worker (expected within 5 s; the deadline here leaves room for a
 slow machine's cold starts, it is not a measurement)."""
 
 from __future__ import annotations

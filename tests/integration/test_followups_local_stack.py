@@ -154,7 +154,7 @@ def _published(stack: LocalStack, booking_id: str) -> list[dict]:
 
 
 def test_demo_follow_up_arrives_in_the_conversation_by_waiting_alone(database_url, tmp_path):
-    """Issue 3's local demo: with FOLLOWUP_DEMO_DELAY_SECONDS the follow-up of a fresh booking shows in
+    """The local demo: with FOLLOWUP_DEMO_DELAY_SECONDS the follow-up of a fresh booking shows in
     its conversation a few seconds later, with nothing to do but wait."""
     with LocalStack(
         database_url,

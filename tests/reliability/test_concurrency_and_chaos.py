@@ -1,4 +1,4 @@
-"""Concurrency and "nothing lost" on the real local stack (issue 6, parts 2 and 6).
+"""Concurrency and "nothing lost" on the real local stack.
 
 * 200 concurrent bookings across 10 slots: no slot holds more than CHEF_COUNT confirmed bookings and
   no chef has two overlapping confirmed bookings (checked in the database).

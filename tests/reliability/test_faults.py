@@ -1,4 +1,4 @@
-"""Faults on the real local stack (issue 6, part 1): PostgreSQL stopped mid-run, SQS sends failing,
+"""Faults on the real local stack: PostgreSQL stopped mid-run, SQS sends failing,
 one bad record in a batch, every job type delivered three times out of order, and the worker
 killed in the middle of a batch. Everything goes through the gateway (real HTTP, JWT authorizer)
 or the jobs queue and the poller, as in production; waiting is polling with a deadline.
