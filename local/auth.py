@@ -152,6 +152,17 @@ def _int_b64u(n: int) -> str:
     return _b64u(n.to_bytes((n.bit_length() + 7) // 8, "big"))
 
 
+def _bearer(token: str | None) -> str:
+    """The token of an ``Authorization`` value (``Bearer`` prefix optional), or MissingToken."""
+    raw = (token or "").strip()
+    parts = raw.split(None, 1)
+    if parts and parts[0].lower() == "bearer":
+        raw = parts[1].strip() if len(parts) > 1 else ""
+    if not raw:
+        raise MissingToken
+    return raw
+
+
 def _load_or_create_private_key(key_dir: Path) -> RSAPrivateKey:
     """The PEM key under ``key_dir``; created atomically (0600) when missing, so concurrent
     first users (the run command and ``python -m local.token``) end up with the same key."""
@@ -315,15 +326,27 @@ class JwtAuthority:
     def verify(self, token: str | None, required_scopes: Iterable[str] = ()) -> dict[str, Any]:
         """The token's claims, or an :class:`AuthError` subclass. ``token`` may carry the
         ``Bearer`` prefix (it is the raw ``Authorization`` header value)."""
+        required = tuple(required_scopes)
+        claims = self._signed_claims(_bearer(token))
+        if claims.get("iss") != self.issuer:
+            raise WrongIssuer
+        if not self._for_us(claims):
+            raise WrongAudience
+        if required and not set(required) & set(token_scopes(claims)):
+            raise MissingScope(f"expected scopes: [{' '.join(required)}]", scopes=required)
+        return claims
+
+    def _for_us(self, claims: dict[str, Any]) -> bool:
+        """An audience of ours in ``aud``, or (no ``aud``) in ``client_id``, as API Gateway checks."""
+        if "aud" not in claims:
+            return claims.get("client_id") in self.audiences
+        aud = claims["aud"]
+        return any(a in self.audiences for a in (aud if isinstance(aud, list) else [aud]))
+
+    def _signed_claims(self, raw: str) -> dict[str, Any]:
+        """The claims of a token signed by our key, not expired (or an AuthError)."""
         import jwt
 
-        required = tuple(required_scopes)
-        raw = (token or "").strip()
-        parts = raw.split(None, 1)
-        if parts and parts[0].lower() == "bearer":
-            raw = parts[1].strip() if len(parts) > 1 else ""
-        if not raw:
-            raise MissingToken
         try:
             header = jwt.get_unverified_header(raw)
         except jwt.DecodeError:
@@ -350,17 +373,6 @@ class JwtAuthority:
             raise MalformedToken(f"the token has no {exc.claim} claim") from None
         except jwt.InvalidTokenError:
             raise MalformedToken from None
-        if claims.get("iss") != self.issuer:
-            raise WrongIssuer
-        if "aud" in claims:
-            aud = claims["aud"]
-            auds = aud if isinstance(aud, list) else [aud]
-            if not any(a in self.audiences for a in auds):
-                raise WrongAudience
-        elif claims.get("client_id") not in self.audiences:
-            raise WrongAudience
-        if required and not set(required) & set(token_scopes(claims)):
-            raise MissingScope(f"expected scopes: [{' '.join(required)}]", scopes=required)
         return claims
 
     def authorize(self, authorization_header: str | None, required_scopes: Iterable[str] = ()) -> dict[str, Any]:

@@ -103,6 +103,32 @@ def _body(body: str | bytes | None, content_type: str | None) -> tuple[str | Non
     return base64.b64encode(body).decode("ascii"), True
 
 
+def _request_context(
+    request: tuple[str, str, str, str], route_key: str, domain: str, api_id: str, stage: str, request_id: str | None
+) -> dict[str, Any]:
+    """``requestContext`` without its authorizer; ``request``: method, path, source IP, user agent."""
+    method, path, source_ip, user_agent = request
+    now = time.time()
+    return {
+        "accountId": ACCOUNT,
+        "apiId": api_id,
+        "domainName": domain,
+        "domainPrefix": domain.split(".", 1)[0].split(":", 1)[0],
+        "http": {
+            "method": method,
+            "path": path,
+            "protocol": "HTTP/1.1",
+            "sourceIp": source_ip,
+            "userAgent": user_agent,
+        },
+        "requestId": request_id or base64.b64encode(uuid.uuid4().bytes[:10]).decode(),
+        "routeKey": route_key,
+        "stage": stage,
+        "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+        "timeEpoch": int(now * 1000),
+    }
+
+
 def http_event(
     method: str,
     path: str,
@@ -130,27 +156,10 @@ def http_event(
     for key, value in parse_qsl(raw_query, keep_blank_values=True):
         # API Gateway joins repeated parameters with commas
         query_params[key] = f"{query_params[key]},{value}" if key in query_params else value
-    now = time.time()
     route_key = route_key or f"{method.upper()} {path}"
     domain = hdrs.get("host", domain)
-    context: dict[str, Any] = {
-        "accountId": ACCOUNT,
-        "apiId": api_id,
-        "domainName": domain,
-        "domainPrefix": domain.split(".", 1)[0].split(":", 1)[0],
-        "http": {
-            "method": method.upper(),
-            "path": path,
-            "protocol": "HTTP/1.1",
-            "sourceIp": source_ip,
-            "userAgent": hdrs.get("user-agent", ""),
-        },
-        "requestId": request_id or base64.b64encode(uuid.uuid4().bytes[:10]).decode(),
-        "routeKey": route_key,
-        "stage": stage,
-        "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-        "timeEpoch": int(now * 1000),
-    }
+    request = (method.upper(), path, source_ip, hdrs.get("user-agent", ""))
+    context = _request_context(request, route_key, domain, api_id, stage, request_id)
     if claims is not None:
         authorizer = {"jwt": {"claims": claims, "scopes": scopes}}
     if authorizer is not None:

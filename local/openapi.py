@@ -63,33 +63,11 @@ def merge(
         },
     }
     for part in parts:
-        if not part:
-            continue
-        doc["openapi"] = part.get("openapi", doc["openapi"])
-        for path, item in (part.get("paths") or {}).items():
-            doc["paths"].setdefault(path, {}).update(item)
-        components = part.get("components") or {}
-        doc["components"]["schemas"].update(components.get("schemas") or {})
-        for kind, values in components.items():
-            if kind not in ("schemas", "securitySchemes") and isinstance(values, dict):
-                doc["components"].setdefault(kind, {}).update(values)
+        if part:
+            _add_part(doc, part)
     for route in routes:
-        if route.is_default:
-            continue
-        security = [] if route.public else [{"bearerAuth": list(route.scopes)}]
-        item = doc["paths"].setdefault(route.path, {})
-        wanted = _METHODS if route.method == "ANY" else (route.method.lower(),)
-        present = [m for m in wanted if m in item]
-        if not present and route.method != "ANY":
-            item[route.method.lower()] = {
-                "summary": route.route_key,
-                "operationId": f"{route.function}_{route.event_name}",
-                "responses": {"default": {"description": "see the function"}},
-                "x-local-stub": True,
-            }
-            present = [route.method.lower()]
-        for m in present:
-            item[m]["security"] = security
+        if not route.is_default:
+            _secure(doc["paths"].setdefault(route.path, {}), route)
     if not doc["components"]["schemas"]:
         del doc["components"]["schemas"]
     doc["paths"] = dict(sorted(doc["paths"].items()))
@@ -107,6 +85,34 @@ def _resolver_document(handler_file: Path, layers: Iterable[Path]) -> dict[str, 
     spec.loader.exec_module(module)
     resolver = getattr(module, "app", None)
     return json.loads(resolver.get_openapi_json_schema()) if resolver is not None else None
+
+
+def _add_part(doc: dict[str, Any], part: dict[str, Any]) -> None:
+    """A resolver's paths and components into ``doc``."""
+    doc["openapi"] = part.get("openapi", doc["openapi"])
+    for path, item in (part.get("paths") or {}).items():
+        doc["paths"].setdefault(path, {}).update(item)
+    components = part.get("components") or {}
+    doc["components"]["schemas"].update(components.get("schemas") or {})
+    for kind, values in components.items():
+        if kind not in ("schemas", "securitySchemes") and isinstance(values, dict):
+            doc["components"].setdefault(kind, {}).update(values)
+
+
+def _secure(item: dict[str, Any], route: Route) -> None:
+    """The route's security on its operations of the path ``item`` (a stub when none documents it)."""
+    wanted = _METHODS if route.method == "ANY" else (route.method.lower(),)
+    present = [m for m in wanted if m in item]
+    if not present and route.method != "ANY":
+        item[route.method.lower()] = {
+            "summary": route.route_key,
+            "operationId": f"{route.function}_{route.event_name}",
+            "responses": {"default": {"description": "see the function"}},
+            "x-local-stub": True,
+        }
+        present = [route.method.lower()]
+    for m in present:
+        item[m]["security"] = [] if route.public else [{"bearerAuth": list(route.scopes)}]
 
 
 def swagger_page(doc: dict[str, Any], base: str = "/docs") -> str:
