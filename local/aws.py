@@ -331,38 +331,9 @@ def create_resources(
     sched_dlq_url, sched_dlq_arn = _queue(sqs, f"{prefix}-scheduler-dlq", {**sse, "MessageRetentionPeriod": "1209600"})
     followups_url, followups_arn = _queue(sqs, f"{prefix}-followups-published", sse)
 
-    sns = client("sns", endpoint_url, region)
-    topic_arn = sns.create_topic(Name=f"{prefix}-followups")["TopicArn"]
-    subscribed = any(
-        s.get("Endpoint") == followups_arn
-        for s in sns.list_subscriptions_by_topic(TopicArn=topic_arn).get("Subscriptions", [])
-    )
-    if not subscribed:
-        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=followups_arn)
-
-    scheduler = client("scheduler", endpoint_url, region)
-    group = f"{prefix}-followups"
-    try:
-        scheduler.create_schedule_group(Name=group)
-    except scheduler.exceptions.ConflictException:
-        pass
-    except Exception as exc:  # moto versions differ in the error they raise for an existing group
-        if "exist" not in str(exc).lower():
-            raise
-
-    iam = client("iam", endpoint_url, region)
-    role_name = f"{prefix}-scheduler-role"
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "scheduler.amazonaws.com"}}
-        ],
-    }
-    try:
-        role_arn = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-    except iam.exceptions.EntityAlreadyExistsException:
-        role_arn = iam.get_role(RoleName=role_name)["Role"]["Arn"]
-
+    topic_arn = _topic(client("sns", endpoint_url, region), f"{prefix}-followups", followups_arn)
+    group = _schedule_group(client("scheduler", endpoint_url, region), f"{prefix}-followups")
+    role_arn = _scheduler_role(client("iam", endpoint_url, region), f"{prefix}-scheduler-role")
     return Resources(
         endpoint_url=endpoint_url,
         region=region,
@@ -378,6 +349,40 @@ def create_resources(
         schedule_group=group,
         scheduler_role_arn=role_arn,
     )
+
+
+def _topic(sns: BotoClient, name: str, queue_arn: str) -> str:
+    """The follow-up topic, with the queue of ``queue_arn`` subscribed; its ARN."""
+    topic_arn = str(sns.create_topic(Name=name)["TopicArn"])
+    subscriptions = sns.list_subscriptions_by_topic(TopicArn=topic_arn).get("Subscriptions", [])
+    if not any(s.get("Endpoint") == queue_arn for s in subscriptions):
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    return topic_arn
+
+
+def _schedule_group(scheduler: BotoClient, group: str) -> str:
+    try:
+        scheduler.create_schedule_group(Name=group)
+    except scheduler.exceptions.ConflictException:
+        pass
+    except Exception as exc:  # moto versions differ in the error they raise for an existing group
+        if "exist" not in str(exc).lower():
+            raise
+    return group
+
+
+def _scheduler_role(iam: BotoClient, role_name: str) -> str:
+    """The role the schedules assume; its ARN."""
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "scheduler.amazonaws.com"}}
+        ],
+    }
+    try:
+        return str(iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"])
+    except iam.exceptions.EntityAlreadyExistsException:
+        return str(iam.get_role(RoleName=role_name)["Role"]["Arn"])
 
 
 class Moto:

@@ -37,6 +37,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from local.pg import LocalPostgres
     from local.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,6 +173,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _start_postgres(pg: LocalPostgres, database: str) -> str | None:
+    """Start the server (when it is not running) and create ``database``; its DSN, or None."""
+    log.info("PostgreSQL (%s, port %d): %s", pg.data_dir, pg.port, "already running" if pg.running() else "starting")
+    try:
+        pg.start()
+    except (subprocess.CalledProcessError, RuntimeError) as exc:
+        detail = (getattr(exc, "stderr", None) or str(exc)).strip()
+        log.error("PostgreSQL did not start (%s); is port %d taken? (--pg-port) See %s", detail, pg.port, pg.log_file)
+        return None
+    return pg.create_database(database)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
@@ -187,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    pg = None
+    pg: LocalPostgres | None = None
     pg_started = False
     stack = None
     try:
@@ -198,18 +211,10 @@ def main(argv: list[str] | None = None) -> int:
 
             pg = LocalPostgres(args.pg_data, args.pg_port)
             pg_started = not pg.running()
-            log.info(
-                "PostgreSQL (%s, port %d): %s", pg.data_dir, pg.port, "starting" if pg_started else "already running"
-            )
-            try:
-                pg.start()
-            except (subprocess.CalledProcessError, RuntimeError) as exc:
-                detail = (getattr(exc, "stderr", None) or str(exc)).strip()
-                log.error(
-                    "PostgreSQL did not start (%s); is port %d taken? (--pg-port) See %s", detail, pg.port, pg.log_file
-                )
+            started = _start_postgres(pg, args.database)
+            if started is None:
                 return 1
-            dsn = pg.create_database(args.database)
+            dsn = started
         applied = None if args.no_migrate else migrate(dsn)
         if applied:
             log.info("migrations applied: %s", ", ".join(applied))

@@ -84,6 +84,35 @@ def _load_handler(spec: dict[str, Any]) -> tuple[ModuleType, Callable[[Any, Lamb
 
 def worker_main(conn: Connection, spec: dict[str, Any], env: dict[str, str]) -> None:
     """Entry point of a worker process: set up the environment, load the handler, serve."""
+    _enter_sandbox(spec, env)
+    init_start = time.monotonic()
+    try:
+        module, handler = _load_handler(spec)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, like Runtime.ImportModuleError
+        import traceback
+
+        traceback.print_exc()
+        conn.send(("init_error", _error(exc, "Runtime.ImportModuleError")))
+        return
+    conn.send(("ready", {"init_ms": (time.monotonic() - init_start) * 1000}))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError, KeyboardInterrupt):
+            return
+        kind = message[0]
+        if kind == "stop":
+            return
+        if kind == "openapi":
+            conn.send(_openapi(module))
+        elif kind == "invoke":
+            conn.send(_invoke(handler, spec, *message[1:]))
+        else:
+            conn.send(("error", {"errorMessage": f"unknown message {kind!r}", "errorType": "Runtime.Unknown"}))
+
+
+def _enter_sandbox(spec: dict[str, Any], env: dict[str, str]) -> None:
+    """The execution environment: its variables (no other AWS_*), time zone, sys.path, folder."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent owns Ctrl-C and stops us
@@ -100,67 +129,43 @@ def worker_main(conn: Connection, spec: dict[str, Any], env: dict[str, str]) -> 
     with contextlib.suppress(OSError):
         os.chdir(spec["code_uri"])
 
-    init_start = time.monotonic()
+
+def _openapi(module: ModuleType) -> tuple[str, Any]:
+    """The answer to ``openapi``: the document of the module's resolver ``app`` (None without one)."""
     try:
-        module, handler = _load_handler(spec)
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent, like Runtime.ImportModuleError
+        schema = getattr(getattr(module, "app", None), "get_openapi_json_schema", None)
+        return "ok", schema() if schema is not None else None
+    except BaseException as exc:  # noqa: BLE001
+        return "error", _error(exc)
+
+
+def _invoke(
+    handler: Callable[[Any, LambdaContext], Any], spec: dict[str, Any], request_id: str, event_json: str, timeout: float
+) -> tuple[str, Any]:
+    """The answer to ``invoke``: ("ok", the result as JSON) or ("error", Lambda's error fields)."""
+    context = LambdaContext(
+        function_name=spec["function_name"],
+        memory_limit_in_mb=str(spec["memory_size"]),
+        timeout_ms=int(timeout * 1000),
+        aws_request_id=request_id,
+        log_stream_name=spec["log_stream_name"],
+        region=spec["region"],
+    )
+    try:
+        result = handler(json.loads(event_json), context)
+    except BaseException as exc:  # noqa: BLE001 - a handler error, as Lambda reports it
         import traceback
 
+        sys.stderr.write(f"[ERROR] {request_id} {type(exc).__name__}: {exc}\n")
         traceback.print_exc()
-        conn.send(("init_error", _error(exc, "Runtime.ImportModuleError")))
-        return
-    conn.send(("ready", {"init_ms": (time.monotonic() - init_start) * 1000}))
-
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError, KeyboardInterrupt):
-            return
-        kind = message[0]
-        if kind == "stop":
-            return
-        if kind == "openapi":
-            try:
-                app = getattr(module, "app", None)
-                doc = (
-                    app.get_openapi_json_schema()
-                    if app is not None and hasattr(app, "get_openapi_json_schema")
-                    else None
-                )
-                conn.send(("ok", doc))
-            except BaseException as exc:  # noqa: BLE001
-                conn.send(("error", _error(exc)))
-            continue
-        if kind != "invoke":
-            conn.send(("error", {"errorMessage": f"unknown message {kind!r}", "errorType": "Runtime.Unknown"}))
-            continue
-        _, request_id, event_json, timeout = message
-        context = LambdaContext(
-            function_name=spec["function_name"],
-            memory_limit_in_mb=str(spec["memory_size"]),
-            timeout_ms=int(timeout * 1000),
-            aws_request_id=request_id,
-            log_stream_name=spec["log_stream_name"],
-            region=spec["region"],
-        )
-        try:
-            result = handler(json.loads(event_json), context)
-        except BaseException as exc:  # noqa: BLE001 - a handler error, as Lambda reports it
-            import traceback
-
-            sys.stderr.write(f"[ERROR] {request_id} {type(exc).__name__}: {exc}\n")
-            traceback.print_exc()
-            sys.stderr.flush()
-            conn.send(("error", _error(exc)))
-            continue
-        finally:
-            sys.stdout.flush()
-        try:
-            payload = json.dumps(result)
-        except (TypeError, ValueError) as exc:
-            conn.send(("error", _error(exc, "Runtime.MarshalError")))
-            continue
-        conn.send(("ok", payload))
+        sys.stderr.flush()
+        return "error", _error(exc)
+    finally:
+        sys.stdout.flush()
+    try:
+        return "ok", json.dumps(result)
+    except (TypeError, ValueError) as exc:
+        return "error", _error(exc, "Runtime.MarshalError")
 
 
 # -- the parent side ------------------------------------------------------------------------------
