@@ -147,41 +147,15 @@ def resend(
     empty_rounds = 0
     try:
         while len(moved) < limit and empty_rounds < 2:
-            batch = [
-                m
-                for m in _receive(sqs, source_url, HOLD_SECONDS, wait=1 if empty_rounds else 0)
-                if m["MessageId"] not in seen
-            ]
-            if not batch:
-                empty_rounds += 1
-                continue
-            empty_rounds = 0
+            received = _receive(sqs, source_url, HOLD_SECONDS, wait=1 if empty_rounds else 0)
+            batch = [m for m in received if m["MessageId"] not in seen]
+            empty_rounds = 0 if batch else empty_rounds + 1
             seen.update(m["MessageId"] for m in batch)
             chosen = [m for m in batch if select is None or select(m)][: max(0, limit - len(moved))]
             kept += [m for m in batch if m not in chosen]
-            if not chosen:
-                if stop is not None and stop():
-                    break
-                continue
-            entries = []
-            for i, m in enumerate(chosen):
-                entry = {"Id": str(i), "MessageBody": m["Body"]}
-                if m.get("MessageAttributes"):
-                    entry["MessageAttributes"] = _attributes(m)
-                entries.append(entry)
-            response = sqs.send_message_batch(QueueUrl=target_url, Entries=entries)
-            sent = [chosen[int(item["Id"])] for item in response.get("Successful", [])]
-            for item in response.get("Failed", []):
-                m = chosen[int(item["Id"])]
-                failed.append({"message_id": m["MessageId"], "error": item.get("Message") or item.get("Code")})
-                kept.append(m)
-            if sent:
-                sqs.delete_message_batch(
-                    QueueUrl=source_url,
-                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(sent)],
-                )
-                moved += [m["MessageId"] for m in sent]
-            if stop is not None and stop():
+            if chosen:
+                moved += _move(sqs, source_url, target_url, chosen, failed, kept)
+            if batch and stop is not None and stop():
                 break
     finally:
         _release(sqs, source_url, kept)
@@ -190,6 +164,36 @@ def resend(
         "skipped": [m["MessageId"] for m in kept if m["MessageId"] not in {f["message_id"] for f in failed}],
         "failed": failed,
     }
+
+
+def _move(
+    sqs: BotoClient,
+    source_url: str,
+    target_url: str,
+    chosen: list[dict[str, Any]],
+    failed: list[dict[str, Any]],
+    kept: list[dict[str, Any]],
+) -> list[str]:
+    """Send ``chosen`` to ``target_url``, then delete what was sent from ``source_url``; the ids
+    moved. A failed send goes to ``failed``, its message to ``kept`` (released later)."""
+    entries = []
+    for i, m in enumerate(chosen):
+        entry = {"Id": str(i), "MessageBody": m["Body"]}
+        if m.get("MessageAttributes"):
+            entry["MessageAttributes"] = _attributes(m)
+        entries.append(entry)
+    response = sqs.send_message_batch(QueueUrl=target_url, Entries=entries)
+    sent = [chosen[int(item["Id"])] for item in response.get("Successful", [])]
+    for item in response.get("Failed", []):
+        m = chosen[int(item["Id"])]
+        failed.append({"message_id": m["MessageId"], "error": item.get("Message") or item.get("Code")})
+        kept.append(m)
+    if sent:
+        sqs.delete_message_batch(
+            QueueUrl=source_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(sent)],
+        )
+    return [m["MessageId"] for m in sent]
 
 
 class Only:

@@ -293,18 +293,18 @@ class _Loop:
                         self._wake_r.recv(4096)
                 elif kind == "extra":
                     link()  # the callback
-                else:
-                    now = time.monotonic()
-                    if link.closed:
-                        continue
-                    sock = key.fileobj
-                    if mask & selectors.EVENT_READ:
-                        self._read(link, link.up if sock is link.client else link.down, now)
-                    if mask & selectors.EVENT_WRITE and not link.closed:
-                        self._flush(link, link.down if sock is link.client else link.up)
-                    if not link.closed:
-                        self._update(link)
+                elif not link.closed:
+                    self._ready(link, key.fileobj, mask)
             nxt = self._release(time.monotonic())
+
+    def _ready(self, link: _Link, sock: object, mask: int) -> None:
+        """``sock`` of ``link`` can be read or written (``mask``): move what it can."""
+        if mask & selectors.EVENT_READ:
+            self._read(link, link.up if sock is link.client else link.down, time.monotonic())
+        if mask & selectors.EVENT_WRITE and not link.closed:
+            self._flush(link, link.down if sock is link.client else link.up)
+        if not link.closed:
+            self._update(link)
 
     def total(self) -> int:
         with self.lock:
