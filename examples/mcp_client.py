@@ -65,52 +65,57 @@ async def walk(url: str, token: str, *, day: date | None = None, out: dict[str, 
         out["tools"] = sorted(t.name for t in tools)
         print("tools:", ", ".join(out["tools"]))
 
-        chat = f"example-{uuid.uuid4().hex[:8]}"
-        await call(
-            session,
-            "store_message",
-            {
-                "conversation_id": chat,
-                "role": "user",
-                "content": "Can we get a chef for 12 people next month?",
-                "idempotency_key": f"{chat}-1",
-            },
-        )
-        availability = await call(
-            session,
-            "check_availability",
-            {"date": day.isoformat(), "days": 3, "timezone": TIMEZONE, "duration_minutes": 120},
-        )
-        starts = [s for d in availability["days"] for s in d["starts"]]
-        out["free_starts"] = len(starts)
-        start = starts[0][:16]  # local date-time without offset, as create_booking takes it
-
-        booking_args = {
-            "customer": {"name": "Dana Whitfield", "phone": "+14155550123", "email": "dana@example.com"},
-            "event_start": start,
-            "timezone": TIMEZONE,
-            "duration_minutes": 120,
-            "guest_count": 12,
-            "address": {"line1": "1200 Seacliff Ave", "city": "San Francisco", "state": "CA", "postal_code": "94121"},
-            "conversation_id": chat,
-            "idempotency_key": str(uuid.uuid4()),
-        }
-        booking = await call(session, "create_booking", booking_args)
-        out["booking"] = booking
-        retry = await call(session, "create_booking", booking_args)  # the same key: the same booking
-        out["retry"] = retry
-
-        found = await call(session, "find_bookings", {"conversation_id": chat})
-        out["found"] = [b["id"] for b in found["items"]]
-
-        later = starts[-1][:16]
-        moved = await call(session, "reschedule_booking", {"booking_id": booking["id"], "event_start": later})
-        out["moved"] = moved
-        cancelled = await call(session, "cancel_booking", {"booking_id": booking["id"]})
-        out["cancelled"] = cancelled
-        history = await call(session, "get_conversation_history", {"conversation_id": chat, "limit": 10})
-        out["history"] = [m["content"] for m in history["items"]]
+        await book_and_cancel(session, day, out)
     return out
+
+
+async def book_and_cancel(session: ClientSession, day: date, out: dict[str, Any]) -> None:
+    """A conversation's message, availability, a booking (and its retry), then moved and cancelled."""
+    chat = f"example-{uuid.uuid4().hex[:8]}"
+    await call(
+        session,
+        "store_message",
+        {
+            "conversation_id": chat,
+            "role": "user",
+            "content": "Can we get a chef for 12 people next month?",
+            "idempotency_key": f"{chat}-1",
+        },
+    )
+    availability = await call(
+        session,
+        "check_availability",
+        {"date": day.isoformat(), "days": 3, "timezone": TIMEZONE, "duration_minutes": 120},
+    )
+    starts = [s for d in availability["days"] for s in d["starts"]]
+    out["free_starts"] = len(starts)
+    start = starts[0][:16]  # local date-time without offset, as create_booking takes it
+
+    booking_args = {
+        "customer": {"name": "Dana Whitfield", "phone": "+14155550123", "email": "dana@example.com"},
+        "event_start": start,
+        "timezone": TIMEZONE,
+        "duration_minutes": 120,
+        "guest_count": 12,
+        "address": {"line1": "1200 Seacliff Ave", "city": "San Francisco", "state": "CA", "postal_code": "94121"},
+        "conversation_id": chat,
+        "idempotency_key": str(uuid.uuid4()),
+    }
+    booking = await call(session, "create_booking", booking_args)
+    out["booking"] = booking
+    retry = await call(session, "create_booking", booking_args)  # the same key: the same booking
+    out["retry"] = retry
+
+    found = await call(session, "find_bookings", {"conversation_id": chat})
+    out["found"] = [b["id"] for b in found["items"]]
+
+    later = starts[-1][:16]
+    moved = await call(session, "reschedule_booking", {"booking_id": booking["id"], "event_start": later})
+    out["moved"] = moved
+    cancelled = await call(session, "cancel_booking", {"booking_id": booking["id"]})
+    out["cancelled"] = cancelled
+    history = await call(session, "get_conversation_history", {"conversation_id": chat, "limit": 10})
+    out["history"] = [m["content"] for m in history["items"]]
 
 
 def main() -> int:

@@ -140,6 +140,8 @@ def resend(
     ``stop()`` true ends the scan early (every wanted message found). Send before delete: a crash
     in between leaves a duplicate, never a loss (jobs are idempotent).
     """
+    wanted = select or (lambda _message: True)
+    done = stop or (lambda: False)
     moved: list[str] = []
     failed: list[dict[str, Any]] = []
     kept: list[dict[str, Any]] = []
@@ -148,22 +150,32 @@ def resend(
     try:
         while len(moved) < limit and empty_rounds < 2:
             received = _receive(sqs, source_url, HOLD_SECONDS, wait=1 if empty_rounds else 0)
-            batch = [m for m in received if m["MessageId"] not in seen]
+            batch, chosen, rest = _pick(received, seen, wanted, limit - len(moved))
             empty_rounds = 0 if batch else empty_rounds + 1
-            seen.update(m["MessageId"] for m in batch)
-            chosen = [m for m in batch if select is None or select(m)][: max(0, limit - len(moved))]
-            kept += [m for m in batch if m not in chosen]
+            kept += rest
             if chosen:
                 moved += _move(sqs, source_url, target_url, chosen, failed, kept)
-            if batch and stop is not None and stop():
+            if batch and done():
                 break
     finally:
         _release(sqs, source_url, kept)
+    not_sent = {f["message_id"] for f in failed}
     return {
         "moved": moved,
-        "skipped": [m["MessageId"] for m in kept if m["MessageId"] not in {f["message_id"] for f in failed}],
+        "skipped": [m["MessageId"] for m in kept if m["MessageId"] not in not_sent],
         "failed": failed,
     }
+
+
+def _pick(
+    received: list[dict[str, Any]], seen: set[str], wanted: Callable[[dict[str, Any]], bool], room: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Of ``received``, the messages not ``seen`` before (now seen), those of them to move (at most
+    ``room``) and the rest."""
+    batch = [m for m in received if m["MessageId"] not in seen]
+    seen.update(m["MessageId"] for m in batch)
+    chosen = [m for m in batch if wanted(m)][: max(0, room)]
+    return batch, chosen, [m for m in batch if m not in chosen]
 
 
 def _move(
