@@ -54,11 +54,15 @@ token: install ## Print a dev JWT for the local gateway (all scopes; SCOPES="a b
 TEST_WORKERS ?= $(if $(DATABASE_URL),0,2)
 XDIST := $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 
+# The tests start their PostgreSQL (.local/test-pg) once and keep it for the next run: each target
+# that may start it says so when it ends, passed or failed; `make db-stop` stops it.
+KEPT := $(PY) -m local.pg running
+
 .PHONY: test
 test: install clients ## Run the whole test suite, all three tiers (starts its own PostgreSQL; DATABASE_URL to use another)
 	@# the unit tier first and alone: sockets are blocked in it, and xdist would not keep it first
 	$(PY) -m pytest -m unit tests/unit -p no:schemathesis $(PYTEST_ARGS)
-	$(PY) -m pytest -m "integration or system" $(XDIST) $(PYTEST_ARGS)
+	$(PY) -m pytest -m "integration or system" $(XDIST) $(PYTEST_ARGS); status=$$?; $(KEPT); exit $$status
 
 .PHONY: test-fast
 test-fast: install ## The unit tier: no database, no sockets, a few seconds
@@ -66,17 +70,19 @@ test-fast: install ## The unit tier: no database, no sockets, a few seconds
 
 .PHONY: test-integration
 test-integration: install ## The integration tier: real PostgreSQL and moto, handlers in process
-	$(PY) -m pytest -m integration -q $(XDIST) $(PYTEST_ARGS)
+	$(PY) -m pytest -m integration -q $(XDIST) $(PYTEST_ARGS); status=$$?; $(KEPT); exit $$status
 
 .PHONY: test-system
 test-system: install clients ## The system tier: through the local gateway (HTTP, fuzz, security, reliability)
-	$(PY) -m pytest -m system -q $(XDIST) $(PYTEST_ARGS)
+	$(PY) -m pytest -m system -q $(XDIST) $(PYTEST_ARGS); status=$$?; $(KEPT); exit $$status
 
 .PHONY: lint
-lint: install ## ruff check, ruff format --check, mypy --strict (the same checks as .pre-commit-config.yaml and CI)
+lint: install ## ruff, ruff format --check, mypy --strict, import contracts, function size gate (as CI)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m tools.function_gate
 
 .PHONY: format
 format: install ## Apply ruff's fixes and formatting
@@ -92,8 +98,8 @@ db: install ## Start the local PostgreSQL only and print its DSN
 	$(PY) -m local.pg start
 
 .PHONY: db-stop
-db-stop: install ## Stop the local PostgreSQL
-	$(PY) -m local.pg stop
+db-stop: install ## Stop every PostgreSQL this checkout started (.local/pg, .local/test-pg, .local/test-pg-*)
+	$(PY) -m local.pg stop-all
 
 .PHONY: validate
 validate: ## sam validate --lint and sam build (SAM CLI in its own .venv-sam)
@@ -118,7 +124,7 @@ lint-api: clients ## Lint the committed OpenAPI document with Redocly and Spectr
 
 .PHONY: openapi
 openapi: install ## Regenerate functions/docs/openapi.json from the code (a test fails when it is stale)
-	$(PY) -m tools.openapi
+	$(PY) -m local.openapi
 
 .PHONY: bench
 bench: install ## Run the benchmark and rewrite BENCHMARKS.md
@@ -129,7 +135,8 @@ bench-scale: install ## The scale benchmark (issue 22): loads 10M messages, 1M b
 	$(PY) -m bench.scale $(ARGS)
 
 .PHONY: clean
-clean: ## Remove build output and caches (keeps .venv and local data)
+clean: ## Stop this checkout's PostgreSQL servers, remove build output and caches (keeps .venv and data)
+	@if [ -x $(PY) ]; then $(PY) -m local.pg stop-all; fi
 	rm -rf .aws-sam .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 

@@ -8,6 +8,6 @@ Modules: ``pg`` (embedded PostgreSQL), ``aws`` (moto server and the template's r
 ``auth`` (dev issuer, JWT authorizer), ``routes`` (template -> functions and routes), ``runtime``
 (Lambda execution environments as worker processes), ``gateway`` (HTTP API, payload 2.0),
 ``poller`` (SQS event source), ``scheduler`` (reconciler tick, one-time schedules), ``stack``
-(all of it as one object, for ``run`` and the tests), ``events`` (event builders for in-process
-tests), ``netproxy`` (PostgreSQL round-trip counting proxy).
+(all of it as one object, for ``run`` and the tests), ``events`` (Lambda events and context: the
+one builder of the gateway, the poller, the workers, the tests, the bench and the ops CLI).
 """

@@ -45,7 +45,10 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_KEY_DIR = ROOT / ".local" / "jwt"
@@ -150,7 +153,18 @@ def _int_b64u(n: int) -> str:
     return _b64u(n.to_bytes((n.bit_length() + 7) // 8, "big"))
 
 
-def _load_or_create_private_key(key_dir: Path):
+def _bearer(token: str | None) -> str:
+    """The token of an ``Authorization`` value (``Bearer`` prefix optional), or MissingToken."""
+    raw = (token or "").strip()
+    parts = raw.split(None, 1)
+    if parts and parts[0].lower() == "bearer":
+        raw = parts[1].strip() if len(parts) > 1 else ""
+    if not raw:
+        raise MissingToken
+    return raw
+
+
+def _load_or_create_private_key(key_dir: Path) -> RSAPrivateKey:
     """The PEM key under ``key_dir``; created atomically (0600) when missing, so concurrent
     first users (the run command and ``python -m local.token``) end up with the same key."""
     from cryptography.hazmat.primitives import serialization
@@ -173,7 +187,10 @@ def _load_or_create_private_key(key_dir: Path):
                 os.link(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
-    return serialization.load_pem_private_key(path.read_bytes(), password=None)
+    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(loaded, rsa.RSAPrivateKey):
+        raise ValueError(f"{path}: not an RSA key")
+    return loaded
 
 
 def _stringify_claim(value: Any) -> str:
@@ -220,18 +237,18 @@ class JwtAuthority:
         self.audiences = (audience,) if isinstance(audience, str) else tuple(audience)
         self.key_dir = Path(key_dir or os.environ.get("LOCAL_JWT_DIR") or DEFAULT_KEY_DIR)
         self._lock = threading.Lock()
-        self._private = None
+        self._private: RSAPrivateKey | None = None
 
     # keys
     @property
-    def private_key(self):
+    def private_key(self) -> RSAPrivateKey:
         with self._lock:
             if self._private is None:
                 self._private = _load_or_create_private_key(self.key_dir)
             return self._private
 
     @property
-    def public_key(self):
+    def public_key(self) -> RSAPublicKey:
         return self.private_key.public_key()
 
     @property
@@ -310,15 +327,27 @@ class JwtAuthority:
     def verify(self, token: str | None, required_scopes: Iterable[str] = ()) -> dict[str, Any]:
         """The token's claims, or an :class:`AuthError` subclass. ``token`` may carry the
         ``Bearer`` prefix (it is the raw ``Authorization`` header value)."""
+        required = tuple(required_scopes)
+        claims = self._signed_claims(_bearer(token))
+        if claims.get("iss") != self.issuer:
+            raise WrongIssuer
+        if not self._for_us(claims):
+            raise WrongAudience
+        if required and not set(required) & set(token_scopes(claims)):
+            raise MissingScope(f"expected scopes: [{' '.join(required)}]", scopes=required)
+        return claims
+
+    def _for_us(self, claims: dict[str, Any]) -> bool:
+        """An audience of ours in ``aud``, or (no ``aud``) in ``client_id``, as API Gateway checks."""
+        if "aud" not in claims:
+            return claims.get("client_id") in self.audiences
+        aud = claims["aud"]
+        return any(a in self.audiences for a in (aud if isinstance(aud, list) else [aud]))
+
+    def _signed_claims(self, raw: str) -> dict[str, Any]:
+        """The claims of a token signed by our key, not expired (or an AuthError)."""
         import jwt
 
-        required = tuple(required_scopes)
-        raw = (token or "").strip()
-        parts = raw.split(None, 1)
-        if parts and parts[0].lower() == "bearer":
-            raw = parts[1].strip() if len(parts) > 1 else ""
-        if not raw:
-            raise MissingToken
         try:
             header = jwt.get_unverified_header(raw)
         except jwt.DecodeError:
@@ -345,17 +374,6 @@ class JwtAuthority:
             raise MalformedToken(f"the token has no {exc.claim} claim") from None
         except jwt.InvalidTokenError:
             raise MalformedToken from None
-        if claims.get("iss") != self.issuer:
-            raise WrongIssuer
-        if "aud" in claims:
-            aud = claims["aud"]
-            auds = aud if isinstance(aud, list) else [aud]
-            if not any(a in self.audiences for a in auds):
-                raise WrongAudience
-        elif claims.get("client_id") not in self.audiences:
-            raise WrongAudience
-        if required and not set(required) & set(token_scopes(claims)):
-            raise MissingScope(f"expected scopes: [{' '.join(required)}]", scopes=required)
         return claims
 
     def authorize(self, authorization_header: str | None, required_scopes: Iterable[str] = ()) -> dict[str, Any]:

@@ -45,7 +45,15 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from moto.server import ThreadedMotoServer
+    from waitress.server import BaseWSGIServer, MultiSocketServer
+
+# A boto3 client: boto3 ships no types (the Lambda runtime provides boto3; stubs would pin another
+# version), so its calls are Any wherever it is used.
+type BotoClient = Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,8 +89,9 @@ class MotoServer:
         self.process = process
         self.keep_alive = keep_alive
         self.log = log
-        self._server = None
-        self._child: subprocess.Popen | None = None
+        self._waitress: BaseWSGIServer | MultiSocketServer | None = None  # keep_alive
+        self._werkzeug: ThreadedMotoServer | None = None
+        self._child: subprocess.Popen[bytes] | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -93,8 +102,8 @@ class MotoServer:
         """The process that serves (this one, or the child)."""
         return self._child.pid if self._child is not None else os.getpid()
 
-    def start(self, timeout: float = 60.0) -> str:  # a loaded machine takes 10 s+ to import moto
-        if self._server is not None or self._child is not None:
+    def start(self, timeout: float = 60.0) -> str:
+        if self._waitress is not None or self._werkzeug is not None or self._child is not None:
             return self.endpoint_url
         if self.process:
             self._start_child(timeout)
@@ -136,9 +145,9 @@ class MotoServer:
             channel_timeout=300,
             ident="moto",
         )
-        self.port = server.effective_port  # type: ignore[union-attr]
+        self.port = int(server.effective_port)  # type: ignore[union-attr]
         threading.Thread(target=server.run, name="moto-waitress", daemon=True).start()
-        self._server = server
+        self._waitress = server
 
     def _start_werkzeug(self) -> None:
         import logging
@@ -152,7 +161,7 @@ class MotoServer:
         MotoRequestHandler.disable_nagle_algorithm = True
         server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         server.start()
-        self._server = server
+        self._werkzeug = server
         self.host, self.port = server.get_host_and_port()
 
     def _start_child(self, timeout: float) -> None:
@@ -179,7 +188,7 @@ class MotoServer:
                 stderr=stderr,
             )
         finally:
-            if stderr is not subprocess.DEVNULL:
+            if not isinstance(stderr, int):
                 stderr.close()
         assert self._child.stdout is not None
         ready, _, _ = select.select([self._child.stdout], [], [], timeout)
@@ -198,12 +207,12 @@ class MotoServer:
             response.read()
 
     def stop(self) -> None:
-        if self._server is not None:
-            if self.keep_alive:
-                self._server.close()
-            else:
-                self._server.stop()
-            self._server = None
+        if self._waitress is not None:
+            self._waitress.close()
+            self._waitress = None
+        if self._werkzeug is not None:
+            self._werkzeug.stop()
+            self._werkzeug = None
         if self._child is not None:
             child, self._child = self._child, None
             try:
@@ -226,7 +235,7 @@ def _serve(host: str, port: int, keep_alive: bool = False) -> None:
     server.stop()
 
 
-def client(service: str, endpoint_url: str, region: str = REGION):
+def client(service: str, endpoint_url: str, region: str = REGION) -> BotoClient:
     """A boto3 client on moto with dummy credentials (never a real account)."""
     import boto3
 
@@ -305,7 +314,7 @@ class Resources:
         return {by_variable[k]: v for k, v in self.function_env().items() if k in by_variable}
 
 
-def _queue(sqs, name: str, attributes: dict[str, str]) -> tuple[str, str]:
+def _queue(sqs: BotoClient, name: str, attributes: dict[str, str]) -> tuple[str, str]:
     try:
         url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     except sqs.exceptions.QueueNameExists:
@@ -343,50 +352,12 @@ def create_resources(
     followups_url, followups_arn = _queue(sqs, f"{prefix}-followups-published", sse)
 
     sns = client("sns", endpoint_url, region)
-    topic_arn = sns.create_topic(Name=f"{prefix}-followups")["TopicArn"]
-    subscribed = any(
-        s.get("Endpoint") == followups_arn
-        for s in sns.list_subscriptions_by_topic(TopicArn=topic_arn).get("Subscriptions", [])
-    )
-    if not subscribed:
-        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=followups_arn)
+    topic_arn = _topic(sns, f"{prefix}-followups", followups_arn)
     codes_url, codes_arn = _queue(sqs, f"{prefix}-{CODES_QUEUE}", sse)
-    if not any(
-        s.get("Endpoint") == codes_arn
-        for s in sns.list_subscriptions_by_topic(TopicArn=topic_arn).get("Subscriptions", [])
-    ):
-        sns.subscribe(
-            TopicArn=topic_arn,
-            Protocol="sqs",
-            Endpoint=codes_arn,
-            Attributes={"FilterPolicy": json.dumps({"type": [CODE_MESSAGE_TYPE]})},
-        )
-
-    scheduler = client("scheduler", endpoint_url, region)
-    group = f"{prefix}-followups"
-    try:
-        scheduler.create_schedule_group(Name=group)
-    except scheduler.exceptions.ConflictException:
-        pass
-    except Exception as exc:  # moto versions differ in the error they raise for an existing group
-        if "exist" not in str(exc).lower():
-            raise
-
-    iam = client("iam", endpoint_url, region)
-    role_name = f"{prefix}-scheduler-role"
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "scheduler.amazonaws.com"}}
-        ],
-    }
-    try:
-        role_arn = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-    except iam.exceptions.EntityAlreadyExistsException:
-        role_arn = iam.get_role(RoleName=role_name)["Role"]["Arn"]
-
+    _topic(sns, f"{prefix}-followups", codes_arn, {"FilterPolicy": json.dumps({"type": [CODE_MESSAGE_TYPE]})})
+    group = _schedule_group(client("scheduler", endpoint_url, region), f"{prefix}-followups")
+    role_arn = _scheduler_role(client("iam", endpoint_url, region), f"{prefix}-scheduler-role")
     events = create_event_resources(endpoint_url, sqs, prefix=prefix, region=region)
-
     return Resources(
         **events,
         endpoint_url=endpoint_url,
@@ -479,6 +450,41 @@ def create_event_resources(endpoint_url: str, sqs: Any, *, prefix: str, region: 
     }
 
 
+def _topic(sns: BotoClient, name: str, queue_arn: str, attributes: dict[str, str] | None = None) -> str:
+    """The follow-up topic, with the queue of ``queue_arn`` subscribed (with ``attributes``, such as a
+    filter policy); its ARN."""
+    topic_arn = str(sns.create_topic(Name=name)["TopicArn"])
+    subscriptions = sns.list_subscriptions_by_topic(TopicArn=topic_arn).get("Subscriptions", [])
+    if not any(s.get("Endpoint") == queue_arn for s in subscriptions):
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes=attributes or {})
+    return topic_arn
+
+
+def _schedule_group(scheduler: BotoClient, group: str) -> str:
+    try:
+        scheduler.create_schedule_group(Name=group)
+    except scheduler.exceptions.ConflictException:
+        pass
+    except Exception as exc:  # moto versions differ in the error they raise for an existing group
+        if "exist" not in str(exc).lower():
+            raise
+    return group
+
+
+def _scheduler_role(iam: BotoClient, role_name: str) -> str:
+    """The role the schedules assume; its ARN."""
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "scheduler.amazonaws.com"}}
+        ],
+    }
+    try:
+        return str(iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"])
+    except iam.exceptions.EntityAlreadyExistsException:
+        return str(iam.get_role(RoleName=role_name)["Role"]["Arn"])
+
+
 class Moto:
     """moto with the template's resources: the one way to start it, for the local stack, the tests
     and the bench. A :class:`MotoServer` (``process=True``: in a child process, whose state is its
@@ -563,10 +569,10 @@ class Moto:
         self._clients.clear()
 
 
-def queue_url_from_arn(sqs, arn: str) -> str:
+def queue_url_from_arn(sqs: BotoClient, arn: str) -> str:
     """``arn:aws:sqs:<region>:<account>:<name>`` -> its URL."""
     parts = arn.split(":")
-    return sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
+    return str(sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,39 +51,24 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
+
+from local import openapi
+from local.events import http_event
+
+if TYPE_CHECKING:
+    from local.auth import JwtAuthority
+    from local.routes import App, Route
+    from local.runtime import FunctionRegistry
 
 log = logging.getLogger("local.gateway")
 
 MAX_PAYLOAD = 10 * 1024 * 1024
 INTEGRATION_TIMEOUT = 30.0
-ACCOUNT_ID = "123456789012"
-
-_TEXT_TYPES = (
-    "application/json",
-    "application/xml",
-    "application/javascript",
-    "application/ecmascript",
-    "application/x-javascript",
-    "application/graphql",
-    "application/yaml",
-    "application/x-yaml",
-    "application/ld+json",
-    "application/problem+json",
-    "application/hal+json",
-)
-
-
-def is_text(content_type: str | None) -> bool:
-    """Whether API Gateway passes a body of this type as text (else base64)."""
-    if not content_type:
-        return True
-    mime = content_type.split(";", 1)[0].strip().lower()
-    return mime.startswith("text/") or mime in _TEXT_TYPES or mime.endswith(("+json", "+xml"))
 
 
 def _json_body(obj: Any) -> bytes:
@@ -111,6 +96,32 @@ class Response:
         return None
 
 
+def _header_value(value: object) -> str:
+    """A header value of a function's result as API Gateway writes it."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _result_headers(result: dict[str, Any]) -> list[tuple[str, str]]:
+    headers = [(str(k), _header_value(v)) for k, v in (result.get("headers") or {}).items() if v is not None]
+    for k, values in (result.get("multiValueHeaders") or {}).items():
+        headers.extend((str(k), str(v)) for v in values or [])
+    headers.extend(("set-cookie", str(cookie)) for cookie in result.get("cookies") or [])
+    return headers
+
+
+def _result_body(result: dict[str, Any]) -> bytes:
+    body = result.get("body")
+    if body is None:
+        return b""
+    if not isinstance(body, str):
+        raise TypeError("body must be a string")
+    return base64.b64decode(body) if result.get("isBase64Encoded") else body.encode("utf-8")
+
+
 def lambda_result_to_response(result: Any) -> Response:
     """Turn a payload-2.0 function result into the HTTP response, as API Gateway does."""
     if isinstance(result, dict) and "statusCode" in result:
@@ -118,38 +129,10 @@ def lambda_result_to_response(result: Any) -> Response:
             status = int(result["statusCode"])
             if not 100 <= status <= 599:
                 raise ValueError(status)
-            headers: list[tuple[str, str]] = []
-            for k, v in (result.get("headers") or {}).items():
-                if v is None:
-                    continue
-                headers.append(
-                    (
-                        str(k),
-                        v
-                        if isinstance(v, str)
-                        else json.dumps(v)
-                        if isinstance(v, (dict, list))
-                        else str(v).lower()
-                        if isinstance(v, bool)
-                        else str(v),
-                    )
-                )
-            for k, values in (result.get("multiValueHeaders") or {}).items():
-                headers.extend((str(k), str(v)) for v in values or [])
-            headers.extend(("set-cookie", str(cookie)) for cookie in result.get("cookies") or [])
-            body = result.get("body")
-            if body is None:
-                raw = b""
-            elif not isinstance(body, str):
-                raise TypeError("body must be a string")
-            elif result.get("isBase64Encoded"):
-                raw = base64.b64decode(body)
-            else:
-                raw = body.encode("utf-8")
+            return Response(status, _result_headers(result), _result_body(result))
         except (TypeError, ValueError, AttributeError) as exc:
             log.error("malformed Lambda response (%s): %r", exc, result)
             return Response.message(500, "Internal Server Error")
-        return Response(status, headers, raw)
     body = result if isinstance(result, str) else json.dumps(result)
     return Response(200, [("content-type", "application/json")], body.encode("utf-8"))
 
@@ -162,15 +145,29 @@ def _trace_id() -> str:
     return f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)}"
 
 
+@dataclass
+class _Request:
+    """One request as the gateway handles it; ``note`` is what its access log line adds."""
+
+    method: str
+    path: str
+    query: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    client: tuple[str, int]
+    request_id: str
+    note: str = ""
+
+
 class Gateway:
     """The local HTTP API for an app (``local.routes.App``) and its functions
     (``local.runtime.FunctionRegistry``)."""
 
     def __init__(
         self,
-        app,
-        registry,
-        authority=None,
+        app: App,
+        registry: FunctionRegistry,
+        authority: JwtAuthority | None = None,
         *,
         host: str = "127.0.0.1",
         port: int = 3000,
@@ -203,7 +200,7 @@ class Gateway:
         return f"http://{self.host}:{self.port}"
 
     @property
-    def authority(self):
+    def authority(self) -> JwtAuthority:
         if self._authority is None:
             from local.auth import JwtAuthority, default_issuer
 
@@ -222,7 +219,7 @@ class Gateway:
 
     def start(self) -> str:
         self.bind()
-        if self._thread is None:
+        if self._thread is None and self._server is not None:
             self._thread = threading.Thread(
                 target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="gateway", daemon=True
             )
@@ -264,64 +261,73 @@ class Gateway:
     ) -> Response:
         started = time.monotonic()
         split = urlsplit(target)
-        raw_path, raw_qs = split.path or "/", split.query
-        match = self.app.routes.match(method, raw_path)
-        route = match[0] if match else None
-        note = ""
-        response: Response | None = None
+        request = _Request(method, split.path or "/", split.query, headers, body, client, request_id)
+        response = Response.message(500, "Internal Server Error")
         try:
-            if method in ("GET", "HEAD") and (route is None or route.is_default or "+}" in route.path):
-                response = self._extras(raw_path, raw_qs)
-                if response is not None:
-                    return response
-            if route is None:
-                response = Response.message(404, "Not Found")
-                return response
-            if len(body) > self.max_payload:
-                response = Response.message(413, "Request Entity Too Large")
-                return response
-            authorizer = None
-            if not route.public:
-                from local.auth import AuthError
-
-                header = next((v for k, v in headers if k.lower() == route.identity_header), None)
-                try:
-                    authorizer = self.authority.authorize(header, route.scopes)
-                except AuthError as exc:
-                    note = f"authorizer: {exc.description}"
-                    response = Response(exc.status, list(exc.headers.items()), _json_body(exc.body))
-                    return response
-            event = self.build_event(
-                method, raw_path, raw_qs, headers, body, client, route, match[1], authorizer, request_id
-            )
-            pool = self.registry.pool(route.function)
-            timeout = min(float(pool.function.timeout), self.integration_timeout)
-            invocation = pool.invoke(event, request_id=str(uuid.uuid4()), timeout=timeout)
-            note = f"{route.function} {invocation.duration_ms:.1f} ms{' (cold start)' if invocation.cold_start else ''}"
-            if not invocation.ok:
-                err = invocation.error or {}
-                note += f" {err.get('errorType')}: {err.get('errorMessage')}"
-                if invocation.timed_out and pool.function.timeout > self.integration_timeout:
-                    response = Response.message(503, "Service Unavailable")
-                else:
-                    response = Response.message(500, "Internal Server Error")
-                return response
-            response = lambda_result_to_response(invocation.result)
-            return response
+            response = self._route(request)
         except Exception:
-            log.exception("%s %s: gateway error", method, raw_path)
-            response = Response.message(500, "Internal Server Error")
-            return response
+            log.exception("%s %s: gateway error", method, request.path)
         finally:  # the access log: one line per request
-            status = response.status if response is not None else 500
-            (log.warning if status >= 500 else log.info)(
+            (log.warning if response.status >= 500 else log.info)(
                 "%s %s -> %d %s(%.1f ms)",
                 method,
                 target,
-                status,
-                f"{note} " if note else "",
+                response.status,
+                f"{request.note} " if request.note else "",
                 (time.monotonic() - started) * 1000,
             )
+        return response
+
+    def _route(self, request: _Request) -> Response:
+        """The local extras, 404 and 413, the authorizer, then the function."""
+        match = self.app.routes.match(request.method, request.path)
+        if request.method in ("GET", "HEAD") and (match is None or match[0].is_default or "+}" in match[0].path):
+            extra = self._extras(request.path, request.query)
+            if extra is not None:
+                return extra
+        if match is None:
+            return Response.message(404, "Not Found")
+        if len(request.body) > self.max_payload:
+            return Response.message(413, "Request Entity Too Large")
+        route, params = match
+        authorizer = None
+        if not route.public:
+            from local.auth import AuthError
+
+            header = next((v for k, v in request.headers if k.lower() == route.identity_header), None)
+            try:
+                authorizer = self.authority.authorize(header, route.scopes)
+            except AuthError as exc:
+                request.note = f"authorizer: {exc.description}"
+                return Response(exc.status, list(exc.headers.items()), _json_body(exc.body))
+        event = self.build_event(
+            request.method,
+            request.path,
+            request.query,
+            request.headers,
+            request.body,
+            request.client,
+            route,
+            params,
+            authorizer,
+            request.request_id,
+        )
+        return self._invoke(route, event, request)
+
+    def _invoke(self, route: Route, event: dict[str, Any], request: _Request) -> Response:
+        """The function's answer as API Gateway gives it: 500 for an error, 503 past 30 s."""
+        pool = self.registry.pool(route.function)
+        timeout = min(float(pool.function.timeout), self.integration_timeout)
+        invocation = pool.invoke(event, request_id=str(uuid.uuid4()), timeout=timeout)
+        cold = " (cold start)" if invocation.cold_start else ""
+        request.note = f"{route.function} {invocation.duration_ms:.1f} ms{cold}"
+        if invocation.ok:
+            return lambda_result_to_response(invocation.result)
+        err = invocation.error or {}
+        request.note += f" {err.get('errorType')}: {err.get('errorMessage')}"
+        if invocation.timed_out and pool.function.timeout > self.integration_timeout:
+            return Response.message(503, "Service Unavailable")
+        return Response.message(500, "Internal Server Error")
 
     def build_event(
         self,
@@ -331,78 +337,36 @@ class Gateway:
         headers: list[tuple[str, str]],
         body: bytes,
         client: tuple[str, int],
-        route,
+        route: Route,
         path_params: dict[str, str],
         authorizer: dict[str, Any] | None,
         request_id: str,
     ) -> dict[str, Any]:
-        """The payload format 2.0 event of a request."""
-        hdrs: dict[str, str] = {}
-        cookies: list[str] = []
-        for name, value in headers:
-            key = name.lower()
-            if key == "cookie":
-                cookies += [c.strip() for c in value.split(";") if c.strip()]
-                continue
-            hdrs[key] = f"{hdrs[key]},{value}" if key in hdrs else value
-        hdrs.setdefault("x-forwarded-for", client[0])
-        hdrs.setdefault("x-forwarded-port", str(self.port))
-        hdrs.setdefault("x-forwarded-proto", "http")
-        hdrs.setdefault("x-amzn-trace-id", _trace_id())
-        if body and "content-length" not in hdrs:
-            hdrs["content-length"] = str(len(body))
-        query: dict[str, str] = {}
-        for k, v in parse_qsl(raw_qs, keep_blank_values=True):
-            query[k] = f"{query[k]},{v}" if k in query else v
-        domain = hdrs.get("host", f"{self.host}:{self.port}")
-        now = time.time()
-        context: dict[str, Any] = {
-            "accountId": ACCOUNT_ID,
-            "apiId": self.api_id,
-            "domainName": domain,
-            "domainPrefix": domain.split(".", 1)[0].split(":", 1)[0],
-            "http": {
-                "method": method,
-                "path": raw_path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": client[0],
-                "userAgent": hdrs.get("user-agent", ""),
-            },
-            "requestId": request_id,
-            "routeKey": route.route_key,
-            "stage": self.stage,
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "timeEpoch": int(now * 1000),
+        """The payload format 2.0 event of a request, with the headers API Gateway adds."""
+        added = {
+            "x-forwarded-for": client[0],
+            "x-forwarded-port": str(self.port),
+            "x-forwarded-proto": "http",
+            "x-amzn-trace-id": _trace_id(),
         }
-        if authorizer is not None:
-            context["authorizer"] = authorizer
-        event: dict[str, Any] = {
-            "version": "2.0",
-            "routeKey": route.route_key,
-            "rawPath": raw_path,
-            "rawQueryString": raw_qs,
-        }
-        if cookies:
-            event["cookies"] = cookies
-        event["headers"] = hdrs
-        if query:
-            event["queryStringParameters"] = query
-        event["requestContext"] = context
-        if path_params:
-            event["pathParameters"] = path_params
-        b64 = False
         if body:
-            if is_text(hdrs.get("content-type")):
-                try:
-                    event["body"] = body.decode("utf-8")
-                except UnicodeDecodeError:
-                    b64 = True
-            else:
-                b64 = True
-            if b64:
-                event["body"] = base64.b64encode(body).decode("ascii")
-        event["isBase64Encoded"] = b64
-        return event
+            added["content-length"] = str(len(body))
+        present = {name.lower() for name, _ in headers}
+        return http_event(
+            method,
+            raw_path,
+            route_key=route.route_key,
+            path_parameters=path_params,
+            query=raw_qs,
+            headers=[*headers, *((k, v) for k, v in added.items() if k not in present)],
+            body=body,
+            authorizer=authorizer,
+            source_ip=client[0],
+            request_id=request_id,
+            api_id=self.api_id,
+            stage=self.stage,
+            domain=f"{self.host}:{self.port}",
+        )
 
     # local extras ---------------------------------------------------------------------------------
     def _extras(self, path: str, query: str) -> Response | None:
@@ -421,28 +385,18 @@ class Gateway:
             )
         if path in ("/docs", "/docs/"):
             return self._docs(params)
-        if path.startswith("/docs/") and path.rsplit("/", 1)[-1] in ("swagger-ui-bundle.min.js", "swagger-ui.min.css"):
-            name = path.rsplit("/", 1)[-1]
-            asset = _swagger_dir() / name
-            if asset.is_file():
-                ctype = "application/javascript" if name.endswith(".js") else "text/css"
-                return Response(200, [("content-type", ctype), ("cache-control", "max-age=86400")], asset.read_bytes())
+        asset = openapi.swagger_asset(path.removeprefix("/docs/")) if path.startswith("/docs/") else None
+        if asset is not None:
+            ctype = openapi.SWAGGER_ASSETS[path.removeprefix("/docs/")]
+            return Response(200, [("content-type", ctype), ("cache-control", "max-age=86400")], asset)
         return None
 
     def _docs(self, params: dict[str, str]) -> Response:
         if params.get("format") == "json":
             return Response(200, [("content-type", "application/json")], _json_body(self.openapi()))
-        from aws_lambda_powertools.event_handler.openapi.swagger_ui import (
-            generate_oauth2_redirect_html,
-            generate_swagger_html,
-        )
-
         if params.get("format") == "oauth2-redirect":
-            return Response(200, [("content-type", "text/html")], generate_oauth2_redirect_html().encode())
-        spec = json.dumps(self.openapi()).replace("</", "<\\/")
-        html = generate_swagger_html(
-            spec, "/docs/swagger-ui-bundle.min.js", "/docs/swagger-ui.min.css", "/docs", None, True
-        )
+            return Response(200, [("content-type", "text/html")], openapi.swagger_oauth2_redirect().encode())
+        html = openapi.swagger_page(self.openapi())
         return Response(200, [("content-type", "text/html; charset=utf-8")], html.encode())
 
     def openapi(self, refresh: bool = False) -> dict[str, Any]:
@@ -457,8 +411,6 @@ class Gateway:
             return doc
 
     def _build_openapi(self) -> tuple[dict[str, Any], bool]:
-        from tools.openapi import DESCRIPTION, merge
-
         functions = list(dict.fromkeys(r.function for r in self.app.routes))
         failed: list[str] = []
 
@@ -473,25 +425,17 @@ class Gateway:
 
         with ThreadPoolExecutor(max_workers=max(1, len(functions))) as ex:
             parts = list(ex.map(fetch, functions))
-        doc = merge(
+        doc = openapi.merge(
             parts,
             self.app.routes,
             title=self.title,
             version=self.version,
             servers=[{"url": self.url}],
-            description=DESCRIPTION + " Locally, get a token with `python -m local.token`.",
+            description=openapi.DESCRIPTION + " Locally, get a token with `python -m local.token`.",
         )
         if failed:
             doc["x-local-failed-functions"] = sorted(failed)
         return doc, not failed
-
-
-def _swagger_dir() -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec("aws_lambda_powertools")
-    base = Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else Path(".")
-    return base / "event_handler" / "openapi" / "swagger_ui"
 
 
 class _Server(ThreadingHTTPServer):
@@ -518,7 +462,8 @@ class _Handler(BaseHTTPRequestHandler):
         """The request body; None when it is over the limit (the connection is then closed)."""
         limit = self.gateway.max_payload
         if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
-            chunks, total = [], 0
+            chunks: list[bytes] = []
+            total = 0
             while True:
                 size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
                 if size == 0:

@@ -7,11 +7,17 @@ The data folder survives restarts (the local stack keeps its data under ``.local
     python -m local.pg start [--data DIR] [--port N]   # prints the DSN
     python -m local.pg stop  [--data DIR]
     python -m local.pg status [--data DIR]
+    python -m local.pg running                         # the servers of this checkout still running
+    python -m local.pg stop-all                        # stop them all (make db-stop)
+
+The checkout's servers live in ``.local/``: ``pg`` (the dev stack), ``test-pg`` (the tests) and
+``test-pg-<name>`` (tests that stop and start a server of their own).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import pwd
 import shutil
@@ -75,7 +81,8 @@ def _port_taken(port: int) -> bool:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 class LocalPostgres:
@@ -88,14 +95,15 @@ class LocalPostgres:
         self.bin = _bin_dir()
         if self.os_user and not _reachable_by(self.data_dir, self.os_user):
             # e.g. a clone under /root: keep the data where the server's user can reach it
-            alt = Path(tempfile.gettempdir()) / f"hibachi-pg-{abs(hash(str(self.data_dir))) % 10**8}"
+            digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:8]  # the same in every process
+            alt = Path(tempfile.gettempdir()) / f"hibachi-pg-{digest}"
             self.data_dir = alt / self.data_dir.name
         self.pgdata = self.data_dir / "data"
         self.socket_dir = self.data_dir / "sock"
         self.log_file = self.data_dir / "postgres.log"
 
     # -- helpers ----------------------------------------------------------------------------
-    def _run(self, args: list[str], check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+    def _run(self, args: list[str | Path], check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         cmd = [str(a) for a in args]
         if self.os_user:
             cmd = ["runuser", "-u", self.os_user, "--", *cmd]
@@ -229,13 +237,28 @@ class LocalPostgres:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
+def checkout_servers() -> list[LocalPostgres]:
+    """The servers of this checkout's ``.local/`` that are running (dev stack and tests)."""
+    folders = sorted(p for p in (ROOT / ".local").glob("*") if p.is_dir())
+    return [pg for pg in (LocalPostgres(folder) for folder in folders) if pg.running()]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["start", "stop", "status", "dsn"])
+    parser.add_argument("action", choices=["start", "stop", "status", "dsn", "running", "stop-all"])
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--database", default="hibachi", help="database to create on start")
     args = parser.parse_args(argv)
+    if args.action in ("running", "stop-all"):
+        for server in checkout_servers():
+            name = f".local/{server.data_dir.name} (port {server.running_port()})"
+            if args.action == "stop-all":
+                server.stop()
+                print(f"stopped PostgreSQL {name}")
+            else:
+                print(f"PostgreSQL {name} keeps running for the next run; `make db-stop` stops it")
+        return 0
     pg = LocalPostgres(args.data, args.port)
     if args.action == "start":
         pg.start()

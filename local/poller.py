@@ -32,7 +32,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from local.events import sqs_record
+
+if TYPE_CHECKING:
+    from local.aws import BotoClient
+    from local.runtime import Invocation
 
 log = logging.getLogger("local.poller")
 
@@ -50,22 +56,19 @@ def _message_attributes(attrs: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+def record_of(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
     """One ``Records`` entry of a Lambda SQS event, from a ``ReceiveMessage`` message."""
-    record = {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message.get("Body", ""),
-        "attributes": dict(message.get("Attributes") or {}),
-        "messageAttributes": _message_attributes(message.get("MessageAttributes")),
-        "md5OfBody": message.get("MD5OfBody"),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": region,
-    }
-    if message.get("MD5OfMessageAttributes"):
-        record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
-    return record
+    return sqs_record(
+        message.get("Body", ""),
+        queue_arn=queue_arn,
+        region=region,
+        message_id=message["MessageId"],
+        receipt_handle=message["ReceiptHandle"],
+        attributes=dict(message.get("Attributes") or {}),
+        message_attributes=_message_attributes(message.get("MessageAttributes")),
+        md5_of_body=message.get("MD5OfBody"),
+        md5_of_message_attributes=message.get("MD5OfMessageAttributes"),
+    )
 
 
 def failed_ids(result: Any, message_ids: list[str]) -> set[str] | None:
@@ -94,10 +97,10 @@ class SqsPoller:
 
     def __init__(
         self,
-        sqs,
+        sqs: BotoClient,
         queue_url: str,
         queue_arn: str,
-        invoke: Callable[[dict], Any],
+        invoke: Callable[[dict[str, Any]], Invocation],
         *,
         batch_size: int = 10,
         wait_time_seconds: int = 1,
@@ -180,7 +183,7 @@ class SqsPoller:
         return len(messages)
 
     def _process(self, messages: list[dict[str, Any]]) -> None:
-        event = {"Records": [sqs_record(m, self.queue_arn, self.region) for m in messages]}
+        event = {"Records": [record_of(m, self.queue_arn, self.region) for m in messages]}
         ids = [m["MessageId"] for m in messages]
         invocation = self.invoke(event)
         self._count(batches=1, messages=len(messages))

@@ -26,11 +26,14 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
+
+if TYPE_CHECKING:
+    import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TEMPLATE = ROOT / "template.yaml"
@@ -39,23 +42,26 @@ DEFAULT_TEMPLATE = ROOT / "template.yaml"
 _LONG_FORM = {"Ref": "Ref", "Condition": "Condition"}
 
 
-def _cfn_loader():
+def _cfn_loader() -> type[yaml.SafeLoader]:
     import yaml
 
     class CfnLoader(yaml.SafeLoader):
         """SafeLoader that reads ``!Tag value`` as ``{"Fn::Tag": value}`` (``!Ref`` -> ``Ref``)."""
 
-    def construct(loader, tag_suffix, node):
+    def construct(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
         name = tag_suffix
         key = _LONG_FORM.get(name, f"Fn::{name}")
+        value: Any
         if isinstance(node, yaml.ScalarNode):
-            value: Any = loader.construct_scalar(node)
+            value = loader.construct_scalar(node)
             if name == "GetAtt" and isinstance(value, str):
                 value = value.split(".", 1)
         elif isinstance(node, yaml.SequenceNode):
             value = loader.construct_sequence(node, deep=True)
-        else:
+        elif isinstance(node, yaml.MappingNode):
             value = loader.construct_mapping(node, deep=True)
+        else:
+            raise TypeError(f"!{name}: unexpected YAML node {node!r}")
         return {key: value}
 
     CfnLoader.add_multi_constructor("!", construct)
@@ -134,7 +140,7 @@ class Route:
         return out
 
     @property
-    def specificity(self) -> tuple:
+    def specificity(self) -> tuple[int, ...] | tuple[int, tuple[int, ...], int]:
         """Sort key, most specific first."""
         if self.is_default:
             return (2,)
@@ -162,7 +168,7 @@ class Route:
                 rest = got[i:]
                 if not rest or rest == [""]:
                     return None
-                params[name] = unquote("/".join(rest))
+                params[str(name)] = unquote("/".join(rest))
                 return params
             if i >= len(got):
                 return None
@@ -182,7 +188,7 @@ class RouteTable:
     def __init__(self, routes: Iterable[Route]):
         self.routes = sorted(routes, key=lambda r: r.specificity)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Route]:
         return iter(self.routes)
 
     def __len__(self) -> int:
@@ -268,56 +274,85 @@ def _value(expr: Any, parameters: dict[str, Any]) -> Any:
     if isinstance(expr, dict) and len(expr) == 1:
         ((fn, arg),) = expr.items()
         if fn == "Ref":
-            if arg in _PSEUDO:
-                return _PSEUDO[arg]
-            param = parameters.get(arg)
-            if not isinstance(param, dict) or "Default" not in param:
-                return _UNKNOWN
-            default = _value(param["Default"], {})
-            if str(param.get("Type", "")).startswith(("CommaDelimitedList", "List<")) and isinstance(default, str):
-                return default.split(",")
-            return default
-        if fn == "Fn::Join" and isinstance(arg, list) and len(arg) == 2:
-            items = _value(arg[1], parameters)
-            return _UNKNOWN if items is _UNKNOWN or not isinstance(items, list) else str(arg[0]).join(items)
-        if fn == "Fn::Split" and isinstance(arg, list) and len(arg) == 2:
-            text = _value(arg[1], parameters)
-            return _UNKNOWN if not isinstance(text, str) else text.split(str(arg[0]))
-        if fn == "Fn::Select" and isinstance(arg, list) and len(arg) == 2:
-            items = _value(arg[1], parameters)
-            try:
-                return items[int(arg[0])] if isinstance(items, list) else _UNKNOWN
-            except (ValueError, IndexError):
-                return _UNKNOWN
+            return _ref_value(arg, parameters)
+        if fn in _LIST_INTRINSICS and isinstance(arg, list) and len(arg) == 2:
+            return _LIST_INTRINSICS[fn](arg[0], _value(arg[1], parameters))
     return _UNKNOWN
 
 
+def _ref_value(name: Any, parameters: dict[str, Any]) -> Any:
+    if name in _PSEUDO:
+        return _PSEUDO[name]
+    param = parameters.get(name)
+    if not isinstance(param, dict) or "Default" not in param:
+        return _UNKNOWN
+    default = _value(param["Default"], {})
+    if str(param.get("Type", "")).startswith(("CommaDelimitedList", "List<")) and isinstance(default, str):
+        return default.split(",")
+    return default
+
+
+def _select(index: Any, items: Any) -> Any:
+    try:
+        return items[int(index)] if isinstance(items, list) else _UNKNOWN
+    except (ValueError, IndexError):
+        return _UNKNOWN
+
+
+# Fn::Join, Fn::Split and Fn::Select: (their first argument, the value of their second) -> value
+_LIST_INTRINSICS: dict[str, Callable[[Any, Any], Any]] = {
+    "Fn::Join": lambda sep, items: str(sep).join(items) if isinstance(items, list) else _UNKNOWN,
+    "Fn::Split": lambda sep, text: text.split(str(sep)) if isinstance(text, str) else _UNKNOWN,
+    "Fn::Select": _select,
+}
+
+
+@dataclass(frozen=True)
+class _Conditions:
+    conditions: dict[str, Any]
+    parameters: dict[str, Any]
+    seen: frozenset[str] = frozenset()
+
+
 def _condition(
-    name: str, conditions: dict[str, Any], parameters: dict[str, Any], seen: frozenset = frozenset()
+    name: str, conditions: dict[str, Any], parameters: dict[str, Any], seen: frozenset[str] = frozenset()
 ) -> bool | None:
     """A template condition evaluated with the parameters' defaults; None when unknown."""
     if name in seen or name not in conditions:
         return None
+    return _truth(conditions[name], _Conditions(conditions, parameters, seen | {name}))
 
-    def ev(expr: Any) -> bool | None:
-        if isinstance(expr, dict) and len(expr) == 1:
-            ((fn, arg),) = expr.items()
-            if fn == "Condition":
-                return _condition(arg, conditions, parameters, seen | {name})
-            if fn == "Fn::Equals" and isinstance(arg, list) and len(arg) == 2:
-                a, b = (_value(x, parameters) for x in arg)
-                return None if _UNKNOWN in (a, b) else a == b
-            if fn == "Fn::Not" and isinstance(arg, list) and len(arg) == 1:
-                v = ev(arg[0])
-                return None if v is None else not v
-            if fn in ("Fn::And", "Fn::Or") and isinstance(arg, list):
-                values = [ev(x) for x in arg]
-                if fn == "Fn::And":
-                    return False if False in values else (None if None in values else True)
-                return True if True in values else (None if None in values else False)
+
+def _truth(expr: Any, scope: _Conditions) -> bool | None:
+    """A condition function's value (three-valued: None is unknown)."""
+    if not (isinstance(expr, dict) and len(expr) == 1):
         return None
+    ((fn, arg),) = expr.items()
+    if fn == "Condition":
+        return _condition(arg, scope.conditions, scope.parameters, scope.seen)
+    if not isinstance(arg, list):
+        return None
+    if fn == "Fn::Equals" and len(arg) == 2:
+        a, b = (_value(x, scope.parameters) for x in arg)
+        return None if _UNKNOWN in (a, b) else bool(a == b)
+    combine = _COMBINE.get(fn)
+    return None if combine is None else combine([_truth(x, scope) for x in arg])
 
-    return ev(conditions[name])
+
+def _not(values: list[bool | None]) -> bool | None:
+    return None if len(values) != 1 or values[0] is None else not values[0]
+
+
+def _and(values: list[bool | None]) -> bool | None:
+    return False if False in values else (None if None in values else True)
+
+
+def _or(values: list[bool | None]) -> bool | None:
+    return True if True in values else (None if None in values else False)
+
+
+# Fn::Not, Fn::And, Fn::Or: the values of their conditions -> theirs (None: unknown)
+_COMBINE: dict[str, Callable[[list[bool | None]], bool | None]] = {"Fn::Not": _not, "Fn::And": _and, "Fn::Or": _or}
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -331,9 +366,8 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _ref(value: Any) -> str | None:
-    if isinstance(value, dict) and isinstance(value.get("Ref"), str):
-        return value["Ref"]
-    return None
+    ref = value.get("Ref") if isinstance(value, dict) else None
+    return ref if isinstance(ref, str) else None
 
 
 def _layer_dirs(layers: Any, resources: dict[str, Any], base: Path) -> tuple[Path, ...]:
@@ -360,87 +394,116 @@ def _api_auth(api_id: Any, resources: dict[str, Any], globals_: dict[str, Any]) 
     return (globals_.get("HttpApi") or {}).get("Auth") or {}
 
 
+@dataclass(frozen=True)
+class _Template:
+    """What building a function needs from the template."""
+
+    base: Path
+    resources: dict[str, Any]
+    parameters: dict[str, Any]
+    conditions: dict[str, Any]
+    globals_: dict[str, Any]
+
+
 def load_app(template_path: Path | str = DEFAULT_TEMPLATE, parameters: dict[str, str] | None = None) -> App:
     """Parse the template and build functions and routes. ``parameters`` overrides parameter
     defaults (as ``--parameter-overrides`` would); resources whose ``Condition`` is false with
     those values are left out (an unknown condition counts as true)."""
     path = Path(template_path).resolve()
     tpl = load_template(path)
-    base = path.parent
-    resources: dict[str, Any] = tpl.get("Resources") or {}
-    overrides = parameters or {}
-    parameters = {k: dict(v) if isinstance(v, dict) else {} for k, v in (tpl.get("Parameters") or {}).items()}
-    for key, value in overrides.items():
-        parameters.setdefault(key, {})["Default"] = value
-    conditions: dict[str, Any] = tpl.get("Conditions") or {}
-    globals_: dict[str, Any] = tpl.get("Globals") or {}
-    gfn: dict[str, Any] = globals_.get("Function") or {}
-
+    params: dict[str, Any] = {
+        k: dict(v) if isinstance(v, dict) else {} for k, v in (tpl.get("Parameters") or {}).items()
+    }
+    for key, value in (parameters or {}).items():
+        params.setdefault(key, {})["Default"] = value
+    template = _Template(
+        path.parent, tpl.get("Resources") or {}, params, tpl.get("Conditions") or {}, tpl.get("Globals") or {}
+    )
     functions: dict[str, FunctionSpec] = {}
     routes: list[Route] = []
-    for logical, res in resources.items():
-        if not isinstance(res, dict) or res.get("Type") != "AWS::Serverless::Function":
-            continue
-        if isinstance(res.get("Condition"), str) and _condition(res["Condition"], conditions, parameters) is False:
-            continue  # e.g. DocsFunction when ExposeApiDocs is "false"
-        props = _merge(gfn, res.get("Properties") or {})
-        code_uri = props.get("CodeUri")
-        handler = props.get("Handler")
-        if not isinstance(code_uri, str) or not isinstance(handler, str) or "." not in handler:
-            continue  # inline code or an S3 location: nothing to run locally
-        env_vars = ((props.get("Environment") or {}).get("Variables")) or {}
-        env = {k: v for k, v in ((k, _literal(v, parameters)) for k, v in env_vars.items()) if v is not None}
-        name = props.get("FunctionName") if isinstance(props.get("FunctionName"), str) else logical
-        events = {k: v for k, v in (props.get("Events") or {}).items() if isinstance(v, dict)}
-        fn = FunctionSpec(
-            logical_id=logical,
-            function_name=name,
-            code_uri=(base / code_uri).resolve(),
-            handler=handler,
-            runtime=str(props.get("Runtime", "python3.12")),
-            timeout=int(_literal(props.get("Timeout", 3), parameters) or 3),
-            memory_size=int(_literal(props.get("MemorySize", 128), parameters) or 128),
-            layers=_layer_dirs(props.get("Layers"), resources, base),
-            environment=env,
-            events=events,
-        )
-        functions[logical] = fn
-        for ev_name, ev in events.items():
-            if ev.get("Type") != "HttpApi":
-                continue
-            ev_props = ev.get("Properties") or {}
-            api_auth = _api_auth(ev_props.get("ApiId"), resources, globals_)
-            auth = ev_props.get("Auth") or {}
-            authorizer = auth.get("Authorizer", api_auth.get("DefaultAuthorizer"))
-            public = authorizer in (None, "NONE")
-            identity = "authorization"
-            if not public:
-                conf = (api_auth.get("Authorizers") or {}).get(authorizer) or {}
-                source = conf.get("IdentitySource")
-                if isinstance(source, str) and source.lower().startswith("$request.header."):
-                    identity = source[len("$request.header.") :].lower()
-            method = ev_props.get("Method")
-            route_path = ev_props.get("Path")
-            if method is None and route_path is None:
-                method, route_path = "ANY", "$default"
-            method = (
-                "ANY"
-                if str(method or "ANY").upper() in ("ANY", "X-AMAZON-APIGATEWAY-ANY-METHOD")
-                else str(method).upper()
-            )
-            routes.append(
-                Route(
-                    method=method,
-                    path=str(route_path or "/"),
-                    function=logical,
-                    scopes=tuple(auth.get("AuthorizationScopes") or ()) if not public else (),
-                    public=public,
-                    authorizer=None if public else str(authorizer),
-                    identity_header=identity,
-                    event_name=ev_name,
-                )
-            )
+    for logical, res in template.resources.items():
+        fn = _function(logical, res, template)
+        if fn is not None:
+            functions[logical] = fn
+            routes += [_route(name, ev, fn, template) for name, ev in fn.events.items() if ev.get("Type") == "HttpApi"]
     return App(template_path=path, template=tpl, functions=functions, routes=RouteTable(routes))
+
+
+def _function(logical: str, res: Any, template: _Template) -> FunctionSpec | None:
+    """The ``AWS::Serverless::Function`` ``res`` (``Globals.Function`` merged in); None for another
+    resource, one whose condition is false, or inline code."""
+    if not _deployed_function(res, template):
+        return None
+    props = _merge(template.globals_.get("Function") or {}, res.get("Properties") or {})
+    code_uri, handler = props.get("CodeUri"), props.get("Handler")
+    if not isinstance(code_uri, str) or not isinstance(handler, str) or "." not in handler:
+        return None  # inline code or an S3 location: nothing to run locally
+    name = props.get("FunctionName")
+    return FunctionSpec(
+        logical_id=logical,
+        function_name=name if isinstance(name, str) else logical,
+        code_uri=(template.base / code_uri).resolve(),
+        handler=handler,
+        runtime=str(props.get("Runtime", "python3.12")),
+        timeout=int(_literal(props.get("Timeout", 3), template.parameters) or 3),
+        memory_size=int(_literal(props.get("MemorySize", 128), template.parameters) or 128),
+        layers=_layer_dirs(props.get("Layers"), template.resources, template.base),
+        environment=_environment(props, template.parameters),
+        events={k: v for k, v in (props.get("Events") or {}).items() if isinstance(v, dict)},
+    )
+
+
+def _deployed_function(res: Any, template: _Template) -> bool:
+    """Whether ``res`` is a function the template deploys with its parameters' values."""
+    if not isinstance(res, dict) or res.get("Type") != "AWS::Serverless::Function":
+        return False
+    condition = res.get("Condition")
+    # e.g. DocsFunction is not deployed when ExposeApiDocs is "false"
+    return (
+        not isinstance(condition, str) or _condition(condition, template.conditions, template.parameters) is not False
+    )
+
+
+def _environment(props: dict[str, Any], parameters: dict[str, Any]) -> dict[str, str]:
+    """The literal environment variables (a deployed stack's values left out)."""
+    variables = ((props.get("Environment") or {}).get("Variables")) or {}
+    literals = ((k, _literal(v, parameters)) for k, v in variables.items())
+    return {k: v for k, v in literals if v is not None}
+
+
+def _route(event_name: str, event: dict[str, Any], fn: FunctionSpec, template: _Template) -> Route:
+    """The route of an ``HttpApi`` event: its authorizer (the API's default unless the event names
+    one; ``NONE`` is public), its scopes and the header its token comes in."""
+    props = event.get("Properties") or {}
+    api_auth = _api_auth(props.get("ApiId"), template.resources, template.globals_)
+    auth = props.get("Auth") or {}
+    authorizer = auth.get("Authorizer", api_auth.get("DefaultAuthorizer"))
+    public = authorizer in (None, "NONE")
+    method, route_path = props.get("Method"), props.get("Path")
+    if method is None and route_path is None:
+        method, route_path = "ANY", "$default"
+    any_method = str(method or "ANY").upper() in ("ANY", "X-AMAZON-APIGATEWAY-ANY-METHOD")
+    return Route(
+        method="ANY" if any_method else str(method).upper(),
+        path=str(route_path or "/"),
+        function=fn.logical_id,
+        scopes=tuple(auth.get("AuthorizationScopes") or ()) if not public else (),
+        public=public,
+        authorizer=None if public else str(authorizer),
+        identity_header="authorization" if public else _identity_header(api_auth, str(authorizer)),
+        event_name=event_name,
+    )
+
+
+def _identity_header(api_auth: dict[str, Any], authorizer: str) -> str:
+    """The header an authorizer reads its token from (``IdentitySource``)."""
+    source = ((api_auth.get("Authorizers") or {}).get(authorizer) or {}).get("IdentitySource")
+    prefix = "$request.header."
+    return (
+        source[len(prefix) :].lower()
+        if isinstance(source, str) and source.lower().startswith(prefix)
+        else "authorization"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,12 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from local.pg import LocalPostgres
+    from local.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,7 +93,7 @@ def migrate(dsn: str) -> list[str] | None:
     return list(apply(dsn))
 
 
-def banner(stack, dsn: str, applied: list[str] | None, token: str) -> str:
+def banner(stack: LocalStack, dsn: str, applied: list[str] | None, token: str) -> str:
     url = stack.url
     lines = [
         "",
@@ -176,6 +182,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _start_postgres(pg: LocalPostgres, database: str) -> str | None:
+    """Start the server (when it is not running) and create ``database``; its DSN, or None."""
+    log.info("PostgreSQL (%s, port %d): %s", pg.data_dir, pg.port, "already running" if pg.running() else "starting")
+    try:
+        pg.start()
+    except (subprocess.CalledProcessError, RuntimeError) as exc:
+        detail = (getattr(exc, "stderr", None) or str(exc)).strip()
+        log.error("PostgreSQL did not start (%s); is port %d taken? (--pg-port) See %s", detail, pg.port, pg.log_file)
+        return None
+    return pg.create_database(database)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
@@ -185,13 +203,13 @@ def main(argv: list[str] | None = None) -> int:
 
     stop = threading.Event()
 
-    def on_signal(signum, _frame):
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    pg = None
+    pg: LocalPostgres | None = None
     pg_started = False
     stack = None
     try:
@@ -202,18 +220,10 @@ def main(argv: list[str] | None = None) -> int:
 
             pg = LocalPostgres(args.pg_data, args.pg_port)
             pg_started = not pg.running()
-            log.info(
-                "PostgreSQL (%s, port %d): %s", pg.data_dir, pg.port, "starting" if pg_started else "already running"
-            )
-            try:
-                pg.start()
-            except (subprocess.CalledProcessError, RuntimeError) as exc:
-                detail = (getattr(exc, "stderr", None) or str(exc)).strip()
-                log.error(
-                    "PostgreSQL did not start (%s); is port %d taken? (--pg-port) See %s", detail, pg.port, pg.log_file
-                )
+            started = _start_postgres(pg, args.database)
+            if started is None:
                 return 1
-            dsn = pg.create_database(args.database)
+            dsn = started
         applied = None if args.no_migrate else migrate(dsn)
         if applied:
             log.info("migrations applied: %s", ", ".join(applied))

@@ -39,38 +39,23 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from multiprocessing.connection import Connection
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
+
+from local.events import LambdaContext
+
+if TYPE_CHECKING:
+    from local.routes import App, FunctionSpec
 
 log = logging.getLogger("local.runtime")
 
-ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 
 
 # -- the worker side (runs in the spawned process) ------------------------------------------------
-class LambdaContext:
-    """What the Python runtime passes as ``context``."""
-
-    def __init__(self, spec: dict[str, Any], request_id: str, deadline: float):
-        self.function_name = spec["function_name"]
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:{spec['region']}:{ACCOUNT_ID}:function:{self.function_name}"
-        self.memory_limit_in_mb = str(spec["memory_size"])
-        self.aws_request_id = request_id
-        self.log_group_name = f"/aws/lambda/{self.function_name}"
-        self.log_stream_name = spec["log_stream_name"]
-        self.identity = None
-        self.client_context = None
-        self._deadline = deadline
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-    def __repr__(self) -> str:
-        return f"LambdaContext({self.function_name!r}, aws_request_id={self.aws_request_id!r})"
-
-
 def _error(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
     import traceback
 
@@ -81,7 +66,7 @@ def _error(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
     }
 
 
-def _load_handler(spec: dict[str, Any]):
+def _load_handler(spec: dict[str, Any]) -> tuple[ModuleType, Callable[[Any, LambdaContext], Any]]:
     import importlib.util
 
     module_name = f"_lambda_{spec['logical_id']}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
@@ -97,8 +82,37 @@ def _load_handler(spec: dict[str, Any]):
     return module, handler
 
 
-def worker_main(conn, spec: dict[str, Any], env: dict[str, str]) -> None:
+def worker_main(conn: Connection, spec: dict[str, Any], env: dict[str, str]) -> None:
     """Entry point of a worker process: set up the environment, load the handler, serve."""
+    _enter_sandbox(spec, env)
+    init_start = time.monotonic()
+    try:
+        module, handler = _load_handler(spec)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, like Runtime.ImportModuleError
+        import traceback
+
+        traceback.print_exc()
+        conn.send(("init_error", _error(exc, "Runtime.ImportModuleError")))
+        return
+    conn.send(("ready", {"init_ms": (time.monotonic() - init_start) * 1000}))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError, KeyboardInterrupt):
+            return
+        kind = message[0]
+        if kind == "stop":
+            return
+        if kind == "openapi":
+            conn.send(_openapi(module))
+        elif kind == "invoke":
+            conn.send(_invoke(handler, spec, *message[1:]))
+        else:
+            conn.send(("error", {"errorMessage": f"unknown message {kind!r}", "errorType": "Runtime.Unknown"}))
+
+
+def _enter_sandbox(spec: dict[str, Any], env: dict[str, str]) -> None:
+    """The execution environment: its variables (no other AWS_*), time zone, sys.path, folder."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent owns Ctrl-C and stops us
@@ -115,60 +129,43 @@ def worker_main(conn, spec: dict[str, Any], env: dict[str, str]) -> None:
     with contextlib.suppress(OSError):
         os.chdir(spec["code_uri"])
 
-    init_start = time.monotonic()
+
+def _openapi(module: ModuleType) -> tuple[str, Any]:
+    """The answer to ``openapi``: the document of the module's resolver ``app`` (None without one)."""
     try:
-        module, handler = _load_handler(spec)
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent, like Runtime.ImportModuleError
+        schema = getattr(getattr(module, "app", None), "get_openapi_json_schema", None)
+        return "ok", schema() if schema is not None else None
+    except BaseException as exc:  # noqa: BLE001
+        return "error", _error(exc)
+
+
+def _invoke(
+    handler: Callable[[Any, LambdaContext], Any], spec: dict[str, Any], request_id: str, event_json: str, timeout: float
+) -> tuple[str, Any]:
+    """The answer to ``invoke``: ("ok", the result as JSON) or ("error", Lambda's error fields)."""
+    context = LambdaContext(
+        function_name=spec["function_name"],
+        memory_limit_in_mb=str(spec["memory_size"]),
+        timeout_ms=int(timeout * 1000),
+        aws_request_id=request_id,
+        log_stream_name=spec["log_stream_name"],
+        region=spec["region"],
+    )
+    try:
+        result = handler(json.loads(event_json), context)
+    except BaseException as exc:  # noqa: BLE001 - a handler error, as Lambda reports it
         import traceback
 
+        sys.stderr.write(f"[ERROR] {request_id} {type(exc).__name__}: {exc}\n")
         traceback.print_exc()
-        conn.send(("init_error", _error(exc, "Runtime.ImportModuleError")))
-        return
-    conn.send(("ready", {"init_ms": (time.monotonic() - init_start) * 1000}))
-
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError, KeyboardInterrupt):
-            return
-        kind = message[0]
-        if kind == "stop":
-            return
-        if kind == "openapi":
-            try:
-                app = getattr(module, "app", None)
-                doc = (
-                    app.get_openapi_json_schema()
-                    if app is not None and hasattr(app, "get_openapi_json_schema")
-                    else None
-                )
-                conn.send(("ok", doc))
-            except BaseException as exc:  # noqa: BLE001
-                conn.send(("error", _error(exc)))
-            continue
-        if kind != "invoke":
-            conn.send(("error", {"errorMessage": f"unknown message {kind!r}", "errorType": "Runtime.Unknown"}))
-            continue
-        _, request_id, event_json, timeout = message
-        context = LambdaContext(spec, request_id, time.monotonic() + timeout)
-        try:
-            result = handler(json.loads(event_json), context)
-        except BaseException as exc:  # noqa: BLE001 - a handler error, as Lambda reports it
-            import traceback
-
-            sys.stderr.write(f"[ERROR] {request_id} {type(exc).__name__}: {exc}\n")
-            traceback.print_exc()
-            sys.stderr.flush()
-            conn.send(("error", _error(exc)))
-            continue
-        finally:
-            sys.stdout.flush()
-        try:
-            payload = json.dumps(result)
-        except (TypeError, ValueError) as exc:
-            conn.send(("error", _error(exc, "Runtime.MarshalError")))
-            continue
-        conn.send(("ok", payload))
+        sys.stderr.flush()
+        return "error", _error(exc)
+    finally:
+        sys.stdout.flush()
+    try:
+        return "ok", json.dumps(result)
+    except (TypeError, ValueError) as exc:
+        return "error", _error(exc, "Runtime.MarshalError")
 
 
 # -- the parent side ------------------------------------------------------------------------------
@@ -222,7 +219,7 @@ class FunctionPool:
 
     def __init__(
         self,
-        function,
+        function: FunctionSpec,
         env: dict[str, str] | None = None,
         *,
         max_workers: int = 4,
@@ -341,12 +338,12 @@ class FunctionPool:
         except (EOFError, OSError):
             return {"errorType": "Runtime.ExitError", "errorMessage": "worker exited during init"}
         if kind != "ready":
-            return payload
+            return cast(dict[str, Any], payload)
         worker.started = True
         worker.init_ms = payload.get("init_ms")
         return None
 
-    def _roundtrip(self, message: tuple, timeout: float) -> tuple[str, Any, bool, bool]:
+    def _roundtrip(self, message: tuple[object, ...], timeout: float) -> tuple[str, Any, bool, bool]:
         """Send ``message`` to a worker; (kind, payload, timed_out, cold start)."""
         worker, cold = self._acquire()
         healthy = False
@@ -421,7 +418,7 @@ class FunctionPool:
         """The module's ``app.get_openapi_json_schema()`` (None without a resolver named ``app``)."""
         kind, payload, timed_out, _ = self._roundtrip(("openapi",), timeout)
         if kind == "ok":
-            return payload
+            return cast(str | None, payload)
         raise RuntimeError(
             f"{self.function.logical_id}: openapi failed: "
             f"{'timeout' if timed_out else (payload or {}).get('errorMessage')}"
@@ -467,7 +464,7 @@ class FunctionRegistry:
 
     def __init__(
         self,
-        app,
+        app: App,
         env: dict[str, str] | None = None,
         *,
         max_workers: int = 4,

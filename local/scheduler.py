@@ -27,7 +27,14 @@ import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:
+    from local.aws import BotoClient
+    from local.runtime import Invocation
+
+# a schedule as fired once: (group, name, expression, last modification)
+ScheduleKey = tuple[str, str, str | None, str]
 
 log = logging.getLogger("local.scheduler")
 
@@ -52,7 +59,7 @@ class _Loop:
         self._thread: threading.Thread | None = None
         self.in_flight = 0
 
-    def start(self):
+    def start(self) -> Self:
         self.stop_event.clear()
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
@@ -72,7 +79,7 @@ class ReconcilerTick(_Loop):
 
     def __init__(
         self,
-        invoke: Callable[[dict], Any],
+        invoke: Callable[[dict[str, Any]], Invocation],
         *,
         interval: float = 60.0,
         event: dict[str, Any] | None = None,
@@ -111,11 +118,11 @@ class OneTimeScheduleRunner(_Loop):
 
     def __init__(
         self,
-        scheduler_client,
+        scheduler_client: BotoClient,
         *,
-        sqs=None,
-        sns=None,
-        invoke_function: Callable[[str, dict], Any] | None = None,
+        sqs: BotoClient = None,
+        sns: BotoClient = None,
+        invoke_function: Callable[[str, dict[str, Any]], Invocation] | None = None,
         poll_interval: float = 1.0,
         clock: Callable[[], datetime] | None = None,
         name: str = "one-time-schedules",
@@ -127,8 +134,8 @@ class OneTimeScheduleRunner(_Loop):
         self.invoke_function = invoke_function  # (function name, event) -> Invocation
         self.poll_interval = float(poll_interval)
         self.clock = clock or (lambda: datetime.now(UTC))
-        self._fired: set[tuple] = set()
-        self._attempts: dict[tuple, int] = {}
+        self._fired: set[ScheduleKey] = set()
+        self._attempts: dict[ScheduleKey, int] = {}
         self.fired = 0
         self.scans = 0
 
@@ -143,9 +150,10 @@ class OneTimeScheduleRunner(_Loop):
             self.stop_event.wait(self.poll_interval)
 
     def _list(self) -> list[dict[str, Any]]:
-        out, token = [], None
+        out: list[dict[str, Any]] = []
+        token: str | None = None
         while True:
-            kwargs = {"NextToken": token} if token else {}
+            kwargs: dict[str, str] = {"NextToken": token} if token else {}
             page = self.scheduler.list_schedules(**kwargs)
             out += page.get("Schedules") or []
             token = page.get("NextToken")
@@ -179,7 +187,7 @@ class OneTimeScheduleRunner(_Loop):
         self.scans += 1
         return fired
 
-    def _fire(self, schedule: dict[str, Any], key: tuple, due: datetime, now: datetime) -> bool:
+    def _fire(self, schedule: dict[str, Any], key: ScheduleKey, due: datetime, now: datetime) -> bool:
         name, group = schedule["Name"], schedule.get("GroupName") or "default"
         target = schedule.get("Target") or {}
         payload = target.get("Input") or "{}"

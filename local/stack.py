@@ -41,8 +41,21 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hibachi.ops import QueueDepth
+
+    from local.auth import JwtAuthority
+    from local.aws import BotoClient, Moto, Resources
+    from local.gateway import Gateway
+    from local.forwarder import WebhookForwarder
+    from local.poller import SqsPoller
+    from local.routes import App, FunctionSpec
+    from local.runtime import FunctionRegistry, Invocation
+    from local.scheduler import OneTimeScheduleRunner, ReconcilerTick
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TEMPLATE = ROOT / "template.yaml"
@@ -64,6 +77,24 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
         time.sleep(interval)
 
 
+@dataclass
+class _Parts:
+    """What a started stack is made of, in the order it starts them."""
+
+    app: App
+    moto: Moto
+    resources: Resources | None = None
+    registry: FunctionRegistry | None = None
+    gateway: Gateway | None = None
+    authority: JwtAuthority | None = None
+
+
+def _need[T](part: T | None) -> T:
+    if part is None:
+        raise RuntimeError("the local stack is not started")
+    return part
+
+
 def base_function_env(database_url: str | None) -> dict[str, str]:
     """Settings every local function gets, before the AWS resources and the user's overrides."""
     env = {
@@ -82,91 +113,62 @@ def base_function_env(database_url: str | None) -> dict[str, str]:
     return env
 
 
+@dataclass(eq=False, repr=False)
 class LocalStack:
-    """moto + gateway + poller + scheduler, in this process (functions in worker processes)."""
+    """moto + gateway + poller + scheduler, in this process (functions in worker processes).
 
-    def __init__(
-        self,
-        database_url: str | None = None,
-        *,
-        template: Path | str = DEFAULT_TEMPLATE,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        moto_port: int = 0,
-        moto_process: bool = False,
-        env: dict[str, str] | None = None,
-        max_workers: int = 4,
-        visibility_timeout: int = 30,
-        max_receive_count: int = 5,
-        reconcile_interval: float = 60.0,
-        schedule_poll_interval: float = 1.0,
-        poll_wait_seconds: int = 1,
-        poller_concurrency: int = 1,
-        enable_poller: bool = True,
-        enable_scheduler: bool = True,
-        enable_reconciler: bool = True,
-        worker_function: str | None = None,
-        audience: str | Iterable[str] | None = None,
-        issuer: str | None = None,
-        key_dir: Path | str | None = None,
-        extra_paths: Iterable[Path | str] | None = None,
-        resource_prefix: str | None = None,
-        webhook_url: str | None = None,
-        webhook_api_key: str | None = None,
-    ):
-        self.database_url = database_url
-        self.template = Path(template)
-        self.host = host
-        self.port = port
-        self.moto_port = moto_port
-        self.moto_process = moto_process
-        self.user_env = dict(env or {})
-        self.max_workers = max_workers
-        self.visibility_timeout = visibility_timeout
-        self.max_receive_count = max_receive_count
-        self.reconcile_interval = reconcile_interval
-        self.schedule_poll_interval = schedule_poll_interval
-        self.poll_wait_seconds = poll_wait_seconds
-        self.poller_concurrency = poller_concurrency
-        self.enable_poller = enable_poller
-        self.enable_scheduler = enable_scheduler
-        self.enable_reconciler = enable_reconciler
-        self.worker_function = worker_function
-        self.audience = audience
-        self.issuer = issuer
-        self.key_dir = key_dir
-        self.extra_paths = (
-            [Path(p) for p in extra_paths]
-            if extra_paths is not None
-            else ([DEFAULT_LAYER] if DEFAULT_LAYER.is_dir() else [])
-        )
-        # moto keeps ONE state per process, whatever server it answers on: two stacks in one process
-        # (tests) with the same queue names would consume each other's jobs, and one's scheduler
-        # fires the other's schedules. Unnamed stacks get names of their own; `python -m local.run`
-        # names its resources "hibachi" (stable for ops). ``moto_process=True``: moto in a child
-        # process, a state of this stack's own.
-        self.resource_prefix = resource_prefix or f"hibachi-{uuid.uuid4().hex[:6]}"
+    moto keeps ONE state per process, whatever server it answers on: two stacks in one process
+    (tests) with the same queue names would consume each other's jobs, and one's scheduler fires
+    the other's schedules. Unnamed stacks get names of their own (``resource_prefix``); `python -m
+    local.run` names its resources "hibachi" (stable for ops). ``moto_process=True``: moto in a
+    child process, a state of this stack's own."""
 
-        self.app = None
-        self.moto = None
-        self.resources = None
-        self.env: dict[str, str] = {}
-        self.registry = None
-        self.gateway = None
-        self.authority = None
-        self.poller = None
-        self.reconciler = None
-        self.schedules = None
-        self.webhook_url = webhook_url
-        self.webhook_api_key = webhook_api_key
-        self.forwarder = None
-        self._started = False
+    database_url: str | None = None
+    _: KW_ONLY
+    template: Path = DEFAULT_TEMPLATE
+    host: str = "127.0.0.1"
+    port: int = 0
+    moto_port: int = 0
+    moto_process: bool = False
+    env: dict[str, str] = field(default_factory=dict)  # overrides of the functions' environment
+    max_workers: int = 4
+    visibility_timeout: int = 30
+    max_receive_count: int = 5
+    reconcile_interval: float = 60.0
+    schedule_poll_interval: float = 1.0
+    poll_wait_seconds: int = 1
+    poller_concurrency: int = 1
+    enable_poller: bool = True
+    enable_scheduler: bool = True
+    enable_reconciler: bool = True
+    worker_function: str | None = None
+    audience: str | Iterable[str] | None = None
+    issuer: str | None = None
+    key_dir: Path | str | None = None
+    extra_paths: Iterable[Path | str] | None = None  # default: the layer
+    resource_prefix: str | None = None
+    webhook_url: str | None = None  # the webhook's API destination, forwarded to locally
+    webhook_api_key: str | None = None
+    # the parts, once started (the optional ones stay None when disabled or without a worker)
+    poller: SqsPoller | None = field(default=None, init=False)
+    reconciler: ReconcilerTick | None = field(default=None, init=False)
+    schedules: OneTimeScheduleRunner | None = field(default=None, init=False)
+    forwarder: WebhookForwarder | None = field(default=None, init=False)
+    function_env: dict[str, str] = field(default_factory=dict, init=False)
+    _parts: _Parts | None = field(default=None, init=False)
+    _started: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        self.template = Path(self.template)
+        paths = self.extra_paths if self.extra_paths is not None else [DEFAULT_LAYER] if DEFAULT_LAYER.is_dir() else []
+        self.layer_paths = [Path(p) for p in paths]
+        self.resource_prefix = self.resource_prefix or f"hibachi-{uuid.uuid4().hex[:6]}"
 
     # lifecycle --------------------------------------------------------------------------------------
     def __enter__(self) -> LocalStack:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def start(self) -> LocalStack:
@@ -187,8 +189,9 @@ class LocalStack:
         from local.routes import load_app
         from local.runtime import FunctionRegistry
 
-        self.app = load_app(self.template)
-        self.moto = Moto(
+        assert self.resource_prefix is not None
+        app = load_app(self.template)
+        moto = Moto(
             self.resource_prefix,
             port=self.moto_port,
             host=self.host,
@@ -196,52 +199,25 @@ class LocalStack:
             visibility_timeout=self.visibility_timeout,
             max_receive_count=self.max_receive_count,
         )
-        self.resources = self.moto.start().resources
-        self.env = {**base_function_env(self.database_url), **self.resources.function_env(), **self.user_env}
-        self.registry = FunctionRegistry(
-            self.app,
-            self.env,
+        self._parts = parts = _Parts(app, moto)
+        parts.resources = resources = moto.start().resources
+        self.function_env = {**base_function_env(self.database_url), **resources.function_env(), **self.env}
+        parts.registry = FunctionRegistry(
+            app,
+            self.function_env,
             max_workers=self.max_workers,
-            extra_paths=[str(p) for p in self.extra_paths],
-            region=self.resources.region,
+            extra_paths=[str(p) for p in self.layer_paths],
+            region=resources.region,
         )
-        self.gateway = Gateway(self.app, self.registry, host=self.host, port=self.port)
-        port = self.gateway.bind()
-        self.authority = JwtAuthority(
-            issuer=self.issuer or default_issuer(port), audience=self.audience, key_dir=self.key_dir
-        )
-        self.gateway._authority = self.authority
+        parts.gateway = gateway = Gateway(app, parts.registry, host=self.host, port=self.port)
+        port = gateway.bind()
+        issuer = self.issuer or default_issuer(port)
+        parts.authority = JwtAuthority(issuer=issuer, audience=self.audience, key_dir=self.key_dir)
+        gateway._authority = parts.authority
         # the template's JwtIssuer: this stack's issuer (the protected-resource metadata names it)
-        self.registry.env.setdefault("JWT_ISSUER", self.authority.issuer)
-        self.gateway.start()
-
-        worker = self._worker()
-        if worker is not None and self.enable_poller:
-            from local.poller import SqsPoller
-
-            fn, props = worker
-            self.poller = SqsPoller(
-                self.client("sqs"),
-                self.resources.jobs_queue_url,
-                self.resources.jobs_queue_arn,
-                lambda event: self.registry.invoke(fn.logical_id, event),
-                batch_size=min(10, int(props.get("BatchSize", 10))),
-                wait_time_seconds=self.poll_wait_seconds,
-                concurrency=self.poller_concurrency,
-                report_batch_item_failures="ReportBatchItemFailures"
-                in (props.get("FunctionResponseTypes") or ["ReportBatchItemFailures"]),
-                region=self.resources.region,
-                name=f"sqs:{fn.logical_id}",
-            ).start()
-        if worker is not None and self.enable_reconciler:
-            from local.scheduler import ReconcilerTick
-
-            fn = worker[0]
-            self.reconciler = ReconcilerTick(
-                lambda event: self.registry.invoke(fn.logical_id, event),
-                interval=self.reconcile_interval,
-                event=self._reconcile_event(fn),
-            ).start()
+        parts.registry.env.setdefault("JWT_ISSUER", issuer)
+        gateway.start()
+        self._start_worker_parts()
         if self.webhook_url:
             from local.forwarder import WebhookForwarder
 
@@ -249,45 +225,108 @@ class LocalStack:
                 self.client("sqs"), self.resources.webhook_queue_url, self.webhook_url, api_key=self.webhook_api_key
             ).start()
         if self.enable_scheduler:
-            from local.scheduler import OneTimeScheduleRunner
+            self._start_scheduler()
 
-            def invoke_function(name: str, event: dict) -> Any:
-                fn = self.app.function_for(name)
-                if fn is None:
-                    raise ValueError(f"no function {name!r} in the template")
-                return self.registry.invoke(fn.logical_id, event)
+    def _start_worker_parts(self) -> None:
+        """The worker's SQS poller and its reconciler tick (when the template has a worker)."""
+        from local.poller import SqsPoller
+        from local.scheduler import ReconcilerTick
 
-            self.schedules = OneTimeScheduleRunner(
-                self.client("scheduler"),
-                sqs=self.client("sqs"),
-                sns=self.client("sns"),
-                invoke_function=invoke_function,
-                poll_interval=self.schedule_poll_interval,
+        worker = self._worker()
+        if worker is None:
+            return
+        fn, props = worker
+        registry, resources = self.registry, self.resources
+        if self.enable_poller:
+            self.poller = SqsPoller(
+                self.client("sqs"),
+                resources.jobs_queue_url,
+                resources.jobs_queue_arn,
+                lambda event: registry.invoke(fn.logical_id, event),
+                batch_size=min(10, int(props.get("BatchSize", 10))),
+                wait_time_seconds=self.poll_wait_seconds,
+                concurrency=self.poller_concurrency,
+                report_batch_item_failures="ReportBatchItemFailures"
+                in (props.get("FunctionResponseTypes") or ["ReportBatchItemFailures"]),
+                region=resources.region,
+                name=f"sqs:{fn.logical_id}",
             ).start()
+        if self.enable_reconciler:
+            self.reconciler = ReconcilerTick(
+                lambda event: registry.invoke(fn.logical_id, event),
+                interval=self.reconcile_interval,
+                event=self._reconcile_event(fn),
+            ).start()
+
+    def _start_scheduler(self) -> None:
+        from local.scheduler import OneTimeScheduleRunner
+
+        app, registry = self.app, self.registry
+
+        def invoke_function(name: str, event: dict[str, Any]) -> Invocation:
+            fn = app.function_for(name)
+            if fn is None:
+                raise ValueError(f"no function {name!r} in the template")
+            return registry.invoke(fn.logical_id, event)
+
+        self.schedules = OneTimeScheduleRunner(
+            self.client("scheduler"),
+            sqs=self.client("sqs"),
+            sns=self.client("sns"),
+            invoke_function=invoke_function,
+            poll_interval=self.schedule_poll_interval,
+        ).start()
+
+    # the parts, once started
+    def _part(self) -> _Parts:
+        if self._parts is None:
+            raise RuntimeError("the local stack is not started")
+        return self._parts
+
+    @property
+    def app(self) -> App:
+        return self._part().app
+
+    @property
+    def moto(self) -> Moto:
+        return self._part().moto
+
+    @property
+    def resources(self) -> Resources:
+        return _need(self._part().resources)
+
+    @property
+    def registry(self) -> FunctionRegistry:
+        return _need(self._part().registry)
+
+    @property
+    def gateway(self) -> Gateway:
+        return _need(self._part().gateway)
+
+    @property
+    def authority(self) -> JwtAuthority:
+        return _need(self._part().authority)
 
     def stop(self) -> None:
         """Stop everything started, in reverse order; safe to call twice."""
-        for name in ("schedules", "reconciler", "poller", "forwarder"):
-            part = getattr(self, name)
+        for part in (self.schedules, self.reconciler, self.poller, self.forwarder):
             if part is not None:
                 try:
                     part.stop()
                 except Exception:
-                    log.exception("stopping %s", name)
-                setattr(self, name, None)
-        if self.gateway is not None:
-            self.gateway.stop()
-            self.gateway = None
-        if self.registry is not None:
-            self.registry.close()
-            self.registry = None
-        if self.moto is not None:
-            self.moto.stop()
-            self.moto = None
+                    log.exception("stopping %s", part)
+        self.schedules = self.reconciler = self.poller = None
+        parts, self._parts = self._parts, None
+        if parts is not None:
+            if parts.gateway is not None:
+                parts.gateway.stop()
+            if parts.registry is not None:
+                parts.registry.close()
+            parts.moto.stop()
         self._started = False
 
     # wiring helpers ---------------------------------------------------------------------------------
-    def _worker(self):
+    def _worker(self) -> tuple[FunctionSpec, dict[str, Any]] | None:
         """(function, SQS event properties) of the worker, or None."""
         if self.worker_function:
             fn = self.app.function_for(self.worker_function)
@@ -301,7 +340,7 @@ class LocalStack:
             return fn, props
         return None
 
-    def _reconcile_event(self, fn) -> dict[str, Any]:
+    def _reconcile_event(self, fn: FunctionSpec) -> dict[str, Any]:
         for props in fn.events_of_type("Schedule", "ScheduleV2").values():
             raw = props.get("Input")
             if isinstance(raw, str):
@@ -326,12 +365,12 @@ class LocalStack:
     def queue_urls(self) -> dict[str, str]:
         return self.resources.queue_urls
 
-    def client(self, service: str):
+    def client(self, service: str) -> BotoClient:
         """A boto3 client on this stack's moto (cached per service)."""
         return self.moto.client(service)
 
     @property
-    def sqs(self):
+    def sqs(self) -> BotoClient:
         return self.client("sqs")
 
     def token(self, scopes: Iterable[str] | str | None = None, **kwargs: Any) -> str:
@@ -341,7 +380,7 @@ class LocalStack:
     def auth_headers(self, scopes: Iterable[str] | str | None = None, **kwargs: Any) -> dict[str, str]:
         return {"authorization": f"Bearer {self.token(scopes, **kwargs)}"}
 
-    def invoke(self, function: str, event: Any, timeout: float | None = None):
+    def invoke(self, function: str, event: Any, timeout: float | None = None) -> Invocation:
         """Invoke a function (logical id or name) in its pool; a ``local.runtime.Invocation``."""
         fn = self.app.function_for(function)
         if fn is None:
@@ -363,27 +402,17 @@ class LocalStack:
             raise InvocationError(invocation)
         return invocation.result
 
-    def queue_depth(self, queue: str = "jobs") -> dict[str, int]:
+    def queue_depth(self, queue: str = "jobs") -> QueueDepth:
+        from hibachi.ops import QUEUE_ATTRIBUTES, depth_of
+
         url = self.queue_urls.get(queue, queue)
-        attrs = self.sqs.get_queue_attributes(
-            QueueUrl=url,
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]
-        return {
-            "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
-            "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
-            "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
-        }
+        return depth_of(self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=QUEUE_ATTRIBUTES)["Attributes"])
 
     def busy(self) -> dict[str, Any] | None:
         """What is still going on (None when idle): messages in the jobs queue, invocations."""
         depth = self.queue_depth("jobs")
         running = {
-            "invocations": self.registry.in_flight if self.registry else 0,
+            "invocations": self._parts.registry.in_flight if self._parts and self._parts.registry else 0,
             "poller": self.poller.in_flight if self.poller else 0,
             "schedules": self.schedules.in_flight if self.schedules else 0,
             "reconciler": self.reconciler.in_flight if self.reconciler else 0,

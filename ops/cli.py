@@ -113,25 +113,15 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 # -- commands ---------------------------------------------------------------------------------------
 def queue_depths(target: Target) -> dict[str, Any]:
+    from hibachi.ops import QUEUE_ATTRIBUTES, depth_of
+
     out: dict[str, Any] = {}
     for name, url in target.queue_urls().items():
         if not url:
             out[name] = {"status": "missing"}
             continue
-        attrs = target.sqs.get_queue_attributes(
-            QueueUrl=url,
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]
-        out[name] = {
-            "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
-            "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
-            "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
-            "url": url,
-        }
+        attrs = target.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=QUEUE_ATTRIBUTES)["Attributes"]
+        out[name] = {**depth_of(attrs), "url": url}
     return out
 
 
@@ -196,29 +186,35 @@ def redrive(args: argparse.Namespace, target: Target, url: str) -> int:
         and args.method != "resend"
         and (args.method == "move-task" or target.supports_move_task)
     )
-    if use_task:
-        try:
-            source_arn = target.queue_arn(url)
-            task = dlq.start_move_task(target.sqs, source_arn, target.queue_arn(jobs_url))
-            result: dict[str, Any] = {"method": "move-task", "task_handle": task.get("TaskHandle")}
-            if args.wait:
-                result["task"] = dlq.wait_move_task(target.sqs, source_arn)
-            emit(
-                args,
-                result,
-                f"SQS message move task started: {result['task_handle']}"
-                + (
-                    f"\nfinished: {json.dumps(result.get('task'), default=str)}"
-                    if args.wait
-                    else "\nfollow it with `python -m ops ... queues` (the DLQ drains within minutes)"
-                ),
-            )
-            return 0
-        except Exception as exc:
-            if args.method == "move-task":
-                raise TargetError(f"message move task failed: {exc}") from exc
-            print(f"message move task unavailable ({type(exc).__name__}); resending instead", file=sys.stderr)
+    if use_task and _move_task(args, target, url, jobs_url):
+        return 0
+    return _resend(args, target, url, jobs_url, only_jobs=only_jobs)
 
+
+def _move_task(args: argparse.Namespace, target: Target, url: str, jobs_url: str) -> bool:
+    """Redrive the whole DLQ with SQS's message move task; False when it is unavailable (resend)."""
+    try:
+        source_arn = target.queue_arn(url)
+        task = dlq.start_move_task(target.sqs, source_arn, target.queue_arn(jobs_url))
+        result: dict[str, Any] = {"method": "move-task", "task_handle": task.get("TaskHandle")}
+        if args.wait:
+            result["task"] = dlq.wait_move_task(target.sqs, source_arn)
+        after = (
+            f"\nfinished: {json.dumps(result.get('task'), default=str)}"
+            if args.wait
+            else "\nfollow it with `python -m ops ... queues` (the DLQ drains within minutes)"
+        )
+        emit(args, result, f"SQS message move task started: {result['task_handle']}{after}")
+        return True
+    except Exception as exc:
+        if args.method == "move-task":
+            raise TargetError(f"message move task failed: {exc}") from exc
+        print(f"message move task unavailable ({type(exc).__name__}); resending instead", file=sys.stderr)
+        return False
+
+
+def _resend(args: argparse.Namespace, target: Target, url: str, jobs_url: str, *, only_jobs: bool) -> int:
+    """Resend the selected messages (all, or ``args.id``) to the jobs queue, one by one."""
     chooser = None if args.all else dlq.Only(args.id)
 
     def select(message: dict[str, Any]) -> bool:

@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from local.aws import BotoClient
 
 HOLD_SECONDS = 60  # how long a scanned message stays hidden while we look at the others
 _ATTRIBUTE_KEYS = ("DataType", "StringValue", "BinaryValue")
 
 
-def _receive(sqs, url: str, hold: int, wait: int) -> list[dict[str, Any]]:
+def _receive(sqs: BotoClient, url: str, hold: int, wait: int) -> list[dict[str, Any]]:
     return (
         sqs.receive_message(
             QueueUrl=url,
@@ -31,7 +34,7 @@ def _receive(sqs, url: str, hold: int, wait: int) -> list[dict[str, Any]]:
     )
 
 
-def _release(sqs, url: str, messages: Iterable[dict[str, Any]]) -> None:
+def _release(sqs: BotoClient, url: str, messages: Iterable[dict[str, Any]]) -> None:
     batch = list(messages)
     for start in range(0, len(batch), 10):
         chunk = batch[start : start + 10]
@@ -44,7 +47,12 @@ def _release(sqs, url: str, messages: Iterable[dict[str, Any]]) -> None:
 
 
 def scan(
-    sqs, url: str, *, limit: int = 1000, stop: Callable[[dict[str, Any]], bool] | None = None, hold: int = HOLD_SECONDS
+    sqs: BotoClient,
+    url: str,
+    *,
+    limit: int = 1000,
+    stop: Callable[[dict[str, Any]], bool] | None = None,
+    hold: int = HOLD_SECONDS,
 ) -> list[dict[str, Any]]:
     """Receive up to ``limit`` distinct messages (hidden for ``hold`` s), stopping early once
     ``stop(message)`` is true. The caller releases or deletes them."""
@@ -97,13 +105,13 @@ def summary(message: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def peek(sqs, url: str, *, limit: int = 100) -> list[dict[str, Any]]:
+def peek(sqs: BotoClient, url: str, *, limit: int = 100) -> list[dict[str, Any]]:
     messages = scan(sqs, url, limit=limit)
     _release(sqs, url, messages)
     return messages
 
 
-def find(sqs, url: str, ident: str) -> dict[str, Any] | None:
+def find(sqs: BotoClient, url: str, ident: str) -> dict[str, Any] | None:
     messages = scan(sqs, url, stop=lambda m: matches(m, ident))
     _release(sqs, url, messages)
     return next((m for m in messages if matches(m, ident)), None)
@@ -118,7 +126,7 @@ def _attributes(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def resend(
-    sqs,
+    sqs: BotoClient,
     source_url: str,
     target_url: str,
     *,
@@ -132,6 +140,8 @@ def resend(
     ``stop()`` true ends the scan early (every wanted message found). Send before delete: a crash
     in between leaves a duplicate, never a loss (jobs are idempotent).
     """
+    wanted = select or (lambda _message: True)
+    done = stop or (lambda: False)
     moved: list[str] = []
     failed: list[dict[str, Any]] = []
     kept: list[dict[str, Any]] = []
@@ -139,49 +149,63 @@ def resend(
     empty_rounds = 0
     try:
         while len(moved) < limit and empty_rounds < 2:
-            batch = [
-                m
-                for m in _receive(sqs, source_url, HOLD_SECONDS, wait=1 if empty_rounds else 0)
-                if m["MessageId"] not in seen
-            ]
-            if not batch:
-                empty_rounds += 1
-                continue
-            empty_rounds = 0
-            seen.update(m["MessageId"] for m in batch)
-            chosen = [m for m in batch if select is None or select(m)][: max(0, limit - len(moved))]
-            kept += [m for m in batch if m not in chosen]
-            if not chosen:
-                if stop is not None and stop():
-                    break
-                continue
-            entries = []
-            for i, m in enumerate(chosen):
-                entry = {"Id": str(i), "MessageBody": m["Body"]}
-                if m.get("MessageAttributes"):
-                    entry["MessageAttributes"] = _attributes(m)
-                entries.append(entry)
-            response = sqs.send_message_batch(QueueUrl=target_url, Entries=entries)
-            sent = [chosen[int(item["Id"])] for item in response.get("Successful", [])]
-            for item in response.get("Failed", []):
-                m = chosen[int(item["Id"])]
-                failed.append({"message_id": m["MessageId"], "error": item.get("Message") or item.get("Code")})
-                kept.append(m)
-            if sent:
-                sqs.delete_message_batch(
-                    QueueUrl=source_url,
-                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(sent)],
-                )
-                moved += [m["MessageId"] for m in sent]
-            if stop is not None and stop():
+            received = _receive(sqs, source_url, HOLD_SECONDS, wait=1 if empty_rounds else 0)
+            batch, chosen, rest = _pick(received, seen, wanted, limit - len(moved))
+            empty_rounds = 0 if batch else empty_rounds + 1
+            kept += rest
+            if chosen:
+                moved += _move(sqs, source_url, target_url, chosen, failed, kept)
+            if batch and done():
                 break
     finally:
         _release(sqs, source_url, kept)
+    not_sent = {f["message_id"] for f in failed}
     return {
         "moved": moved,
-        "skipped": [m["MessageId"] for m in kept if m["MessageId"] not in {f["message_id"] for f in failed}],
+        "skipped": [m["MessageId"] for m in kept if m["MessageId"] not in not_sent],
         "failed": failed,
     }
+
+
+def _pick(
+    received: list[dict[str, Any]], seen: set[str], wanted: Callable[[dict[str, Any]], bool], room: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Of ``received``, the messages not ``seen`` before (now seen), those of them to move (at most
+    ``room``) and the rest."""
+    batch = [m for m in received if m["MessageId"] not in seen]
+    seen.update(m["MessageId"] for m in batch)
+    chosen = [m for m in batch if wanted(m)][: max(0, room)]
+    return batch, chosen, [m for m in batch if m not in chosen]
+
+
+def _move(
+    sqs: BotoClient,
+    source_url: str,
+    target_url: str,
+    chosen: list[dict[str, Any]],
+    failed: list[dict[str, Any]],
+    kept: list[dict[str, Any]],
+) -> list[str]:
+    """Send ``chosen`` to ``target_url``, then delete what was sent from ``source_url``; the ids
+    moved. A failed send goes to ``failed``, its message to ``kept`` (released later)."""
+    entries = []
+    for i, m in enumerate(chosen):
+        entry = {"Id": str(i), "MessageBody": m["Body"]}
+        if m.get("MessageAttributes"):
+            entry["MessageAttributes"] = _attributes(m)
+        entries.append(entry)
+    response = sqs.send_message_batch(QueueUrl=target_url, Entries=entries)
+    sent = [chosen[int(item["Id"])] for item in response.get("Successful", [])]
+    for item in response.get("Failed", []):
+        m = chosen[int(item["Id"])]
+        failed.append({"message_id": m["MessageId"], "error": item.get("Message") or item.get("Code")})
+        kept.append(m)
+    if sent:
+        sqs.delete_message_batch(
+            QueueUrl=source_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(sent)],
+        )
+    return [m["MessageId"] for m in sent]
 
 
 class Only:
@@ -203,21 +227,22 @@ class Only:
         return self.found == self.wanted
 
 
-def start_move_task(sqs, source_arn: str, target_arn: str | None) -> dict[str, Any]:
+def start_move_task(sqs: BotoClient, source_arn: str, target_arn: str | None) -> dict[str, Any]:
     """SQS's own redrive (``StartMessageMoveTask``): every message of a DLQ back to its source queue
     (or ``target_arn``), asynchronously. Only for DLQs of SQS queues."""
     kwargs: dict[str, Any] = {"SourceArn": source_arn}
     if target_arn:
         kwargs["DestinationArn"] = target_arn
-    return sqs.start_message_move_task(**kwargs)
+    task: dict[str, Any] = sqs.start_message_move_task(**kwargs)
+    return task
 
 
-def wait_move_task(sqs, source_arn: str, timeout: float = 300, interval: float = 2) -> dict[str, Any]:
+def wait_move_task(sqs: BotoClient, source_arn: str, timeout: float = 300, interval: float = 2) -> dict[str, Any]:
     """Poll ``ListMessageMoveTasks`` until the newest task of ``source_arn`` is no longer running."""
     deadline = time.monotonic() + timeout
     while True:
         tasks = sqs.list_message_move_tasks(SourceArn=source_arn, MaxResults=1).get("Results") or []
-        task = tasks[0] if tasks else {}
+        task: dict[str, Any] = tasks[0] if tasks else {}
         if task.get("Status") not in ("RUNNING", "CANCELLING") or time.monotonic() > deadline:
             return task
         time.sleep(interval)

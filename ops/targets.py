@@ -12,13 +12,15 @@ import contextlib
 import importlib.util
 import io
 import json
+import logging
 import os
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYER = ROOT / "layers" / "common"
@@ -35,7 +37,7 @@ def _ensure_layer_on_path() -> None:
             sys.path.insert(0, path)
 
 
-def _load_function(name: str):
+def _load_function(name: str) -> ModuleType:
     """``functions/<name>/app.py`` loaded by file path, as Lambda (and the local stack) loads it."""
     module_name = f"_ops_fn_{name}"
     if module_name in sys.modules:
@@ -48,6 +50,15 @@ def _load_function(name: str):
     return module
 
 
+def _plain_dict(value: object) -> dict[str, Any]:
+    """``value`` as JSON would carry it (dates and decimals as strings)."""
+    return cast(dict[str, Any], json.loads(json.dumps(value, default=str)))
+
+
+def _plain_list(value: object) -> list[dict[str, Any]]:
+    return cast(list[dict[str, Any]], json.loads(json.dumps(value, default=str)))
+
+
 class Target:
     kind = "?"
     sqs: Any
@@ -56,7 +67,7 @@ class Target:
         raise NotImplementedError
 
     def queue_arn(self, url: str) -> str:
-        return self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        return str(self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
 
     def oldest_age_s(self) -> float | None:
         return None
@@ -176,7 +187,7 @@ class LocalTarget(Target):
 
         previous = settings_module.get_settings()
         handler = logger.registered_handler
-        stream = getattr(handler, "stream", None)
+        stream = handler.stream if isinstance(handler, logging.StreamHandler) else None
         settings_module.set_settings(
             settings_module.Settings(
                 database_url=self.database_url,
@@ -191,13 +202,13 @@ class LocalTarget(Target):
                 app_version=os.environ.get("APP_VERSION", "local"),
             )
         )
-        if stream is not None:
+        if isinstance(handler, logging.StreamHandler):
             handler.setStream(sys.stderr)  # the app's JSON logs on stderr; our output on stdout
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # EMF lines: nobody reads them here
                 yield
         finally:
-            if stream is not None:
+            if isinstance(handler, logging.StreamHandler):
                 handler.setStream(stream)
             settings_module.set_settings(previous)
             for key, value in saved_env.items():
@@ -219,21 +230,21 @@ class LocalTarget(Target):
         with self.app():
             from hibachi import health
 
-            return json.loads(json.dumps(health.details(), default=str))
+            return _plain_dict(health.details())
 
     def followups(self, status: str, limit: int) -> list[dict[str, Any]]:
         with self.app():
             from hibachi import ops
             from hibachi.db import get_db
 
-            return json.loads(json.dumps(ops.list_followups(get_db(), status, limit), default=str))
+            return _plain_list(ops.list_followups(get_db(), status, limit))
 
     def reconciler_runs(self, limit: int) -> list[dict[str, Any]]:
         with self.app():
             from hibachi import ops
             from hibachi.db import get_db
 
-            return json.loads(json.dumps(ops.reconciler_runs(get_db(), limit), default=str))
+            return _plain_list(ops.reconciler_runs(get_db(), limit))
 
     def event_backlog(self) -> dict[str, Any]:
         with self.app():
@@ -253,11 +264,12 @@ class LocalTarget(Target):
 
     def reconcile(self) -> dict[str, Any]:
         with self.app():
-            from testkit.events import LambdaContext
+            from local.events import LambdaContext
 
             worker = _load_function("followup_worker")
             try:
-                return worker.lambda_handler({"task": "reconcile"}, LambdaContext(function_name="ops-cli-reconcile"))
+                result = worker.lambda_handler({"task": "reconcile"}, LambdaContext(function_name="ops-cli-reconcile"))
+                return cast(dict[str, Any], result)
             except Exception as exc:
                 raise TargetError(f"FollowupWorkerFunction failed: {type(exc).__name__}: {exc}") from exc
 
@@ -349,13 +361,13 @@ class AwsTarget(Target):
         return payload["result"]
 
     def details(self) -> dict[str, Any]:
-        return self._ops({"ops": "details"})
+        return cast(dict[str, Any], self._ops({"ops": "details"}))
 
     def followups(self, status: str, limit: int) -> list[dict[str, Any]]:
-        return self._ops({"ops": "followups", "status": status, "limit": limit})
+        return cast(list[dict[str, Any]], self._ops({"ops": "followups", "status": status, "limit": limit}))
 
     def reconciler_runs(self, limit: int) -> list[dict[str, Any]]:
-        return self._ops({"ops": "reconciler_runs", "limit": limit})
+        return cast(list[dict[str, Any]], self._ops({"ops": "reconciler_runs", "limit": limit}))
 
     def event_backlog(self) -> dict[str, Any]:
         return self._ops({"ops": "events_backlog"})
@@ -367,7 +379,7 @@ class AwsTarget(Target):
         )
 
     def reconcile(self) -> dict[str, Any]:
-        return self._invoke("FollowupWorkerFunction", {"task": "reconcile"})
+        return cast(dict[str, Any], self._invoke("FollowupWorkerFunction", {"task": "reconcile"}))
 
     def health(self) -> tuple[int, dict[str, Any]]:
         """``GET /health`` through the HTTP API, as a customer's request would go."""

@@ -1,3 +1,3 @@
 """Test and bench tooling (not the dev stack, never imported by production code): the test
-environment (PostgreSQL, moto, settings), Lambda event builders, the handler loader, and a
+environment (PostgreSQL, moto, settings), the handler loader, and a
 PostgreSQL proxy that counts round trips and adds latency."""

@@ -86,7 +86,12 @@ def throwaway_postgres(prefix: str, port: int = 0) -> LocalPostgres:
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     folder.chmod(0o755)  # the server may run as another user (local/pg.py, when root)
     pg = LocalPostgres(folder / "pg", port or _free_port())
-    atexit.register(lambda: (pg.destroy(), shutil.rmtree(folder, ignore_errors=True)))
+
+    def remove() -> None:
+        pg.destroy()
+        shutil.rmtree(folder, ignore_errors=True)
+
+    atexit.register(remove)
     pg.start()
     return pg
 

@@ -293,18 +293,18 @@ class _Loop:
                         self._wake_r.recv(4096)
                 elif kind == "extra":
                     link()  # the callback
-                else:
-                    now = time.monotonic()
-                    if link.closed:
-                        continue
-                    sock = key.fileobj
-                    if mask & selectors.EVENT_READ:
-                        self._read(link, link.up if sock is link.client else link.down, now)
-                    if mask & selectors.EVENT_WRITE and not link.closed:
-                        self._flush(link, link.down if sock is link.client else link.up)
-                    if not link.closed:
-                        self._update(link)
+                elif not link.closed:
+                    self._ready(link, key.fileobj, mask)
             nxt = self._release(time.monotonic())
+
+    def _ready(self, link: _Link, sock: object, mask: int) -> None:
+        """``sock`` of ``link`` can be read or written (``mask``): move what it can."""
+        if mask & selectors.EVENT_READ:
+            self._read(link, link.up if sock is link.client else link.down, time.monotonic())
+        if mask & selectors.EVENT_WRITE and not link.closed:
+            self._flush(link, link.down if sock is link.client else link.up)
+        if not link.closed:
+            self._update(link)
 
     def total(self) -> int:
         with self.lock:
@@ -326,11 +326,13 @@ class PgProxy:
         self.isolate = delay > 0 if isolate is None else isolate
         self._listener = socket.create_server((host, port), reuse_port=False)
         self._listener.listen(512)
-        self.address = self._listener.getsockname()
+        self.address: tuple[str, int] = self._listener.getsockname()
         self._counters: list[_ServerStreamCounter] = []
         self._lock = threading.Lock()
         self._base = 0
         self._closed = False
+        self._child: subprocess.Popen[bytes] | None = None
+        self._loop: _Loop | None = None
         if self.isolate:
             self._child = subprocess.Popen(
                 [
@@ -351,9 +353,7 @@ class PgProxy:
             self._listener.close()  # the child owns it now
             if self._ask("ping") != "pong":
                 raise RuntimeError("the network simulator process did not start")
-            self._loop = None
         else:
-            self._child = None
             self._loop = _Loop(self._listener, upstream, delay, self._lock, self._counters)
             self._thread = threading.Thread(target=self._loop.run, name="pgproxy", daemon=True)
             self._thread.start()
@@ -396,7 +396,8 @@ class PgProxy:
         self._closed = True
         if self._child is not None:
             try:
-                self._child.stdin.close()  # the child exits at end of input
+                if self._child.stdin:
+                    self._child.stdin.close()  # the child exits at end of input
                 self._child.wait(timeout=5)
             except (OSError, subprocess.TimeoutExpired):
                 self._child.kill()
@@ -431,11 +432,11 @@ def _serve(fd: int, host: str, port: int, delay: float) -> None:
     """The child process: the event loop, plus commands on stdin (``ping``, ``count``); EOF ends it."""
     listener = socket.socket(fileno=fd)
     loop = _Loop(listener, (host, port), delay, threading.Lock(), [])
-    control = sys.stdin.buffer.raw  # unbuffered: every line is answered when it arrives
+    control = sys.stdin.fileno()  # read unbuffered: every line is answered when it arrives
     pending = bytearray()
 
     def on_control() -> None:
-        data = os.read(control.fileno(), 4096)
+        data = os.read(control, 4096)
         if not data:
             loop.stopped = True
             return
@@ -448,7 +449,7 @@ def _serve(fd: int, host: str, port: int, delay: float) -> None:
             sys.stdout.write(answer + "\n")
             sys.stdout.flush()
 
-    loop.extra[control.fileno()] = on_control
+    loop.extra[control] = on_control
     loop.sel.register(control, selectors.EVENT_READ, ("extra", on_control))
     loop.run()
 

@@ -3,12 +3,9 @@ loaded by file path like Lambda loads them, and settings injected without reload
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,28 +21,15 @@ isolate_process_env()
 from hibachi import settings as settings_module  # noqa: E402
 from hibachi.settings import Settings  # noqa: E402
 
-from testkit.events import LambdaContext  # noqa: E402
+from local.events import LambdaContext  # noqa: E402
 from testkit.functions import load_function  # noqa: E402,F401 - re-exported for the tests
+from tests.support.tiers import TESTS, TIER_ORDER, TIERS  # noqa: E402
 
 TEST_PG_PORT = int(os.environ.get("TEST_PG_PORT", "54339"))
 
+
 # The test tiers, by folder (markers declared in pyproject.toml; `make test-fast`, `make
 # test-integration`, `make test-system` run one each). A new folder gets its tier here.
-TIERS = {
-    "unit": "unit",  # no database, no AWS, no sockets (pytest-socket refuses them)
-    "integration": "integration",  # real PostgreSQL and moto, handlers called in process
-    "perf": "integration",
-    "http": "system",  # through the local gateway (real HTTP), worker poller, scheduler
-    "fuzz": "system",
-    "security": "system",
-    "reliability": "system",
-}
-TESTS = Path(__file__).resolve().parent
-
-
-TIER_ORDER = {"unit": 0, "integration": 1, "system": 2}
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test with its folder's tier; the unit tier runs with sockets disabled, and first:
     no thread of a later tier's stack (the session-long one of tests/http) is alive while sockets
@@ -56,7 +40,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tier = TIERS.get(parts[0]) if len(parts) > 1 else None
         if tier is None:
             raise pytest.UsageError(
-                f"tests/{'/'.join(parts)}: its folder has no test tier (TIERS in tests/conftest.py)"
+                f"tests/{'/'.join(parts)}: its folder has no test tier (TIERS in tests/support/tiers.py)"
             )
         item.add_marker(tier)
         tiers[id(item)] = tier
@@ -155,54 +139,6 @@ def aws(sqs: dict, moto: Moto) -> Iterator[dict]:
             "group": res.schedule_group,
             "role_arn": res.scheduler_role_arn,
         }
-
-
-def receive_all(client, queue_url: str, max_rounds: int = 20) -> list[dict]:
-    """Receive (and delete) every message currently in a queue."""
-    messages: list[dict] = []
-    for _ in range(max_rounds):
-        batch = client.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
-        ).get("Messages", [])
-        if not batch:
-            break
-        messages.extend(batch)
-        client.delete_message_batch(
-            QueueUrl=queue_url,
-            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
-        )
-    return messages
-
-
-def json_lines(text: str) -> list[dict]:
-    """The JSON objects among ``text``'s lines (structured logs, EMF): other lines are skipped."""
-    docs = []
-    for raw in text.splitlines():
-        try:
-            doc = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(doc, dict):
-            docs.append(doc)
-    return docs
-
-
-@contextmanager
-def dedicated_postgres(name: str, port: int) -> Iterator[tuple[object, str]]:
-    """A PostgreSQL server of a test module's own (``.local/test-pg-<name>``), for tests that stop
-    and start it; yields (LocalPostgres, URL of a fresh migrated database) and stops it after."""
-    if os.environ.get("DATABASE_URL"):
-        pytest.skip("runs only with the embedded PostgreSQL (it stops and starts a server of its own)")
-    pg = project_postgres(f"test-pg-{name}", port)
-    url = migrated_database(pg, f"hibachi_{name}")
-    try:
-        yield pg, url
-    finally:
-        pg.stop()
-
-
-def new_id(prefix: str = "t") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import schemathesis
 from schemathesis import checks as st_checks
 from schemathesis.config import SchemathesisConfig
 
-from tests.fuzz.rules import CONFIG
-from tests.reliability.harness import package_stack_fixture
+from tests.support.fuzz import CONFIG
+from tests.support.stack import package_stack_fixture
 
 rel = package_stack_fixture()
 

@@ -10,9 +10,9 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import new_id
-from tests.reliability.harness import booking_body, local_start
-from tests.reliability.tools import http
+from tests.support.bookings import booking_body, local_start
+from tests.support.common import new_id
+from tests.support.netfaults import http
 
 ARABIC_INDIC = "٣٤٥٦٧٨٩٠١٢"
 DEVANAGARI = "३४५६७८९०१२"

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.generation.modes import GenerationMode
 
-from tests.fuzz.rules import DOC, OPERATIONS, answer_checks
+from tests.support.fuzz import DOC, OPERATIONS, answer_checks
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "75"))
 # (operation, mode): an operation without parameters or body has no invalid input to generate

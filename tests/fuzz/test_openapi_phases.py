@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, Phase, settings
 from schemathesis.generation.hypothesis.builder import HypothesisTestConfig, HypothesisTestMode, create_test
 from schemathesis.generation.meta import CoveragePhaseData, CoverageScenario
 
-from tests.fuzz.rules import DOC, OPERATIONS, answer_checks
+from tests.support.fuzz import DOC, OPERATIONS, answer_checks
 
 GATEWAY_NOT_FOUND = {"message": "Not Found"}
 SENT: Counter = Counter()

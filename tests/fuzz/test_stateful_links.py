@@ -14,7 +14,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.fuzz.rules import BUSINESS_RULES, CONFIG, NO_ACCEPTANCE, unstorable
+from tests.support.fuzz import BUSINESS_RULES, CONFIG, NO_ACCEPTANCE, unstorable
 
 STEPS = int(os.environ.get("FUZZ_STATEFUL_STEPS", "6"))
 RUNS = int(os.environ.get("FUZZ_STATEFUL_RUNS", "15"))

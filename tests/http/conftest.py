@@ -7,7 +7,6 @@ deadline (``wait_until``), never a fixed sleep."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,9 +49,3 @@ def app_stack(database_url: str, tmp_path_factory) -> Iterator[LocalStack]:
         database_url, key_dir=tmp_path_factory.mktemp("jwt"), reconcile_interval=3600, moto_process=True
     ) as s:
         yield s
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -15,16 +15,16 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 import requests
 
 from local.stack import LocalStack
+from tests.support.bookings import booking_body, local_start
 
 ROOT = Path(__file__).resolve().parents[2]
 CONCURRENT = 20
@@ -64,22 +64,6 @@ def send(stack: LocalStack, method: str, path: str, body: Any, key: str | None, 
 def respaced(body: dict[str, Any]) -> str:
     """The same JSON in reverse key order with other whitespace: the same request."""
     return json.dumps(dict(reversed(list(body.items()))), indent=3)
-
-
-def local_start(days: int, hour: int = 18) -> str:
-    day = (datetime.now(ZoneInfo(ZONE)) + timedelta(days=days)).date()
-    return f"{day.isoformat()}T{hour:02d}:00"
-
-
-def booking_body(days: int, hour: int = 18) -> dict[str, Any]:
-    return {
-        "customer": {"name": "Ada Lovelace", "phone": "+14155550123", "email": "ada@example.com"},
-        "event_start": local_start(days, hour),
-        "timezone": ZONE,
-        "duration_minutes": 120,
-        "guest_count": 10,
-        "address": {"line1": "1 Main St", "city": "San Francisco", "state": "CA", "postal_code": "94105"},
-    }
 
 
 def concurrently(fn: Callable[[int], requests.Response]) -> list[requests.Response]:
@@ -145,7 +129,7 @@ def test_bad_keys_are_422_on_every_route(app_stack, sql, key):
     cid = f"idem-{uuid.uuid4().hex[:10]}"
     r = send(app_stack, "POST", f"/conversations/{cid}/messages", {"role": "user", "content": "x"}, key)
     assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == ["header", "idempotency-key"]
-    r = send(app_stack, "POST", "/bookings", booking_body(300), key)
+    r = send(app_stack, "POST", "/bookings", booking_body(local_start(300)), key)
     assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == ["header", "idempotency-key"]
     r = send(app_stack, "PATCH", f"/bookings/{uuid.uuid4()}", {"event_start": local_start(301)}, key)
     assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == ["header", "idempotency-key"]
@@ -155,8 +139,8 @@ def test_bad_keys_are_422_on_every_route(app_stack, sql, key):
 # -- POST /bookings -------------------------------------------------------------------------------------
 def test_bookings_two_clients_one_key(app_stack, sql):
     key = f"book-{uuid.uuid4().hex[:8]}"
-    a = send(app_stack, "POST", "/bookings", booking_body(200, 12), key, client="assistant-a")
-    b = send(app_stack, "POST", "/bookings", booking_body(200, 17), key, client="assistant-b")
+    a = send(app_stack, "POST", "/bookings", booking_body(local_start(200, 12)), key, client="assistant-a")
+    b = send(app_stack, "POST", "/bookings", booking_body(local_start(200, 17)), key, client="assistant-b")
     assert (a.status_code, b.status_code) == (201, 201), (a.text, b.text)
     assert a.json()["id"] != b.json()["id"]
     assert len(sql("SELECT 1 FROM bookings WHERE idempotency_key = %s", key)) == 2
@@ -164,7 +148,7 @@ def test_bookings_two_clients_one_key(app_stack, sql):
 
 def test_bookings_same_key_same_body_then_another_body(app_stack, sql):
     key = f"book-{uuid.uuid4().hex[:8]}"
-    body = booking_body(201, 12)
+    body = booking_body(local_start(201, 12))
     first = send(app_stack, "POST", "/bookings", body, key)
     again = send(app_stack, "POST", "/bookings", respaced(body), key)
     assert (first.status_code, again.status_code) == (201, 200), (first.text, again.text)
@@ -176,14 +160,14 @@ def test_bookings_same_key_same_body_then_another_body(app_stack, sql):
 
 def test_bookings_twenty_concurrent_with_one_key(app_stack, sql):
     key = f"book-{uuid.uuid4().hex[:8]}"
-    body = booking_body(202, 12)
+    body = booking_body(local_start(202, 12))
     check_concurrent(concurrently(lambda _: send(app_stack, "POST", "/bookings", body, key)), created=1)
     assert len(sql("SELECT 1 FROM bookings WHERE idempotency_key = %s", key)) == 1
 
 
 # -- PATCH /bookings/{id} -------------------------------------------------------------------------------
 def book(stack: LocalStack, days: int, hour: int = 12, **extra: Any) -> dict[str, Any]:
-    r = send(stack, "POST", "/bookings", {**booking_body(days, hour), **extra}, None)
+    r = send(stack, "POST", "/bookings", {**booking_body(local_start(days, hour)), **extra}, None)
     assert r.status_code == 201, r.text
     return r.json()
 

@@ -12,7 +12,7 @@ import pytest
 
 from local.runtime import InvocationError
 from local.stack import wait_until
-from tests.http.conftest import read_jsonl
+from tests.support.common import read_jsonl
 
 
 def records_for(out, tag: str) -> list[dict]:

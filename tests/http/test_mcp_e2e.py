@@ -17,16 +17,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx2
-import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.conftest import ROOT
-from tests.integration.test_assistant_tools import TOOLS, TZ, booking_args
+from tests.support.common import ROOT
+from tests.support.mcp import TOOLS, TZ, booking_args
 
-pytestmark = pytest.mark.skipif(
-    not (ROOT / "functions" / "assistant_tools" / "app.py").exists(), reason="no assistant_tools function"
-)
 Steps = Callable[[ClientSession], Awaitable[Any]]
 
 

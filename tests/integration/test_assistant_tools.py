@@ -18,24 +18,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from hibachi import settings as settings_module
 
-from testkit.events import http_event
-from tests.conftest import ROOT, load_function, new_id
+from local.events import http_event
+from testkit.functions import load_function
+from tests.support.common import ROOT, new_id
+from tests.support.mcp import TOOLS, TZ, booking_args, free_slot
 
 ALL = ("bookings:write", "bookings:read", "messages:write", "conversations:read", "staff")
 READ_ONLY = {"check_availability", "find_bookings", "get_booking", "get_conversation_history"}
-TZ = "America/Los_Angeles"
-TOOLS = {
-    "check_availability",
-    "find_bookings",
-    "create_booking",
-    "get_booking",
-    "reschedule_booking",
-    "cancel_booking",
-    "store_message",
-    "get_conversation_history",
-    "start_verification",
-    "confirm_verification",
-}
 
 
 def post(context, body: Any, *, scopes=ALL, headers: dict[str, str] | None = None) -> tuple[int, Any, dict]:
@@ -78,26 +67,6 @@ def call_tool(context, name: str, arguments: dict, **kw) -> dict:
     return result
 
 
-def free_slot() -> str:
-    """A local start nobody else books: a random day 400-1000 days ahead (three-year horizon), at a
-    random half hour of the service hours (11:00-19:30)."""
-    day = datetime.now(ZoneInfo(TZ)).date() + timedelta(days=random.randint(400, 1000))
-    return f"{day.isoformat()}T{random.randint(11, 19):02d}:{random.choice((0, 30)):02d}"
-
-
-def booking_args(**over: Any) -> dict:
-    return {
-        "customer": {"name": "Dana Whitfield", "phone": "+14155550123", "email": "dana@example.com"},
-        "event_start": free_slot(),
-        "timezone": TZ,
-        "guest_count": 12,
-        "address": {"line1": "1200 Seacliff Ave", "city": "San Francisco", "state": "CA", "postal_code": "94121"},
-        "idempotency_key": str(uuid.uuid4()),
-        **over,
-    }
-
-
-# -- protocol ------------------------------------------------------------------------------------------------
 def test_initialize_negotiates_the_version_and_opens_no_session(context, settings):
     status, body, headers = post(
         context,

@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from hibachi import settings as settings_module
 
-from testkit.events import http_event
-from tests.conftest import ROOT, load_function
-from tests.integration.test_bookings import PATCH, booking_body, call, count_bookings, create, local_start
+from local.events import http_event
+from testkit.functions import load_function
+from tests.support.bookings import PATCH, booking_body, call, count_bookings, create, local_start
+from tests.support.common import ROOT
 
 TZ = "America/Los_Angeles"
 ZONE = ZoneInfo(TZ)

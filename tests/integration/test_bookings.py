@@ -11,73 +11,37 @@ import json
 import threading
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from datetime import time as wall_time
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import pytest
 from hibachi import settings as settings_module
 
 from testkit.callers import staff
-from testkit.events import http_event
+from testkit.functions import load_function
 from testkit.netproxy import PgProxy
-from tests.conftest import load_function, new_id, receive_all
-
-CREATE = "POST /bookings"
-GET = "GET /bookings/{booking_id}"
-CANCEL = "POST /bookings/{booking_id}/cancel"
-PATCH = "PATCH /bookings/{booking_id}"
-TZ = "America/Los_Angeles"
-ZONE = ZoneInfo(TZ)
+from tests.support.bookings import (
+    CANCEL,
+    CREATE,
+    GET,
+    PATCH,
+    TZ,
+    ZONE,
+    booking_body,
+    call,
+    count_bookings,
+    create,
+    dst_times,
+    local_start,
+)
+from tests.support.common import new_id, receive_all
 
 
 @pytest.fixture(autouse=True)
 def clean(db):
     db.execute("TRUNCATE bookings CASCADE")  # and followups
     return
-
-
-def call(context, route_key: str, booking_id=None, *, body=None, headers=None, raw_body=None):
-    method, template = route_key.split(" ", 1)
-    path = template.replace("{booking_id}", str(booking_id)) if booking_id is not None else template
-    event = http_event(
-        method,
-        path,
-        route_key=route_key,
-        path_parameters={"booking_id": str(booking_id)} if booking_id is not None else None,
-        headers={"content-type": "application/json", **(headers or {})},
-        body=raw_body if raw_body is not None else (json.dumps(body) if body is not None else None),
-        claims={"sub": "tester"},
-        scopes=["bookings:write", "bookings:read", "staff"],
-    )
-    response = load_function("create_booking").lambda_handler(event, context)
-    return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
-
-
-def local_start(days: int = 10, hour: int = 18, minute: int = 0) -> str:
-    day = datetime.now(ZONE).date() + timedelta(days=days)
-    return f"{day.isoformat()}T{hour:02d}:{minute:02d}"
-
-
-def booking_body(start: str | None = None, **overrides) -> dict:
-    body = {
-        "customer": {"name": "Ada Lovelace", "phone": "+14155550123", "email": "Ada@Example.COM"},
-        "event_start": start or local_start(),
-        "timezone": TZ,
-        "guest_count": 12,
-        "address": {"line1": "1 Market St", "city": "San Francisco", "state": "CA", "postal_code": "94105"},
-    }
-    body.update(overrides)
-    return body
-
-
-def create(context, body=None, key=None):
-    return call(context, CREATE, body=body or booking_body(), headers={"idempotency-key": key} if key else None)
-
-
-def count_bookings(db) -> int:
-    return db.fetchone("SELECT count(*) AS n FROM bookings")["n"]
 
 
 def overlaps(db) -> int:
@@ -438,29 +402,6 @@ def test_unknown_booking_is_404_and_a_bad_id_422(settings, context, route):
     assert status == 422 and response["error"]["details"][0]["loc"] == ["path", "booking_id"]
 
 
-def dst_times(zone: ZoneInfo) -> tuple[str, str]:
-    """A local time in the next spring-forward gap and one in the next fall-back overlap, at least
-    three days ahead (found from the zone's rules, so the test does not age)."""
-    found: dict[str, str] = {}
-    t = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=3)
-    for _ in range(24 * 800):
-        before, after = t.astimezone(zone).utcoffset(), (t + timedelta(hours=1)).astimezone(zone).utcoffset()
-        if before != after:
-            # the transition lies within (t, t+1h]: find it to the minute
-            m = t
-            while m.astimezone(zone).utcoffset() == before:
-                m += timedelta(minutes=1)
-            # spring forward: wall times [m+before, m+after) never happen; fall back: [m+after,
-            # m+before) happen twice. Take the middle of that hour.
-            kind = "gap" if after > before else "fold"
-            middle = (m + min(before, after)).replace(tzinfo=None) + abs(after - before) / 2
-            found.setdefault(kind, middle.isoformat(timespec="minutes"))
-            if len(found) == 2:
-                return found["gap"], found["fold"]
-        t += timedelta(hours=1)
-    raise AssertionError("no DST transitions found")
-
-
 def _bad_cases() -> list:
     gap, fold = dst_times(ZONE)
     soon = (datetime.now(ZONE) + timedelta(hours=2)).replace(tzinfo=None).isoformat(timespec="minutes")
@@ -565,7 +506,7 @@ def test_a_well_formed_conversation_id_need_not_exist_yet(settings, context):
 
 
 def test_the_sample_event_books(settings, context):
-    from tests.conftest import ROOT
+    from tests.support.common import ROOT
 
     event = json.loads((ROOT / "events" / "create_booking.json").read_text())
     body = json.loads(event["body"])

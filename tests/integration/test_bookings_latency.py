@@ -16,14 +16,14 @@ import time
 
 from hibachi.db import get_db
 
-from tests.conftest import load_function
-from tests.integration.test_bookings import CREATE, booking_body, local_start
+from testkit.functions import load_function
+from tests.support.bookings import CREATE, booking_body, local_start
 
 REQUESTS = 200
 
 
 def test_create_booking_latency_in_process(settings, context, db, capsys):
-    from testkit.events import http_event
+    from local.events import http_event
 
     db.execute("TRUNCATE bookings CASCADE")
     handler = load_function("create_booking").lambda_handler

@@ -14,10 +14,11 @@ import pytest
 from hibachi import ops
 from hibachi import settings as settings_module
 
-from tests.conftest import load_function, new_id
-from tests.integration.test_bookings import booking_body, create, local_start
-from tests.integration.test_followups import aws, messages, post_user_message, run_jobs  # noqa: F401 - fixture
-from tests.integration.test_health import get
+from testkit.functions import load_function
+from tests.support.bookings import booking_body, create, local_start
+from tests.support.common import new_id
+from tests.support.followups import aws, messages, post_user_message, run_jobs  # noqa: F401 - fixture
+from tests.support.health import get
 
 APP, HEALTH = "hibachi_application", "hibachi_health"
 

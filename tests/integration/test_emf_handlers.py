@@ -19,8 +19,9 @@ from aws_lambda_powertools.metrics.provider import cold_start
 from hibachi import jobs
 from hibachi import settings as settings_module
 
-from testkit.events import http_event, sqs_event
-from tests.conftest import ROOT, load_function, new_id, receive_all
+from local.events import http_event, sqs_event
+from testkit.functions import load_function
+from tests.support.common import ROOT, new_id, receive_all
 
 NAMESPACE = "Hibachi"
 HIGH = 1  # StorageResolution of a high-resolution metric; absent means standard (60 s)

@@ -18,11 +18,12 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
+from local.events import sqs_event
 from local.stack import wait_until
-from testkit.events import sqs_event
+from testkit.functions import load_function
 from testkit.netproxy import PgProxy
-from tests.conftest import json_lines, load_function, new_id, receive_all
-from tests.integration.test_conversations import GET_CONV, call, post
+from tests.support.common import json_lines, new_id, receive_all
+from tests.support.conversations import GET_CONV, call, post
 
 
 def worker(event, context):

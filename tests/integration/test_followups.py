@@ -15,9 +15,13 @@ import pytest
 from hibachi import settings as settings_module
 
 from local.stack import wait_until
-from testkit.events import sqs_event
-from tests.conftest import load_function, new_id, receive_all
-from tests.integration.test_bookings import CANCEL, PATCH, booking_body, call, create, local_start
+from testkit.functions import load_function
+from tests.support import followups
+from tests.support.bookings import CANCEL, PATCH, booking_body, call, create, local_start
+from tests.support.common import new_id, receive_all
+from tests.support.followups import drain, make_due, messages, post_user_message, run_jobs, send_body, worker
+
+aws = followups.aws  # the fixture, with schedule names of this folder's
 
 
 @pytest.fixture(autouse=True)
@@ -26,56 +30,8 @@ def clean(db):
     return
 
 
-@pytest.fixture
-def aws(aws):
-    """The shared ``aws`` fixture (the template's topic, schedule group, DLQs on moto), with
-    schedule names of this module's."""
-    with settings_module.override(schedule_name_prefix="fu-"):
-        yield aws
-
-
-def worker(context, bodies: list[str]) -> list[str]:
-    """Run the worker on one SQS batch; the job types of the records it reported as failed (a batch
-    that failed whole raises, as Powertools does, and Lambda then retries every record)."""
-    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
-
-    event = sqs_event(bodies)
-    try:
-        response = load_function("followup_worker").lambda_handler(event, context)
-    except BatchProcessingError:
-        return [json.loads(r["body"])["type"] for r in event["Records"]]
-    failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
-    return [
-        json.loads(r["body"])["type"] if r["messageId"] in failed else None
-        for r in event["Records"]
-        if r["messageId"] in failed
-    ]
-
-
-def drain(aws) -> list[str]:
-    return [m["Body"] for m in receive_all(aws["client"], aws["queue_url"])]
-
-
-def run_jobs(context, aws, rounds: int = 5) -> list[dict]:
-    """Process whatever is on the jobs queue until it is empty (bounded); the jobs processed."""
-    seen: list[dict] = []
-    for _ in range(rounds):
-        bodies = drain(aws)
-        if not bodies:
-            return seen
-        assert worker(context, bodies) == []
-        seen.extend(json.loads(b) for b in bodies)
-    raise AssertionError("the jobs queue did not empty")
-
-
 def published(aws) -> list[dict]:
     return [json.loads(m["Body"]) for m in receive_all(aws["client"], aws["inbox"])]
-
-
-def messages(db, cid: str) -> list[dict]:
-    return db.fetchall(
-        "SELECT role, content, metadata, idempotency_key FROM messages WHERE conversation_id = %s ORDER BY seq", [cid]
-    )
 
 
 def assert_conversation_consistent(db, cid: str) -> None:
@@ -95,34 +51,12 @@ def schedule(aws, booking_id: str) -> dict:
     return aws["scheduler"].get_schedule(Name=f"fu-{booking_id}", GroupName=aws["group"])
 
 
-def make_due(db, booking_id: str) -> None:
-    """What waiting until the follow-up is due would do."""
-    db.execute("UPDATE followups SET due_at = now() - interval '1 minute' WHERE booking_id = %s", [booking_id])
-
-
 def book(context, aws, **fields) -> dict:
     status, booking = create(context, booking_body(**fields))
     assert status == 201, booking
     return booking
 
 
-def post_user_message(context, cid: str) -> None:
-    from testkit.events import http_event
-
-    event = http_event(
-        "POST",
-        f"/conversations/{cid}/messages",
-        route_key="POST /conversations/{conversation_id}/messages",
-        path_parameters={"conversation_id": cid},
-        headers={"content-type": "application/json"},
-        body=json.dumps({"role": "user", "content": "Book it for Saturday!"}),
-        claims={"sub": "t"},
-        scopes=["messages:write", "staff"],
-    )
-    assert load_function("store_message").lambda_handler(event, context)["statusCode"] == 201
-
-
-# -- schedule_followup ----------------------------------------------------------------------------------------
 def test_schedule_followup_records_the_schedule_and_confirms_in_the_conversation(settings, context, db, aws):
     cid = new_id("web:c")
     post_user_message(context, cid)
@@ -199,13 +133,6 @@ def test_reschedule_replaces_the_schedule(settings, context, db, aws):
     assert published(aws) == [] and followup(db, booking["id"])["status"] == "pending"
 
 
-def send_body(booking_id: str, version: int) -> str:
-    from hibachi.followups.jobs import send_job
-
-    return send_job(booking_id, version, "test").model_dump_json()
-
-
-# -- cancel ------------------------------------------------------------------------------------------------
 def test_a_cancelled_bookings_followup_is_never_sent(settings, context, db, aws):
     cid = new_id("web:c")
     booking = book(context, aws, conversation_id=cid)
@@ -425,7 +352,7 @@ def test_the_local_scheduler_fires_the_schedule_into_the_queue(settings, context
 
 
 def test_the_sample_sqs_event_is_a_valid_job(settings, context, aws):
-    from tests.conftest import ROOT
+    from tests.support.common import ROOT
 
     event = json.loads((ROOT / "events" / "send_followup_sqs.json").read_text())
     response = load_function("followup_worker").lambda_handler(event, context)

@@ -19,8 +19,8 @@ import pytest
 import requests
 
 from local.stack import LocalStack, wait_until
-from tests.conftest import new_id
-from tests.integration.test_bookings import booking_body, local_start
+from tests.support.bookings import booking_body, local_start
+from tests.support.common import new_id
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -159,7 +159,7 @@ def _published(stack: LocalStack, booking_id: str) -> list[dict]:
 
 
 def test_demo_follow_up_arrives_in_the_conversation_by_waiting_alone(database_url, tmp_path):
-    """Issue 3's local demo: with FOLLOWUP_DEMO_DELAY_SECONDS the follow-up of a fresh booking shows in
+    """The local demo: with FOLLOWUP_DEMO_DELAY_SECONDS the follow-up of a fresh booking shows in
     its conversation a few seconds later, with nothing to do but wait."""
     with LocalStack(
         database_url,

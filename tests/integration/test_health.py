@@ -15,18 +15,11 @@ from hibachi import health, jobs
 from hibachi import settings as settings_module
 from hibachi.api import has_scope
 
-from testkit.events import http_event
-from tests.conftest import load_function
+from local.events import http_event
+from testkit.functions import load_function
+from tests.support.health import get
 
 SENSITIVE = ("postgres", "127.0.0.1", "localhost", "password", "refused", "Traceback", "psycopg", "5432")
-
-
-def get(context, path: str = "/health", *, scopes: list[str] | None = None, authorized: bool = True):
-    route = "GET /health/details" if path == "/health/details" else "GET /health"
-    claims = {"sub": "oncall", "scope": " ".join(scopes or [])} if authorized and path != "/health" else None
-    event = http_event("GET", path, route_key=route, claims=claims, scopes=scopes if claims else None)
-    response = load_function("health").lambda_handler(event, context)
-    return response["statusCode"], json.loads(response["body"]), response.get("headers") or {}
 
 
 def closed_port() -> int:

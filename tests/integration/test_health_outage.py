@@ -12,9 +12,10 @@ from collections.abc import Iterator
 import pytest
 from hibachi import settings as settings_module
 
+from local.events import http_event
 from local.stack import wait_until
-from testkit.events import http_event
-from tests.conftest import dedicated_postgres, load_function, new_id
+from testkit.functions import load_function
+from tests.support.common import dedicated_postgres, new_id
 
 OUTAGE_PG_PORT = int(os.environ.get("TEST_OUTAGE_PG_PORT", "54341"))
 

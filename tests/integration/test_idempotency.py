@@ -11,11 +11,12 @@ from hibachi import idempotency
 from hibachi.bookings.models import BookingIn
 from hibachi.bookings.service import legacy_request_hash
 
+from local.events import http_event
 from testkit.callers import staff
-from testkit.events import http_event
-from tests.conftest import load_function, new_id
-from tests.integration.test_bookings import CREATE, booking_body, local_start
-from tests.integration.test_bookings import call as booking_call
+from testkit.functions import load_function
+from tests.support.bookings import CREATE, booking_body, local_start
+from tests.support.bookings import call as booking_call
+from tests.support.common import new_id
 
 POST = "POST /conversations/{conversation_id}/messages"
 
@@ -133,6 +134,31 @@ def test_contention_that_outlives_its_retries_is_409_conflict_retry(settings, co
     assert post(context, cid, {"role": "user", "content": "contended"}, "k-busy")[0] == 201
 
 
+def _insert_legacy_rows(url: str, request_hash: str) -> None:
+    """Keyed rows as the old scoping allowed them: one message key in two conversations, a booking key."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for cid in ("c-1", "c-2"):  # one key in two conversations: allowed by the old scoping
+            conn.execute("INSERT INTO conversations (id, message_count, scored_seq) VALUES (%s, 2, 0)", (cid,))
+            for content, score in (("hello", 0.5), ("and more", -0.25)):
+                conn.execute(
+                    "INSERT INTO messages (conversation_id, role, content, emotion_score, idempotency_key) "
+                    "VALUES (%s, 'user', %s, %s, %s)",
+                    (cid, content, score, "turn-1" if content == "hello" else None),
+                )
+        conn.execute(
+            """INSERT INTO bookings (chef_id, event_start, event_end, held_until, timezone, duration_minutes,
+                   guest_count, customer_name, customer_phone, customer_email, address, idempotency_key,
+                   request_hash, followup_due_at)
+               VALUES (1, now() + interval '45 days', now() + interval '45 days 2 hours',
+                   now() + interval '45 days 3 hours', 'America/Los_Angeles', 120, 12, 'Ada', '+14155550123',
+                   'ada@example.com', '{"line1": "1 Market St", "city": "SF", "state": "CA",
+                   "postal_code": "94105"}', 'book-1', %s, now() + interval '46 days')""",
+            (request_hash,),
+        )
+
+
 def test_the_migration_keeps_every_key_and_recomputes_the_statistics(settings, context, database_url):
     """A database at 0004 with keyed rows of the old scoping (one key in two conversations, a booking
     key), migrated: every key still answers its retry, and the statistics equal a recomputation."""
@@ -157,25 +183,7 @@ def test_the_migration_keeps_every_key_and_recomputes_the_statistics(settings, c
             backend.apply_migrations(backend.to_apply(old))
         body = booking_body(local_start(days=45))
         model = BookingIn.model_validate(body)
-        with psycopg.connect(url, autocommit=True) as conn:
-            for cid in ("c-1", "c-2"):  # one key in two conversations: allowed by the old scoping
-                conn.execute("INSERT INTO conversations (id, message_count, scored_seq) VALUES (%s, 2, 0)", (cid,))
-                for content, score in (("hello", 0.5), ("and more", -0.25)):
-                    conn.execute(
-                        "INSERT INTO messages (conversation_id, role, content, emotion_score, idempotency_key) "
-                        "VALUES (%s, 'user', %s, %s, %s)",
-                        (cid, content, score, "turn-1" if content == "hello" else None),
-                    )
-            conn.execute(
-                """INSERT INTO bookings (chef_id, event_start, event_end, held_until, timezone, duration_minutes,
-                       guest_count, customer_name, customer_phone, customer_email, address, idempotency_key,
-                       request_hash, followup_due_at)
-                   VALUES (1, now() + interval '45 days', now() + interval '45 days 2 hours',
-                       now() + interval '45 days 3 hours', 'America/Los_Angeles', 120, 12, 'Ada', '+14155550123',
-                       'ada@example.com', '{"line1": "1 Market St", "city": "SF", "state": "CA",
-                       "postal_code": "94105"}', 'book-1', %s, now() + interval '46 days')""",
-                (legacy_request_hash(model),),
-            )
+        _insert_legacy_rows(url, legacy_request_hash(model))
         apply_all(url)
 
         with settings_module.override(database_url=url):

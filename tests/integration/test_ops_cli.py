@@ -16,7 +16,8 @@ from hibachi import jobs
 
 from ops import cli
 from ops.targets import AwsTarget, TargetError
-from tests.conftest import load_function, new_id
+from testkit.functions import load_function
+from tests.support.common import new_id
 
 
 @pytest.fixture
@@ -340,7 +341,7 @@ def test_the_command_line_in_a_fresh_process(local):
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.support.common import ROOT
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "AWS_", "DATABASE_URL"))}
     proc = subprocess.run(

@@ -11,9 +11,10 @@ from collections.abc import Iterator
 
 from hibachi.observability import logger
 
-from local.poller import sqs_record
-from testkit.events import http_event
-from tests.conftest import json_lines, load_function, new_id, receive_all
+from local.events import http_event
+from local.poller import record_of
+from testkit.functions import load_function
+from tests.support.common import json_lines, new_id, receive_all
 
 
 @contextlib.contextmanager
@@ -55,7 +56,7 @@ def test_request_id_reaches_the_worker_log_line_and_metrics_of_its_job(settings,
     assert messages[0]["MessageAttributes"]["correlation_id"]["StringValue"] == request_id
 
     # the worker gets the message as Lambda's SQS event source builds it (local/poller.py)
-    worker_event = {"Records": [sqs_record(messages[0], "arn:aws:sqs:us-east-1:123456789012:jobs", "us-east-1")]}
+    worker_event = {"Records": [record_of(messages[0], "arn:aws:sqs:us-east-1:123456789012:jobs", "us-east-1")]}
     capsys.readouterr()
     with structured_logs() as worker_logs:
         result = load_function("followup_worker").lambda_handler(worker_event, context)
@@ -94,9 +95,7 @@ def test_each_record_of_a_batch_logs_its_own_request_id(settings, context, sqs):
         )
         load_function("store_message").lambda_handler(event, context)
     messages = receive_all(sqs["client"], sqs["queue_url"])
-    worker_event = {
-        "Records": [sqs_record(m, "arn:aws:sqs:us-east-1:123456789012:jobs", "us-east-1") for m in messages]
-    }
+    worker_event = {"Records": [record_of(m, "arn:aws:sqs:us-east-1:123456789012:jobs", "us-east-1") for m in messages]}
     with structured_logs() as worker_logs:
         load_function("followup_worker").lambda_handler(worker_event, context)
     processed = [line for line in json_lines(worker_logs.getvalue()) if line.get("message") == "job processed"]

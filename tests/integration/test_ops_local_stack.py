@@ -22,7 +22,7 @@ import pytest
 
 from local.stack import LocalStack, wait_until
 from ops import cli
-from tests.conftest import dedicated_postgres, json_lines, new_id
+from tests.support.common import dedicated_postgres, json_lines, new_id
 
 OPS_PG_PORT = int(os.environ.get("TEST_OPS_PG_PORT", "54342"))
 PREFIX = "opse2e"

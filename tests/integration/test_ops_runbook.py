@@ -9,7 +9,7 @@ import shlex
 import pytest
 
 from ops.cli import build_parser
-from tests.conftest import ROOT
+from tests.support.common import ROOT
 
 RUNBOOK = (ROOT / "RUNBOOK.md").read_text(encoding="utf-8")
 ALARM_SECTIONS = {

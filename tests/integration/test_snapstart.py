@@ -17,8 +17,8 @@ from hibachi import db as db_module
 from hibachi import health, snapstart
 from hibachi import settings as settings_module
 
-from tests.conftest import new_id, receive_all
-from tests.integration.test_conversations import post
+from tests.support.common import new_id, receive_all
+from tests.support.conversations import post
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from hibachi import jobs, sqs
 from hibachi.settings import Settings
 from hibachi.sigv4 import resolve_credentials, sign
 
-from tests.conftest import receive_all
+from tests.support.common import receive_all
 
 Reply = Callable[[BaseHTTPRequestHandler, bytes], None]
 

@@ -16,9 +16,9 @@ import pytest
 from hibachi import settings as settings_module
 
 from bench.operations import JOB_TYPES, OPERATIONS, Operation, fixtures_of
-from testkit.events import sqs_event
+from local.events import sqs_event
+from testkit.functions import load_function
 from testkit.netproxy import PgProxy
-from tests.conftest import load_function
 
 REQUESTS = 3
 BATCH = 10

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.reliability.harness import Env, package_stack_fixture
+from tests.support.stack import Env, package_stack_fixture
 
 rel = package_stack_fixture()
 

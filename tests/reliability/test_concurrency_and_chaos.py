@@ -1,4 +1,4 @@
-"""Concurrency and "nothing lost" on the real local stack (issue 6, parts 2 and 6).
+"""Concurrency and "nothing lost" on the real local stack.
 
 * 200 concurrent bookings across 10 slots: no slot holds more than CHEF_COUNT confirmed bookings and
   no chef has two overlapping confirmed bookings (checked in the database).
@@ -17,11 +17,11 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from local.stack import wait_until
-from tests.conftest import new_id
-from tests.reliability.harness import Env, booking_body, local_start
-from tests.reliability.test_faults import stats_exact
-from tests.reliability.tools import http, retrying
+from local.stack import LocalStack, wait_until
+from tests.support.bookings import booking_body, local_start
+from tests.support.common import new_id
+from tests.support.netfaults import http, retrying
+from tests.support.stack import Env, stats_exact
 
 CHEF_COUNT = 3  # the template's default, which the stack runs with
 
@@ -133,10 +133,8 @@ class Chaos:
         self.env.proxy.up()
 
 
-def test_chaos_nothing_acknowledged_is_lost_or_doubled(env):
-    s = env.stack
-    run = new_id("chaos")
-    cids = [f"{run}-c{n}" for n in range(40)]
+def _chaos_requests(env: Env, run: str, cids: list[str]) -> list[tuple[str, str, dict, str]]:
+    """10 messages per conversation and 120 bookings over 40 slots, interleaved: (kind, path, body, key)."""
     first = env.fresh_day(10)
     slots = [local_start(first + d, h, m) for d in range(10) for h, m in ((10, 0), (13, 30), (17, 0), (20, 30))]
     requests: list[tuple[str, str, dict, str]] = []  # (kind, path, body, key)
@@ -153,7 +151,25 @@ def test_chaos_nothing_acknowledged_is_lost_or_doubled(env):
         for n in range(120)
     )
     # interleave messages and bookings
-    requests = [r for pair in zip(requests[:120], requests[400:], strict=True) for r in pair] + requests[120:400]
+    return [r for pair in zip(requests[:120], requests[400:], strict=True) for r in pair] + requests[120:400]
+
+
+def _reconcile_until_nothing_is_missing(s: LocalStack) -> dict:
+    """Drain, then run the reconciler (at most 5 times) until it re-enqueues nothing; its last result."""
+    s.drain(timeout=60)
+    for _ in range(5):
+        result = s.invoke_worker({"task": "reconcile"})
+        s.drain(timeout=60)
+        if not any(result["re_enqueued"].values()):
+            break
+    return result
+
+
+def test_chaos_nothing_acknowledged_is_lost_or_doubled(env):
+    s = env.stack
+    run = new_id("chaos")
+    cids = [f"{run}-c{n}" for n in range(40)]
+    requests = _chaos_requests(env, run, cids)
     assert len(requests) == 520
     token = env.headers()
     chaos = Chaos(env, len(requests))
@@ -184,12 +200,7 @@ def test_chaos_nothing_acknowledged_is_lost_or_doubled(env):
     assert chaos.pg_restarts == 1 and chaos.sqs_outages >= 3 and chaos.saw_503 >= 1
 
     # drain: the reconciler finds what a failed send left behind, the worker does it
-    s.drain(timeout=60)
-    for _ in range(5):
-        result = s.invoke_worker({"task": "reconcile"})
-        s.drain(timeout=60)
-        if not any(result["re_enqueued"].values()):
-            break
+    result = _reconcile_until_nothing_is_missing(s)
     assert not any(result["re_enqueued"].values()), result
     dead = s.queue_depth("jobs_dlq")["visible"]  # dead-lettered while the database was down
     s.sqs.purge_queue(QueueUrl=s.queue_urls["jobs_dlq"])

@@ -1,4 +1,4 @@
-"""Faults on the real local stack (issue 6, part 1): PostgreSQL stopped mid-run, SQS sends failing,
+"""Faults on the real local stack: PostgreSQL stopped mid-run, SQS sends failing,
 one bad record in a batch, every job type delivered three times out of order, and the worker
 killed in the middle of a batch. Everything goes through the gateway (real HTTP, JWT authorizer)
 or the jobs queue and the poller, as in production; waiting is polling with a deadline.
@@ -11,7 +11,6 @@ jobs (tests/integration/test_followups.py, test_emotion_worker.py)."""
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,9 +19,10 @@ import psycopg
 import pytest
 
 from local.stack import wait_until
-from tests.conftest import json_lines, new_id
-from tests.reliability.harness import Env, booking_body, local_start
-from tests.reliability.tools import http
+from tests.support.bookings import booking_body, local_start
+from tests.support.common import json_lines, new_id
+from tests.support.netfaults import http
+from tests.support.stack import Env, stats_exact
 
 WORKER = "FollowupWorkerFunction"
 FAULTS: list[str] = []  # the faults injected (and survived) in this module, printed at the end
@@ -70,37 +70,6 @@ def send_jobs(env: Env, bodies: list[str]) -> list[str]:
     )
     assert not result.get("Failed"), result
     return [item["MessageId"] for item in sorted(result["Successful"], key=lambda r: int(r["Id"]))]
-
-
-def expected_stats(env: Env, cid: str) -> dict:
-    scores = [
-        r["emotion_score"]
-        for r in env.query(
-            "SELECT emotion_score FROM messages WHERE conversation_id = %s AND emotion_score IS NOT NULL ORDER BY seq",
-            (cid,),
-        )
-    ]
-    return {
-        "emotion_count": len(scores),
-        "avg_emotion": statistics.fmean(scores) if scores else None,
-        "last_emotion": scores[-1] if scores else None,
-    }
-
-
-def stats_exact(env: Env, cid: str) -> bool:
-    row = env.one(
-        "SELECT emotion_count, avg_emotion, last_emotion, message_count, "
-        "(SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS stored "
-        "FROM conversations c WHERE id = %s",
-        (cid,),
-    )
-    want = expected_stats(env, cid)
-    return (
-        row["message_count"] == row["stored"]
-        and row["emotion_count"] == want["emotion_count"]
-        and row["last_emotion"] == want["last_emotion"]
-        and (want["avg_emotion"] is None or abs(row["avg_emotion"] - want["avg_emotion"]) < 1e-9)
-    )
 
 
 def published_followups(env: Env, booking_id: str) -> int:

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from hibachi import worker
 from hibachi.errors import DatabaseUnavailable
 
-from testkit.events import LambdaContext
+from local.events import LambdaContext
 
 
 def event(ids: list[str]) -> dict:

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from local.auth import ALL_SCOPES
 from local.routes import load_app
-from tests.conftest import ROOT
-from tests.reliability.tools import http
+from tests.support.common import ROOT
+from tests.support.netfaults import http
 
 TEMPLATE = ROOT / "template.yaml"
 APP = load_app(TEMPLATE)

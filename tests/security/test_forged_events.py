@@ -12,11 +12,11 @@ import uuid
 
 import pytest
 
+from local.events import http_event
 from local.routes import load_app
-from testkit.events import http_event
-from tests.conftest import ROOT, new_id
-from tests.reliability.harness import booking_body, local_start
-from tests.reliability.tools import http
+from tests.support.bookings import booking_body, local_start
+from tests.support.common import ROOT, new_id
+from tests.support.netfaults import http
 
 APP = load_app(ROOT / "template.yaml")
 PROTECTED = [r for r in APP.routes if not r.public]

@@ -1,4 +1,4 @@
-"""template.yaml, part 5 of issue 6: cfn-lint and checkov run by CI, and the database reachable
+"""template.yaml: cfn-lint and checkov run by CI, and the database reachable
 only from the functions' security group through the proxy's. The IAM, encryption and per-function
 permission rules are in tests/unit/test_template.py (no Resource "*" on data actions, least
 privilege per role, queues/topics/log groups encrypted, every suppression with a reason)."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from local.routes import load_template
-from tests.conftest import ROOT
+from tests.support.common import ROOT
 
 TEMPLATE = ROOT / "template.yaml"
 

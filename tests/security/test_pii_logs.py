@@ -19,11 +19,12 @@ import pytest
 from hibachi import settings as settings_module
 from hibachi.observability import logger
 
+from local.events import http_event
 from testkit.callers import staff
-from testkit.events import http_event
-from tests.conftest import load_function, new_id
-from tests.integration.test_bookings import booking_body, local_start
-from tests.integration.test_followups import aws, make_due, run_jobs, send_body, worker  # noqa: F401 - fixture
+from testkit.functions import load_function
+from tests.support.bookings import booking_body, local_start
+from tests.support.common import new_id
+from tests.support.followups import aws, make_due, run_jobs, send_body, worker  # noqa: F401 - fixture
 
 NAME = "Zelda Quintessa-Marlowe"
 PHONE = "+14155550199"

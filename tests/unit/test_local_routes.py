@@ -194,7 +194,6 @@ def test_conditions_drop_resources_with_parameter_defaults(tmp_path):
     assert set(exposed.functions) == {"Always", "Exposed", "WithIds", "Maybe"}
 
 
-@pytest.mark.skipif(not (ROOT / "template.yaml").exists(), reason="the app's template is not there yet")
 def test_the_real_template_has_the_documented_routes():
     app = load_app(ROOT / "template.yaml")
     routes = {r.route_key: r for r in app.routes}

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from local.gateway import is_text, lambda_result_to_response
-from local.poller import failed_ids, sqs_record
+from local.events import is_text
+from local.gateway import lambda_result_to_response
+from local.poller import failed_ids, record_of
 from local.run import function_env
 from local.scheduler import due_time
 
@@ -56,7 +57,7 @@ def test_sqs_record_from_a_received_message():
             "b": {"DataType": "Binary", "BinaryValue": b"\x00\x01"},
         },
     }
-    record = sqs_record(message, "arn:aws:sqs:us-east-1:123456789012:jobs", "us-east-1")
+    record = record_of(message, "arn:aws:sqs:us-east-1:123456789012:jobs", "us-east-1")
     assert record == {
         "messageId": "id-1",
         "receiptHandle": "rh",

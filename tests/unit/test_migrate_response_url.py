@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import load_function
+from testkit.functions import load_function
 
 SIGNED = "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20261203T000000Z&X-Amz-Signature=abc123"
 GOOD = [

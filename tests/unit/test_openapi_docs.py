@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from testkit.events import LambdaContext, http_event
-from tests.conftest import load_function
-from tools import openapi
+from local import openapi
+from local.events import LambdaContext, http_event
+from testkit.functions import load_function
 
 
 def test_committed_document_matches_the_code():

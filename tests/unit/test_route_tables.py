@@ -12,7 +12,8 @@ import pytest
 from hibachi.api import Route
 
 from local.routes import load_app
-from tests.conftest import ROOT, load_function
+from testkit.functions import load_function
+from tests.support.common import ROOT
 
 APP = load_app(ROOT / "template.yaml", parameters={"ExposeApiDocs": "true"})
 BY_FUNCTION: dict[str, list] = defaultdict(list)

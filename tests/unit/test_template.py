@@ -1,4 +1,4 @@
-"""template.yaml against the contract in docs/ARCHITECTURE.md and the operational rules of issues 2-6.
+"""template.yaml against the contract in docs/ARCHITECTURE.md and its operational rules.
 
 The template is parsed with PyYAML and a loader that keeps CloudFormation's short tags as their long
 form (``!Ref X`` -> ``{"Ref": "X"}``), so nothing is evaluated and no AWS tool is needed.

@@ -7,7 +7,7 @@ import socket
 import pytest
 from pytest_socket import SocketBlockedError
 
-from tests.conftest import TESTS, TIERS
+from tests.support.tiers import TESTS, TIERS
 
 
 @pytest.mark.filterwarnings("ignore:A test tried to use socket")

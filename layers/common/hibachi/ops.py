@@ -241,7 +241,11 @@ def sqs_client(settings: Settings, *, read_timeout: float = 2.0) -> sqs.Sqs:
 
 def queue_depth(client: sqs.Sqs, queue_url: str) -> QueueDepth:
     """``{visible, in_flight, delayed}`` of a queue (approximate, as SQS reports it)."""
-    attrs = client.get_queue_attributes(queue_url, QUEUE_ATTRIBUTES)
+    return depth_of(client.get_queue_attributes(queue_url, QUEUE_ATTRIBUTES))
+
+
+def depth_of(attrs: Mapping[str, Any]) -> QueueDepth:
+    """The depth in a ``GetQueueAttributes`` answer for ``QUEUE_ATTRIBUTES`` (any SQS client's)."""
     return {
         "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
         "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),

@@ -12,22 +12,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
-from datetime import datetime, timedelta
+import statistics
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import psycopg
+import pytest
 from psycopg.rows import dict_row
 
+from local.pg import LocalPostgres
 from local.stack import LocalStack, wait_until
 from testkit.env import migrated_database, throwaway_postgres
-from tests.reliability.tools import FlakyProxy
+from tests.support.netfaults import FlakyProxy
 
 REL_PG_PORT = int(os.environ.get("TEST_REL_PG_PORT", "0"))  # 0: a free port
-TZ = "America/Los_Angeles"
 _NEXT_DAY = 20  # booking days handed out by Env.fresh_day, for the whole process (one database)
-ZONE = ZoneInfo(TZ)
 # after a failed job send a function sends nothing this long (JOBS_SEND_PAUSE_SECONDS); the SQS
 # proxy's up() waits it out, so a test after an outage finds the functions sending again
 SEND_PAUSE = 0.3
@@ -36,9 +35,9 @@ SEND_PAUSE = 0.3
 class Env:
     """What a reliability test gets: the stack, its database server, the SQS switch."""
 
-    def __init__(self, stack: LocalStack, pg, url: str, proxy: FlakyProxy):
+    def __init__(self, stack: LocalStack, pg: LocalPostgres, url: str, proxy: FlakyProxy):
         self.stack, self.pg, self.url, self.proxy = stack, pg, url, proxy
-        self.published: list[dict] = []  # SNS follow-ups seen on the topic's SQS subscription
+        self.published: list[dict[str, Any]] = []  # SNS follow-ups seen on the topic's SQS subscription
 
     def collect_published(self) -> None:
         """Move what the follow-up topic delivered to its SQS subscription into ``published``."""
@@ -55,11 +54,11 @@ class Env:
             )
 
     # database, from the test's side (a short-lived connection each time: the server restarts)
-    def query(self, sql: str, params=None) -> list[dict]:
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         with psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=5) as conn:
             return conn.execute(sql, params).fetchall()
 
-    def one(self, sql: str, params=None) -> dict:
+    def one(self, sql: str, params: Sequence[Any] | None = None) -> dict[str, Any]:
         return self.query(sql, params)[0]
 
     def ensure_pg(self) -> None:
@@ -80,28 +79,11 @@ class Env:
         _NEXT_DAY += span
         return day
 
-    def headers(self, key: str | None = None, scopes=None) -> dict[str, str]:
+    def headers(self, key: str | None = None, scopes: Iterable[str] | None = None) -> dict[str, str]:
         h = self.stack.auth_headers(scopes)
         if key:
             h["idempotency-key"] = key
         return h
-
-
-def local_start(days: int, hour: int = 18, minute: int = 0) -> str:
-    day = datetime.now(ZONE).date() + timedelta(days=days)
-    return f"{day.isoformat()}T{hour:02d}:{minute:02d}"
-
-
-def booking_body(start: str, **overrides) -> dict:
-    body = {
-        "customer": {"name": "Ada Lovelace", "phone": "+14155550123", "email": "ada@example.com"},
-        "event_start": start,
-        "timezone": TZ,
-        "guest_count": 12,
-        "address": {"line1": "1 Market St", "city": "San Francisco", "state": "CA", "postal_code": "94105"},
-    }
-    body.update(overrides)
-    return body
 
 
 class _Shared:
@@ -113,10 +95,10 @@ class _Shared:
     def __init__(self) -> None:
         self.env: Env | None = None
         self.users = 0
-        self._parts: list = []
-        self._pg = None
+        self._parts: list[Callable[[], object]] = []
+        self._pg: tuple[LocalPostgres, str] | None = None
 
-    def acquire(self, tmp_path_factory) -> Env:
+    def acquire(self, tmp_path_factory: pytest.TempPathFactory) -> Env:
         self.users += 1
         if self.env is None:
             try:
@@ -132,7 +114,7 @@ class _Shared:
         if self.users <= 0:
             self._stop()
 
-    def _postgres(self):
+    def _postgres(self) -> tuple[LocalPostgres, str]:
         """This process's own server, started once and kept for the session (moto's resets do
         not touch it): a data folder of its own and a free port, so concurrent test runs from
         one checkout do not share it; stopped and removed at exit."""
@@ -141,7 +123,7 @@ class _Shared:
             self._pg = (pg, migrated_database(pg, "hibachi_rel"))
         return self._pg
 
-    def _start(self, tmp_path_factory) -> Env:
+    def _start(self, tmp_path_factory: pytest.TempPathFactory) -> Env:
         pg, url = self._postgres()
         pg.start()  # a test may have left it stopped
         proxy = FlakyProxy(settle=SEND_PAUSE).start()
@@ -181,11 +163,10 @@ class _Shared:
 shared = _Shared()
 
 
-def package_stack_fixture() -> Any:
+def package_stack_fixture() -> Callable[..., Iterator[Env]]:
     """The ``rel`` fixture for a test folder's conftest (``rel = package_stack_fixture()``): the
     shared stack, acquired by that folder's first test and released at the session's end (see
     _Shared)."""
-    import pytest
 
     @pytest.fixture(scope="session")
     def rel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
@@ -194,3 +175,34 @@ def package_stack_fixture() -> Any:
         shared.release()
 
     return rel
+
+
+def expected_stats(env: Env, cid: str) -> dict[str, Any]:
+    scores = [
+        r["emotion_score"]
+        for r in env.query(
+            "SELECT emotion_score FROM messages WHERE conversation_id = %s AND emotion_score IS NOT NULL ORDER BY seq",
+            (cid,),
+        )
+    ]
+    return {
+        "emotion_count": len(scores),
+        "avg_emotion": statistics.fmean(scores) if scores else None,
+        "last_emotion": scores[-1] if scores else None,
+    }
+
+
+def stats_exact(env: Env, cid: str) -> bool:
+    row = env.one(
+        "SELECT emotion_count, avg_emotion, last_emotion, message_count, "
+        "(SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS stored "
+        "FROM conversations c WHERE id = %s",
+        (cid,),
+    )
+    want = expected_stats(env, cid)
+    return (
+        row["message_count"] == row["stored"]
+        and row["emotion_count"] == want["emotion_count"]
+        and row["last_emotion"] == want["last_emotion"]
+        and (want["avg_emotion"] is None or abs(row["avg_emotion"] - want["avg_emotion"]) < 1e-9)
+    )

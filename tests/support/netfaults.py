@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 
@@ -165,7 +166,12 @@ def http(
         return status, payload.decode("utf-8", "replace"), rheaders
 
 
-def retrying(call, *, attempts: int = 40, deadline: float = 60.0, pause: float = 0.1):
+Answer = tuple[int, Any, dict[str, str]]
+
+
+def retrying(
+    call: Callable[[], Answer], *, attempts: int = 40, deadline: float = 60.0, pause: float = 0.1
+) -> tuple[Answer, int]:
     """Call ``call()`` -> (status, body, headers) until a non-5xx, non-connection-error answer, as a
     client with an Idempotency-Key would; bounded by ``attempts`` and ``deadline`` seconds. Returns
     (last response, number of attempts)."""

@@ -5,8 +5,12 @@ reason (no check is switched off without one)."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from tests.conftest import ROOT
+from schemathesis import Case, Response
+from schemathesis.checks import CheckFunction
+
+from tests.support.common import ROOT
 
 DOC = json.loads((ROOT / "functions" / "docs" / "openapi.json").read_text())
 OPERATIONS = [
@@ -42,7 +46,7 @@ BUSINESS_RULES = {
 }
 
 
-def unstorable(value) -> bool:
+def unstorable(value: object) -> bool:
     """Text PostgreSQL cannot store (NUL) or that is not Unicode (a lone surrogate, which JSON's
     ``\\udXXX`` escapes can carry): the API refuses it with a 422, which JSON Schema cannot state."""
     if isinstance(value, str):
@@ -59,7 +63,9 @@ def unstorable(value) -> bool:
 NO_ACCEPTANCE = {("GET", "/mcp")}
 
 
-def answer_checks(checks, method, path, case, response) -> list:
+def answer_checks(
+    checks: list[CheckFunction], method: str, path: str, case: Case[Any], response: Response
+) -> list[CheckFunction]:
     """The checks that apply to ``response``: all of them, but "valid data accepted" where a
     documented refusal of a schema-valid request is the contract (the reasons above and below)."""
     these = checks

@@ -1,11 +1,13 @@
 """The API's OpenAPI document, merged from each function's Powertools resolver (``app``) and the
-template's routes (which give each operation its JWT scopes).
+template's routes (which give each operation its JWT scopes), and its Swagger UI page.
 
 - ``merge()`` is used by the local gateway (parts fetched from its worker processes) and by
   ``generate()``, which loads every routed function in this process.
-- ``python -m tools.openapi [--check]`` writes ``functions/docs/openapi.json``, the document the
-  deployed ``DocsFunction`` serves when the ``ExposeApiDocs`` parameter is true (``--check`` fails
-  when the committed file is stale; a test runs it).
+- ``swagger_page()`` and ``swagger_asset()``: the gateway's ``/docs``, with the Swagger UI that
+  Powertools ships (no network needed).
+- ``python -m local.openapi [--check]`` (``make openapi``) writes ``functions/docs/openapi.json``,
+  the document the deployed ``DocsFunction`` serves when the ``ExposeApiDocs`` parameter is true
+  (``--check`` fails when the committed file is stale; a test runs it).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from local.routes import Route, load_app
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_FILE = ROOT / "functions" / "docs" / "openapi.json"
@@ -46,7 +50,7 @@ TAGS = [
 
 def merge(
     parts: Iterable[dict[str, Any] | None],
-    routes: Iterable[Any],
+    routes: Iterable[Route],
     *,
     title: str = TITLE,
     version: str = "dev",
@@ -80,33 +84,11 @@ def merge(
         },
     }
     for part in parts:
-        if not part:
-            continue
-        doc["openapi"] = part.get("openapi", doc["openapi"])
-        for path, item in (part.get("paths") or {}).items():
-            doc["paths"].setdefault(path, {}).update(item)
-        components = part.get("components") or {}
-        doc["components"]["schemas"].update(components.get("schemas") or {})
-        for kind, values in components.items():
-            if kind not in ("schemas", "securitySchemes") and isinstance(values, dict):
-                doc["components"].setdefault(kind, {}).update(values)
+        if part:
+            _add_part(doc, part)
     for route in routes:
-        if route.is_default:
-            continue
-        security = [] if route.public else [{"bearerAuth": list(route.scopes)}]
-        item = doc["paths"].setdefault(route.path, {})
-        wanted = _METHODS if route.method == "ANY" else (route.method.lower(),)
-        present = [m for m in wanted if m in item]
-        if not present and route.method != "ANY":
-            item[route.method.lower()] = {
-                "summary": route.route_key,
-                "operationId": f"{route.function}_{route.event_name}",
-                "responses": {"default": {"description": "see the function"}},
-                "x-local-stub": True,
-            }
-            present = [route.method.lower()]
-        for m in present:
-            item[m]["security"] = security
+        if not route.is_default:
+            _secure(doc["paths"].setdefault(route.path, {}), route)
     if not doc["components"]["schemas"]:
         del doc["components"]["schemas"]
     doc["paths"] = dict(sorted(doc["paths"].items()))
@@ -126,10 +108,66 @@ def _resolver_document(handler_file: Path, layers: Iterable[Path]) -> dict[str, 
     return json.loads(resolver.get_openapi_json_schema()) if resolver is not None else None
 
 
+def _add_part(doc: dict[str, Any], part: dict[str, Any]) -> None:
+    """A resolver's paths and components into ``doc``."""
+    doc["openapi"] = part.get("openapi", doc["openapi"])
+    for path, item in (part.get("paths") or {}).items():
+        doc["paths"].setdefault(path, {}).update(item)
+    components = part.get("components") or {}
+    doc["components"]["schemas"].update(components.get("schemas") or {})
+    for kind, values in components.items():
+        if kind not in ("schemas", "securitySchemes") and isinstance(values, dict):
+            doc["components"].setdefault(kind, {}).update(values)
+
+
+def _secure(item: dict[str, Any], route: Route) -> None:
+    """The route's security on its operations of the path ``item`` (a stub when none documents it)."""
+    wanted = _METHODS if route.method == "ANY" else (route.method.lower(),)
+    present = [m for m in wanted if m in item]
+    if not present and route.method != "ANY":
+        item[route.method.lower()] = {
+            "summary": route.route_key,
+            "operationId": f"{route.function}_{route.event_name}",
+            "responses": {"default": {"description": "see the function"}},
+            "x-local-stub": True,
+        }
+        present = [route.method.lower()]
+    for m in present:
+        item[m]["security"] = [] if route.public else [{"bearerAuth": list(route.scopes)}]
+
+
+def swagger_page(doc: dict[str, Any], base: str = "/docs") -> str:
+    """The Swagger UI page of ``doc``, its assets served under ``base``."""
+    from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
+
+    spec = json.dumps(doc).replace("</", "<\\/")
+    return generate_swagger_html(
+        spec, f"{base}/swagger-ui-bundle.min.js", f"{base}/swagger-ui.min.css", base, None, True
+    )
+
+
+def swagger_oauth2_redirect() -> str:
+    from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_oauth2_redirect_html
+
+    return generate_oauth2_redirect_html()
+
+
+SWAGGER_ASSETS = {"swagger-ui-bundle.min.js": "application/javascript", "swagger-ui.min.css": "text/css"}
+
+
+def swagger_asset(name: str) -> bytes | None:
+    """One of ``SWAGGER_ASSETS``, as Powertools ships it (None for any other name)."""
+    if name not in SWAGGER_ASSETS:
+        return None
+    spec = importlib.util.find_spec("aws_lambda_powertools")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    asset = Path(next(iter(spec.submodule_search_locations))) / "event_handler" / "openapi" / "swagger_ui" / name
+    return asset.read_bytes() if asset.is_file() else None
+
+
 def generate(template: Path | str = ROOT / "template.yaml", version: str = "1.0") -> dict[str, Any]:
     """The document of the API the template deploys, docs routes excluded."""
-    from local.routes import load_app
-
     app = load_app(template, parameters={"ExposeApiDocs": "false"})
     routes = [r for r in app.routes if not r.is_default]
     functions = dict.fromkeys(r.function for r in routes)
