@@ -411,7 +411,7 @@ class HandlerWorkload:
     def _invoke(self, event: dict[str, Any]) -> float:
         import json
 
-        from testkit.events import LambdaContext
+        from local.events import LambdaContext
 
         context = LambdaContext(function_name=self.op.function)
         start = time.perf_counter()

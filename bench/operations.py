@@ -83,7 +83,7 @@ class Operation:
         """The API Gateway (HTTP API, payload 2.0) event of request ``n`` of ``client``: a staff
         token's (business-wide, as the bench has always measured), or with ``assistant`` the
         assistant's in the client's chat (no staff; the chat in the Hibachi-Conversation header)."""
-        from testkit.events import http_event
+        from local.events import http_event
 
         req = self.request(fixtures, client, n)
         method, template = self.route_key.split(" ", 1)
@@ -534,13 +534,13 @@ def _cold_store_message(fx: dict[str, Any], tag: str) -> dict[str, Any]:
 
 
 def _cold_health(fx: dict[str, Any], tag: str) -> dict[str, Any]:
-    from testkit.events import http_event
+    from local.events import http_event
 
     return http_event("GET", "/health", route_key="GET /health", headers={"user-agent": "hibachi-bench"})
 
 
 def _cold_worker(fx: dict[str, Any], tag: str) -> dict[str, Any]:
-    from testkit.events import sqs_event
+    from local.events import sqs_event
 
     return sqs_event([job.model_dump_json() for job in emotion_jobs(fx["emotion"], 0, 10)])
 

@@ -189,7 +189,8 @@ FROM (
            cell %% %(events)s::int AS e,
            g > %(cells)s::int OR (cell / (%(chefs)s::int * %(events)s::int) >= %(days)s::int - %(open_days)s::int
                              AND cell / %(events)s::int %% %(chefs)s::int + 1 > %(busy_open)s::int) AS cancelled
-    FROM (SELECT g, CASE WHEN g <= %(cells)s::int THEN g - 1 ELSE ((g::bigint * 7919) %% %(cells)s::int)::int END AS cell
+    FROM (SELECT g,
+                 CASE WHEN g <= %(cells)s::int THEN g - 1 ELSE ((g::bigint * 7919) %% %(cells)s::int)::int END AS cell
           FROM generate_series(1, %(bookings)s::int) AS g) AS x
 ) AS c
 CROSS JOIN LATERAL (
@@ -457,7 +458,7 @@ def run(shape: Shape, *, rounds: int, block: int, reuse: bool, keep: bool, comma
 
     from bench.env import machine, postgres_version, quiet_stdout, started
     from bench.operations import AVAILABILITY_DAYS, OPERATIONS, SLOT_HOURS, fixtures_of
-    from bench.run import log
+    from bench.plan import log
     from testkit.env import migrated_database
 
     logging.getLogger("urllib3").setLevel(logging.ERROR)
@@ -820,7 +821,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"), help="the report to rewrite the section of")
     parser.add_argument("--print", action="store_true", help="print the section, write nothing (any scale)")
     args = parser.parse_args(argv)
-    from bench.run import _T0, log
+    from bench.plan import _T0, log
 
     shape = Shape.of(args.scale)
     command = "make bench-scale" if args.scale == 1.0 else f"python -m bench.scale --scale {args.scale:g}"

@@ -35,7 +35,7 @@ class WorkerResult:
 
 
 def _events(job_type: JobType, fixtures: dict[str, Any], first: int, count: int) -> list[dict[str, Any]]:
-    from testkit.events import sqs_event
+    from local.events import sqs_event
 
     return [
         sqs_event([job.model_dump_json() for job in job_type.jobs(fixtures, first + b, BATCH)]) for b in range(count)
@@ -43,7 +43,7 @@ def _events(job_type: JobType, fixtures: dict[str, Any], first: int, count: int)
 
 
 def _invoke(module: Any, event: dict[str, Any]) -> tuple[float, int]:
-    from testkit.events import LambdaContext
+    from local.events import LambdaContext
 
     context = LambdaContext(function_name="followup_worker")
     start = time.perf_counter()
@@ -154,7 +154,7 @@ def _emotion_job(cid: str, k: int) -> dict[str, Any]:
     """The SQS event of one emotion job for conversation ``cid``."""
     from hibachi.jobs import EMOTION_STATS, Job
 
-    from testkit.events import sqs_event
+    from local.events import sqs_event
 
     job = Job.new(EMOTION_STATS, f"{EMOTION_STATS}:{cid}:{k}", {"conversation_id": cid})
     return sqs_event([job.model_dump_json()])

@@ -50,8 +50,8 @@ if TYPE_CHECKING:
 
     from local.auth import JwtAuthority
     from local.aws import BotoClient, Moto, Resources
-    from local.gateway import Gateway
     from local.forwarder import WebhookForwarder
+    from local.gateway import Gateway
     from local.poller import SqsPoller
     from local.routes import App, FunctionSpec
     from local.runtime import FunctionRegistry, Invocation

@@ -251,7 +251,7 @@ class LocalTarget(Target):
             from hibachi import ops
             from hibachi.db import get_db
 
-            return json.loads(json.dumps(ops.event_backlog(get_db()), default=str))
+            return cast(dict[str, Any], json.loads(json.dumps(ops.event_backlog(get_db()), default=str)))
 
     def events_feed(self) -> str:
         """The local stack's queue of every published event (a rule on the bus: local.aws)."""
@@ -370,7 +370,7 @@ class AwsTarget(Target):
         return cast(list[dict[str, Any]], self._ops({"ops": "reconciler_runs", "limit": limit}))
 
     def event_backlog(self) -> dict[str, Any]:
-        return self._ops({"ops": "events_backlog"})
+        return cast(dict[str, Any], self._ops({"ops": "events_backlog"}))
 
     def events_feed(self) -> str:
         raise TargetError(

@@ -49,7 +49,7 @@ class AwsFaultProxy:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> AwsFaultProxy:
         self._thread.start()
@@ -65,7 +65,9 @@ class AwsFaultProxy:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, list, bytes]:
+    def _forward(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         conn = http.client.HTTPConnection(*self.upstream, timeout=30)
         try:
             headers = {k: v for k, v in headers.items() if k.lower() not in ("host", "content-length", "connection")}
@@ -76,7 +78,7 @@ class AwsFaultProxy:
         finally:
             conn.close()
 
-    def _put_events(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, list, bytes]:
+    def _put_events(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         request = json.loads(body or b"{}")
         entries = request.get("Entries") or []
         with self._lock:

@@ -21,26 +21,11 @@ import psycopg
 import pytest
 from mcp import ClientSession
 
-from tests.http.test_mcp_e2e import run
+from tests.support.mcp import booking, phone, run
 
 TZ = "America/Los_Angeles"
 ASSISTANT = ["bookings:read", "bookings:write", "messages:write", "conversations:read"]
 HUGE = "1" * 4301  # one digit beyond Python's limit on int()
-
-
-def phone() -> str:
-    return f"+1415{random.randint(2_000_000, 9_999_999)}"
-
-
-def booking(start: str, customer_phone: str, **over: Any) -> dict[str, Any]:
-    return {
-        "customer": {"name": "Dana Whitfield", "phone": customer_phone, "email": f"{uuid.uuid4().hex[:8]}@example.com"},
-        "event_start": start,
-        "timezone": TZ,
-        "guest_count": 8,
-        "address": {"line1": "1200 Seacliff Ave", "city": "San Francisco", "state": "CA", "postal_code": "94121"},
-        **over,
-    }
 
 
 @dataclass

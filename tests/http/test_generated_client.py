@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.http.test_mcp_e2e import far_day
-from tests.integration.test_assistant_tools import TZ
+from tests.support.common import ROOT
+from tests.support.mcp import TZ, far_day
 
 GENERATOR = Path(sys.executable).parent / "openapi-python-client"
 

@@ -22,9 +22,8 @@ import httpx2
 import pytest
 from mcp import ClientSession
 
-from tests.conftest import ROOT
-from tests.http.test_mcp_e2e import far_day, run
-from tests.integration.test_assistant_tools import TOOLS, TZ
+from tests.support.common import ROOT
+from tests.support.mcp import TOOLS, TZ, far_day, run
 
 CLIENTS = ROOT / "clients"
 BIN = CLIENTS / "node_modules" / ".bin"

@@ -9,49 +9,14 @@ write scope sees (a tool error, not an HTTP error)."""
 from __future__ import annotations
 
 import asyncio
-import json
-import random
 import uuid
-from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx2
 from mcp import ClientSession
-from mcp.client.streamable_http import streamable_http_client
 
 from tests.support.common import ROOT
-from tests.support.mcp import TOOLS, TZ, booking_args
-
-Steps = Callable[[ClientSession], Awaitable[Any]]
-
-
-async def _session_run(url: str, token: str, steps: Steps, conversation: str | None = None) -> Any:
-    headers = {"Authorization": f"Bearer {token}"}
-    if conversation is not None:  # the host's: the chat the assistant acts in
-        headers["Hibachi-Conversation"] = conversation
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60.0)) as http,
-        streamable_http_client(url, http_client=http) as (read, write),
-        ClientSession(read, write) as session,
-    ):
-        return await steps(session)
-
-
-def run(url: str, token: str, steps: Steps, conversation: str | None = None) -> Any:
-    return asyncio.run(_session_run(url, token, steps, conversation))
-
-
-def error_of(result: Any) -> dict[str, Any]:
-    """A tool error's REST error object: the text content (no structured content: the tool's output
-    schema declares its success result only)."""
-    assert result.is_error and result.structured_content is None, result
-    error: dict[str, Any] = json.loads(result.content[0].text)["error"]
-    return error
-
-
-def far_day() -> date:
-    return datetime.now(UTC).date() + timedelta(days=random.randint(400, 1000))
+from tests.support.mcp import TOOLS, TZ, booking_args, error_of, far_day, run
 
 
 def test_an_agent_books_a_chef_through_the_mcp_client(app_stack):

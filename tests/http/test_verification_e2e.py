@@ -19,8 +19,7 @@ from mcp import ClientSession
 
 from local.aws import sent_codes
 from local.stack import wait_until
-from tests.http.test_assistant_scope import booking
-from tests.http.test_mcp_e2e import Steps, run
+from tests.support.mcp import Steps, booking, run
 
 ASSISTANT = ["messages:write", "conversations:read", "bookings:read", "bookings:write"]
 

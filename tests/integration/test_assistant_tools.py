@@ -21,50 +21,9 @@ from hibachi import settings as settings_module
 from local.events import http_event
 from testkit.functions import load_function
 from tests.support.common import ROOT, new_id
-from tests.support.mcp import TOOLS, TZ, booking_args, free_slot
+from tests.support.mcp import ALL, TOOLS, TZ, booking_args, call_tool, free_slot, post, rpc
 
-ALL = ("bookings:write", "bookings:read", "messages:write", "conversations:read", "staff")
 READ_ONLY = {"check_availability", "find_bookings", "get_booking", "get_conversation_history"}
-
-
-def post(context, body: Any, *, scopes=ALL, headers: dict[str, str] | None = None) -> tuple[int, Any, dict]:
-    raw = body if isinstance(body, str | bytes) else json.dumps(body)
-    event = http_event(
-        "POST",
-        "/mcp",
-        route_key="POST /mcp",
-        headers={
-            "content-type": "application/json",
-            "accept": "application/json, text/event-stream",
-            **(headers or {}),
-        },
-        body=raw,
-        claims={"sub": "agent-1", "scope": " ".join(scopes)},
-        scopes=list(scopes),
-    )
-    response = load_function("assistant_tools").lambda_handler(event, context)
-    assert response["statusCode"] < 500, response
-    body_out = json.loads(response["body"]) if response.get("body") else None
-    return response["statusCode"], body_out, response.get("headers") or {}
-
-
-def rpc(context, method: str, params: dict | None = None, **kw) -> dict:
-    status, body, _ = post(context, {"jsonrpc": "2.0", "id": 7, "method": method, "params": params or {}}, **kw)
-    assert status == 200 and body["id"] == 7, body
-    return body
-
-
-def call_tool(context, name: str, arguments: dict, **kw) -> dict:
-    """The tool's result; for a tool error, also its parsed ``error`` (from the text content: an
-    error has no ``structuredContent``, which the output schema declares for successes only)."""
-    result = rpc(context, "tools/call", {"name": name, "arguments": arguments}, **kw)["result"]
-    payload = json.loads(result["content"][0]["text"])
-    if result["isError"]:
-        assert "structuredContent" not in result, result
-        assert set(payload) == {"error"}, payload
-        return {**result, "error": payload["error"]}
-    assert payload == result["structuredContent"]
-    return result
 
 
 def test_initialize_negotiates_the_version_and_opens_no_session(context, settings):

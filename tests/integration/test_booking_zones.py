@@ -9,7 +9,7 @@ import json
 import psycopg
 import pytest
 
-from tests.integration.test_bookings import booking_body, call, create, local_start
+from tests.support.bookings import booking_body, call, create, local_start
 
 SEARCH = "POST /bookings/search"
 

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from hibachi import settings as settings_module
 
-from tests.integration.test_bookings import CREATE, booking_body, call, local_start
+from tests.support.bookings import CREATE, booking_body, call, local_start
 
 
 def test_migration_0011_lower_cases_stored_emails_and_keeps_the_keys(settings, context, database_url):

@@ -20,20 +20,9 @@ from psycopg.types.json import Jsonb
 
 from local.events import sqs_event
 from local.stack import wait_until
-from testkit.functions import load_function
 from testkit.netproxy import PgProxy
 from tests.support.common import json_lines, new_id, receive_all
-from tests.support.conversations import GET_CONV, call, post
-
-
-def worker(event, context):
-    return load_function("followup_worker").lambda_handler(event, context)
-
-
-def emotion_body(cid: str, seq: int = 1) -> str:
-    return jobs.Job.new(
-        jobs.EMOTION_STATS, f"emotion_stats:{cid}:{seq}", {"conversation_id": cid}, "corr-1"
-    ).model_dump_json()
+from tests.support.conversations import GET_CONV, call, emotion_body, post, worker
 
 
 def conversation(context, cid):

@@ -11,11 +11,10 @@ import json
 
 from hibachi import settings as settings_module
 
+from local.events import sqs_event
 from local.stack import wait_until
-from testkit.events import sqs_event
-from tests.conftest import new_id, receive_all
-from tests.integration.test_conversations import post
-from tests.integration.test_emotion_worker import emotion_body, worker
+from tests.support.common import new_id, receive_all
+from tests.support.conversations import emotion_body, post, worker
 
 # (scores of one phase, needs attention after it, events so far); trends in the comments are the
 # least-squares slope of the last 10 scores per message

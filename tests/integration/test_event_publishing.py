@@ -16,7 +16,7 @@ from hibachi.events import publisher
 from psycopg.types.json import Jsonb
 
 from testkit.awsfault import AwsFaultProxy
-from tests.conftest import new_id, receive_all
+from tests.support.common import new_id, receive_all
 
 
 @pytest.fixture

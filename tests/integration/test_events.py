@@ -17,11 +17,12 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from testkit.events import http_event
-from tests.conftest import load_function, new_id, receive_all
-from tests.integration.test_assistant_tools import booking_args, call_tool
-from tests.integration.test_bookings import CANCEL, PATCH, booking_body, call, create, local_start
-from tests.integration.test_followups import make_due, run_jobs
+from local.events import http_event
+from testkit.functions import load_function
+from tests.support.bookings import CANCEL, PATCH, booking_body, call, create, local_start
+from tests.support.common import new_id, receive_all
+from tests.support.followups import make_due, run_jobs
+from tests.support.mcp import booking_args, call_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = "GET /bookings/{booking_id}/events"

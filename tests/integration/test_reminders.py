@@ -21,9 +21,9 @@ from hibachi.followups import repository, service
 from psycopg import sql
 
 from local.stack import wait_until
-from tests.conftest import new_id
-from tests.integration.test_bookings import CANCEL, PATCH, call, local_start
-from tests.integration.test_followups import (
+from tests.support.bookings import CANCEL, PATCH, call, local_start
+from tests.support.common import new_id
+from tests.support.followups import (
     assert_conversation_consistent,
     book,
     book_and_move,
@@ -34,8 +34,8 @@ from tests.integration.test_followups import (
     run_jobs,
     worker,
 )
-from tests.integration.test_followups import aws as aws  # the fixture, with its schedule names
-from tests.integration.test_followups import clean as clean  # autouse
+from tests.support.followups import aws as aws  # the fixture, with its schedule names
+from tests.support.followups import clean as clean  # autouse
 
 
 def reminder(db, booking_id: str) -> dict:

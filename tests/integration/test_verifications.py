@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from hibachi import settings as settings_module
 
-from testkit.events import http_event, sqs_event
-from tests.conftest import load_function, new_id, receive_all
+from local.events import http_event, sqs_event
+from testkit.functions import load_function
+from tests.support.common import new_id, receive_all
 
 IDENTITY = "PUT /conversations/{conversation_id}/identity"
 START = "POST /conversations/{conversation_id}/verifications"

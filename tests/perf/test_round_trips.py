@@ -98,7 +98,7 @@ def test_publishing_a_batchs_events_is_two_round_trips_per_event_of_a_booking(se
     from hibachi.callers import Caller
     from hibachi.events import publisher
 
-    from tests.integration.test_bookings import booking_body, local_start
+    from tests.support.bookings import booking_body, local_start
 
     staff = Caller(owner="perf", sub="perf", client_id=None, staff=True, conversation_id=None, via="test")
     day = 200 + uuid.uuid4().int % 300

@@ -11,6 +11,7 @@ jobs (tests/integration/test_followups.py, test_emotion_worker.py)."""
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from datetime import UTC, datetime
 from pathlib import Path

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hibachi import jobs
+
 from local.events import LambdaContext, http_event
 from testkit.functions import load_function
 
@@ -45,3 +47,13 @@ def post(context: LambdaContext, cid: str, **body: Any) -> tuple[int, Any]:
     """Store a message (``key``: its Idempotency-Key)."""
     headers = {"idempotency-key": body.pop("key")} if "key" in body else None
     return call(context, POST, cid, body=body, headers=headers)
+
+
+def worker(event: dict[str, Any], context: LambdaContext) -> Any:
+    return load_function("followup_worker").lambda_handler(event, context)
+
+
+def emotion_body(cid: str, seq: int = 1) -> str:
+    return jobs.Job.new(
+        jobs.EMOTION_STATS, f"emotion_stats:{cid}:{seq}", {"conversation_id": cid}, "corr-1"
+    ).model_dump_json()

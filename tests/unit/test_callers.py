@@ -6,7 +6,7 @@ import pytest
 from hibachi.callers import SYSTEM, Caller, ConversationRequired, caller_of
 from hibachi.errors import Unprocessable
 
-from testkit.events import http_event
+from local.events import http_event
 
 
 def event(claims: dict, scopes: list[str], header: str | None = None) -> dict:

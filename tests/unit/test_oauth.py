@@ -9,8 +9,8 @@ import json
 from hibachi import oauth
 from hibachi.api import Route, refusal
 
+from local.events import http_event
 from local.routes import load_app
-from testkit.events import http_event
 
 
 def test_the_scopes_are_the_template_routes_scopes():
