@@ -189,8 +189,8 @@ FROM (
            cell %% %(events)s::int AS e,
            g > %(cells)s::int OR (cell / (%(chefs)s::int * %(events)s::int) >= %(days)s::int - %(open_days)s::int
                              AND cell / %(events)s::int %% %(chefs)s::int + 1 > %(busy_open)s::int) AS cancelled
-    FROM (SELECT g,
-                 CASE WHEN g <= %(cells)s::int THEN g - 1 ELSE ((g::bigint * 7919) %% %(cells)s::int)::int END AS cell
+    FROM (SELECT g, CASE WHEN g <= %(cells)s::int THEN g - 1
+                         ELSE ((g::bigint * 7919) %% %(cells)s::int)::int END AS cell
           FROM generate_series(1, %(bookings)s::int) AS g) AS x
 ) AS c
 CROSS JOIN LATERAL (
