@@ -5,6 +5,8 @@ retries is 409 conflict_retry, not 503; the caller comes from the token."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from hibachi import idempotency
@@ -135,25 +137,11 @@ def test_contention_that_outlives_its_retries_is_409_conflict_retry(settings, co
 def test_the_migration_keeps_every_key_and_recomputes_the_statistics(settings, context, database_url):
     """A database at 0004 with keyed rows of the old scoping (one key in two conversations, a booking
     key), migrated: every key still answers its retry, and the statistics equal a recomputation."""
-    import uuid
-    from urllib.parse import urlsplit, urlunsplit
-
     import psycopg
     from hibachi import settings as settings_module
-    from hibachi.migrate import MIGRATIONS_DIR, _yoyo_url
     from hibachi.migrate import apply as apply_all
-    from yoyo import get_backend, read_migrations
 
-    name = f"hibachi_mig_{uuid.uuid4().hex[:8]}"
-    parts = urlsplit(database_url)
-    with psycopg.connect(urlunsplit((*parts[:2], "/postgres", *parts[3:])), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit((*parts[:2], f"/{name}", *parts[3:]))
-    try:
-        backend = get_backend(_yoyo_url(url))
-        old = read_migrations(str(MIGRATIONS_DIR)).filter(lambda m: m.id < "0005")
-        with backend.lock():
-            backend.apply_migrations(backend.to_apply(old))
+    with database_before(database_url, "0005") as url:
         body = booking_body(local_start(days=45))
         model = BookingIn.model_validate(body)
         with psycopg.connect(url, autocommit=True) as conn:
@@ -201,6 +189,31 @@ def test_the_migration_keeps_every_key_and_recomputes_the_statistics(settings, c
                 assert repository.EmotionStats(**stats) == repository.recompute_emotion_stats(db, cid)
                 assert stats["avg_emotion"] == 0.125 and stats["last_emotion"] == -0.25
             db.close()
+
+
+@contextmanager
+def database_before(database_url: str, migration: str) -> Iterator[str]:
+    """A database of its own on the tests' server, migrated up to (not including) ``migration``;
+    its URL, dropped afterwards."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+    from hibachi.migrate import MIGRATIONS_DIR, _yoyo_url
+    from yoyo import get_backend, read_migrations
+
+    name = f"hibachi_mig_{uuid.uuid4().hex[:8]}"
+    parts = urlsplit(database_url)
+    admin_url = urlunsplit((*parts[:2], "/postgres", *parts[3:]))
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = urlunsplit((*parts[:2], f"/{name}", *parts[3:]))
+    try:
+        backend = get_backend(_yoyo_url(url))
+        old = read_migrations(str(MIGRATIONS_DIR)).filter(lambda m: m.id < migration)
+        with backend.lock():
+            backend.apply_migrations(backend.to_apply(old))
+        yield url
     finally:
-        with psycopg.connect(urlunsplit((*parts[:2], "/postgres", *parts[3:])), autocommit=True) as admin:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
