@@ -3,31 +3,18 @@
 
 from __future__ import annotations
 
-import uuid
-from urllib.parse import urlsplit, urlunsplit
-
 import psycopg
 import pytest
 from hibachi import settings as settings_module
 
 from tests.support.bookings import CREATE, booking_body, call, local_start
+from tests.support.common import database_before
 
 
 def test_migration_0011_lower_cases_stored_emails_and_keeps_the_keys(settings, context, database_url):
-    from hibachi.migrate import MIGRATIONS_DIR, _yoyo_url
     from hibachi.migrate import apply as apply_all
-    from yoyo import get_backend, read_migrations
 
-    name = f"hibachi_mig_{uuid.uuid4().hex[:8]}"
-    parts = urlsplit(database_url)
-    with psycopg.connect(urlunsplit((*parts[:2], "/postgres", *parts[3:])), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit((*parts[:2], f"/{name}", *parts[3:]))
-    try:
-        backend = get_backend(_yoyo_url(url))
-        old = read_migrations(str(MIGRATIONS_DIR)).filter(lambda m: m.id < "0011")
-        with backend.lock():
-            backend.apply_migrations(backend.to_apply(old))
+    with database_before(database_url, "0011") as url:
         body = booking_body(
             local_start(days=45), customer={"name": "Ada", "phone": "+14155550123", "email": "Ada@Example.COM"}
         )
@@ -57,6 +44,3 @@ def test_migration_0011_lower_cases_stored_emails_and_keeps_the_keys(settings, c
             assert status == 200 and again["id"] == booking["id"], again
             status, page = call(context, "POST /bookings/search", body={"email": "ADA@EXAMPLE.com"})
             assert status == 200 and [b["id"] for b in page["items"]] == [booking["id"]], page
-    finally:
-        with psycopg.connect(urlunsplit((*parts[:2], "/postgres", *parts[3:])), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

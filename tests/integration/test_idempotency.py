@@ -16,7 +16,7 @@ from testkit.callers import staff
 from testkit.functions import load_function
 from tests.support.bookings import CREATE, booking_body, local_start
 from tests.support.bookings import call as booking_call
-from tests.support.common import new_id
+from tests.support.common import database_before, new_id
 
 POST = "POST /conversations/{conversation_id}/messages"
 
@@ -162,25 +162,10 @@ def _insert_legacy_rows(url: str, request_hash: str) -> None:
 def test_the_migration_keeps_every_key_and_recomputes_the_statistics(settings, context, database_url):
     """A database at 0004 with keyed rows of the old scoping (one key in two conversations, a booking
     key), migrated: every key still answers its retry, and the statistics equal a recomputation."""
-    import uuid
-    from urllib.parse import urlsplit, urlunsplit
-
-    import psycopg
     from hibachi import settings as settings_module
-    from hibachi.migrate import MIGRATIONS_DIR, _yoyo_url
     from hibachi.migrate import apply as apply_all
-    from yoyo import get_backend, read_migrations
 
-    name = f"hibachi_mig_{uuid.uuid4().hex[:8]}"
-    parts = urlsplit(database_url)
-    with psycopg.connect(urlunsplit((*parts[:2], "/postgres", *parts[3:])), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit((*parts[:2], f"/{name}", *parts[3:]))
-    try:
-        backend = get_backend(_yoyo_url(url))
-        old = read_migrations(str(MIGRATIONS_DIR)).filter(lambda m: m.id < "0005")
-        with backend.lock():
-            backend.apply_migrations(backend.to_apply(old))
+    with database_before(database_url, "0005") as url:
         body = booking_body(local_start(days=45))
         model = BookingIn.model_validate(body)
         _insert_legacy_rows(url, legacy_request_hash(model))
@@ -210,6 +195,3 @@ def test_the_migration_keeps_every_key_and_recomputes_the_statistics(settings, c
                 assert repository.EmotionStats(**stats) == repository.recompute_emotion_stats(db, cid)
                 assert stats["avg_emotion"] == 0.125 and stats["last_emotion"] == -0.25
             db.close()
-    finally:
-        with psycopg.connect(urlunsplit((*parts[:2], "/postgres", *parts[3:])), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -91,7 +91,12 @@ def _hs256(claims: dict, secret: bytes, kid: str) -> str:
 
 def test_the_route_table_has_every_api_function_route_and_only_health_is_public():
     assert len(PROTECTED) >= 8
-    assert {"GET /health"} == PUBLIC, "a new public route must be a decision: update this allow-list"
+    # the health check and the authorization discovery (RFC 9728 metadata: static, no customer data)
+    assert {
+        "GET /health",
+        "GET /.well-known/oauth-protected-resource",
+        "GET /.well-known/oauth-protected-resource/mcp",
+    } == PUBLIC, "a new public route must be a decision: update this allow-list"
     assert all(r.scopes for r in PROTECTED), [r.route_key for r in PROTECTED if not r.scopes]
 
 

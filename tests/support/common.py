@@ -72,3 +72,30 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@contextmanager
+def database_before(database_url: str, migration: str) -> Iterator[str]:
+    """A database of its own on the tests' server, migrated up to (not including) ``migration``;
+    its URL, dropped afterwards."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+    from hibachi.migrate import MIGRATIONS_DIR, _yoyo_url
+    from yoyo import get_backend, read_migrations
+
+    name = f"hibachi_mig_{uuid.uuid4().hex[:8]}"
+    parts = urlsplit(database_url)
+    admin_url = urlunsplit((*parts[:2], "/postgres", *parts[3:]))
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = urlunsplit((*parts[:2], f"/{name}", *parts[3:]))
+    try:
+        backend = get_backend(_yoyo_url(url))
+        old = read_migrations(str(MIGRATIONS_DIR)).filter(lambda m: m.id < migration)
+        with backend.lock():
+            backend.apply_migrations(backend.to_apply(old))
+        yield url
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -32,7 +32,7 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "41
 """
 
 # Booking writes have rules no JSON schema states (at least MIN_LEAD_HOURS ahead, an existing
-# local time in the zone, a known zone, a local time without offset): schema-valid bodies
+# local time in the zone, a known zone, an offset that is the zone's then): schema-valid bodies
 # are mostly refused with a documented 422, so "valid data accepted" does not apply to them.
 # The same for the search's ``cursor``: an opaque cursor only this API hands out (the history's
 # ``before`` has a documented pattern that every one of its cursors matches); and for

@@ -251,7 +251,13 @@ class BookingOut(BaseModel):
 
 
 # The fields of AvailabilityQuery, also the query parameters of GET /availability (one per field).
-FirstDay = Annotated[LocalDate, Field(description="The first local day, YYYY-MM-DD", examples=["2027-01-12"])]
+FirstDay = Annotated[
+    LocalDate,
+    Field(
+        description="The first local day, YYYY-MM-DD: today or later in the zone (a past day is 422 validation_error)",
+        examples=["2027-01-12"],
+    ),
+]
 DayCount = Annotated[int, Field(ge=1, le=14, description="How many days from `date` (1-14)")]
 EventZone = Timezone
 QueryDuration = Annotated[int, Field(ge=60, le=360, description="Minutes, 60-360, as the booking will ask")]
