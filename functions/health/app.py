@@ -17,7 +17,7 @@ giving a laptop database access:
     {"ops": "details"}                                   the body of /health/details
     {"ops": "followups", "status": "pending", "limit": 50}
     {"ops": "reconciler_runs", "limit": 10}
-    {"ops": "events_backlog"}                            unpublished events (issue 20)
+    {"ops": "events_backlog"}                            unpublished events
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The assistant acts for one conversation (issue 19), through the local gateway (template.yaml's
+"""The assistant acts for one conversation, through the local gateway (template.yaml's
 routes and JWT authorizer, the real handlers) and through MCP with the official client.
 
 Two chats, A and B, served by one assistant client (a token without ``staff``; the host names the chat

@@ -1,4 +1,4 @@
-"""Emails are matched case-insensitively (issue 21): stored and searched in lower case, and migration
+"""Emails are matched case-insensitively: stored and searched in lower case, and migration
 0011 lower-cases the rows written before it, keeping every idempotency key's retry."""
 
 from __future__ import annotations

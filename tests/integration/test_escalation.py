@@ -1,4 +1,4 @@
-"""Escalation (issue 20, part 5): a conversation whose emotion trend turns negative gets one
+"""Escalation: a conversation whose emotion trend turns negative gets one
 "Conversation Needs Attention" event, written by the emotion job's statement with the flag on its
 row, and published to the staff notice. Thresholds with hysteresis: enter below
 ATTENTION_ENTER_TREND (-0.05, with at least ATTENTION_MIN_SCORES 4 scores), leave above

@@ -1,7 +1,7 @@
 """The free-starts statement (GET /availability, the 409's next_free_starts) against its definition:
 a start is free when some chef id in 1..CHEF_COUNT has no confirmed hold overlapping
-[start, start + hold), the test create runs per chef (issue 22 replaced the per-chef probes with one
-range scan of the window's holds). Random bookings of a few chefs, some cancelled, some of a chef id
+[start, start + hold), the test create runs per chef (the statement reads one range scan of the window's holds
+instead). Random bookings of a few chefs, some cancelled, some of a chef id
 above CHEF_COUNT, back to back or with gaps shorter and longer than a hold, compared start by start.
 """
 
@@ -15,7 +15,7 @@ from hibachi.bookings import repository
 
 from bench.scale import PER_CHEF_FREE_STARTS
 
-# The definition, chef by chef (what create's pick tests): the statement before issue 22.
+# The definition, chef by chef (what create's pick tests): the statement availability used before its range scan.
 REFERENCE = PER_CHEF_FREE_STARTS
 
 INSERT = """

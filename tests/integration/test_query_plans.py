@@ -1,4 +1,4 @@
-"""The plans of the hot statements (issue 22): on tables big enough for the planner to choose (bench.scale's
+"""The plans of the hot statements: on tables big enough for the planner to choose (bench.scale's
 loader at a small size: 100 chefs' holds over 20 days, 40,000 messages, their follow-ups; ANALYZE),
 EXPLAIN of each statement the API and the worker run shows it using its index, and no statement reads a
 whole table (no Seq Scan of bookings, messages, conversations or followups). A new statement, or a

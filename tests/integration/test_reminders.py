@@ -1,4 +1,4 @@
-"""The reminder before the event (issue 20, part 4), in process like tests/integration/test_followups.py:
+"""The reminder before the event, in process like tests/integration/test_followups.py:
 bookings through the create_booking handler, jobs through the followup_worker handler, AWS on moto,
 the real PostgreSQL. Time does not pass: where a reminder must be due, the test moves its due time
 into the past in the database, which is what waiting would do.

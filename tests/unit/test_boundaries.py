@@ -30,7 +30,7 @@ def test_production_code_never_imports_the_tooling() -> None:
 
 def test_the_check_sees_such_an_import(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
-    module.write_text("def f():\n    from local.events import http_event\n    import local.pg\n")
+    module.write_text("def f():\n    from testkit.functions import load_function\n    import local.pg\n")
     assert _imports(module) & TOOLING == {"testkit", "local"}
 
 

@@ -1,4 +1,4 @@
-"""Every change is an event, by construction (GUIDE.md principle 10; issue 20): every SQL statement
+"""Every change is an event, by construction (a principle of this codebase): every SQL statement
 of the application that changes a booking (an INSERT into or UPDATE of ``bookings``), or marks a
 follow-up sent, carries the event insert (``hibachi.events.repository.booking_event``) as a CTE of
 the same statement. A new statement that writes a booking without its event fails here.

@@ -781,7 +781,7 @@ def test_with_vpc_endpoints_function_egress_goes_to_them_s3_and_the_proxy_only(t
     assert tpl["Conditions"]["EgressThroughNat"] == {"Fn::Not": [{"Condition": "EgressThroughEndpoints"}]}
 
 
-# -- events (issue 20) -------------------------------------------------------------------------------
+# -- events -------------------------------------------------------------------------------
 EVENT_SOURCES = ["hibachi.bookings", "hibachi.conversations"]
 
 

@@ -201,7 +201,7 @@ def list_followups(db: Database, status: FollowupView | str, limit: int = 50) ->
 
 
 # -- queues ---------------------------------------------------------------------------------------------
-# -- the event log's publishing backlog (issue 20) ---------------------------------------------------------
+# -- the event log's publishing backlog ---------------------------------------------------------
 class EventBacklog(TypedDict):
     """Unpublished events: how many, the oldest, the most attempts (``python -m ops events``)."""
 

@@ -314,7 +314,7 @@ RETURNING version
 
 # Which candidate starts have a free chef: GET /availability for up to 14 days, and the 409's
 # next_free_starts, in one statement either way, at a cost that grows with the confirmed holds in the
-# window, not with chefs x starts (issue 22). One range scan of the window's holds
+# window, not with chefs x starts. One range scan of the window's holds
 # (``bookings_confirmed_holds``, an index-only scan: a hold is at most 30 hours long, the
 # ``bookings_hold_length`` check, so a hold that overlaps [first, last + hold) starts in
 # (first - 30 hours, last + hold); ``first`` and ``last`` are parameters, so the planner sees the

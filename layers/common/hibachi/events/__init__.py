@@ -1,3 +1,3 @@
-"""The event log (issue 20): every state change writes its event in the statement that makes it
+"""The event log: every state change writes its event in the statement that makes it
 (``repository``: the one fragment every such statement uses); the worker publishes them to
 EventBridge in order per aggregate (``publisher``)."""

@@ -1,5 +1,5 @@
 -- depends: 0008.conversation-identities
--- One-time codes that prove a phone or an email in a conversation (issue 19): the customer of a web
+-- One-time codes that prove a phone or an email in a conversation: the customer of a web
 -- chat asks for a code, it is delivered to that phone or address, and the code typed back into the
 -- same conversation adds the identity to conversation_identities (verified_by 'code').
 --

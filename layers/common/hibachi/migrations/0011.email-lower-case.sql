@@ -1,5 +1,5 @@
 -- depends: 0008.conversation-identities
--- Emails are matched case-insensitively (issue 21): stored in lower case, searched in lower case. The
+-- Emails are matched case-insensitively: stored in lower case, searched in lower case. The
 -- rows written before are lower-cased here, and a CHECK keeps every new one so (the service lower-cases
 -- what it stores). The idempotency hashes are untouched: a request's hash is of the body as it was sent,
 -- so a retry of a booking made before this migration still gets its booking back.

@@ -1,5 +1,5 @@
 -- depends: 0008.conversation-identities
--- The event log (issue 20): one append-only row per state change, written by the statement that
+-- The event log: one append-only row per state change, written by the statement that
 -- makes the change (a CTE beside its UPDATE/INSERT: hibachi.events.repository), never by a trigger
 -- and never afterwards. An event belongs to one aggregate: a booking (booking_id set, aggregate_id
 -- its id) or a conversation (conversation_id, aggregate_id the conversation id; e.g. "Conversation

@@ -1,5 +1,5 @@
 -- depends: 0008.conversation-identities
--- Availability reads the confirmed holds of its window in one index range scan (issue 22), whatever
+-- Availability reads the confirmed holds of its window in one index range scan, whatever
 -- CHEF_COUNT is: an index on event_start that carries what the statement needs (an index-only scan),
 -- and a bound on a hold's length so that "holds overlapping [first, last)" is a range of event_start:
 -- event_start in (first - 30 hours, last). A hold is at most 360 minutes of event (the API's limit)

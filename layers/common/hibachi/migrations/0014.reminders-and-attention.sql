@@ -1,5 +1,5 @@
 -- depends: 0008.conversation-identities
--- Issue 20, parts 4 and 5: the reminder before the event, and the conversations that need a
+-- The reminder before the event, and the conversations that need a
 -- person's attention (docs/ARCHITECTURE.md, "Bookings and follow-ups" and "Emotion statistics").
 
 -- One reminder per booking, N hours (REMINDER_LEAD_HOURS) before the event, sent like the follow-up:

@@ -1,12 +1,12 @@
-"""The event publishing chaos run (issue 20): the whole app on the local stack (the gateway, the
+"""The event publishing chaos run: the whole app on the local stack (the gateway, the
 functions in worker processes, the SQS poller, the reconciler every 10 s) under a load of booking
 changes over HTTP, with EventBridge's PutEvents failing for ``--outage`` seconds (the first half
 whole calls with HTTP 500, the second half every other entry with ``FailedEntryCount``), through
 ``testkit.awsfault.AwsFaultProxy`` in front of moto. Afterwards: every event of the log published
 exactly once by id, and per booking in version (log) order.
 
-    python -m tests.reliability.events_chaos                      # >= 300 changes, 60 s outage
-    python -m tests.reliability.events_chaos --changes 500 --outage 60 --clients 6
+    python -m tests.support.events_chaos                      # >= 300 changes, 60 s outage
+    python -m tests.support.events_chaos --changes 500 --outage 60 --clients 6
 
 Prints the figures (and exits 1 when a check fails). tests/reliability/test_events_chaos.py runs a
 short one (opt in: EVENTS_CHAOS=1).
