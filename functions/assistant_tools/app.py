@@ -258,7 +258,9 @@ server.add(
             "`cancelled`); every filter given must match. Without filters: the confirmed bookings from today on. "
             "Returns up to `limit` bookings (default 20) ordered by start; when `next_cursor` is not null, pass it "
             "as `cursor` with the same filters for more. Use it when a customer asks about, changes or cancels a "
-            "booking and you do not have its id. Errors: `validation_error` with the field."
+            "booking and you do not have its id. You find the bookings of this chat, and those of a phone or email "
+            "verified in it. Errors: `validation_error` with the field; `verification_required` - that phone or email "
+            "is not verified in this chat yet."
         ),
         scope="bookings:read",
         arguments=BookingSearchIn,
