@@ -13,6 +13,7 @@ from hibachi import settings as settings_module
 
 from local.events import http_event, sqs_event
 from testkit.functions import load_function
+from testkit.netproxy import PgProxy
 from tests.support.common import new_id, receive_all
 
 IDENTITY = "PUT /conversations/{conversation_id}/identity"
@@ -288,3 +289,34 @@ def test_staff_reach_any_conversation(settings, context, aws, route):
     body = {"phone": phone()} if route == START else {"code": "123456"}
     status, answer, _ = call(context, route, cid, body, scopes=STAFF)
     assert status == (202 if route == START else 404), answer
+
+
+def test_each_route_is_one_round_trip(settings, context, database_url, aws):
+    """One statement per request on every route (the send then one SQS message), a wrong code and
+    a 429 included; the worker delivers a batch in two."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(database_url)
+    with (
+        PgProxy((parts.hostname, parts.port or 5432)) as proxy,
+        settings_module.override(database_url=proxy.dsn(database_url), verification_destination_max_sends=1),
+    ):
+        cid, number = new_id("web:v"), phone()
+        call(context, CONFIRM, cid, {"code": "000000"})  # warm up the connection
+        trips = []
+        for route, body, scopes in (
+            (IDENTITY, {"email": "ada@example.com", "verified_by": "sms"}, STAFF),
+            (IDENTITY, {"email": "ada@example.com", "verified_by": "sms"}, STAFF),  # a repeat
+            (START, {"phone": number}, None),
+            (START, {"phone": number}, None),  # 429
+            (CONFIRM, {"code": "000000"}, None),  # most likely wrong
+        ):
+            proxy.reset()
+            call(context, route, cid, body, scopes=scopes)
+            trips.append(proxy.round_trips)
+        assert trips == [1, 1, 1, 1, 1]
+        bodies = jobs_on_queue(aws)
+        assert len(bodies) == 1
+        proxy.reset()
+        assert deliver(context, bodies * 3) == {"batchItemFailures": []}  # a batch with repeats
+        assert proxy.round_trips == 2

@@ -38,11 +38,20 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "41
 # ``before`` has a documented pattern that every one of its cursors matches); and for
 # availability's and the search's dates and zones (a known IANA zone, a real calendar date, `to`
 # not before `from`, a range within the calendar).
+#
+# Verified identities: a code to confirm is one this API sent to that conversation (any other
+# 6 digits are a documented 404 or 422); sends are rate-limited per destination and conversation
+# (a documented 429, which generated requests reach at once: they repeat values); and a
+# schema-valid email can still be one email-validator refuses (a special-use domain such as
+# .test), as on bookings.
 BUSINESS_RULES = {
     ("POST", "/bookings"),
     ("PATCH", "/bookings/{booking_id}"),
     ("GET", "/availability"),
     ("POST", "/bookings/search"),
+    ("PUT", "/conversations/{conversation_id}/identity"),
+    ("POST", "/conversations/{conversation_id}/verifications"),
+    ("POST", "/conversations/{conversation_id}/verifications/confirm"),
 }
 
 
