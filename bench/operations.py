@@ -165,6 +165,9 @@ def _new_bookings(fx: dict[str, Any], count: int) -> list[str]:
     throughput runs book thousands) is skipped for the next one."""
     from hibachi.bookings import service
     from hibachi.bookings.models import BookingIn
+    from hibachi.callers import Caller
+
+    bench = Caller(owner="bench", sub="bench", client_id=None, staff=True, conversation_id=None, via="bench")
 
     ids: list[str] = []
     skipped = 0
@@ -172,7 +175,7 @@ def _new_bookings(fx: dict[str, Any], count: int) -> list[str]:
         try:
             booking, _ = service.create_booking(
                 BookingIn.model_validate(booking_body(fx, len(ids))),
-                caller="bench",
+                caller=bench,
                 idempotency_key=None,
                 correlation_id=None,
             )

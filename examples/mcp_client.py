@@ -1,12 +1,19 @@
 """Book a hibachi chef through the assistant's MCP tools, with the official MCP client (``mcp``).
 
     make run                                  # the app on :3000, in another terminal
-    TOKEN=$(make -s token) .venv/bin/python examples/mcp_client.py [http://127.0.0.1:3000/mcp]
+    export TOKEN=$(make -s token SCOPES="bookings:read bookings:write messages:write conversations:read")
+    .venv/bin/python examples/mcp_client.py [http://127.0.0.1:3000/mcp]
+
+The assistant in one chat, as the chat platform (the host) runs it: a token without ``staff`` and
+the chat's id in the ``Hibachi-Conversation`` header of the connection, set by the host from its own
+session, never by the model. The tools then act for that chat only: ``conversation_id`` arguments
+default to it, a booking is linked to it, and ``find_bookings`` finds the bookings made in it (or
+whose phone or email was verified in it).
 
 What an LLM agent's MCP client does, step by step: ``initialize``, list the tools, store the
 customer's message, check the day's free start times, book one (then retry the same call with the
-same idempotency key, as an agent does after a timeout: the same booking comes back), find it by
-the customer's phone, move it, cancel it. Every tool result is printed.
+same idempotency key, as an agent does after a timeout: the same booking comes back), find the
+chat's bookings, move it, cancel it, read the chat back. Every tool result is printed.
 """
 
 from __future__ import annotations
@@ -47,11 +54,16 @@ async def call(session: ClientSession, name: str, arguments: dict[str, Any], *, 
     return data
 
 
-async def walk(url: str, token: str, *, day: date | None = None, out: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The walk; returns what happened (for tests: ``out`` collects it even when a step fails)."""
+async def walk(
+    url: str, token: str, *, chat: str | None = None, day: date | None = None, out: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The walk in the chat ``chat`` (a new one by default); returns what happened (for tests:
+    ``out`` collects it even when a step fails)."""
     out = {} if out is None else out
     day = day or datetime.now(UTC).date() + timedelta(days=30)
-    headers = {"Authorization": f"Bearer {token}"}
+    chat = chat or f"example-{uuid.uuid4().hex[:8]}"
+    # the host's part: who calls (the token) and for which chat (the header), on the connection
+    headers = {"Authorization": f"Bearer {token}", "Hibachi-Conversation": chat}
     async with (
         httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0)) as http,
         streamable_http_client(url, http_client=http) as (read, write),
@@ -65,12 +77,11 @@ async def walk(url: str, token: str, *, day: date | None = None, out: dict[str, 
         out["tools"] = sorted(t.name for t in tools)
         print("tools:", ", ".join(out["tools"]))
 
-        chat = f"example-{uuid.uuid4().hex[:8]}"
+        out["chat"] = chat
         await call(
             session,
             "store_message",
             {
-                "conversation_id": chat,
                 "role": "user",
                 "content": "Can we get a chef for 12 people next month?",
                 "idempotency_key": f"{chat}-1",
@@ -92,7 +103,6 @@ async def walk(url: str, token: str, *, day: date | None = None, out: dict[str, 
             "duration_minutes": 120,
             "guest_count": 12,
             "address": {"line1": "1200 Seacliff Ave", "city": "San Francisco", "state": "CA", "postal_code": "94121"},
-            "conversation_id": chat,
             "idempotency_key": str(uuid.uuid4()),
         }
         booking = await call(session, "create_booking", booking_args)
@@ -100,7 +110,7 @@ async def walk(url: str, token: str, *, day: date | None = None, out: dict[str, 
         retry = await call(session, "create_booking", booking_args)  # the same key: the same booking
         out["retry"] = retry
 
-        found = await call(session, "find_bookings", {"conversation_id": chat})
+        found = await call(session, "find_bookings", {})  # the bookings this chat reaches
         out["found"] = [b["id"] for b in found["items"]]
 
         later = starts[-1][:16]
@@ -108,7 +118,7 @@ async def walk(url: str, token: str, *, day: date | None = None, out: dict[str, 
         out["moved"] = moved
         cancelled = await call(session, "cancel_booking", {"booking_id": booking["id"]})
         out["cancelled"] = cancelled
-        history = await call(session, "get_conversation_history", {"conversation_id": chat, "limit": 10})
+        history = await call(session, "get_conversation_history", {"limit": 10})
         out["history"] = [m["content"] for m in history["items"]]
     return out
 
@@ -117,7 +127,8 @@ def main() -> int:
     url = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("MCP_URL", DEFAULT_URL)
     token = os.environ.get("TOKEN")
     if not token:
-        print("set TOKEN (TOKEN=$(make -s token))", file=sys.stderr)
+        scopes = "bookings:read bookings:write messages:write conversations:read"  # the assistant's: no staff
+        print(f'set TOKEN (TOKEN=$(make -s token SCOPES="{scopes}"))', file=sys.stderr)
         return 2
     try:
         asyncio.run(walk(url, token))

@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_KEY_DIR = ROOT / ".local" / "jwt"
 DEFAULT_AUDIENCE = "hibachi-api"
 DEFAULT_PORT = 3000
+# ``staff``: business-wide reach (hibachi.callers); a token without it acts for one conversation
 ALL_SCOPES = ("messages:write", "conversations:read", "bookings:write", "bookings:read", "ops:read", "staff")
 ALGORITHM = "RS256"
 

@@ -89,7 +89,7 @@ class MotoServer:
         """The process that serves (this one, or the child)."""
         return self._child.pid if self._child is not None else os.getpid()
 
-    def start(self, timeout: float = 10.0) -> str:
+    def start(self, timeout: float = 60.0) -> str:
         if self._server is not None or self._child is not None:
             return self.endpoint_url
         if self.process:

@@ -33,7 +33,8 @@ from hibachi.bookings.models import (
 from hibachi.coldstart import init_done
 from hibachi.conversations import service as conversations
 from hibachi.conversations.models import MessageIn, MessageOut, MessagePage, MessagesQuery
-from hibachi.mcp import Caller, McpServer, Tool
+from hibachi.errors import Unprocessable
+from hibachi.mcp import Call, McpServer, Tool
 from hibachi.observability import logger, metrics
 from hibachi.validation import ID_PATTERN
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -44,7 +45,10 @@ BookingId = Annotated[
 ConversationId = Annotated[
     str,
     StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN),
-    Field(description="The chat's id: 1-128 characters of A-Z a-z 0-9 . _ : -"),
+    Field(
+        description="The chat's id: 1-128 characters of A-Z a-z 0-9 . _ : -. Leave it out: the chat you are in "
+        "(another chat's id is not found)"
+    ),
 ]
 IdempotencyKey = Annotated[
     str,
@@ -84,14 +88,14 @@ class RescheduleArgs(RescheduleIn):
 class StoreMessageArgs(MessageIn):
     """``POST /conversations/{conversation_id}/messages``: the path, the body, the Idempotency-Key."""
 
-    conversation_id: ConversationId
+    conversation_id: ConversationId | None = None
     idempotency_key: IdempotencyKey | None = None
 
 
 class HistoryArgs(MessagesQuery):
     """``GET /conversations/{conversation_id}/messages``: the path and the query."""
 
-    conversation_id: ConversationId
+    conversation_id: ConversationId | None = None
 
 
 def rest_part[M: BaseModel](model: type[M], args: BaseModel) -> M:
@@ -100,51 +104,61 @@ def rest_part[M: BaseModel](model: type[M], args: BaseModel) -> M:
     return model.model_construct(**{name: getattr(args, name) for name in model.model_fields})
 
 
-def keyed(args: CreateBookingArgs | RescheduleArgs | StoreMessageArgs, caller: Caller) -> dict[str, Any]:
-    """A keyed write's arguments besides the request: the key, the caller it belongs to (as on the
-    REST route), the correlation id."""
-    return {
-        "caller": caller.key_scope,
-        "idempotency_key": args.idempotency_key,
-        "correlation_id": caller.correlation_id,
-    }
+def keyed(args: CreateBookingArgs | RescheduleArgs | StoreMessageArgs, call: Call) -> dict[str, Any]:
+    """A keyed write's arguments besides the request: who it acts for (its owner scopes the key, as
+    on the REST route), the key, the correlation id."""
+    return {"caller": call.caller, "idempotency_key": args.idempotency_key, "correlation_id": call.correlation_id}
+
+
+def conversation(args: StoreMessageArgs | HistoryArgs, call: Call) -> str:
+    """The chat a tool call is about: its argument, else the one the connection acts in (the host's
+    Hibachi-Conversation header)."""
+    chosen = args.conversation_id or call.caller.conversation_id
+    if chosen is None:  # staff, on a connection without the header
+        raise Unprocessable(
+            "The arguments are not valid; see details.",
+            details=[{"loc": ["arguments", "conversation_id"], "msg": "Field required", "type": "missing"}],
+        )
+    return chosen
 
 
 # -- the tools ----------------------------------------------------------------------------------------------
-def check_availability(args: AvailabilityQuery, caller: Caller) -> AvailabilityOut:
+def check_availability(args: AvailabilityQuery, call: Call) -> AvailabilityOut:
     return bookings.availability(args)
 
 
-def find_bookings(args: BookingSearchIn, caller: Caller) -> BookingPage:
-    return bookings.search_bookings(args)
+def find_bookings(args: BookingSearchIn, call: Call) -> BookingPage:
+    return bookings.search_bookings(args, caller=call.caller)
 
 
-def create_booking(args: CreateBookingArgs, caller: Caller) -> BookingOut:
-    booking, _created = bookings.create_booking(rest_part(BookingIn, args), **keyed(args, caller))
+def create_booking(args: CreateBookingArgs, call: Call) -> BookingOut:
+    booking, _created = bookings.create_booking(rest_part(BookingIn, args), **keyed(args, call))
     return booking
 
 
-def get_booking(args: BookingRef, caller: Caller) -> BookingOut:
-    return bookings.get_booking(args.booking_id)
+def get_booking(args: BookingRef, call: Call) -> BookingOut:
+    return bookings.get_booking(args.booking_id, caller=call.caller)
 
 
-def reschedule_booking(args: RescheduleArgs, caller: Caller) -> BookingOut:
-    return bookings.reschedule_booking(args.booking_id, rest_part(RescheduleIn, args), **keyed(args, caller))
+def reschedule_booking(args: RescheduleArgs, call: Call) -> BookingOut:
+    return bookings.reschedule_booking(args.booking_id, rest_part(RescheduleIn, args), **keyed(args, call))
 
 
-def cancel_booking(args: BookingRef, caller: Caller) -> BookingOut:
-    return bookings.cancel_booking(args.booking_id, correlation_id=caller.correlation_id)
+def cancel_booking(args: BookingRef, call: Call) -> BookingOut:
+    return bookings.cancel_booking(args.booking_id, caller=call.caller, correlation_id=call.correlation_id)
 
 
-def store_message(args: StoreMessageArgs, caller: Caller) -> MessageOut:
+def store_message(args: StoreMessageArgs, call: Call) -> MessageOut:
     message, _created = conversations.post_message(
-        args.conversation_id, rest_part(MessageIn, args), **keyed(args, caller)
+        conversation(args, call), rest_part(MessageIn, args), **keyed(args, call)
     )
     return message
 
 
-def get_conversation_history(args: HistoryArgs, caller: Caller) -> MessagePage:
-    return conversations.list_messages(args.conversation_id, limit=args.limit, before=args.before)
+def get_conversation_history(args: HistoryArgs, call: Call) -> MessagePage:
+    return conversations.list_messages(
+        conversation(args, call), caller=call.caller, limit=args.limit, before=args.before
+    )
 
 
 _TIMES = (

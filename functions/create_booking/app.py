@@ -24,7 +24,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from hibachi import idempotency
-from hibachi.api import Route, create_app, handle
+from hibachi.api import Route, create_app, current_caller, handle
 from hibachi.bookings import service
 from hibachi.bookings.models import (
     AvailabilityOut,
@@ -106,13 +106,16 @@ _BOOKING: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] 
             "description": "slot_full: no chef is free then (the details list free start times that day); "
             "idempotency_key_in_flight: the key's first request is still in progress"
         },
-        422: {"description": "validation_error, or idempotency_key_reused: the key was used with another request"},
+        422: {
+            "description": "validation_error; idempotency_key_reused: the key was used with another request; "
+            "conversation_mismatch: conversation_id names another conversation than the Hibachi-Conversation header's"
+        },
     },
 )
 def create_booking(booking: BookingIn, idempotency_key: IdempotencyKey = None) -> Response[BookingOut]:
     stored, created = service.create_booking(
         booking,
-        caller=idempotency.caller_of(app.current_event.raw_event),
+        caller=current_caller(app),
         idempotency_key=idempotency_key,
         correlation_id=logger.get_correlation_id(),
     )
@@ -125,7 +128,7 @@ def create_booking(booking: BookingIn, idempotency_key: IdempotencyKey = None) -
 
 @app.get("/bookings/<booking_id>", summary="Read a booking", tags=["bookings"])
 def get_booking(booking_id: BookingId) -> BookingOut:
-    return service.get_booking(booking_id)
+    return service.get_booking(booking_id, caller=current_caller(app))
 
 
 @app.get(
@@ -157,7 +160,7 @@ def booking_events(booking_id: BookingId) -> EventPage:
     },
 )
 def cancel_booking(booking_id: BookingId) -> BookingOut:
-    return service.cancel_booking(booking_id, correlation_id=logger.get_correlation_id())
+    return service.cancel_booking(booking_id, caller=current_caller(app), correlation_id=logger.get_correlation_id())
 
 
 @app.patch(
@@ -183,7 +186,7 @@ def reschedule_booking(
     return service.reschedule_booking(
         booking_id,
         change,
-        caller=idempotency.caller_of(app.current_event.raw_event),
+        caller=current_caller(app),
         idempotency_key=idempotency_key,
         correlation_id=logger.get_correlation_id(),
     )
@@ -219,13 +222,21 @@ def availability(
         "All filters are optional and must all match; `from`/`to` are local dates in each booking's own time "
         "zone (both included). Without any filter: the confirmed bookings from today on. Ordered by "
         "`event_start`, then `id`; pass `next_cursor` back as `cursor` (with the same filters) for the next page. "
-        "A POST, so that phone numbers and email addresses stay out of URLs and logs."
+        "A POST, so that phone numbers and email addresses stay out of URLs and logs. The assistant (a token "
+        "without `staff`) finds only the bookings of its conversation's customer: those made in it, or whose "
+        "phone or email was verified in it."
     ),
     tags=["bookings"],
-    responses={200: {"description": "One page of bookings", "content": {"application/json": {"model": BookingPage}}}},
+    responses={
+        200: {"description": "One page of bookings", "content": {"application/json": {"model": BookingPage}}},
+        403: {
+            "description": "verification_required: a phone or email filter is not an identity verified in the "
+            "conversation this request acts for (nothing was searched)"
+        },
+    },
 )
 def search_bookings(search: BookingSearchIn) -> BookingPage:
-    return service.search_bookings(search)
+    return service.search_bookings(search, caller=current_caller(app))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

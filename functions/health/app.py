@@ -47,8 +47,12 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 app = create_app(public=("/health",))  # the template's only route without the authorizer
 
-# The route table: each route's operation and the scope template.yaml's authorizer requires on it
-OPERATIONS = {"GET /health": Route("health", None), "GET /health/details": Route("health_details", "ops:read")}
+# The route table: each route's operation and the scope template.yaml's authorizer requires on it;
+# neither acts for a customer (no conversation header needed)
+OPERATIONS = {
+    "GET /health": Route("health", None, acts=False),
+    "GET /health/details": Route("health_details", "ops:read", acts=False),
+}
 _NO_STORE = {"Cache-Control": "no-store"}
 
 

@@ -19,7 +19,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from hibachi import idempotency
-from hibachi.api import Route, create_app, handle
+from hibachi.api import Route, create_app, current_caller, handle
 from hibachi.coldstart import init_done
 from hibachi.conversations import service
 from hibachi.conversations.models import CURSOR_PATTERN, ConversationOut, MessageIn, MessageOut, MessagePage
@@ -73,7 +73,7 @@ def store_message(
     stored, created = service.post_message(
         conversation_id,
         message,
-        caller=idempotency.caller_of(app.current_event.raw_event),
+        caller=current_caller(app),
         idempotency_key=idempotency_key,
         correlation_id=logger.get_correlation_id(),
     )
@@ -86,7 +86,7 @@ def store_message(
 
 @app.get("/conversations/<conversation_id>", summary="Read a conversation", tags=["conversations"])
 def get_conversation(conversation_id: ConversationId) -> ConversationOut:
-    return service.get_conversation(conversation_id)
+    return service.get_conversation(conversation_id, caller=current_caller(app))
 
 
 @app.get("/conversations/<conversation_id>/messages", summary="Read the message history", tags=["conversations"])
@@ -102,7 +102,7 @@ def list_messages(
         ),
     ] = None,
 ) -> MessagePage:
-    return service.list_messages(conversation_id, limit=limit, before=before)
+    return service.list_messages(conversation_id, caller=current_caller(app), limit=limit, before=before)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

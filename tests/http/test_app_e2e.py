@@ -28,8 +28,8 @@ pytestmark = pytest.mark.skipif(
 def test_post_three_messages_read_them_back_and_see_the_worker_stats(app_stack):
     stack = app_stack
     cid = f"e2e:{uuid.uuid4().hex[:12]}"
-    write = stack.auth_headers(["messages:write"])
-    read = stack.auth_headers(["conversations:read"])
+    write = stack.auth_headers(["messages:write", "staff"])
+    read = stack.auth_headers(["conversations:read", "staff"])
     scores = [0.5, -0.25, 1.0]
     ids = []
     for i, score in enumerate(scores):
@@ -62,9 +62,14 @@ def test_authorizer_and_errors_on_the_real_routes(app_stack):
     body = {"role": "user", "content": "hi"}
     assert requests.post(url, json=body, timeout=30).status_code == 401
     assert (
-        requests.post(url, json=body, headers=stack.auth_headers(["conversations:read"]), timeout=30).status_code == 403
+        requests.post(
+            url, json=body, headers=stack.auth_headers(["conversations:read", "staff"]), timeout=30
+        ).status_code
+        == 403
     )
-    bad = requests.post(url, json={"role": "robot"}, headers=stack.auth_headers(["messages:write"]), timeout=30)
+    bad = requests.post(
+        url, json={"role": "robot"}, headers=stack.auth_headers(["messages:write", "staff"]), timeout=30
+    )
     assert bad.status_code == 422 and bad.json()["error"]["code"]
     assert requests.get(f"{stack.url}/nope", timeout=30).status_code == 404
     assert requests.get(f"{stack.url}/health", timeout=30).status_code == 200

@@ -69,7 +69,7 @@ def stack(database_url: str, tmp_path_factory) -> Iterator[LocalStack]:
 class Api:
     def __init__(self, stack: LocalStack):
         self.url = stack.url
-        self.headers = stack.auth_headers(["bookings:read", "bookings:write"])
+        self.headers = stack.auth_headers(["bookings:read", "bookings:write", "staff"])
 
     def availability(self, day: date, days: int = 1, duration: int = 120) -> dict[str, list[str]]:
         r = requests.get(
@@ -195,6 +195,6 @@ def test_the_assistants_flow(api, stack):
 
     api.cancel(booking["id"])
     assert api.availability(day)[day.isoformat()] == before
-    read_only = stack.auth_headers(["bookings:read"])
+    read_only = stack.auth_headers(["bookings:read", "staff"])
     assert requests.post(f"{api.url}/bookings", json={}, headers=read_only, timeout=30).status_code == 403
     assert requests.get(f"{api.url}/availability", params={"date": day.isoformat()}, timeout=30).status_code == 401

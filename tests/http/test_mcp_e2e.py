@@ -29,17 +29,20 @@ pytestmark = pytest.mark.skipif(
 Steps = Callable[[ClientSession], Awaitable[Any]]
 
 
-async def _session_run(url: str, token: str, steps: Steps) -> Any:
+async def _session_run(url: str, token: str, steps: Steps, conversation: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"}
+    if conversation is not None:  # the host's: the chat the assistant acts in
+        headers["Hibachi-Conversation"] = conversation
     async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(60.0)) as http,
+        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60.0)) as http,
         streamable_http_client(url, http_client=http) as (read, write),
         ClientSession(read, write) as session,
     ):
         return await steps(session)
 
 
-def run(url: str, token: str, steps: Steps) -> Any:
-    return asyncio.run(_session_run(url, token, steps))
+def run(url: str, token: str, steps: Steps, conversation: str | None = None) -> Any:
+    return asyncio.run(_session_run(url, token, steps, conversation))
 
 
 def far_day() -> date:
@@ -145,7 +148,7 @@ def test_scopes_per_tool_through_the_gateway(app_stack):
         allowed = await session.call_tool("get_booking", {"booking_id": str(uuid.uuid4())})
         return tools, denied, allowed
 
-    tools, denied, allowed = run(url, app_stack.token(["bookings:read"]), steps)
+    tools, denied, allowed = run(url, app_stack.token(["bookings:read"]), steps, conversation="web:scopes")
     assert "cancel_booking" in tools  # listed for every token: the call says what is missing
     assert denied.is_error and denied.structured_content["error"]["code"] == "insufficient_scope"
     assert denied.structured_content["error"]["details"] == {"required_scope": "bookings:write"}
@@ -188,7 +191,9 @@ def test_the_readme_example_client_books_a_chef(app_stack):
     assert spec and spec.loader
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
-    out = asyncio.run(example.walk(f"{app_stack.url}/mcp", app_stack.token(), day=far_day()))
+    assistant = app_stack.token(["bookings:read", "bookings:write", "messages:write", "conversations:read"])
+    out = asyncio.run(example.walk(f"{app_stack.url}/mcp", assistant, day=far_day()))
+    assert out["booking"]["conversation_id"] == out["chat"]  # linked to the connection's chat
     assert out["free_starts"] > 0 and out["retry"] == out["booking"]
     assert out["found"] == [out["booking"]["id"]]
     assert out["cancelled"]["status"] == "cancelled" and out["moved"]["version"] == 2

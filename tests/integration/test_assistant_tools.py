@@ -21,7 +21,7 @@ from hibachi import settings as settings_module
 from testkit.events import http_event
 from tests.conftest import ROOT, load_function, new_id
 
-ALL = ("bookings:write", "bookings:read", "messages:write", "conversations:read")
+ALL = ("bookings:write", "bookings:read", "messages:write", "conversations:read", "staff")
 READ_ONLY = {"check_availability", "find_bookings", "get_booking", "get_conversation_history"}
 TZ = "America/Los_Angeles"
 TOOLS = {
@@ -172,8 +172,8 @@ def test_get_opens_no_stream_405_with_allow_post(context, settings):
         "/mcp",
         route_key="GET /mcp",
         headers={"accept": "text/event-stream"},
-        claims={"sub": "agent-1", "scope": "bookings:read"},
-        scopes=["bookings:read"],
+        claims={"sub": "agent-1", "scope": "bookings:read staff"},
+        scopes=["bookings:read", "staff"],
     )
     response = load_function("assistant_tools").lambda_handler(event, context)
     assert response["statusCode"] == 405 and response["headers"]["Allow"] == "POST"
@@ -267,8 +267,8 @@ def test_reschedule_key_is_the_rest_routes_key(context, settings, sqs):
             path_parameters={"booking_id": booking["id"]},
             headers={"content-type": "application/json", "idempotency-key": key},
             body=json.dumps({"event_start": event_start}),
-            claims={"sub": "agent-1", "scope": "bookings:write"},
-            scopes=["bookings:write"],
+            claims={"sub": "agent-1", "scope": "bookings:write staff"},
+            scopes=["bookings:write", "staff"],
         )
         response = load_function("create_booking").lambda_handler(event, context)
         return response["statusCode"], json.loads(response["body"])
@@ -431,8 +431,11 @@ def test_every_tool_input_schema_is_the_rest_models_schema(settings):
         prop = app.server.tools[name].input_schema()["properties"]["booking_id"]
         assert (prop["type"], prop["format"]) == ("string", "uuid")
     for name in ("store_message", "get_conversation_history"):
-        prop = app.server.tools[name].input_schema()["properties"]["conversation_id"]
-        assert (prop["pattern"], prop["minLength"], prop["maxLength"]) == (ID_PATTERN, 1, 128)
+        # optional: the connection's conversation (the host's Hibachi-Conversation header) by default
+        schema = app.server.tools[name].input_schema()
+        prop, none = schema["properties"]["conversation_id"]["anyOf"]
+        assert (prop["pattern"], prop["minLength"], prop["maxLength"], none) == (ID_PATTERN, 1, 128, {"type": "null"})
+        assert "conversation_id" not in schema.get("required", [])
 
 
 def test_availability_and_search_tools(context, settings, sqs):

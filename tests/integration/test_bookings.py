@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hibachi import settings as settings_module
 
+from testkit.callers import staff
 from testkit.events import http_event
 from testkit.netproxy import PgProxy
 from tests.conftest import load_function, new_id, receive_all
@@ -48,7 +49,7 @@ def call(context, route_key: str, booking_id=None, *, body=None, headers=None, r
         headers={"content-type": "application/json", **(headers or {})},
         body=raw_body if raw_body is not None else (json.dumps(body) if body is not None else None),
         claims={"sub": "tester"},
-        scopes=["bookings:write", "bookings:read"],
+        scopes=["bookings:write", "bookings:read", "staff"],
     )
     response = load_function("create_booking").lambda_handler(event, context)
     return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
@@ -236,7 +237,7 @@ def _race(n: int, bodies, keys=None) -> list:
     def create(i: int):
         body = BookingIn.model_validate(bodies[i] if isinstance(bodies, list) else bodies)
         return service.create_booking(
-            body, caller="tester", idempotency_key=keys[i] if keys else None, correlation_id=f"race-{i}"
+            body, caller=staff(), idempotency_key=keys[i] if keys else None, correlation_id=f"race-{i}"
         )
 
     return _concurrently(n, create)
@@ -577,7 +578,7 @@ def test_concurrent_reschedules_into_one_slot_never_overbook(settings, db):
         ids = [
             service.create_booking(
                 BookingIn.model_validate(booking_body(local_start(days=40 + i))),
-                caller="tester",
+                caller=staff(),
                 idempotency_key=None,
                 correlation_id=None,
             )[0].id
@@ -586,7 +587,7 @@ def test_concurrent_reschedules_into_one_slot_never_overbook(settings, db):
         change = RescheduleIn.model_validate({"event_start": local_start(days=60, hour=18)})
         before = deadlocks(db)
         results = _concurrently(
-            n, lambda i: service.reschedule_booking(ids[i], change, caller="tester", correlation_id=None)
+            n, lambda i: service.reschedule_booking(ids[i], change, caller=staff(), correlation_id=None)
         )
     moved = [r for r in results if not isinstance(r, Exception)]
     full = [r for r in results if isinstance(r, service.SlotFull)]

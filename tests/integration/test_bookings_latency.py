@@ -37,7 +37,7 @@ def test_create_booking_latency_in_process(settings, context, db, capsys):
             headers={"content-type": "application/json", "idempotency-key": f"lat-{i}"},
             body=json.dumps(body),
             claims={"sub": "bench"},
-            scopes=["bookings:write"],
+            scopes=["bookings:write", "staff"],
         )
 
     for i in range(10):  # warm-up: connection, imports, first validations

@@ -28,7 +28,7 @@ def call(context, route_key: str, cid: str, *, body=None, headers=None, query=No
         headers={"content-type": "application/json", **(headers or {})},
         body=raw_body if raw_body is not None else (json.dumps(body) if body is not None else None),
         claims={"sub": "tester"},
-        scopes=["messages:write", "conversations:read"],
+        scopes=["messages:write", "conversations:read", "staff"],
     )
     response = load_function("store_message").lambda_handler(event, context)
     return response["statusCode"], json.loads(response["body"]) if response.get("body") else None

@@ -152,7 +152,7 @@ def post_message(context, cid: str, **body):
         path=f"/conversations/{cid}/messages",
         path_parameters={"conversation_id": cid},
         body={"role": "user", "content": "hi", **body},
-        scopes=["messages:write"],
+        scopes=["messages:write", "staff"],
     )
 
 
@@ -213,7 +213,7 @@ def test_reads_emit_latency_and_database_time(settings, context, capsys, warm, r
         route_key,
         path=f"/conversations/{cid}{suffix}",
         path_parameters={"conversation_id": cid},
-        scopes=["conversations:read"],
+        scopes=["conversations:read", "staff"],
     )
     assert response["statusCode"] == 200
     blob = only(emf(capsys.readouterr().out), metric)
@@ -229,7 +229,7 @@ def test_errors_are_measured_too(settings, context, capsys, warm):
         GET_CONV,
         path="/conversations/nope-" + new_id(),
         path_parameters={"conversation_id": "nope"},
-        scopes=["conversations:read"],
+        scopes=["conversations:read", "staff"],
     )
     assert response["statusCode"] == 404
     assert_api_latency(
@@ -397,7 +397,7 @@ def booking_call(context, route_key: str, booking_id: str | None = None, body=No
         body=body,
         request_id=request_id,
         path_parameters={"booking_id": booking_id} if booking_id else None,
-        scopes=["bookings:write", "bookings:read"],
+        scopes=["bookings:write", "bookings:read", "staff"],
     )
 
 

@@ -117,7 +117,7 @@ def post_user_message(context, cid: str) -> None:
         headers={"content-type": "application/json"},
         body=json.dumps({"role": "user", "content": "Book it for Saturday!"}),
         claims={"sub": "t"},
-        scopes=["messages:write"],
+        scopes=["messages:write", "staff"],
     )
     assert load_function("store_message").lambda_handler(event, context)["statusCode"] == 201
 

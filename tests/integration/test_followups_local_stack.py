@@ -48,7 +48,9 @@ def sql(database_url: str, statement: str, params=None) -> list[tuple]:
 
 def history(stack: LocalStack, cid: str) -> list[dict]:
     r = requests.get(
-        f"{stack.url}/conversations/{cid}/messages", headers=stack.auth_headers(["conversations:read"]), timeout=30
+        f"{stack.url}/conversations/{cid}/messages",
+        headers=stack.auth_headers(["conversations:read", "staff"]),
+        timeout=30,
     )
     return r.json()["items"] if r.status_code == 200 else []
 
@@ -57,7 +59,7 @@ def test_a_booking_is_confirmed_scheduled_and_followed_up(stack, database_url):
     cid = new_id("e2e:c")
     r = requests.post(
         f"{stack.url}/conversations/{cid}/messages",
-        headers=stack.auth_headers(["messages:write"]),
+        headers=stack.auth_headers(["messages:write", "staff"]),
         json={"role": "user", "content": "Book a chef for Saturday, 12 of us"},
         timeout=30,
     )
@@ -66,13 +68,16 @@ def test_a_booking_is_confirmed_scheduled_and_followed_up(stack, database_url):
     url = f"{stack.url}/bookings"
     body = booking_body(local_start(days=9), conversation_id=cid)
     assert requests.post(url, json=body, timeout=30).status_code == 401
-    assert requests.post(url, json=body, headers=stack.auth_headers(["bookings:read"]), timeout=30).status_code == 403
+    assert (
+        requests.post(url, json=body, headers=stack.auth_headers(["bookings:read", "staff"]), timeout=30).status_code
+        == 403
+    )
     r = requests.post(
-        url, json=body, headers={**stack.auth_headers(["bookings:write"]), "idempotency-key": cid}, timeout=30
+        url, json=body, headers={**stack.auth_headers(["bookings:write", "staff"]), "idempotency-key": cid}, timeout=30
     )
     assert r.status_code == 201, r.text
     booking = r.json()
-    r = requests.get(f"{url}/{booking['id']}", headers=stack.auth_headers(["bookings:read"]), timeout=30)
+    r = requests.get(f"{url}/{booking['id']}", headers=stack.auth_headers(["bookings:read", "staff"]), timeout=30)
     assert r.status_code == 200 and r.json() == booking
 
     # the worker (fed by the poller) confirms in the conversation and creates the schedule
@@ -112,7 +117,7 @@ def test_a_booking_is_confirmed_scheduled_and_followed_up(stack, database_url):
 
 
 def test_cancel_over_http_deletes_the_schedule(stack, database_url):
-    headers = stack.auth_headers(["bookings:write"])
+    headers = stack.auth_headers(["bookings:write", "staff"])
     r = requests.post(f"{stack.url}/bookings", json=booking_body(local_start(days=11)), headers=headers, timeout=30)
     assert r.status_code == 201, r.text
     booking = r.json()
@@ -166,7 +171,7 @@ def test_demo_follow_up_arrives_in_the_conversation_by_waiting_alone(database_ur
         max_workers=1,
     ) as s:
         cid = new_id("demo:c")
-        headers = {**s.auth_headers(["bookings:write"]), "idempotency-key": cid}
+        headers = {**s.auth_headers(["bookings:write", "staff"]), "idempotency-key": cid}
         r = requests.post(
             f"{s.url}/bookings",
             json=booking_body(local_start(days=13), conversation_id=cid),

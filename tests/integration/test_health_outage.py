@@ -40,7 +40,7 @@ def store(context, cid: str) -> int:
         headers={"content-type": "application/json"},
         body=json.dumps({"role": "user", "content": "are you there?"}),
         claims={"sub": "t"},
-        scopes=["messages:write"],
+        scopes=["messages:write", "staff"],
     )
     return load_function("store_message").lambda_handler(event, context)["statusCode"]
 

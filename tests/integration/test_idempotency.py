@@ -11,6 +11,7 @@ from hibachi import idempotency
 from hibachi.bookings.models import BookingIn
 from hibachi.bookings.service import legacy_request_hash
 
+from testkit.callers import staff
 from testkit.events import http_event
 from tests.conftest import load_function, new_id
 from tests.integration.test_bookings import CREATE, booking_body, local_start
@@ -28,7 +29,7 @@ def post(context, cid: str, body: dict, key: str | None, claims: dict | None = N
         headers={"content-type": "application/json", **({"idempotency-key": key} if key else {})},
         body=json.dumps(body),
         claims=claims if claims is not None else {"sub": "tester"},
-        scopes=["messages:write"],
+        scopes=["messages:write", "staff"],
     )
     response = load_function("store_message").lambda_handler(event, context)
     return response["statusCode"], json.loads(response["body"]), response.get("headers") or {}
@@ -64,9 +65,9 @@ def test_a_key_without_a_caller_is_refused(settings, db):
     cid = new_id()
     message = MessageIn.model_validate({"role": "user", "content": "hi"})
     with pytest.raises(idempotency.CallerUnknown):
-        service.post_message(cid, message, caller="", idempotency_key="k", correlation_id=None)
+        service.post_message(cid, message, caller=staff(""), idempotency_key="k", correlation_id=None)
     assert db.fetchone("SELECT count(*) AS n FROM messages WHERE conversation_id = %(c)s", {"c": cid})["n"] == 0
-    assert service.post_message(cid, message, caller="", idempotency_key=None, correlation_id=None)[1]  # no key
+    assert service.post_message(cid, message, caller=staff(""), idempotency_key=None, correlation_id=None)[1]  # no key
 
 
 def test_a_message_key_stored_before_keys_were_per_caller_still_answers_its_retry(settings, context, db):

@@ -40,7 +40,7 @@ def test_request_id_reaches_the_worker_log_line_and_metrics_of_its_job(settings,
         headers={"content-type": "application/json"},
         body=json.dumps({"role": "user", "content": "table for 8?", "emotion_score": 0.7}),
         claims={"sub": "t"},
-        scopes=["messages:write"],
+        scopes=["messages:write", "staff"],
         request_id=request_id,
     )
     with structured_logs() as api_logs:
@@ -89,7 +89,7 @@ def test_each_record_of_a_batch_logs_its_own_request_id(settings, context, sqs):
             headers={"content-type": "application/json"},
             body=json.dumps({"role": "user", "content": "hi", "emotion_score": 0.1 * i}),
             claims={"sub": "t"},
-            scopes=["messages:write"],
+            scopes=["messages:write", "staff"],
             request_id=rid,
         )
         load_function("store_message").lambda_handler(event, context)

@@ -72,9 +72,40 @@ def test_set_based_job_batch_is_at_most_two_round_trips(job_type, settings, aws,
     run = f"perf-{uuid.uuid4().hex[:8]}"
     fixtures = fixtures_of(job_type.setup, 2 * BATCH, run)
     handler = load_function(job_type.function).lambda_handler
-    with settings_module.override(database_url=counted.dsn(database_url)):
+    # the job's own statements; the events its bookings publish afterwards are counted below
+    with settings_module.override(database_url=counted.dsn(database_url), event_bus_name=None):
         for batch in range(2):  # the first opens the connection
             counted.reset()
             event = sqs_event([job.model_dump_json() for job in job_type.jobs(fixtures, batch, BATCH)])
             assert handler(event, context) == {"batchItemFailures": []}
         assert counted.round_trips <= 2, f"{job_type.name}: {counted.round_trips} round trips for {BATCH} jobs"
+
+
+def test_publishing_a_batchs_events_is_two_round_trips_per_event_of_a_booking(settings, aws, counted, database_url):
+    """Publishing is set-based too: per round, one statement claims the next event of every booking
+    of the batch and one records the PutEvents outcome, whatever the number of bookings."""
+    from hibachi.bookings import service
+    from hibachi.bookings.models import BookingIn
+    from hibachi.callers import Caller
+    from hibachi.events import publisher
+
+    from tests.integration.test_bookings import booking_body, local_start
+
+    staff = Caller(owner="perf", sub="perf", client_id=None, staff=True, conversation_id=None, via="test")
+    day = 200 + uuid.uuid4().int % 300
+    ids = [
+        service.create_booking(
+            BookingIn.model_validate(booking_body(local_start(days=day + i, hour=18))),
+            caller=staff,
+            idempotency_key=None,
+            correlation_id=None,
+        )[0].id
+        for i in range(BATCH)
+    ]
+    for booking_id in ids[:5]:  # half of them with a second event
+        service.cancel_booking(booking_id, caller=staff, correlation_id=None)
+    with settings_module.override(database_url=counted.dsn(database_url)):
+        publisher.publish_bookings([uuid.uuid4()])  # opens the connection (no events: one claim)
+        counted.reset()
+        assert publisher.publish_bookings(ids) == (15, 0)
+        assert counted.round_trips == 4, "two rounds (the cancelled ones' second event), two statements each"

@@ -87,7 +87,9 @@ def test_a_forged_or_incomplete_event_is_refused(rel, target, route, case):
 
 def test_a_route_key_with_another_routes_method_and_path_is_refused(rel, target):
     read = next(r for r in PROTECTED if r.route_key == "GET /bookings/{booking_id}")
-    scopes = {"jwt": {"claims": {"sub": "reader", "scope": "bookings:read"}, "scopes": ["bookings:read"]}}
+    scopes = {
+        "jwt": {"claims": {"sub": "reader", "scope": "bookings:read staff"}, "scopes": ["bookings:read", "staff"]}
+    }
     bid = target["booking_id"]
     for method, path in (("POST", f"/bookings/{bid}/cancel"), ("PATCH", f"/bookings/{bid}"), ("GET", "/bookings")):
         status, body = invoke(rel, read, forged(read, target, scopes, method=method, path=path))

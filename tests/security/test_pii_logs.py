@@ -19,6 +19,7 @@ import pytest
 from hibachi import settings as settings_module
 from hibachi.observability import logger
 
+from testkit.callers import staff
 from testkit.events import http_event
 from tests.conftest import load_function, new_id
 from tests.integration.test_bookings import booking_body, local_start
@@ -86,7 +87,7 @@ def customer_booking(**overrides) -> dict:
 
 
 def api(context, function: str, route_key: str, path: str, *, body=None, raw=None, headers=None, params=None):
-    scopes = ["bookings:write", "bookings:read", "messages:write", "conversations:read", "ops:read"]
+    scopes = ["bookings:write", "bookings:read", "messages:write", "conversations:read", "ops:read", "staff"]
     event = http_event(
         route_key.split(" ", 1)[0],
         path,
@@ -169,7 +170,7 @@ def test_no_customer_value_reaches_a_log_line(settings, context, db, aws, captur
     sneaky = BookingIn.model_validate(customer_booking(event_start=local_start(14)))
     sneaky.customer.phone = ARABIC_PHONE
     with pytest.raises(ConstraintViolation) as refused:
-        service.create_booking(sneaky, caller="tester", idempotency_key=None, correlation_id=None)
+        service.create_booking(sneaky, caller=staff(), idempotency_key=None, correlation_id=None)
     assert refused.value.status == 422 and refused.value.constraint == "bookings_customer_phone_check"
 
     # an unexpected exception whose message quotes the customer: a 500 logged by type and frames

@@ -88,7 +88,7 @@ def test_message_rules_reject_unstorable_input(body):
 def test_message_accepts_unicode_and_limits():
     msg = MessageIn.model_validate(
         {
-            "role": "system",
+            "role": "assistant",
             "content": "🍤 héllo 日本" * 100,
             "emotion_score": -1,
             "metadata": {"ok": ["nested", {"x": 1}]},

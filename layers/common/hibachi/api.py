@@ -34,8 +34,9 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from pydantic import BaseModel, ConfigDict, Field
 
 from hibachi import snapstart
+from hibachi.callers import Caller, caller_of, token_scopes
 from hibachi.db import get_db
-from hibachi.errors import AppError, PayloadTooLarge
+from hibachi.errors import AppError, PayloadTooLarge, Unprocessable
 from hibachi.observability import add_ms, exception_facts, logger, metrics, timed_ms
 from hibachi.settings import get_settings
 
@@ -226,13 +227,28 @@ class _Resolver(APIGatewayHttpResolver):
         return json.dumps(doc, indent=2)
 
 
+def json_body(text: str | bytes) -> Any:
+    """``json.loads`` for request bodies: an integer longer than Python's limit on integer digits
+    (``sys.get_int_max_str_digits()``, 4,300) is valid JSON that ``int()`` refuses with a plain
+    ValueError (a 500 before this); it is a 422 like any other unusable body."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise  # Powertools' 422 json_invalid
+    except ValueError:
+        raise Unprocessable(_VALIDATION_MESSAGE, details=[INTEGER_TOO_LONG]) from None
+
+
+INTEGER_TOO_LONG = {"loc": ["body"], "msg": "has an integer with more than 4300 digits", "type": "integer_too_long"}
+
+
 def create_app(public: Collection[str] = (), links: Sequence[Link] = ()) -> APIGatewayHttpResolver:
     """A resolver with request validation and the app's error mapping. ``public``: the paths the
     template serves without the JWT authorizer (for the document; the template decides);
     ``links``: the OpenAPI links between its operations. With SnapStart on, the runtime hooks are
     registered here (``hibachi.snapstart``)."""
     snapstart.register()
-    app = _Resolver(enable_validation=True, public=public, links=links)
+    app = _Resolver(enable_validation=True, public=public, links=links, json_body_deserializer=json_body)
 
     def request_id() -> str | None:
         return _request_id(app.current_event.raw_event) if app.current_event else None
@@ -283,33 +299,15 @@ class Route:
 
     operation: str
     scope: str | tuple[str, ...] | None
+    # the route acts for someone (a conversation's customer, or staff): ``handle`` builds its
+    # ``Caller`` (403 conversation_required for a caller without staff that names no conversation);
+    # False for the routes that read no customer data (health)
+    acts: bool = True
 
     @property
     def scopes(self) -> tuple[str, ...]:
         """The scopes of which the token needs one (empty for a public route)."""
         return (self.scope,) if isinstance(self.scope, str) else tuple(self.scope or ())
-
-
-def token_scopes(event: Mapping[str, Any]) -> set[str] | None:
-    """The scopes of the JWT the authorizer accepted; ``None`` when the event did not come through
-    the authorizer (no ``requestContext.authorizer.jwt`` with claims)."""
-    context = event.get("requestContext")
-    authorizer = context.get("authorizer") if isinstance(context, Mapping) else None
-    jwt = authorizer.get("jwt") if isinstance(authorizer, Mapping) else None
-    claims = jwt.get("claims") if isinstance(jwt, Mapping) else None
-    if not isinstance(jwt, Mapping) or not isinstance(claims, Mapping) or not claims:
-        return None
-    found: set[str] = set()
-    scopes = jwt.get("scopes")
-    if isinstance(scopes, list):
-        found.update(s for s in scopes if isinstance(s, str))
-    for key in ("scope", "scp"):
-        value = claims.get(key)
-        if isinstance(value, list):
-            found.update(str(v) for v in value)
-        elif isinstance(value, str):  # API Gateway renders a list claim as "[a b]"
-            found.update(value.strip("[]").replace(",", " ").split())
-    return found
 
 
 def has_scope(event: Mapping[str, Any], scope: str) -> bool:
@@ -391,14 +389,22 @@ def refusal(event: Mapping[str, Any], routes: Mapping[str, Any]) -> dict[str, An
     return _early(event, *refused) if refused is not None else None
 
 
-def _early(event: Mapping[str, Any], status: int, code: str, message: str) -> dict[str, Any]:
+def _early(event: Mapping[str, Any], status: int, code: str, message: str, details: Any = None) -> dict[str, Any]:
     """An error answer given before the resolver runs."""
     return {
         "statusCode": status,
         "headers": {"Content-Type": content_types.APPLICATION_JSON},
-        "body": json.dumps(error_body(code, message, request_id=_request_id(event))),
+        "body": json.dumps(error_body(code, message, details, request_id=_request_id(event))),
         "isBase64Encoded": False,
     }
+
+
+def current_caller(app: APIGatewayHttpResolver) -> Caller:
+    """The ``Caller`` that ``handle`` built for the request being resolved."""
+    caller = app.context.get("caller")
+    if not isinstance(caller, Caller):  # a route with acts=False, or not resolved through handle
+        raise RuntimeError("this request has no caller: resolve it through hibachi.api.handle")
+    return caller
 
 
 def _body_size(event: Mapping[str, Any]) -> int:
@@ -417,6 +423,28 @@ def _too_large(event: Mapping[str, Any], limit: int) -> dict[str, Any]:
     )
 
 
+def _guard(event: Mapping[str, Any], operations: Mapping[str, Route]) -> tuple[dict[str, Any] | None, Caller | None]:
+    """(the answer to a request refused before the resolver runs, None to go on; who it acts for):
+    the route table's check, the body's size and media type, then the ``Caller``
+    (``hibachi.callers.caller_of``: 403 conversation_required, 422 for a bad header), built once."""
+    refused = _refusal(event, operations)
+    if refused is not None:
+        return _early(event, *refused), None
+    limit = get_settings().max_body_bytes
+    if _body_size(event) > limit:
+        return _too_large(event, limit), None
+    if _unsupported_media_type(event):
+        return _early(event, 415, "unsupported_media_type", "Send the body as application/json."), None
+    route_key = str(event.get("routeKey"))
+    route = operations[route_key]  # _refusal passed: a Route
+    if not route.acts or route.scope is None:
+        return None, None
+    try:
+        return None, caller_of(event, route_key)
+    except AppError as exc:
+        return _early(event, exc.status, exc.code, exc.message, exc.details), None
+
+
 def metric_prefix(operation: str) -> str:
     """``store_message`` -> ``StoreMessage``."""
     return "".join(part.capitalize() for part in operation.split("_"))
@@ -425,7 +453,8 @@ def metric_prefix(operation: str) -> str:
 def handle(
     app: APIGatewayHttpResolver, event: dict[str, Any], context: Any, operations: Mapping[str, Route]
 ) -> dict[str, Any]:
-    """Resolve one API event: authorization, size and media-type guards, routing, and the latency
+    """Resolve one API event: authorization, size and media-type guards, who it acts for (the
+    ``Caller``, built once; a route reads it with ``current_caller``), routing, and the latency
     and database-time metrics.
 
     ``operations`` is the function's route table: HTTP API route key (``"POST /bookings"``) ->
@@ -438,21 +467,16 @@ def handle(
         metrics.add_metadata(key="correlation_id", value=request_id)
     db = get_db()
     with timed_ms() as total, db.measure() as stats:
-        limit = get_settings().max_body_bytes
-        refusal = _refusal(event, operations)
-        if refusal is not None:
-            result = _early(event, *refusal)
-        elif _body_size(event) > limit:
-            result = _too_large(event, limit)
-        elif _unsupported_media_type(event):
-            result = _early(event, 415, "unsupported_media_type", "Send the body as application/json.")
-        else:
+        result, caller = _guard(event, operations)
+        if result is None:
             if event.get("isBase64Encoded") and event.get("body"):
                 # the resolver expects text bodies; the gateway base64-encodes non-text types
                 try:
                     event = {**event, "body": base64.b64decode(event["body"]).decode("utf-8"), "isBase64Encoded": False}
                 except (ValueError, UnicodeDecodeError):
                     event = {**event, "body": "\x00invalid", "isBase64Encoded": False}
+            if caller is not None:
+                app.context["caller"] = caller  # cleared by resolve() when it ends
             result = app.resolve(event, context)
     add_ms(f"{metric_prefix(operation)}Latency", total[0])
     if stats.statements:

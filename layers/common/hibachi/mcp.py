@@ -21,7 +21,7 @@ What is served (MCP 2025-11-25 and 2025-06-18; an unknown version in ``initializ
   2025-06-18 transport dropped JSON-RPC batching), or not a JSON-RPC 2.0 message -> 400 / -32600; an
   ``MCP-Protocol-Version`` header this server does not speak -> 400 / -32600; a body that is not
   ``application/json`` -> 415; an ``Accept`` header that rules out JSON -> 406; a body over
-  ``MAX_BODY_BYTES`` -> 413.
+  ``MAX_BODY_BYTES`` -> 413; an integer beyond Python's 4,300 digits -> 422 / -32602.
 - A tool call: its scope is checked against the token's (the scope of the REST route the tool
   mirrors), its arguments are validated by the tool's pydantic model (the same models as the REST
   API), then the tool runs. Failures are *tool errors* (``isError: true``), never HTTP errors, so the
@@ -41,8 +41,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from hibachi import idempotency
 from hibachi.api import document_auth, metric_prefix, refusal, validation_details
+from hibachi.callers import Caller, caller_of, token_scopes
 from hibachi.db import get_db
 from hibachi.errors import AppError
 from hibachi.observability import add_ms, exception_facts, logger, metrics, timed_ms
@@ -56,14 +56,23 @@ _RESPONSE_MEMBERS = frozenset({"jsonrpc", "id", "result", "error"})
 
 
 @dataclass(frozen=True)
-class Caller:
-    """Who calls a tool: the JWT's subject and scopes (from the HTTP API JWT authorizer)."""
+class Request:
+    """One POST of the endpoint: the token's scopes, the request id, and the event, from which each
+    tool call builds its ``Caller`` (``hibachi.callers``: who it acts for)."""
 
-    subject: str | None
     scopes: frozenset[str]
+    correlation_id: str | None
+    event: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a tool runs with besides its arguments: who it acts for (built per call, ``via``
+    ``"mcp:<tool>"``; the conversation comes from the host's header on the connection, never from
+    an argument the model wrote) and the request's id (jobs carry it)."""
+
+    caller: Caller
     correlation_id: str | None = None
-    # whom an Idempotency-Key belongs to: the client_id claim, else sub, as on the REST routes
-    key_scope: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,7 +86,7 @@ class Tool:
     scope: str
     arguments: type[BaseModel]
     output: type[BaseModel]
-    run: Callable[[Any, Caller], BaseModel]
+    run: Callable[[Any, Call], BaseModel]
     read_only: bool = False
     destructive: bool = False
     idempotent: bool = False
@@ -102,22 +111,11 @@ class Tool:
         }
 
 
-def caller_of(event: Mapping[str, Any]) -> Caller:
-    """The caller from the authorizer's context: ``jwt.scopes`` (set when the route has scopes), else
-    the token's ``scope`` claim (space separated)."""
+def request_of(event: Mapping[str, Any]) -> Request:
+    """The request's scopes (``hibachi.callers.token_scopes``: ``jwt.scopes`` and the token's
+    ``scope`` / ``scp`` claims) and id."""
     context = event.get("requestContext") or {}
-    jwt = ((context.get("authorizer") or {}).get("jwt")) or {}
-    claims = jwt.get("claims") or {}
-    scopes = jwt.get("scopes")
-    if not isinstance(scopes, list):
-        scopes = str(claims.get("scope") or "").split()
-    subject = claims.get("sub")
-    return Caller(
-        subject=str(subject) if subject else None,
-        scopes=frozenset(str(s) for s in scopes),
-        correlation_id=context.get("requestId"),
-        key_scope=idempotency.caller_of(event),
-    )
+    return Request(scopes=frozenset(token_scopes(event) or ()), correlation_id=context.get("requestId"), event=event)
 
 
 class _Reject(Exception):
@@ -202,6 +200,15 @@ def _method(event: Mapping[str, Any]) -> str:
 _NO_STREAM = "Method Not Allowed: this server offers no SSE stream; POST one JSON-RPC message per request."
 
 
+def _parse_int(digits: str) -> int:
+    """An integer of the message: one longer than Python's limit on integer digits (4,300) is valid
+    JSON that ``int()`` refuses; 422, not a parse error (nor the REST API's 500 before this)."""
+    try:
+        return int(digits)
+    except ValueError:
+        raise _Reject(422, INVALID_PARAMS, "Invalid params: an integer has more than 4300 digits.") from None
+
+
 def _valid_id(value: Any) -> bool:
     return isinstance(value, str | int) and not isinstance(value, bool)
 
@@ -241,7 +248,7 @@ class McpServer:
                     name = (message.get("params") or {}).get("name")
                     if message.get("method") == "tools/call" and isinstance(name, str) and name in self.tools:
                         operation = f"mcp_{name}"
-                    response = self._dispatch(message, caller_of(event))
+                    response = self._dispatch(message, request_of(event))
                 except _Reject as reject:
                     answer = _error(reject.request_id, reject.code, reject.message)
                     response = _http(reject.status, answer, reject.headers)
@@ -275,7 +282,7 @@ class McpServer:
             text = base64.b64decode(raw).decode("utf-8") if event.get("isBase64Encoded") else raw
             if len(text.encode("utf-8", "surrogatepass")) > limit:
                 raise _Reject(413, INVALID_REQUEST, f"Payload Too Large: the message exceeds {limit} bytes.")
-            message = json.loads(text)
+            message = json.loads(text, parse_int=_parse_int)
         except (ValueError, RecursionError):
             raise _Reject(400, PARSE_ERROR, "Parse error: the body is not valid JSON.") from None
         if not _unicode_text(message):
@@ -308,7 +315,7 @@ class McpServer:
         return message
 
     # -- JSON-RPC -----------------------------------------------------------------------------------------
-    def _dispatch(self, message: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    def _dispatch(self, message: dict[str, Any], request: Request) -> dict[str, Any]:
         """A valid message (``_message``): a request gets its response; a notification, or the
         client's answer to a request (this server sends none), is accepted with nothing to say."""
         method = message.get("method")
@@ -334,7 +341,7 @@ class McpServer:
                 arguments = {}
             if not isinstance(arguments, dict):
                 return _http(200, _error(request_id, INVALID_PARAMS, "Invalid params: arguments must be an object."))
-            return _http(200, _result(request_id, self.call(self.tools[name], arguments, caller)))
+            return _http(200, _result(request_id, self.call(self.tools[name], arguments, request)))
         return _http(200, _error(request_id, METHOD_NOT_FOUND, f"Method not found: {method[:64]}"))
 
     def _initialize(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -348,15 +355,21 @@ class McpServer:
         }
 
     # -- tools --------------------------------------------------------------------------------------------
-    def call(self, tool: Tool, arguments: dict[str, Any], caller: Caller) -> dict[str, Any]:
-        """Run ``tool``: scope, arguments, the work; every failure is a tool error (``isError``)."""
-        if tool.scope not in caller.scopes:
+    def call(self, tool: Tool, arguments: dict[str, Any], request: Request) -> dict[str, Any]:
+        """Run ``tool``: scope, who it acts for, arguments, the work; every failure is a tool error
+        (``isError``): ``insufficient_scope``, ``conversation_required`` (a token without staff on a
+        connection without the Hibachi-Conversation header), ``validation_error``, the service's."""
+        if tool.scope not in request.scopes:
             return tool_error(
                 "insufficient_scope",
                 f"This token lacks the scope {tool.scope}, which {tool.name} needs. Ask the operator for a token "
                 "with it; retrying will not help.",
                 {"required_scope": tool.scope},
             )
+        try:
+            caller = caller_of(request.event, f"mcp:{tool.name}")
+        except AppError as exc:
+            return tool_error(exc.code, exc.message, exc.details)
         try:
             args = tool.arguments.model_validate(arguments)
         except ValidationError as exc:
@@ -368,7 +381,7 @@ class McpServer:
             fields = [{"loc": ["arguments"], "msg": "JSON is nested too deeply", "type": "json_too_deep"}]
             return tool_error("validation_error", "The arguments are not valid; see details.", fields)
         try:
-            out = tool.run(args, caller)
+            out = tool.run(args, Call(caller, request.correlation_id))
         except AppError as exc:
             if exc.status >= 500:
                 logger.warning("dependency unavailable", extra={"tool": tool.name, "code": exc.code})

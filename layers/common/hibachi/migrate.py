@@ -52,7 +52,16 @@ def apply(dsn: str) -> list[str]:
     with backend.lock():
         pending = backend.to_apply(migrations)
         backend.apply_migrations(pending)
+        with backend.transaction():  # the zones of a newer PostgreSQL (migration 0009)
+            backend.execute(REFRESH_TIME_ZONES)
     return [m.id for m in pending]
+
+
+# Every deploy: the zones PostgreSQL knows now (a minor upgrade brings new tzdata) join the list
+# that bookings are checked against (bookings_timezone_known); none is removed (a booking may use it).
+REFRESH_TIME_ZONES = """
+INSERT INTO time_zones (name) SELECT name FROM pg_timezone_names ON CONFLICT DO NOTHING
+"""
 
 
 def main(argv: list[str] | None = None) -> int:

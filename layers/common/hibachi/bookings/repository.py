@@ -11,6 +11,7 @@ sees the winner, and it picks another chef, finds the key's booking, or finds th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -20,8 +21,11 @@ from uuid import UUID
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from hibachi.callers import Caller
 from hibachi.db import Database
 from hibachi.errors import EXCLUSION_VIOLATION, ConstraintViolation
+from hibachi.events.models import EventType
+from hibachi.events.repository import booking_event, utc_text
 
 
 class BookingRow(TypedDict):
@@ -106,6 +110,24 @@ def columns(alias: str | None = None) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(alias, c) if alias else sql.Identifier(c) for c in COLUMN_NAMES)
 
 
+# Which bookings a caller reaches, as a condition on a booking row (``alias``), part of each
+# statement that reads or changes a booking by id or by search (no round trip of its own): staff
+# (``reach_all``) every one; the assistant acting in a conversation (``reach_cid``, the host's
+# header) those made in it, or whose phone or email was verified in it (conversation_identities,
+# values as stored on bookings). Parameters: ``reach_params(caller)``.
+def reach(alias: str) -> sql.Composed:
+    return sql.SQL("""(%(reach_all)s::boolean OR {a}.conversation_id = %(reach_cid)s::text OR EXISTS (
+        SELECT 1 FROM conversation_identities ci
+        WHERE ci.conversation_id = %(reach_cid)s::text
+          AND ((ci.kind = 'phone' AND ci.value = {a}.customer_phone)
+               OR (ci.kind = 'email' AND ci.value = {a}.customer_email))
+    ))""").format(a=sql.Identifier(alias))
+
+
+def reach_params(caller: Caller) -> dict[str, Any]:
+    return {"reach_all": caller.staff, "reach_cid": caller.conversation_id}
+
+
 def _chef_free(start: str, held_until: str, exclude: str = "") -> sql.Composed:
     """A chef is free for [start, held_until) when none of their confirmed bookings overlaps it
     (the exclusion constraint's GiST index answers this); ``exclude``: a condition on ``b`` that
@@ -147,7 +169,7 @@ WITH prior AS (
     FROM pick
     ON CONFLICT DO NOTHING
     RETURNING {columns}
-)
+), {event}
 SELECT 'created' AS outcome, ins.* FROM ins
 UNION ALL
 SELECT 'existing', prior.* FROM prior
@@ -155,28 +177,37 @@ UNION ALL
 SELECT 'retry', {b_columns} FROM pick LEFT JOIN bookings b ON false
 WHERE NOT EXISTS (SELECT 1 FROM ins)
 """)
-    .format(chef_free=_chef_free("%(start)s", "%(held_until)s"), columns=columns(), b_columns=columns("b"))
+    .format(
+        chef_free=_chef_free("%(start)s", "%(held_until)s"),
+        columns=columns(),
+        b_columns=columns("b"),
+        event=booking_event("ins", EventType.BOOKING_CREATED),
+    )
     .as_string()
 )
 
-GET_BOOKING = sql.SQL("SELECT {columns} FROM bookings WHERE id = %(id)s").format(columns=columns()).as_string()
+GET_BOOKING = (
+    sql.SQL("SELECT {columns} FROM bookings b WHERE id = %(id)s AND {reach}")
+    .format(columns=columns(), reach=reach("b"))
+    .as_string()
+)
 
 # Cancel in ONE statement: only a confirmed booking whose event has not started changes (status,
 # cancelled_at, version); the chef is free at once because the constraint covers confirmed rows
 # only. The second branch returns the unchanged row so the caller can tell "already cancelled"
-# (200), "already started" (409) and "no such booking" (no row, 404).
+# (200), "already started" (409) and "no such booking", or none the caller reaches (no row, 404).
 CANCEL_BOOKING = (
     sql.SQL("""
 WITH upd AS (
-    UPDATE bookings SET status = 'cancelled', cancelled_at = now(), updated_at = now(), version = version + 1
-    WHERE id = %(id)s AND status = 'confirmed' AND event_start > now()
+    UPDATE bookings b SET status = 'cancelled', cancelled_at = now(), updated_at = now(), version = version + 1
+    WHERE id = %(id)s AND status = 'confirmed' AND event_start > now() AND {reach}
     RETURNING {columns}
-)
+), {event}
 SELECT true AS changed, upd.* FROM upd
 UNION ALL
-SELECT false AS changed, {columns} FROM bookings WHERE id = %(id)s AND NOT EXISTS (SELECT 1 FROM upd)
+SELECT false AS changed, {columns} FROM bookings b WHERE id = %(id)s AND {reach} AND NOT EXISTS (SELECT 1 FROM upd)
 """)
-    .format(columns=columns())
+    .format(columns=columns(), reach=reach("b"), event=booking_event("upd", EventType.BOOKING_CANCELLED))
     .as_string()
 )
 
@@ -188,23 +219,45 @@ SELECT false AS changed, {columns} FROM bookings WHERE id = %(id)s AND NOT EXIST
 # same statement (a concurrent change with the same key fails on its primary key: unique_violation,
 # nothing changed). The second branch returns the current row and why nothing changed: ``key_used``
 # (the key is taken), ``retry`` (a chef was free: the row changed under us), ``full``.
-# PATCH reads the booking and, for a keyed request, what its key answered before (a change of the
-# caller's with that key, on any booking), in one statement; a row even when the booking is missing.
+# PATCH reads the booking (when the caller reaches it) and, for a keyed request, what its key
+# answered before (a change of the caller's with that key, on any booking), in one statement; a
+# row even when the booking is missing. A key's answer is only used for a booking the caller
+# reaches (its request hash names the booking), so a key never hands out another's booking.
 GET_FOR_CHANGE = (
     sql.SQL("""
 SELECT b.*, k.request_hash AS key_hash, k.response AS key_response
 FROM (SELECT 1) one
-LEFT JOIN (SELECT {columns} FROM bookings WHERE id = %(id)s) b ON true
+LEFT JOIN (SELECT {columns} FROM bookings b WHERE id = %(id)s AND {reach}) b ON true
 LEFT JOIN booking_changes k
     ON %(key)s::text IS NOT NULL AND k.idempotency_caller = %(caller)s::text AND k.idempotency_key = %(key)s::text
 """)
-    .format(columns=columns())
+    .format(columns=columns(), reach=reach("b"))
     .as_string()
 )
 
 _KEY_UNUSED = sql.SQL("""(%(key)s::text IS NULL OR NOT EXISTS (
         SELECT 1 FROM booking_changes k
         WHERE k.idempotency_caller = %(caller)s::text AND k.idempotency_key = %(key)s::text))""")
+
+# The reschedule's event: "Booking Rescheduled" when the start moved, else "Booking Details Changed"
+# (the guest count or the length), with the old and new value of what changed. The old values are
+# the row the caller read at %(version)s, which the UPDATE requires: they are the row it changed.
+_MOVED_OR_CHANGED = sql.SQL(
+    "CASE WHEN s.event_start <> %(old_start)s::timestamptz THEN {moved} ELSE {changed} END"
+).format(
+    moved=sql.Literal(str(EventType.BOOKING_RESCHEDULED)), changed=sql.Literal(str(EventType.BOOKING_DETAILS_CHANGED))
+)
+_CHANGES = sql.SQL("""jsonb_strip_nulls(jsonb_build_object(
+        'event_start', CASE WHEN s.event_start <> %(old_start)s::timestamptz
+            THEN jsonb_build_object('old', {old_start}, 'new', {new_start}) END,
+        'duration_minutes', CASE WHEN s.duration_minutes <> %(old_duration)s::int
+            THEN jsonb_build_object('old', %(old_duration)s::int, 'new', s.duration_minutes) END,
+        'guest_count', CASE WHEN s.guest_count <> %(old_guests)s::int
+            THEN jsonb_build_object('old', %(old_guests)s::int, 'new', s.guest_count) END,
+        'chef_id', CASE WHEN s.chef_id <> %(current_chef)s::int
+            THEN jsonb_build_object('old', %(current_chef)s::int, 'new', s.chef_id) END))""").format(
+    old_start=utc_text("%(old_start)s::timestamptz"), new_start=utc_text("s.event_start")
+)
 
 RESCHEDULE_BOOKING = (
     sql.SQL("""
@@ -221,13 +274,13 @@ WITH free AS (
         held_until = %(held_until)s, duration_minutes = %(duration)s, guest_count = %(guests)s,
         followup_due_at = %(due)s, version = bk.version + 1, updated_at = now()
     FROM locked
-    WHERE bk.id = %(id)s AND bk.version = %(version)s AND bk.status = 'confirmed' AND {key_unused}
+    WHERE bk.id = %(id)s AND bk.version = %(version)s AND bk.status = 'confirmed' AND {key_unused} AND {reach}
     RETURNING {bk_columns}
 ), keyed AS (
     INSERT INTO booking_changes (idempotency_caller, idempotency_key, booking_id, request_hash, version, response)
     SELECT %(caller)s, %(key)s, upd.id, %(hash)s, upd.version, to_jsonb(upd) FROM upd
     WHERE %(key)s::text IS NOT NULL
-)
+), {event}
 SELECT 'updated' AS outcome, upd.* FROM upd
 UNION ALL
 SELECT CASE WHEN NOT {key_unused} THEN 'key_used' WHEN EXISTS (SELECT 1 FROM free) THEN 'retry' ELSE 'full' END
@@ -239,6 +292,8 @@ FROM bookings WHERE id = %(id)s AND NOT EXISTS (SELECT 1 FROM upd)
         bk_columns=columns("bk"),
         columns=columns(),
         key_unused=_KEY_UNUSED,
+        reach=reach("bk"),
+        event=booking_event("upd", _MOVED_OR_CHANGED, changes=_CHANGES),
     )
     .as_string()
 )
@@ -289,21 +344,51 @@ _SEARCH_FILTERS = {
     "email": sql.SQL("customer_email = %(email)s"),
     "status": sql.SQL("status = %(status)s"),
     "from": sql.SQL("""event_start >= (%(from)s::date - 1)::timestamp AT TIME ZONE 'UTC'
-        AND (event_start AT TIME ZONE timezone)::date >= %(from)s::date"""),
+        AND (event_start AT TIME ZONE zone)::date >= %(from)s::date"""),
     "to": sql.SQL("""event_start < (%(to)s::date + 2)::timestamp AT TIME ZONE 'UTC'
-        AND (event_start AT TIME ZONE timezone)::date <= %(to)s::date"""),
+        AND (event_start AT TIME ZONE zone)::date <= %(to)s::date"""),
     # no filter at all: confirmed, from today in the booking's zone on
     "today": sql.SQL("""event_start >= now() - interval '2 days'
-        AND (event_start AT TIME ZONE timezone)::date >= (now() AT TIME ZONE timezone)::date"""),
+        AND (event_start AT TIME ZONE zone)::date >= (now() AT TIME ZONE zone)::date"""),
     "after": sql.SQL("(event_start, id) > (%(after_start)s::timestamptz, %(after_id)s::uuid)"),
 }
-_SEARCH = sql.SQL("SELECT {columns} FROM bookings WHERE {where} ORDER BY event_start, id LIMIT %(limit)s")
+# A search by phone or email is the assistant's way to find a customer's older bookings, so it is
+# only allowed for an identity verified in its conversation (staff: any). ``gate`` decides that in
+# the same statement: when it fails, no booking is read at all (the answer, 403
+# verification_required, never says whether that phone has bookings).
+_VERIFIED = {
+    "phone": sql.SQL("""EXISTS (SELECT 1 FROM conversation_identities ci
+        WHERE ci.conversation_id = %(reach_cid)s::text AND ci.kind = 'phone' AND ci.value = %(phone)s::text)"""),
+    "email": sql.SQL("""EXISTS (SELECT 1 FROM conversation_identities ci
+        WHERE ci.conversation_id = %(reach_cid)s::text AND ci.kind = 'email' AND ci.value = %(email)s::text)"""),
+}
+_SEARCH = sql.SQL("""
+SELECT gate.verified, found.*
+FROM (SELECT %(reach_all)s::boolean OR ({verified}) AS verified) gate
+LEFT JOIN LATERAL (
+    SELECT {columns}
+    FROM bookings b
+    -- ``zone``: the booking's zone when PostgreSQL knows it (every zone written since migration 0009),
+    -- else UTC: one row with a zone the database cannot read must not fail every search
+    CROSS JOIN LATERAL (SELECT coalesce((SELECT z.name FROM time_zones z WHERE z.name = b.timezone), 'UTC') AS zone) tz
+    WHERE gate.verified AND {where} AND {reach}
+    ORDER BY event_start, id
+    LIMIT %(limit)s
+) found ON true
+ORDER BY found.event_start, found.id
+""")
 
 
 def search_sql(filters: list[str]) -> str:
     """The search statement for the named ``_SEARCH_FILTERS`` (a fixed text per combination)."""
     where = sql.SQL(" AND ").join(sql.SQL("({})").format(_SEARCH_FILTERS[name]) for name in filters)
-    return _SEARCH.format(columns=columns(), where=where if filters else sql.SQL("true")).as_string()
+    identities = [_VERIFIED[name] for name in filters if name in _VERIFIED]
+    return _SEARCH.format(
+        columns=columns(),
+        where=where if filters else sql.SQL("true"),
+        verified=sql.SQL(" AND ").join(identities) if identities else sql.SQL("true"),
+        reach=reach("b"),
+    ).as_string()
 
 
 def create_booking(
@@ -314,6 +399,7 @@ def create_booking(
     key: str | None,
     request_hash: str,
     attempts: int,
+    actor: Mapping[str, Any],
 ) -> CreateRow | None:
     """Run ``CREATE_BOOKING`` until it answers: a row whose ``outcome`` is ``created`` or ``existing``,
     or ``None`` when the slot is full.
@@ -323,7 +409,14 @@ def create_booking(
     for a keyed request too: the statement looked for the key's booking in the snapshot in which it
     found no chef free, so a booking of the key's that filled the slot would have been ``existing``.
     """
-    params = {**fields, "address": Jsonb(fields["address"]), "caller": caller, "key": key, "hash": request_hash}
+    params = {
+        **fields,
+        "address": Jsonb(fields["address"]),
+        "caller": caller,
+        "key": key,
+        "hash": request_hash,
+        "actor": Jsonb(dict(actor)),
+    }
     for _ in range(attempts):
         try:
             row = db.fetchone(CREATE_BOOKING, params)
@@ -340,16 +433,22 @@ def create_booking(
     return None
 
 
-def get_booking(db: Database, booking_id: UUID) -> BookingRow | None:
-    return cast(BookingRow | None, db.fetchone(GET_BOOKING, {"id": booking_id}))
+def get_booking(db: Database, booking_id: UUID, *, caller: Caller) -> BookingRow | None:
+    """The booking, when ``caller`` reaches it."""
+    return cast(BookingRow | None, db.fetchone(GET_BOOKING, {"id": booking_id, **reach_params(caller)}))
 
 
-def cancel_booking(db: Database, booking_id: UUID) -> CancelRow | None:
-    return cast(CancelRow | None, db.fetchone(CANCEL_BOOKING, {"id": booking_id}))
+def cancel_booking(db: Database, booking_id: UUID, *, caller: Caller) -> CancelRow | None:
+    """``None``: no such booking, or none that ``caller`` reaches. Its event (``Booking Cancelled``,
+    by ``caller``) only when this statement cancelled it."""
+    params = {"id": booking_id, "actor": Jsonb(caller.actor()), **reach_params(caller)}
+    return cast(CancelRow | None, db.fetchone(CANCEL_BOOKING, params))
 
 
-def get_for_change(db: Database, booking_id: UUID, *, caller: str | None, key: str | None) -> ForChange:
-    row = db.fetchone(GET_FOR_CHANGE, {"id": booking_id, "caller": caller, "key": key})
+def get_for_change(db: Database, booking_id: UUID, *, caller: Caller, key: str | None) -> ForChange:
+    """The booking when ``caller`` reaches it, and what ``key`` (``caller.owner``'s) answered before."""
+    params = {"id": booking_id, "caller": caller.owner or None, "key": key, **reach_params(caller)}
+    row = db.fetchone(GET_FOR_CHANGE, params)
     if row is None:  # pragma: no cover - the statement returns one row, the booking or not
         return ForChange(None, None)
     key_hash, key_response = row.pop("key_hash"), row.pop("key_response")
@@ -364,22 +463,30 @@ def reschedule_booking(
     booking_id: UUID,
     *,
     version: int,
-    current_chef: int,
+    current: Mapping[str, Any],
     slot: dict[str, Any],
-    caller: str | None = None,
+    caller: Caller,
     key: str | None = None,
     request_hash: str | None = None,
 ) -> RescheduleRow | None:
     """One attempt (``Rescheduled`` says what it did). ``None``: the booking does not exist.
-    exclusion_violation and unique_violation (a concurrent change with the same key) propagate."""
+    ``current``: the booking as read at ``version`` (the chef to keep, and the old values of the
+    event, by ``caller``). exclusion_violation and unique_violation (a concurrent change with the
+    same key) propagate. ``key`` is ``caller.owner``'s; a booking ``caller`` does not reach is never
+    changed."""
     params = {
         **slot,
         "id": booking_id,
         "version": version,
-        "current_chef": current_chef,
-        "caller": caller,
+        "current_chef": current["chef_id"],
+        "old_start": current["event_start"],
+        "old_duration": current["duration_minutes"],
+        "old_guests": current["guest_count"],
+        "actor": Jsonb(caller.actor()),
+        "caller": caller.owner or None,
         "key": key,
         "hash": request_hash,
+        **reach_params(caller),
     }
     row = db.fetchone(RESCHEDULE_BOOKING, params)
     if row is None:
@@ -415,13 +522,20 @@ def free_starts(
 
 
 def search_bookings(
-    db: Database, filters: dict[str, Any], *, after: tuple[datetime, UUID] | None, limit: int
-) -> list[BookingRow]:
-    """Up to ``limit`` bookings matching ``filters`` (keys of ``_SEARCH_FILTERS``; ``{"today": True}``
-    for the default view) after the ``after`` key (event_start, id), in that order."""
+    db: Database, filters: dict[str, Any], *, caller: Caller, after: tuple[datetime, UUID] | None, limit: int
+) -> list[BookingRow] | None:
+    """Up to ``limit`` bookings that ``caller`` reaches matching ``filters`` (keys of
+    ``_SEARCH_FILTERS``; ``{"today": True}`` for the default view) after the ``after`` key
+    (event_start, id), in that order. ``None``: a phone or email filter is not an identity verified
+    in ``caller``'s conversation (nothing was read)."""
     names = [name for name in _SEARCH_FILTERS if name in filters]
-    params: dict[str, Any] = {**filters, "limit": limit}
+    params: dict[str, Any] = {**filters, "limit": limit, **reach_params(caller)}
     if after is not None:
         names.append("after")
         params["after_start"], params["after_id"] = after
-    return cast(list[BookingRow], db.fetchall(search_sql(names), params))
+    rows = db.fetchall(search_sql(names), params)  # at least the gate's row
+    if not rows or not rows[0]["verified"]:
+        return None
+    return [
+        cast(BookingRow, {k: v for k, v in row.items() if k != "verified"}) for row in rows if row["id"] is not None
+    ]

@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from hibachi.validation import STORABLE, Metadata, bounds
 
 Role = Literal["user", "assistant", "system"]
+# what a client may store: ``system`` messages come from the server alone (booking confirmations,
+# follow-ups), since a conversation is the prompt the assistant reads and obeys its system lines
+InputRole = Literal["user", "assistant"]
 Trend = Literal["improving", "stable", "declining"]
 
 
@@ -19,7 +22,10 @@ class MessageIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    role: Role
+    role: InputRole = Field(
+        description="`user` for what the customer wrote, `assistant` for the assistant's replies; `system` "
+        "messages are the server's own (booking confirmations, follow-ups): a client cannot store one"
+    )
     content: Annotated[str, bounds(8000, 1), STORABLE]
     emotion_score: float | None = Field(
         default=None,

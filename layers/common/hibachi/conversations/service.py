@@ -6,6 +6,7 @@ import re
 from typing import cast
 
 from hibachi import idempotency, jobs
+from hibachi.callers import Caller
 from hibachi.conversations import repository
 from hibachi.conversations.models import (
     CURSOR_PATTERN,
@@ -61,20 +62,33 @@ def _same_request(row: repository.InsertedMessageRow, message: MessageIn, digest
     )
 
 
+def _not_found(conversation_id: str) -> NotFound:
+    return NotFound(f"Conversation {conversation_id!r} does not exist.")
+
+
+def reach(caller: Caller, conversation_id: str) -> None:
+    """404 unless ``caller`` may reach the conversation: staff reach every one, the assistant its
+    own (the ``Hibachi-Conversation`` header). Decided before any statement: the answer is the same
+    as for a conversation that does not exist, so it says nothing about the other one."""
+    if not caller.staff and caller.conversation_id != conversation_id:
+        raise _not_found(conversation_id)
+
+
 def post_message(
     conversation_id: str,
     message: MessageIn,
     *,
-    caller: str,
+    caller: Caller,
     idempotency_key: str | None,
     correlation_id: str | None,
 ) -> tuple[MessageOut, bool]:
     """Store ``message`` (one round trip), then enqueue its emotion job. Returns (message, created).
 
-    ``caller`` scopes ``idempotency_key`` (hibachi.idempotency): a retry of the same request gets
-    the original (created False); the key with another request, or another conversation, is 422.
+    ``caller.owner`` scopes ``idempotency_key`` (hibachi.idempotency): a retry of the same request
+    gets the original (created False); the key with another request, or another conversation, is 422.
     """
-    idempotency.check(caller, idempotency_key)
+    reach(caller, conversation_id)
+    idempotency.check(caller.owner, idempotency_key)
     digest = None
     if idempotency_key is not None:
         digest = idempotency.request_hash(
@@ -87,7 +101,7 @@ def post_message(
         content=message.content,
         emotion_score=message.emotion_score,
         metadata=message.metadata,
-        caller=caller or None,
+        caller=caller.owner or None,
         idempotency_key=idempotency_key,
         request_hash=digest,
         customer_id=message.customer_id,
@@ -108,10 +122,11 @@ def post_message(
     return _message(row, conversation_id), True
 
 
-def get_conversation(conversation_id: str) -> ConversationOut:
+def get_conversation(conversation_id: str, *, caller: Caller) -> ConversationOut:
+    reach(caller, conversation_id)
     row = repository.get_conversation(get_db(), conversation_id)
     if row is None:
-        raise NotFound(f"Conversation {conversation_id!r} does not exist.")
+        raise _not_found(conversation_id)
     slope = row.emotion_trend
     trend: Trend | None = None
     if slope is not None and row.emotion_count >= 2:
@@ -138,8 +153,11 @@ def encode_cursor(seq: int) -> str:
     return f"m{seq}"
 
 
+BIGINT_MAX = 2**63 - 1  # messages.seq is a bigint: a larger cursor is none this API handed out
+
+
 def decode_cursor(cursor: str) -> int:
-    if not _CURSOR.fullmatch(cursor):
+    if not _CURSOR.fullmatch(cursor) or int(cursor[1:]) > BIGINT_MAX:
         raise Unprocessable(
             "The request is not valid; see details.",
             details=[
@@ -149,12 +167,13 @@ def decode_cursor(cursor: str) -> int:
     return int(cursor[1:])
 
 
-def list_messages(conversation_id: str, *, limit: int, before: str | None) -> MessagePage:
+def list_messages(conversation_id: str, *, caller: Caller, limit: int, before: str | None) -> MessagePage:
+    reach(caller, conversation_id)
     rows = repository.list_messages(
         get_db(), conversation_id, limit=limit + 1, before=decode_cursor(before) if before else None
     )
     if rows is None:
-        raise NotFound(f"Conversation {conversation_id!r} does not exist.")
+        raise _not_found(conversation_id)
     has_more = len(rows) > limit
     page = rows[:limit]
     next_cursor = encode_cursor(page[-1].seq) if has_more else None

@@ -37,16 +37,6 @@ SOURCES: dict[str, str] = {
 SYSTEM_ACTOR: dict[str, Any] = {"kind": "system", "via": "system"}
 
 
-class ActorOut(BaseModel):
-    model_config = ConfigDict(extra="allow", defer_build=True)
-
-    kind: str = Field(description="staff, assistant or system")
-    via: str = Field(description="the REST route key, mcp:<tool>, or system")
-    sub: str | None = None
-    client_id: str | None = None
-    conversation_id: str | None = None
-
-
 class EventOut(BaseModel):
     """One event as ``GET /bookings/{id}/events`` lists it (and EventBridge's ``detail`` carries it)."""
 
@@ -56,7 +46,10 @@ class EventOut(BaseModel):
     type: str = Field(description="the EventBridge detail-type, e.g. 'Booking Created'")
     version: int = Field(description="the booking's version after the change")
     occurred_at: datetime
-    actor: ActorOut
+    actor: dict[str, Any] = Field(
+        description="who: kind (staff, assistant, system), via (the REST route key, mcp:<tool>, system), and "
+        "sub, client_id, conversation_id when known"
+    )
     booking_id: UUID | None = None
     conversation_id: str | None = None
     data: dict[str, Any] = Field(

@@ -57,13 +57,16 @@ def _local(value: Any, zone: str) -> str:
 
 def notice(event_type: str, data: dict[str, Any]) -> str:
     """The staff notice: one line a person reads on a phone ("New booking: Sat 14 Dec 18:00, 12 guests,
-    chef 2, Austin TX"). Server facts only: the local time, the head count, the chef, the city and
-    state, and the booking's short id; no customer name or contact data (docs/EVENTS.md)."""
+    chef 2, Austin TX (booking 1a2b3c4d)"). Server facts only: the local time, the head count, the
+    chef, the city and state, and the booking's short id; no customer name or contact data
+    (docs/EVENTS.md). No double quote, backslash or control character: the rule's input transformer
+    puts the line into a quoted JSON string as it is."""
     if event_type == EventType.CONVERSATION_NEEDS_ATTENTION:
         return attention_notice(data)
+    title = _TITLES.get(event_type, event_type)  # type: ignore[call-overload]
     booking = data.get("booking")
     if not isinstance(booking, dict):
-        return f"{event_type}: {json.dumps(data, sort_keys=True)[:200]}"
+        return _plain(str(title))
     zone = str(booking.get("timezone") or "UTC")
     changes = data.get("changes") if isinstance(data.get("changes"), dict) else {}
     when = _local(booking.get("event_start"), zone)
@@ -75,9 +78,12 @@ def notice(event_type: str, data: dict[str, Any]) -> str:
     if isinstance(guest_change, dict):
         guests = f"{guest_change.get('old')} -> {guest_change.get('new')} guests"
     place = " ".join(str(p) for p in (booking.get("city"), booking.get("state")) if p)
-    title = _TITLES.get(event_type, event_type)  # type: ignore[call-overload]
     short = str(booking.get("id", ""))[:8]
-    return f"{title}: {when}, {guests}, chef {booking.get('chef_id')}, {place} (booking {short})"
+    return _plain(f"{title}: {when}, {guests}, chef {booking.get('chef_id')}, {place} (booking {short})")
+
+
+def _plain(text: str) -> str:
+    return "".join(c for c in text.replace('"', "'") if c != "\\" and c.isprintable())[:300]
 
 
 def attention_notice(data: dict[str, Any]) -> str:
@@ -91,7 +97,7 @@ def attention_notice(data: dict[str, Any]) -> str:
         value = emotion.get(key)
         return f"{value:+.2f}" if isinstance(value, int | float) else "?"
 
-    return (
+    return _plain(
         f"Conversation needs attention: {data.get('conversation_id')}, mood falling (trend {figure('trend')} "
         f"per message, last score {figure('last')}, average {figure('avg')} over {emotion.get('count')} scores)"
     )
