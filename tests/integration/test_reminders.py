@@ -19,6 +19,7 @@ import pytest
 from hibachi import settings as settings_module
 from hibachi.followups import repository, service
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from local.stack import wait_until
 from tests.support.bookings import CANCEL, PATCH, call, local_start
@@ -279,7 +280,13 @@ def test_race_the_cancel_commits_first_nothing_is_sent(settings, context, db, aw
     run_jobs(context, aws)
     make_due(db, booking["id"], table)
     with psycopg.connect(database_url, autocommit=True) as watcher, psycopg.connect(database_url) as canceller:
-        canceller.execute(CANCEL_BOOKING, {"id": booking["id"]})  # its transaction is open
+        params = {
+            "id": booking["id"],
+            "actor": Jsonb({"kind": "staff", "via": "test"}),
+            "reach_all": True,
+            "reach_cid": None,
+        }
+        canceller.execute(CANCEL_BOOKING, params)  # the statement of POST /bookings/{id}/cancel; still open
         with ThreadPoolExecutor(1) as pool:
             claim = pool.submit(repository.claim_sends, db, [(booking["id"], 1)], slack_seconds=60, table=table)
             wait_until(lambda: waiting_on_lock(watcher, CLAIM_NEEDLE), timeout=10, message="the claim waits")

@@ -97,7 +97,7 @@ def attention_notice(data: dict[str, Any]) -> str:
         value = emotion.get(key)
         return f"{value:+.2f}" if isinstance(value, int | float) else "?"
 
-    return (
+    return _plain(
         f"Conversation needs attention: {data.get('conversation_id')}, mood falling (trend {figure('trend')} "
         f"per message, last score {figure('last')}, average {figure('avg')} over {emotion.get('count')} scores)"
     )

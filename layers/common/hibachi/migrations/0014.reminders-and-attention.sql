@@ -14,6 +14,11 @@ ALTER TABLE reminders
     DROP CONSTRAINT followups_status_check,
     ADD CONSTRAINT reminders_status_check
         CHECK (status IN ('pending', 'sending', 'sent', 'cancelled', 'skipped'));
+-- the copied checks under the table's own names (errors name the constraint: hibachi.db.error_facts)
+ALTER TABLE reminders RENAME CONSTRAINT followups_version_check TO reminders_version_check;
+ALTER TABLE reminders RENAME CONSTRAINT followups_schedule_name_check TO reminders_schedule_name_check;
+ALTER TABLE reminders RENAME CONSTRAINT followups_sent_at TO reminders_sent_at;
+ALTER TABLE reminders RENAME CONSTRAINT followups_claimed_at TO reminders_claimed_at;
 
 -- A conversation whose emotion trend fell below ATTENTION_ENTER_TREND needs attention until it
 -- rises above ATTENTION_LEAVE_TREND (hysteresis): the emotion_stats statement sets and clears the
