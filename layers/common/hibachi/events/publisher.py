@@ -17,6 +17,7 @@ again and is put again with the same id (subscribers deduplicate on ``detail.id`
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,9 @@ from hibachi.settings import get_settings
 
 STALE_CLAIM_SECONDS = 120  # a claim older than this was left by a dead worker (its timeout is 60 s)
 MAX_ROUNDS = 20  # an aggregate with more unpublished events than this waits for the next run
+# a run stops starting PutEvents calls after this long (the worker's timeout is 60 s): what is left
+# waits for the next job or the reconciler, instead of a killed invocation stranding its claims
+PUBLISH_BUDGET_SECONDS = 20
 PUT_EVENTS_MAX = 10  # entries per PutEvents
 
 
@@ -170,8 +174,11 @@ def publish(aggregates: list[tuple[str, str]]) -> tuple[int, int]:
         return 0, 0
     db = get_db()
     published = failed = 0
-    for _ in range(MAX_ROUNDS):
-        claimed = repository.claim_heads(db, pending, stale_seconds=STALE_CLAIM_SECONDS)
+    deadline = time.monotonic() + PUBLISH_BUDGET_SECONDS
+    rounds = 0
+    while pending and rounds < MAX_ROUNDS * 10 and time.monotonic() < deadline:
+        rounds += 1
+        claimed = repository.claim_heads(db, pending, stale_seconds=STALE_CLAIM_SECONDS, limit=PUT_EVENTS_MAX)
         if not claimed:
             break
         outcome = _put(claimed, bus)
@@ -179,9 +186,12 @@ def publish(aggregates: list[tuple[str, str]]) -> tuple[int, int]:
         ok = [e for e in claimed if outcome.get(e.seq) is None]
         published += len(ok)
         failed += len(claimed) - len(ok)
-        pending = [(e.aggregate_type, e.aggregate_id) for e in ok if e.more]
-        if not pending:
-            break
+        going_on = {(e.aggregate_type, e.aggregate_id) for e in ok if e.more}
+        handled = {(e.aggregate_type, e.aggregate_id) for e in claimed}
+        if len(claimed) < PUT_EVENTS_MAX:  # every other aggregate asked for had nothing claimable
+            pending = [a for a in pending if a in going_on]
+        else:  # the claim was full: the unclaimed ones wait for the next round
+            pending = [a for a in pending if a not in handled or a in going_on]
     if published:
         metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=published)
     if failed:

@@ -160,9 +160,12 @@ WITH wanted AS (
     SELECT DISTINCT t, i FROM unnest(%(types)s::text[], %(ids)s::text[]) AS w(t, i)
 ), heads AS (
     SELECT h.seq FROM wanted,
-    LATERAL (SELECT e.seq FROM events e
+    LATERAL (SELECT e.seq, e.claimed_at FROM events e
              WHERE e.aggregate_type = wanted.t AND e.aggregate_id = wanted.i AND e.published_at IS NULL
              ORDER BY e.seq LIMIT 1) h
+    -- the true head only, and only when no live worker holds it (never the event after it)
+    WHERE h.claimed_at IS NULL OR h.claimed_at < now() - make_interval(secs => %(stale)s)
+    ORDER BY h.seq LIMIT %(limit)s
 ), claimed AS (
     UPDATE events e SET claimed_at = now(), publish_attempts = e.publish_attempts + 1
     FROM heads
@@ -197,13 +200,20 @@ SELECT aggregate_type, aggregate_id FROM (
 """
 
 
-def claim_heads(db: Database, aggregates: list[tuple[str, str]], *, stale_seconds: int) -> list[Claimed]:
+def claim_heads(
+    db: Database, aggregates: list[tuple[str, str]], *, stale_seconds: int, limit: int = 10
+) -> list[Claimed]:
+    """At most ``limit`` heads (the oldest first): what one PutEvents takes, so a worker that dies
+    strands no more than that many claims."""
     if not aggregates:
         return []
-    rows = db.fetchall(
-        CLAIM_HEADS,
-        {"types": [a[0] for a in aggregates], "ids": [a[1] for a in aggregates], "stale": stale_seconds},
-    )
+    params = {
+        "types": [a[0] for a in aggregates],
+        "ids": [a[1] for a in aggregates],
+        "stale": stale_seconds,
+        "limit": limit,
+    }
+    rows = db.fetchall(CLAIM_HEADS, params)
     return [Claimed(**row) for row in rows]
 
 
