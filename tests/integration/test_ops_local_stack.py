@@ -87,7 +87,7 @@ def ops(stack: LocalStack, database_url: str, *command: str) -> tuple[int, objec
 def test_poison_job_dead_letters_shows_in_details_and_redrive_brings_it_back(stack, ops_pg, capfd):
     pg, url = ops_pg
     cid = new_id("poison")
-    scopes = ["messages:write", "conversations:read"]
+    scopes = ["messages:write", "conversations:read", "staff"]
 
     # a message whose emotion job the worker will fail on: the job is queued while the poller is
     # paused, then the database goes away
