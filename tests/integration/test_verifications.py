@@ -265,7 +265,7 @@ def test_a_job_whose_code_is_not_its_rows_delivers_nothing(settings, context, db
     assert delivered(aws) == []
     assert deliver(context, [job]) == {"batchItemFailures": []}
     (message,) = delivered(aws)
-    assert message["channel"] == "email" and message["customer"] == {"email": "Grace@example.com"}
+    assert message["channel"] == "email" and message["customer"] == {"email": "grace@example.com"}
 
 
 def test_staff_attach_an_identity_once(settings, context, db):
