@@ -129,6 +129,33 @@ class EnvPool:
         # and, for an operation that books, of booking slots it gets (one more is an error of the run)
         seconds = min(duration, max_seconds) if duration else max_seconds
         cap = (requests or math.ceil(seconds / 0.25) + 5) + 1
+        open_errors = self._prepare(op, fixtures, dsn=dsn, aws=aws, queue=queue, clients=clients, cap=cap)
+        accounting = Accounting(proxy, queue, processes)
+        accounting.begin()  # the warm-up's messages and round trips do not count
+        start = time.perf_counter() + 0.05
+        stop = start + (duration or max_seconds)
+        for c in range(clients):
+            self.conns[c].send(("go", (start, stop, start + max_seconds, requests)))
+        parts = [self._recv(c, max_seconds + _TIMEOUT)[1] for c in range(clients)]
+        result = _result(parts, open_errors, clients)
+        accounting.end(result)
+        if duration:
+            _count_window(result, parts, duration, start, stop)
+        return result
+
+    def _prepare(
+        self,
+        op: Any,
+        fixtures: dict[str, Any],
+        *,
+        dsn: str,
+        aws: dict[str, str] | None,
+        queue: Any,
+        clients: int,
+        cap: int,
+    ) -> list[str]:
+        """Sends each of the first ``clients`` environments its workload and blocks of ``cap`` request
+        numbers (and booking slots); waits for their warm-ups. Returns the errors of those that failed."""
         shared = {k: v for k, v in fixtures.items() if k != "slots"}
         if queue is not None:
             queue.clean()
@@ -139,28 +166,7 @@ class EnvPool:
             if op.books:
                 spec["slots"] = (fixtures["slots"].take(cap), cap)
             self.conns[c].send(("prepare", spec))
-        open_errors = [err for c in range(clients) for _, err in [self._recv(c, _TIMEOUT)] if err]
-        accounting = Accounting(proxy, queue, processes)
-        accounting.begin()  # the warm-up's messages and round trips do not count
-        start = time.perf_counter() + 0.05
-        stop = start + (duration or max_seconds)
-        for c in range(clients):
-            self.conns[c].send(("go", (start, stop, start + max_seconds, requests)))
-        parts = [self._recv(c, max_seconds + _TIMEOUT)[1] for c in range(clients)]
-        errors = [f"open: {e}" for e in open_errors] + [e for p in parts for e in p["errors"]]
-        result = RunResult(
-            samples=[s for p in parts for s in p["samples"]],
-            errors=len(errors),
-            first_error=errors[0] if errors else "",
-            clients=clients,
-            cpu_ms={"bench": sum(p["cpu"] for p in parts) * 1000},
-        )
-        accounting.end(result)
-        if duration:
-            result.window = duration
-            result.in_window = sum(1 for p in parts for e in p["ends"] if e <= stop)
-            result.rate = sum(r for p in parts if (r := client_rate(p["ends"], start, stop)) is not None)
-        return result
+        return [err for c in range(clients) for _, err in [self._recv(c, _TIMEOUT)] if err]
 
     def close(self) -> None:
         for conn in self.conns:
@@ -174,3 +180,22 @@ class EnvPool:
             if proc.is_alive():
                 proc.kill()
                 proc.join(timeout=5)
+
+
+def _result(parts: list[dict[str, Any]], open_errors: list[str], clients: int) -> RunResult:
+    """The run's samples, errors and CPU time, from each client's ``done`` answer."""
+    errors = [f"open: {e}" for e in open_errors] + [e for p in parts for e in p["errors"]]
+    return RunResult(
+        samples=[s for p in parts for s in p["samples"]],
+        errors=len(errors),
+        first_error=errors[0] if errors else "",
+        clients=clients,
+        cpu_ms={"bench": sum(p["cpu"] for p in parts) * 1000},
+    )
+
+
+def _count_window(result: RunResult, parts: list[dict[str, Any]], duration: float, start: float, stop: float) -> None:
+    """For a timed run: the requests that ended in the window and the summed per-client rate."""
+    result.window = duration
+    result.in_window = sum(1 for p in parts for e in p["ends"] if e <= stop)
+    result.rate = sum(r for p in parts if (r := client_rate(p["ends"], start, stop)) is not None)

@@ -244,8 +244,6 @@ def load(dsn: str, shape: Shape, today: date, log: Any) -> Load:
     """Fill the (migrated, empty) database ``dsn`` with ``shape``'s rows; the seconds of each phase."""
     import psycopg
 
-    from bench.operations import SEARCH_PHONE
-
     result = Load()
 
     def phase(name: str, statement: str, params: dict[str, Any] | None = None) -> None:
@@ -253,68 +251,89 @@ def load(dsn: str, shape: Shape, today: date, log: Any) -> Load:
         conn.execute(statement, params)
         result.seconds[name] = result.seconds.get(name, 0.0) + time.perf_counter() - start
 
-    step = timedelta(days=shape.days) / shape.conversations
-    t0 = datetime.combine(today - timedelta(days=shape.past_days), datetime.min.time(), tzinfo=ZoneInfo(ZONE))
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SET maintenance_work_mem = '512MB'")
         conn.execute("SET session_replication_role = replica")  # no foreign-key triggers while loading
         tables = ("conversations", "messages", "bookings")
-        dropped = {table: _secondary(conn, table) for table in tables}
-        for table, (constraints, indexes) in dropped.items():
-            for name, _ in constraints:
-                conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
-            for name, _ in indexes:
-                conn.execute(f'DROP INDEX "{name}"')
-        log(f"load: {shape.conversations:,} conversations")
-        each = shape.messages_each
-        base = {"t0": t0, "step": step, "each": each, "count": shape.conversations}
-        phase("insert conversations", _CONVERSATIONS, base)
-        chunk = 10
-        for first in range(1, each + 1, chunk):
-            log(f"load: messages {first}-{first + chunk - 1} of each conversation")
-            phase(
-                "insert messages",
-                _MESSAGES,
-                {
-                    **base,
-                    "first": first,
-                    "last": min(each, first + chunk - 1),
-                    "user_text": USER_TEXT,
-                    "assistant_text": ASSISTANT_TEXT,
-                },
-            )
-        log(f"load: {shape.bookings:,} bookings")
-        phase(
-            "insert bookings",
-            _BOOKINGS,
-            {
-                "zone": ZONE,
-                "customers": max(1000, shape.bookings // 40),
-                "search_phone": SEARCH_PHONE,
-                "conversations": shape.conversations,
-                "chefs": CHEFS,
-                "events": len(EVENT_HOURS),
-                "cells": shape.cells,
-                "days": shape.days,
-                "open_days": shape.open_days,
-                "busy_open": BUSY_IN_OPEN_DAYS,
-                "bookings": shape.bookings,
-                "first_day": today - timedelta(days=shape.past_days),
-                "hours": list(EVENT_HOURS),
-            },
-        )
+        dropped = _drop_secondary(conn, tables)
+        _insert_rows(phase, shape, today, log)
         conn.execute("SET session_replication_role = DEFAULT")
-        for table, (constraints, indexes) in dropped.items():
-            for name, definition in indexes:
-                log(f"load: index {name}")
-                phase("build indexes", definition)
-            for name, definition in constraints:
-                log(f"load: constraint {name}")
-                phase("build indexes", f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+        _rebuild_secondary(phase, dropped, log)
         log("load: VACUUM ANALYZE")
         for table in tables:
             phase("VACUUM ANALYZE", f"VACUUM (ANALYZE) {table}")
     return result
+
+
+_Dropped = dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]]
+
+
+def _drop_secondary(conn: Any, tables: tuple[str, ...]) -> _Dropped:
+    """Drop the unique constraints and secondary indexes of ``tables`` (``_secondary``); what was dropped."""
+    dropped = {table: _secondary(conn, table) for table in tables}
+    for table, (constraints, indexes) in dropped.items():
+        for name, _ in constraints:
+            conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+        for name, _ in indexes:
+            conn.execute(f'DROP INDEX "{name}"')
+    return dropped
+
+
+def _insert_rows(phase: Any, shape: Shape, today: date, log: Any) -> None:
+    """The conversations, their messages (``chunk`` of each conversation per statement), the bookings."""
+    from bench.operations import SEARCH_PHONE
+
+    step = timedelta(days=shape.days) / shape.conversations
+    t0 = datetime.combine(today - timedelta(days=shape.past_days), datetime.min.time(), tzinfo=ZoneInfo(ZONE))
+    log(f"load: {shape.conversations:,} conversations")
+    each = shape.messages_each
+    base = {"t0": t0, "step": step, "each": each, "count": shape.conversations}
+    phase("insert conversations", _CONVERSATIONS, base)
+    chunk = 10
+    for first in range(1, each + 1, chunk):
+        log(f"load: messages {first}-{first + chunk - 1} of each conversation")
+        phase(
+            "insert messages",
+            _MESSAGES,
+            {
+                **base,
+                "first": first,
+                "last": min(each, first + chunk - 1),
+                "user_text": USER_TEXT,
+                "assistant_text": ASSISTANT_TEXT,
+            },
+        )
+    log(f"load: {shape.bookings:,} bookings")
+    phase(
+        "insert bookings",
+        _BOOKINGS,
+        {
+            "zone": ZONE,
+            "customers": max(1000, shape.bookings // 40),
+            "search_phone": SEARCH_PHONE,
+            "conversations": shape.conversations,
+            "chefs": CHEFS,
+            "events": len(EVENT_HOURS),
+            "cells": shape.cells,
+            "days": shape.days,
+            "open_days": shape.open_days,
+            "busy_open": BUSY_IN_OPEN_DAYS,
+            "bookings": shape.bookings,
+            "first_day": today - timedelta(days=shape.past_days),
+            "hours": list(EVENT_HOURS),
+        },
+    )
+
+
+def _rebuild_secondary(phase: Any, dropped: _Dropped, log: Any) -> None:
+    """Build again what ``_drop_secondary`` dropped: the indexes, then the unique constraints, per table."""
+    for table, (constraints, indexes) in dropped.items():
+        for name, definition in indexes:
+            log(f"load: index {name}")
+            phase("build indexes", definition)
+        for name, definition in constraints:
+            log(f"load: constraint {name}")
+            phase("build indexes", f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
 
 
 # -- measuring -------------------------------------------------------------------------------------------------
@@ -454,109 +473,153 @@ def storage(dsn: str) -> list[dict[str, Any]]:
 
 
 def run(shape: Shape, *, rounds: int, block: int, reuse: bool, keep: bool, command: str) -> Results:
-    import psycopg
-
-    from bench.env import machine, postgres_version, quiet_stdout, started
-    from bench.operations import AVAILABILITY_DAYS, OPERATIONS, SLOT_HOURS, fixtures_of
-    from bench.plan import log
-    from testkit.env import migrated_database
+    from bench.env import machine, started
 
     logging.getLogger("urllib3").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     results = Results(command, shape, machine())
     today = datetime.now(ZoneInfo(ZONE)).date()
     run_id = time.strftime("s%H%M%S")
-    tag = f"bench-scale {shape.scale:g} {today.isoformat()}"
     with started(aws=False) as (pg, _):
-        results.postgres = postgres_version(pg)
-        large_name = "hibachi_scale_large"
-        with psycopg.connect(pg.dsn(), autocommit=True) as conn:
-            found = conn.execute(
-                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (large_name,)
-            ).fetchone()
-        large_dsn = pg.dsn(large_name)
-        # the database's comment: the tag, then the load's seconds per phase (JSON), for --reuse
-        if reuse and found is not None and (found[0] or "").split("|")[0] == tag:
-            log(f"reusing {large_name} ({tag})")
-            results.reused = True
-            results.load = Load(json.loads(found[0].split("|", 1)[1]))
-        else:
-            log(f"loading {large_name}: {shape.describe()}")
-            large_dsn = migrated_database(pg, large_name)
-            results.load = load(large_dsn, shape, today, log)
-            comment = f"{tag}|{json.dumps(results.load.seconds)}"
-            with psycopg.connect(pg.dsn(), autocommit=True) as conn:
-                conn.execute(f"COMMENT ON DATABASE {large_name} IS '{comment}'")
-            log(f"loaded in {results.load.total:.0f} s")
-        with psycopg.connect(pg.dsn(), autocommit=True) as conn:
-            results.database_bytes = conn.execute("SELECT pg_database_size(%s)", (large_name,)).fetchone()[0]
-        results.storage = storage(large_dsn)
-
-        # the small tables: make bench's setups, and 14 fully booked days of a 3-chef business
-        small = Target("small", migrated_database(pg, "hibachi_scale_small"), 3)
-        large = Target("large", large_dsn, CHEFS)
-        full_first = today + timedelta(days=FULL_FROM)
+        large_name, large_dsn = _large_database(pg, results, today, reuse=reuse)
+        small, large, full_first = _targets(pg, large_dsn, shape, today, run_id)
         results.full_first = full_first.isoformat()
-        with quiet_stdout():
-            small.use()
-            for key in dict.fromkeys(op.setup for op in OPERATIONS if op.available):
-                small.fixtures[key] = fixtures_of(key, 1, run_id)
-            from hibachi.db import get_db
-
-            get_db().close()
-        with psycopg.connect(small.dsn, autocommit=True) as conn:
-            conn.execute(
-                _THREE_CHEFS_FULL,
-                {"zone": ZONE, "days": FULL_DAYS, "hours": list(EVENT_HOURS), "first_day": full_first},
-            )
-            conn.execute("VACUUM ANALYZE bookings")
-        with psycopg.connect(large.dsn, autocommit=True) as conn:
-            booking = conn.execute(
-                "SELECT id FROM bookings WHERE status = 'confirmed' AND event_start > now() ORDER BY event_start "
-                "LIMIT 1 OFFSET 1000"
-            ).fetchone()[0]
-        open_first = shape.days - shape.past_days - shape.open_days  # days from today
-        # booking_body's slot k is day today + 2 + k // 4 at SLOT_HOURS[k % 4]: the open days' slots
-        slots = Cycle(len(SLOT_HOURS) * (open_first - 2), len(SLOT_HOURS) * (shape.open_days - 1))
-        route_first = today + timedelta(days=open_first - AVAILABILITY_DAYS // 2)  # 7 full days, then 7 open
-        conversations = {"chat": ["scale-c17"], "history": ["scale-c42"], "run": run_id}
-        large.fixtures = {
-            "conversations": conversations,
-            "bookings": {"bookings": [str(booking)], "slots": slots, "run": run_id},
-            "availability": {"date": route_first.isoformat(), "slots": slots, "run": run_id},
-        }
-
-        with quiet_stdout():
-            for op in OPERATIONS:
-                if not op.available:
-                    continue
-                log(f"routes: {op.name}, small against large")
-                results.route_keys[op.name] = op.route_key
-                results.routes[op.name] = compare(op, [small, large], rounds=rounds, block=block)
-
-            # availability over 14 fully booked days: a 3-chef business against a 100-chef one
-            availability = next(o for o in OPERATIONS if o.name == "availability")
-            full = dataclasses.replace(
-                availability,
-                verify=lambda event, out: (
-                    len(out["days"]) == AVAILABILITY_DAYS and not any(d["starts"] for d in out["days"])
-                ),
-            )
-            three = Target("3 chefs", small.dsn, 3, {"availability": {"date": full_first.isoformat()}})
-            hundred = Target(f"{CHEFS} chefs", large.dsn, CHEFS, {"availability": {"date": full_first.isoformat()}})
-            log("availability, 14 fully booked days: 3 chefs against 100")
-            results.chefs = compare(full, [three, hundred], rounds=rounds, block=block)
-            results.chefs_statement = _service_free_starts([three, hundred], full_first, rounds * block)
-            log("the per-chef statement of before, 100 chefs, the same days")
-            results.per_chef_old_ms = _per_chef(hundred, full_first, n=3)
+        _measure(results, small, large, full_first, rounds=rounds, block=block)
         if not keep:
-            with psycopg.connect(pg.dsn(), autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {large_name} WITH (FORCE)")
+            _drop_database(pg, large_name)
     from hibachi import settings as settings_module
 
     settings_module.set_settings(None)
     results.machine["load_end"] = __import__("bench.env", fromlist=["load"]).load()
     return results
+
+
+def _large_database(pg: Any, results: Results, today: date, *, reuse: bool) -> tuple[str, str]:
+    """Load the large database (or, with ``reuse``, keep the one an earlier run of the same day and
+    scale loaded); record its load, size and storage in ``results``. Its name and DSN."""
+    import psycopg
+
+    from bench.env import postgres_version
+    from bench.plan import log
+    from testkit.env import migrated_database
+
+    shape = results.shape
+    tag = f"bench-scale {shape.scale:g} {today.isoformat()}"
+    results.postgres = postgres_version(pg)
+    large_name = "hibachi_scale_large"
+    with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (large_name,)
+        ).fetchone()
+    large_dsn = pg.dsn(large_name)
+    # the database's comment: the tag, then the load's seconds per phase (JSON), for --reuse
+    if reuse and found is not None and (found[0] or "").split("|")[0] == tag:
+        log(f"reusing {large_name} ({tag})")
+        results.reused = True
+        results.load = Load(json.loads(found[0].split("|", 1)[1]))
+    else:
+        log(f"loading {large_name}: {shape.describe()}")
+        large_dsn = migrated_database(pg, large_name)
+        results.load = load(large_dsn, shape, today, log)
+        comment = f"{tag}|{json.dumps(results.load.seconds)}"
+        with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+            conn.execute(f"COMMENT ON DATABASE {large_name} IS '{comment}'")
+        log(f"loaded in {results.load.total:.0f} s")
+    with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+        results.database_bytes = conn.execute("SELECT pg_database_size(%s)", (large_name,)).fetchone()[0]
+    results.storage = storage(large_dsn)
+    return large_name, large_dsn
+
+
+def _targets(pg: Any, large_dsn: str, shape: Shape, today: date, run_id: str) -> tuple[Target, Target, date]:
+    """The small target (make bench's setups, and 14 fully booked days of a 3-chef business), the
+    large one with its fixtures, and the first of the fully booked days."""
+    import psycopg
+
+    from bench.env import quiet_stdout
+    from bench.operations import OPERATIONS, fixtures_of
+    from testkit.env import migrated_database
+
+    small = Target("small", migrated_database(pg, "hibachi_scale_small"), 3)
+    large = Target("large", large_dsn, CHEFS)
+    full_first = today + timedelta(days=FULL_FROM)
+    with quiet_stdout():
+        small.use()
+        for key in dict.fromkeys(op.setup for op in OPERATIONS if op.available):
+            small.fixtures[key] = fixtures_of(key, 1, run_id)
+        from hibachi.db import get_db
+
+        get_db().close()
+    with psycopg.connect(small.dsn, autocommit=True) as conn:
+        conn.execute(
+            _THREE_CHEFS_FULL,
+            {"zone": ZONE, "days": FULL_DAYS, "hours": list(EVENT_HOURS), "first_day": full_first},
+        )
+        conn.execute("VACUUM ANALYZE bookings")
+    large.fixtures = _large_fixtures(large.dsn, shape, today, run_id)
+    return small, large, full_first
+
+
+def _large_fixtures(dsn: str, shape: Shape, today: date, run_id: str) -> dict[str, dict[str, Any]]:
+    """The large database's fixtures: loaded conversations, a confirmed booking ahead, and slots and an
+    availability window on the open days."""
+    import psycopg
+
+    from bench.operations import AVAILABILITY_DAYS, SLOT_HOURS
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        booking = conn.execute(
+            "SELECT id FROM bookings WHERE status = 'confirmed' AND event_start > now() ORDER BY event_start "
+            "LIMIT 1 OFFSET 1000"
+        ).fetchone()[0]
+    open_first = shape.days - shape.past_days - shape.open_days  # days from today
+    # booking_body's slot k is day today + 2 + k // 4 at SLOT_HOURS[k % 4]: the open days' slots
+    slots = Cycle(len(SLOT_HOURS) * (open_first - 2), len(SLOT_HOURS) * (shape.open_days - 1))
+    route_first = today + timedelta(days=open_first - AVAILABILITY_DAYS // 2)  # 7 full days, then 7 open
+    conversations = {"chat": ["scale-c17"], "history": ["scale-c42"], "run": run_id}
+    return {
+        "conversations": conversations,
+        "bookings": {"bookings": [str(booking)], "slots": slots, "run": run_id},
+        "availability": {"date": route_first.isoformat(), "slots": slots, "run": run_id},
+    }
+
+
+def _measure(results: Results, small: Target, large: Target, full_first: date, *, rounds: int, block: int) -> None:
+    """Every route, small against large; availability over the fully booked days, 3 chefs against 100."""
+    from bench.env import quiet_stdout
+    from bench.operations import AVAILABILITY_DAYS, OPERATIONS
+    from bench.plan import log
+
+    with quiet_stdout():
+        for op in OPERATIONS:
+            if not op.available:
+                continue
+            log(f"routes: {op.name}, small against large")
+            results.route_keys[op.name] = op.route_key
+            results.routes[op.name] = compare(op, [small, large], rounds=rounds, block=block)
+
+        # availability over 14 fully booked days: a 3-chef business against a 100-chef one
+        availability = next(o for o in OPERATIONS if o.name == "availability")
+        full = dataclasses.replace(
+            availability,
+            verify=lambda event, out: (
+                len(out["days"]) == AVAILABILITY_DAYS and not any(d["starts"] for d in out["days"])
+            ),
+        )
+        three = Target("3 chefs", small.dsn, 3, {"availability": {"date": full_first.isoformat()}})
+        hundred = Target(f"{CHEFS} chefs", large.dsn, CHEFS, {"availability": {"date": full_first.isoformat()}})
+        log("availability, 14 fully booked days: 3 chefs against 100")
+        results.chefs = compare(full, [three, hundred], rounds=rounds, block=block)
+        results.chefs_statement = _service_free_starts([three, hundred], full_first, rounds * block)
+        log("the per-chef statement of before, 100 chefs, the same days")
+        results.per_chef_old_ms = _per_chef(hundred, full_first, n=3)
+
+
+def _drop_database(pg: Any, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def _candidates(first: date, target: Target) -> tuple[list[datetime], timedelta]:
@@ -630,8 +693,18 @@ def _ratio(a: float, b: float) -> float:
 
 
 def render(results: Results) -> str:
+    chefs3, chefs100 = results.chefs.get("3 chefs"), results.chefs.get(f"{CHEFS} chefs")
+    lines = [*_render_intro(results), *_render_targets(results, chefs3, chefs100), *_render_routes(results)]
+    if chefs3 and chefs100:
+        lines += _render_full_days(results, chefs3, chefs100)
+    lines += [*_render_storage(results), *_render_load(results)]
+    return "\n".join(lines) + "\n"
+
+
+def _render_intro(results: Results) -> list[str]:
+    """The section's start marker, title, how it was generated and the data it ran on."""
     shape = results.shape
-    lines = [
+    return [
         START,
         "## Scale (issue 22): every route at 100x today's data",
         "",
@@ -654,8 +727,10 @@ def render(results: Results) -> str:
         ),
         "",
     ]
-    # targets
-    chefs3, chefs100 = results.chefs.get("3 chefs"), results.chefs.get(f"{CHEFS} chefs")
+
+
+def _target_rows(results: Results, chefs3: Timing | None, chefs100: Timing | None) -> list[tuple[str, str, str, bool]]:
+    """The targets table's rows: what, measured, target, met."""
     rows = []
     if chefs3 and chefs100 and chefs3.samples and chefs100.samples:
         r = _ratio(chefs100.summary.p50, chefs3.summary.p50)
@@ -681,13 +756,24 @@ def render(results: Results) -> str:
             )
         else:
             rows.append((f"{name}: large p50 / small p50", f"errors: {s.first_error or g.first_error}", "", False))
-    lines += [
+    return rows
+
+
+def _render_targets(results: Results, chefs3: Timing | None, chefs100: Timing | None) -> list[str]:
+    rows = _target_rows(results, chefs3, chefs100)
+    return [
         "### Targets",
         "",
         "| what | measured | target | result |",
         "| --- | --- | --- | --- |",
         *[f"| {w} | {m} | {t} | **{'PASS' if ok else 'MISS'}** |" for w, m, t, ok in rows],
         "",
+    ]
+
+
+def _render_routes(results: Results) -> list[str]:
+    """Every route's table, small against large, and how the routes were called."""
+    lines = [
         "### Every route in process: small tables against large",
         "",
         (
@@ -717,38 +803,46 @@ def render(results: Results) -> str:
         ),
         "",
     ]
-    if chefs3 and chefs100:
-        st3, st100 = results.chefs_statement.get("3 chefs", []), results.chefs_statement.get(f"{CHEFS} chefs", [])
-        from bench.measure import Summary
+    return lines
 
-        a, b = Summary.of(st3), Summary.of(st100)
-        old = Summary.of(results.per_chef_old_ms)
-        lines += [
-            f"### Availability over {FULL_DAYS} fully booked days: 3 chefs against {CHEFS} (issue 22)",
-            "",
-            "| business | holds in the window | handler p50 ms | p99 | its statement alone p50 ms | p99 | errors |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
-            (
-                f"| 3 chefs (the small database) | {3 * len(EVENT_HOURS) * FULL_DAYS} | {chefs3.summary.p50:.3f} "
-                f"| {chefs3.summary.p99:.3f} | {a.p50:.3f} | {a.p99:.3f} | {chefs3.errors} |"
-            ),
-            (
-                f"| {CHEFS} chefs (the large database) | {CHEFS * len(EVENT_HOURS) * FULL_DAYS:,} | "
-                f"{chefs100.summary.p50:.3f} | {chefs100.summary.p99:.3f} | {b.p50:.3f} | {b.p99:.3f} | "
-                f"{chefs100.errors} |"
-            ),
-            "",
-            (
-                f"`GET /availability?date={results.full_first}&days={FULL_DAYS}&duration_minutes=120` (Los Angeles): "
-                f"{FULL_DAYS} days on which every chef is held from 11:00 to 21:00, so no start is free (each answer "
-                f"is checked to list none). {CHEFS} chefs / 3 chefs: handler "
-                f"{_ratio(chefs100.summary.p50, chefs3.summary.p50):.2f}x, statement {_ratio(b.p50, a.p50):.2f}x. "
-                f"The statement before issue 22 (every chef probed at every start) took {old.p50:,.0f} ms p50 "
-                f"(n={old.n}) on the same {CHEFS}-chef days in this run."
-            ),
-            "",
-        ]
-    lines += [
+
+def _render_full_days(results: Results, chefs3: Timing, chefs100: Timing) -> list[str]:
+    """Availability over the fully booked days: 3 chefs against 100, handler and statement."""
+    from bench.measure import Summary
+
+    st3, st100 = results.chefs_statement.get("3 chefs", []), results.chefs_statement.get(f"{CHEFS} chefs", [])
+    a, b = Summary.of(st3), Summary.of(st100)
+    old = Summary.of(results.per_chef_old_ms)
+    return [
+        f"### Availability over {FULL_DAYS} fully booked days: 3 chefs against {CHEFS} (issue 22)",
+        "",
+        "| business | holds in the window | handler p50 ms | p99 | its statement alone p50 ms | p99 | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        (
+            f"| 3 chefs (the small database) | {3 * len(EVENT_HOURS) * FULL_DAYS} | {chefs3.summary.p50:.3f} "
+            f"| {chefs3.summary.p99:.3f} | {a.p50:.3f} | {a.p99:.3f} | {chefs3.errors} |"
+        ),
+        (
+            f"| {CHEFS} chefs (the large database) | {CHEFS * len(EVENT_HOURS) * FULL_DAYS:,} | "
+            f"{chefs100.summary.p50:.3f} | {chefs100.summary.p99:.3f} | {b.p50:.3f} | {b.p99:.3f} | "
+            f"{chefs100.errors} |"
+        ),
+        "",
+        (
+            f"`GET /availability?date={results.full_first}&days={FULL_DAYS}&duration_minutes=120` (Los Angeles): "
+            f"{FULL_DAYS} days on which every chef is held from 11:00 to 21:00, so no start is free (each answer "
+            f"is checked to list none). {CHEFS} chefs / 3 chefs: handler "
+            f"{_ratio(chefs100.summary.p50, chefs3.summary.p50):.2f}x, statement {_ratio(b.p50, a.p50):.2f}x. "
+            f"The statement before issue 22 (every chef probed at every start) took {old.p50:,.0f} ms p50 "
+            f"(n={old.n}) on the same {CHEFS}-chef days in this run."
+        ),
+        "",
+    ]
+
+
+def _render_storage(results: Results) -> list[str]:
+    """Storage per table and per row, and each index's bytes per row."""
+    lines = [
         "### Storage (the large database, indexes included)",
         "",
         "| table | rows | heap | TOAST | indexes | total | per row |",
@@ -766,18 +860,22 @@ def render(results: Results) -> str:
         n = row["rows"] or 1
         sizes = ", ".join(f"`{i['name']}` {i['bytes'] / n:,.0f}" for i in row["index_sizes"])
         lines.append(f"- {row['table']}: {sizes}")
+    return lines
+
+
+def _render_load(results: Results) -> list[str]:
+    """The database's size, the load's seconds per phase, and the end marker."""
     load_note = f"{results.load.total:,.0f} s in all: " + ", ".join(
         f"{k} {v:,.0f} s" for k, v in results.load.seconds.items()
     )
     if results.reused:
         load_note += " (the load of an earlier run of the same day, whose database this run reused: `--reuse`)"
-    lines += [
+    return [
         "",
         f"**Database size**: {results.database_bytes / 2**30:,.2f} GiB (`pg_database_size`). **Load**: {load_note}.",
         "",
         END,
     ]
-    return "\n".join(lines) + "\n"
 
 
 def write_section(path: Path, section: str) -> None:

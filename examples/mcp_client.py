@@ -99,71 +99,97 @@ async def walk(
     chat = chat or f"example-{uuid.uuid4().hex[:8]}"
     phone = f"+1415555{uuid.uuid4().int % 10_000:04d}"  # the customer's (one per run: codes are rate-limited)
     async with connect(url, token, chat) as session:
-        init = await session.initialize()
-        out["server"] = init.server_info.name
-        out["protocol_version"] = init.protocol_version
-        print(f"connected to {init.server_info.name} (protocol {init.protocol_version})")
-        tools = (await session.list_tools()).tools
-        out["tools"] = sorted(t.name for t in tools)
-        print("tools:", ", ".join(out["tools"]))
-
+        await _start(session, out)
         out["chat"] = chat
-        await call(
-            session,
-            "store_message",
-            {
-                "role": "user",
-                "content": "Can we get a chef for 12 people next month?",
-                "idempotency_key": f"{chat}-1",
-            },
-        )
-        availability = await call(
-            session,
-            "check_availability",
-            {"date": day.isoformat(), "days": 3, "timezone": TIMEZONE, "duration_minutes": 120},
-        )
-        starts = [s for d in availability["days"] for s in d["starts"]]
-        out["free_starts"] = len(starts)
-        start = starts[0][:16]  # local date-time without offset, as create_booking takes it
-
-        booking_args = {
-            "customer": {"name": "Dana Whitfield", "phone": phone, "email": "dana@example.com"},
-            "event_start": start,
-            "timezone": TIMEZONE,
-            "duration_minutes": 120,
-            "guest_count": 12,
-            "address": {"line1": "1200 Seacliff Ave", "city": "San Francisco", "state": "CA", "postal_code": "94121"},
-            "idempotency_key": str(uuid.uuid4()),
-        }
-        booking = await call(session, "create_booking", booking_args)
-        out["booking"] = booking
-        retry = await call(session, "create_booking", booking_args)  # the same key: the same booking
-        out["retry"] = retry
-
-        found = await call(session, "find_bookings", {})  # the bookings this chat reaches
-        out["found"] = [b["id"] for b in found["items"]]
-
-        later = starts[-1][:16]
-        moved = await call(session, "reschedule_booking", {"booking_id": booking["id"], "event_start": later})
-        out["moved"] = moved
-        history = await call(session, "get_conversation_history", {"limit": 10})
-        out["history"] = [m["content"] for m in history["items"]]
+        booking = await _book(session, out, chat=chat, day=day, phone=phone)
 
     # A week later, a new web chat: "I booked with +1 415 555 ..., we have to cancel."
     again = f"{chat}-later"
     out["chat_later"] = again
     async with connect(url, token, again) as session:
         await session.initialize()
-        try:  # a booking of another chat: reached only through a phone verified in this one
-            await call(session, "find_bookings", {"phone": phone})
-        except ToolError as exc:
-            out["before_verification"] = exc.error.get("code")  # verification_required
-        out["verification"] = await call(session, "start_verification", {"phone": phone})
-        out["verified"] = await call(session, "confirm_verification", {"code": read_code(again)})
-        found = await call(session, "find_bookings", {"phone": phone})
-        out["found_later"] = [b["id"] for b in found["items"]]
-        out["cancelled"] = await call(session, "cancel_booking", {"booking_id": booking["id"]})
+        await _cancel_after_verification(
+            session, out, phone=phone, booking_id=booking["id"], code=read_code, chat=again
+        )
     return out
+
+
+async def _start(session: ClientSession, out: dict[str, Any]) -> None:
+    """``initialize`` and list the tools, as an agent's client starts."""
+    init = await session.initialize()
+    out["server"] = init.server_info.name
+    out["protocol_version"] = init.protocol_version
+    print(f"connected to {init.server_info.name} (protocol {init.protocol_version})")
+    tools = (await session.list_tools()).tools
+    out["tools"] = sorted(t.name for t in tools)
+    print("tools:", ", ".join(out["tools"]))
+
+
+async def _book(session: ClientSession, out: dict[str, Any], *, chat: str, day: date, phone: str) -> Any:
+    """In the first chat: store the customer's message, find free starts, book one (and retry the same
+    call), find the chat's bookings, move the booking, read the chat back. The booking."""
+    await call(
+        session,
+        "store_message",
+        {
+            "role": "user",
+            "content": "Can we get a chef for 12 people next month?",
+            "idempotency_key": f"{chat}-1",
+        },
+    )
+    availability = await call(
+        session,
+        "check_availability",
+        {"date": day.isoformat(), "days": 3, "timezone": TIMEZONE, "duration_minutes": 120},
+    )
+    starts = [s for d in availability["days"] for s in d["starts"]]
+    out["free_starts"] = len(starts)
+    start = starts[0][:16]  # local date-time without offset, as create_booking takes it
+
+    booking_args = {
+        "customer": {"name": "Dana Whitfield", "phone": phone, "email": "dana@example.com"},
+        "event_start": start,
+        "timezone": TIMEZONE,
+        "duration_minutes": 120,
+        "guest_count": 12,
+        "address": {"line1": "1200 Seacliff Ave", "city": "San Francisco", "state": "CA", "postal_code": "94121"},
+        "idempotency_key": str(uuid.uuid4()),
+    }
+    booking = await call(session, "create_booking", booking_args)
+    out["booking"] = booking
+    retry = await call(session, "create_booking", booking_args)  # the same key: the same booking
+    out["retry"] = retry
+
+    found = await call(session, "find_bookings", {})  # the bookings this chat reaches
+    out["found"] = [b["id"] for b in found["items"]]
+
+    later = starts[-1][:16]
+    moved = await call(session, "reschedule_booking", {"booking_id": booking["id"], "event_start": later})
+    out["moved"] = moved
+    history = await call(session, "get_conversation_history", {"limit": 10})
+    out["history"] = [m["content"] for m in history["items"]]
+    return booking
+
+
+async def _cancel_after_verification(
+    session: ClientSession,
+    out: dict[str, Any],
+    *,
+    phone: str,
+    booking_id: str,
+    code: Callable[[str], str],
+    chat: str,
+) -> None:
+    """In the later chat: the booking is reached only after the customer verifies their phone here."""
+    try:  # a booking of another chat: reached only through a phone verified in this one
+        await call(session, "find_bookings", {"phone": phone})
+    except ToolError as exc:
+        out["before_verification"] = exc.error.get("code")  # verification_required
+    out["verification"] = await call(session, "start_verification", {"phone": phone})
+    out["verified"] = await call(session, "confirm_verification", {"code": code(chat)})
+    found = await call(session, "find_bookings", {"phone": phone})
+    out["found_later"] = [b["id"] for b in found["items"]]
+    out["cancelled"] = await call(session, "cancel_booking", {"booking_id": booking_id})
 
 
 @contextlib.asynccontextmanager

@@ -194,13 +194,8 @@ def _start_postgres(pg: LocalPostgres, database: str) -> str | None:
     return pg.create_database(database)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"
-    )
-    from local.stack import LocalStack
-
+def _stop_on_signal() -> threading.Event:
+    """An event set by SIGTERM or SIGINT: the stack runs until it is set."""
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -208,7 +203,35 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    return stop
 
+
+def _stack(args: argparse.Namespace, dsn: str) -> LocalStack:
+    """The local stack on ``dsn`` as the arguments configure it (not started)."""
+    from local.stack import LocalStack
+
+    return LocalStack(
+        dsn,
+        template=args.template,
+        port=args.port,
+        moto_port=args.moto_port,
+        env=function_env(args),
+        max_workers=args.max_workers,
+        visibility_timeout=args.visibility_timeout,
+        reconcile_interval=args.reconcile_interval,
+        schedule_poll_interval=args.schedule_poll_interval,
+        resource_prefix="hibachi",
+        webhook_url=args.webhook_url,
+        webhook_api_key=args.webhook_api_key,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
+    stop = _stop_on_signal()
     pg: LocalPostgres | None = None
     pg_started = False
     stack = None
@@ -227,20 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         applied = None if args.no_migrate else migrate(dsn)
         if applied:
             log.info("migrations applied: %s", ", ".join(applied))
-        stack = LocalStack(
-            dsn,
-            template=args.template,
-            port=args.port,
-            moto_port=args.moto_port,
-            env=function_env(args),
-            max_workers=args.max_workers,
-            visibility_timeout=args.visibility_timeout,
-            reconcile_interval=args.reconcile_interval,
-            schedule_poll_interval=args.schedule_poll_interval,
-            resource_prefix="hibachi",
-            webhook_url=args.webhook_url,
-            webhook_api_key=args.webhook_api_key,
-        )
+        stack = _stack(args, dsn)
         stack.start()
         print(banner(stack, dsn, applied, stack.token(ttl=args.token_ttl)), flush=True)
         while not stop.wait(0.5):

@@ -85,31 +85,51 @@ class AwsFaultProxy:
             self.calls += 1
             failing, mode = self.fail_put_events, self.mode
         if failing and mode == "error":
-            with self._lock:
-                self.refused_calls += 1
-            answer = {"__type": "InternalException", "message": "injected: EventBridge is down"}
-            return 500, [("content-type", "application/x-amz-json-1.1")], json.dumps(answer).encode()
+            return self._refuse_call()
         keep = [i for i in range(len(entries)) if not failing or i % 2 == 1]
         answers: list[dict[str, Any]] = [
             {"ErrorCode": "InternalFailure", "ErrorMessage": "injected"} for _ in range(len(entries))
         ]
         if keep:
-            forwarded = {**request, "Entries": [entries[i] for i in keep]}
-            status, response_headers, raw = self._forward("POST", path, headers, json.dumps(forwarded).encode())
-            if status != 200:
-                return status, response_headers, raw
-            taken = json.loads(raw).get("Entries") or []
-            with self._lock:
-                for i, answer in zip(keep, taken, strict=False):
-                    answers[i] = answer
-                    if answer.get("EventId"):
-                        entry = entries[i]
-                        self.published.append((entry.get("DetailType", ""), json.loads(entry.get("Detail") or "{}")))
+            upstream_error = self._publish(path, headers, request, keep, answers)
+            if upstream_error is not None:
+                return upstream_error
         failed = sum(1 for a in answers if not a.get("EventId"))
         with self._lock:
             self.refused_entries += failed if failing else 0
         raw = json.dumps({"FailedEntryCount": failed, "Entries": answers}).encode()
         return 200, [("content-type", "application/x-amz-json-1.1")], raw
+
+    def _refuse_call(self) -> tuple[int, list[tuple[str, str]], bytes]:
+        """EventBridge down: the whole PutEvents call fails with HTTP 500."""
+        with self._lock:
+            self.refused_calls += 1
+        answer = {"__type": "InternalException", "message": "injected: EventBridge is down"}
+        return 500, [("content-type", "application/x-amz-json-1.1")], json.dumps(answer).encode()
+
+    def _publish(
+        self,
+        path: str,
+        headers: dict[str, str],
+        request: dict[str, Any],
+        keep: list[int],
+        answers: list[dict[str, Any]],
+    ) -> tuple[int, list[tuple[str, str]], bytes] | None:
+        """Forward the entries numbered ``keep`` to moto; put its answer of each in ``answers`` and record
+        the published ones. moto's answer when it is not a 200, else None."""
+        entries = request.get("Entries") or []
+        forwarded = {**request, "Entries": [entries[i] for i in keep]}
+        status, response_headers, raw = self._forward("POST", path, headers, json.dumps(forwarded).encode())
+        if status != 200:
+            return status, response_headers, raw
+        taken = json.loads(raw).get("Entries") or []
+        with self._lock:
+            for i, answer in zip(keep, taken, strict=False):
+                answers[i] = answer
+                if answer.get("EventId"):
+                    entry = entries[i]
+                    self.published.append((entry.get("DetailType", ""), json.loads(entry.get("Detail") or "{}")))
+        return None
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self

@@ -393,24 +393,36 @@ def strict_problems(schema: Any, path: str = "") -> list[str]:
     if not isinstance(schema, dict):
         return problems
     problems += [f"{path}: {key}" for key in ("$ref", "$defs", "definitions") if key in schema]
-    kind = schema.get("type")
-    if kind == "object" or (isinstance(kind, list) and "object" in kind) or "properties" in schema:
-        if schema.get("additionalProperties") is not False:
-            problems.append(f"{path}: an open object (additionalProperties is not false)")
-        props = schema.get("properties") or {}
-        if not props:
-            problems.append(f"{path}: an object without properties")
-        if list(schema.get("required") or []) != list(props):
-            problems.append(f"{path}: not every property required")
-        for name, prop in props.items():
-            if not str((prop or {}).get("description") or "").strip():
-                problems.append(f"{path}.{name}: no description")
+    if _is_object(schema):
+        problems += _object_problems(schema, path)
     for key, value in schema.items():
         if key == "properties":
             for name, prop in value.items():
                 problems += strict_problems(prop, f"{path}.{name}")
         elif isinstance(value, dict | list) and key not in ("enum", "const", "required"):
             problems += strict_problems(value, f"{path}/{key}")
+    return problems
+
+
+def _is_object(schema: dict[str, Any]) -> bool:
+    kind = schema.get("type")
+    return kind == "object" or (isinstance(kind, list) and "object" in kind) or "properties" in schema
+
+
+def _object_problems(schema: dict[str, Any], path: str) -> list[str]:
+    """An object schema's own problems (not its properties' schemas): open, empty, a property not
+    required or without a description."""
+    problems: list[str] = []
+    if schema.get("additionalProperties") is not False:
+        problems.append(f"{path}: an open object (additionalProperties is not false)")
+    props = schema.get("properties") or {}
+    if not props:
+        problems.append(f"{path}: an object without properties")
+    if list(schema.get("required") or []) != list(props):
+        problems.append(f"{path}: not every property required")
+    for name, prop in props.items():
+        if not str((prop or {}).get("description") or "").strip():
+            problems.append(f"{path}.{name}: no description")
     return problems
 
 
