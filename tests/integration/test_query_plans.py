@@ -27,6 +27,13 @@ from psycopg.types.json import Jsonb
 from bench import scale
 
 WHOLE_TABLES = {"bookings", "messages", "conversations", "followups"}
+# what every booking statement takes besides its own: who acts (a staff caller reaches every booking;
+# the assistant's reach is checked by its own tests) and the actor its event records
+COMMON: dict[str, Any] = {
+    "reach_all": True,
+    "reach_cid": None,
+    "actor": Jsonb({"kind": "staff", "sub": "plans", "via": "test"}),
+}
 SHAPE = scale.Shape(scale=0, days=20, past_days=5, open_days=5, bookings=10_000, conversations=400)
 
 
@@ -64,7 +71,7 @@ def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def plan_of(conn: psycopg.Connection, statement: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     """The nodes of the plan the app's statement gets (parameters bound as the app binds them)."""
-    row = conn.execute("EXPLAIN (FORMAT JSON) " + statement, params).fetchone()
+    row = conn.execute("EXPLAIN (FORMAT JSON) " + statement, {**COMMON, **params}).fetchone()
     document = row["QUERY PLAN"]
     document = json.loads(document) if isinstance(document, str) else document
     return list(_nodes(document[0]["Plan"]))
@@ -159,6 +166,9 @@ def test_get_cancel_and_reschedule_a_booking(conn, sample):
         "caller": "chat-web",
         "key": "change-1",
         "hash": "0" * 64,
+        "old_start": sample["event_start"],
+        "old_duration": sample["duration_minutes"],
+        "old_guests": sample["guest_count"],
     }
     check(conn, bookings.RESCHEDULE_BOOKING, params, "bookings_pkey", "bookings_chef_capacity")
 
@@ -209,14 +219,15 @@ def test_search(conn, sample, search):
 # -- the worker --------------------------------------------------------------------------------------------
 def test_emotion_statistics(conn):
     ids = [f"scale-c{n}" for n in range(10)]
-    check(conn, conversations.REFRESH_EMOTION_STATS, {"ids": ids}, "conversations_pkey")
+    attention = {"ids": ids, "enter": -0.05, "leave": 0.03, "min_scores": 4}
+    check(conn, conversations.refresh_emotion_stats_sql(), attention, "conversations_pkey")
     check(conn, conversations.STALE_STATS, {"grace": 60, "limit": 100}, "conversations_stats_behind")
 
 
 def test_followup_statements(conn, sample):
     ids = [r["id"] for r in conn.execute("SELECT id FROM bookings ORDER BY id LIMIT 10").fetchall()]
     versions = [1] * len(ids)
-    check(conn, followups.SYNC_FOLLOWUPS, {"ids": ids}, "bookings_pkey", "followups_pkey")
+    check(conn, followups.SYNC_FOLLOWUPS, {"ids": ids, "lead": 24}, "bookings_pkey", "followups_pkey")
     claim = {"ids": ids, "versions": versions, "slack": 60}
     check(conn, followups.CLAIM_SENDS, claim, ("followups_pkey", "followups_pending_due"), "bookings_pkey")
     messages = conversations.Messages()
@@ -229,6 +240,9 @@ def test_followup_statements(conn, sample):
         "s_names": [f"s-{i}" for i in range(len(ids))],
         "d_ids": ids,
         "d_versions": versions,
+        "r_ids": ids,
+        "r_versions": versions,
+        "r_names": [f"r-{i}" for i in range(len(ids))],
     }
     check(conn, followups.FINISH_SCHEDULES, finish, "followups_pkey", "bookings_pkey")
     sends = {**messages.params(), "d_ids": ids, "d_versions": versions, "d_ok": [True] * len(ids)}
