@@ -421,7 +421,14 @@ def _tool_result(event: dict[str, Any], out: Any) -> dict[str, Any] | None:
 
 def _mcp_store_message(fx: dict[str, Any], client: int, n: int) -> Request:
     rest = _store_message(fx, client, n)
-    arguments = {**rest.body, **rest.path_parameters, "idempotency_key": rest.headers["idempotency-key"]}
+    # the tool's metadata is a list of string pairs (a closed schema for strict hosts)
+    metadata = [{"key": k, "value": str(v)} for k, v in rest.body["metadata"].items()]
+    arguments = {
+        **rest.body,
+        **rest.path_parameters,
+        "metadata": metadata,
+        "idempotency_key": rest.headers["idempotency-key"],
+    }
     return _tool_call("store_message", arguments, n)
 
 
