@@ -5,7 +5,7 @@ import bench  # noqa: F401 - sys.path
 from bench.operations import OPERATIONS
 from testkit.functions import load_function
 
-for _function in dict.fromkeys(op.function for op in OPERATIONS if op.available):
+for _function in dict.fromkeys(op.function for op in OPERATIONS):
     load_function(_function)
 
 import boto3  # noqa: E402, F401

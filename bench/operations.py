@@ -1,8 +1,8 @@
 """What the benchmark measures: one entry per API operation, per cold-started function, per job type.
 
 Adding an operation is one ``Operation(...)`` in ``OPERATIONS`` (plus, if it needs data that does
-not exist yet, one setup function in ``SETUPS``). An entry whose function folder has not landed is
-skipped and reported as "not available". The round-trip guards in ``tests/perf`` use the same entries.
+not exist yet, one setup function in ``SETUPS``). The round-trip guards in ``tests/perf`` use the
+same entries.
 
 Request builders get ``(fixtures, client, n)``: the setup's fixtures, the client (thread) number
 and ``n``, unique within a run, so every write is a new one (idempotency keys, booking slots).
@@ -15,8 +15,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-from bench import FUNCTIONS
 
 CHAT_TEXT = (
     "Hi! We'd like a hibachi chef for my dad's 60th birthday on the patio, about 14 adults and "
@@ -74,10 +72,6 @@ class Operation:
     headline: bool = False  # named in the issue's latency/throughput targets
     verify: Callable[[dict[str, Any], Any], bool] | None = None  # (event, response body): is it ours?
     books: bool = False  # each request books a slot of its own (``booking_body``: ``fixtures["slots"]``)
-
-    @property
-    def available(self) -> bool:
-        return (FUNCTIONS / self.function / "app.py").exists()
 
     def event(self, fixtures: dict[str, Any], client: int, n: int, *, assistant: bool = False) -> dict[str, Any]:
         """The API Gateway (HTTP API, payload 2.0) event of request ``n`` of ``client``: a staff
@@ -530,10 +524,6 @@ class ColdStart:
     event: Callable[[dict[str, Any], str], dict[str, Any]]  # (fixtures by setup key, unique tag) -> event
     setups: tuple[str, ...] = ()
 
-    @property
-    def available(self) -> bool:
-        return (FUNCTIONS / self.function / "app.py").exists()
-
 
 def _cold_store_message(fx: dict[str, Any], tag: str) -> dict[str, Any]:
     op = next(o for o in OPERATIONS if o.name == "store_message")
@@ -699,10 +689,6 @@ class JobType:
     set_based: bool = True  # the "<= 2 round trips per batch" target applies
     max_batches: int | None = None  # fewer than the plan's (each job needs its own booking)
     function: str = "followup_worker"
-
-    @property
-    def available(self) -> bool:
-        return (FUNCTIONS / self.function / "app.py").exists()
 
 
 JOB_TYPES: list[JobType] = [

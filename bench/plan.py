@@ -53,8 +53,7 @@ class Results:
     command: str
     machine: dict[str, str] = field(default_factory=dict)
     postgres: str = ""
-    operations: list[str] = field(default_factory=list)  # names of the available Operation entries
-    unavailable: list[str] = field(default_factory=list)  # entries whose function has not landed
+    operations: list[str] = field(default_factory=list)  # names of the Operation entries
     calibration: dict[str, Any] = field(default_factory=dict)
     rtt0: dict[str, Any] = field(default_factory=dict)  # label -> RunResult
     raw0: dict[str, list[float]] = field(default_factory=dict)
@@ -71,7 +70,6 @@ class Results:
     sizes: list[Any] = field(default_factory=list)
     layer: Any = None
     seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
 
 
 _T0 = time.perf_counter()

@@ -5,7 +5,6 @@
     python -m bench.run --operations availability,search_bookings   # only these, RTT 0 and 270 ms;
                                    # prints their figures, leaves BENCHMARKS.md alone (an old flow
                                    # can be named too: --operations "store_message,old after")
-    python -m bench.run --only emotion-scaling   # one emotion job at 10,000 messages against 10
 
 Phases: (1) RTT 0 through the counting proxy, one client, the handlers' statements captured and
 then replayed raw on an identical database; (2) RTT 270 ms (0.135 s each way): latency with 10
@@ -72,7 +71,6 @@ def hanging_endpoint() -> Iterator[str]:
 # -- 1. RTT 0 ---------------------------------------------------------------------------------------------
 def rtt0(r: Run) -> None:
     """The handlers without SQS, their statements captured and replayed raw; then with SQS; the old flows."""
-    from bench import reference
     from bench.env import use_settings
     from bench.measure import Capture, HandlerWorkload, replay, run
     from bench.operations import fixtures_of
@@ -93,9 +91,7 @@ def rtt0(r: Run) -> None:
     for op in r.ops:
         if op.enqueues:
             r.results.rtt0[op.name] = _rtt0_with_sqs(r, op)
-    for name in r.flows:
-        flow = reference.FlowWorkload(name, r.dsn0, r.run_id)
-        r.results.rtt0[name] = run(flow, requests=r.plan.sequential, max_seconds=30, proxy=r.proxy0)
+    _flows(r, r.dsn0, r.results.rtt0, requests=r.plan.sequential, max_seconds=30, proxy=r.proxy0)
 
 
 def _rtt0_with_sqs(r: Run, op: Any) -> Any:
@@ -148,30 +144,29 @@ def _variants(r: Run) -> list[tuple[Any, bool]]:
     return [(op, sqs) for op in r.ops for sqs in ((True, False) if op.enqueues else (False,))]
 
 
-def _latency(r: Run, pool: Any, proxy: Any, dsn: str) -> None:
+def _handlers(r: Run, pool: Any, into: dict[str, Any], what: str, **how: Any) -> None:
+    """Every operation variant in the environment processes, with ``how`` (clients, requests, ...)."""
+    for op, sqs in _variants(r):
+        log(f"RTT 270: {what} of {label(op, sqs)}")
+        aws, queue = (r.aws, r.moto) if sqs else (None, None)
+        into[label(op, sqs)] = pool.run(op, r.fixtures[op.setup], aws=aws, queue=queue, **how)
+
+
+def _flows(r: Run, dsn: str, into: dict[str, Any], **how: Any) -> None:
+    """The old system's flows, threads of this process."""
     from bench import reference
     from bench.measure import run
 
-    plan = r.plan
-    for op, sqs in _variants(r):
-        log(f"RTT 270: latency of {label(op, sqs)}")
-        r.results.rtt270[label(op, sqs)] = pool.run(
-            op,
-            r.fixtures[op.setup],
-            dsn=dsn,
-            aws=r.aws if sqs else None,
-            clients=plan.latency_clients,
-            requests=plan.latency_each,
-            max_seconds=60,
-            proxy=proxy,
-            queue=r.moto if sqs else None,
-        )
     for name in r.flows:
-        log(f"RTT 270: latency of {name}")
-        flow = reference.FlowWorkload(name, dsn, r.run_id)
-        r.results.rtt270[name] = run(
-            flow, clients=plan.latency_clients, requests=plan.reference_each, max_seconds=60, proxy=proxy
-        )
+        log(f"old flow: {name}")
+        into[name] = run(reference.FlowWorkload(name, dsn, r.run_id), **how)
+
+
+def _latency(r: Run, pool: Any, proxy: Any, dsn: str) -> None:
+    clients = r.plan.latency_clients
+    common = {"clients": clients, "max_seconds": 60, "proxy": proxy}
+    _handlers(r, pool, r.results.rtt270, "latency", dsn=dsn, requests=r.plan.latency_each, **common)
+    _flows(r, dsn, r.results.rtt270, requests=r.plan.reference_each, **common)
 
 
 def _sqs_hanging(r: Run, pool: Any, proxy: Any, dsn: str) -> None:
@@ -180,9 +175,7 @@ def _sqs_hanging(r: Run, pool: Any, proxy: Any, dsn: str) -> None:
     working queue's settings object of its own, so its first send finds SQS hanging."""
     plan = r.plan
     with hanging_endpoint() as url:
-        for op in r.ops:
-            if not (op.enqueues and op.headline):
-                continue
+        for op in (op for op in r.ops if op.enqueues and op.headline):
             log(f"RTT 270: latency of {op.name} with SQS hanging")
             r.results.sqs_hanging[op.name] = pool.run(
                 op,
@@ -197,36 +190,11 @@ def _sqs_hanging(r: Run, pool: Any, proxy: Any, dsn: str) -> None:
 
 
 def _throughput(r: Run, pool: Any, proxy: Any, dsn: str, cpu: dict[str, int | None]) -> None:
-    from bench import reference
-    from bench.measure import run
-
     plan = r.plan
-    duration, max_seconds = plan.throughput_seconds, plan.throughput_seconds + 30
-    for op, sqs in _variants(r):
-        log(f"RTT 270: throughput of {label(op, sqs)}, {plan.throughput_clients} connections")
-        r.results.throughput[label(op, sqs)] = pool.run(
-            op,
-            r.fixtures[op.setup],
-            dsn=dsn,
-            aws=r.aws if sqs else None,
-            clients=plan.throughput_clients,
-            proxy=proxy,
-            queue=r.moto if sqs else None,
-            processes=cpu,
-            duration=duration,
-            max_seconds=max_seconds,
-        )
-    for name in r.flows:
-        log(f"RTT 270: throughput of {name}")
-        flow = reference.FlowWorkload(name, dsn, r.run_id)
-        r.results.throughput[name] = run(
-            flow,
-            clients=plan.throughput_clients,
-            proxy=proxy,
-            processes=cpu,
-            duration=duration,
-            max_seconds=max_seconds,
-        )
+    common = {"clients": plan.throughput_clients, "proxy": proxy, "processes": cpu}
+    common |= {"duration": plan.throughput_seconds, "max_seconds": plan.throughput_seconds + 30}
+    _handlers(r, pool, r.results.throughput, "throughput", dsn=dsn, **common)
+    _flows(r, dsn, r.results.throughput, **common)
 
 
 # -- 3. the worker, at RTT 0 ------------------------------------------------------------------------------
@@ -236,11 +204,9 @@ def worker_phase(r: Run) -> None:
     from bench.operations import COLD_STARTS, JOB_TYPES, fixtures_of
 
     use_settings(r.db_a)
-    for cs in COLD_STARTS:
-        for key in cs.setups:
-            if cs.available and key not in r.fixtures:
-                r.fixtures[key] = fixtures_of(key, r.plan.throughput_clients, r.run_id)
-    for job_type in (j for j in JOB_TYPES if j.available):
+    for key in (key for cs in COLD_STARTS for key in cs.setups if key not in r.fixtures):
+        r.fixtures[key] = fixtures_of(key, r.plan.throughput_clients, r.run_id)
+    for job_type in JOB_TYPES:
         log(f"worker: {job_type.name} (setup)")
         use_settings(r.db_a)
         fx = r.fixtures.get(job_type.setup) or fixtures_of(
@@ -281,13 +247,7 @@ def cold_phase(r: Run) -> None:
     plan, results = r.plan, r.results
     env = function_env(r.db_a, r.moto)
     r.moto.clean()
-    landed = [cs for cs in COLD_STARTS if cs.available]
-    results.notes += [
-        f"cold start of {cs.function}: not measured, the function has not landed"
-        for cs in COLD_STARTS
-        if not cs.available
-    ]
-    for cs in landed:
+    for cs in COLD_STARTS:
         log(f"cold start: {cs.function} ({plan.cold_runs} runs + floors)")
         results.cold.append(
             coldstart.measure(
@@ -300,10 +260,10 @@ def cold_phase(r: Run) -> None:
                 event_for_run=_events_of(r, cs),
             )
         )
-    for cs in landed:
+    for cs in COLD_STARTS:
         log(f"python -X importtime: {cs.function}")
         results.imports.append(coldstart.importtime(cs.function, env, runs=plan.importtime_runs))
-    for cs in (cs for cs in landed if coldstart.has_typical(cs.function)):
+    for cs in (cs for cs in COLD_STARTS if coldstart.has_typical(cs.function)):
         log(f"cold start against the typical handler: {cs.function} ({plan.typical_pairs} pairs A B)")
         r.moto.clean()
         tag = f"{r.run_id}-typical"
@@ -328,8 +288,7 @@ def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # "connection pool is full" with 30 threads
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     results = Results(plan, command, machine())
-    results.operations = [op.name for op in OPERATIONS if op.available]
-    results.unavailable = [op.name for op in OPERATIONS if not op.available]
+    results.operations = [op.name for op in OPERATIONS]
     log("starting PostgreSQL and moto")
     with started() as (pg, moto):
         results.postgres = postgres_version(pg)
@@ -341,7 +300,7 @@ def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
             migrated_database(pg, "hibachi_bench"),
             migrated_database(pg, "hibachi_bench_raw"),
             time.strftime("%H%M%S"),
-            ops=[op for op in OPERATIONS if op.available and (only is None or op.name in only)],
+            ops=[op for op in OPERATIONS if (only is None or op.name in only)],
             flows={k: f for k, f in reference.FLOWS.items() if only is None or k in only},
             aws=moto.resources.settings(),
         )
@@ -362,23 +321,6 @@ def run_all(plan: Plan, command: str, only: set[str] | None = None) -> Results:
     return results
 
 
-def emotion_scaling_only(plan: Plan) -> int:
-    """Just the emotion-job scaling figures (no report written): ``python -m bench.run --only emotion-scaling``."""
-    from bench import worker
-    from bench.env import quiet_stdout, started, use_settings
-    from testkit.env import migrated_database
-
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
-    with started(aws=False) as (pg, _):
-        dsn = migrated_database(pg, "hibachi_bench_scaling")
-        with quiet_stdout():
-            result = worker.emotion_scaling(
-                dsn, time.strftime("%H%M%S"), use_direct=lambda: use_settings(dsn), samples=plan.scaling_samples
-            )
-    print(worker.scaling_table(result))
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -389,13 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--operations", metavar="NAMES", help="comma-separated API operations: measure only these, print, write nothing"
     )
-    parser.add_argument(
-        "--only", choices=["emotion-scaling"], help="run one part and print its figures (BENCHMARKS.md untouched)"
-    )
     args = parser.parse_args(argv)
     plan = Plan.quick() if args.quick else Plan()
-    if args.only == "emotion-scaling":
-        return emotion_scaling_only(plan)
     from bench import report, scale
     from bench.env import STATE
 

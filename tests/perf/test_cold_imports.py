@@ -197,7 +197,7 @@ def _first_events(run: str) -> dict[str, dict[str, object]]:
         "bookings": {"run": run, "slots": Counter(5000)},
         "emotion": {"ids": [f"cold-{run}-{i}" for i in range(10)]},
     }
-    return {cs.function: cs.event(fixtures, f"{run}-1") for cs in COLD_STARTS if cs.available}
+    return {cs.function: cs.event(fixtures, f"{run}-1") for cs in COLD_STARTS}
 
 
 @pytest.fixture(scope="module")

@@ -45,8 +45,7 @@ AS_ASSISTANT = ("store_message", "create_booking", "get_booking", "mcp_store_mes
 
 @pytest.mark.parametrize(
     ("op", "assistant"),
-    [(op, False) for op in OPERATIONS if op.available]
-    + [(op, True) for op in OPERATIONS if op.available and op.name in AS_ASSISTANT],
+    [(op, False) for op in OPERATIONS] + [(op, True) for op in OPERATIONS if op.name in AS_ASSISTANT],
     ids=lambda v: v.name if isinstance(v, Operation) else ("assistant" if v else "staff"),
 )
 def test_api_operation_is_one_round_trip(op, assistant, settings, sqs, context, counted, database_url):
@@ -76,7 +75,7 @@ def test_api_operation_is_one_round_trip(op, assistant, settings, sqs, context, 
             assert _queued(sqs) - queued == REQUESTS, f"{op.name}: one SQS send per request"
 
 
-@pytest.mark.parametrize("job_type", [jt for jt in JOB_TYPES if jt.available and jt.set_based], ids=lambda jt: jt.name)
+@pytest.mark.parametrize("job_type", [jt for jt in JOB_TYPES if jt.set_based], ids=lambda jt: jt.name)
 def test_set_based_job_batch_is_at_most_two_round_trips(job_type, settings, aws, context, counted, database_url):
     run = f"perf-{uuid.uuid4().hex[:8]}"
     fixtures = fixtures_of(job_type.setup, 2 * BATCH, run)
