@@ -69,7 +69,9 @@ class Load:
             else:
                 self.refused[f"{status} {code}"] += 1
 
-    def _call(self, session: requests.Session, method: str, path: str, body: Any = None, key: str | None = None):
+    def _call(
+        self, session: requests.Session, method: str, path: str, body: Any = None, key: str | None = None
+    ) -> tuple[int, Any, str]:
         headers = dict(self.headers)
         if key:
             headers["idempotency-key"] = key
@@ -206,7 +208,7 @@ def run(changes: int, outage: float, clients: int, seed: int, drain_timeout: flo
         # reconciler publishes (the check below is on the event log)
 
         def drained() -> bool:
-            return query(url, "SELECT count(*) AS n FROM events WHERE published_at IS NULL")[0]["n"] == 0
+            return bool(query(url, "SELECT count(*) AS n FROM events WHERE published_at IS NULL")[0]["n"] == 0)
 
         wait_until(drained, timeout=drain_timeout, interval=1, message="every event published")
         timeline.drained_at = time.monotonic()

@@ -25,7 +25,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from hibachi import aws, jobs
-from hibachi.db import get_db
+from hibachi.db import Database, get_db
 from hibachi.events import repository
 from hibachi.events.models import SOURCES, AggregateType, EventType
 from hibachi.events.repository import Claimed
@@ -181,22 +181,30 @@ def publish(aggregates: list[tuple[str, str]]) -> tuple[int, int]:
         claimed = repository.claim_heads(db, pending, stale_seconds=STALE_CLAIM_SECONDS, limit=PUT_EVENTS_MAX)
         if not claimed:
             break
-        outcome = _put(claimed, bus)
-        repository.finish_publish(db, [(e.seq, outcome.get(e.seq) is None) for e in claimed])
-        ok = [e for e in claimed if outcome.get(e.seq) is None]
-        published += len(ok)
-        failed += len(claimed) - len(ok)
-        going_on = {(e.aggregate_type, e.aggregate_id) for e in ok if e.more}
-        handled = {(e.aggregate_type, e.aggregate_id) for e in claimed}
-        if len(claimed) < PUT_EVENTS_MAX:  # every other aggregate asked for had nothing claimable
-            pending = [a for a in pending if a in going_on]
-        else:  # the claim was full: the unclaimed ones wait for the next round
-            pending = [a for a in pending if a not in handled or a in going_on]
+        ok, pending = _publish_round(db, claimed, pending, bus)
+        published += ok
+        failed += len(claimed) - ok
     if published:
         metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=published)
     if failed:
         metrics.add_metric(name="EventsPublishFailed", unit=MetricUnit.Count, value=failed)
     return published, failed
+
+
+def _publish_round(
+    db: Database, claimed: list[Claimed], pending: list[tuple[str, str]], bus: str
+) -> tuple[int, list[tuple[str, str]]]:
+    """Put the ``claimed`` heads, record the outcome; (how many went out, the aggregates still to
+    publish this call)."""
+    outcome = _put(claimed, bus)
+    repository.finish_publish(db, [(e.seq, outcome.get(e.seq) is None) for e in claimed])
+    ok = [e for e in claimed if outcome.get(e.seq) is None]
+    going_on = {(e.aggregate_type, e.aggregate_id) for e in ok if e.more}
+    handled = {(e.aggregate_type, e.aggregate_id) for e in claimed}
+    if len(claimed) < PUT_EVENTS_MAX:  # every other aggregate asked for had nothing claimable
+        return len(ok), [a for a in pending if a in going_on]
+    # the claim was full: the unclaimed ones wait for the next round
+    return len(ok), [a for a in pending if a not in handled or a in going_on]
 
 
 def publish_bookings(booking_ids: list[UUID]) -> tuple[int, int]:
