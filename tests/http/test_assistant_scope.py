@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from mcp import ClientSession
 
-from tests.support.mcp import booking, phone, run
+from tests.support.mcp import booking, error_of, phone, run
 
 TZ = "America/Los_Angeles"
 ASSISTANT = ["bookings:read", "bookings:write", "messages:write", "conversations:read"]
@@ -248,7 +248,10 @@ def test_another_chat_is_out_of_reach_through_mcp(world):
             ("create_booking", {**booking(w.starts[4], phone(), conversation_id=w.a), "idempotency_key": "k"}),
         ):
             result = await session.call_tool(name, arguments)
-            out.setdefault(name, []).append(result.structured_content)
+            # a tool error is its text content (the REST error body), a success its structured content
+            out.setdefault(name, []).append(
+                {"error": error_of(result)} if result.is_error else result.structured_content
+            )
         return out
 
     out = run(f"{w.url}/mcp", w.token, steps, conversation=w.b)
@@ -276,7 +279,7 @@ def test_another_chat_is_out_of_reach_through_mcp(world):
 def test_an_mcp_connection_without_the_header_acts_for_no_one(world):
     async def steps(session: ClientSession) -> Any:
         await session.initialize()
-        return (await session.call_tool("find_bookings", {})).structured_content
+        return await session.call_tool("find_bookings", {})
 
     result = run(f"{world.url}/mcp", world.token, steps)
-    assert result["error"]["code"] == "conversation_required"
+    assert error_of(result)["code"] == "conversation_required"

@@ -19,7 +19,7 @@ from mcp import ClientSession
 
 from local.aws import sent_codes
 from local.stack import wait_until
-from tests.support.mcp import Steps, booking, run
+from tests.support.mcp import Steps, booking, error_of, run
 
 ASSISTANT = ["messages:write", "conversations:read", "bookings:read", "bookings:write"]
 
@@ -120,9 +120,9 @@ def mcp(stack, cid: str | None, steps: Steps, scopes=ASSISTANT) -> Any:
     return run(f"{stack.url}/mcp", stack.token(scopes), initialized, conversation=cid)
 
 
-def error_of(result) -> tuple[str, Any]:
-    assert result.is_error, result
-    error = result.structured_content["error"]
+def code_of(result: Any) -> tuple[str, Any]:
+    """A tool error's code and details (from its text content: errors carry no structured content)."""
+    error = error_of(result)
     return error["code"], error.get("details")
 
 
@@ -148,7 +148,7 @@ def test_an_agent_verifies_a_phone_over_mcp(app_stack):
         ]
 
     wrong, right, repeat, again = mcp(app_stack, cid, confirm)
-    assert error_of(wrong) == ("verification_code_invalid", {"attempts_left": 4})
+    assert code_of(wrong) == ("verification_code_invalid", {"attempts_left": 4})
     assert not right.is_error and right.structured_content["value"] == number
     assert repeat.structured_content == right.structured_content
     assert again.structured_content["status"] == "already_verified"
@@ -171,7 +171,7 @@ def test_over_mcp_a_code_for_another_conversation_expiry_and_attempts(app_stack,
         ]
 
     here, named = mcp(app_stack, second, confirm_here)
-    assert error_of(here)[0] == "verification_not_found" and error_of(named)[0] == "not_found"
+    assert code_of(here)[0] == "verification_not_found" and code_of(named)[0] == "not_found"
 
     # expiry: the stored time moves, nobody waits
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -184,7 +184,7 @@ def test_over_mcp_a_code_for_another_conversation_expiry_and_attempts(app_stack,
     async def confirm(session: ClientSession) -> Any:
         return await session.call_tool("confirm_verification", {"code": code})
 
-    assert error_of(mcp(app_stack, first, confirm))[0] == "verification_expired"
+    assert code_of(mcp(app_stack, first, confirm))[0] == "verification_expired"
 
     # attempts: a new code, five wrong tries, then even the right one is refused
     assert not mcp(app_stack, first, start).is_error
@@ -195,8 +195,8 @@ def test_over_mcp_a_code_for_another_conversation_expiry_and_attempts(app_stack,
         return [*out, await session.call_tool("confirm_verification", {"code": fresh})]
 
     *wrong, last = mcp(app_stack, first, guesses)
-    assert [error_of(w)[1]["attempts_left"] for w in wrong] == [4, 3, 2, 1, 0]
-    assert error_of(last)[0] == "verification_attempts_exhausted"
+    assert [code_of(w)[1]["attempts_left"] for w in wrong] == [4, 3, 2, 1, 0]
+    assert code_of(last)[0] == "verification_attempts_exhausted"
 
 
 @pytest.mark.parametrize("tool", ["start_verification", "confirm_verification"])
@@ -206,7 +206,7 @@ def test_over_mcp_without_the_header_is_conversation_required(app_stack, tool):
     async def call(session: ClientSession) -> Any:
         return await session.call_tool(tool, arguments)
 
-    assert error_of(mcp(app_stack, None, call))[0] == "conversation_required"
+    assert code_of(mcp(app_stack, None, call))[0] == "conversation_required"
 
 
 # -- what a verified identity reaches ------------------------------------------------------------------------
@@ -247,7 +247,7 @@ def test_an_agent_verifies_before_finding_an_older_booking_by_phone(app_stack):
         ]
 
     refused, started = mcp(app_stack, cid, before)
-    assert error_of(refused)[0] == "verification_required" and not started.is_error
+    assert code_of(refused)[0] == "verification_required" and not started.is_error
     code = code_for(app_stack, cid)
 
     async def after(session: ClientSession) -> list[Any]:

@@ -17,44 +17,28 @@ from hibachi import settings as settings_module
 from local.stack import wait_until
 from testkit.functions import load_function
 from tests.support import followups
-from tests.support.bookings import CANCEL, PATCH, booking_body, call, create, local_start
-from tests.support.common import new_id, receive_all
-from tests.support.followups import drain, make_due, messages, post_user_message, run_jobs, send_body, worker
+from tests.support.bookings import CANCEL, call, local_start
+from tests.support.common import new_id
+from tests.support.followups import (
+    assert_conversation_consistent,
+    book,
+    book_and_move,
+    drain,
+    followup,
+    make_due,
+    messages,
+    post_user_message,
+    published,
+    reconcile,
+    run_jobs,
+    schedule,
+    send_body,
+    wait_for_jobs,
+    worker,
+)
+from tests.support.followups import clean as clean  # autouse
 
 aws = followups.aws  # the fixture, with schedule names of this folder's
-
-
-@pytest.fixture(autouse=True)
-def clean(db):
-    db.execute("TRUNCATE bookings CASCADE")
-    return
-
-
-def published(aws) -> list[dict]:
-    return [json.loads(m["Body"]) for m in receive_all(aws["client"], aws["inbox"])]
-
-
-def assert_conversation_consistent(db, cid: str) -> None:
-    row = db.fetchone(
-        "SELECT c.message_count, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS n "
-        "FROM conversations c WHERE c.id = %s",
-        [cid],
-    )
-    assert row["message_count"] == row["n"]
-
-
-def followup(db, booking_id: str) -> dict:
-    return db.fetchone("SELECT * FROM followups WHERE booking_id = %s", [booking_id])
-
-
-def schedule(aws, booking_id: str) -> dict:
-    return aws["scheduler"].get_schedule(Name=f"fu-{booking_id}", GroupName=aws["group"])
-
-
-def book(context, aws, **fields) -> dict:
-    status, booking = create(context, booking_body(**fields))
-    assert status == 201, booking
-    return booking
 
 
 def test_schedule_followup_records_the_schedule_and_confirms_in_the_conversation(settings, context, db, aws):
@@ -100,17 +84,6 @@ def test_a_booking_without_conversation_gets_its_schedule_only(settings, context
     run_jobs(context, aws)
     assert followup(db, booking["id"])["scheduled_at"] is not None
     assert schedule(aws, booking["id"])["State"] == "ENABLED"
-
-
-def book_and_move(context, aws, to: str) -> tuple[str, dict, dict]:
-    """A booking 12 days ahead in a new conversation, moved to ``to``, its jobs run: (conversation, booking, moved)."""
-    cid = new_id("web:c")
-    booking = book(context, aws, conversation_id=cid, start=local_start(days=12))
-    run_jobs(context, aws)
-    status, moved = call(context, PATCH, booking["id"], body={"event_start": to})
-    assert status == 200
-    run_jobs(context, aws)
-    return cid, booking, moved
 
 
 def test_reschedule_replaces_the_schedule(settings, context, db, aws):
@@ -182,7 +155,7 @@ def test_send_followup_delivered_twice_sends_once(settings, context, db, aws, ca
     assert len(sent) == 1
     body = json.loads(sent[0]["Message"])
     assert body["booking_id"] == booking["id"] and body["customer"]["phone"] == "+14155550123"
-    assert body["customer"]["email"] == "Ada@example.com" and body["text"].startswith("Hi Ada, thank you")
+    assert body["customer"]["email"] == "ada@example.com" and body["text"].startswith("Hi Ada, thank you")
     assert sent[0]["MessageAttributes"]["booking_id"]["Value"] == booking["id"]
     assert sent[0]["MessageAttributes"]["channel"]["Value"] == "sms"
     followups = [m for m in messages(db, cid) if m["metadata"].get("kind") == "booking_followup"]
@@ -241,20 +214,6 @@ def test_bad_jobs_fail_alone(settings, context, db, aws):
 
 
 # -- reconciler --------------------------------------------------------------------------------------------
-def reconcile(context) -> dict:
-    return load_function("followup_worker").lambda_handler({"task": "reconcile"}, context)
-
-
-def wait_for_jobs(aws, job_type: str, booking_id: str, rounds: int = 20) -> list[str]:
-    """Poll the jobs queue (bounded) until a job of ``job_type`` for the booking shows up."""
-    seen: list[str] = []
-    for _ in range(rounds):
-        seen += drain(aws)
-        if any(
-            json.loads(b)["type"] == job_type and json.loads(b)["payload"]["booking_id"] == booking_id for b in seen
-        ):
-            return seen
-    raise AssertionError(f"no {job_type} job for {booking_id} arrived: {seen}")
 
 
 def test_a_lost_schedule_followup_is_recovered_by_the_reconciler(settings, context, db, aws):

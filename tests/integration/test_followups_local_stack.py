@@ -133,7 +133,7 @@ def test_cancel_over_http_deletes_the_schedule(stack, database_url):
 def _prefix(stack: LocalStack) -> str:
     """The worker's SCHEDULE_NAME_PREFIX, as the template (or the stack's env) sets it."""
     worker = stack.app.function_for("FollowupWorkerFunction")
-    return stack.user_env.get("SCHEDULE_NAME_PREFIX") or worker.environment.get("SCHEDULE_NAME_PREFIX", "hibachi-fu-")
+    return stack.env.get("SCHEDULE_NAME_PREFIX") or worker.environment.get("SCHEDULE_NAME_PREFIX", "hibachi-fu-")
 
 
 def _schedule(stack: LocalStack, name: str) -> dict | None:

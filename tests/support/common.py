@@ -75,8 +75,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def database_before(database_url: str, migration: str) -> Iterator[str]:
-    """A database of its own on the tests' server, migrated up to (not including) ``migration``;
+def database_before(database_url: str, migration: str, *, later_too: bool = False) -> Iterator[str]:
+    """A database of its own on the tests' server, migrated up to (not including) ``migration``
+    (``later_too``: with every migration but ``migration``, so that today's code runs on it);
     its URL, dropped afterwards."""
     from urllib.parse import urlsplit, urlunsplit
 
@@ -92,7 +93,9 @@ def database_before(database_url: str, migration: str) -> Iterator[str]:
     url = urlunsplit((*parts[:2], f"/{name}", *parts[3:]))
     try:
         backend = get_backend(_yoyo_url(url))
-        old = read_migrations(str(MIGRATIONS_DIR)).filter(lambda m: m.id < migration)
+        old = read_migrations(str(MIGRATIONS_DIR)).filter(
+            lambda m: not m.id.startswith(migration) if later_too else m.id < migration
+        )
         with backend.lock():
             backend.apply_migrations(backend.to_apply(old))
         yield url

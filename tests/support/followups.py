@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hibachi import settings as settings_module
@@ -13,7 +13,8 @@ from hibachi.db import Database
 
 from local.events import LambdaContext, http_event, sqs_event
 from testkit.functions import load_function
-from tests.support.common import receive_all
+from tests.support.bookings import PATCH, booking_body, call, create, local_start
+from tests.support.common import new_id, receive_all
 
 
 @pytest.fixture
@@ -83,3 +84,64 @@ def send_body(booking_id: str, version: int) -> str:
     from hibachi.followups.jobs import send_job
 
     return send_job(booking_id, version, "test").model_dump_json()
+
+
+def assert_conversation_consistent(db: Database, cid: str) -> None:
+    row = db.fetchone(
+        "SELECT c.message_count, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS n "
+        "FROM conversations c WHERE c.id = %s",
+        [cid],
+    )
+    assert row is not None and row["message_count"] == row["n"]
+
+
+@pytest.fixture(autouse=True)
+def clean(db: Database) -> None:
+    """Autouse where imported: each test starts with no bookings."""
+    db.execute("TRUNCATE bookings CASCADE")
+
+
+def published(aws: dict[str, Any]) -> list[dict[str, Any]]:
+    return [json.loads(m["Body"]) for m in receive_all(aws["client"], aws["inbox"])]
+
+
+def followup(db: Database, booking_id: str) -> dict[str, Any] | None:
+    """The booking's follow-up row, or None when the worker has not recorded it."""
+    return db.fetchone("SELECT * FROM followups WHERE booking_id = %s", [booking_id])
+
+
+def schedule(aws: dict[str, Any], booking_id: str) -> dict[str, Any]:
+    return cast(dict[str, Any], aws["scheduler"].get_schedule(Name=f"fu-{booking_id}", GroupName=aws["group"]))
+
+
+def book(context: LambdaContext, aws: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    status, booking = create(context, booking_body(**fields))
+    assert status == 201, booking
+    return cast(dict[str, Any], booking)
+
+
+def book_and_move(context: LambdaContext, aws: dict[str, Any], to: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A booking 12 days ahead in a new conversation, moved to ``to``, its jobs run: (conversation, booking, moved)."""
+    cid = new_id("web:c")
+    booking = book(context, aws, conversation_id=cid, start=local_start(days=12))
+    run_jobs(context, aws)
+    status, moved = call(context, PATCH, booking["id"], body={"event_start": to})
+    assert status == 200
+    run_jobs(context, aws)
+    return cid, booking, moved
+
+
+def reconcile(context: LambdaContext) -> dict[str, Any]:
+    return cast(dict[str, Any], load_function("followup_worker").lambda_handler({"task": "reconcile"}, context))
+
+
+def wait_for_jobs(aws: dict[str, Any], job_type: str, booking_id: str, rounds: int = 20) -> list[str]:
+    """Poll the jobs queue (bounded) until a job of ``job_type`` for the booking shows up."""
+    seen: list[str] = []
+    for _ in range(rounds):
+        seen += drain(aws)
+        if any(
+            json.loads(b)["type"] == job_type and json.loads(b)["payload"]["booking_id"] == booking_id for b in seen
+        ):
+            return seen
+    raise AssertionError(f"no {job_type} job for {booking_id} arrived: {seen}")
