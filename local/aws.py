@@ -112,6 +112,7 @@ class MotoServer:
         return self.endpoint_url
 
     def _start_here(self, timeout: float) -> None:
+        _parse_jsonpath_once()
         if self.keep_alive:
             self._start_waitress()
         else:
@@ -224,6 +225,20 @@ class MotoServer:
                 child.wait(timeout=10)
             if child.stdout is not None:
                 child.stdout.close()
+
+
+def _parse_jsonpath_once() -> None:
+    """moto builds a new JSONPath parser (ply's tables, about 8 ms) for each input path of each rule
+    target of each event: 8 paths for a target without an input transformer. With the bus's four
+    targets a PutEvents of 10 entries took 1-5 s, longer than the worker's 5 s read timeout on a
+    busy machine, so publishing stalled. The paths are a handful of constants: parse each once."""
+    import functools
+
+    import jsonpath_ng.ext
+
+    names = vars(jsonpath_ng.ext)  # moto imports ``parse`` from here at each call
+    if not hasattr(names["parse"], "cache_info"):
+        names["parse"] = functools.lru_cache(maxsize=512)(names["parse"])
 
 
 def _serve(host: str, port: int, keep_alive: bool = False) -> None:
