@@ -20,7 +20,7 @@ messages each (10,000,000 messages, alternately the customer's, scored and keyed
 them, and the assistant's), written interleaved as concurrent conversations are.
 
 The routes are called in process (``bench.measure.HandlerWorkload``: the Lambda handlers with real
-HTTP API events, as ``bench.run`` does at RTT 0, without SQS), alternating blocks of requests between
+HTTP API events, as ``bench.run`` does at RTT 0, without SQS), the targets taking turns request by request between
 the small database (``bench.operations``' setups: what ``make bench`` measures) and the large one.
 """
 
@@ -339,26 +339,34 @@ def _rebuild_secondary(phase: Any, dropped: _Dropped, log: Any) -> None:
 # -- measuring -------------------------------------------------------------------------------------------------
 @dataclass
 class Target:
-    """A database the routes run against, with its settings."""
+    """A database the routes run against, with its settings and its own connection: ``use`` makes it
+    the process's (``hibachi.db.get_db``), keeping the other targets' connections open, so that
+    requests can alternate between targets one by one without reconnecting."""
 
     name: str
     dsn: str
     chef_count: int
     fixtures: dict[str, dict[str, Any]] = field(default_factory=dict)  # setup key -> fixtures
+    _settings: Any = field(default=None, repr=False)
+    _db: Any = field(default=None, repr=False)
 
     def use(self) -> None:
+        from hibachi import db as db_module
         from hibachi import settings as settings_module
         from hibachi.settings import Settings
 
-        settings_module.set_settings(
-            Settings(
+        if self._settings is None:
+            self._settings = Settings(
                 database_url=self.dsn,
                 service_name="hibachi",
                 db_connect_timeout=10,
                 jobs_queue_url=None,
                 chef_count=self.chef_count,
             )
-        )
+            self._db = db_module.Database(self._settings)
+        settings_module.set_settings(self._settings)
+        # get_db() keeps a Database whose settings are the current ones: this target's, with its connection
+        db_module._db = self._db
 
 
 @dataclass
@@ -389,32 +397,42 @@ class Cycle:
         return self
 
 
-def compare(op: Any, targets: list[Target], *, rounds: int, block: int, warm: int = 2) -> dict[str, Timing]:
-    """``op`` on each target, in ``rounds`` rounds of ``block`` timed requests per target (after ``warm``
-    untimed ones: the connection), the targets' order alternating round by round."""
+def compare(op: Any, targets: list[Target], *, samples: int, warm: int = 3) -> dict[str, Timing]:
+    """``op`` on each target, ``samples`` timed requests each, the targets taking turns request by
+    request (in the order A B B A A B ...: each as often first as second), so that the load of a shared
+    machine, which changes from second to second, weighs on all of them alike. Each target is warmed
+    first (``warm`` untimed requests: its connection, the pages the route reads)."""
     from hibachi.db import get_db
 
     from bench.measure import HandlerWorkload, _numbers
 
     timings = {t.name: Timing() for t in targets}
-    for r in range(rounds):
-        for target in targets if r % 2 == 0 else list(reversed(targets)):
+    workloads: dict[str, HandlerWorkload] = {}
+    for target in targets:
+        target.use()
+        workload = HandlerWorkload(op, target.fixtures[op.setup], warmup=warm)
+        try:
+            workload.open(0)
+        except Exception as exc:  # noqa: BLE001 - counted as an error of the run
+            timing = timings[target.name]
+            timing.errors += 1
+            timing.first_error = repr(exc)[:300]
+            continue
+        workloads[target.name] = workload
+    for i in range(samples):
+        for target in targets if i % 2 == 0 else list(reversed(targets)):
+            if target.name not in workloads:
+                continue
             target.use()
-            workload = HandlerWorkload(op, target.fixtures[op.setup], warmup=warm)
             timing = timings[target.name]
             try:
-                workload.open(0)
+                timing.samples.append(workloads[target.name].call(0, 0, next(_numbers)))
             except Exception as exc:  # noqa: BLE001 - counted as an error of the run
                 timing.errors += 1
                 timing.first_error = timing.first_error or repr(exc)[:300]
-                continue
-            for _ in range(block):
-                try:
-                    timing.samples.append(workload.call(0, 0, next(_numbers)))
-                except Exception as exc:  # noqa: BLE001 - counted as an error of the run
-                    timing.errors += 1
-                    timing.first_error = timing.first_error or repr(exc)[:300]
-            get_db().close()
+    for target in targets:
+        target.use()
+        get_db().close()
     return timings
 
 
@@ -472,7 +490,7 @@ def storage(dsn: str) -> list[dict[str, Any]]:
     return rows
 
 
-def run(shape: Shape, *, rounds: int, block: int, reuse: bool, keep: bool, command: str) -> Results:
+def run(shape: Shape, *, samples: int, reuse: bool, keep: bool, command: str) -> Results:
     from bench.env import machine, started
 
     logging.getLogger("urllib3").setLevel(logging.ERROR)
@@ -484,7 +502,7 @@ def run(shape: Shape, *, rounds: int, block: int, reuse: bool, keep: bool, comma
         large_name, large_dsn = _large_database(pg, results, today, reuse=reuse)
         small, large, full_first = _targets(pg, large_dsn, shape, today, run_id)
         results.full_first = full_first.isoformat()
-        _measure(results, small, large, full_first, rounds=rounds, block=block)
+        _measure(results, small, large, full_first, samples=samples)
         if not keep:
             _drop_database(pg, large_name)
     from hibachi import settings as settings_module
@@ -545,7 +563,7 @@ def _targets(pg: Any, large_dsn: str, shape: Shape, today: date, run_id: str) ->
     full_first = today + timedelta(days=FULL_FROM)
     with quiet_stdout():
         small.use()
-        for key in dict.fromkeys(op.setup for op in OPERATIONS if op.available):
+        for key in dict.fromkeys(op.setup for op in OPERATIONS):
             small.fixtures[key] = fixtures_of(key, 1, run_id)
         from hibachi.db import get_db
 
@@ -584,7 +602,7 @@ def _large_fixtures(dsn: str, shape: Shape, today: date, run_id: str) -> dict[st
     }
 
 
-def _measure(results: Results, small: Target, large: Target, full_first: date, *, rounds: int, block: int) -> None:
+def _measure(results: Results, small: Target, large: Target, full_first: date, *, samples: int) -> None:
     """Every route, small against large; availability over the fully booked days, 3 chefs against 100."""
     from bench.env import quiet_stdout
     from bench.operations import AVAILABILITY_DAYS, OPERATIONS
@@ -592,11 +610,9 @@ def _measure(results: Results, small: Target, large: Target, full_first: date, *
 
     with quiet_stdout():
         for op in OPERATIONS:
-            if not op.available:
-                continue
             log(f"routes: {op.name}, small against large")
             results.route_keys[op.name] = op.route_key
-            results.routes[op.name] = compare(op, [small, large], rounds=rounds, block=block)
+            results.routes[op.name] = compare(op, [small, large], samples=samples)
 
         # availability over 14 fully booked days: a 3-chef business against a 100-chef one
         availability = next(o for o in OPERATIONS if o.name == "availability")
@@ -609,8 +625,8 @@ def _measure(results: Results, small: Target, large: Target, full_first: date, *
         three = Target("3 chefs", small.dsn, 3, {"availability": {"date": full_first.isoformat()}})
         hundred = Target(f"{CHEFS} chefs", large.dsn, CHEFS, {"availability": {"date": full_first.isoformat()}})
         log("availability, 14 fully booked days: 3 chefs against 100")
-        results.chefs = compare(full, [three, hundred], rounds=rounds, block=block)
-        results.chefs_statement = _service_free_starts([three, hundred], full_first, rounds * block)
+        results.chefs = compare(full, [three, hundred], samples=samples)
+        results.chefs_statement = _service_free_starts([three, hundred], full_first, samples)
         log("the per-chef statement of before, 100 chefs, the same days")
         results.per_chef_old_ms = _per_chef(hundred, full_first, n=3)
 
@@ -647,23 +663,28 @@ def _candidates(first: date, target: Target) -> tuple[list[datetime], timedelta]
 
 def _service_free_starts(targets: list[Target], first: date, n: int) -> dict[str, list[float]]:
     """The statement alone (``repository.free_starts``, what the handler's one round trip costs), per
-    target, alternating."""
+    target: ``n`` calls each after a warm one, the targets taking turns call by call (A B B A ...)."""
     from hibachi.bookings import repository
     from hibachi.db import get_db
 
     out: dict[str, list[float]] = {t.name: [] for t in targets}
-    for r in range(10):
-        for target in targets if r % 2 == 0 else list(reversed(targets)):
+    calls = {}
+    for target in targets:
+        target.use()
+        starts, hold = _candidates(first, target)
+
+        def once(starts: list[datetime] = starts, hold: timedelta = hold, t: Target = target) -> None:
+            assert repository.free_starts(get_db(), starts=starts, hold=hold, chef_count=t.chef_count) == []
+
+        once()
+        calls[target.name] = once
+    for i in range(n):
+        for target in targets if i % 2 == 0 else list(reversed(targets)):
             target.use()
-            starts, hold = _candidates(first, target)
-            db = get_db()
-
-            def once(db: Any = db, starts: list[datetime] = starts, hold: timedelta = hold, t: Target = target) -> None:
-                assert repository.free_starts(db, starts=starts, hold=hold, chef_count=t.chef_count) == []
-
-            once()
-            out[target.name] += _timed(once, max(1, n // 10))
-            db.close()
+            out[target.name] += _timed(calls[target.name], 1)
+    for target in targets:
+        target.use()
+        get_db().close()
     return out
 
 
@@ -795,10 +816,11 @@ def _render_routes(results: Results) -> list[str]:
         (
             "The handlers are called in process (`bench.measure.HandlerWorkload`: real HTTP API events, every "
             "answer checked to be the request's), one client, at RTT 0 on loopback, without SQS (`JOBS_QUEUE_URL` "
-            "unset: the send does not depend on the tables), in alternating blocks per database (two untimed "
-            "requests open the connection of each block). Large: `store_message` adds to a conversation of 100 "
-            "messages, `list_messages` reads the newest 50 of one, `create_booking` books an open day (chefs 1-20 "
-            "busy: create probes them first), `availability` asks for 14 days of which 7 are fully booked "
+            "unset: the send does not depend on the tables), the two databases taking turns request by request "
+            "(A B B A ...; each has a connection of its own, opened and warmed by three untimed requests first). "
+            "Large: `store_message` adds to a conversation of 100 messages, `list_messages` reads the newest 50 of "
+            "one, `create_booking` books an open day (chefs 1-20 held there: create's one range scan of the holds "
+            "finds them busy), `availability` asks for 14 days of which 7 are fully booked "
             "(100 chefs) and 7 open, `search_bookings` pages a customer's confirmed bookings by phone."
         ),
         "",
@@ -912,8 +934,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench.scale", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the issue's sizes (1.0: 10M messages)")
-    parser.add_argument("--rounds", type=int, default=10, help="alternating rounds per route (default 10)")
-    parser.add_argument("--block", type=int, default=20, help="timed requests per database and round (default 20)")
+    parser.add_argument(
+        "--samples", type=int, default=300, help="timed requests per route and database, alternating (default 300)"
+    )
     parser.add_argument("--reuse", action="store_true", help="reuse the large database loaded earlier today")
     parser.add_argument("--keep", action="store_true", help="keep the large database (for --reuse)")
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"), help="the report to rewrite the section of")
@@ -923,7 +946,7 @@ def main(argv: list[str] | None = None) -> int:
 
     shape = Shape.of(args.scale)
     command = "make bench-scale" if args.scale == 1.0 else f"python -m bench.scale --scale {args.scale:g}"
-    results = run(shape, rounds=args.rounds, block=args.block, reuse=args.reuse, keep=args.keep, command=command)
+    results = run(shape, samples=args.samples, reuse=args.reuse, keep=args.keep, command=command)
     results.seconds = time.perf_counter() - _T0
     section = render(results)
     if args.print or args.scale != 1.0:

@@ -126,3 +126,68 @@ def test_holds_ending_and_starting_at_the_candidate_do_not_overlap(settings, db)
     second = timedelta(seconds=1)
     got = repository.free_starts(db, starts=[start - second, start, start + second], hold=hold, chef_count=1)
     assert got == [start]
+
+
+# -- create's pick: the lowest chef of 1..CHEF_COUNT with no confirmed hold overlapping [start, held_until) ------
+LOWEST_FREE_CHEF = """
+SELECT min(chef) AS chef FROM generate_series(1, %(chef_count)s::int) AS chef
+WHERE NOT EXISTS (
+    SELECT 1 FROM bookings b
+    WHERE b.chef_id = chef AND b.status = 'confirmed' AND b.held && tstzrange(%(start)s, %(held_until)s, '[)')
+)
+"""
+
+
+def _create(db, start: datetime, held_until: datetime, chef_count: int) -> int | None:
+    """The chef ``repository.create_booking`` gives a booking held for [start, held_until), None: full."""
+    fields = {
+        "start": start,
+        "end": start + timedelta(hours=1),
+        "held_until": held_until,
+        "timezone": "UTC",
+        "duration": 60,
+        "guests": 4,
+        "name": "Test",
+        "phone": "+14155550123",
+        "email": "t@example.com",
+        "address": {"line1": "1 Main St"},
+        "conversation_id": None,
+        "notes": None,
+        "due": held_until,
+        "chef_count": chef_count,
+    }
+    actor = {"kind": "staff", "sub": "test", "via": "test"}
+    row = repository.create_booking(
+        db, fields=fields, caller=None, key=None, request_hash="0" * 64, attempts=3, actor=actor
+    )
+    return None if row is None else row["chef_id"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_create_picks_the_lowest_chef_the_per_chef_definition_finds_free(settings, db, seed):
+    rng = random.Random(100 + seed)
+    day0 = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=40 + seed)
+    _fill(db, rng, day0, chefs=6)
+    picked = []
+    for _ in range(60):
+        start = day0 + timedelta(minutes=15 * rng.randrange(0, 3 * 24 * 4))
+        held_until = start + timedelta(minutes=rng.choice([120, 180, 420]))
+        chef_count = rng.choice([2, 4, 5])  # chef ids above the count hold nothing of theirs
+        params = {"start": start, "held_until": held_until, "chef_count": chef_count}
+        expected = db.fetchone(LOWEST_FREE_CHEF, params)["chef"]
+        assert _create(db, start, held_until, chef_count) == expected, params
+        picked.append(expected)
+    assert None in picked and any(c is not None and c > 1 for c in picked)  # full slots and busy low chefs
+
+
+def test_create_sees_a_hold_of_30_hours_and_not_one_that_ends_at_the_start(settings, db):
+    start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=20)
+    long_start = start - timedelta(hours=29)  # a 360-minute event and a 23-hour travel buffer: held past start
+    long_hold = {"status": "confirmed", "chef": 1, "start": long_start, "end": long_start + timedelta(hours=6)}
+    assert db.fetchone(INSERT, {**long_hold, "held_until": start + timedelta(hours=1), "minutes": 360})
+    ends_at_start = {"status": "confirmed", "chef": 2, "start": start - timedelta(hours=3), "end": start}
+    assert db.fetchone(INSERT, {**ends_at_start, "held_until": start, "minutes": 180})
+    cancelled = {"status": "cancelled", "chef": 3, "start": start, "end": start + timedelta(hours=1)}
+    assert db.fetchone(INSERT, {**cancelled, "held_until": start + timedelta(hours=2), "minutes": 60})
+    held_until = start + timedelta(hours=2)
+    assert [_create(db, start, held_until, 3) for _ in range(3)] == [2, 3, None]

@@ -150,7 +150,7 @@ def test_create_booking(conn):
         "key": "booking-1",
         "hash": "0" * 64,
     }
-    check(conn, bookings.CREATE_BOOKING, params, "bookings_caller_key", "bookings_chef_capacity")
+    check(conn, bookings.CREATE_BOOKING, params, "bookings_caller_key", "bookings_confirmed_holds")
 
 
 def test_get_cancel_and_reschedule_a_booking(conn, sample):

@@ -146,6 +146,11 @@ def _chef_free(start: str, held_until: str, exclude: str = "") -> sql.Composed:
 # keys were per caller, which has no caller; its request_hash tells a retry from another request);
 # ``retry`` (a chef was free in this snapshot but a concurrent request took it, or the key, first:
 # run again); no row at all: no chef is free, the slot is full.
+# The chefs held at some instant of [start, held_until) come from one range scan of the confirmed
+# holds that overlap it (``bookings_confirmed_holds``, index-only, as in ``FREE_STARTS``: a hold is at
+# most 30 hours long, so an overlapping one starts in (start - 30 hours, held_until)), whatever
+# CHEF_COUNT is; the lowest chef of 1..CHEF_COUNT not among them is picked (a hashed anti-join). The
+# overlap test is the exclusion constraint's (``held && [start, held_until)``), which stays the enforcer.
 CREATE_BOOKING = (
     sql.SQL("""
 WITH prior AS (
@@ -154,9 +159,15 @@ WITH prior AS (
       AND (idempotency_caller = %(caller)s::text OR idempotency_caller IS NULL)
     ORDER BY idempotency_caller NULLS LAST
     LIMIT 1
+), held AS (
+    SELECT b.chef_id FROM bookings b
+    WHERE b.status = 'confirmed'
+      AND b.event_start > %(start)s::timestamptz - interval '30 hours'
+      AND b.event_start < %(held_until)s::timestamptz
+      AND b.held_until > %(start)s::timestamptz
 ), pick AS (
     SELECT chef FROM generate_series(1, %(chef_count)s::int) AS chef
-    WHERE NOT EXISTS (SELECT 1 FROM prior) AND {chef_free}
+    WHERE NOT EXISTS (SELECT 1 FROM prior) AND chef NOT IN (SELECT chef_id FROM held)
     ORDER BY chef
     LIMIT 1
 ), ins AS (
@@ -178,7 +189,6 @@ SELECT 'retry', {b_columns} FROM pick LEFT JOIN bookings b ON false
 WHERE NOT EXISTS (SELECT 1 FROM ins)
 """)
     .format(
-        chef_free=_chef_free("%(start)s", "%(held_until)s"),
         columns=columns(),
         b_columns=columns("b"),
         event=booking_event("ins", EventType.BOOKING_CREATED),
