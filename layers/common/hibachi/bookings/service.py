@@ -20,7 +20,7 @@ import binascii
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -41,7 +41,7 @@ from hibachi.bookings.models import (
     RescheduleIn,
 )
 from hibachi.callers import Caller
-from hibachi.db import get_db
+from hibachi.db import Database, get_db
 from hibachi.errors import (
     EXCLUSION_VIOLATION,
     AppError,
@@ -515,6 +515,96 @@ def _unchanged(current: repository.BookingRow, body: RescheduleIn, zone: ZoneInf
     return bool(start == current["event_start"])
 
 
+@dataclass
+class _Move:
+    """One PATCH (``reschedule_booking``): its request, and the booking as last read, decided again
+    on each attempt."""
+
+    booking_id: UUID
+    given: RescheduleIn  # as sent: its offset is checked once the booking's zone is known
+    body: RescheduleIn  # its wall time
+    caller: Caller
+    key: str | None
+    digest: str | None
+    correlation_id: str | None
+    settings: Settings
+    db: Database
+    now: datetime
+    state: repository.ForChange = field(init=False)  # set by read()
+
+    def read(self) -> None:
+        self.state = repository.get_for_change(self.db, self.booking_id, caller=self.caller, key=self.key)
+
+    def attempt(self) -> BookingOut | None:
+        """The answer, or None to decide again (on the booking as read now)."""
+        answered, current = self.state.answered, self.state.booking
+        if answered is not None and (current is not None or answered.request_hash != self.digest):
+            # the key answered before: the same request (its hash names this booking, which the
+            # caller reaches) gets that answer; another request is 422
+            if answered.request_hash != self.digest:
+                raise idempotency.reused()
+            return to_out(_stored_answer(answered.response))
+        if current is None:
+            raise _not_found(self.booking_id)
+        if current["status"] == "cancelled":
+            raise BookingCancelled("The booking is cancelled; it can no longer be changed.")
+        if current["event_start"] <= self.now:
+            raise BookingStarted("The event has already started; the booking can no longer be changed.")
+        zone = ZoneInfo(current["timezone"])
+        wall_time(self.given.event_start, zone)  # an offset must be the zone's then (422 offset_mismatch)
+        if _unchanged(current, self.body, zone):
+            return self._keep(current)
+        return self._write(current, zone)
+
+    def _keep(self, current: repository.BookingRow) -> BookingOut | None:
+        """The booking as it is, with the key (if any) taken for this answer."""
+        owner = self.caller.owner or None
+        if self.key is None or self.digest is None or owner is None:
+            return to_out(current)
+        if repository.record_unchanged(
+            self.db, self.booking_id, version=current["version"], caller=owner, key=self.key, request_hash=self.digest
+        ):
+            return to_out(current)
+        self.read()  # the key was taken, or the booking changed, meanwhile
+        return None
+
+    def _write(self, current: repository.BookingRow, zone: ZoneInfo) -> BookingOut | None:
+        """The change in one statement guarded by the version read; a full slot is a 409."""
+        duration = self.body.duration_minutes if self.body.duration_minutes is not None else current["duration_minutes"]
+        guests = self.body.guest_count if self.body.guest_count is not None else current["guest_count"]
+        slot = plan_slot(self.body.event_start, zone, duration, self.settings, self.now)
+        try:
+            row = repository.reschedule_booking(
+                self.db,
+                self.booking_id,
+                version=current["version"],
+                current=current,
+                slot=slot.params(duration, guests, self.settings.chef_count),
+                caller=self.caller,
+                key=self.key,
+                request_hash=self.digest,
+            )
+        except ConstraintViolation as exc:
+            if exc.sqlstate == EXCLUSION_VIOLATION:
+                return None  # a concurrent booking took the chef we chose: choose again
+            if exc.constraint == "booking_changes_pkey":
+                self.read()  # a concurrent request with the same key changed it first
+                return None
+            raise
+        except ConflictRetry:
+            # Two moves into one free slot each wait for the other's new row (an UPDATE cannot use
+            # the constraint as an ON CONFLICT arbiter, as create does); PostgreSQL rolls one back.
+            # Nothing was changed: decide again (hibachi.db already retried twice).
+            return None
+        if row is not None and row["outcome"] is repository.Rescheduled.UPDATED:
+            _enqueue(schedule_job(row["id"], row["version"], self.correlation_id))
+            return to_out(row)
+        if row is not None and row["outcome"] is repository.Rescheduled.FULL and row["version"] == current["version"]:
+            raise _slot_full(self.body.event_start, zone, duration, self.settings, self.now, exclude=self.booking_id)
+        self.read()  # gone, changed since we read it, or the key taken: decide again
+        return None
+
+
 def reschedule_booking(
     booking_id: UUID,
     body: RescheduleIn,
@@ -532,76 +622,15 @@ def reschedule_booking(
     reach is 404, also for a key's earlier answer. The change writes its event (``Booking
     Rescheduled`` or ``Booking Details Changed``, by ``caller``) in its statement; no change, no event."""
     idempotency.check(caller.owner, idempotency_key)
-    settings = get_settings()
-    db = get_db()
-    now = datetime.now(UTC)
-    owner = caller.owner or None
+    settings, db, now = get_settings(), get_db(), datetime.now(UTC)
+    # the request as its wall time (an offset is checked once the booking's zone is known)
+    wall = body.model_copy(update={"event_start": body.event_start.replace(tzinfo=None)})
     digest = None
-    # the request as its wall time (an offset is checked below, once the booking's zone is known)
-    given = body
-    body = body.model_copy(update={"event_start": body.event_start.replace(tzinfo=None)})
     if idempotency_key is not None:
-        digest = idempotency.request_hash(RESCHEDULE_ROUTE, {"booking_id": booking_id}, body.model_dump(mode="json"))
-
-    def read() -> repository.ForChange:
-        return repository.get_for_change(db, booking_id, caller=caller, key=idempotency_key)
-
-    state = read()
+        digest = idempotency.request_hash(RESCHEDULE_ROUTE, {"booking_id": booking_id}, wall.model_dump(mode="json"))
+    move = _Move(booking_id, body, wall, caller, idempotency_key, digest, correlation_id, settings, db, now)
+    move.read()
     for _ in range(settings.chef_count + 3):
-        if state.answered is not None and (state.booking is not None or state.answered.request_hash != digest):
-            # the key answered before: the same request (its hash names this booking, which the
-            # caller reaches) gets that answer; another request is 422
-            if state.answered.request_hash != digest:
-                raise idempotency.reused()
-            return to_out(_stored_answer(state.answered.response))
-        current = state.booking
-        if current is None:
-            raise _not_found(booking_id)
-        if current["status"] == "cancelled":
-            raise BookingCancelled("The booking is cancelled; it can no longer be changed.")
-        if current["event_start"] <= now:
-            raise BookingStarted("The event has already started; the booking can no longer be changed.")
-        zone = ZoneInfo(current["timezone"])
-        wall_time(given.event_start, zone)  # an offset must be the zone's then (422 offset_mismatch)
-        if _unchanged(current, body, zone):
-            if idempotency_key is None or digest is None or owner is None:
-                return to_out(current)
-            if repository.record_unchanged(
-                db, booking_id, version=current["version"], caller=owner, key=idempotency_key, request_hash=digest
-            ):
-                return to_out(current)
-            state = read()  # the key was taken, or the booking changed, meanwhile
-            continue
-        duration = body.duration_minutes if body.duration_minutes is not None else current["duration_minutes"]
-        guests = body.guest_count if body.guest_count is not None else current["guest_count"]
-        slot = plan_slot(body.event_start, zone, duration, settings, now)
-        try:
-            row = repository.reschedule_booking(
-                db,
-                booking_id,
-                version=current["version"],
-                current=current,
-                slot=slot.params(duration, guests, settings.chef_count),
-                caller=caller,
-                key=idempotency_key,
-                request_hash=digest,
-            )
-        except ConstraintViolation as exc:
-            if exc.sqlstate == EXCLUSION_VIOLATION:
-                continue  # a concurrent booking took the chef we chose: choose again
-            if exc.constraint == "booking_changes_pkey":
-                state = read()  # a concurrent request with the same key changed it first
-                continue
-            raise
-        except ConflictRetry:
-            # Two moves into one free slot each wait for the other's new row (an UPDATE cannot use
-            # the constraint as an ON CONFLICT arbiter, as create does); PostgreSQL rolls one back.
-            # Nothing was changed: decide again (hibachi.db already retried twice).
-            continue
-        if row is not None and row["outcome"] is repository.Rescheduled.UPDATED:
-            _enqueue(schedule_job(row["id"], row["version"], correlation_id))
-            return to_out(row)
-        if row is not None and row["outcome"] is repository.Rescheduled.FULL and row["version"] == current["version"]:
-            raise _slot_full(body.event_start, zone, duration, settings, now, exclude=booking_id)
-        state = read()  # gone, changed since we read it, or the key taken: decide again
+        if (answer := move.attempt()) is not None:
+            return answer
     raise ConflictRetry("The booking is being changed concurrently; retry.")
