@@ -113,6 +113,36 @@ _ERROR_DESCRIPTIONS = {
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
 
 
+def _json_schema(response: Mapping[str, Any] | None) -> Any:
+    """The ``application/json`` schema of an OpenAPI response, None when it has none."""
+    return ((response or {}).get("content") or {}).get("application/json", {}).get("schema")
+
+
+def _error_codes(operation: Mapping[str, Any]) -> list[str]:
+    """The error statuses an operation documents with ``ErrorOut``: 422 and 503 everywhere, 404 where
+    the path names a resource, 413 and 415 where there is a body, and every 4xx it lists itself."""
+    wanted = {"422", "503"}
+    if any(p.get("in") == "path" for p in operation.get("parameters") or []):
+        wanted.add("404")
+    if "requestBody" in operation:
+        wanted |= {"413", "415"}
+    return sorted(wanted | {c for c in operation.get("responses", {}) if c.startswith("4")})
+
+
+def _document_operation_errors(operation: dict[str, Any]) -> None:
+    responses = operation.setdefault("responses", {})
+    success: dict[str, Any] = next((r for code, r in responses.items() if code.startswith("2")), {})
+    for code in _error_codes(operation):
+        current = responses.get(code)
+        body = _json_schema(current)
+        default_body = body is None or body == _json_schema(success) or "HTTPValidationError" in json.dumps(body)
+        if current is None or (code.startswith("4") and default_body):
+            responses[code] = {
+                "description": (current or {}).get("description") or _ERROR_DESCRIPTIONS[code],
+                "content": {"application/json": {"schema": _ERROR_REF}},
+            }
+
+
 def document_errors(doc: dict[str, Any]) -> dict[str, Any]:
     """Add the error answers every operation can give to an OpenAPI document (as a dict), with the
     ``ErrorOut`` body they really have: 404 where the path names a resource, 413 and 415 where
@@ -126,28 +156,8 @@ def document_errors(doc: dict[str, Any]) -> dict[str, Any]:
         schemas[model.__name__] = schema
     for item in (doc.get("paths") or {}).values():
         for method, operation in item.items():
-            if method not in ("get", "put", "post", "delete", "patch") or not isinstance(operation, dict):
-                continue
-            responses = operation.setdefault("responses", {})
-            success: dict[str, Any] = next((r for code, r in responses.items() if code.startswith("2")), {})
-            wanted = {"422", "503"}
-            if any(p.get("in") == "path" for p in operation.get("parameters") or []):
-                wanted.add("404")
-            if "requestBody" in operation:
-                wanted |= {"413", "415"}
-            for code in sorted(wanted | {c for c in responses if c.startswith("4")}):
-                current = responses.get(code)
-                body = ((current or {}).get("content") or {}).get("application/json", {}).get("schema")
-                default_body = (
-                    body is None
-                    or body == (success.get("content") or {}).get("application/json", {}).get("schema")
-                    or "HTTPValidationError" in json.dumps(body)
-                )
-                if current is None or (code.startswith("4") and default_body):
-                    responses[code] = {
-                        "description": (current or {}).get("description") or _ERROR_DESCRIPTIONS[code],
-                        "content": {"application/json": {"schema": _ERROR_REF}},
-                    }
+            if method in ("get", "put", "post", "delete", "patch") and isinstance(operation, dict):
+                _document_operation_errors(operation)
     if not any(
         "HTTPValidationError" in json.dumps(op) for item in (doc.get("paths") or {}).values() for op in item.values()
     ):
@@ -361,14 +371,25 @@ def _refusal(event: Mapping[str, Any], routes: Mapping[str, Any]) -> Refusal | N
     if not isinstance(route, Route):  # a route table row without its scope: fail closed
         logger.error("route without authorization data", extra={"route": route_key})
         return 403, "forbidden", "This route is not available.", {}
+    if not _matches_route(event, route_key):
+        return 403, "forbidden", "The request does not match its route.", {}
+    return _scope_refusal(event, route)
+
+
+def _matches_route(event: Mapping[str, Any], route_key: str) -> bool:
+    """Whether the event's method and path are those of ``route_key`` (else a forged event)."""
     pattern = _route_pattern(route_key)
     context = event.get("requestContext") or {}
     method = str((context.get("http") or {}).get("method", "")).upper()
     path, stage = str(event.get("rawPath") or ""), context.get("stage")
     if stage and stage != "$default":  # the path the resolver routes on (Powertools' rule)
         path = path[len(f"/{stage}") :]
-    if pattern is None or pattern[0] != method or not pattern[1].match(path):
-        return 403, "forbidden", "The request does not match its route.", {}
+    return pattern is not None and pattern[0] == method and bool(pattern[1].match(path))
+
+
+def _scope_refusal(event: Mapping[str, Any], route: Route) -> Refusal | None:
+    """The 401 of an event without the authorizer's claims, the 403 of a token without the route's
+    scope, each with its challenge; None for a public route or a token with the scope."""
     if route.scope is None:
         return None
     scopes = token_scopes(event)

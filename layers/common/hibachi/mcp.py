@@ -332,6 +332,181 @@ def _valid_id(value: Any) -> bool:
     return isinstance(value, str | int) and not isinstance(value, bool)
 
 
+def _check_headers(headers: Mapping[str, str]) -> None:
+    """The request's Accept, Content-Type and MCP-Protocol-Version (lower-case names), or :class:`_Reject`."""
+    accept = _media_types(headers.get("accept", ""))
+    if accept and not {_JSON, "application/*", "*/*"} & set(accept):
+        raise _Reject(406, INVALID_REQUEST, "Not Acceptable: the client must accept application/json.")
+    if _media_types(headers.get("content-type", ""))[:1] != [_JSON]:
+        raise _Reject(415, INVALID_REQUEST, "Unsupported Media Type: send the message as application/json.")
+    version = headers.get("mcp-protocol-version")
+    if version is not None and version not in PROTOCOL_VERSIONS:
+        raise _Reject(
+            400,
+            INVALID_REQUEST,
+            f"Bad Request: unsupported MCP-Protocol-Version {version[:40]!r}; "
+            f"supported: {', '.join(PROTOCOL_VERSIONS)}.",
+        )
+
+
+def _parsed_body(event: Mapping[str, Any]) -> Any:
+    """The body as JSON of Unicode text, within the size limit (before and after base64), or :class:`_Reject`."""
+    raw = event.get("body") or ""
+    limit = get_settings().max_body_bytes
+    if len(raw) > (limit * 4 // 3 + 4 if event.get("isBase64Encoded") else limit):
+        raise _Reject(413, INVALID_REQUEST, f"Payload Too Large: the message exceeds {limit} bytes.")
+    try:
+        text = base64.b64decode(raw).decode("utf-8") if event.get("isBase64Encoded") else raw
+        if len(text.encode("utf-8", "surrogatepass")) > limit:
+            raise _Reject(413, INVALID_REQUEST, f"Payload Too Large: the message exceeds {limit} bytes.")
+        message = json.loads(text, parse_int=_parse_int)
+    except (ValueError, RecursionError):
+        raise _Reject(400, PARSE_ERROR, "Parse error: the body is not valid JSON.") from None
+    if not _unicode_text(message):
+        raise _Reject(400, PARSE_ERROR, "Parse error: the message has text with NUL or a lone surrogate (not Unicode).")
+    return message
+
+
+def _checked_message(message: Any) -> dict[str, Any]:
+    """``message`` if it is one JSON-RPC 2.0 message (not a batch) with members of the right types and
+    no others, else :class:`_Reject`."""
+    if isinstance(message, list):
+        raise _Reject(
+            400, INVALID_REQUEST, "Invalid Request: JSON-RPC batches are not supported; send one message per POST."
+        )
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+        raise _Reject(400, INVALID_REQUEST, 'Invalid Request: not a JSON-RPC 2.0 message ("jsonrpc": "2.0").')
+    request_id = message.get("id")
+    if "id" in message and not _valid_id(request_id):
+        raise _Reject(400, INVALID_REQUEST, "Invalid Request: the id must be a string or an integer.")
+    if "method" in message and not isinstance(message["method"], str):
+        raise _Reject(400, INVALID_REQUEST, "Invalid Request: the method must be a string.", request_id=request_id)
+    if "params" in message and not isinstance(message["params"], dict):
+        raise _Reject(400, INVALID_PARAMS, "Invalid params: params must be an object.", request_id=request_id)
+    if "method" not in message and "result" not in message and "error" not in message:
+        raise _Reject(400, INVALID_REQUEST, "Invalid Request: a message needs a method, a result or an error.")
+    members = _REQUEST_MEMBERS if "method" in message else _RESPONSE_MEMBERS
+    if unknown := sorted(set(message) - members):
+        raise _Reject(
+            400,
+            INVALID_REQUEST,
+            f"Invalid Request: unknown member {unknown[0][:40]!r} (JSON-RPC 2.0 has {', '.join(sorted(members))}).",
+            request_id=request_id,
+        )
+    return message
+
+
+def _jsonrpc_schemas() -> dict[str, Any]:
+    """The OpenAPI components of the MCP endpoint's JSON-RPC messages."""
+    ref = "#/components/schemas/"
+    request_id = {"anyOf": [{"type": "string"}, {"type": "integer"}]}
+    method = {"type": "string", "examples": ["initialize", "tools/list", "tools/call"]}
+    return {
+        "JsonRpcRequest": {
+            "type": "object",
+            "required": ["jsonrpc", "id", "method"],
+            "properties": {
+                "jsonrpc": {"const": "2.0"},
+                "id": request_id,
+                "method": method,
+                "params": {"type": "object"},
+            },
+            "additionalProperties": False,
+        },
+        "JsonRpcNotification": {
+            "type": "object",
+            "required": ["jsonrpc", "method"],
+            "properties": {"jsonrpc": {"const": "2.0"}, "method": method, "params": {"type": "object"}},
+            "additionalProperties": False,
+        },
+        "JsonRpcErrorObject": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "data": {}},
+        },
+        "JsonRpcResponse": {
+            "type": "object",
+            "required": ["jsonrpc", "id"],
+            "properties": {
+                "jsonrpc": {"const": "2.0"},
+                "id": request_id,
+                "result": {"type": "object"},
+                "error": {"$ref": ref + "JsonRpcErrorObject"},
+            },
+        },
+        "JsonRpcRefusal": {
+            "type": "object",
+            "required": ["jsonrpc", "id", "error"],
+            "properties": {
+                "jsonrpc": {"const": "2.0"},
+                "id": {"anyOf": [*request_id["anyOf"], {"type": "null"}]},
+                "error": {"$ref": ref + "JsonRpcErrorObject"},
+            },
+        },
+    }
+
+
+def _post_operation(tools: str, refusal: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI operation of ``POST /mcp``; ``tools``: the tools' list in Markdown."""
+    ref = "#/components/schemas/"
+    return {
+        "tags": ["mcp"],
+        "summary": "MCP server: the assistant's tools (Streamable HTTP, stateless, JSON responses)",
+        "description": (
+            "Model Context Protocol endpoint for LLM agents (protocol "
+            + " / ".join(PROTOCOL_VERSIONS)
+            + "): one JSON-RPC message per POST (`initialize`, `ping`, `tools/list`, `tools/call`); no"
+            " sessions, no SSE. Every tool call also needs the scope of the REST route it mirrors; a missing"
+            " scope, invalid arguments or a refused booking come back as tool errors (`isError: true`) with"
+            " the REST API's error codes. Tools:" + tools
+        ),
+        "operationId": "callMcp",
+        "requestBody": {
+            "required": True,
+            "content": {
+                _JSON: {"schema": {"anyOf": [{"$ref": ref + "JsonRpcRequest"}, {"$ref": ref + "JsonRpcNotification"}]}}
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "The response to a request (a failed tool call is a result with `isError: true`)",
+                "content": {_JSON: {"schema": {"$ref": ref + "JsonRpcResponse"}}},
+            },
+            "202": {"description": "A notification (or a response) was accepted; no body"},
+            "400": {
+                "description": (
+                    "Not JSON (-32700); a batch, not a JSON-RPC 2.0 message or an unsupported "
+                    "MCP-Protocol-Version (-32600); params not an object (-32602)"
+                ),
+                "content": refusal,
+            },
+            "406": {"description": "The Accept header rules out application/json", "content": refusal},
+            "413": {"description": "The message is too large", "content": refusal},
+            "415": {"description": "The body is not application/json", "content": refusal},
+        },
+    }
+
+
+def _stream_operation(refusal: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI operation of ``GET /mcp``: the SSE stream this server does not offer (405)."""
+    return {
+        "tags": ["mcp"],
+        "summary": "MCP server-to-client stream: not offered (405)",
+        "description": (
+            "In the Streamable HTTP transport a GET opens the server's SSE stream; this server offers none"
+            " (stateless, one JSON answer per POST), so it answers 405 with `Allow: POST`."
+        ),
+        "operationId": "openMcpStream",
+        "responses": {
+            "405": {
+                "description": "No SSE stream at this endpoint: POST the messages",
+                "headers": {"Allow": {"schema": {"type": "string", "const": "POST"}, "required": True}},
+                "content": refusal,
+            }
+        },
+    }
+
+
 @dataclass
 class McpServer:
     """The tools of one function, served by :meth:`handle` (a Lambda handler's body)."""
@@ -379,59 +554,8 @@ class McpServer:
 
     def _message(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """The one JSON-RPC message of the request, or :class:`_Reject`."""
-        headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
-        accept = _media_types(headers.get("accept", ""))
-        if accept and not {_JSON, "application/*", "*/*"} & set(accept):
-            raise _Reject(406, INVALID_REQUEST, "Not Acceptable: the client must accept application/json.")
-        if _media_types(headers.get("content-type", ""))[:1] != [_JSON]:
-            raise _Reject(415, INVALID_REQUEST, "Unsupported Media Type: send the message as application/json.")
-        version = headers.get("mcp-protocol-version")
-        if version is not None and version not in PROTOCOL_VERSIONS:
-            raise _Reject(
-                400,
-                INVALID_REQUEST,
-                f"Bad Request: unsupported MCP-Protocol-Version {version[:40]!r}; "
-                f"supported: {', '.join(PROTOCOL_VERSIONS)}.",
-            )
-        raw = event.get("body") or ""
-        limit = get_settings().max_body_bytes
-        if len(raw) > (limit * 4 // 3 + 4 if event.get("isBase64Encoded") else limit):
-            raise _Reject(413, INVALID_REQUEST, f"Payload Too Large: the message exceeds {limit} bytes.")
-        try:
-            text = base64.b64decode(raw).decode("utf-8") if event.get("isBase64Encoded") else raw
-            if len(text.encode("utf-8", "surrogatepass")) > limit:
-                raise _Reject(413, INVALID_REQUEST, f"Payload Too Large: the message exceeds {limit} bytes.")
-            message = json.loads(text, parse_int=_parse_int)
-        except (ValueError, RecursionError):
-            raise _Reject(400, PARSE_ERROR, "Parse error: the body is not valid JSON.") from None
-        if not _unicode_text(message):
-            raise _Reject(
-                400, PARSE_ERROR, "Parse error: the message has text with NUL or a lone surrogate (not Unicode)."
-            )
-        if isinstance(message, list):
-            raise _Reject(
-                400, INVALID_REQUEST, "Invalid Request: JSON-RPC batches are not supported; send one message per POST."
-            )
-        if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
-            raise _Reject(400, INVALID_REQUEST, 'Invalid Request: not a JSON-RPC 2.0 message ("jsonrpc": "2.0").')
-        request_id = message.get("id")
-        if "id" in message and not _valid_id(request_id):
-            raise _Reject(400, INVALID_REQUEST, "Invalid Request: the id must be a string or an integer.")
-        if "method" in message and not isinstance(message["method"], str):
-            raise _Reject(400, INVALID_REQUEST, "Invalid Request: the method must be a string.", request_id=request_id)
-        if "params" in message and not isinstance(message["params"], dict):
-            raise _Reject(400, INVALID_PARAMS, "Invalid params: params must be an object.", request_id=request_id)
-        if "method" not in message and "result" not in message and "error" not in message:
-            raise _Reject(400, INVALID_REQUEST, "Invalid Request: a message needs a method, a result or an error.")
-        members = _REQUEST_MEMBERS if "method" in message else _RESPONSE_MEMBERS
-        if unknown := sorted(set(message) - members):
-            raise _Reject(
-                400,
-                INVALID_REQUEST,
-                f"Invalid Request: unknown member {unknown[0][:40]!r} (JSON-RPC 2.0 has {', '.join(sorted(members))}).",
-                request_id=request_id,
-            )
-        return message
+        _check_headers({str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()})
+        return _checked_message(_parsed_body(event))
 
     # -- JSON-RPC -----------------------------------------------------------------------------------------
     def _dispatch(self, message: dict[str, Any], request: Request) -> dict[str, Any]:
@@ -526,111 +650,11 @@ class McpServer:
     def get_openapi_json_schema(self, path: str = "/mcp") -> str:
         """A small OpenAPI document of the endpoint (``tools.openapi`` merges it into the API's)."""
         tools = "".join(f"\n- `{t.name}` ({t.scope}): {t.title}" for t in self.tools.values())
-        ref = "#/components/schemas/"
-        request_id = {"anyOf": [{"type": "string"}, {"type": "integer"}]}
-        method = {"type": "string", "examples": ["initialize", "tools/list", "tools/call"]}
-        schemas = {
-            "JsonRpcRequest": {
-                "type": "object",
-                "required": ["jsonrpc", "id", "method"],
-                "properties": {
-                    "jsonrpc": {"const": "2.0"},
-                    "id": request_id,
-                    "method": method,
-                    "params": {"type": "object"},
-                },
-                "additionalProperties": False,
-            },
-            "JsonRpcNotification": {
-                "type": "object",
-                "required": ["jsonrpc", "method"],
-                "properties": {"jsonrpc": {"const": "2.0"}, "method": method, "params": {"type": "object"}},
-                "additionalProperties": False,
-            },
-            "JsonRpcErrorObject": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "data": {}},
-            },
-            "JsonRpcResponse": {
-                "type": "object",
-                "required": ["jsonrpc", "id"],
-                "properties": {
-                    "jsonrpc": {"const": "2.0"},
-                    "id": request_id,
-                    "result": {"type": "object"},
-                    "error": {"$ref": ref + "JsonRpcErrorObject"},
-                },
-            },
-            "JsonRpcRefusal": {
-                "type": "object",
-                "required": ["jsonrpc", "id", "error"],
-                "properties": {
-                    "jsonrpc": {"const": "2.0"},
-                    "id": {"anyOf": [*request_id["anyOf"], {"type": "null"}]},
-                    "error": {"$ref": ref + "JsonRpcErrorObject"},
-                },
-            },
-        }
-        refusal = {_JSON: {"schema": {"$ref": ref + "JsonRpcRefusal"}}}
-        operation = {
-            "tags": ["mcp"],
-            "summary": "MCP server: the assistant's tools (Streamable HTTP, stateless, JSON responses)",
-            "description": (
-                "Model Context Protocol endpoint for LLM agents (protocol "
-                + " / ".join(PROTOCOL_VERSIONS)
-                + "): one JSON-RPC message per POST (`initialize`, `ping`, `tools/list`, `tools/call`); no"
-                " sessions, no SSE. Every tool call also needs the scope of the REST route it mirrors; a missing"
-                " scope, invalid arguments or a refused booking come back as tool errors (`isError: true`) with"
-                " the REST API's error codes. Tools:" + tools
-            ),
-            "operationId": "callMcp",
-            "requestBody": {
-                "required": True,
-                "content": {
-                    _JSON: {
-                        "schema": {"anyOf": [{"$ref": ref + "JsonRpcRequest"}, {"$ref": ref + "JsonRpcNotification"}]}
-                    }
-                },
-            },
-            "responses": {
-                "200": {
-                    "description": "The response to a request (a failed tool call is a result with `isError: true`)",
-                    "content": {_JSON: {"schema": {"$ref": ref + "JsonRpcResponse"}}},
-                },
-                "202": {"description": "A notification (or a response) was accepted; no body"},
-                "400": {
-                    "description": (
-                        "Not JSON (-32700); a batch, not a JSON-RPC 2.0 message or an unsupported "
-                        "MCP-Protocol-Version (-32600); params not an object (-32602)"
-                    ),
-                    "content": refusal,
-                },
-                "406": {"description": "The Accept header rules out application/json", "content": refusal},
-                "413": {"description": "The message is too large", "content": refusal},
-                "415": {"description": "The body is not application/json", "content": refusal},
-            },
-        }
-        stream = {
-            "tags": ["mcp"],
-            "summary": "MCP server-to-client stream: not offered (405)",
-            "description": (
-                "In the Streamable HTTP transport a GET opens the server's SSE stream; this server offers none"
-                " (stateless, one JSON answer per POST), so it answers 405 with `Allow: POST`."
-            ),
-            "operationId": "openMcpStream",
-            "responses": {
-                "405": {
-                    "description": "No SSE stream at this endpoint: POST the messages",
-                    "headers": {"Allow": {"schema": {"type": "string", "const": "POST"}, "required": True}},
-                    "content": refusal,
-                }
-            },
-        }
+        refusal = {_JSON: {"schema": {"$ref": "#/components/schemas/JsonRpcRefusal"}}}
         doc = {
             "openapi": "3.1.0",
             "info": {"title": self.title, "version": get_settings().app_version},
-            "paths": {path: {"post": operation, "get": stream}},
-            "components": {"schemas": schemas},
+            "paths": {path: {"post": _post_operation(tools, refusal), "get": _stream_operation(refusal)}},
+            "components": {"schemas": _jsonrpc_schemas()},
         }
         return json.dumps(document_auth(doc, public=()), indent=2)

@@ -43,9 +43,9 @@ def _type_metrics(job_type: str) -> EphemeralMetrics:
     return m
 
 
-def process_batch(event: dict[str, Any], context: Any, handlers: Mapping[str, BatchHandler]) -> dict[str, Any]:
-    """Process an SQS event; return the partial-batch response."""
-    records = event.get("Records") or []
+def _parse(records: list[dict[str, Any]]) -> tuple[dict[str, Job], dict[str, Exception], dict[str, list[Job]]]:
+    """The records' jobs (message id -> job), the records that are no job (message id -> why), and
+    the jobs by type, in the records' order."""
     jobs_by_message: dict[str, Job] = {}
     errors: dict[str, Exception] = {}
     by_type: dict[str, list[Job]] = defaultdict(list)
@@ -58,27 +58,54 @@ def process_batch(event: dict[str, Any], context: Any, handlers: Mapping[str, Ba
             continue
         jobs_by_message[message_id] = job
         by_type[job.type].append(job)
+    return jobs_by_message, errors, by_type
 
+
+def _run_group(job_type: str, batch: list[Job], handler: BatchHandler | None) -> Mapping[str, Exception | None]:
+    """The outcome of each job of one type (job id -> None, or the exception that failed it)."""
+    if handler is None:
+        return {job.id: UnknownJobType(job_type) for job in batch}
+    try:
+        return handler(batch)
+    except Exception as exc:  # noqa: BLE001 - the whole group failed
+        logger.error("job batch failed", extra={"job_type": job_type, "jobs": len(batch), **exception_facts(exc)})
+        if len(batch) == 1 or isinstance(exc, DependencyUnavailable):
+            return {job.id: exc for job in batch}  # retry each of its records
+    # one bad job (a payload the statement rejects) must not fail its neighbours: run each job
+    # alone, so only the bad ones are retried and, in the end, dead-lettered
+    outcomes: dict[str, Exception | None] = {}
+    for job in batch:
+        try:
+            outcomes.update(handler([job]))
+        except Exception as alone:  # noqa: BLE001 - this job's own failure
+            outcomes[job.id] = alone
+    return outcomes
+
+
+def _flush_metrics(by_type: Mapping[str, list[Job]], failed: Counter[str], ages: Mapping[str, list[float]]) -> None:
+    """Per job type: JobsProcessed, JobsFailed and each processed job's JobAge, in one EMF line."""
+    for job_type in set(by_type) | set(failed):
+        m = _type_metrics(job_type)
+        m.add_metric(name="JobsProcessed", unit=MetricUnit.Count, value=len(ages.get(job_type, [])))
+        m.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=failed.get(job_type, 0))
+        for age in ages.get(job_type, []):
+            m.add_metric(
+                name="JobAge", unit=MetricUnit.Milliseconds, value=round(age, 1), resolution=MetricResolution.Standard
+            )
+        # not a dimension: lets Logs Insights tie this metric line to the API requests of its jobs
+        correlation_ids = sorted({j.correlation_id for j in by_type.get(job_type, []) if j.correlation_id})
+        if correlation_ids:
+            m.add_metadata(key="correlation_ids", value=correlation_ids[:50])
+        m.flush_metrics()
+
+
+def process_batch(event: dict[str, Any], context: Any, handlers: Mapping[str, BatchHandler]) -> dict[str, Any]:
+    """Process an SQS event; return the partial-batch response."""
+    records = event.get("Records") or []
+    jobs_by_message, errors, by_type = _parse(records)
     outcomes: dict[str, Exception | None] = {}
     for job_type, batch in by_type.items():
-        handler = handlers.get(job_type)
-        if handler is None:
-            outcomes.update({job.id: UnknownJobType(job_type) for job in batch})
-            continue
-        try:
-            outcomes.update(handler(batch))
-        except Exception as exc:  # noqa: BLE001 - the whole group failed
-            logger.error("job batch failed", extra={"job_type": job_type, "jobs": len(batch), **exception_facts(exc)})
-            if len(batch) == 1 or isinstance(exc, DependencyUnavailable):
-                outcomes.update({job.id: exc for job in batch})  # retry each of its records
-                continue
-            # one bad job (a payload the statement rejects) must not fail its neighbours: run
-            # each job alone, so only the bad ones are retried and, in the end, dead-lettered
-            for job in batch:
-                try:
-                    outcomes.update(handler([job]))
-                except Exception as alone:  # noqa: BLE001 - this job's own failure
-                    outcomes[job.id] = alone
+        outcomes.update(_run_group(job_type, batch, handlers.get(job_type)))
 
     now = datetime.now(UTC)
     ages: dict[str, list[float]] = defaultdict(list)
@@ -121,19 +148,7 @@ def process_batch(event: dict[str, Any], context: Any, handlers: Mapping[str, Ba
 
     failed_ids = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
     failed = Counter(jobs_by_message[m].type if m in jobs_by_message else "invalid" for m in failed_ids)
-    for job_type in set(by_type) | set(failed):
-        m = _type_metrics(job_type)
-        m.add_metric(name="JobsProcessed", unit=MetricUnit.Count, value=len(ages.get(job_type, [])))
-        m.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=failed.get(job_type, 0))
-        for age in ages.get(job_type, []):
-            m.add_metric(
-                name="JobAge", unit=MetricUnit.Milliseconds, value=round(age, 1), resolution=MetricResolution.Standard
-            )
-        # not a dimension: lets Logs Insights tie this metric line to the API requests of its jobs
-        correlation_ids = sorted({j.correlation_id for j in by_type.get(job_type, []) if j.correlation_id})
-        if correlation_ids:
-            m.add_metadata(key="correlation_ids", value=correlation_ids[:50])
-        m.flush_metrics()
+    _flush_metrics(by_type, failed, ages)
     if everything_failed is not None:
         raise everything_failed
     return response

@@ -5,8 +5,8 @@ forbids unknown fields. Rules that need the clock or the settings (lead time, DS
 are checked by the service, with the same 422 shape.
 
 - ``BookingIn``, ``RescheduleIn``: the bodies of ``POST /bookings`` and ``PATCH /bookings/{id}``.
-- ``AvailabilityQuery`` -> ``AvailabilityOut``: ``GET /availability`` (``service.availability``).
-- ``BookingSearchIn`` -> ``BookingPage``: ``POST /bookings/search`` (``service.search_bookings``).
+- ``AvailabilityQuery`` -> ``AvailabilityOut``: ``GET /availability`` (``slots.availability``).
+- ``BookingSearchIn`` -> ``BookingPage``: ``POST /bookings/search`` (``search.search_bookings``).
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from hibachi.db import get_db
 from hibachi.followups import repository
 from hibachi.followups.jobs import schedule_job, send_job
 from hibachi.followups.models import FollowupStatus
-from hibachi.followups.repository import ClaimedSend, ReminderState
+from hibachi.followups.repository import ClaimedSend, ReminderState, SyncedFollowup
 from hibachi.observability import MetricUnit, error_text, logger, metrics
 from hibachi.settings import Settings, get_settings
 
@@ -260,6 +260,45 @@ def _sync_reminder(
     return None
 
 
+def _sync_followup(followup: SyncedFollowup, settings: Settings, correlation_id: str | None) -> str | None:
+    """Bring the booking's follow-up schedule in line with its row (none once cancelled); the name
+    of a schedule made."""
+    row = followup.booking
+    if row["status"] != "confirmed":
+        _delete_schedule(row["id"], settings)
+        return None
+    if (
+        followup.status is FollowupStatus.PENDING
+        and followup.version == row["version"]
+        and followup.scheduled_at is None
+    ):
+        return _apply_schedule(row, settings, correlation_id)
+    return None
+
+
+def _add_status_message(messages: repository.Messages, row: BookingRow) -> None:
+    """The confirmation (of this version) or the cancellation, for the booking's conversation if it has one."""
+    booking_id, conversation_id = row["id"], row["conversation_id"]
+    if not conversation_id:
+        return
+    if row["status"] == "confirmed":
+        messages.add(
+            conversation_id,
+            "system",
+            confirmation_text(row),
+            confirmation_metadata(row),
+            f"booking:{booking_id}:confirmed:v{row['version']}",
+        )
+    else:
+        messages.add(
+            conversation_id,
+            "system",
+            cancellation_text(row),
+            {"booking_id": str(booking_id), "kind": "booking_cancelled"},
+            f"booking:{booking_id}:cancelled",
+        )
+
+
 def handle_schedule_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
     """Bring the follow-ups of the batch's bookings up to date: two statements per batch."""
     outcome: dict[str, Exception | None] = {}
@@ -283,36 +322,12 @@ def handle_schedule_jobs(batch: list[jobs.Job]) -> dict[str, Exception | None]:
     for followup in synced:
         row = followup.booking
         booking_id = row["id"]
-        confirmed = row["status"] == "confirmed"
-        if row["conversation_id"]:
-            if confirmed:
-                messages.add(
-                    row["conversation_id"],
-                    "system",
-                    confirmation_text(row),
-                    confirmation_metadata(row),
-                    f"booking:{booking_id}:confirmed:v{row['version']}",
-                )
-            else:
-                messages.add(
-                    row["conversation_id"],
-                    "system",
-                    cancellation_text(row),
-                    {"booking_id": str(booking_id), "kind": "booking_cancelled"},
-                    f"booking:{booking_id}:cancelled",
-                )
+        _add_status_message(messages, row)
         correlation_id = by_booking[booking_id][0].correlation_id
         try:
-            if not confirmed:
-                _delete_schedule(booking_id, settings)
-            elif (
-                followup.status is FollowupStatus.PENDING
-                and followup.version == row["version"]
-                and followup.scheduled_at is None
-            ):
-                name = _apply_schedule(row, settings, correlation_id)
-                if name is not None:
-                    scheduled.append((booking_id, row["version"], name))
+            name = _sync_followup(followup, settings, correlation_id)
+            if name is not None:
+                scheduled.append((booking_id, row["version"], name))
             name = _sync_reminder(row, followup.reminder, settings, correlation_id)
             if name is not None:
                 reminders.append((booking_id, row["version"], name))
