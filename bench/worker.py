@@ -229,23 +229,3 @@ def emotion_scaling(
         {n: Summary.of(v) for n, v in job_ms.items()},
         {n: Summary.of(v) for n, v in statement_ms.items()},
     )
-
-
-def scaling_table(result: EmotionScaling) -> str:
-    """Markdown: one row per conversation size, and the ratio largest / smallest."""
-    lines = [
-        (
-            "| scored messages in the conversation | one job (worker invocation) p50 ms | p95 "
-            "| its statement alone p50 ms | p95 |"
-        ),
-        "| ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for n in result.sizes:
-        j, s = result.job_ms[n], result.statement_ms[n]
-        lines.append(f"| {n:,} | {j.p50:.3f} | {j.p95:.3f} | {s.p50:.3f} | {s.p95:.3f} |")
-    big, small = max(result.sizes), min(result.sizes)
-    lines.append(
-        f"\n{big:,} against {small:,}: one job {result.ratio('job'):.2f}x, its statement "
-        f"{result.ratio('statement'):.2f}x (target: at most 1.1x; n = {result.job_ms[small].n} each)."
-    )
-    return "\n".join(lines)
