@@ -120,31 +120,36 @@ def _run_child(cwd: Path, env: dict[str, str], event_file: Path) -> dict[str, An
         Path(out_path).unlink(missing_ok=True)
 
 
+TIMED = "import importlib, time\nt0 = time.perf_counter()\n{}\nprint((time.perf_counter() - t0) * 1000)\n"
+
+
+def timed(body: str, runs: int, cwd: Path, env: dict[str, str]) -> tuple[list[float], list[float]]:
+    """``body`` in ``runs`` fresh processes after one more (it only warms the page cache): the ms each
+    took in process, and each process's wall ms. RuntimeError when one fails."""
+    inside, walls = [], []
+    for i in range(runs + 1):
+        start = time.perf_counter()
+        code = TIMED.format(body)
+        proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, timeout=TIMEOUT)
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr.decode(errors="replace")[-300:])
+        if i:
+            walls.append((time.perf_counter() - start) * 1000)
+            inside.append(float(proc.stdout.decode().strip().splitlines()[-1]))
+    return inside, walls
+
+
 def _floor(modules: list[str], cwd: Path, env: dict[str, str], runs: int, loop: bool = False) -> Floor:
     floor = Floor(modules)
+    body = "".join(f"import {m}\n" for m in modules)
     if loop:  # every module, submodules included, in the order the handler imported them
-        code = (
-            "import importlib, time\nnames = " + json.dumps(modules) + "\nt0 = time.perf_counter()\n"
-            "for name in names:\n    try:\n        importlib.import_module(name)\n"
-            "    except Exception:\n        pass\nprint((time.perf_counter() - t0) * 1000)\n"
-        )
-    else:
-        code = (
-            "import time\nt0 = time.perf_counter()\n"
-            + "".join(f"import {m}\n" for m in modules)
-            + "print((time.perf_counter() - t0) * 1000)\n"
-        )
-    inside, walls = [], []
-    for i in range(runs + 1):  # the first run only warms the page cache
-        start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, timeout=TIMEOUT)
-        wall = (time.perf_counter() - start) * 1000
-        if proc.returncode != 0:
-            floor.error = proc.stderr.decode(errors="replace")[-300:]
-            return floor
-        if i:
-            inside.append(float(proc.stdout.decode().strip().splitlines()[-1]))
-            walls.append(wall)
+        body = f"for name in {modules!r}:\n    try:\n        importlib.import_module(name)\n"
+        body += "    except Exception:\n        pass"
+    try:
+        inside, walls = timed(body, runs, cwd, env)
+    except RuntimeError as exc:
+        floor.error = str(exc)
+        return floor
     floor.inside_ms, floor.wall_ms = _median(inside), _median(walls)
     return floor
 
@@ -301,17 +306,13 @@ def importtime(
 _IAM_TOKEN_CODE = {
     # what hibachi.db does on the first connection on AWS (no network call)
     "hibachi": (
-        "import time\nt0 = time.perf_counter()\nfrom hibachi import sigv4\n"
-        "sigv4.rds_auth_token('proxy.example.internal', 5432, 'hibachi_app', 'us-east-1',\n"
-        "                     sigv4.resolve_credentials())\n"
-        "print((time.perf_counter() - t0) * 1000)\n"
+        "from hibachi import sigv4\n"
+        "sigv4.rds_auth_token('proxy.example.internal', 5432, 'hibachi_app', 'us-east-1', sigv4.resolve_credentials())"
     ),
     # what it did before (and what a typical handler does)
     "boto3": (
-        "import time\nt0 = time.perf_counter()\nimport boto3\n"
-        "boto3.client('rds', region_name='us-east-1').generate_db_auth_token("
-        "DBHostname='proxy.example.internal', Port=5432, DBUsername='hibachi_app', Region='us-east-1')\n"
-        "print((time.perf_counter() - t0) * 1000)\n"
+        "import boto3\nboto3.client('rds', region_name='us-east-1').generate_db_auth_token("
+        "DBHostname='proxy.example.internal', Port=5432, DBUsername='hibachi_app', Region='us-east-1')"
     ),
 }
 
@@ -319,22 +320,11 @@ _IAM_TOKEN_CODE = {
 def iam_token_cost(env: dict[str, str], runs: int = 5, how: str = "hibachi") -> float:
     """ms, in a fresh process, to presign an RDS IAM token: ``how`` = ``hibachi`` (``hibachi.sigv4``,
     what ``hibachi.db`` does on the first connection on AWS) or ``boto3`` (importing it, a client)."""
-    values = []
     clean_env = {k: v for k, v in env.items() if k != "AWS_ENDPOINT_URL"}
-    for i in range(runs + 1):
-        proc = subprocess.run(
-            [sys.executable, "-c", _IAM_TOKEN_CODE[how]],
-            env=clean_env,
-            capture_output=True,
-            timeout=TIMEOUT,
-            text=True,
-            cwd=os.getcwd(),
-        )
-        if proc.returncode != 0:
-            return float("nan")
-        if i:
-            values.append(float(proc.stdout.strip().splitlines()[-1]))
-    return _median(values)
+    try:
+        return _median(timed(_IAM_TOKEN_CODE[how], runs, Path.cwd(), clean_env)[0])
+    except RuntimeError:
+        return float("nan")
 
 
 # -- against the typical handler ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.measure import Capture, Summary, replay
-from bench.operations import JobType
+from bench.operations import JOB_TYPES, JobType
 from testkit.functions import load_function
 
 BATCH = 10
@@ -34,11 +34,12 @@ class WorkerResult:
         return self.jobs / self.seconds if self.seconds else float("nan")
 
 
-def _events(job_type: JobType, fixtures: dict[str, Any], first: int, count: int) -> list[dict[str, Any]]:
+def _events(job_type: JobType, fixtures: dict[str, Any], first: int, count: int, size: int = BATCH) -> list[Any]:
+    """The SQS events of batches ``first`` .. ``first + count - 1`` of ``size`` jobs each."""
     from local.events import sqs_event
 
     return [
-        sqs_event([job.model_dump_json() for job in job_type.jobs(fixtures, first + b, BATCH)]) for b in range(count)
+        sqs_event([job.model_dump_json() for job in job_type.jobs(fixtures, first + b, size)]) for b in range(count)
     ]
 
 
@@ -152,12 +153,7 @@ class EmotionScaling:
 
 def _emotion_job(cid: str, k: int) -> dict[str, Any]:
     """The SQS event of one emotion job for conversation ``cid``."""
-    from hibachi.jobs import EMOTION_STATS, Job
-
-    from local.events import sqs_event
-
-    job = Job.new(EMOTION_STATS, f"{EMOTION_STATS}:{cid}:{k}", {"conversation_id": cid})
-    return sqs_event([job.model_dump_json()])
+    return _events(JOB_TYPES[0], {"ids": [cid]}, k, 1, size=1)[0]
 
 
 def _bulk_conversations(direct_dsn: str, run_id: str, sizes: tuple[int, ...]) -> dict[int, str]:
