@@ -7,13 +7,16 @@ together after the warm-up, and is bounded both in requests and in seconds.
 
 from __future__ import annotations
 
+import importlib
 import math
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from unittest.mock import patch
 
 import psutil
 
@@ -193,34 +196,28 @@ def run(
     return accounting.end(parts, (starts[0], starts[0] + duration) if duration else None)
 
 
-class Capture:
+class Capture(ExitStack):
     """Records every statement psycopg executes (query, params), tagged, to replay them raw."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.statements: list[tuple[Any, Any, Any]] = []
         self.tag: Any = ("setup", None)
-        self._original: Any = None
 
     def __enter__(self) -> Capture:
         import psycopg
 
-        original = self._original = psycopg.Cursor.execute
-        statements = self.statements
+        original = psycopg.Cursor.execute
 
         def execute(cur: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
-            statements.append((self.tag, query, params))
+            self.statements.append((self.tag, query, params))
             return original(cur, query, params, **kwargs)
 
-        setattr(psycopg.Cursor, "execute", execute)  # noqa: B010 - patched for the capture
+        self.enter_context(patch.object(psycopg.Cursor, "execute", execute))
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        import psycopg
 
-        setattr(psycopg.Cursor, "execute", self._original)  # noqa: B010
-
-
-class CpuParts:
+class CpuParts(ExitStack):
     """The calling thread's CPU (``thread_time``) inside a few calls of a request, to say where the
     handler call's CPU goes: the statement (``Database.run``: psycopg and the kernel's socket work),
     the enqueue (``JobQueue.send_many``), and in it the signing (``sigv4.sign``) and the HTTP exchange
@@ -238,19 +235,14 @@ class CpuParts:
     )
 
     def __init__(self) -> None:
+        super().__init__()
         self.ms: dict[str, float] = {}
-        self._restore: list[tuple[Any, str, Any]] = []
 
     def __enter__(self) -> CpuParts:
-        import importlib
-
         for name, module_name, owner_name, attr in self.TARGETS:
             module = importlib.import_module(module_name)
             owner = getattr(module, owner_name) if owner_name else module
-            original = getattr(owner, attr)
-            # put back as found: the owner's own attribute, or none (an inherited method)
-            self._restore.append((owner, attr, vars(owner).get(attr)))
-            setattr(owner, attr, self._wrap(name, original))
+            self.enter_context(patch.object(owner, attr, self._wrap(name, getattr(owner, attr))))
         return self
 
     def _wrap(self, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
@@ -272,14 +264,6 @@ class CpuParts:
         found = dict(self.ms)
         self.ms.clear()  # in place: the wrappers hold this dict
         return found
-
-    def __exit__(self, *exc: object) -> None:
-        for owner, attr, original in reversed(self._restore):
-            if original is None:
-                delattr(owner, attr)
-            else:
-                setattr(owner, attr, original)
-        self._restore.clear()
 
 
 @dataclass
