@@ -42,10 +42,7 @@ def _median(values: list[float]) -> float:
 
 def tops(modules: list[str]) -> list[str]:
     """Top-level package names, in first-import order."""
-    seen: dict[str, None] = {}
-    for name in modules:
-        seen.setdefault(name.split(".")[0], None)
-    return list(seen)
+    return list(dict.fromkeys(name.split(".")[0] for name in modules))
 
 
 @dataclass
@@ -226,23 +223,20 @@ class ImportEntry:
 
 def _parse_importtime(stderr: str) -> list[ImportEntry]:
     """``import time: self | cumulative | <indent>name`` lines (post-order) with their parents."""
-    rows: list[tuple[int, str, float, float]] = []
+    entries: list[ImportEntry] = []
+    pending: list[tuple[int, ImportEntry]] = []  # (depth, entry) not yet given a parent
     for line in stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
         self_text, cumulative_text, name = line.split(":", 1)[1].split("|", 2)
         depth = (len(name) - len(name.lstrip(" ")) - 1) // 2  # " " + two spaces per level
-        rows.append((depth, name.strip(), float(self_text), float(cumulative_text)))
-    entries: list[ImportEntry] = []
-    pending: list[tuple[int, int]] = []  # (depth, index in entries) not yet given a parent
-    for depth, name, self_us, cumulative_us in rows:
-        entries.append(ImportEntry(name, self_us, cumulative_us, None))
-        index = len(entries) - 1
+        entry = ImportEntry(name.strip(), float(self_text), float(cumulative_text), None)
         while pending and pending[-1][0] > depth:
-            child_depth, child_index = pending.pop()
+            child_depth, child = pending.pop()
             if child_depth == depth + 1:
-                entries[child_index].parent = name
-        pending.append((depth, index))
+                child.parent = entry.name
+        pending.append((depth, entry))
+        entries.append(entry)
     return entries
 
 
