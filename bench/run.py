@@ -218,17 +218,15 @@ def worker_phase(r: Run) -> None:
                 job_type,
                 fx,
                 direct_dsn=r.db_a,
-                use_direct=lambda: use_settings(r.db_a, r.aws),
-                use_counted=lambda: use_settings(r.dsn0, r.aws),
+                counted_dsn=r.dsn0,
+                aws=r.aws,
                 proxy=r.proxy0,
                 max_batches=r.plan.worker_batches,
                 max_seconds=r.plan.worker_seconds,
             )
         )
     log("worker: one emotion job at 10,000 messages against 10")
-    r.results.emotion_scaling = worker.emotion_scaling(
-        r.db_a, r.run_id, use_direct=lambda: use_settings(r.db_a), samples=r.plan.scaling_samples
-    )
+    r.results.emotion_scaling = worker.emotion_scaling(r.db_a, r.run_id, samples=r.plan.scaling_samples)
 
 
 # -- 4. cold starts, import profiles ------------------------------------------------------------------------

@@ -5,7 +5,6 @@ one thread (one Lambda environment), against the local PostgreSQL; round trips p
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,18 +65,19 @@ def run(
     fixtures: dict[str, Any],
     *,
     direct_dsn: str,
-    use_direct: Callable[[], None],
-    use_counted: Callable[[], None],
+    counted_dsn: str,
+    aws: dict[str, str],
     proxy: Any,
     max_batches: int = 300,
     max_seconds: float = 10.0,
     counted_batches: int = COUNTED_BATCHES,
 ) -> WorkerResult:
-    """``use_direct()`` / ``use_counted()`` switch the settings to the direct database / the counting
-    proxy (no delay). The timed batches' statements are captured and replayed raw on the same
-    database afterwards (set-based job handlers recompute, so a replay takes the same path)."""
+    """Batches timed on ``direct_dsn``, their statements replayed raw there (set-based handlers recompute:
+    a replay takes the same path); then round trips per batch through the ``proxy`` at ``counted_dsn``."""
+    from bench.env import use_settings
+
     module = load_function(job_type.function)
-    use_direct()
+    use_settings(direct_dsn, aws)
     max_batches = min(max_batches, job_type.max_batches or max_batches)
     # every batch has its own jobs (a booking's follow-up is scheduled or sent once)
     warm = _events(job_type, fixtures, 0, WARM_BATCHES)
@@ -99,7 +99,7 @@ def run(
         seconds = time.perf_counter() - start
     raw = replay(capture.statements, direct_dsn).get("batch", [])
 
-    use_counted()
+    use_settings(counted_dsn, aws)
     _invoke(module, counted[0])  # opens the connection through the proxy
     proxy.reset()
     for event in counted[1:]:
@@ -173,7 +173,6 @@ def emotion_scaling(
     direct_dsn: str,
     run_id: str,
     *,
-    use_direct: Callable[[], None],
     samples: int = SCALING_SAMPLES,
     sizes: tuple[int, ...] = SCALING_SIZES,
 ) -> EmotionScaling:
@@ -183,7 +182,9 @@ def emotion_scaling(
     from hibachi.conversations import repository
     from hibachi.db import get_db
 
-    use_direct()
+    from bench.env import use_settings
+
+    use_settings(direct_dsn)
     module = load_function("followup_worker")
     cids = _bulk_conversations(direct_dsn, run_id, sizes)
     db = get_db()
