@@ -125,7 +125,7 @@ class EnvPool:
         start = time.perf_counter() + 0.05
         for c in range(clients):
             self.conns[c].send(("go", (start, start + seconds, requests)))
-        parts = [{"samples": [], "ends": [], "errors": [f"open: {e}" for e in open_errors]}]
+        parts: list[dict[str, Any]] = [{"samples": [], "ends": [], "errors": [f"open: {e}" for e in open_errors]}]
         parts += [self._recv(c, max_seconds + _TIMEOUT)[1] for c in range(clients)]
         result = accounting.end(parts, (start, start + duration) if duration else None)
         result.cpu_ms["bench"] = sum(p.get("cpu", 0.0) for p in parts) * 1000

@@ -174,8 +174,12 @@ def run(
     assert requests or duration
     accounting = Accounting(proxy, queue, {"bench": None, **(processes or {})})
     starts: list[float] = []
-    # every client warms up, then the last to arrive starts the accounting and the clock
-    warmed = threading.Barrier(clients, action=lambda: (accounting.begin(), starts.append(time.perf_counter())))
+
+    def begin() -> None:  # the last client to warm up starts the accounting and the clock
+        accounting.begin()
+        starts.append(time.perf_counter())
+
+    warmed = threading.Barrier(clients, action=begin)
 
     def client(c: int) -> dict[str, list[Any]]:
         state, opened = None, ""

@@ -415,8 +415,9 @@ def _mcp(name: str, setup: str, tool: str, arguments: Arguments, check: Callable
     def verify(event: dict[str, Any], out: Any) -> bool:
         sent = _body(event)
         result = out.get("result") if isinstance(out, dict) and out.get("id") == sent["id"] else None
-        ok = result and not result.get("isError")
-        return bool(ok and check(result["structuredContent"], sent["params"]["arguments"]))
+        if not isinstance(result, dict) or result.get("isError"):
+            return False
+        return bool(check(result["structuredContent"], sent["params"]["arguments"]))
 
     return Operation(name, "assistant_tools", "POST /mcp", MCP_SCOPES, setup, request, verify=verify, **kw)
 

@@ -33,7 +33,9 @@ class WorkerResult:
         return self.jobs / self.seconds if self.seconds else float("nan")
 
 
-def _events(job_type: JobType, fixtures: dict[str, Any], first: int, count: int, size: int = BATCH) -> list[Any]:
+def _events(
+    job_type: JobType, fixtures: dict[str, Any], first: int, count: int, size: int = BATCH
+) -> list[dict[str, Any]]:
     """The SQS events of batches ``first`` .. ``first + count - 1`` of ``size`` jobs each."""
     from local.events import sqs_event
 
