@@ -42,10 +42,7 @@ def _median(values: list[float]) -> float:
 
 def tops(modules: list[str]) -> list[str]:
     """Top-level package names, in first-import order."""
-    seen: dict[str, None] = {}
-    for name in modules:
-        seen.setdefault(name.split(".")[0], None)
-    return list(seen)
+    return list(dict.fromkeys(name.split(".")[0] for name in modules))
 
 
 @dataclass
@@ -53,7 +50,6 @@ class Floor:
     modules: list[str]
     inside_ms: float = float("nan")
     wall_ms: float = float("nan")
-    runs: int = 0
     error: str = ""
 
 
@@ -61,7 +57,6 @@ class Floor:
 class ColdResult:
     function: str
     first_request: str
-    runs: int = 0
     import_ms: float = float("nan")
     first_ms: float = float("nan")
     total_ms: float = float("nan")
@@ -90,7 +85,9 @@ class ColdResult:
         return [t for t in tops(self.third_first) if t not in tops(self.third_import)]
 
 
-def _run_child(cwd: Path, env: dict[str, str], event_file: Path) -> tuple[dict[str, Any], float]:
+def _run_child(cwd: Path, env: dict[str, str], event_file: Path) -> dict[str, Any]:
+    """One cold start in a fresh process: ``_coldchild.py``'s figures, and ``wall_ms`` (the whole process),
+    ``cpu_ms`` (user + system) and ``to_response_ms`` (from the spawn to the first response)."""
     with tempfile.NamedTemporaryFile("r", suffix=".json", dir=STATE, delete=False) as out:
         out_path = out.name
     try:
@@ -108,43 +105,49 @@ def _run_child(cwd: Path, env: dict[str, str], event_file: Path) -> tuple[dict[s
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr.decode(errors="replace")[-600:])
-        child = json.loads(Path(out_path).read_text(encoding="utf-8"))
+        child: dict[str, Any] = json.loads(Path(out_path).read_text(encoding="utf-8"))
+        child["wall_ms"] = wall
         # the child's CPU time (user + system): steadier than wall time on a loaded machine
         child["cpu_ms"] = (after.ru_utime - usage.ru_utime + after.ru_stime - usage.ru_stime) * 1000
         # from the spawn to the first response: the whole process without its exit (Lambda never exits a
         # cold environment; a process that frees less at exit would look faster in ``wall`` alone)
         child["to_response_ms"] = (child["responded_at"] - start) * 1000
-        return child, wall
+        return child
     finally:
         Path(out_path).unlink(missing_ok=True)
 
 
+TIMED = "import importlib, time\nt0 = time.perf_counter()\n{}\nprint((time.perf_counter() - t0) * 1000)\n"
+
+
+def timed(body: str, runs: int, cwd: Path, env: dict[str, str]) -> tuple[list[float], list[float]]:
+    """``body`` in ``runs`` fresh processes after one more (it only warms the page cache): the ms each
+    took in process, and each process's wall ms. RuntimeError when one fails."""
+    inside, walls = [], []
+    for i in range(runs + 1):
+        start = time.perf_counter()
+        code = TIMED.format(body)
+        proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, timeout=TIMEOUT)
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr.decode(errors="replace")[-300:])
+        if i:
+            walls.append((time.perf_counter() - start) * 1000)
+            inside.append(float(proc.stdout.decode().strip().splitlines()[-1]))
+    return inside, walls
+
+
 def _floor(modules: list[str], cwd: Path, env: dict[str, str], runs: int, loop: bool = False) -> Floor:
     floor = Floor(modules)
+    body = "".join(f"import {m}\n" for m in modules)
     if loop:  # every module, submodules included, in the order the handler imported them
-        code = (
-            "import importlib, time\nnames = " + json.dumps(modules) + "\nt0 = time.perf_counter()\n"
-            "for name in names:\n    try:\n        importlib.import_module(name)\n"
-            "    except Exception:\n        pass\nprint((time.perf_counter() - t0) * 1000)\n"
-        )
-    else:
-        code = (
-            "import time\nt0 = time.perf_counter()\n"
-            + "".join(f"import {m}\n" for m in modules)
-            + "print((time.perf_counter() - t0) * 1000)\n"
-        )
-    inside, walls = [], []
-    for i in range(runs + 1):  # the first run only warms the page cache
-        start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, timeout=TIMEOUT)
-        wall = (time.perf_counter() - start) * 1000
-        if proc.returncode != 0:
-            floor.error = proc.stderr.decode(errors="replace")[-300:]
-            return floor
-        if i:
-            inside.append(float(proc.stdout.decode().strip().splitlines()[-1]))
-            walls.append(wall)
-    floor.inside_ms, floor.wall_ms, floor.runs = _median(inside), _median(walls), len(inside)
+        body = f"for name in {modules!r}:\n    try:\n        importlib.import_module(name)\n"
+        body += "    except Exception:\n        pass"
+    try:
+        inside, walls = timed(body, runs, cwd, env)
+    except RuntimeError as exc:
+        floor.error = str(exc)
+        return floor
+    floor.inside_ms, floor.wall_ms = _median(inside), _median(walls)
     return floor
 
 
@@ -160,37 +163,32 @@ def _nopyc_copy(function: str) -> tuple[Path, Path]:
 def measure(
     function: str,
     first_request: str,
-    event: dict[str, Any],
     env: dict[str, str],
+    event_for_run: Callable[[int], dict[str, Any]],
     *,
     runs: int = 10,
     nopyc_runs: int = 5,
-    event_for_run: Callable[[int], dict[str, Any]] | None = None,
 ) -> ColdResult:
     """Cold-start ``function`` ``runs`` times (after one unmeasured run) and measure its floors.
-    ``event_for_run(i)`` gives a fresh event per run when a repeated one would take another path."""
+    ``event_for_run(i)``: a fresh event per run (a repeated one would take another path)."""
     STATE.mkdir(parents=True, exist_ok=True)
     result = ColdResult(function, first_request)
     cwd = FUNCTIONS / function
     event_file = STATE / f"cold-{function}.json"
-    samples: list[tuple[dict[str, Any], float]] = []
+    samples: list[dict[str, Any]] = []
     try:
         for i in range(runs + 1):
-            event_file.write_text(json.dumps(event_for_run(i) if event_for_run else event), encoding="utf-8")
-            child, wall = _run_child(cwd, env, event_file)
-            if i:
-                samples.append((child, wall))
+            event_file.write_text(json.dumps(event_for_run(i)), encoding="utf-8")
+            samples.append(_run_child(cwd, env, event_file))
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         result.error = str(exc)[-600:]
         return result
-    result.runs = len(samples)
-    result.import_ms = _median([c["import_ms"] for c, _ in samples])
-    result.first_ms = _median([c["first_ms"] for c, _ in samples])
-    result.total_ms = _median([c["total_ms"] for c, _ in samples])
-    result.wall_ms = _median([w for _, w in samples])
-    result.outcome = samples[-1][0]["outcome"]
-    result.third_import = samples[-1][0]["third_party_import"]
-    result.third_first = samples[-1][0]["third_party_first"]
+    samples = samples[1:]
+    for key in ("import_ms", "first_ms", "total_ms", "wall_ms"):
+        setattr(result, key, _median([c[key] for c in samples]))
+    result.outcome = samples[-1]["outcome"]
+    result.third_import = samples[-1]["third_party_import"]
+    result.third_first = samples[-1]["third_party_first"]
 
     result.floor = _floor(tops(result.third_import), cwd, env, runs)
     if tops(result.third_first) != tops(result.third_import):
@@ -203,10 +201,10 @@ def measure(
         totals, walls = [], []
         try:
             for i in range(nopyc_runs):
-                event_file.write_text(json.dumps(event_for_run(100 + i) if event_for_run else event), encoding="utf-8")
-                child, wall = _run_child(fn, nenv, event_file)
+                event_file.write_text(json.dumps(event_for_run(100 + i)), encoding="utf-8")
+                child = _run_child(fn, nenv, event_file)
                 totals.append(child["total_ms"])
-                walls.append(wall)
+                walls.append(child["wall_ms"])
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
             result.error = f"no-pyc: {str(exc)[-300:]}"
         result.nopyc_total_ms, result.nopyc_wall_ms = _median(totals), _median(walls)
@@ -225,23 +223,20 @@ class ImportEntry:
 
 def _parse_importtime(stderr: str) -> list[ImportEntry]:
     """``import time: self | cumulative | <indent>name`` lines (post-order) with their parents."""
-    rows: list[tuple[int, str, float, float]] = []
+    entries: list[ImportEntry] = []
+    pending: list[tuple[int, ImportEntry]] = []  # (depth, entry) not yet given a parent
     for line in stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
         self_text, cumulative_text, name = line.split(":", 1)[1].split("|", 2)
         depth = (len(name) - len(name.lstrip(" ")) - 1) // 2  # " " + two spaces per level
-        rows.append((depth, name.strip(), float(self_text), float(cumulative_text)))
-    entries: list[ImportEntry] = []
-    pending: list[tuple[int, int]] = []  # (depth, index in entries) not yet given a parent
-    for depth, name, self_us, cumulative_us in rows:
-        entries.append(ImportEntry(name, self_us, cumulative_us, None))
-        index = len(entries) - 1
+        entry = ImportEntry(name.strip(), float(self_text), float(cumulative_text), None)
         while pending and pending[-1][0] > depth:
-            child_depth, child_index = pending.pop()
+            child_depth, child = pending.pop()
             if child_depth == depth + 1:
-                entries[child_index].parent = name
-        pending.append((depth, index))
+                child.parent = entry.name
+        pending.append((depth, entry))
+        entries.append(entry)
     return entries
 
 
@@ -305,17 +300,13 @@ def importtime(
 _IAM_TOKEN_CODE = {
     # what hibachi.db does on the first connection on AWS (no network call)
     "hibachi": (
-        "import time\nt0 = time.perf_counter()\nfrom hibachi import sigv4\n"
-        "sigv4.rds_auth_token('proxy.example.internal', 5432, 'hibachi_app', 'us-east-1',\n"
-        "                     sigv4.resolve_credentials())\n"
-        "print((time.perf_counter() - t0) * 1000)\n"
+        "from hibachi import sigv4\n"
+        "sigv4.rds_auth_token('proxy.example.internal', 5432, 'hibachi_app', 'us-east-1', sigv4.resolve_credentials())"
     ),
     # what it did before (and what a typical handler does)
     "boto3": (
-        "import time\nt0 = time.perf_counter()\nimport boto3\n"
-        "boto3.client('rds', region_name='us-east-1').generate_db_auth_token("
-        "DBHostname='proxy.example.internal', Port=5432, DBUsername='hibachi_app', Region='us-east-1')\n"
-        "print((time.perf_counter() - t0) * 1000)\n"
+        "import boto3\nboto3.client('rds', region_name='us-east-1').generate_db_auth_token("
+        "DBHostname='proxy.example.internal', Port=5432, DBUsername='hibachi_app', Region='us-east-1')"
     ),
 }
 
@@ -323,22 +314,11 @@ _IAM_TOKEN_CODE = {
 def iam_token_cost(env: dict[str, str], runs: int = 5, how: str = "hibachi") -> float:
     """ms, in a fresh process, to presign an RDS IAM token: ``how`` = ``hibachi`` (``hibachi.sigv4``,
     what ``hibachi.db`` does on the first connection on AWS) or ``boto3`` (importing it, a client)."""
-    values = []
     clean_env = {k: v for k, v in env.items() if k != "AWS_ENDPOINT_URL"}
-    for i in range(runs + 1):
-        proc = subprocess.run(
-            [sys.executable, "-c", _IAM_TOKEN_CODE[how]],
-            env=clean_env,
-            capture_output=True,
-            timeout=TIMEOUT,
-            text=True,
-            cwd=os.getcwd(),
-        )
-        if proc.returncode != 0:
-            return float("nan")
-        if i:
-            values.append(float(proc.stdout.strip().splitlines()[-1]))
-    return _median(values)
+    try:
+        return _median(timed(_IAM_TOKEN_CODE[how], runs, Path.cwd(), clean_env)[0])
+    except RuntimeError:
+        return float("nan")
 
 
 # -- against the typical handler ---------------------------------------------------------------------------
@@ -348,51 +328,30 @@ TYPICAL = Path(__file__).with_name("typical")
 @dataclass
 class Comparison:
     """Our handler (A) and the typical one (B, ``bench/typical/<function>``) cold-started in turns,
-    A B A B ..., each a fresh process doing import + the first request; per pair the ratio A / B."""
+    A B A B ..., each a fresh process doing import + the first request: per pair, each side's figures
+    (``_run_child``'s: ``wall_ms``, ``to_response_ms``, ``total_ms`` in process, ``cpu_ms``, ``outcome``)."""
 
     function: str
     first_request: str
-    ours_wall: list[float] = field(default_factory=list)
-    typical_wall: list[float] = field(default_factory=list)
-    ours_to_response: list[float] = field(default_factory=list)  # spawn to first response (no exit)
-    typical_to_response: list[float] = field(default_factory=list)
-    ours_inside: list[float] = field(default_factory=list)
-    typical_inside: list[float] = field(default_factory=list)
-    ours_cpu: list[float] = field(default_factory=list)  # the process's CPU time (user + system)
-    typical_cpu: list[float] = field(default_factory=list)
-    ours_outcome: Any = None
-    typical_outcome: Any = None
-    ours_lazy: list[str] = field(default_factory=list)  # third-party packages its first request imported
+    ours: list[dict[str, Any]] = field(default_factory=list)
+    typical: list[dict[str, Any]] = field(default_factory=list)
     profile: ImportProfile | None = None  # ours, import + first request
     load: tuple[str, str] = ("", "")  # the load average before and after
     error: str = ""
 
     @property
     def pairs(self) -> int:
-        return len(self.ours_wall)
+        return len(self.ours)
 
-    @property
-    def ratios(self) -> list[float]:
-        return [a / b for a, b in zip(self.ours_wall, self.typical_wall, strict=True) if b]
+    def median(self, side: str, key: str = "wall_ms") -> float:
+        return _median([run[key] for run in getattr(self, side)])
 
-    @property
-    def ratio(self) -> float:
-        """The median of the per-pair ratios of whole-process wall time."""
-        return _median(self.ratios)
+    def ratios(self, key: str = "wall_ms") -> list[float]:
+        return [a[key] / b[key] for a, b in zip(self.ours, self.typical, strict=True) if b[key]]
 
-    @property
-    def to_response_ratio(self) -> float:
-        """The median of the per-pair ratios from the spawn to the first response (the wall without the exit)."""
-        ours, typical = getattr(self, "ours_to_response", []), getattr(self, "typical_to_response", [])
-        return _median([a / b for a, b in zip(ours, typical, strict=True) if b])
-
-    @property
-    def inside_ratio(self) -> float:
-        return _median([a / b for a, b in zip(self.ours_inside, self.typical_inside, strict=True) if b])
-
-    @property
-    def cpu_ratio(self) -> float:
-        return _median([a / b for a, b in zip(self.ours_cpu, self.typical_cpu, strict=True) if b])
+    def ratio(self, key: str = "wall_ms") -> float:
+        """The median of the per-pair ratios, of whole-process wall time unless ``key`` says otherwise."""
+        return _median(self.ratios(key))
 
 
 def has_typical(function: str) -> bool:
@@ -421,23 +380,15 @@ def compare(
         for i in range(pairs + 1):
             event = cs.event(fixtures, f"{tag}-{i}")
             event_file.write_text(json.dumps(event), encoding="utf-8")
-            ours, ours_wall = _run_child(FUNCTIONS / function, env, event_file)
-            typical, typical_wall = _run_child(TYPICAL / function, env, event_file)
+            ours = _run_child(FUNCTIONS / function, env, event_file)
+            typical = _run_child(TYPICAL / function, env, event_file)
             if ours["outcome"] != typical["outcome"]:  # not the same work: no ratio to report
                 raise RuntimeError(
                     f"{function}: pair {i}: ours answered {ours['outcome']}, the typical handler {typical['outcome']}"
                 )
             if i:
-                result.ours_wall.append(ours_wall)
-                result.typical_wall.append(typical_wall)
-                result.ours_to_response.append(ours["to_response_ms"])
-                result.typical_to_response.append(typical["to_response_ms"])
-                result.ours_inside.append(ours["total_ms"])
-                result.typical_inside.append(typical["total_ms"])
-                result.ours_cpu.append(ours["cpu_ms"])
-                result.typical_cpu.append(typical["cpu_ms"])
-            result.ours_outcome, result.typical_outcome = ours["outcome"], typical["outcome"]
-            result.ours_lazy = [t for t in tops(ours["third_party_first"]) if t not in tops(ours["third_party_import"])]
+                result.ours.append(ours)
+                result.typical.append(typical)
         if importtime_runs:
             result.profile = importtime(function, env, importtime_runs, event=cs.event(fixtures, f"{tag}-{pairs + 1}"))
     except (RuntimeError, subprocess.TimeoutExpired) as exc:

@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
+
 from bench import LAYER, ROOT
 from local.pg import LocalPostgres
 from testkit import env as testkit_env
@@ -144,63 +146,28 @@ def function_env(database_url: str, moto: Moto) -> dict[str, str]:
 
 
 def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
     return platform.processor() or "unknown"
 
 
-def _mem_gib() -> str:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
-    return "unknown"
-
-
 def load() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def machine() -> dict[str, str]:
     from importlib import metadata
 
-    def version(dist: str) -> str:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return "-"
-
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    packages = ("psycopg", "psycopg-binary", "aws-lambda-powertools", "pydantic", "pydantic-settings", "boto3", "moto")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
-    )
+    dirty = subprocess.run(["git", "status", "--porcelain", "-uno"], cwd=ROOT, capture_output=True, text=True)
     return {
-        "cpu": f"{_cpu_model()}, {cpus} CPUs available",
-        "memory": _mem_gib(),
+        "cpu": f"{_cpu_model()}, {len(os.sched_getaffinity(0))} CPUs available",
+        "memory": f"{psutil.virtual_memory().total / 1024**3:.1f} GiB",
         "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
         "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "packages": ", ".join(
-            f"{d} {version(d)}"
-            for d in (
-                "psycopg",
-                "psycopg-binary",
-                "aws-lambda-powertools",
-                "pydantic",
-                "pydantic-settings",
-                "boto3",
-                "moto",
-            )
-        ),
+        "packages": ", ".join(f"{d} {metadata.version(d)}" for d in packages),
         "commit": (commit.stdout.strip() or "unknown") + (" (with local changes)" if dirty.stdout.strip() else ""),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "load_start": load(),

@@ -21,7 +21,7 @@ import os
 import time
 from typing import Any
 
-from bench.measure import Accounting, RunResult, _numbers, client_rate
+from bench.measure import Accounting, RunResult, _numbers
 from bench.operations import Counter
 
 _TIMEOUT = 180.0
@@ -64,26 +64,16 @@ def _worker(conn: Any, client: int) -> None:  # runs in the environment process
                 state = None
                 conn.send(("ready", repr(exc)[:300]))
         elif kind == "go":
-            start, stop, hard_stop, requests = spec
+            start, stop, requests = spec
             assert workload is not None, "go before prepare"
-            while time.perf_counter() < start:
-                time.sleep(min(0.01, max(0.0, start - time.perf_counter())))
+            time.sleep(max(0.0, start - time.perf_counter()))
             cpu0 = time.process_time()
-            samples, ends, errors = client_loop(
-                workload,
-                state,
-                client,
-                measure._numbers,
-                start=start,
-                stop=stop,
-                hard_stop=hard_stop,
-                requests=requests,
-            )
-            cpu = time.process_time() - cpu0
+            part: dict[str, Any] = client_loop(workload, state, client, measure._numbers, stop=stop, requests=requests)
+            part["cpu"] = time.process_time() - cpu0
             if state is not None:
                 with contextlib.suppress(Exception):  # closing a connection may fail in any way
                     workload.close(state)
-            conn.send(("done", {"samples": samples, "ends": ends, "errors": errors, "cpu": cpu}))
+            conn.send(("done", part))
 
 
 class EnvPool:
@@ -133,14 +123,12 @@ class EnvPool:
         accounting = Accounting(proxy, queue, processes)
         accounting.begin()  # the warm-up's messages and round trips do not count
         start = time.perf_counter() + 0.05
-        stop = start + (duration or max_seconds)
         for c in range(clients):
-            self.conns[c].send(("go", (start, stop, start + max_seconds, requests)))
-        parts = [self._recv(c, max_seconds + _TIMEOUT)[1] for c in range(clients)]
-        result = _result(parts, open_errors, clients)
-        accounting.end(result)
-        if duration:
-            _count_window(result, parts, duration, start, stop)
+            self.conns[c].send(("go", (start, start + seconds, requests)))
+        parts: list[dict[str, Any]] = [{"samples": [], "ends": [], "errors": [f"open: {e}" for e in open_errors]}]
+        parts += [self._recv(c, max_seconds + _TIMEOUT)[1] for c in range(clients)]
+        result = accounting.end(parts, (start, start + duration) if duration else None)
+        result.cpu_ms["bench"] = sum(p.get("cpu", 0.0) for p in parts) * 1000
         return result
 
     def _prepare(
@@ -180,22 +168,3 @@ class EnvPool:
             if proc.is_alive():
                 proc.kill()
                 proc.join(timeout=5)
-
-
-def _result(parts: list[dict[str, Any]], open_errors: list[str], clients: int) -> RunResult:
-    """The run's samples, errors and CPU time, from each client's ``done`` answer."""
-    errors = [f"open: {e}" for e in open_errors] + [e for p in parts for e in p["errors"]]
-    return RunResult(
-        samples=[s for p in parts for s in p["samples"]],
-        errors=len(errors),
-        first_error=errors[0] if errors else "",
-        clients=clients,
-        cpu_ms={"bench": sum(p["cpu"] for p in parts) * 1000},
-    )
-
-
-def _count_window(result: RunResult, parts: list[dict[str, Any]], duration: float, start: float, stop: float) -> None:
-    """For a timed run: the requests that ended in the window and the summed per-client rate."""
-    result.window = duration
-    result.in_window = sum(1 for p in parts for e in p["ends"] if e <= stop)
-    result.rate = sum(r for p in parts if (r := client_rate(p["ends"], start, stop)) is not None)

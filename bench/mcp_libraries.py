@@ -23,6 +23,8 @@ import subprocess
 import sys
 
 from bench import FUNCTIONS, LAYER
+from bench.coldstart import TIMED
+from bench.report import table
 
 VARIANTS = {
     "hibachi.mcp (as deployed)": "import app",
@@ -31,7 +33,6 @@ VARIANTS = {
     ),
     "awslabs-mcp-lambda-handler 0.1.15": "import app\nimport awslabs.mcp_lambda_handler",
 }
-CHILD = "import time\nt0 = time.perf_counter()\n{body}\nprint((time.perf_counter() - t0) * 1000)\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.runs + 1):  # round 0 warms the page cache
         for name, body in VARIANTS.items():
             proc = subprocess.run(
-                [sys.executable, "-c", CHILD.format(body=body)],
+                [sys.executable, "-c", TIMED.format(body)],
                 cwd=cwd,
                 env=env,
                 capture_output=True,
@@ -62,11 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"import time of functions/assistant_tools/app.py with each MCP library, median of {args.runs} fresh processes"
     )
-    print("| variant | import ms | added ms |")
-    print("| --- | --- | --- |")
-    for name, values in times.items():
-        median = statistics.median(values)
-        print(f"| {name} | {median:.0f} | {median - base:+.0f} |")
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    print(table("variant|import ms|added ms", [[k, f"{v:.0f}", f"{v - base:+.0f}"] for k, v in medians.items()]))
     return 0
 
 

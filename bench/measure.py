@@ -7,13 +7,18 @@ together after the warm-up, and is bounded both in requests and in seconds.
 
 from __future__ import annotations
 
+import importlib
 import math
-import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from unittest.mock import patch
+
+import psutil
 
 from bench.operations import Counter, Operation, error_code
 from testkit.functions import load_function
@@ -34,17 +39,10 @@ class Summary:
     p50: float
     p95: float
     p99: float
-    mean: float
 
     @classmethod
     def of(cls, samples: list[float]) -> Summary:
-        return cls(
-            len(samples),
-            percentile(samples, 0.50),
-            percentile(samples, 0.95),
-            percentile(samples, 0.99),
-            sum(samples) / len(samples) if samples else math.nan,
-        )
+        return cls(len(samples), *(percentile(samples, q) for q in (0.50, 0.95, 0.99)))
 
 
 @dataclass
@@ -56,15 +54,15 @@ class RunResult:
     in_window: int = 0  # requests completed inside the window
     round_trips: int | None = None  # database round trips of all timed requests (PgProxy)
     sends: int | None = None  # SQS messages added by all timed requests
-    clients: int = 1
-    rate: float = math.nan  # duration runs: sum over clients of their own request rate
+    # ops/s of a duration run: each client's requests completed in the window over the time to its last
+    # one, summed (a closed loop's rate without the rounding of a fixed window: a client whose request
+    # takes 1.9 s completes 4 in an 8 s window, yet runs at 0.53/s, not 0.5/s)
+    throughput: float = math.nan
     cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU time used during the run, per process
-    sqs_wait_ms: list[float] = field(default_factory=list)  # per request, when measured (HandlerWorkload)
-    sqs_cpu_ms: list[float] = field(default_factory=list)  # CPU of the thread during the send, per request
     # CPU of the calling thread during the whole handler call (``thread_time``), per request: the handler's
     # own work, the driver's and the send's, and the kernel's for their sockets; no waiting
     thread_cpu_ms: list[float] = field(default_factory=list)
-    # that thread CPU in parts (``CpuParts``), per request, when measured: part name -> ms per request
+    # that thread CPU in parts, and the wait for SQS (``CpuParts``), per request: part name -> ms per request
     cpu_parts_ms: dict[str, list[float]] = field(default_factory=dict)
 
     @property
@@ -83,13 +81,6 @@ class RunResult:
     def sends_per_request(self) -> float | None:
         return None if self.sends is None or not self.completed else self.sends / self.completed
 
-    @property
-    def throughput(self) -> float:
-        """ops/s: each client's requests completed in the window over the time to its last one, summed
-        (a closed loop's rate without the rounding of a fixed window: a client whose request takes
-        1.9 s completes 4 in an 8 s window, yet runs at 0.53/s, not 0.5/s)."""
-        return self.rate
-
     def cpu_per_request(self, process: str) -> float:
         return self.cpu_ms.get(process, math.nan) / self.completed if self.completed else math.nan
 
@@ -104,50 +95,29 @@ _numbers = Counter(1)  # request numbers, unique within a run (blocks of them go
 
 
 def client_loop(
-    workload: Workload,
-    state: Any,
-    client: int,
-    numbers: Any,
-    *,
-    start: float,
-    stop: float,
-    hard_stop: float,
-    requests: int | None,
-) -> tuple[list[float], list[float], list[str]]:
-    """One client's timed requests: (ms per request, end times, errors). Bounded by ``requests``
-    (if given) and by ``stop`` / ``hard_stop`` (perf_counter / monotonic times; the same clock)."""
-    samples, ends, errors = [], [], []
-    count = 0
-    while state is not None:
-        now = time.perf_counter()
-        if now >= stop or now >= hard_stop or (requests and count >= requests):
-            break
-        count += 1
+    workload: Workload, state: Any, client: int, numbers: Any, *, stop: float, requests: int | None
+) -> dict[str, list[Any]]:
+    """One client's timed requests: ``samples`` (ms per request), their ``ends`` (perf_counter, a clock
+    every process shares) and ``errors``. Bounded by ``requests`` (if given) and by ``stop``."""
+    part: dict[str, list[Any]] = {"samples": [], "ends": [], "errors": []}
+    attempts = 0
+    while state is not None and time.perf_counter() < stop and not (requests and attempts >= requests):
+        attempts += 1
         try:
-            samples.append(workload.call(state, client, next(numbers)))
-            ends.append(time.perf_counter())
+            part["samples"].append(workload.call(state, client, next(numbers)))
+            part["ends"].append(time.perf_counter())
         except Exception as exc:  # noqa: BLE001 - counted as an error of the run
-            errors.append(repr(exc)[:300])
-    return samples, ends, errors
+            part["errors"].append(repr(exc)[:300])
+    return part
 
 
 def cpu_seconds(pid: int | None = None) -> float:
-    """CPU time (user + system) of this process, or of another one (Linux /proc)."""
-    if pid is None:
-        return time.process_time()
+    """CPU time (user + system) of this process, or of another one."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
         return math.nan
-
-
-def client_rate(ends: list[float], start: float, stop: float) -> float | None:
-    """One client's request rate in a duration run: requests completed in the window, per second
-    up to its last one in it (None when none completed)."""
-    done = [e for e in ends if e <= stop]
-    return len(done) / (done[-1] - start) if done else None
+    return float(times.user + times.system)
 
 
 class Accounting:
@@ -169,13 +139,21 @@ class Accounting:
             self._queued0 = self.queue.queued()
         self._cpu0 = {name: cpu_seconds(pid) for name, pid in self.processes.items()}
 
-    def end(self, result: RunResult) -> RunResult:
-        cpu1 = {name: cpu_seconds(pid) for name, pid in self.processes.items()}
-        result.cpu_ms.update({name: (cpu1[name] - self._cpu0[name]) * 1000 for name in cpu1})
+    def end(self, parts: list[dict[str, Any]], window: tuple[float, float] | None) -> RunResult:
+        """The run's result from each client's part (``client_loop``'s); ``window``: a duration run's
+        (start, stop)."""
+        errors = [e for p in parts for e in p["errors"]]
+        result = RunResult([s for p in parts for s in p["samples"]], len(errors), errors[0] if errors else "")
+        result.cpu_ms = {name: (cpu_seconds(pid) - self._cpu0[name]) * 1000 for name, pid in self.processes.items()}
         if self.proxy is not None:
             result.round_trips = self.proxy.round_trips
         if self.queue is not None:
             result.sends = self.queue.queued() - self._queued0
+        if window:
+            start, stop = window
+            ends = [[e for e in p["ends"] if e <= stop] for p in parts]
+            result.window, result.in_window = stop - start, sum(map(len, ends))
+            result.throughput = sum(len(done) / (done[-1] - start) for done in ends if done)
         return result
 
 
@@ -190,154 +168,67 @@ def run(
     queue: Any = None,
     processes: dict[str, int | None] | None = None,
 ) -> RunResult:
-    """Run ``clients`` closed-loop clients: ``requests`` each, or for ``duration`` seconds (throughput).
-    Never longer than ``max_seconds`` (plus the warm-up); requests that fail are counted, not timed.
-    ``processes``: other processes (name -> pid) whose CPU time to account, besides this one."""
+    """Run ``clients`` closed-loop clients, threads of this process: ``requests`` each, or for ``duration``
+    seconds (throughput). Never longer than ``max_seconds`` (plus the warm-up); requests that fail are
+    counted, not timed. ``processes``: other processes (name -> pid) whose CPU time to account."""
     assert requests or duration
-    found = _Found()
-    warmed = threading.Barrier(clients + 1, timeout=180)
-    go = threading.Barrier(clients + 1, timeout=180)
-    box: dict[str, float] = {}
+    accounting = Accounting(proxy, queue, {"bench": None, **(processes or {})})
+    starts: list[float] = []
 
-    def client_thread(c: int) -> None:
-        state = None
+    def begin() -> None:  # the last client to warm up starts the accounting and the clock
+        accounting.begin()
+        starts.append(time.perf_counter())
+
+    warmed = threading.Barrier(clients, action=begin)
+
+    def client(c: int) -> dict[str, list[Any]]:
+        state, opened = None, ""
         try:
             state = workload.open(c)
         except Exception as exc:  # noqa: BLE001 - reported as an error of the run
-            found.add([], [], [f"open: {exc!r}"], None)
-        try:
-            warmed.wait()
-            go.wait()
-        except threading.BrokenBarrierError:
-            return
-        start = box["start"]
-        stop = start + (duration or max_seconds)
-        mine, my_ends, my_errors = client_loop(
-            workload, state, c, _numbers, start=start, stop=stop, hard_stop=start + max_seconds, requests=requests
-        )
-        try:
-            if state is not None:
-                workload.close(state)
-        finally:
-            found.add(mine, my_ends, my_errors, client_rate(my_ends, start, stop) if duration else None)
+            opened = f"open: {exc!r}"
+        warmed.wait(timeout=180)
+        stop = starts[0] + min(duration or max_seconds, max_seconds)
+        part = client_loop(workload, state, c, _numbers, stop=stop, requests=requests)
+        if state is not None:
+            workload.close(state)
+        part["errors"] += [opened] if opened else []
+        return part
 
-    threads = _started(client_thread, clients)
-    warmed.wait()
-    accounting = Accounting(proxy, queue, {"bench": None, **(processes or {})})
-    accounting.begin()
-    box["start"] = time.perf_counter()
-    go.wait()
-    for t in threads:
-        t.join(timeout=max_seconds + 120)
-    errors = found.errors
-    result = RunResult(
-        samples=found.samples, errors=len(errors), first_error=errors[0] if errors else "", clients=clients
-    )
-    accounting.end(result)
-    if duration:
-        result.window = duration
-        result.in_window = sum(1 for e in found.ends if e <= box["start"] + duration)
-        result.rate = sum(found.rates)
-    return result
+    with ThreadPoolExecutor(clients, thread_name_prefix="bench-client") as pool:
+        parts = list(pool.map(client, range(clients)))
+    return accounting.end(parts, (starts[0], starts[0] + duration) if duration else None)
 
 
-def _started(target: Callable[[int], None], clients: int) -> list[threading.Thread]:
-    """One started thread per client, running ``target(client)``."""
-    threads = [
-        threading.Thread(target=target, args=(c,), name=f"bench-client-{c}", daemon=True) for c in range(clients)
-    ]
-    for t in threads:
-        t.start()
-    return threads
-
-
-class _Found:
-    """What the clients of a run found, gathered under a lock."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.samples: list[float] = []
-        self.ends: list[float] = []
-        self.errors: list[str] = []
-        self.rates: list[float] = []
-
-    def add(self, samples: list[float], ends: list[float], errors: list[str], rate: float | None) -> None:
-        with self.lock:
-            self.samples += samples
-            self.ends += ends
-            self.errors += errors
-            if rate is not None:
-                self.rates.append(rate)
-
-
-class Capture:
+class Capture(ExitStack):
     """Records every statement psycopg executes (query, params), tagged, to replay them raw."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.statements: list[tuple[Any, Any, Any]] = []
         self.tag: Any = ("setup", None)
-        self._original: Any = None
 
     def __enter__(self) -> Capture:
         import psycopg
 
-        original = self._original = psycopg.Cursor.execute
-        statements = self.statements
+        original = psycopg.Cursor.execute
 
         def execute(cur: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
-            statements.append((self.tag, query, params))
+            self.statements.append((self.tag, query, params))
             return original(cur, query, params, **kwargs)
 
-        setattr(psycopg.Cursor, "execute", execute)  # noqa: B010 - patched for the capture
+        self.enter_context(patch.object(psycopg.Cursor, "execute", execute))
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        import psycopg
 
-        setattr(psycopg.Cursor, "execute", self._original)  # noqa: B010
-
-
-class SqsWait:
-    """Measures the time ``hibachi.jobs.JobQueue.send_many`` spends waiting for SQS: its wall time
-    minus the CPU time of the calling thread meanwhile (botocore building and signing the request
-    is in-process work; waiting for the endpoint is not)."""
-
-    def __init__(self) -> None:
-        self.ms = 0.0
-        self.cpu_ms = 0.0
-        self._original: Any = None
-
-    def __enter__(self) -> SqsWait:
-        from hibachi.jobs import JobQueue
-
-        original = self._original = JobQueue.send_many
-        box = self
-
-        def send_many(queue: Any, jobs: Any) -> Any:
-            wall, cpu = time.perf_counter(), time.thread_time()
-            try:
-                return original(queue, jobs)
-            finally:
-                used = time.thread_time() - cpu
-                box.ms += ((time.perf_counter() - wall) - used) * 1000
-                box.cpu_ms += used * 1000
-
-        setattr(JobQueue, "send_many", send_many)  # noqa: B010 - patched for the measurement
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        from hibachi.jobs import JobQueue
-
-        setattr(JobQueue, "send_many", self._original)  # noqa: B010
-
-
-class CpuParts:
+class CpuParts(ExitStack):
     """The calling thread's CPU (``thread_time``) inside a few calls of a request, to say where the
     handler call's CPU goes: the statement (``Database.run``: psycopg and the kernel's socket work),
     the enqueue (``JobQueue.send_many``), and in it the signing (``sigv4.sign``) and the HTTP exchange
     (``Sqs._exchange``), and the Powertools resolver (``resolve``: routing, validation, the route's
-    code, serialization). Each wrapped call adds two ``thread_time`` reads (about 1 µs each).
-    ``take()`` returns the parts of the request just made, and resets them."""
+    code, serialization); and ``wait``, the time the enqueue waits for SQS (its wall time less its
+    CPU). Each wrapped call adds two ``thread_time`` reads (about 1 µs each). ``take()`` returns the
+    parts of the request just made, and resets them."""
 
     TARGETS = (
         ("statement", "hibachi.db", "Database", "run"),
@@ -348,30 +239,28 @@ class CpuParts:
     )
 
     def __init__(self) -> None:
+        super().__init__()
         self.ms: dict[str, float] = {}
-        self._restore: list[tuple[Any, str, Any]] = []
 
     def __enter__(self) -> CpuParts:
-        import importlib
-
         for name, module_name, owner_name, attr in self.TARGETS:
             module = importlib.import_module(module_name)
             owner = getattr(module, owner_name) if owner_name else module
-            original = getattr(owner, attr)
-            # put back as found: the owner's own attribute, or none (an inherited method)
-            self._restore.append((owner, attr, vars(owner).get(attr)))
-            setattr(owner, attr, self._wrap(name, original))
+            self.enter_context(patch.object(owner, attr, self._wrap(name, getattr(owner, attr))))
         return self
 
     def _wrap(self, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         parts = self.ms
 
         def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.thread_time()
+            wall, start = time.perf_counter(), time.thread_time()
             try:
                 return original(*args, **kwargs)
             finally:
-                parts[name] = parts.get(name, 0.0) + (time.thread_time() - start) * 1000
+                cpu = time.thread_time() - start
+                parts[name] = parts.get(name, 0.0) + cpu * 1000
+                if name == "enqueue":
+                    parts["wait"] = parts.get("wait", 0.0) + (time.perf_counter() - wall - cpu) * 1000
 
         return timed
 
@@ -380,30 +269,19 @@ class CpuParts:
         self.ms.clear()  # in place: the wrappers hold this dict
         return found
 
-    def __exit__(self, *exc: object) -> None:
-        for owner, attr, original in reversed(self._restore):
-            if original is None:
-                delattr(owner, attr)
-            else:
-                setattr(owner, attr, original)
-        self._restore.clear()
-
 
 @dataclass
 class HandlerWorkload:
-    """One API operation through its Lambda handler, with real HTTP API events. With ``sqs_wait``,
-    ``waits`` gets each timed request's SQS wait (ms), in order."""
+    """One API operation through its Lambda handler, with real HTTP API events. ``cpu``: the thread's
+    CPU per timed call (``thread_time``, ms); with ``cpu_parts``, ``parts``: its parts per timed call."""
 
     op: Operation
     fixtures: dict[str, Any]
     warmup: int = 1
     capture: Capture | None = None
-    sqs_wait: SqsWait | None = None
     cpu_parts: CpuParts | None = None
-    parts: dict[str, list[float]] = field(default_factory=dict)  # CpuParts per timed request
-    waits: list[float] = field(default_factory=list)
-    send_cpu: list[float] = field(default_factory=list)
-    cpu: list[float] = field(default_factory=list)  # the thread's CPU per timed call (``thread_time``), ms
+    parts: dict[str, list[float]] = field(default_factory=dict)
+    cpu: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.module = load_function(self.op.function)
@@ -440,8 +318,6 @@ class HandlerWorkload:
         event = self.op.event(self.fixtures, client, n)  # API Gateway's work, not timed
         if self.capture:
             self.capture.tag = (self.op.name, n)
-        if self.sqs_wait is not None:
-            self.sqs_wait.ms = self.sqs_wait.cpu_ms = 0.0
         if self.cpu_parts is not None:
             self.cpu_parts.take()
         cpu = time.thread_time()
@@ -449,12 +325,8 @@ class HandlerWorkload:
         self.cpu.append((time.thread_time() - cpu) * 1000)
         if self.cpu_parts is not None:
             taken = self.cpu_parts.take()
-            for name, *_ in CpuParts.TARGETS:
+            for name in [t[0] for t in CpuParts.TARGETS] + ["wait"]:
                 self.parts.setdefault(name, []).append(taken.get(name, 0.0))
-        if self.sqs_wait is None:
-            return elapsed
-        self.waits.append(self.sqs_wait.ms)
-        self.send_cpu.append(self.sqs_wait.cpu_ms)
         return elapsed
 
     def close(self, state: int) -> None:

@@ -14,6 +14,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 CHAT_TEXT = (
@@ -261,6 +262,19 @@ SETUPS: dict[str, Callable[[int, str], dict[str, Any]]] = {
 
 
 # -- the API operations -------------------------------------------------------------------------------------
+SEARCH = {"phone": SEARCH_PHONE, "status": "confirmed", "limit": 20}
+WINDOW = {"days": AVAILABILITY_DAYS, "timezone": BOOKING_ZONE, "duration_minutes": 120}
+Arguments = Callable[[dict[str, Any], int, int], dict[str, Any]]
+
+
+def _found(items: list[dict[str, Any]]) -> bool:
+    return len(items) == 20 and all(b["customer"]["phone"] == SEARCH_PHONE for b in items)
+
+
+def _open_window(days: list[dict[str, Any]]) -> bool:
+    return len(days) == AVAILABILITY_DAYS and any(d["starts"] for d in days)
+
+
 def _store_message(fx: dict[str, Any], client: int, n: int) -> Request:
     return Request(
         {"conversation_id": fx["chat"][client]},
@@ -355,19 +369,10 @@ OPERATIONS: list[Operation] = [
         "GET /availability",
         ("bookings:read",),
         "availability",
-        lambda fx, client, n: Request(
-            {},
-            query={
-                "date": fx["date"],
-                "days": str(AVAILABILITY_DAYS),
-                "timezone": BOOKING_ZONE,
-                "duration_minutes": "120",
-            },
-        ),
+        lambda fx, client, n: Request({}, query={"date": fx["date"], **{k: str(v) for k, v in WINDOW.items()}}),
         verify=lambda event, out: (
             [d["date"] for d in out["days"]][:1] == [event["queryStringParameters"]["date"]]
-            and len(out["days"]) == AVAILABILITY_DAYS
-            and any(d["starts"] for d in out["days"])
+            and _open_window(out["days"])
         ),
     ),
     Operation(
@@ -376,22 +381,14 @@ OPERATIONS: list[Operation] = [
         "POST /bookings/search",
         ("bookings:read",),
         "bookings",
-        lambda fx, client, n: Request({}, {"phone": SEARCH_PHONE, "status": "confirmed", "limit": 20}),
-        verify=lambda event, out: (
-            len(out["items"]) == 20 and all(b["customer"]["phone"] == SEARCH_PHONE for b in out["items"])
-        ),
+        lambda fx, client, n: Request({}, SEARCH),
+        verify=lambda event, out: _found(out["items"]),
     ),
 ]
 
 
 # -- the same operations as MCP tool calls (POST /mcp, functions/assistant_tools) ----------------------------
 MCP_SCOPES = ("bookings:read", "bookings:write", "messages:write", "conversations:read")
-
-
-def _tool_call(name: str, arguments: dict[str, Any], n: int) -> Request:
-    return Request(
-        {}, {"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
-    )
 
 
 def error_code(out: Any) -> str | None:
@@ -407,111 +404,81 @@ def error_code(out: Any) -> str | None:
     return str(error.get("code")) if isinstance(error, dict) else None
 
 
-def _tool_result(event: dict[str, Any], out: Any) -> dict[str, Any] | None:
-    """The structured result of a successful tool call answering ``event``'s request, else None."""
-    result = out.get("result") if isinstance(out, dict) and out.get("id") == _body(event)["id"] else None
-    return None if not result or result.get("isError") else result["structuredContent"]
+def _mcp(name: str, setup: str, tool: str, arguments: Arguments, check: Callable[..., bool], **kw: Any) -> Operation:
+    """A tool call of ``functions/assistant_tools`` (POST /mcp) with ``arguments(fixtures, client, n)``;
+    it answers the request when its structured result passes ``check(result, arguments)``."""
+
+    def request(fx: dict[str, Any], client: int, n: int) -> Request:
+        call = {"name": tool, "arguments": arguments(fx, client, n)}
+        return Request({}, {"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": call})
+
+    def verify(event: dict[str, Any], out: Any) -> bool:
+        sent = _body(event)
+        result = out.get("result") if isinstance(out, dict) and out.get("id") == sent["id"] else None
+        if not isinstance(result, dict) or result.get("isError"):
+            return False
+        return bool(check(result["structuredContent"], sent["params"]["arguments"]))
+
+    return Operation(name, "assistant_tools", "POST /mcp", MCP_SCOPES, setup, request, verify=verify, **kw)
 
 
-def _mcp_store_message(fx: dict[str, Any], client: int, n: int) -> Request:
+def _mcp_store_message(fx: dict[str, Any], client: int, n: int) -> dict[str, Any]:
     rest = _store_message(fx, client, n)
     # the tool's metadata is a list of string pairs (a closed schema for strict hosts)
     metadata = [{"key": k, "value": str(v)} for k, v in rest.body["metadata"].items()]
-    arguments = {
+    return {
         **rest.body,
         **rest.path_parameters,
         "metadata": metadata,
         "idempotency_key": rest.headers["idempotency-key"],
     }
-    return _tool_call("store_message", arguments, n)
 
 
-def _mcp_create_booking(fx: dict[str, Any], client: int, n: int) -> Request:
-    return _tool_call("create_booking", {**booking_body(fx, client), "idempotency_key": f"{fx['run']}-mb-{n}"}, n)
-
-
-def _tool_args(event: dict[str, Any]) -> dict[str, Any]:
-    arguments: dict[str, Any] = _body(event)["params"]["arguments"]
-    return arguments
+def _mcp_create_booking(fx: dict[str, Any], client: int, n: int) -> dict[str, Any]:
+    return {**booking_body(fx, client), "idempotency_key": f"{fx['run']}-mb-{n}"}
 
 
 OPERATIONS += [
-    Operation(
+    _mcp(
         "mcp_store_message",
-        "assistant_tools",
-        "POST /mcp",
-        MCP_SCOPES,
         "conversations",
+        "store_message",
         _mcp_store_message,
+        lambda r, args: r["content"] == args["content"],
         enqueues=True,
-        verify=lambda event, out: (
-            (r := _tool_result(event, out)) is not None and r["content"] == _tool_args(event)["content"]
-        ),
     ),
-    Operation(
+    _mcp(
         "mcp_get_conversation_history",
-        "assistant_tools",
-        "POST /mcp",
-        MCP_SCOPES,
         "conversations",
-        lambda fx, client, n: _tool_call("get_conversation_history", {"conversation_id": fx["history"][client]}, n),
-        verify=lambda event, out: (r := _tool_result(event, out)) is not None and len(r["items"]) == 50,
+        "get_conversation_history",
+        lambda fx, client, n: {"conversation_id": fx["history"][client]},
+        lambda r, args: len(r["items"]) == 50,
     ),
-    Operation(
+    _mcp(
         "mcp_create_booking",
-        "assistant_tools",
-        "POST /mcp",
-        MCP_SCOPES,
         "bookings",
+        "create_booking",
         _mcp_create_booking,
+        lambda r, args: r["event_start"][:16] == args["event_start"],
         enqueues=True,
-        verify=lambda event, out: (
-            (r := _tool_result(event, out)) is not None and r["event_start"][:16] == _tool_args(event)["event_start"]
-        ),
         books=True,
     ),
-    Operation(
+    _mcp(
         "mcp_check_availability",
-        "assistant_tools",
-        "POST /mcp",
-        MCP_SCOPES,
         "availability",
-        lambda fx, client, n: _tool_call(
-            "check_availability",
-            {"date": fx["date"], "days": AVAILABILITY_DAYS, "timezone": BOOKING_ZONE, "duration_minutes": 120},
-            n,
-        ),
-        verify=lambda event, out: (
-            (r := _tool_result(event, out)) is not None
-            and len(r["days"]) == AVAILABILITY_DAYS
-            and any(d["starts"] for d in r["days"])
-        ),
+        "check_availability",
+        lambda fx, client, n: {"date": fx["date"], **WINDOW},
+        lambda r, args: _open_window(r["days"]),
     ),
-    Operation(
-        "mcp_find_bookings",
-        "assistant_tools",
-        "POST /mcp",
-        MCP_SCOPES,
-        "bookings",
-        lambda fx, client, n: _tool_call(
-            "find_bookings", {"phone": SEARCH_PHONE, "status": "confirmed", "limit": 20}, n
-        ),
-        verify=lambda event, out: (
-            (r := _tool_result(event, out)) is not None
-            and len(r["items"]) == 20
-            and all(b["customer"]["phone"] == SEARCH_PHONE for b in r["items"])
-        ),
+    _mcp(
+        "mcp_find_bookings", "bookings", "find_bookings", lambda fx, client, n: SEARCH, lambda r, _: _found(r["items"])
     ),
-    Operation(
+    _mcp(
         "mcp_get_booking",
-        "assistant_tools",
-        "POST /mcp",
-        MCP_SCOPES,
         "bookings",
-        lambda fx, client, n: _tool_call("get_booking", {"booking_id": fx["bookings"][client]}, n),
-        verify=lambda event, out: (
-            (r := _tool_result(event, out)) is not None and r["id"] == _tool_args(event)["booking_id"]
-        ),
+        "get_booking",
+        lambda fx, client, n: {"booking_id": fx["bookings"][client]},
+        lambda r, args: r["id"] == args["booking_id"],
     ),
 ]
 
@@ -525,9 +492,11 @@ class ColdStart:
     setups: tuple[str, ...] = ()
 
 
-def _cold_store_message(fx: dict[str, Any], tag: str) -> dict[str, Any]:
-    op = next(o for o in OPERATIONS if o.name == "store_message")
-    return op.event({"chat": [f"bench-cold-{tag}"], "run": f"cold-{tag}"}, 0, 1)
+def _cold_chat(name: str) -> Callable[[dict[str, Any], str], dict[str, Any]]:
+    """The first message of a chat and key of the operation ``name`` and the tag alone (another
+    operation's cold start with the same tag must not make it a replay): 1 statement + 1 SQS send."""
+    op = next(o for o in OPERATIONS if o.name == name)
+    return lambda fx, tag: op.event({"chat": [f"bench-cold-{name}-{tag}"], "run": f"cold-{name}-{tag}"}, 0, 1)
 
 
 def _cold_health(fx: dict[str, Any], tag: str) -> dict[str, Any]:
@@ -552,18 +521,13 @@ def _cold_create_booking(fx: dict[str, Any], tag: str) -> dict[str, Any]:
     return op.event(fx["bookings"], 0, 10**6 + zlib.crc32(tag.encode()))
 
 
-def _cold_assistant_tools(fx: dict[str, Any], tag: str) -> dict[str, Any]:
-    """The same work as store_message's first request (1 statement + 1 SQS send), as a tool call."""
-    op = next(o for o in OPERATIONS if o.name == "mcp_store_message")
-    # a chat and key of its own: store_message's cold start with the same tag must not make this a replay
-    return op.event({"chat": [f"bench-cold-mcp-{tag}"], "run": f"cold-mcp-{tag}"}, 0, 1)
-
-
 COLD_STARTS: list[ColdStart] = [
-    ColdStart("store_message", "POST a scored message (1 statement + 1 SQS send)", _cold_store_message),
+    ColdStart("store_message", "POST a scored message (1 statement + 1 SQS send)", _cold_chat("store_message")),
     ColdStart("create_booking", "POST /bookings (1 statement + 1 SQS send)", _cold_create_booking, ("bookings",)),
     ColdStart(
-        "assistant_tools", "POST /mcp tools/call store_message (1 statement + 1 SQS send)", _cold_assistant_tools
+        "assistant_tools",
+        "POST /mcp tools/call store_message (1 statement + 1 SQS send)",
+        _cold_chat("mcp_store_message"),
     ),
     ColdStart("followup_worker", "SQS batch of 10 emotion_stats jobs", _cold_worker, ("emotion",)),
     ColdStart("health", "GET /health (SELECT 1)", _cold_health),
@@ -601,23 +565,18 @@ def setup_emotion(jobs_needed: int, run: str) -> dict[str, Any]:
     return {"ids": ids}
 
 
-def setup_schedule(jobs_needed: int, run: str) -> dict[str, Any]:
-    """One new booking per job: each ``schedule_followup`` job finds its follow-up to schedule."""
-    fx: dict[str, Any] = {"run": run, "slots": booking_slots(run)}
-    fx["ids"] = _new_bookings(fx, jobs_needed)
-    return fx
-
-
-def setup_send(jobs_needed: int, run: str, table: str = "followups") -> dict[str, Any]:
+def setup_send(jobs_needed: int, run: str, table: str | None = "followups") -> dict[str, Any]:
     """One new booking per job, its follow-up and reminder recorded (hibachi's own statement) and
-    then the follow-up (or the reminder: ``table``) made due now (bench SQL: a real follow-up is due
-    a day after the event, a reminder a day before it)."""
+    then the follow-up (or the reminder: ``table``; None: neither, the jobs schedule them) made due
+    now (bench SQL: a real follow-up is due a day after the event, a reminder a day before it)."""
     from hibachi.db import get_db
     from hibachi.followups import repository
     from psycopg import sql
 
     fx: dict[str, Any] = {"run": run, "slots": booking_slots(run)}
     fx["ids"] = _new_bookings(fx, jobs_needed)
+    if table is None:
+        return fx
     db = get_db()
     for start in range(0, len(fx["ids"]), 500):
         repository.sync_followups(db, fx["ids"][start : start + 500], reminder_lead_hours=24)
@@ -630,11 +589,14 @@ def setup_send(jobs_needed: int, run: str, table: str = "followups") -> dict[str
     return fx
 
 
-def setup_remind(jobs_needed: int, run: str) -> dict[str, Any]:
-    return setup_send(jobs_needed, run, "reminders")
-
-
-SETUPS.update({"emotion": setup_emotion, "schedule": setup_schedule, "send": setup_send, "remind": setup_remind})
+SETUPS.update(
+    {
+        "emotion": setup_emotion,
+        "schedule": lambda jobs_needed, run: setup_send(jobs_needed, run, None),
+        "send": setup_send,
+        "remind": lambda jobs_needed, run: setup_send(jobs_needed, run, "reminders"),
+    }
+)
 
 
 def fixtures_of(setup: str, count: int, run: str) -> dict[str, Any]:
@@ -652,31 +614,17 @@ def emotion_jobs(fx: dict[str, Any], batch: int, size: int) -> list[Any]:
     ]
 
 
-def _booking_batch(fx: dict[str, Any], batch: int, size: int) -> list[str]:
+def followup_jobs(fx: dict[str, Any], batch: int, size: int, job_type: str) -> list[Any]:
+    """One job per booking of the batch: ``schedule_followup``, ``send_followup`` or ``send_reminder``."""
+    from hibachi.followups.jobs import schedule_job, send_job
+
     ids: list[str] = fx["ids"]
     if (batch + 1) * size > len(ids):
         raise RuntimeError(f"setup made {len(ids)} bookings; batch {batch} needs more")
-    return ids[batch * size : (batch + 1) * size]
-
-
-def schedule_jobs(fx: dict[str, Any], batch: int, size: int) -> list[Any]:
-    from hibachi.followups.jobs import schedule_job
-
-    return [schedule_job(booking_id, 1, "bench") for booking_id in _booking_batch(fx, batch, size)]
-
-
-def send_jobs(fx: dict[str, Any], batch: int, size: int) -> list[Any]:
-    from hibachi.followups.jobs import send_job
-
-    return [send_job(booking_id, 1, "bench") for booking_id in _booking_batch(fx, batch, size)]
-
-
-def remind_jobs(fx: dict[str, Any], batch: int, size: int) -> list:
-    from hibachi import jobs
-    from hibachi.followups.jobs import send_job
-
+    if job_type == "schedule_followup":
+        return [schedule_job(booking_id, 1, "bench") for booking_id in ids[batch * size : (batch + 1) * size]]
     return [
-        send_job(booking_id, 1, "bench", job_type=jobs.SEND_REMINDER) for booking_id in _booking_batch(fx, batch, size)
+        send_job(booking_id, 1, "bench", job_type=job_type) for booking_id in ids[batch * size : (batch + 1) * size]
     ]
 
 
@@ -693,7 +641,12 @@ class JobType:
 
 JOB_TYPES: list[JobType] = [
     JobType("emotion_stats", "emotion", emotion_jobs),
-    JobType("schedule_followup", "schedule", schedule_jobs, "1 EventBridge Scheduler CreateSchedule", max_batches=60),
-    JobType("send_followup", "send", send_jobs, "1 SNS Publish", max_batches=60),
-    JobType("send_reminder", "remind", remind_jobs, "1 SNS Publish", max_batches=60),
+    *(
+        JobType(name, setup, partial(followup_jobs, job_type=name), aws, max_batches=60)
+        for name, setup, aws in [
+            ("schedule_followup", "schedule", "1 EventBridge Scheduler CreateSchedule"),
+            ("send_followup", "send", "1 SNS Publish"),
+            ("send_reminder", "remind", "1 SNS Publish"),
+        ]
+    ),
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Callable
 from typing import Any
 
@@ -17,76 +16,64 @@ OLD = {
 }
 HEAVY = ("boto3", "aws_xray_sdk", "opentelemetry", "ddtrace", "yoyo", "requests", "moto")
 HEADLINE = ("store_message", "create_booking")
+PARTS = ("statement", "enqueue", "signing", "exchange")  # measured parts of a write's CPU (bench.measure.CpuParts)
 
 
 def ms(value: float | None, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:,.{digits}f}"
+    return "-" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
 
 
 def num(value: float | None, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{value:.0f}"
+    return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}".rstrip("0").rstrip(".")
 
 
 def verdict(ok: bool | None) -> str:
     return "-" if ok is None else ("**PASS**" if ok else "**MISS**")
 
 
-def table(header: list[str] | str, rows: list[list[str]]) -> str:
-    """A Markdown table; ``header``: its cells, or one string of them separated by ``|``."""
-    if isinstance(header, str):
-        header = header.split("|")
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+def table(header: str, rows: list[list[str]]) -> str:
+    """A Markdown table; ``header``: its cells separated by ``|``."""
+    cells = header.split("|")
+    lines = ["| " + " | ".join(cells) + " |", "|" + "|".join(" --- " for _ in cells) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
+def p50(values: list[float] | None) -> float:
+    return Summary.of(values).p50 if values else math.nan
 
 
 def _p50(result: Any) -> float:
-    return result.summary.p50 if result is not None and result.samples else math.nan
-
-
-def _med(values: list[float] | None) -> float:
-    return statistics.median(values) if values else math.nan
-
-
-def _pct50(values: list[float] | None) -> float | None:
-    return Summary.of(values).p50 if values else None
+    return p50(result.samples) if result is not None else math.nan
 
 
 def _operations(results: Any) -> list[Any]:
     return [op for op in OPERATIONS if op.name in results.operations]
 
 
-def _thread_cpu(result: Any) -> float | None:
-    """p50 of the handler call's thread CPU (ms), ``None`` when not measured."""
-    return _pct50(getattr(result, "thread_cpu_ms", None) if result is not None else None)
+def _thread_cpu(result: Any) -> float:
+    """p50 of the handler call's thread CPU (ms), NaN when not measured."""
+    return p50(result.thread_cpu_ms) if result is not None else math.nan
 
 
 def overhead(results: Any, op: Any) -> tuple[float, float, str]:
     """(handler p50, raw statement p50, what the handler figure is) at RTT 0, ms. An enqueuing operation
     is measured with its SQS send, the wait for SQS taken out; the others without SQS."""
-    raw = results.raw0.get(op.name, [])
-    raw_p50 = Summary.of(raw).p50 if raw else math.nan
-    r = results.rtt0.get(op.name)
-    if op.enqueues and r is not None and r.sqs_wait_ms and len(r.sqs_wait_ms) == len(r.samples):
-        adjusted = [s - w for s, w in zip(r.samples, r.sqs_wait_ms, strict=True)]
-        return Summary.of(adjusted).p50, raw_p50, "handler with its SQS send, minus the wait for SQS"
-    plain = results.rtt0.get(f"{op.name} (no SQS)") or r
-    return _p50(plain), raw_p50, "handler"
+    raw, r = p50(results.raw0.get(op.name)), results.rtt0.get(op.name)
+    wait = r.cpu_parts_ms.get("wait") if op.enqueues and r is not None else None
+    if wait and len(wait) == len(r.samples):
+        adjusted = [s - w for s, w in zip(r.samples, wait, strict=True)]
+        return p50(adjusted), raw, "handler with its SQS send, minus the wait for SQS"
+    return _p50(results.rtt0.get(f"{op.name} (no SQS)") or r), raw, "handler"
 
 
-# -- the targets ----------------------------------------------------------------------------------------
+# -- the targets: rows of (what, measured, target, verdict) ------------------------------------------------
 def _target_1(results: Any) -> list[list[str]]:
     rows = []
-    ops = {op.name: op for op in _operations(results)}
-    for name in HEADLINE:
-        r = results.rtt0[name]
+    for op in (op for op in _operations(results) if op.name in HEADLINE):
+        r = results.rtt0[op.name]
         rt, sends = r.rt_per_request, r.sends_per_request
         measured = f"{num(rt)} round trips + {num(sends)} SQS sends per request (n={r.completed}, errors {r.errors})"
-        rows.append([name, measured, "1 (+1)", verdict(rt == 1.0 and (sends == 1.0 or not ops[name].enqueues))])
+        rows.append([op.name, measured, "1 (+1)", verdict(rt == 1.0 and (sends == 1.0 or not op.enqueues))])
     return rows
 
 
@@ -95,19 +82,11 @@ def _target_2(results: Any) -> list[list[str]]:
     after = _p50(results.rtt270.get("old after"))
     for name in HEADLINE:
         r = results.rtt270[name]
-        p50 = _p50(r)
-        ratio = p50 / after if after else math.nan
-        s = r.summary
-        measured = f"{ms(p50)} ms (p95 {ms(s.p95)}, p99 {ms(s.p99)}, n={r.completed}; old: {OLD[name]})"
-        rows.append([f"{name}: p50 (with its SQS send)", measured, "≤ 300 ms", verdict(p50 <= 300)])
-        rows.append(
-            [
-                f"{name}: p50 / old *after* p50",
-                f"{num(ratio, 3)} ({ms(p50)} / {ms(after)} ms)",
-                "≤ 0.3",
-                verdict(ratio <= 0.3),
-            ]
-        )
+        s, ratio = r.summary, r.summary.p50 / after if after else math.nan
+        measured = f"{ms(s.p50)} ms (p95 {ms(s.p95)}, p99 {ms(s.p99)}, n={r.completed}; old: {OLD[name]})"
+        rows.append([f"{name}: p50 (with its SQS send)", measured, "≤ 300 ms", verdict(s.p50 <= 300)])
+        measured = f"{num(ratio, 3)} ({ms(s.p50)} / {ms(after)} ms)"
+        rows.append([f"{name}: p50 / old *after* p50", measured, "≤ 0.3", verdict(ratio <= 0.3)])
     return rows
 
 
@@ -127,11 +106,10 @@ def _target_4(results: Any) -> list[list[str]]:
     rows = []
     for op in _operations(results):
         handler, raw, what = overhead(results, op)
-        no_sqs = results.rtt0.get(f"{op.name} (no SQS)")
+        no_sqs, r = results.rtt0.get(f"{op.name} (no SQS)"), results.rtt0.get(op.name)
         also = f"; with `JOBS_QUEUE_URL` unset: {ms(_p50(no_sqs) - raw, 2)} ms" if op.enqueues and no_sqs else ""
-        r = results.rtt0.get(op.name)
-        send = _pct50(r.sqs_cpu_ms) if op.enqueues and r is not None else None
-        also += f"; the SQS send's CPU {ms(send, 2)} ms" if send is not None else ""
+        if op.enqueues and r is not None and r.cpu_parts_ms.get("enqueue"):
+            also += f"; the SQS send's CPU {ms(p50(r.cpu_parts_ms['enqueue']), 2)} ms"
         measured = f"{ms(handler - raw, 2)} ms = {ms(handler, 2)} {what} − {ms(raw, 2)} raw SQL{also}"
         rows.append([op.name, measured, "≤ 1 ms", verdict(handler - raw <= 1.0)])
     return rows
@@ -159,27 +137,19 @@ def _target_5(results: Any) -> list[list[str]]:
 
 def _target_6(results: Any) -> list[list[str]]:
     rows = []
-    scaling = results.emotion_scaling
-    if scaling is not None:
+    if (scaling := results.emotion_scaling) is not None:
         big, small = max(scaling.sizes), min(scaling.sizes)
         ratio = scaling.ratio("job")
         measured = (
             f"{ratio:.2f}x ({scaling.job_ms[big].p50:.3f} / {scaling.job_ms[small].p50:.3f} ms p50; "
             f"statement {scaling.ratio('statement'):.2f}x)"
         )
-        rows.append(
-            [f"emotion_stats: one job at {big:,} messages against {small:,}", measured, "≤ 1.1x", verdict(ratio <= 1.1)]
-        )
+        what = f"emotion_stats: one job at {big:,} messages against {small:,}"
+        rows.append([what, measured, "≤ 1.1x", verdict(ratio <= 1.1)])
     for w in results.worker:
         measured = f"{ms(w.jobs_per_second, 0)} jobs/s ({ms(w.batch_ms.p50, 2)} ms per batch p50, n={w.batches})"
-        rows.append(
-            [
-                f"{w.job_type}: jobs/s (10-record batches)",
-                measured,
-                "≥ 1,000 jobs/s",
-                verdict(w.jobs_per_second >= 1000),
-            ]
-        )
+        what = f"{w.job_type}: jobs/s (10-record batches)"
+        rows.append([what, measured, "≥ 1,000 jobs/s", verdict(w.jobs_per_second >= 1000)])
         if w.set_based:
             rt = w.round_trips_per_batch
             rows.append([f"{w.job_type}: DB round trips per batch", num(rt), "≤ 2", verdict(rt <= 2)])
@@ -188,28 +158,22 @@ def _target_6(results: Any) -> list[list[str]]:
 
 def _target_7(results: Any) -> list[list[str]]:
     rows = []
-    for op in _operations(results):
-        cpu = _thread_cpu(results.rtt0.get(op.name)) if op.enqueues else None
-        if cpu is not None:
-            rows.append(
-                [
-                    f"{op.name}: thread CPU per write request, enqueue included (p50, RTT 0)",
-                    f"{ms(cpu, 2)} ms",
-                    "≤ 1.0 ms",
-                    verdict(cpu <= 1.0),
-                ]
-            )
+    for op in (op for op in _operations(results) if op.enqueues):
+        cpu = _thread_cpu(results.rtt0.get(op.name))
+        if not math.isnan(cpu):
+            what = f"{op.name}: thread CPU per write request, enqueue included (p50, RTT 0)"
+            rows.append([what, f"{ms(cpu, 2)} ms", "≤ 1.0 ms", verdict(cpu <= 1.0)])
     for c in results.typical:
         what = f"{c.function}: cold start / typical handler (median of per-pair wall ratios)"
         if c.error or not c.pairs:
             rows.append([what, f"error: {c.error[:200]}", "≤ 0.5 ×", "-"])
             continue
         measured = (
-            f"{num(c.ratio, 3)} ({c.pairs} pairs; ours {ms(_med(c.ours_wall), 0)} ms, typical "
-            f"{ms(_med(c.typical_wall), 0)} ms; spawn to first response {num(c.to_response_ratio, 3)}; "
-            f"in process {num(c.inside_ratio, 3)})"
+            f"{num(c.ratio(), 3)} ({c.pairs} pairs; ours {ms(c.median('ours'), 0)} ms, typical "
+            f"{ms(c.median('typical'), 0)} ms; spawn to first response {num(c.ratio('to_response_ms'), 3)}; "
+            f"in process {num(c.ratio('total_ms'), 3)})"
         )
-        rows.append([what, measured, "≤ 0.5 ×", verdict(c.ratio <= 0.5)])
+        rows.append([what, measured, "≤ 0.5 ×", verdict(c.ratio() <= 0.5)])
     return rows
 
 
@@ -223,9 +187,8 @@ def _target_8(results: Any) -> list[list[str]]:
             f"n={hanging.completed}, errors {hanging.errors}; answering: p50 {ms(_p50(normal))}, "
             f"p99 {ms(normal.summary.p99 if normal else math.nan)} ms)"
         )
-        rows.append(
-            [f"{name}: p50 with SQS hanging / p50 with SQS answering", measured, "≤ 2 ×", verdict(ratio <= 2.0)]
-        )
+        what = f"{name}: p50 with SQS hanging / p50 with SQS answering"
+        rows.append([what, measured, "≤ 2 ×", verdict(ratio <= 2.0)])
     return rows
 
 
@@ -254,111 +217,80 @@ def cpu_parts(result: Any) -> dict[str, float] | None:
     """p50 (ms) of each part of the handler call's thread CPU (``bench.measure.CpuParts``): ``statement``,
     ``enqueue`` (``signing`` and ``exchange`` in it), ``resolver`` (Powertools without the statement and
     the enqueue; 0 without it) and ``around`` (the rest of the call)."""
-    parts = getattr(result, "cpu_parts_ms", None) if result is not None else None
-    total = getattr(result, "thread_cpu_ms", None) if result is not None else None
+    parts, total = result.cpu_parts_ms, result.thread_cpu_ms
     if not parts or not total or any(len(v) != len(total) for v in parts.values()):
         return None
-    derived: dict[str, list[float]] = {k: list(parts[k]) for k in ("statement", "enqueue", "signing", "exchange")}
+    derived: dict[str, list[float]] = {k: parts[k] for k in PARTS}
     derived["resolver"], derived["around"] = [], []
     for i, whole in enumerate(total):
-        inner = parts["statement"][i] + parts["enqueue"][i]
-        resolver = parts["resolver"][i]
+        inner, resolver = parts["statement"][i] + parts["enqueue"][i], parts["resolver"][i]
         derived["resolver"].append(max(resolver - inner, 0.0) if resolver else 0.0)
         derived["around"].append(max(whole - (resolver or inner), 0.0))
-    return {name: Summary.of(values).p50 for name, values in derived.items()}
+    return {name: p50(values) for name, values in derived.items()}
 
 
-def _cpu_parts_section(results: Any) -> str:
+def _cpu_parts(results: Any) -> list[str]:
     rows = []
-    for op in (op for op in _operations(results) if op.enqueues):
-        r = results.rtt0.get(op.name)
-        p, whole = cpu_parts(r), _thread_cpu(r)
-        if p is not None and whole is not None:
-            cells = [p[k] for k in ("statement", "enqueue", "signing", "exchange")]
+    for op in (op for op in _operations(results) if op.enqueues and op.name in results.rtt0):
+        r = results.rtt0[op.name]
+        if (p := cpu_parts(r)) is not None:
             resolver = ms(p["resolver"], 3) if p["resolver"] else "-"
-            rows.append([op.name, ms(whole, 3), *(ms(v, 3) for v in cells), resolver, ms(p["around"], 3)])
-    if not rows:
-        return ""
+            cells = [ms(p[k], 3) for k in PARTS]
+            rows.append([op.name, ms(_thread_cpu(r), 3), *cells, resolver, ms(p["around"], 3)])
     header = "operation|whole call|statement|enqueue|of it signing|of it HTTP exchange|Powertools resolver|the rest"
-    return (
-        "\n### Where a write's CPU goes (thread CPU of the handler call, p50 per part, ms)\n\n"
-        + table(header, rows)
-        + "\n"
-    )
+    title = "### Where a write's CPU goes (thread CPU of the handler call, p50 per part, ms)\n"
+    return [title, table(header, rows), ""] if rows else []
+
+
+LATENCY = "operation|DB round trips / request|SQS sends / request|n|p50 ms|p95 ms|p99 ms"
 
 
 def _latency_row(label: str, r: Any, digits: int) -> list[str]:
-    s = r.summary
-    sends = num(r.sends_per_request) if r.sends is not None else "-"
+    s, sends = r.summary, num(r.sends_per_request) if r.sends is not None else "-"
     return [label, num(r.rt_per_request), sends, str(s.n), ms(s.p50, digits), ms(s.p95, digits), ms(s.p99, digits)]
 
 
-def _rtt0_row(results: Any, label: str, r: Any) -> list[str]:
-    raw = results.raw0.get(label.removesuffix(" (no SQS)"), [])
-    raw_p50 = Summary.of(raw).p50 if raw else math.nan
-    over = ms(r.summary.p50 - raw_p50, 3) if raw else "-"
-    send_cpu, wait = _pct50(r.sqs_cpu_ms), _pct50(r.sqs_wait_ms)
-    return [*_latency_row(label, r, 3), ms(raw_p50, 3), over, ms(send_cpu, 3), ms(wait, 3), str(r.errors)]
-
-
 def _rtt0(results: Any) -> list[str]:
-    rows = [_rtt0_row(results, label, r) for label, r in results.rtt0.items()]
-    header = (
-        "operation|DB round trips / request|SQS sends / request|n|p50 ms|p95 ms|p99 ms|raw SQL p50 ms|"
-        "handler − raw SQL, p50 ms|SQS send CPU p50 ms|wait for SQS p50 ms|errors"
-    )
-    return ["## API operations at RTT 0 (loopback, one client)\n", table(header, rows), _cpu_parts_section(results)]
+    rows = []
+    for label, r in results.rtt0.items():
+        raw = p50(results.raw0.get(label.removesuffix(" (no SQS)")))
+        send, wait = (p50(r.cpu_parts_ms.get(k)) for k in ("enqueue", "wait"))
+        over = ms(r.summary.p50 - raw, 3)
+        rows.append([*_latency_row(label, r, 3), ms(raw, 3), over, ms(send, 3), ms(wait, 3), str(r.errors)])
+    header = LATENCY + "|raw SQL p50 ms|handler − raw SQL, p50 ms|SQS send CPU p50 ms|wait for SQS p50 ms|errors"
+    return ["## API operations at RTT 0 (loopback, one client)\n", table(header, rows), "", *_cpu_parts(results)]
 
 
 def _rtt270(results: Any) -> list[str]:
     after = _p50(results.rtt270.get("old after"))
     rows = [
-        [*_latency_row(lbl, r, 1), num(r.summary.p50 / after, 3) if after else "-", str(r.errors)]
-        for lbl, r in results.rtt270.items()
+        [*_latency_row(label, r, 1), num(r.summary.p50 / after, 3) if after else "-", str(r.errors)]
+        for label, r in results.rtt270.items()
     ]
-    header = "operation|DB round trips / request|SQS sends / request|n|p50 ms|p95 ms|p99 ms|p50 / old after p50|errors"
     old = f"\nThe old system at RTT 270 ms: store_message {OLD['store_message']}; booking {OLD['create_booking']}.\n"
-    return ["## API operations at RTT 270 ms\n", table(header, rows), old]
+    return ["## API operations at RTT 270 ms\n", table(LATENCY + "|p50 / old after p50|errors", rows), old]
 
 
 def _sqs_hanging(results: Any) -> list[str]:
     rows = [[*_latency_row(name, r, 1), str(r.errors)] for name, r in results.sqs_hanging.items()]
-    if not rows:
-        return []
-    header = "operation|DB round trips / request|SQS sends / request|n|p50 ms|p95 ms|p99 ms|errors"
-    return ["## Writes at RTT 270 ms with SQS hanging\n", table(header, rows), ""]
-
-
-def _throughput_row(label: str, r: Any) -> list[str]:
-    s, sqs = r.summary, r.sends is not None
-    cpu = [
-        ms(r.cpu_per_request("bench"), 2),
-        ms(r.cpu_per_request("moto"), 2) if sqs else "-",
-        ms(r.cpu_per_request("proxy"), 2),
-    ]
-    sends = num(r.sends_per_request) if sqs else "-"
-    first = r.first_error[:80] if r.errors else ""
-    return [
-        label,
-        ms(r.throughput),
-        str(r.in_window),
-        ms(s.p50),
-        ms(s.p99),
-        num(r.rt_per_request),
-        sends,
-        *cpu,
-        str(r.errors),
-        first,
-    ]
+    return ["## Writes at RTT 270 ms with SQS hanging\n", table(LATENCY + "|errors", rows), ""] if rows else []
 
 
 def _throughput(results: Any) -> list[str]:
-    clients = results.plan.throughput_clients
-    rows = [_throughput_row(label, r) for label, r in results.throughput.items()]
+    rows = []
+    for label, r in results.throughput.items():
+        sqs, s = r.sends is not None, r.summary
+        moto = ms(r.cpu_per_request("moto"), 2) if sqs else "-"
+        cpu = [ms(r.cpu_per_request("bench"), 2), moto, ms(r.cpu_per_request("proxy"), 2)]
+        first = r.first_error[:80] if r.errors else ""
+        sends = num(r.sends_per_request) if sqs else "-"
+        rows.append([label, ms(r.throughput), str(r.in_window), ms(s.p50), ms(s.p99), num(r.rt_per_request), sends])
+        rows[-1] += [*cpu, str(r.errors), first]
     header = (
         "operation|ops/s|requests in window|p50 ms under load|p99 ms under load|DB round trips / request|"
         "SQS sends / request|CPU ms / request: bench process|moto|network simulator|errors|first error"
     )
+    clients = results.plan.throughput_clients
     ceiling = f"\nCeiling at one round trip per request: {clients} connections / RTT = {ms(clients / 0.27, 0)} ops/s.\n"
     return [f"## Throughput at RTT 270 ms, {clients} connections\n", table(header, rows), ceiling]
 
@@ -366,8 +298,7 @@ def _throughput(results: Any) -> list[str]:
 def _calibration(results: Any) -> list[str]:
     rows = []
     for name, r in results.calibration.items():
-        s = r.summary
-        rate = ms(r.throughput) if r.window else "-"
+        s, rate = r.summary, ms(r.throughput) if r.window else "-"
         rows.append([name, ms(s.p50, 2), ms(s.p95, 2), ms(s.p99, 2), str(s.n), rate, num(r.rt_per_request)])
     header = "clients|p50 ms|p95 ms|p99 ms|n|ops/s|round trips / request"
     return ["## Network simulator calibration (`SELECT 1`, simulated RTT 270 ms)\n", table(header, rows), ""]
@@ -376,25 +307,18 @@ def _calibration(results: Any) -> list[str]:
 def _cold_row(c: Any) -> list[str]:
     if c.error and not c.floor:
         return [c.function, c.first_request, f"error: {c.error[:120]}"] + ["-"] * 10
-    first = (
-        f"{ms(c.floor_first.inside_ms, 0)} = {num(c.total_ms / c.floor_first.inside_ms)} ×"
-        if c.floor_first and c.floor_first.inside_ms
-        else "-"
-    )
+    first = c.floor_first.inside_ms if c.floor_first else 0.0
     return [
         c.function,
         c.first_request,
         str(c.outcome),
-        ms(c.import_ms, 0),
-        ms(c.first_ms, 0),
-        ms(c.total_ms, 0),
-        ms(c.wall_ms, 0),
+        *(ms(v, 0) for v in (c.import_ms, c.first_ms, c.total_ms, c.wall_ms)),
         f"{ms(c.floor.inside_ms, 0)} / {ms(c.floor.wall_ms, 0)}",
         num(c.ratio),
-        first,
-        f"{ms(c.floor_modules.inside_ms, 0)}" if c.floor_modules else "-",
+        f"{ms(first, 0)} = {num(c.total_ms / first)} ×" if first else "-",
+        ms(c.floor_modules.inside_ms, 0) if c.floor_modules else "-",
         f"{ms(c.nopyc_total_ms, 0)} / {ms(c.nopyc_wall_ms, 0)}",
-        ", ".join(c.floor.modules) if c.floor else "-",
+        ", ".join(c.floor.modules),
     ]
 
 
@@ -411,7 +335,11 @@ def _cold(results: Any) -> list[str]:
         f"fresh process: {ms(results.iam_token_ms, 1)} ms with `hibachi.sigv4`, "
         f"{ms(results.iam_token_boto3_ms, 0)} ms with boto3 (not in the figures above).\n"
     )
-    return ["## Cold start\n", table(header, [_cold_row(c) for c in results.cold]), notes]
+    out = ["## Cold start\n", table(header, [_cold_row(c) for c in results.cold]), notes]
+    out.append('### Import profile (`python -X importtime -c "import app"`, medians)\n')
+    for p in results.imports:
+        out += _profile(p.function, p, 9, 10)
+    return out
 
 
 def _profile(title: str, p: Any, packages: int, entries: int) -> list[str]:
@@ -424,27 +352,22 @@ def _profile(title: str, p: Any, packages: int, entries: int) -> list[str]:
     ]
 
 
-def _imports(results: Any) -> list[str]:
-    out = ['### Import profile (`python -X importtime -c "import app"`, medians)\n']
-    for p in results.imports:
-        out += _profile(p.function, p, 9, 10)
-    return out
-
-
 def _typical_row(c: Any) -> list[str]:
     if c.error or not c.pairs:
         return [c.function, c.first_request, f"error: {c.error[:160]}"] + ["-"] * 8
+    ratios = c.ratios()
+    cpu = f"{ms(c.median('ours', 'cpu_ms'), 0)} / {ms(c.median('typical', 'cpu_ms'), 0)} ms"
     return [
         c.function,
         c.first_request,
-        f"{c.ours_outcome} / {c.typical_outcome}",
+        f"{c.ours[-1]['outcome']} / {c.typical[-1]['outcome']}",
         str(c.pairs),
-        f"{ms(_med(c.ours_wall), 0)} / {ms(_med(c.ours_inside), 0)}",
-        f"{ms(_med(c.typical_wall), 0)} / {ms(_med(c.typical_inside), 0)}",
-        f"**{num(c.ratio, 3)}** (min {num(min(c.ratios), 3)}, max {num(max(c.ratios), 3)})",
-        num(c.to_response_ratio, 3),
-        num(c.inside_ratio, 3),
-        f"{num(c.cpu_ratio, 3)} ({ms(_med(c.ours_cpu), 0)} / {ms(_med(c.typical_cpu), 0)} ms)",
+        f"{ms(c.median('ours'), 0)} / {ms(c.median('ours', 'total_ms'), 0)}",
+        f"{ms(c.median('typical'), 0)} / {ms(c.median('typical', 'total_ms'), 0)}",
+        f"**{num(c.ratio(), 3)}** (min {num(min(ratios), 3)}, max {num(max(ratios), 3)})",
+        num(c.ratio("to_response_ms"), 3),
+        num(c.ratio("total_ms"), 3),
+        f"{num(c.ratio('cpu_ms'), 3)} ({cpu})",
         f"{c.load[0]} / {c.load[1]}",
     ]
 
@@ -467,21 +390,13 @@ def comparison_section(comparisons: list[Any]) -> str:
 
 
 def _sizes(results: Any) -> list[str]:
-    rows = [
-        [
-            s.function,
-            ms(s.code / 1024, 1),
-            ms(s.own_requirements / MB, 2),
-            ms(s.layer_deps / MB, 2),
-            ms(s.hibachi / 1024, 1),
-            ms(s.total / MB, 2),
-            f"{100 * s.total / MB / LAMBDA_UNZIPPED_LIMIT_MB:.0f} %",
-        ]
-        for s in results.sizes
-    ]
+    rows = []
+    for s in results.sizes:
+        cells = [ms(s.code / 1024, 1), ms(s.own_requirements / MB, 2), ms(s.layer_deps / MB, 2)]
+        share = f"{100 * s.total / MB / LAMBDA_UNZIPPED_LIMIT_MB:.0f} %"
+        rows.append([s.function, *cells, ms(s.hibachi / 1024, 1), ms(s.total / MB, 2), share])
     header = "function|code KiB|own requirements MiB|layer dependencies MiB|hibachi KiB|total MiB|of Lambda's"
-    header += f" {LAMBDA_UNZIPPED_LIMIT_MB} MB"
-    out = ["## Deployment size (unzipped)\n", table(header, rows)]
+    out = ["## Deployment size (unzipped)\n", table(f"{header} {LAMBDA_UNZIPPED_LIMIT_MB} MB", rows)]
     if results.layer:
         biggest = ", ".join(f"{name} {size / MB:.1f}" for name, size in results.layer.packages[:6])
         out.append(
@@ -491,33 +406,32 @@ def _sizes(results: Any) -> list[str]:
 
 
 def _worker(results: Any) -> list[str]:
-    rows = [
-        [
-            w.job_type,
-            ms(w.jobs_per_second, 0),
-            str(w.jobs),
-            ms(w.batch_ms.p50, 2),
-            ms(w.batch_ms.p95, 2),
-            ms(w.raw_ms.p50 if w.raw_ms else math.nan, 2),
-            num(w.round_trips_per_batch),
-            w.aws_calls or "-",
-            str(w.failures),
-        ]
-        for w in results.worker
-    ]
+    rows = []
+    for w in results.worker:
+        raw = ms(w.raw_ms.p50 if w.raw_ms else math.nan, 2)
+        cells = [ms(w.jobs_per_second, 0), str(w.jobs), ms(w.batch_ms.p50, 2), ms(w.batch_ms.p95, 2), raw]
+        rows.append([w.job_type, *cells, num(w.round_trips_per_batch), w.aws_calls or "-", str(w.failures)])
     header = (
         "job type|jobs/s|jobs|ms per 10-record batch p50|p95|its SQL alone p50 ms|DB round trips / batch|"
         "AWS calls per job (moto)|failed records"
     )
-    return ["## Worker (followup_worker, one process, RTT 0)\n", table(header, rows), ""]
+    return ["## Worker (followup_worker, one process, RTT 0)\n", table(header, rows), "", *_scaling(results)]
 
 
 def _scaling(results: Any) -> list[str]:
-    if results.emotion_scaling is None:
+    if (s := results.emotion_scaling) is None:
         return []
-    from bench.worker import scaling_table
-
-    return ["## One emotion job against the size of its conversation\n", scaling_table(results.emotion_scaling), ""]
+    rows = []
+    for n in s.sizes:
+        job, statement = s.job_ms[n], s.statement_ms[n]
+        rows.append([f"{n:,}", *(f"{x:.3f}" for x in (job.p50, job.p95, statement.p50, statement.p95))])
+    header = "scored messages in the conversation|one job (worker invocation) p50 ms|p95|its statement alone p50 ms|p95"
+    big, small = max(s.sizes), min(s.sizes)
+    ratios = (
+        f"\n{big:,} against {small:,}: one job {s.ratio('job'):.2f}x, its statement "
+        f"{s.ratio('statement'):.2f}x (target: at most 1.1x; n = {s.job_ms[small].n} each).\n"
+    )
+    return ["## One emotion job against the size of its conversation\n", table(header, rows), ratios]
 
 
 def _head(results: Any) -> list[str]:
@@ -538,11 +452,7 @@ def _head(results: Any) -> list[str]:
     ]
     if results.plan.sequential < 100:
         out.append("> **Smoke run (`--quick`)**: tiny sample sizes, figures not meaningful.\n")
-    return [*out, "## Machine\n", table(["", ""], machine), ""]
-
-
-def _targets(results: Any) -> list[str]:
-    return ["## Targets\n", targets_table(results)]
+    return [*out, "## Machine\n", table("|", machine), "", "## Targets\n", targets_table(results), NOTES]
 
 
 NOTES = """## How it is measured
@@ -557,59 +467,11 @@ NOTES = """## How it is measured
   network jitter, Lambda's hardware, `sam build`'s arm64 wheels.
 """
 
-
-def _notes(results: Any) -> list[str]:
-    return [NOTES]
-
-
-SECTIONS = (
-    _head,
-    _targets,
-    _notes,
-    _calibration,
-    _rtt0,
-    _rtt270,
-    _sqs_hanging,
-    _throughput,
-    _cold,
-    _imports,
-    lambda results: [comparison_section(results.typical)] if results.typical else [],
-    _sizes,
-    _worker,
-    _scaling,
-)
+# the sections of ``python -m bench.run --operations ...``: RTT 0, RTT 270 ms latency and throughput
+OPERATION_SECTIONS = (_rtt0, _rtt270, _sqs_hanging, _throughput)
 
 
 def render(results: Any) -> str:
-    return "\n".join(line for section in SECTIONS for line in section(results)) + "\n"
-
-
-def operations_summary(results: Any) -> str:
-    """The figures of ``python -m bench.run --operations ...``: RTT 0, RTT 270 ms latency and throughput."""
-    rows = []
-    runs = [
-        ("0", results.rtt0),
-        ("270 ms", results.rtt270),
-        ("270 ms, throughput", results.throughput),
-        ("270 ms, SQS hanging", results.sqs_hanging),
-    ]
-    for label in results.rtt0:
-        for rtt, r in ((rtt, found.get(label)) for rtt, found in runs):
-            if r is not None:
-                s = r.summary
-                rate = ms(r.throughput) if r.window else "-"
-                rows.append(
-                    [
-                        label,
-                        rtt,
-                        num(r.rt_per_request),
-                        str(s.n),
-                        ms(s.p50, 2),
-                        ms(s.p95, 2),
-                        ms(s.p99, 2),
-                        rate,
-                        str(r.errors),
-                    ]
-                )
-    header = "operation|RTT|DB round trips / request|n|p50 ms|p95 ms|p99 ms|ops/s|errors"
-    return f"{results.command}\n\n" + table(header, rows) + "\n\n" + "\n".join(_rtt0(results))
+    typical = [comparison_section(results.typical)] if results.typical else []
+    sections = [_head, _calibration, *OPERATION_SECTIONS, _cold, lambda _: typical, _sizes, _worker]
+    return "\n".join(line for section in sections for line in section(results)) + "\n"

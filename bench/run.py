@@ -95,14 +95,12 @@ def rtt0(r: Run) -> None:
 
 
 def _rtt0_with_sqs(r: Run, op: Any) -> Any:
-    """One enqueuing operation at RTT 0 with its SQS send: the wait for SQS and the CPU's parts."""
-    from bench.measure import CpuParts, HandlerWorkload, SqsWait, run
+    """One enqueuing operation at RTT 0 with its SQS send: the thread CPU in parts, the wait for SQS."""
+    from bench.measure import CpuParts, HandlerWorkload, run
 
-    with SqsWait() as wait, CpuParts() as parts:
-        workload = HandlerWorkload(op, r.fixtures[op.setup], warmup=5, sqs_wait=wait, cpu_parts=parts)
+    with CpuParts() as parts:
+        workload = HandlerWorkload(op, r.fixtures[op.setup], warmup=5, cpu_parts=parts)
         result = run(workload, requests=r.plan.sequential, max_seconds=30, proxy=r.proxy0, queue=r.moto)
-    result.sqs_wait_ms = workload.waits
-    result.sqs_cpu_ms = workload.send_cpu
     result.thread_cpu_ms = workload.cpu
     result.cpu_parts_ms = workload.parts
     return result
@@ -220,17 +218,15 @@ def worker_phase(r: Run) -> None:
                 job_type,
                 fx,
                 direct_dsn=r.db_a,
-                use_direct=lambda: use_settings(r.db_a, r.aws),
-                use_counted=lambda: use_settings(r.dsn0, r.aws),
+                counted_dsn=r.dsn0,
+                aws=r.aws,
                 proxy=r.proxy0,
                 max_batches=r.plan.worker_batches,
                 max_seconds=r.plan.worker_seconds,
             )
         )
     log("worker: one emotion job at 10,000 messages against 10")
-    r.results.emotion_scaling = worker.emotion_scaling(
-        r.db_a, r.run_id, use_direct=lambda: use_settings(r.db_a), samples=r.plan.scaling_samples
-    )
+    r.results.emotion_scaling = worker.emotion_scaling(r.db_a, r.run_id, samples=r.plan.scaling_samples)
 
 
 # -- 4. cold starts, import profiles ------------------------------------------------------------------------
@@ -251,13 +247,7 @@ def cold_phase(r: Run) -> None:
         log(f"cold start: {cs.function} ({plan.cold_runs} runs + floors)")
         results.cold.append(
             coldstart.measure(
-                cs.function,
-                cs.first_request,
-                {},
-                env,
-                runs=plan.cold_runs,
-                nopyc_runs=plan.nopyc_runs,
-                event_for_run=_events_of(r, cs),
+                cs.function, cs.first_request, env, _events_of(r, cs), runs=plan.cold_runs, nopyc_runs=plan.nopyc_runs
             )
         )
     for cs in COLD_STARTS:
@@ -338,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.operations:
         results = run_all(plan, f"python -m bench.run --operations {args.operations}", set(args.operations.split(",")))
-        print(report.operations_summary(results))
+        print("\n".join(line for section in report.OPERATION_SECTIONS for line in section(results)))
         return 0
     if args.render:
         results = pickle.loads(Path(args.render).read_bytes())  # noqa: S301 - our own file

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
@@ -24,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sends", type=int, default=300)
     args = parser.parse_args(argv)
     from bench.env import AWS_ENV, load
+    from bench.measure import Summary
+    from bench.report import table
 
     os.environ.update(AWS_ENV)
     os.environ["MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR"] = "false"  # purge often: see bench.env.Moto
@@ -53,15 +54,11 @@ def main(argv: list[str] | None = None) -> int:
                 boto.purge_queue(QueueUrl=queue)
     finally:
         moto.stop()
+    summary = {name: Summary.of(values) for name, values in cpu.items()}
+    rows = [[name, str(s.n), f"{s.p50:.3f}", f"{s.p95:.3f}"] for name, s in summary.items()]
     print(f"python -m bench.sendcpu --sends {args.sends} (load average {before} / {load()})\n")
-    print("| client | sends | CPU ms per send p50 | p95 |")
-    print("| --- | --- | --- | --- |")
-    for name, values in cpu.items():
-        values.sort()
-        p95 = values[int(len(values) * 0.95) - 1]
-        print(f"| {name} | {len(values)} | {statistics.median(values):.3f} | {p95:.3f} |")
-    ratio = statistics.median(cpu["hibachi.sqs"]) / statistics.median(cpu["boto3"])
-    print(f"\nhibachi.sqs / boto3, p50: {ratio:.2f}")
+    print(table("client|sends|CPU ms per send p50|p95", rows))
+    print(f"\nhibachi.sqs / boto3, p50: {summary['hibachi.sqs'].p50 / summary['boto3'].p50:.2f}")
     return 0
 
 

@@ -43,30 +43,16 @@ class Installed:
     packages: list[tuple[str, int]] = field(default_factory=list)  # biggest top-level entries
 
 
+PIP_FLAGS = ("--quiet", "--disable-pip-version-check", "--no-compile", "--no-input")
+
+
 def _pip_target(requirements: Path) -> Installed:
     digest = hashlib.sha256(requirements.read_bytes() + sys.version.encode()).hexdigest()[:12]
     target = STATE / f"site-{requirements.parent.name}-{digest}"
     if not (target / ".complete").exists():
         shutil.rmtree(target, ignore_errors=True)
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-compile",
-                "--no-input",
-                "-r",
-                str(requirements),
-                "--target",
-                str(target),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        command = [sys.executable, "-m", "pip", "install", *PIP_FLAGS, "-r", str(requirements), "--target", str(target)]
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
         if proc.returncode != 0:
             shutil.rmtree(target, ignore_errors=True)
             raise RuntimeError(proc.stderr[-300:])

@@ -5,12 +5,11 @@ one thread (one Lambda environment), against the local PostgreSQL; round trips p
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bench.measure import Capture, Summary, replay
-from bench.operations import JobType
+from bench.operations import JOB_TYPES, JobType
 from testkit.functions import load_function
 
 BATCH = 10
@@ -34,11 +33,14 @@ class WorkerResult:
         return self.jobs / self.seconds if self.seconds else float("nan")
 
 
-def _events(job_type: JobType, fixtures: dict[str, Any], first: int, count: int) -> list[dict[str, Any]]:
+def _events(
+    job_type: JobType, fixtures: dict[str, Any], first: int, count: int, size: int = BATCH
+) -> list[dict[str, Any]]:
+    """The SQS events of batches ``first`` .. ``first + count - 1`` of ``size`` jobs each."""
     from local.events import sqs_event
 
     return [
-        sqs_event([job.model_dump_json() for job in job_type.jobs(fixtures, first + b, BATCH)]) for b in range(count)
+        sqs_event([job.model_dump_json() for job in job_type.jobs(fixtures, first + b, size)]) for b in range(count)
     ]
 
 
@@ -65,18 +67,19 @@ def run(
     fixtures: dict[str, Any],
     *,
     direct_dsn: str,
-    use_direct: Callable[[], None],
-    use_counted: Callable[[], None],
+    counted_dsn: str,
+    aws: dict[str, str],
     proxy: Any,
     max_batches: int = 300,
     max_seconds: float = 10.0,
     counted_batches: int = COUNTED_BATCHES,
 ) -> WorkerResult:
-    """``use_direct()`` / ``use_counted()`` switch the settings to the direct database / the counting
-    proxy (no delay). The timed batches' statements are captured and replayed raw on the same
-    database afterwards (set-based job handlers recompute, so a replay takes the same path)."""
+    """Batches timed on ``direct_dsn``, their statements replayed raw there (set-based handlers recompute:
+    a replay takes the same path); then round trips per batch through the ``proxy`` at ``counted_dsn``."""
+    from bench.env import use_settings
+
     module = load_function(job_type.function)
-    use_direct()
+    use_settings(direct_dsn, aws)
     max_batches = min(max_batches, job_type.max_batches or max_batches)
     # every batch has its own jobs (a booking's follow-up is scheduled or sent once)
     warm = _events(job_type, fixtures, 0, WARM_BATCHES)
@@ -98,7 +101,7 @@ def run(
         seconds = time.perf_counter() - start
     raw = replay(capture.statements, direct_dsn).get("batch", [])
 
-    use_counted()
+    use_settings(counted_dsn, aws)
     _invoke(module, counted[0])  # opens the connection through the proxy
     proxy.reset()
     for event in counted[1:]:
@@ -152,12 +155,7 @@ class EmotionScaling:
 
 def _emotion_job(cid: str, k: int) -> dict[str, Any]:
     """The SQS event of one emotion job for conversation ``cid``."""
-    from hibachi.jobs import EMOTION_STATS, Job
-
-    from local.events import sqs_event
-
-    job = Job.new(EMOTION_STATS, f"{EMOTION_STATS}:{cid}:{k}", {"conversation_id": cid})
-    return sqs_event([job.model_dump_json()])
+    return _events(JOB_TYPES[0], {"ids": [cid]}, k, 1, size=1)[0]
 
 
 def _bulk_conversations(direct_dsn: str, run_id: str, sizes: tuple[int, ...]) -> dict[int, str]:
@@ -177,7 +175,6 @@ def emotion_scaling(
     direct_dsn: str,
     run_id: str,
     *,
-    use_direct: Callable[[], None],
     samples: int = SCALING_SAMPLES,
     sizes: tuple[int, ...] = SCALING_SIZES,
 ) -> EmotionScaling:
@@ -187,7 +184,9 @@ def emotion_scaling(
     from hibachi.conversations import repository
     from hibachi.db import get_db
 
-    use_direct()
+    from bench.env import use_settings
+
+    use_settings(direct_dsn)
     module = load_function("followup_worker")
     cids = _bulk_conversations(direct_dsn, run_id, sizes)
     db = get_db()
@@ -229,23 +228,3 @@ def emotion_scaling(
         {n: Summary.of(v) for n, v in job_ms.items()},
         {n: Summary.of(v) for n, v in statement_ms.items()},
     )
-
-
-def scaling_table(result: EmotionScaling) -> str:
-    """Markdown: one row per conversation size, and the ratio largest / smallest."""
-    lines = [
-        (
-            "| scored messages in the conversation | one job (worker invocation) p50 ms | p95 "
-            "| its statement alone p50 ms | p95 |"
-        ),
-        "| ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for n in result.sizes:
-        j, s = result.job_ms[n], result.statement_ms[n]
-        lines.append(f"| {n:,} | {j.p50:.3f} | {j.p95:.3f} | {s.p50:.3f} | {s.p95:.3f} |")
-    big, small = max(result.sizes), min(result.sizes)
-    lines.append(
-        f"\n{big:,} against {small:,}: one job {result.ratio('job'):.2f}x, its statement "
-        f"{result.ratio('statement'):.2f}x (target: at most 1.1x; n = {result.job_ms[small].n} each)."
-    )
-    return "\n".join(lines)
