@@ -29,8 +29,6 @@ the variables the functions read (``JOBS_QUEUE_URL``, ``JOBS_DLQ_URL``, ``SCHEDU
 :class:`Moto` is the two together, the one way to start moto: the local stack
 (``local.stack.LocalStack``), the tests (``testkit.env``, tests/conftest.py) and the bench
 (bench/env.py) use it.
-
-    python -m local.aws [--port 5055]     # moto + resources, until Ctrl-C
 """
 
 from __future__ import annotations
@@ -43,7 +41,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -281,9 +279,6 @@ class Resources:
             "staff_notices": self.staff_notices_queue_url,
             "webhook": self.webhook_queue_url,
         }
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def function_env(self) -> dict[str, str]:
         return {
@@ -573,28 +568,3 @@ def queue_url_from_arn(sqs: BotoClient, arn: str) -> str:
     """``arn:aws:sqs:<region>:<account>:<name>`` -> its URL."""
     parts = arn.split(":")
     return str(sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"])
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m local.aws", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--visibility-timeout", type=int, default=30)
-    args = parser.parse_args(argv)
-    moto = Moto(port=args.port, visibility_timeout=args.visibility_timeout).start()
-    print(json.dumps(moto.resources.as_dict(), indent=2))
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        moto.stop()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -78,7 +78,7 @@ def _port_taken(port: int) -> bool:
     return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -191,7 +191,7 @@ class LocalPostgres:
             self.port = port
         else:
             if any_free_port and _port_taken(self.port):
-                self.port = _free_port()
+                self.port = free_port()
             self._prepare_dirs()
             self._run(
                 [

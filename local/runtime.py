@@ -31,7 +31,6 @@ This module is imported by every worker before anything else, so it imports only
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import logging
 import os
@@ -40,7 +39,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
@@ -85,7 +84,6 @@ def _load_handler(spec: dict[str, Any]) -> tuple[ModuleType, Callable[[Any, Lamb
 def worker_main(conn: Connection, spec: dict[str, Any], env: dict[str, str]) -> None:
     """Entry point of a worker process: set up the environment, load the handler, serve."""
     _enter_sandbox(spec, env)
-    init_start = time.monotonic()
     try:
         module, handler = _load_handler(spec)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, like Runtime.ImportModuleError
@@ -94,7 +92,7 @@ def worker_main(conn: Connection, spec: dict[str, Any], env: dict[str, str]) -> 
         traceback.print_exc()
         conn.send(("init_error", _error(exc, "Runtime.ImportModuleError")))
         return
-    conn.send(("ready", {"init_ms": (time.monotonic() - init_start) * 1000}))
+    conn.send(("ready", None))
     while True:
         try:
             message = conn.recv()
@@ -179,7 +177,6 @@ class Invocation:
     error: dict[str, Any] | None = None  # {"errorType", "errorMessage", "stackTrace"} otherwise
     duration_ms: float = 0.0
     cold_start: bool = False
-    init_ms: float | None = None
     timed_out: bool = False
 
 
@@ -190,17 +187,10 @@ class InvocationError(RuntimeError):
         super().__init__(f"{err.get('errorType', 'Error')}: {err.get('errorMessage', '')}")
 
 
-_counter = itertools.count(1)
-
-
 @dataclass(eq=False)
 class _Worker:
     process: Any
     conn: Any
-    started: bool = False
-    init_ms: float | None = None
-    invocations: int = 0
-    id: int = field(default_factory=lambda: next(_counter))
 
     def alive(self) -> bool:
         return self.process is not None and self.process.is_alive()
@@ -339,8 +329,6 @@ class FunctionPool:
             return {"errorType": "Runtime.ExitError", "errorMessage": "worker exited during init"}
         if kind != "ready":
             return cast(dict[str, Any], payload)
-        worker.started = True
-        worker.init_ms = payload.get("init_ms")
         return None
 
     def _roundtrip(self, message: tuple[object, ...], timeout: float) -> tuple[str, Any, bool, bool]:
@@ -359,7 +347,6 @@ class FunctionPool:
                 return "timeout", None, True, cold
             kind, payload = worker.conn.recv()
             healthy = True
-            worker.invocations += 1
             return kind, payload, False, cold
         except (EOFError, OSError, BrokenPipeError):
             code = worker.process.exitcode if worker.process is not None else None
@@ -423,18 +410,6 @@ class FunctionPool:
             f"{self.function.logical_id}: openapi failed: "
             f"{'timeout' if timed_out else (payload or {}).get('errorMessage')}"
         )
-
-    def warm(self) -> None:
-        """Start one worker now (a provisioned environment)."""
-        worker, cold = self._acquire()
-        healthy = True
-        try:
-            if cold:
-                with self._cond:
-                    self.cold_starts += 1
-                healthy = self._await_ready(worker) is None
-        finally:
-            self._release(worker, healthy)
 
     @property
     def size(self) -> int:

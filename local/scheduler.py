@@ -52,7 +52,13 @@ def due_time(expression: str, tz_name: str | None) -> datetime | None:
     return local.astimezone(UTC)
 
 
-class _Loop:
+class Loop:
+    """A daemon thread that calls :meth:`step` until stopped: ``pause`` seconds after each step,
+    ``backoff`` after one that raised (logged). The poller and the webhook forwarder are loops too."""
+
+    pause = 0.0
+    backoff = 1.0
+
     def __init__(self, name: str):
         self.name = name
         self.stop_event = threading.Event()
@@ -70,11 +76,23 @@ class _Loop:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def _run(self) -> None:  # pragma: no cover - overridden
+    def step(self) -> object:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            pause = self.pause
+            try:
+                self.step()
+            except Exception:
+                if self.stop_event.is_set():
+                    return
+                log.exception("%s failed", self.name)
+                pause = self.backoff
+            self.stop_event.wait(pause)
 
-class ReconcilerTick(_Loop):
+
+class ReconcilerTick(Loop):
     """Invoke ``invoke(event)`` every ``interval`` seconds."""
 
     def __init__(
@@ -91,8 +109,8 @@ class ReconcilerTick(_Loop):
         self.event = dict(event or {"task": "reconcile"})
         self.ticks = 0
 
-    def _run(self) -> None:
-        while not self.stop_event.wait(self.interval):
+    def step(self) -> None:
+        if not self.stop_event.wait(self.interval):
             self.tick()
 
     def tick(self) -> Any:
@@ -113,7 +131,7 @@ class ReconcilerTick(_Loop):
             self.in_flight -= 1
 
 
-class OneTimeScheduleRunner(_Loop):
+class OneTimeScheduleRunner(Loop):
     """Fire due ``at()`` schedules stored on moto."""
 
     def __init__(
@@ -132,39 +150,19 @@ class OneTimeScheduleRunner(_Loop):
         self.sqs = sqs
         self.sns = sns
         self.invoke_function = invoke_function  # (function name, event) -> Invocation
-        self.poll_interval = float(poll_interval)
+        self.pause = float(poll_interval)
         self.clock = clock or (lambda: datetime.now(UTC))
         self._fired: set[ScheduleKey] = set()
         self._attempts: dict[ScheduleKey, int] = {}
         self.fired = 0
         self.scans = 0
 
-    def _run(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                self.run_once()
-            except Exception:
-                if self.stop_event.is_set():
-                    return
-                log.exception("%s: scan failed", self.name)
-            self.stop_event.wait(self.poll_interval)
-
-    def _list(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        token: str | None = None
-        while True:
-            kwargs: dict[str, str] = {"NextToken": token} if token else {}
-            page = self.scheduler.list_schedules(**kwargs)
-            out += page.get("Schedules") or []
-            token = page.get("NextToken")
-            if not token:
-                return out
-
-    def run_once(self) -> int:
+    def step(self) -> int:
         """Fire every due schedule once; the number fired."""
         fired = 0
         now = self.clock()
-        for summary in self._list():
+        pages = self.scheduler.get_paginator("list_schedules").paginate()
+        for summary in [s for page in pages for s in page.get("Schedules") or []]:
             if summary.get("State", "ENABLED") != "ENABLED":
                 continue
             name, group = summary["Name"], summary.get("GroupName") or "default"

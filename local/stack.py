@@ -25,7 +25,7 @@ What it wires together:
   event, default ``{"task": "reconcile"}``, every ``reconcile_interval`` s) and the one-time
   schedules.
 
-The worker is the function with an ``SQS`` event in the template (or ``worker_function``). A
+The worker is the function with an ``SQS`` event in the template. A
 template without one (a test fixture) simply has no poller and no reconciler.
 
 Worker processes use multiprocessing's ``spawn`` start method, which imports the parent's
@@ -137,15 +137,12 @@ class LocalStack:
     reconcile_interval: float = 60.0
     schedule_poll_interval: float = 1.0
     poll_wait_seconds: int = 1
-    poller_concurrency: int = 1
     enable_poller: bool = True
     enable_scheduler: bool = True
     enable_reconciler: bool = True
-    worker_function: str | None = None
     audience: str | Iterable[str] | None = None
     issuer: str | None = None
     key_dir: Path | str | None = None
-    extra_paths: Iterable[Path | str] | None = None  # default: the layer
     resource_prefix: str | None = None
     webhook_url: str | None = None  # the webhook's API destination, forwarded to locally
     webhook_api_key: str | None = None
@@ -160,8 +157,6 @@ class LocalStack:
 
     def __post_init__(self) -> None:
         self.template = Path(self.template)
-        paths = self.extra_paths if self.extra_paths is not None else [DEFAULT_LAYER] if DEFAULT_LAYER.is_dir() else []
-        self.layer_paths = [Path(p) for p in paths]
         self.resource_prefix = self.resource_prefix or f"hibachi-{uuid.uuid4().hex[:6]}"
 
     # lifecycle --------------------------------------------------------------------------------------
@@ -206,7 +201,7 @@ class LocalStack:
             app,
             self.function_env,
             max_workers=self.max_workers,
-            extra_paths=[str(p) for p in self.layer_paths],
+            extra_paths=[str(DEFAULT_LAYER)],
             region=resources.region,
         )
         parts.gateway = gateway = Gateway(app, parts.registry, host=self.host, port=self.port)
@@ -245,7 +240,6 @@ class LocalStack:
                 lambda event: registry.invoke(fn.logical_id, event),
                 batch_size=min(10, int(props.get("BatchSize", 10))),
                 wait_time_seconds=self.poll_wait_seconds,
-                concurrency=self.poller_concurrency,
                 report_batch_item_failures="ReportBatchItemFailures"
                 in (props.get("FunctionResponseTypes") or ["ReportBatchItemFailures"]),
                 region=resources.region,
@@ -328,17 +322,7 @@ class LocalStack:
     # wiring helpers ---------------------------------------------------------------------------------
     def _worker(self) -> tuple[FunctionSpec, dict[str, Any]] | None:
         """(function, SQS event properties) of the worker, or None."""
-        if self.worker_function:
-            fn = self.app.function_for(self.worker_function)
-            if fn is None:
-                raise ValueError(f"worker function {self.worker_function!r} is not in {self.template}")
-            sqs_events = list(fn.events_of_type("SQS").values())
-            return fn, (sqs_events[0] if sqs_events else {})
-        consumers = self.app.sqs_consumers()
-        if consumers:
-            fn, _, props = consumers[0]
-            return fn, props
-        return None
+        return next(((fn, props) for fn, _, props in self.app.sqs_consumers()), None)
 
     def _reconcile_event(self, fn: FunctionSpec) -> dict[str, Any]:
         for props in fn.events_of_type("Schedule", "ScheduleV2").values():

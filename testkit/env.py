@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from local.aws import Moto
-from local.pg import LocalPostgres
+from local.pg import LocalPostgres, free_port
 
 __all__ = ["AWS_ENV", "Moto", "isolate_process_env", "migrated_database", "project_postgres", "throwaway_postgres"]
 
@@ -85,7 +85,7 @@ def throwaway_postgres(prefix: str, port: int = 0) -> LocalPostgres:
     removed at exit, so concurrent runs from one checkout never share it."""
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     folder.chmod(0o755)  # the server may run as another user (local/pg.py, when root)
-    pg = LocalPostgres(folder / "pg", port or _free_port())
+    pg = LocalPostgres(folder / "pg", port or free_port())
 
     def remove() -> None:
         pg.destroy()
@@ -103,12 +103,3 @@ def migrated_database(pg: LocalPostgres, name: str) -> str:
     url = pg.create_database(name, drop=True)
     apply(url)
     return url
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
