@@ -168,16 +168,11 @@ def _stringify_claim(value: Any) -> str:
 def token_scopes(claims: Mapping[str, Any]) -> list[str]:
     """Scopes of a token: ``scope`` (space separated) and ``scp`` (a list or a string)."""
     found: list[str] = []
-    scope = claims.get("scope")
-    if isinstance(scope, str):
-        found += scope.split()
-    elif isinstance(scope, list):
-        found += [s for s in scope if isinstance(s, str)]
-    scp = claims.get("scp")
-    if isinstance(scp, str):
-        found += scp.split()
-    elif isinstance(scp, list):
-        found += [s for s in scp if isinstance(s, str)]
+    for value in (claims.get("scope"), claims.get("scp")):
+        if isinstance(value, str):
+            found += value.split()
+        elif isinstance(value, list):
+            found += [s for s in value if isinstance(s, str)]
     return list(dict.fromkeys(found))
 
 
@@ -211,29 +206,18 @@ class JwtAuthority:
     def public_key(self) -> RSAPublicKey:
         return self.private_key.public_key()
 
+    def _jwk(self) -> dict[str, str]:
+        n = self.public_key.public_numbers()
+        return {"e": _int_b64u(n.e), "kty": "RSA", "n": _int_b64u(n.n)}
+
     @property
     def kid(self) -> str:
         """The RFC 7638 thumbprint of the public key."""
-        n = self.public_key.public_numbers()
-        canonical = json.dumps(
-            {"e": _int_b64u(n.e), "kty": "RSA", "n": _int_b64u(n.n)}, separators=(",", ":"), sort_keys=True
-        )
+        canonical = json.dumps(self._jwk(), separators=(",", ":"), sort_keys=True)
         return _b64u(hashlib.sha256(canonical.encode()).digest())
 
     def jwks(self) -> dict[str, Any]:
-        n = self.public_key.public_numbers()
-        return {
-            "keys": [
-                {
-                    "kty": "RSA",
-                    "use": "sig",
-                    "alg": ALGORITHM,
-                    "kid": self.kid,
-                    "n": _int_b64u(n.n),
-                    "e": _int_b64u(n.e),
-                }
-            ]
-        }
+        return {"keys": [{**self._jwk(), "use": "sig", "alg": ALGORITHM, "kid": self.kid}]}
 
     def openid_configuration(self, jwks_uri: str | None = None) -> dict[str, Any]:
         return {

@@ -1,34 +1,18 @@
-"""AWS, locally: moto's server in this process, and the resources the template declares.
+"""AWS, locally: moto's server, and the resources the template declares.
 
-:class:`MotoServer` runs ``moto.server.ThreadedMotoServer`` on 127.0.0.1 (port 5055 by default, 0
-for a free one), in this process or in a child process of its own (``process=True``). With
-``keep_alive=True`` (the bench's) moto's application runs under waitress instead, which keeps HTTP/1.1
-connections open between calls as AWS's endpoints do; werkzeug's server closes every one.
-:func:`create_resources` then creates, idempotently, what ``template.yaml`` gives the functions:
+:class:`MotoServer` runs moto on 127.0.0.1 (port 0: a free one), in this process or in a child
+process of its own (``process=True``); with ``keep_alive=True`` (the bench's) under waitress, which
+keeps HTTP/1.1 connections open as AWS's endpoints do (werkzeug's server closes every one).
+:func:`create_resources` creates, idempotently, what ``template.yaml`` gives the functions: the jobs
+queue with its DLQ redrive, the scheduler's DLQ, the follow-up topic (with a queue subscribed, and
+one for the verification codes that :func:`sent_codes` reads), the schedule group and its role, and
+the event bus with its archive and three rules, each into an SQS queue (moto delivers to SQS only):
+``events`` (what ``python -m ops --local events`` reads), ``staff_notices`` and ``webhook`` (what
+``local.forwarder`` POSTs). :class:`Resources` holds their URLs and ARNs, and turns them into the
+functions' environment (:meth:`Resources.function_env`) or ``Settings`` fields.
 
-* ``JobsQueue`` (SSE on, visibility timeout 30 s locally, configurable) with a ``RedrivePolicy`` to
-  ``JobsDeadLetterQueue`` (``maxReceiveCount`` 5; moto moves a message there on its 6th receive);
-* ``SchedulerDeadLetterQueue`` (the DLQ of the follow-up schedules);
-* the SNS ``FollowupTopic``, and an SQS queue subscribed to it (``followups`` in the result) so the
-  local stack can show what was published; and a second one subscribed with a filter policy on the
-  message attribute ``type`` ``verification_code`` (``<prefix>-verification-codes``): the one-time
-  codes the worker delivered, which :func:`sent_codes` (``python -m ops --local codes``) reads;
-* the EventBridge Scheduler schedule group, and an IAM role for the schedules to name;
-* the event bus (``EventBus``, ``<prefix>-events``) with its archive, and three rules on it, each
-  into an SQS queue (moto delivers to SQS, not to SNS or API destinations): ``events`` (every event
-  as EventBridge delivers it: what ``python -m ops --local events --follow`` and the tests read),
-  ``staff_notices`` (the template's staff notice rule with its input transformer: the notice line)
-  and ``webhook`` (what ``local.forwarder`` POSTs to a webhook URL, as the API destination would).
-
-The result is a :class:`Resources` (URLs and ARNs); :meth:`Resources.function_env` turns it into
-the variables the functions read (``JOBS_QUEUE_URL``, ``JOBS_DLQ_URL``, ``SCHEDULER_DLQ_URL``, ``FOLLOWUP_TOPIC_ARN``,
-``SCHEDULER_GROUP_NAME``, ``SCHEDULER_ROLE_ARN``, ``SCHEDULER_TARGET_ARN``, ``SCHEDULER_DLQ_ARN``,
-``AWS_ENDPOINT_URL`` and dummy credentials; ``SCHEDULE_NAME_PREFIX`` stays the template's), and
-:meth:`Resources.settings` into ``Settings`` fields.
-
-:class:`Moto` is the two together, the one way to start moto: the local stack
-(``local.stack.LocalStack``), the tests (``testkit.env``, tests/conftest.py) and the bench
-(bench/env.py) use it.
+:class:`Moto` is the two together, the one way to start moto: the local stack, the tests
+(``testkit.env``) and the bench use it.
 """
 
 from __future__ import annotations
@@ -456,13 +440,8 @@ def _topic(sns: BotoClient, name: str, queue_arn: str, attributes: dict[str, str
 
 
 def _schedule_group(scheduler: BotoClient, group: str) -> str:
-    try:
+    with contextlib.suppress(scheduler.exceptions.ConflictException):  # it exists already
         scheduler.create_schedule_group(Name=group)
-    except scheduler.exceptions.ConflictException:
-        pass
-    except Exception as exc:  # moto versions differ in the error they raise for an existing group
-        if "exist" not in str(exc).lower():
-            raise
     return group
 
 

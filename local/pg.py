@@ -5,8 +5,7 @@ unprivileged user ``nobody`` (override with ``LOCAL_PG_OS_USER``) in a folder th
 The data folder survives restarts (the local stack keeps its data under ``.local/``).
 
     python -m local.pg start [--data DIR] [--port N]   # prints the DSN
-    python -m local.pg stop  [--data DIR]
-    python -m local.pg status [--data DIR]
+    python -m local.pg dsn [--data DIR] [--port N]
     python -m local.pg running                         # the servers of this checkout still running
     python -m local.pg stop-all                        # stop them all (make db-stop)
 
@@ -245,7 +244,7 @@ def checkout_servers() -> list[LocalPostgres]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["start", "stop", "status", "dsn", "running", "stop-all"])
+    parser.add_argument("action", choices=["start", "dsn", "running", "stop-all"])
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--database", default="hibachi", help="database to create on start")
@@ -263,11 +262,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "start":
         pg.start()
         print(pg.create_database(args.database))
-    elif args.action == "stop":
-        pg.stop()
-    elif args.action == "status":
-        print("running" if pg.running() else "stopped")
-        return 0 if pg.running() else 3
     else:
         print(pg.dsn(args.database))
     return 0

@@ -1,27 +1,11 @@
-"""The SQS -> Lambda event source mapping, locally.
-
-:class:`SqsPoller` does what Lambda's poller does for a standard queue with
-``FunctionResponseTypes: [ReportBatchItemFailures]``:
-
-* long-polls the queue (``ReceiveMessage``, up to ``batch_size`` <= 10 messages,
-  ``MessageSystemAttributeNames=["All"]``, ``MessageAttributeNames=["All"]``);
-* builds a real SQS event: ``{"Records": [{"messageId", "receiptHandle", "body", "attributes"
-  (ApproximateReceiveCount, SentTimestamp, SenderId, ApproximateFirstReceiveTimestamp, ...),
-  "messageAttributes" ({"stringValue", "binaryValue" (base64), "stringListValues",
-  "binaryListValues", "dataType"}), "md5OfBody", "md5OfMessageAttributes", "eventSource":
-  "aws:sqs", "eventSourceARN", "awsRegion"}]}``;
-* invokes the function (in its worker processes, through ``invoke``) and then deletes what
-  succeeded. With batch item failures on, Lambda's rules apply: an empty or null response or
-  ``batchItemFailures`` list is full success; ``itemIdentifier`` that is empty, null, or not a
-  message of the batch fails the whole batch; the listed ones are left alone. A handler that
-  raises (or times out) fails the whole batch: nothing is deleted;
-* failed messages become visible again after the queue's visibility timeout, and moto's redrive
-  moves a message to the DLQ after ``maxReceiveCount`` receives, as SQS does.
-
-``in_flight`` counts batches being processed (used by ``LocalStack.drain``). ``stop()`` sets a
-``threading.Event``; a thread finishes its current batch and exits within one poll wait
-(``wait_time_seconds``, 1 s by default: short, so Ctrl-C is quick; Lambda itself waits 20 s).
-``MaximumBatchingWindowInSeconds`` is not emulated: a batch is whatever one receive returns.
+"""The SQS -> Lambda event source mapping, locally: :class:`SqsPoller` long-polls the queue, invokes
+the function with a real SQS event (``record_of``), then deletes what succeeded by Lambda's rules for
+``ReportBatchItemFailures`` (``failed_ids``): a handler that raises or times out, or an invalid
+``batchItemFailures``, fails the whole batch; the listed messages are left. Failed messages come
+back after the visibility timeout, and moto's redrive moves them to the DLQ after
+``maxReceiveCount`` receives, as SQS does. ``in_flight`` counts batches being processed
+(``LocalStack.drain``); the poll wait is 1 s (Lambda's is 20 s) so that stopping is quick.
+``MaximumBatchingWindowInSeconds`` is not emulated.
 """
 
 from __future__ import annotations

@@ -1,21 +1,14 @@
-"""EventBridge Scheduler, locally (moto stores schedules but never fires them).
+"""EventBridge Scheduler, locally (moto stores schedules but never fires them): daemon loops.
 
-Two loops, each a daemon thread stopped by a ``threading.Event``:
-
-* :class:`ReconcilerTick`: every ``interval`` seconds (60 by default; the template's rate is longer,
-  the local stack is impatient) invoke the worker with the schedule's input as the event, exactly
-  as EventBridge Scheduler does for a Lambda target: ``{"task": "reconcile"}``. The first tick
-  comes one interval after start, like a new rate schedule.
-* :class:`OneTimeScheduleRunner`: every ``poll_interval`` seconds (1 s) list the schedules on moto
-  (``list_schedules``, all groups) and read each (``get_schedule``). A ``State: ENABLED`` schedule
-  whose ``at(yyyy-mm-ddThh:mm:ss)`` time has come in its ``ScheduleExpressionTimezone`` is fired:
-  its ``Target.Input`` is sent to ``Target.Arn`` (an SQS queue: ``SendMessage`` with the input as
-  the body; an SNS topic: ``Publish``; a Lambda function of the template: an invocation), then the
-  schedule is deleted when ``ActionAfterCompletion`` is ``DELETE`` (otherwise it is remembered, so
-  it fires once). A target that fails is retried on the next ticks; past the retry policy
-  (``MaximumRetryAttempts``, ``MaximumEventAgeInSeconds``) the input goes to
-  ``Target.DeadLetterConfig.Arn`` when there is one. ``rate()``/``cron()`` schedules on moto are
-  left alone: the reconciler is the only recurring schedule, and it has its own tick.
+* :class:`ReconcilerTick` invokes the worker with the schedule's input (``{"task": "reconcile"}``)
+  every ``interval`` seconds (60 by default: the template's rate is longer), the first one
+  interval after start, like a new rate schedule.
+* :class:`OneTimeScheduleRunner` scans the schedules on moto every second and fires each enabled
+  ``at(...)`` schedule whose time has come in its time zone: ``Target.Input`` to ``Target.Arn``
+  (SQS, SNS, or a function of the template), then deletes it when ``ActionAfterCompletion`` is
+  ``DELETE`` (otherwise it fires once). A failing target is retried on the next scans; past its
+  retry policy the input goes to the dead-letter queue. ``rate()``/``cron()`` schedules are left
+  alone: the reconciler is the only recurring one, and it has its own tick.
 """
 
 from __future__ import annotations
