@@ -237,17 +237,14 @@ class Resources:
     jobs_queue_url: str
     jobs_queue_arn: str
     jobs_dlq_url: str
-    jobs_dlq_arn: str
     scheduler_dlq_url: str
     scheduler_dlq_arn: str
     followup_topic_arn: str
     followups_queue_url: str
-    followups_queue_arn: str
     schedule_group: str
     scheduler_role_arn: str
     verification_codes_queue_url: str = ""
     event_bus_name: str = ""
-    event_bus_arn: str = ""
     events_queue_url: str = ""
     staff_notices_queue_url: str = ""
     webhook_queue_url: str = ""
@@ -344,12 +341,10 @@ def create_resources(
         jobs_queue_url=jobs_url,
         jobs_queue_arn=jobs_arn,
         jobs_dlq_url=jobs_dlq_url,
-        jobs_dlq_arn=jobs_dlq_arn,
         scheduler_dlq_url=sched_dlq_url,
         scheduler_dlq_arn=sched_dlq_arn,
         followup_topic_arn=topic_arn,
         followups_queue_url=followups_url,
-        followups_queue_arn=followups_arn,
         schedule_group=group,
         scheduler_role_arn=role_arn,
         verification_codes_queue_url=codes_url,
@@ -422,7 +417,6 @@ def create_event_resources(endpoint_url: str, sqs: Any, *, prefix: str, region: 
         urls[name] = url
     return {
         "event_bus_name": bus,
-        "event_bus_arn": bus_arn,
         "events_queue_url": urls["events"],
         "staff_notices_queue_url": urls["staff-notices"],
         "webhook_queue_url": urls["webhook"],

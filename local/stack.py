@@ -224,19 +224,11 @@ class LocalStack:
     def _start_scheduler(self) -> None:
         from local.scheduler import OneTimeScheduleRunner
 
-        app, registry = self.app, self.registry
-
-        def invoke_function(name: str, event: dict[str, Any]) -> Invocation:
-            fn = app.function_for(name)
-            if fn is None:
-                raise ValueError(f"no function {name!r} in the template")
-            return registry.invoke(fn.logical_id, event)
-
         self.schedules = OneTimeScheduleRunner(
             self.client("scheduler"),
             sqs=self.client("sqs"),
             sns=self.client("sns"),
-            invoke_function=invoke_function,
+            invoke_function=self.invoke,
             poll_interval=self.schedule_poll_interval,
         ).start()
 
