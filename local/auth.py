@@ -3,7 +3,7 @@
 The local stack has no identity provider, so this module is one: an RSA key pair created on first
 use under ``.local/jwt/`` (git-ignored, mode 0600), its public half published as a JWKS (the local
 gateway serves it at ``/.well-known/jwks.json`` and ``<issuer>/.well-known/jwks.json``), and
-:func:`issue_token` to sign RS256 access tokens with it.
+:meth:`JwtAuthority.issue_token` to sign RS256 access tokens with it.
 
 :meth:`JwtAuthority.verify` checks a token the way the HTTP API JWT authorizer does, in its order:
 
@@ -16,8 +16,7 @@ gateway serves it at ``/.well-known/jwks.json`` and ``<issuer>/.well-known/jwks.
 4. scopes: when the route has ``AuthorizationScopes`` the token (``scope``, space separated, or
    ``scp``, a list) must carry AT LEAST ONE of them (API Gateway's rule, not "all of them"): 403.
 
-Each refusal is its own exception class (:class:`MissingToken`, :class:`BadSignature`,
-:class:`TokenExpired`, ...), all :class:`Unauthorized` (401) or :class:`Forbidden` (403), and each
+Each refusal is an :class:`AuthError` (401) or :class:`Forbidden` (403) that says why, and
 renders API Gateway's response: body ``{"message": "Unauthorized"}`` / ``{"message": "Forbidden"}``
 and a ``www-authenticate`` header such as
 ``Bearer scope="" error="invalid_token" error_description="the token has expired"``.
@@ -26,9 +25,8 @@ Defaults: issuer ``http://127.0.0.1:<port>/local-issuer`` (port from ``LOCAL_API
 audience ``hibachi-api``; override with ``LOCAL_JWT_ISSUER`` / ``LOCAL_JWT_AUDIENCE`` /
 ``LOCAL_JWT_DIR`` or the constructor.
 
-    from local.auth import issue_token, verify
-    token = issue_token(["messages:write"], ttl=600)
-    claims = verify(token, ["messages:write"])
+    authority = JwtAuthority()
+    claims = authority.verify(authority.issue_token(["messages:write"], ttl=600), ["messages:write"])
 
 ``python -m local.token`` prints a dev token (see ``local/token.py``).
 """
@@ -69,67 +67,33 @@ def default_issuer(port: int | None = None) -> str:
 
 
 # -- errors ---------------------------------------------------------------------------------------
+NO_TOKEN = "no token was provided"  # noqa: S105 - a message, not a secret
+
+
 class AuthError(Exception):
-    """A refused request. ``status``, ``body`` and ``headers`` are API Gateway's response."""
+    """A refused request (401: no usable token). ``status``, ``body`` and ``headers`` are API
+    Gateway's response; ``description`` says why (``error_description`` of the challenge)."""
 
     status = 401
     message = "Unauthorized"
     error = "invalid_token"
-    description = "the token is invalid"
 
-    def __init__(self, description: str | None = None, scopes: Iterable[str] = ()):
-        self.description = description or type(self).description
+    def __init__(self, description: str = "the token is invalid", scopes: Iterable[str] = ()):
+        self.description = description
         self.scopes = tuple(scopes)
-        super().__init__(self.description)
+        super().__init__(description)
 
     @property
     def body(self) -> dict[str, str]:
         return {"message": self.message}
 
     @property
-    def www_authenticate(self) -> str:
-        scope = " ".join(self.scopes)
-        return f'Bearer scope="{scope}" error="{self.error}" error_description="{self.description}"'
-
-    @property
     def headers(self) -> dict[str, str]:
-        return {"content-type": "application/json", "www-authenticate": self.www_authenticate}
-
-
-class Unauthorized(AuthError):
-    """401: no usable token."""
-
-
-class MissingToken(Unauthorized):
-    description = "no token was provided"
-
-    @property
-    def www_authenticate(self) -> str:  # API Gateway sends the bare challenge here
-        return "Bearer"
-
-
-class MalformedToken(Unauthorized):
-    description = "the token is malformed"
-
-
-class BadSignature(Unauthorized):
-    description = "the token signature is invalid"
-
-
-class TokenExpired(Unauthorized):
-    description = "the token has expired"
-
-
-class TokenNotYetValid(Unauthorized):
-    description = "the token is not valid yet"
-
-
-class WrongIssuer(Unauthorized):
-    description = "the token does not have a valid issuer"
-
-
-class WrongAudience(Unauthorized):
-    description = "the token does not have a valid audience"
+        scope = " ".join(self.scopes)
+        challenge = f'Bearer scope="{scope}" error="{self.error}" error_description="{self.description}"'
+        if self.description == NO_TOKEN:  # API Gateway sends the bare challenge then
+            challenge = "Bearer"
+        return {"content-type": "application/json", "www-authenticate": challenge}
 
 
 class Forbidden(AuthError):
@@ -138,10 +102,6 @@ class Forbidden(AuthError):
     status = 403
     message = "Forbidden"
     error = "insufficient_scope"
-
-
-class MissingScope(Forbidden):
-    description = "the token does not have the required scopes"
 
 
 # -- keys -----------------------------------------------------------------------------------------
@@ -154,13 +114,13 @@ def _int_b64u(n: int) -> str:
 
 
 def _bearer(token: str | None) -> str:
-    """The token of an ``Authorization`` value (``Bearer`` prefix optional), or MissingToken."""
+    """The token of an ``Authorization`` value (``Bearer`` prefix optional), or a 401."""
     raw = (token or "").strip()
     parts = raw.split(None, 1)
     if parts and parts[0].lower() == "bearer":
         raw = parts[1].strip() if len(parts) > 1 else ""
     if not raw:
-        raise MissingToken
+        raise AuthError(NO_TOKEN)
     return raw
 
 
@@ -208,16 +168,11 @@ def _stringify_claim(value: Any) -> str:
 def token_scopes(claims: Mapping[str, Any]) -> list[str]:
     """Scopes of a token: ``scope`` (space separated) and ``scp`` (a list or a string)."""
     found: list[str] = []
-    scope = claims.get("scope")
-    if isinstance(scope, str):
-        found += scope.split()
-    elif isinstance(scope, list):
-        found += [s for s in scope if isinstance(s, str)]
-    scp = claims.get("scp")
-    if isinstance(scp, str):
-        found += scp.split()
-    elif isinstance(scp, list):
-        found += [s for s in scp if isinstance(s, str)]
+    for value in (claims.get("scope"), claims.get("scp")):
+        if isinstance(value, str):
+            found += value.split()
+        elif isinstance(value, list):
+            found += [s for s in value if isinstance(s, str)]
     return list(dict.fromkeys(found))
 
 
@@ -251,29 +206,18 @@ class JwtAuthority:
     def public_key(self) -> RSAPublicKey:
         return self.private_key.public_key()
 
+    def _jwk(self) -> dict[str, str]:
+        n = self.public_key.public_numbers()
+        return {"e": _int_b64u(n.e), "kty": "RSA", "n": _int_b64u(n.n)}
+
     @property
     def kid(self) -> str:
         """The RFC 7638 thumbprint of the public key."""
-        n = self.public_key.public_numbers()
-        canonical = json.dumps(
-            {"e": _int_b64u(n.e), "kty": "RSA", "n": _int_b64u(n.n)}, separators=(",", ":"), sort_keys=True
-        )
+        canonical = json.dumps(self._jwk(), separators=(",", ":"), sort_keys=True)
         return _b64u(hashlib.sha256(canonical.encode()).digest())
 
     def jwks(self) -> dict[str, Any]:
-        n = self.public_key.public_numbers()
-        return {
-            "keys": [
-                {
-                    "kty": "RSA",
-                    "use": "sig",
-                    "alg": ALGORITHM,
-                    "kid": self.kid,
-                    "n": _int_b64u(n.n),
-                    "e": _int_b64u(n.e),
-                }
-            ]
-        }
+        return {"keys": [{**self._jwk(), "use": "sig", "alg": ALGORITHM, "kid": self.kid}]}
 
     def openid_configuration(self, jwks_uri: str | None = None) -> dict[str, Any]:
         return {
@@ -325,16 +269,16 @@ class JwtAuthority:
         return jwt.encode(claims, self.private_key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
     def verify(self, token: str | None, required_scopes: Iterable[str] = ()) -> dict[str, Any]:
-        """The token's claims, or an :class:`AuthError` subclass. ``token`` may carry the
+        """The token's claims, or an :class:`AuthError` (401; :class:`Forbidden`, 403). ``token`` may carry the
         ``Bearer`` prefix (it is the raw ``Authorization`` header value)."""
         required = tuple(required_scopes)
         claims = self._signed_claims(_bearer(token))
         if claims.get("iss") != self.issuer:
-            raise WrongIssuer
+            raise AuthError("the token does not have a valid issuer")
         if not self._for_us(claims):
-            raise WrongAudience
+            raise AuthError("the token does not have a valid audience")
         if required and not set(required) & set(token_scopes(claims)):
-            raise MissingScope(f"expected scopes: [{' '.join(required)}]", scopes=required)
+            raise Forbidden(f"expected scopes: [{' '.join(required)}]", scopes=required)
         return claims
 
     def _for_us(self, claims: dict[str, Any]) -> bool:
@@ -345,18 +289,18 @@ class JwtAuthority:
         return any(a in self.audiences for a in (aud if isinstance(aud, list) else [aud]))
 
     def _signed_claims(self, raw: str) -> dict[str, Any]:
-        """The claims of a token signed by our key, not expired (or an AuthError)."""
+        """The claims of a token signed by our key, not expired (or a 401)."""
         import jwt
 
         try:
             header = jwt.get_unverified_header(raw)
         except jwt.DecodeError:
-            raise MalformedToken from None
+            raise AuthError("the token is malformed") from None
         alg = header.get("alg")
         if alg != ALGORITHM:
-            raise BadSignature(f"signing method {alg} is invalid")
+            raise AuthError(f"signing method {alg} is invalid")
         if header.get("kid") != self.kid:
-            raise BadSignature("the token's key id is not in the issuer's JWKS")
+            raise AuthError("the token's key id is not in the issuer's JWKS")
         try:
             claims = jwt.decode(
                 raw,
@@ -365,15 +309,15 @@ class JwtAuthority:
                 options={"verify_aud": False, "verify_iss": False, "require": ["exp"]},
             )
         except jwt.ExpiredSignatureError:
-            raise TokenExpired from None
+            raise AuthError("the token has expired") from None
         except jwt.ImmatureSignatureError:
-            raise TokenNotYetValid from None
+            raise AuthError("the token is not valid yet") from None
         except jwt.InvalidSignatureError:
-            raise BadSignature from None
+            raise AuthError("the token signature is invalid") from None
         except jwt.MissingRequiredClaimError as exc:
-            raise MalformedToken(f"the token has no {exc.claim} claim") from None
+            raise AuthError(f"the token has no {exc.claim} claim") from None
         except jwt.InvalidTokenError:
-            raise MalformedToken from None
+            raise AuthError("the token is malformed") from None
         return claims
 
     def authorize(self, authorization_header: str | None, required_scopes: Iterable[str] = ()) -> dict[str, Any]:
@@ -388,38 +332,3 @@ class JwtAuthority:
                 "scopes": token_scopes(claims) if required else None,
             }
         }
-
-
-# -- module-level convenience (the default authority) -----------------------------------------------
-_default: JwtAuthority | None = None
-_default_lock = threading.Lock()
-
-
-def default_authority() -> JwtAuthority:
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = JwtAuthority()
-        return _default
-
-
-def issue_token(
-    scopes: Iterable[str] | str | None = None,
-    *,
-    sub: str = "local-dev",
-    ttl: float = 3600,
-    audience: str | list[str] | None = None,
-    issuer: str | None = None,
-    **kwargs: Any,
-) -> str:
-    """:meth:`JwtAuthority.issue_token` of the default authority."""
-    return default_authority().issue_token(scopes, sub=sub, ttl=ttl, audience=audience, issuer=issuer, **kwargs)
-
-
-def verify(token: str | None, required_scopes: Iterable[str] = ()) -> dict[str, Any]:
-    """:meth:`JwtAuthority.verify` of the default authority."""
-    return default_authority().verify(token, required_scopes)
-
-
-def jwks() -> dict[str, Any]:
-    return default_authority().jwks()

@@ -1,36 +1,18 @@
-"""AWS, locally: moto's server in this process, and the resources the template declares.
+"""AWS, locally: moto's server, and the resources the template declares.
 
-:class:`MotoServer` runs ``moto.server.ThreadedMotoServer`` on 127.0.0.1 (port 5055 by default, 0
-for a free one), in this process or in a child process of its own (``process=True``). With
-``keep_alive=True`` (the bench's) moto's application runs under waitress instead, which keeps HTTP/1.1
-connections open between calls as AWS's endpoints do; werkzeug's server closes every one.
-:func:`create_resources` then creates, idempotently, what ``template.yaml`` gives the functions:
+:class:`MotoServer` runs moto on 127.0.0.1 (port 0: a free one), in this process or in a child
+process of its own (``process=True``); with ``keep_alive=True`` (the bench's) under waitress, which
+keeps HTTP/1.1 connections open as AWS's endpoints do (werkzeug's server closes every one).
+:func:`create_resources` creates, idempotently, what ``template.yaml`` gives the functions: the jobs
+queue with its DLQ redrive, the scheduler's DLQ, the follow-up topic (with a queue subscribed, and
+one for the verification codes that :func:`sent_codes` reads), the schedule group and its role, and
+the event bus with its archive and three rules, each into an SQS queue (moto delivers to SQS only):
+``events`` (what ``python -m ops --local events`` reads), ``staff_notices`` and ``webhook`` (what
+``local.forwarder`` POSTs). :class:`Resources` holds their URLs and ARNs, and turns them into the
+functions' environment (:meth:`Resources.function_env`) or ``Settings`` fields.
 
-* ``JobsQueue`` (SSE on, visibility timeout 30 s locally, configurable) with a ``RedrivePolicy`` to
-  ``JobsDeadLetterQueue`` (``maxReceiveCount`` 5; moto moves a message there on its 6th receive);
-* ``SchedulerDeadLetterQueue`` (the DLQ of the follow-up schedules);
-* the SNS ``FollowupTopic``, and an SQS queue subscribed to it (``followups`` in the result) so the
-  local stack can show what was published; and a second one subscribed with a filter policy on the
-  message attribute ``type`` ``verification_code`` (``<prefix>-verification-codes``): the one-time
-  codes the worker delivered, which :func:`sent_codes` (``python -m ops --local codes``) reads;
-* the EventBridge Scheduler schedule group, and an IAM role for the schedules to name;
-* the event bus (``EventBus``, ``<prefix>-events``) with its archive, and three rules on it, each
-  into an SQS queue (moto delivers to SQS, not to SNS or API destinations): ``events`` (every event
-  as EventBridge delivers it: what ``python -m ops --local events --follow`` and the tests read),
-  ``staff_notices`` (the template's staff notice rule with its input transformer: the notice line)
-  and ``webhook`` (what ``local.forwarder`` POSTs to a webhook URL, as the API destination would).
-
-The result is a :class:`Resources` (URLs and ARNs); :meth:`Resources.function_env` turns it into
-the variables the functions read (``JOBS_QUEUE_URL``, ``JOBS_DLQ_URL``, ``SCHEDULER_DLQ_URL``, ``FOLLOWUP_TOPIC_ARN``,
-``SCHEDULER_GROUP_NAME``, ``SCHEDULER_ROLE_ARN``, ``SCHEDULER_TARGET_ARN``, ``SCHEDULER_DLQ_ARN``,
-``AWS_ENDPOINT_URL`` and dummy credentials; ``SCHEDULE_NAME_PREFIX`` stays the template's), and
-:meth:`Resources.settings` into ``Settings`` fields.
-
-:class:`Moto` is the two together, the one way to start moto: the local stack
-(``local.stack.LocalStack``), the tests (``testkit.env``, tests/conftest.py) and the bench
-(bench/env.py) use it.
-
-    python -m local.aws [--port 5055]     # moto + resources, until Ctrl-C
+:class:`Moto` is the two together, the one way to start moto: the local stack, the tests
+(``testkit.env``) and the bench use it.
 """
 
 from __future__ import annotations
@@ -43,7 +25,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -270,17 +252,14 @@ class Resources:
     jobs_queue_url: str
     jobs_queue_arn: str
     jobs_dlq_url: str
-    jobs_dlq_arn: str
     scheduler_dlq_url: str
     scheduler_dlq_arn: str
     followup_topic_arn: str
     followups_queue_url: str
-    followups_queue_arn: str
     schedule_group: str
     scheduler_role_arn: str
     verification_codes_queue_url: str = ""
     event_bus_name: str = ""
-    event_bus_arn: str = ""
     events_queue_url: str = ""
     staff_notices_queue_url: str = ""
     webhook_queue_url: str = ""
@@ -296,9 +275,6 @@ class Resources:
             "staff_notices": self.staff_notices_queue_url,
             "webhook": self.webhook_queue_url,
         }
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def function_env(self) -> dict[str, str]:
         return {
@@ -380,12 +356,10 @@ def create_resources(
         jobs_queue_url=jobs_url,
         jobs_queue_arn=jobs_arn,
         jobs_dlq_url=jobs_dlq_url,
-        jobs_dlq_arn=jobs_dlq_arn,
         scheduler_dlq_url=sched_dlq_url,
         scheduler_dlq_arn=sched_dlq_arn,
         followup_topic_arn=topic_arn,
         followups_queue_url=followups_url,
-        followups_queue_arn=followups_arn,
         schedule_group=group,
         scheduler_role_arn=role_arn,
         verification_codes_queue_url=codes_url,
@@ -458,7 +432,6 @@ def create_event_resources(endpoint_url: str, sqs: Any, *, prefix: str, region: 
         urls[name] = url
     return {
         "event_bus_name": bus,
-        "event_bus_arn": bus_arn,
         "events_queue_url": urls["events"],
         "staff_notices_queue_url": urls["staff-notices"],
         "webhook_queue_url": urls["webhook"],
@@ -476,13 +449,8 @@ def _topic(sns: BotoClient, name: str, queue_arn: str, attributes: dict[str, str
 
 
 def _schedule_group(scheduler: BotoClient, group: str) -> str:
-    try:
+    with contextlib.suppress(scheduler.exceptions.ConflictException):  # it exists already
         scheduler.create_schedule_group(Name=group)
-    except scheduler.exceptions.ConflictException:
-        pass
-    except Exception as exc:  # moto versions differ in the error they raise for an existing group
-        if "exist" not in str(exc).lower():
-            raise
     return group
 
 
@@ -588,28 +556,3 @@ def queue_url_from_arn(sqs: BotoClient, arn: str) -> str:
     """``arn:aws:sqs:<region>:<account>:<name>`` -> its URL."""
     parts = arn.split(":")
     return str(sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"])
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m local.aws", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--visibility-timeout", type=int, default=30)
-    args = parser.parse_args(argv)
-    moto = Moto(port=args.port, visibility_timeout=args.visibility_timeout).start()
-    print(json.dumps(moto.resources.as_dict(), indent=2))
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        moto.stop()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

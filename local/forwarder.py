@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import urllib.error
 import urllib.request
 from typing import Any
 
+from local.scheduler import Loop
+
 log = logging.getLogger("local.forwarder")
 
 
-class WebhookForwarder:
+class WebhookForwarder(Loop):
+    backoff = 0.5  # moto stopping: try again until stopped
+
     def __init__(
         self,
         sqs: Any,
@@ -29,40 +32,22 @@ class WebhookForwarder:
         url: str,
         *,
         api_key: str | None = None,
-        header: str = "x-api-key",
-        wait_time_seconds: int = 1,
         max_attempts: int = 10,
         timeout: float = 5.0,
     ):
+        super().__init__("webhook-forwarder")
         self.sqs = sqs
         self.queue_url = queue_url
         self.url = url
         self.api_key = api_key
-        self.header = header
-        self.wait_time_seconds = wait_time_seconds
         self.max_attempts = max_attempts
         self.timeout = timeout
-        self.delivered = 0
-        self.failed = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> WebhookForwarder:
-        self._thread = threading.Thread(target=self._run, name="webhook-forwarder", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.wait_time_seconds + self.timeout + 1)
-            self._thread = None
 
     def post(self, body: str) -> int:
         """POST one event; the HTTP status (0: no answer)."""
         headers = {"content-type": "application/json; charset=utf-8"}
         if self.api_key:
-            headers[self.header] = self.api_key
+            headers["x-api-key"] = self.api_key
         request = urllib.request.Request(self.url, data=body.encode(), headers=headers, method="POST")  # noqa: S310
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - the user's URL
@@ -72,33 +57,23 @@ class WebhookForwarder:
         except OSError:
             return 0
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                batch = self.sqs.receive_message(
-                    QueueUrl=self.queue_url,
-                    MaxNumberOfMessages=10,
-                    WaitTimeSeconds=self.wait_time_seconds,
-                    MessageSystemAttributeNames=["ApproximateReceiveCount"],
-                ).get("Messages", [])
-            except Exception as exc:  # noqa: BLE001 - moto stopping: try again until stopped
-                log.debug("webhook queue receive failed: %s", exc)
-                self._stop.wait(0.5)
+    def step(self) -> None:
+        batch = self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=1,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        ).get("Messages", [])
+        for message in sorted(batch, key=_order):  # in version order per booking, as the bus got them
+            status = self.post(message["Body"])
+            attempts = int((message.get("Attributes") or {}).get("ApproximateReceiveCount", "1"))
+            delivered = 200 <= status < 300
+            if not delivered and attempts < self.max_attempts:
+                log.info("webhook answered %s; the event is retried", status or "nothing")
                 continue
-            # in version order per booking, as the bus got them
-            batch.sort(key=_order)
-            for message in batch:
-                status = self.post(message["Body"])
-                attempts = int((message.get("Attributes") or {}).get("ApproximateReceiveCount", "1"))
-                if 200 <= status < 300 or attempts >= self.max_attempts:
-                    if not 200 <= status < 300:
-                        self.failed += 1
-                        log.warning("webhook gave up on an event after %d attempts (HTTP %s)", attempts, status)
-                    else:
-                        self.delivered += 1
-                    self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-                else:
-                    log.info("webhook answered %s; the event is retried", status or "nothing")
+            if not delivered:
+                log.warning("webhook gave up on an event after %d attempts (HTTP %s)", attempts, status)
+            self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def _order(message: dict[str, Any]) -> tuple[str, int]:

@@ -1,43 +1,20 @@
-"""The local HTTP API: requests in, payload format 2.0 events to the functions, responses out.
+"""The local HTTP API: an HTTP/1.1 server on 127.0.0.1 that behaves like an API Gateway HTTP API
+with a JWT authorizer and Lambda proxy integrations (payload format 2.0).
 
-:class:`Gateway` is an HTTP/1.1 server on 127.0.0.1 (port 3000 by default) that behaves like an
-API Gateway HTTP API with a JWT authorizer and Lambda proxy integrations (payload format 2.0):
+* Routes come from ``template.yaml`` (``local.routes``), the most specific first; no match, or a
+  method no route has (HTTP APIs have no 405): ``404 {"message":"Not Found"}``. A body over 10 MB:
+  ``413``. Protected routes check the bearer token as the JWT authorizer does (``local.auth``),
+  before any function runs; like AWS's, the ``www-authenticate`` header has no
+  ``resource_metadata`` (docs/ARCHITECTURE.md, "Authorization discovery").
+* The event is built by ``local.events.http_event``, with the headers API Gateway adds
+  (``x-forwarded-*``, ``x-amzn-trace-id``) and a unique ``requestId`` (also ``apigw-requestid``).
+* The function runs in its worker processes (``local.runtime``); its result becomes the response
+  as API Gateway makes it (``lambda_result_to_response``); a handler error, a timeout or a
+  malformed result is ``500``, an integration slower than 30 s ``503``.
 
-* routes come from ``template.yaml`` (``local.routes``), the most specific match first; no match:
-  ``404 {"message":"Not Found"}`` (a wrong or unknown method too, TRACE included: HTTP APIs have no
-  405);
-* request bodies over 10 MB: ``413 {"message":"Request Entity Too Large"}``;
-* protected routes check the bearer token like the JWT authorizer (``local.auth``): ``401`` /
-  ``403`` with ``{"message": ...}`` and a ``www-authenticate`` header, before any function runs;
-  like AWS's, that header has no ``resource_metadata`` (an HTTP API cannot add one; the functions'
-  own 401/403 and the metadata routes do: docs/ARCHITECTURE.md, "Authorization discovery");
-* the event is the real thing: ``version`` "2.0", ``routeKey`` ("POST /conversations/
-  {conversation_id}/messages"), ``rawPath``, ``rawQueryString``, ``cookies`` (the ``cookie``
-  header, split), ``headers`` (lower-cased, repeated ones joined with commas, plus
-  ``x-forwarded-for/-port/-proto`` and ``x-amzn-trace-id``), ``queryStringParameters`` (decoded,
-  repeated ones joined with commas), ``pathParameters``, ``body`` and ``isBase64Encoded`` (true
-  for content types that are not text), ``requestContext`` (``accountId``, ``apiId``,
-  ``domainName``, ``domainPrefix``, ``http`` {method, path, protocol, sourceIp, userAgent},
-  ``requestId`` (unique, also returned as ``apigw-requestid``), ``routeKey``, ``stage``
-  "$default", ``time``, ``timeEpoch``, and ``authorizer.jwt`` {claims (strings), scopes});
-  fields that API Gateway omits when empty are omitted;
-* the function runs in its pool of worker processes (``local.runtime``); its result is turned into
-  the response as API Gateway does: ``statusCode``, ``headers``, ``multiValueHeaders``,
-  ``cookies`` (one ``set-cookie`` each), ``body``, ``isBase64Encoded``; a result without
-  ``statusCode`` (a dict, a list, a string) is ``200`` ``application/json`` with that body; a
-  handler error, a timeout or a malformed result is ``500 {"message":"Internal Server Error"}``;
-  an integration slower than 30 s is ``503 {"message":"Service Unavailable"}``.
-
-Local extras (not part of the HTTP API; a template route with the same path wins):
-
-* ``GET /openapi.json``: the merged OpenAPI document. Each function's worker calls
-  ``app.get_openapi_json_schema()`` on its Powertools resolver ``app``; ``paths`` and
-  ``components.schemas`` are merged, the ``bearerAuth`` scheme is added and each operation gets
-  its route's security (scopes) from the template. Routes whose function has no resolver appear as
-  stubs (``x-local-stub``). Built once, ``?refresh=1`` rebuilds it.
-* ``GET /docs``: Swagger UI, rendered with Powertools' own page and the Swagger UI assets it ships
-  (no network needed); ``/docs?format=json`` is the document.
-* ``GET /.well-known/jwks.json`` and ``<issuer path>/.well-known/{jwks.json,openid-configuration}``.
+Local extras (a template route with the same path wins): ``GET /openapi.json``, the document merged
+from each function's Powertools resolver (``local.openapi``; ``?refresh=1`` rebuilds it);
+``GET /docs``, Swagger UI from Powertools' own assets; the issuer's JWKS and OpenID configuration.
 """
 
 from __future__ import annotations
@@ -51,7 +28,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -75,13 +52,11 @@ def _json_body(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
+@dataclass
 class Response:
-    __slots__ = ("body", "headers", "status")
-
-    def __init__(self, status: int, headers: list[tuple[str, str]] | None = None, body: bytes = b""):
-        self.status = status
-        self.headers = headers or []
-        self.body = body
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
 
     @classmethod
     def message(cls, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -157,6 +132,18 @@ class _Request:
     client: tuple[str, int]
     request_id: str
     note: str = ""
+
+    def forwarded_headers(self, port: int) -> list[tuple[str, str]]:
+        """The request's headers and those API Gateway adds (unless the client sent them)."""
+        added = {
+            "x-forwarded-for": self.client[0],
+            "x-forwarded-port": str(port),
+            "x-forwarded-proto": "http",
+            "x-amzn-trace-id": _trace_id(),
+            **({"content-length": str(len(self.body))} if self.body else {}),
+        }
+        present = {name.lower() for name, _ in self.headers}
+        return [*self.headers, *((k, v) for k, v in added.items() if k not in present)]
 
 
 class Gateway:
@@ -245,23 +232,9 @@ class Gateway:
         client: tuple[str, int] = ("127.0.0.1", 0),
     ) -> Response:
         """One request (``target`` is the request line's path and query) -> the response."""
-        request_id = _request_id()
-        response = self._handle(method, target, headers, body, client, request_id)
-        response.headers.append(("apigw-requestid", request_id))
-        return response
-
-    def _handle(
-        self,
-        method: str,
-        target: str,
-        headers: list[tuple[str, str]],
-        body: bytes,
-        client: tuple[str, int],
-        request_id: str,
-    ) -> Response:
         started = time.monotonic()
         split = urlsplit(target)
-        request = _Request(method, split.path or "/", split.query, headers, body, client, request_id)
+        request = _Request(method, split.path or "/", split.query, headers, body, client, _request_id())
         response = Response.message(500, "Internal Server Error")
         try:
             response = self._route(request)
@@ -276,6 +249,7 @@ class Gateway:
                 f"{request.note} " if request.note else "",
                 (time.monotonic() - started) * 1000,
             )
+        response.headers.append(("apigw-requestid", request.request_id))
         return response
 
     def _route(self, request: _Request) -> Response:
@@ -300,17 +274,20 @@ class Gateway:
             except AuthError as exc:
                 request.note = f"authorizer: {exc.description}"
                 return Response(exc.status, list(exc.headers.items()), _json_body(exc.body))
-        event = self.build_event(
+        event = http_event(
             request.method,
             request.path,
-            request.query,
-            request.headers,
-            request.body,
-            request.client,
-            route,
-            params,
-            authorizer,
-            request.request_id,
+            route_key=route.route_key,
+            path_parameters=params,
+            query=request.query,
+            headers=request.forwarded_headers(self.port),
+            body=request.body,
+            authorizer=authorizer,
+            source_ip=request.client[0],
+            request_id=request.request_id,
+            api_id=self.api_id,
+            stage=self.stage,
+            domain=f"{self.host}:{self.port}",
         )
         return self._invoke(route, event, request)
 
@@ -328,45 +305,6 @@ class Gateway:
         if invocation.timed_out and pool.function.timeout > self.integration_timeout:
             return Response.message(503, "Service Unavailable")
         return Response.message(500, "Internal Server Error")
-
-    def build_event(
-        self,
-        method: str,
-        raw_path: str,
-        raw_qs: str,
-        headers: list[tuple[str, str]],
-        body: bytes,
-        client: tuple[str, int],
-        route: Route,
-        path_params: dict[str, str],
-        authorizer: dict[str, Any] | None,
-        request_id: str,
-    ) -> dict[str, Any]:
-        """The payload format 2.0 event of a request, with the headers API Gateway adds."""
-        added = {
-            "x-forwarded-for": client[0],
-            "x-forwarded-port": str(self.port),
-            "x-forwarded-proto": "http",
-            "x-amzn-trace-id": _trace_id(),
-        }
-        if body:
-            added["content-length"] = str(len(body))
-        present = {name.lower() for name, _ in headers}
-        return http_event(
-            method,
-            raw_path,
-            route_key=route.route_key,
-            path_parameters=path_params,
-            query=raw_qs,
-            headers=[*headers, *((k, v) for k, v in added.items() if k not in present)],
-            body=body,
-            authorizer=authorizer,
-            source_ip=client[0],
-            request_id=request_id,
-            api_id=self.api_id,
-            stage=self.stage,
-            domain=f"{self.host}:{self.port}",
-        )
 
     # local extras ---------------------------------------------------------------------------------
     def _extras(self, path: str, query: str) -> Response | None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from local.routes import Route, load_app
+from local.runtime import load_module
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_FILE = ROOT / "functions" / "docs" / "openapi.json"
@@ -99,11 +100,7 @@ def _resolver_document(handler_file: Path, layers: Iterable[Path]) -> dict[str, 
     for folder in [handler_file.parent, *layers]:
         if str(folder) not in sys.path:
             sys.path.insert(0, str(folder))
-    name = f"openapi_{handler_file.parent.name}_{handler_file.stem}"
-    spec = importlib.util.spec_from_file_location(name, handler_file)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_module(handler_file, f"openapi_{handler_file.parent.name}_{handler_file.stem}")
     resolver = getattr(module, "app", None)
     return json.loads(resolver.get_openapi_json_schema()) if resolver is not None else None
 

@@ -5,8 +5,7 @@ unprivileged user ``nobody`` (override with ``LOCAL_PG_OS_USER``) in a folder th
 The data folder survives restarts (the local stack keeps its data under ``.local/``).
 
     python -m local.pg start [--data DIR] [--port N]   # prints the DSN
-    python -m local.pg stop  [--data DIR]
-    python -m local.pg status [--data DIR]
+    python -m local.pg dsn [--data DIR] [--port N]
     python -m local.pg running                         # the servers of this checkout still running
     python -m local.pg stop-all                        # stop them all (make db-stop)
 
@@ -78,7 +77,7 @@ def _port_taken(port: int) -> bool:
     return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -191,7 +190,7 @@ class LocalPostgres:
             self.port = port
         else:
             if any_free_port and _port_taken(self.port):
-                self.port = _free_port()
+                self.port = free_port()
             self._prepare_dirs()
             self._run(
                 [
@@ -245,7 +244,7 @@ def checkout_servers() -> list[LocalPostgres]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["start", "stop", "status", "dsn", "running", "stop-all"])
+    parser.add_argument("action", choices=["start", "dsn", "running", "stop-all"])
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--database", default="hibachi", help="database to create on start")
@@ -263,11 +262,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "start":
         pg.start()
         print(pg.create_database(args.database))
-    elif args.action == "stop":
-        pg.stop()
-    elif args.action == "status":
-        print("running" if pg.running() else "stopped")
-        return 0 if pg.running() else 3
     else:
         print(pg.dsn(args.database))
     return 0

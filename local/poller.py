@@ -1,40 +1,22 @@
-"""The SQS -> Lambda event source mapping, locally.
-
-:class:`SqsPoller` does what Lambda's poller does for a standard queue with
-``FunctionResponseTypes: [ReportBatchItemFailures]``:
-
-* long-polls the queue (``ReceiveMessage``, up to ``batch_size`` <= 10 messages,
-  ``MessageSystemAttributeNames=["All"]``, ``MessageAttributeNames=["All"]``) from ``concurrency``
-  threads;
-* builds a real SQS event: ``{"Records": [{"messageId", "receiptHandle", "body", "attributes"
-  (ApproximateReceiveCount, SentTimestamp, SenderId, ApproximateFirstReceiveTimestamp, ...),
-  "messageAttributes" ({"stringValue", "binaryValue" (base64), "stringListValues",
-  "binaryListValues", "dataType"}), "md5OfBody", "md5OfMessageAttributes", "eventSource":
-  "aws:sqs", "eventSourceARN", "awsRegion"}]}``;
-* invokes the function (in its worker processes, through ``invoke``) and then deletes what
-  succeeded. With batch item failures on, Lambda's rules apply: an empty or null response or
-  ``batchItemFailures`` list is full success; ``itemIdentifier`` that is empty, null, or not a
-  message of the batch fails the whole batch; the listed ones are left alone. A handler that
-  raises (or times out) fails the whole batch: nothing is deleted;
-* failed messages become visible again after the queue's visibility timeout, and moto's redrive
-  moves a message to the DLQ after ``maxReceiveCount`` receives, as SQS does.
-
-``in_flight`` counts batches being processed (used by ``LocalStack.drain``). ``stop()`` sets a
-``threading.Event``; a thread finishes its current batch and exits within one poll wait
-(``wait_time_seconds``, 1 s by default: short, so Ctrl-C is quick; Lambda itself waits 20 s).
-``MaximumBatchingWindowInSeconds`` is not emulated: a batch is whatever one receive returns.
+"""The SQS -> Lambda event source mapping, locally: :class:`SqsPoller` long-polls the queue, invokes
+the function with a real SQS event (``record_of``), then deletes what succeeded by Lambda's rules for
+``ReportBatchItemFailures`` (``failed_ids``): a handler that raises or times out, or an invalid
+``batchItemFailures``, fails the whole batch; the listed messages are left. Failed messages come
+back after the visibility timeout, and moto's redrive moves them to the DLQ after
+``maxReceiveCount`` receives, as SQS does. ``in_flight`` counts batches being processed
+(``LocalStack.drain``); the poll wait is 1 s (Lambda's is 20 s) so that stopping is quick.
+``MaximumBatchingWindowInSeconds`` is not emulated.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from local.events import sqs_record
+from local.scheduler import Loop
 
 if TYPE_CHECKING:
     from local.aws import BotoClient
@@ -92,7 +74,7 @@ def failed_ids(result: Any, message_ids: list[str]) -> set[str] | None:
     return keep
 
 
-class SqsPoller:
+class SqsPoller(Loop):
     """Poll ``queue_url`` and feed batches to ``invoke`` (event -> ``local.runtime.Invocation``)."""
 
     def __init__(
@@ -104,122 +86,67 @@ class SqsPoller:
         *,
         batch_size: int = 10,
         wait_time_seconds: int = 1,
-        concurrency: int = 1,
         report_batch_item_failures: bool = True,
         region: str = "us-east-1",
-        error_backoff: float = 1.0,
         name: str = "sqs-poller",
     ):
         if not 1 <= batch_size <= 10:
             raise ValueError("batch_size must be 1..10 for a standard queue")
+        super().__init__(name)
         self.sqs = sqs
         self.queue_url = queue_url
         self.queue_arn = queue_arn
         self.invoke = invoke
         self.batch_size = batch_size
         self.wait_time_seconds = max(0, min(20, int(wait_time_seconds)))
-        self.concurrency = max(1, int(concurrency))
         self.report_batch_item_failures = report_batch_item_failures
         self.region = region
-        self.error_backoff = error_backoff
-        self.name = name
-        self.stop_event = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self.in_flight = 0
-        self.stats = {"batches": 0, "messages": 0, "deleted": 0, "kept": 0, "batch_failures": 0}
+        self.stats = dict.fromkeys(("batches", "messages", "deleted", "kept", "batch_failures"), 0)
 
-    # lifecycle
-    def start(self) -> SqsPoller:
-        self.stop_event.clear()
-        for i in range(self.concurrency):
-            t = threading.Thread(target=self._run, name=f"{self.name}-{i}", daemon=True)
-            t.start()
-            self._threads.append(t)
-        return self
-
-    def stop(self, timeout: float | None = None) -> None:
-        self.stop_event.set()
-        deadline = time.monotonic() + (timeout if timeout is not None else self.wait_time_seconds + 10)
-        for t in self._threads:
-            t.join(max(0.0, deadline - time.monotonic()))
-        self._threads = [t for t in self._threads if t.is_alive()]
-
-    def _count(self, **deltas: int) -> None:
-        with self._lock:
-            for key, n in deltas.items():
-                self.stats[key] += n
-
-    # work
-    def _run(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                self.poll_once()
-            except Exception:
-                if self.stop_event.is_set():
-                    return
-                log.exception("%s: poll failed", self.name)
-                self.stop_event.wait(self.error_backoff)
-
-    def poll_once(self, wait_time_seconds: int | None = None) -> int:
+    def step(self) -> int:
         """Receive one batch and process it; the number of messages received."""
         response = self.sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=self.batch_size,
-            WaitTimeSeconds=self.wait_time_seconds if wait_time_seconds is None else wait_time_seconds,
+            WaitTimeSeconds=self.wait_time_seconds,
             MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
         messages = response.get("Messages") or []
         if not messages:
             return 0
-        with self._lock:
-            self.in_flight += 1
+        self.in_flight += 1
         try:
             self._process(messages)
         finally:
-            with self._lock:
-                self.in_flight -= 1
+            self.in_flight -= 1
         return len(messages)
 
     def _process(self, messages: list[dict[str, Any]]) -> None:
         event = {"Records": [record_of(m, self.queue_arn, self.region) for m in messages]}
-        ids = [m["MessageId"] for m in messages]
         invocation = self.invoke(event)
-        self._count(batches=1, messages=len(messages))
-        if not invocation.ok:
-            self._count(batch_failures=1)
-            err = invocation.error or {}
-            log.warning(
-                "%s: batch of %d failed (%s: %s); messages return after the visibility timeout",
-                self.name,
-                len(messages),
-                err.get("errorType"),
-                err.get("errorMessage"),
-            )
-            return
+        self.stats["batches"] += 1
+        self.stats["messages"] += len(messages)
+        ids = [m["MessageId"] for m in messages]
         keep = failed_ids(invocation.result, ids) if self.report_batch_item_failures else set()
-        if keep is None:
-            self._count(batch_failures=1)
+        if not invocation.ok or keep is None:
+            self.stats["batch_failures"] += 1
+            err = invocation.error or {}
+            why = f"{err.get('errorType')}: {err.get('errorMessage')}" if err else f"{invocation.result!r}"
             log.warning(
-                "%s: invalid batchItemFailures %r: the whole batch of %d is retried",
-                self.name,
-                invocation.result,
-                len(messages),
+                "%s: batch of %d failed (%s); it returns after the visibility timeout", self.name, len(ids), why
             )
             return
-        done = [m for m in messages if m["MessageId"] not in keep]
-        self._count(kept=len(keep))
+        self.stats["kept"] += len(keep)
         if keep:
-            log.info(
-                "%s: %d of %d messages reported as failed; they will be retried", self.name, len(keep), len(messages)
-            )
-        for start in range(0, len(done), 10):
-            chunk = done[start : start + 10]
-            result = self.sqs.delete_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
-            )
-            self._count(deleted=len(result.get("Successful") or []))
+            log.info("%s: %d of %d messages reported as failed; they will be retried", self.name, len(keep), len(ids))
+        done = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+            for i, m in enumerate(messages)
+            if m["MessageId"] not in keep
+        ]
+        if done:  # a batch is at most 10 messages: one call
+            result = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=done)
+            self.stats["deleted"] += len(result.get("Successful") or [])
             for failure in result.get("Failed") or []:
                 log.warning("%s: delete failed: %s", self.name, failure)

@@ -1,23 +1,17 @@
 """Read the SAM template and build what the local stack serves: functions and HTTP API routes.
 
-``template.yaml`` is parsed with PyYAML and a loader that accepts CloudFormation's short tags
-(``!Ref``, ``!Sub``, ``!GetAtt``, ``!If``, ``!Select``, ``!Split``, ``!Join``, ...) and turns them
-into their long form as plain data (``!Ref X`` -> ``{"Ref": "X"}``, ``!GetAtt A.B`` ->
-``{"Fn::GetAtt": ["A", "B"]}``), so nothing is evaluated.
+``template.yaml`` is parsed with PyYAML and a loader that turns CloudFormation's short tags into
+their long form as plain data (``!Ref X`` -> ``{"Ref": "X"}``); nothing is evaluated but parameter
+defaults, pseudo parameters and conditions (a resource whose ``Condition`` is false is left out).
 
-For every ``AWS::Serverless::Function`` (``Globals.Function`` merged in) :func:`load_app` gives a
-:class:`FunctionSpec`: logical id, absolute ``CodeUri``, ``Handler``, the file that holds it,
-timeout, memory, the folders of its layers (``AWS::Serverless::LayerVersion`` ``ContentUri``, as SAM
-lays a ``BuildMethod: python3.x`` layer out under ``/opt/python``), its literal environment
-variables (a ``!Ref`` to a template parameter resolves to the parameter's ``Default``) and its
-events. Each event of ``Type: HttpApi`` becomes a :class:`Route`: method (``ANY`` allowed), path
-(with ``{param}`` and a trailing ``{proxy+}``), the function, its ``Auth.AuthorizationScopes``, and
-``public`` when ``Auth.Authorizer: NONE`` (or when the API has no default authorizer and the route
-names none). An event with neither ``Path`` nor ``Method`` is the ``$default`` route.
-
-:meth:`RouteTable.match` selects a route as API Gateway does, the most specific first: literal
-segments beat ``{param}``, which beats a greedy ``{proxy+}``; a method beats ``ANY``; ``$default``
-last. A method that does not match is a miss (HTTP APIs answer 404, never 405).
+:func:`load_app` gives, for every ``AWS::Serverless::Function`` (``Globals.Function`` merged in), a
+:class:`FunctionSpec` (code folder, handler, timeout, memory, the folders of its layers as SAM lays
+them out under ``/opt/python``, its literal environment, its events), and for each ``HttpApi``
+event a :class:`Route`: method (``ANY`` allowed), path (``{param}``, a trailing ``{proxy+}``),
+scopes, and ``public`` when its authorizer is ``NONE`` (or the API has no default one). An event with
+neither ``Path`` nor ``Method`` is the ``$default`` route. :meth:`RouteTable.match` selects a route
+as API Gateway does: literal segments beat ``{param}``, which beats ``{proxy+}``; a method beats
+``ANY``; ``$default`` last; a method that does not match is a miss (404, never 405).
 
     python -m local.routes [template.yaml]     # prints the route table
 """
@@ -243,23 +237,6 @@ _PSEUDO = {
 }
 
 
-def _literal(value: Any, parameters: dict[str, Any]) -> str | None:
-    """A scalar environment value, a ``!Ref`` to a parameter (its Default) or a pseudo parameter;
-    None for anything that needs a deployed stack."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (str, int, float)):
-        return str(value)
-    if isinstance(value, dict) and set(value) == {"Ref"}:
-        ref = value["Ref"]
-        if ref in _PSEUDO:
-            return _PSEUDO[ref]
-        param = parameters.get(ref)
-        if isinstance(param, dict) and "Default" in param:
-            return _literal(param["Default"], {})
-    return None
-
-
 _UNKNOWN = object()
 
 
@@ -278,6 +255,12 @@ def _value(expr: Any, parameters: dict[str, Any]) -> Any:
         if fn in _LIST_INTRINSICS and isinstance(arg, list) and len(arg) == 2:
             return _LIST_INTRINSICS[fn](arg[0], _value(arg[1], parameters))
     return _UNKNOWN
+
+
+def _scalar(expr: Any, parameters: dict[str, Any]) -> str | None:
+    """A scalar setting (an environment value, a timeout) as text; None when it needs a deployed stack."""
+    value = _value(expr, parameters)
+    return value if isinstance(value, str) else None
 
 
 def _ref_value(name: Any, parameters: dict[str, Any]) -> Any:
@@ -445,8 +428,8 @@ def _function(logical: str, res: Any, template: _Template) -> FunctionSpec | Non
         code_uri=(template.base / code_uri).resolve(),
         handler=handler,
         runtime=str(props.get("Runtime", "python3.12")),
-        timeout=int(_literal(props.get("Timeout", 3), template.parameters) or 3),
-        memory_size=int(_literal(props.get("MemorySize", 128), template.parameters) or 128),
+        timeout=int(_scalar(props.get("Timeout", 3), template.parameters) or 3),
+        memory_size=int(_scalar(props.get("MemorySize", 128), template.parameters) or 128),
         layers=_layer_dirs(props.get("Layers"), template.resources, template.base),
         environment=_environment(props, template.parameters),
         events={k: v for k, v in (props.get("Events") or {}).items() if isinstance(v, dict)},
@@ -467,7 +450,7 @@ def _deployed_function(res: Any, template: _Template) -> bool:
 def _environment(props: dict[str, Any], parameters: dict[str, Any]) -> dict[str, str]:
     """The literal environment variables (a deployed stack's values left out)."""
     variables = ((props.get("Environment") or {}).get("Variables")) or {}
-    literals = ((k, _literal(v, parameters)) for k, v in variables.items())
+    literals = ((k, _scalar(v, parameters)) for k, v in variables.items())
     return {k: v for k, v in literals if v is not None}
 
 

@@ -80,16 +80,13 @@ def function_env(args: argparse.Namespace, environ: dict[str, str] | None = None
     return env
 
 
-def migrate(dsn: str) -> list[str] | None:
-    """Apply the migrations with ``hibachi.migrate.apply``; None when that module is missing."""
+def migrate(dsn: str) -> list[str]:
+    """Apply the migrations with ``hibachi.migrate.apply``; the ones applied."""
     layer = str(ROOT / "layers" / "common")
     if layer not in sys.path:
         sys.path.insert(0, layer)
-    try:
-        from hibachi.migrate import apply
-    except ImportError as exc:
-        log.warning("migrations skipped: %s", exc)
-        return None
+    from hibachi.migrate import apply
+
     return list(apply(dsn))
 
 

@@ -1,37 +1,20 @@
 """Lambda execution environments, emulated: a pool of worker processes per function.
 
-Each :class:`FunctionPool` runs its function in up to ``max_workers`` separate processes (the
-``spawn`` start method: a fresh interpreter, like a fresh sandbox), started lazily on demand. A
-worker is one execution environment:
-
-* its environment is the function's env dict (from the template, then the stack, then the user)
-  plus what Lambda sets (``AWS_LAMBDA_FUNCTION_NAME``, ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``,
-  ``LAMBDA_TASK_ROOT``, ``_HANDLER``, ``TZ=:UTC``, ...); the parent's other ``AWS_*`` variables
-  (a profile, a session token) are removed so nothing reaches a real account;
-* ``sys.path`` starts with the function folder, then its layers' folders (``layers/common``);
-* the handler module is loaded ONCE, by file path (``importlib.util.spec_from_file_location``
-  under a unique module name), so a module-level connection or cache lives across invocations
-  exactly as in Lambda, and cold starts are real;
-* it serves one invocation at a time with a fake ``LambdaContext`` (``function_name``,
-  ``function_version``, ``invoked_function_arn``, ``memory_limit_in_mb`` (a string, as the Python
-  runtime gives it), ``aws_request_id``, ``log_group_name``, ``log_stream_name``,
-  ``get_remaining_time_in_millis()``);
-* events and results cross the process boundary as JSON, as they do in Lambda: a result that is
-  not JSON serialisable is an error (``Runtime.MarshalError``);
-* an invocation that outlives the function's ``Timeout`` kills the worker (``Sandbox.Timedout``);
-  an init failure or a crashed worker is reported as an error and the next invocation starts a
-  fresh worker; workers ignore SIGINT, so Ctrl-C in the terminal is handled by the parent alone.
-
-Workers also answer ``openapi``: ``app.get_openapi_json_schema()`` of the module's Powertools
-resolver named ``app`` (used by the gateway's ``/openapi.json``).
-
-This module is imported by every worker before anything else, so it imports only the stdlib.
+Each :class:`FunctionPool` runs its function in up to ``max_workers`` processes (``spawn``: a fresh
+interpreter, like a fresh sandbox), started on demand. A worker has the function's environment plus
+what Lambda sets (and no other ``AWS_*`` variable of the parent, so nothing reaches a real account),
+``sys.path`` = the function folder then its layers, and loads the handler ONCE by file path, so
+module-level state lives across invocations and cold starts are real. It serves one invocation at a
+time with a ``LambdaContext``; events and results cross as JSON (a result that is not JSON is
+``Runtime.MarshalError``); outliving the function's ``Timeout`` kills the worker
+(``Sandbox.Timedout``); an init failure or a crash is an error and the next invocation starts a
+fresh worker. Workers also answer ``openapi`` (the ``app`` resolver's document, for the gateway).
+Every worker imports this module first, so it imports only the standard library.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import logging
 import os
@@ -40,7 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
@@ -66,16 +49,27 @@ def _error(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
     }
 
 
-def _load_handler(spec: dict[str, Any]) -> tuple[ModuleType, Callable[[Any, LambdaContext], Any]]:
+def load_module(path: str | os.PathLike[str], name: str) -> ModuleType:
+    """The Python file ``path`` run as module ``name`` (in ``sys.modules``), the way Lambda loads a
+    handler: no package, no relative imports."""
     import importlib.util
 
-    module_name = f"_lambda_{spec['logical_id']}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    mod_spec = importlib.util.spec_from_file_location(module_name, spec["handler_file"])
+    mod_spec = importlib.util.spec_from_file_location(name, path)
     if mod_spec is None or mod_spec.loader is None:
-        raise ImportError(f"cannot load {spec['handler_file']}")
+        raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(mod_spec)
-    sys.modules[module_name] = module
+    sys.modules[name] = module
     mod_spec.loader.exec_module(module)
+    return module
+
+
+def _failure(error_type: str, message: str) -> dict[str, Any]:
+    """Lambda's error fields of a failure outside the handler."""
+    return {"errorType": error_type, "errorMessage": message}
+
+
+def _load_handler(spec: dict[str, Any]) -> tuple[ModuleType, Callable[[Any, LambdaContext], Any]]:
+    module = load_module(spec["handler_file"], f"_lambda_{spec['logical_id']}_{os.getpid()}_{uuid.uuid4().hex[:8]}")
     handler = getattr(module, spec["handler_name"], None)
     if not callable(handler):
         raise AttributeError(f"handler {spec['handler_name']!r} not found in {spec['handler_file']}")
@@ -85,7 +79,6 @@ def _load_handler(spec: dict[str, Any]) -> tuple[ModuleType, Callable[[Any, Lamb
 def worker_main(conn: Connection, spec: dict[str, Any], env: dict[str, str]) -> None:
     """Entry point of a worker process: set up the environment, load the handler, serve."""
     _enter_sandbox(spec, env)
-    init_start = time.monotonic()
     try:
         module, handler = _load_handler(spec)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, like Runtime.ImportModuleError
@@ -94,7 +87,7 @@ def worker_main(conn: Connection, spec: dict[str, Any], env: dict[str, str]) -> 
         traceback.print_exc()
         conn.send(("init_error", _error(exc, "Runtime.ImportModuleError")))
         return
-    conn.send(("ready", {"init_ms": (time.monotonic() - init_start) * 1000}))
+    conn.send(("ready", None))
     while True:
         try:
             message = conn.recv()
@@ -108,7 +101,7 @@ def worker_main(conn: Connection, spec: dict[str, Any], env: dict[str, str]) -> 
         elif kind == "invoke":
             conn.send(_invoke(handler, spec, *message[1:]))
         else:
-            conn.send(("error", {"errorMessage": f"unknown message {kind!r}", "errorType": "Runtime.Unknown"}))
+            conn.send(("error", _failure("Runtime.Unknown", f"unknown message {kind!r}")))
 
 
 def _enter_sandbox(spec: dict[str, Any], env: dict[str, str]) -> None:
@@ -179,7 +172,6 @@ class Invocation:
     error: dict[str, Any] | None = None  # {"errorType", "errorMessage", "stackTrace"} otherwise
     duration_ms: float = 0.0
     cold_start: bool = False
-    init_ms: float | None = None
     timed_out: bool = False
 
 
@@ -190,17 +182,10 @@ class InvocationError(RuntimeError):
         super().__init__(f"{err.get('errorType', 'Error')}: {err.get('errorMessage', '')}")
 
 
-_counter = itertools.count(1)
-
-
 @dataclass(eq=False)
 class _Worker:
     process: Any
     conn: Any
-    started: bool = False
-    init_ms: float | None = None
-    invocations: int = 0
-    id: int = field(default_factory=lambda: next(_counter))
 
     def alive(self) -> bool:
         return self.process is not None and self.process.is_alive()
@@ -332,19 +317,17 @@ class FunctionPool:
     def _await_ready(self, worker: _Worker) -> dict[str, Any] | None:
         """None when the worker is ready, else an error dict (init failed or timed out)."""
         if not worker.conn.poll(self.init_timeout):
-            return {"errorType": "Runtime.InitTimeout", "errorMessage": f"init took over {self.init_timeout} s"}
+            return _failure("Runtime.InitTimeout", f"init took over {self.init_timeout} s")
         try:
             kind, payload = worker.conn.recv()
         except (EOFError, OSError):
-            return {"errorType": "Runtime.ExitError", "errorMessage": "worker exited during init"}
+            return _failure("Runtime.ExitError", "worker exited during init")
         if kind != "ready":
             return cast(dict[str, Any], payload)
-        worker.started = True
-        worker.init_ms = payload.get("init_ms")
         return None
 
-    def _roundtrip(self, message: tuple[object, ...], timeout: float) -> tuple[str, Any, bool, bool]:
-        """Send ``message`` to a worker; (kind, payload, timed_out, cold start)."""
+    def _roundtrip(self, message: tuple[object, ...], timeout: float) -> tuple[str, Any, bool]:
+        """Send ``message`` to a worker; (kind: ok, error or timeout, payload, cold start)."""
         worker, cold = self._acquire()
         healthy = False
         try:
@@ -353,22 +336,16 @@ class FunctionPool:
                     self.cold_starts += 1
                 err = self._await_ready(worker)
                 if err is not None:
-                    return "error", err, False, cold
+                    return "error", err, cold
             worker.conn.send(message)
             if not worker.conn.poll(timeout):
-                return "timeout", None, True, cold
+                return "timeout", _failure("Sandbox.Timedout", f"Task timed out after {timeout:.2f} seconds"), cold
             kind, payload = worker.conn.recv()
             healthy = True
-            worker.invocations += 1
-            return kind, payload, False, cold
+            return kind, payload, cold
         except (EOFError, OSError, BrokenPipeError):
             code = worker.process.exitcode if worker.process is not None else None
-            return (
-                "error",
-                {"errorType": "Runtime.ExitError", "errorMessage": f"worker exited (exit code {code})"},
-                False,
-                cold,
-            )
+            return "error", _failure("Runtime.ExitError", f"worker exited (exit code {code})"), cold
         finally:
             self._release(worker, healthy)
 
@@ -381,25 +358,23 @@ class FunctionPool:
             self.in_flight += 1
             self.invocations += 1
         try:
-            kind, payload, timed_out, cold = self._roundtrip(("invoke", request_id, json.dumps(event), limit), limit)
+            kind, payload, cold = self._roundtrip(("invoke", request_id, json.dumps(event), limit), limit)
         finally:
             with self._cond:
                 self.in_flight -= 1
                 self._cond.notify_all()
-        duration = (time.monotonic() - start) * 1000
-        if timed_out:
+        if kind == "timeout":
             log.error("%s %s: task timed out after %.2f seconds", self.function.logical_id, request_id, limit)
-            return Invocation(
-                request_id,
-                False,
-                error={"errorType": "Sandbox.Timedout", "errorMessage": f"Task timed out after {limit:.2f} seconds"},
-                duration_ms=duration,
-                cold_start=cold,
-                timed_out=True,
-            )
-        if kind == "ok":
-            return Invocation(request_id, True, result=json.loads(payload), duration_ms=duration, cold_start=cold)
-        return Invocation(request_id, False, error=payload, duration_ms=duration, cold_start=cold)
+        ok = kind == "ok"
+        return Invocation(
+            request_id,
+            ok,
+            result=json.loads(payload) if ok else None,
+            error=None if ok else payload,
+            duration_ms=(time.monotonic() - start) * 1000,
+            cold_start=cold,
+            timed_out=kind == "timeout",
+        )
 
     def kill_workers(self) -> int:
         """SIGKILL every live worker of the pool, busy or idle (a crashed execution environment,
@@ -416,25 +391,10 @@ class FunctionPool:
 
     def openapi(self, timeout: float = 30.0) -> str | None:
         """The module's ``app.get_openapi_json_schema()`` (None without a resolver named ``app``)."""
-        kind, payload, timed_out, _ = self._roundtrip(("openapi",), timeout)
+        kind, payload, _ = self._roundtrip(("openapi",), timeout)
         if kind == "ok":
             return cast(str | None, payload)
-        raise RuntimeError(
-            f"{self.function.logical_id}: openapi failed: "
-            f"{'timeout' if timed_out else (payload or {}).get('errorMessage')}"
-        )
-
-    def warm(self) -> None:
-        """Start one worker now (a provisioned environment)."""
-        worker, cold = self._acquire()
-        healthy = True
-        try:
-            if cold:
-                with self._cond:
-                    self.cold_starts += 1
-                healthy = self._await_ready(worker) is None
-        finally:
-            self._release(worker, healthy)
+        raise RuntimeError(f"{self.function.logical_id}: openapi failed: {(payload or {}).get('errorMessage')}")
 
     @property
     def size(self) -> int:

@@ -1,21 +1,14 @@
-"""EventBridge Scheduler, locally (moto stores schedules but never fires them).
+"""EventBridge Scheduler, locally (moto stores schedules but never fires them): daemon loops.
 
-Two loops, each a daemon thread stopped by a ``threading.Event``:
-
-* :class:`ReconcilerTick`: every ``interval`` seconds (60 by default; the template's rate is longer,
-  the local stack is impatient) invoke the worker with the schedule's input as the event, exactly
-  as EventBridge Scheduler does for a Lambda target: ``{"task": "reconcile"}``. The first tick
-  comes one interval after start, like a new rate schedule.
-* :class:`OneTimeScheduleRunner`: every ``poll_interval`` seconds (1 s) list the schedules on moto
-  (``list_schedules``, all groups) and read each (``get_schedule``). A ``State: ENABLED`` schedule
-  whose ``at(yyyy-mm-ddThh:mm:ss)`` time has come in its ``ScheduleExpressionTimezone`` is fired:
-  its ``Target.Input`` is sent to ``Target.Arn`` (an SQS queue: ``SendMessage`` with the input as
-  the body; an SNS topic: ``Publish``; a Lambda function of the template: an invocation), then the
-  schedule is deleted when ``ActionAfterCompletion`` is ``DELETE`` (otherwise it is remembered, so
-  it fires once). A target that fails is retried on the next ticks; past the retry policy
-  (``MaximumRetryAttempts``, ``MaximumEventAgeInSeconds``) the input goes to
-  ``Target.DeadLetterConfig.Arn`` when there is one. ``rate()``/``cron()`` schedules on moto are
-  left alone: the reconciler is the only recurring schedule, and it has its own tick.
+* :class:`ReconcilerTick` invokes the worker with the schedule's input (``{"task": "reconcile"}``)
+  every ``interval`` seconds (60 by default: the template's rate is longer), the first one
+  interval after start, like a new rate schedule.
+* :class:`OneTimeScheduleRunner` scans the schedules on moto every second and fires each enabled
+  ``at(...)`` schedule whose time has come in its time zone: ``Target.Input`` to ``Target.Arn``
+  (SQS, SNS, or a function of the template), then deletes it when ``ActionAfterCompletion`` is
+  ``DELETE`` (otherwise it fires once). A failing target is retried on the next scans; past its
+  retry policy the input goes to the dead-letter queue. ``rate()``/``cron()`` schedules are left
+  alone: the reconciler is the only recurring one, and it has its own tick.
 """
 
 from __future__ import annotations
@@ -52,7 +45,13 @@ def due_time(expression: str, tz_name: str | None) -> datetime | None:
     return local.astimezone(UTC)
 
 
-class _Loop:
+class Loop:
+    """A daemon thread that calls :meth:`step` until stopped: ``pause`` seconds after each step,
+    ``backoff`` after one that raised (logged). The poller and the webhook forwarder are loops too."""
+
+    pause = 0.0
+    backoff = 1.0
+
     def __init__(self, name: str):
         self.name = name
         self.stop_event = threading.Event()
@@ -70,11 +69,23 @@ class _Loop:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def _run(self) -> None:  # pragma: no cover - overridden
+    def step(self) -> object:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            pause = self.pause
+            try:
+                self.step()
+            except Exception:
+                if self.stop_event.is_set():
+                    return
+                log.exception("%s failed", self.name)
+                pause = self.backoff
+            self.stop_event.wait(pause)
 
-class ReconcilerTick(_Loop):
+
+class ReconcilerTick(Loop):
     """Invoke ``invoke(event)`` every ``interval`` seconds."""
 
     def __init__(
@@ -91,8 +102,8 @@ class ReconcilerTick(_Loop):
         self.event = dict(event or {"task": "reconcile"})
         self.ticks = 0
 
-    def _run(self) -> None:
-        while not self.stop_event.wait(self.interval):
+    def step(self) -> None:
+        if not self.stop_event.wait(self.interval):
             self.tick()
 
     def tick(self) -> Any:
@@ -113,7 +124,7 @@ class ReconcilerTick(_Loop):
             self.in_flight -= 1
 
 
-class OneTimeScheduleRunner(_Loop):
+class OneTimeScheduleRunner(Loop):
     """Fire due ``at()`` schedules stored on moto."""
 
     def __init__(
@@ -132,39 +143,19 @@ class OneTimeScheduleRunner(_Loop):
         self.sqs = sqs
         self.sns = sns
         self.invoke_function = invoke_function  # (function name, event) -> Invocation
-        self.poll_interval = float(poll_interval)
+        self.pause = float(poll_interval)
         self.clock = clock or (lambda: datetime.now(UTC))
         self._fired: set[ScheduleKey] = set()
         self._attempts: dict[ScheduleKey, int] = {}
         self.fired = 0
         self.scans = 0
 
-    def _run(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                self.run_once()
-            except Exception:
-                if self.stop_event.is_set():
-                    return
-                log.exception("%s: scan failed", self.name)
-            self.stop_event.wait(self.poll_interval)
-
-    def _list(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        token: str | None = None
-        while True:
-            kwargs: dict[str, str] = {"NextToken": token} if token else {}
-            page = self.scheduler.list_schedules(**kwargs)
-            out += page.get("Schedules") or []
-            token = page.get("NextToken")
-            if not token:
-                return out
-
-    def run_once(self) -> int:
+    def step(self) -> int:
         """Fire every due schedule once; the number fired."""
         fired = 0
         now = self.clock()
-        for summary in self._list():
+        pages = self.scheduler.get_paginator("list_schedules").paginate()
+        for summary in [s for page in pages for s in page.get("Schedules") or []]:
             if summary.get("State", "ENABLED") != "ENABLED":
                 continue
             name, group = summary["Name"], summary.get("GroupName") or "default"

@@ -1,36 +1,19 @@
-"""The local stack in one object: moto + resources, gateway, SQS poller, scheduler.
-
-:class:`LocalStack` is what ``python -m local.run`` starts (after PostgreSQL and the migrations)
-and what HTTP and end-to-end tests use in-process::
+"""The local stack in one object: what ``python -m local.run`` starts (after PostgreSQL and the
+migrations) and what HTTP and end-to-end tests use in-process::
 
     with LocalStack(database_url=dsn) as stack:           # free ports unless given
         token = stack.token(["messages:write"])
-        requests.post(f"{stack.url}/conversations/c1/messages", json={...},
-                      headers={"authorization": f"Bearer {token}"})
         stack.drain(timeout=10)                           # jobs queue empty, nothing running
         stack.invoke_worker({"task": "reconcile"})
 
-What it wires together:
+It wires ``local.aws.Moto`` (its resources become the functions' environment, with the database
+settings; ``env`` overrides any of it), ``local.runtime`` (worker processes per function),
+``local.gateway`` with ``local.auth``, and, for the function with an ``SQS`` event (a template
+without one has none), ``local.poller`` and the reconciler tick of ``local.scheduler``; then the
+one-time schedules and, with ``webhook_url``, ``local.forwarder``.
 
-* ``local.aws.Moto``: moto's server and the template's queues, topic, schedule group; their URLs and
-  ARNs become the functions' environment (``JOBS_QUEUE_URL``, ``FOLLOWUP_TOPIC_ARN``,
-  ``SCHEDULER_*``, ``AWS_ENDPOINT_URL``, dummy credentials), with ``DATABASE_URL``,
-  ``DB_IAM_AUTH=false``, ``DB_SSLMODE=disable``, Powertools settings; ``env`` overrides any of it;
-* ``local.runtime``: one pool of worker processes per function (``max_workers`` each);
-* ``local.gateway``: the HTTP API, with ``local.auth`` as its JWT authorizer;
-* ``local.poller``: the worker's SQS event source (``BatchSize`` and ``FunctionResponseTypes``
-  from the template's ``SQS`` event);
-* ``local.forwarder``: with ``webhook_url``, the webhook's API destination (POSTs the bus's events);
-* ``local.scheduler``: the reconciler tick (the input of the worker's ``Schedule``/``ScheduleV2``
-  event, default ``{"task": "reconcile"}``, every ``reconcile_interval`` s) and the one-time
-  schedules.
-
-The worker is the function with an ``SQS`` event in the template (or ``worker_function``). A
-template without one (a test fixture) simply has no poller and no reconciler.
-
-Worker processes use multiprocessing's ``spawn`` start method, which imports the parent's
-``__main__`` module again in each worker: a script that starts a LocalStack must do so under
-``if __name__ == "__main__":`` (``python -m local.run`` and pytest do).
+Workers are spawned, which imports the parent's ``__main__`` again: a script that starts a
+LocalStack must do so under ``if __name__ == "__main__":`` (``python -m local.run`` and pytest do).
 """
 
 from __future__ import annotations
@@ -77,24 +60,6 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
         time.sleep(interval)
 
 
-@dataclass
-class _Parts:
-    """What a started stack is made of, in the order it starts them."""
-
-    app: App
-    moto: Moto
-    resources: Resources | None = None
-    registry: FunctionRegistry | None = None
-    gateway: Gateway | None = None
-    authority: JwtAuthority | None = None
-
-
-def _need[T](part: T | None) -> T:
-    if part is None:
-        raise RuntimeError("the local stack is not started")
-    return part
-
-
 def base_function_env(database_url: str | None) -> dict[str, str]:
     """Settings every local function gets, before the AWS resources and the user's overrides."""
     env = {
@@ -137,15 +102,12 @@ class LocalStack:
     reconcile_interval: float = 60.0
     schedule_poll_interval: float = 1.0
     poll_wait_seconds: int = 1
-    poller_concurrency: int = 1
     enable_poller: bool = True
     enable_scheduler: bool = True
     enable_reconciler: bool = True
-    worker_function: str | None = None
     audience: str | Iterable[str] | None = None
     issuer: str | None = None
     key_dir: Path | str | None = None
-    extra_paths: Iterable[Path | str] | None = None  # default: the layer
     resource_prefix: str | None = None
     webhook_url: str | None = None  # the webhook's API destination, forwarded to locally
     webhook_api_key: str | None = None
@@ -155,13 +117,16 @@ class LocalStack:
     schedules: OneTimeScheduleRunner | None = field(default=None, init=False)
     forwarder: WebhookForwarder | None = field(default=None, init=False)
     function_env: dict[str, str] = field(default_factory=dict, init=False)
-    _parts: _Parts | None = field(default=None, init=False)
+    app: App = field(init=False)
+    moto: Moto = field(init=False)
+    resources: Resources = field(init=False)
+    registry: FunctionRegistry = field(init=False)
+    gateway: Gateway = field(init=False)
+    authority: JwtAuthority = field(init=False)
     _started: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.template = Path(self.template)
-        paths = self.extra_paths if self.extra_paths is not None else [DEFAULT_LAYER] if DEFAULT_LAYER.is_dir() else []
-        self.layer_paths = [Path(p) for p in paths]
         self.resource_prefix = self.resource_prefix or f"hibachi-{uuid.uuid4().hex[:6]}"
 
     # lifecycle --------------------------------------------------------------------------------------
@@ -190,8 +155,8 @@ class LocalStack:
         from local.runtime import FunctionRegistry
 
         assert self.resource_prefix is not None
-        app = load_app(self.template)
-        moto = Moto(
+        self.app = app = load_app(self.template)
+        self.moto = moto = Moto(
             self.resource_prefix,
             port=self.moto_port,
             host=self.host,
@@ -199,23 +164,22 @@ class LocalStack:
             visibility_timeout=self.visibility_timeout,
             max_receive_count=self.max_receive_count,
         )
-        self._parts = parts = _Parts(app, moto)
-        parts.resources = resources = moto.start().resources
+        self.resources = resources = moto.start().resources
         self.function_env = {**base_function_env(self.database_url), **resources.function_env(), **self.env}
-        parts.registry = FunctionRegistry(
+        self.registry = FunctionRegistry(
             app,
             self.function_env,
             max_workers=self.max_workers,
-            extra_paths=[str(p) for p in self.layer_paths],
+            extra_paths=[str(DEFAULT_LAYER)],
             region=resources.region,
         )
-        parts.gateway = gateway = Gateway(app, parts.registry, host=self.host, port=self.port)
+        self.gateway = gateway = Gateway(app, self.registry, host=self.host, port=self.port)
         port = gateway.bind()
         issuer = self.issuer or default_issuer(port)
-        parts.authority = JwtAuthority(issuer=issuer, audience=self.audience, key_dir=self.key_dir)
-        gateway._authority = parts.authority
+        self.authority = JwtAuthority(issuer=issuer, audience=self.audience, key_dir=self.key_dir)
+        gateway._authority = self.authority
         # the template's JwtIssuer: this stack's issuer (the protected-resource metadata names it)
-        parts.registry.env.setdefault("JWT_ISSUER", issuer)
+        self.registry.env.setdefault("JWT_ISSUER", issuer)
         gateway.start()
         self._start_worker_parts()
         if self.webhook_url:
@@ -245,7 +209,6 @@ class LocalStack:
                 lambda event: registry.invoke(fn.logical_id, event),
                 batch_size=min(10, int(props.get("BatchSize", 10))),
                 wait_time_seconds=self.poll_wait_seconds,
-                concurrency=self.poller_concurrency,
                 report_batch_item_failures="ReportBatchItemFailures"
                 in (props.get("FunctionResponseTypes") or ["ReportBatchItemFailures"]),
                 region=resources.region,
@@ -261,51 +224,13 @@ class LocalStack:
     def _start_scheduler(self) -> None:
         from local.scheduler import OneTimeScheduleRunner
 
-        app, registry = self.app, self.registry
-
-        def invoke_function(name: str, event: dict[str, Any]) -> Invocation:
-            fn = app.function_for(name)
-            if fn is None:
-                raise ValueError(f"no function {name!r} in the template")
-            return registry.invoke(fn.logical_id, event)
-
         self.schedules = OneTimeScheduleRunner(
             self.client("scheduler"),
             sqs=self.client("sqs"),
             sns=self.client("sns"),
-            invoke_function=invoke_function,
+            invoke_function=self.invoke,
             poll_interval=self.schedule_poll_interval,
         ).start()
-
-    # the parts, once started
-    def _part(self) -> _Parts:
-        if self._parts is None:
-            raise RuntimeError("the local stack is not started")
-        return self._parts
-
-    @property
-    def app(self) -> App:
-        return self._part().app
-
-    @property
-    def moto(self) -> Moto:
-        return self._part().moto
-
-    @property
-    def resources(self) -> Resources:
-        return _need(self._part().resources)
-
-    @property
-    def registry(self) -> FunctionRegistry:
-        return _need(self._part().registry)
-
-    @property
-    def gateway(self) -> Gateway:
-        return _need(self._part().gateway)
-
-    @property
-    def authority(self) -> JwtAuthority:
-        return _need(self._part().authority)
 
     def stop(self) -> None:
         """Stop everything started, in reverse order; safe to call twice."""
@@ -315,30 +240,21 @@ class LocalStack:
                     part.stop()
                 except Exception:
                     log.exception("stopping %s", part)
-        self.schedules = self.reconciler = self.poller = None
-        parts, self._parts = self._parts, None
-        if parts is not None:
-            if parts.gateway is not None:
-                parts.gateway.stop()
-            if parts.registry is not None:
-                parts.registry.close()
-            parts.moto.stop()
+        self.schedules = self.reconciler = self.poller = self.forwarder = None
+        # those started, in reverse order
+        gateway, registry, moto = (self.__dict__.pop(name, None) for name in ("gateway", "registry", "moto"))
+        if gateway is not None:
+            gateway.stop()
+        if registry is not None:
+            registry.close()
+        if moto is not None:
+            moto.stop()
         self._started = False
 
     # wiring helpers ---------------------------------------------------------------------------------
     def _worker(self) -> tuple[FunctionSpec, dict[str, Any]] | None:
         """(function, SQS event properties) of the worker, or None."""
-        if self.worker_function:
-            fn = self.app.function_for(self.worker_function)
-            if fn is None:
-                raise ValueError(f"worker function {self.worker_function!r} is not in {self.template}")
-            sqs_events = list(fn.events_of_type("SQS").values())
-            return fn, (sqs_events[0] if sqs_events else {})
-        consumers = self.app.sqs_consumers()
-        if consumers:
-            fn, _, props = consumers[0]
-            return fn, props
-        return None
+        return next(((fn, props) for fn, _, props in self.app.sqs_consumers()), None)
 
     def _reconcile_event(self, fn: FunctionSpec) -> dict[str, Any]:
         for props in fn.events_of_type("Schedule", "ScheduleV2").values():
@@ -412,7 +328,7 @@ class LocalStack:
         """What is still going on (None when idle): messages in the jobs queue, invocations."""
         depth = self.queue_depth("jobs")
         running = {
-            "invocations": self._parts.registry.in_flight if self._parts and self._parts.registry else 0,
+            "invocations": self.registry.in_flight,
             "poller": self.poller.in_flight if self.poller else 0,
             "schedules": self.schedules.in_flight if self.schedules else 0,
             "reconciler": self.reconciler.in_flight if self.reconciler else 0,

@@ -1,19 +1,13 @@
-"""The test environment, one way for the tests (tests/conftest.py), the reliability harness
-(tests/reliability/harness.py) and the bench (bench/env.py): the process's AWS environment,
-PostgreSQL servers with migrated databases, and moto with the template's resources.
+"""The test environment, one way for the tests (tests/conftest.py), the reliability harness and the
+bench (bench/env.py): the process's AWS environment, PostgreSQL servers with migrated databases, and
+moto with the template's resources (``Moto`` is ``local.aws.Moto``; run with ``process=True``, its
+state is its own, since moto keeps one per process).
 
     isolate_process_env()                         dummy AWS credentials, no profile or endpoint
     pg = project_postgres("test-pg", 54339)       .local/test-pg, on that port or any free one
     pg = throwaway_postgres("hibachi-rel-pg-")    a temporary folder, a free port, removed at exit
     url = migrated_database(pg, "hibachi_test")   dropped, created, migrations applied
-    moto = Moto("test", process=True).start()     moto's server in a child process, the template's
-                                                  queues, topic, schedule group and role ("test-*")
-    moto.clean()                                  every queue emptied, every schedule deleted
-
-``Moto`` is ``local.aws.Moto``, the one way to start moto: the dev stack (``local.stack.LocalStack``)
-starts it too. moto is always a server and clients name its endpoint; nothing uses
-``moto.mock_aws``. moto keeps one state per process: the tests, the bench and the test stacks run
-theirs in a child process (``process=True``), whose state is their own.
+    moto = Moto("test", process=True).start()     moto in a child process with "test-*" resources
 """
 
 from __future__ import annotations
@@ -27,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from local.aws import Moto
-from local.pg import LocalPostgres
+from local.pg import LocalPostgres, free_port
 
 __all__ = ["AWS_ENV", "Moto", "isolate_process_env", "migrated_database", "project_postgres", "throwaway_postgres"]
 
@@ -85,7 +79,7 @@ def throwaway_postgres(prefix: str, port: int = 0) -> LocalPostgres:
     removed at exit, so concurrent runs from one checkout never share it."""
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     folder.chmod(0o755)  # the server may run as another user (local/pg.py, when root)
-    pg = LocalPostgres(folder / "pg", port or _free_port())
+    pg = LocalPostgres(folder / "pg", port or free_port())
 
     def remove() -> None:
         pg.destroy()
@@ -103,12 +97,3 @@ def migrated_database(pg: LocalPostgres, name: str) -> str:
     url = pg.create_database(name, drop=True)
     apply(url)
     return url
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port

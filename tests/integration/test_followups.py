@@ -301,7 +301,7 @@ def test_the_local_scheduler_fires_the_schedule_into_the_queue(settings, context
     runner = OneTimeScheduleRunner(
         aws["scheduler"], sqs=aws["client"], sns=aws["sns"], clock=lambda: due + timedelta(seconds=30)
     )
-    assert runner.run_once() == 2  # the reminder's schedule too (due a day before the event)
+    assert runner.step() == 2  # the reminder's schedule too (due a day before the event)
     make_due(db, booking["id"])
     assert sorted(j["type"] for j in run_jobs(context, aws)) == ["send_followup", "send_reminder"]
     assert len(published(aws)) == 1

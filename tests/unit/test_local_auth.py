@@ -81,7 +81,7 @@ def test_route_without_scopes_accepts_any_valid_token(authority):
 
 @pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer   "])
 def test_missing_token_is_401(authority, header):
-    with pytest.raises(auth.MissingToken) as exc:
+    with pytest.raises(auth.AuthError) as exc:
         authority.verify(header, ["x"])
     assert exc.value.status == 401 and exc.value.body == {"message": "Unauthorized"}
     assert exc.value.headers["www-authenticate"] == "Bearer"
@@ -89,13 +89,13 @@ def test_missing_token_is_401(authority, header):
 
 @pytest.mark.parametrize("token", ["not-a-jwt", "a.b.c", "Bearer e30.e30.e30"])
 def test_malformed_token_is_401(authority, token):
-    with pytest.raises(auth.Unauthorized) as exc:
+    with pytest.raises(auth.AuthError) as exc:
         authority.verify(token, ["x"])
     assert exc.value.status == 401
 
 
 def test_expired_token_is_401(authority):
-    with pytest.raises(auth.TokenExpired) as exc:
+    with pytest.raises(auth.AuthError) as exc:
         authority.verify(authority.issue_token(["x"], ttl=-60), ["x"])
     assert exc.value.status == 401
     assert exc.value.headers["www-authenticate"] == (
@@ -104,18 +104,18 @@ def test_expired_token_is_401(authority):
 
 
 def test_token_not_yet_valid_is_401(authority):
-    with pytest.raises(auth.TokenNotYetValid):
+    with pytest.raises(auth.AuthError, match="not valid yet"):
         authority.verify(authority.issue_token(["x"], not_before=time.time() + 600), ["x"])
 
 
 def test_wrong_issuer_is_401(authority):
-    with pytest.raises(auth.WrongIssuer) as exc:
+    with pytest.raises(auth.AuthError) as exc:
         authority.verify(authority.issue_token(["x"], issuer="http://127.0.0.1:1/other"), ["x"])
     assert exc.value.status == 401 and "issuer" in exc.value.headers["www-authenticate"]
 
 
 def test_wrong_audience_is_401(authority):
-    with pytest.raises(auth.WrongAudience) as exc:
+    with pytest.raises(auth.AuthError) as exc:
         authority.verify(authority.issue_token(["x"], audience="someone-else"), ["x"])
     assert exc.value.headers["www-authenticate"] == (
         'Bearer scope="" error="invalid_token" error_description="the token does not have a valid audience"'
@@ -138,7 +138,7 @@ def test_audience_list_and_client_id(authority):
     wrong_client = jwt.encode(
         {**payload, "client_id": "nope"}, authority.private_key, algorithm="RS256", headers={"kid": authority.kid}
     )
-    with pytest.raises(auth.WrongAudience):
+    with pytest.raises(auth.AuthError, match="audience"):
         authority.verify(wrong_client, ["x"])
     # with both, aud is what counts
     both = jwt.encode(
@@ -147,7 +147,7 @@ def test_audience_list_and_client_id(authority):
         algorithm="RS256",
         headers={"kid": authority.kid},
     )
-    with pytest.raises(auth.WrongAudience):
+    with pytest.raises(auth.AuthError, match="audience"):
         authority.verify(both, ["x"])
 
 
@@ -156,9 +156,9 @@ def test_bad_signature_is_401(authority, tmp_path):
     forged_kid = jwt.encode(
         _payload(authority.issue_token(["x"])), other.private_key, algorithm="RS256", headers={"kid": authority.kid}
     )  # right kid, wrong key
-    with pytest.raises(auth.BadSignature):
+    with pytest.raises(auth.AuthError, match="signature is invalid"):
         authority.verify(forged_kid, ["x"])
-    with pytest.raises(auth.BadSignature):  # a key the issuer does not publish
+    with pytest.raises(auth.AuthError, match="key id"):  # a key the issuer does not publish
         authority.verify(other.issue_token(["x"]), ["x"])
     header, payload, signature = authority.issue_token(["x"]).split(".")
     tampered = (
@@ -166,7 +166,7 @@ def test_bad_signature_is_401(authority, tmp_path):
         .rstrip(b"=")
         .decode()
     )
-    with pytest.raises(auth.BadSignature):
+    with pytest.raises(auth.AuthError, match="signature is invalid"):
         authority.verify(f"{header}.{tampered}.{signature}", ["x"])
 
 
@@ -177,16 +177,16 @@ def test_only_rs256_is_accepted(authority):
         algorithm="HS256",
         headers={"kid": authority.kid},
     )
-    with pytest.raises(auth.BadSignature) as exc:
+    with pytest.raises(auth.AuthError) as exc:
         authority.verify(hs, ["x"])
     assert "HS256" in exc.value.description
     unsigned = jwt.encode(_payload(authority.issue_token(["x"])), None, algorithm="none")
-    with pytest.raises(auth.Unauthorized):
+    with pytest.raises(auth.AuthError, match="signing method"):
         authority.verify(unsigned, ["x"])
 
 
 def test_missing_scope_is_403(authority):
-    with pytest.raises(auth.MissingScope) as exc:
+    with pytest.raises(auth.Forbidden) as exc:
         authority.verify(authority.issue_token(["conversations:read"]), ["messages:write"])
     assert exc.value.status == 403 and exc.value.body == {"message": "Forbidden"}
     assert exc.value.headers["www-authenticate"].startswith('Bearer scope="messages:write" error="insufficient_scope"')
@@ -202,19 +202,6 @@ def test_authorize_gives_the_event_authorizer(authority):
     assert claims["exp"].isdigit()
     listed = authority.authorize(authority.issue_token(["a"], audience=["x", "hibachi-api"]), [])
     assert listed["jwt"]["claims"]["aud"] == "[x hibachi-api]" and listed["jwt"]["scopes"] is None
-
-
-def test_module_level_helpers_use_the_default_issuer(monkeypatch, tmp_path):
-    monkeypatch.setenv("LOCAL_JWT_DIR", str(tmp_path))
-    monkeypatch.setenv("LOCAL_API_PORT", "3123")
-    monkeypatch.delenv("LOCAL_JWT_ISSUER", raising=False)
-    monkeypatch.setattr(auth, "_default", None)
-    token = auth.issue_token(["ops:read"])
-    assert _payload(token)["iss"] == "http://127.0.0.1:3123/local-issuer"
-    assert auth.verify(token, ["ops:read"])["aud"] == "hibachi-api"
-    with pytest.raises(auth.MissingScope):
-        auth.verify(token, ["bookings:write"])
-    monkeypatch.setattr(auth, "_default", None)
 
 
 def test_token_command_prints_a_verifiable_token(monkeypatch, tmp_path, capsys):
