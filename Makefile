@@ -50,10 +50,9 @@ token: install ## Print a dev JWT for the local gateway (all scopes; SCOPES="a b
 
 # The integration and system tiers run on TEST_WORKERS processes (pytest-xdist; whole files per
 # process, each process with its own database on the test server, its own moto and stacks). 0: one
-# process. With DATABASE_URL (one shared database) the default is 0. loadgroup: the files that share
-# a session stack go to one process, which alone starts it (xdist_group in tests/conftest.py).
+# process. With DATABASE_URL (one shared database) the default is 0.
 TEST_WORKERS ?= $(if $(DATABASE_URL),0,2)
-XDIST := $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
+XDIST := $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 
 # The tests start their PostgreSQL (.local/test-pg) once and keep it for the next run: each target
 # that may start it says so when it ends, passed or failed; `make db-stop` stops it.

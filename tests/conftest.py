@@ -26,13 +26,10 @@ from testkit.functions import load_function  # noqa: E402,F401 - re-exported for
 from tests.support.tiers import TESTS, TIER_ORDER, TIERS  # noqa: E402
 
 TEST_PG_PORT = int(os.environ.get("TEST_PG_PORT", "54339"))
-# Session fixtures that start a local stack (tests/support/stack.py, tests/http/conftest.py).
-SESSION_STACKS = {"rel", "stack", "app_stack"}
 
 
 # The test tiers, by folder (markers declared in pyproject.toml; `make test-fast`, `make
 # test-integration`, `make test-system` run one each). A new folder gets its tier here.
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (loadgroup)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test with its folder's tier; the unit tier runs with sockets disabled, and first:
     no thread of a later tier's stack (the session-long one of tests/http) is alive while sockets
@@ -49,22 +46,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tiers[id(item)] = tier
         if tier == "unit":
             item.add_marker(pytest.mark.disable_socket)
-        else:
-            item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
     items.sort(key=lambda item: TIER_ORDER[tiers[id(item)]])
-
-
-def xdist_group(item: pytest.Item) -> str:
-    """Where a test runs under ``--dist loadgroup`` (`make test`): the files that share a session
-    stack (SESSION_STACKS, each started once per process: seconds of CPU, several processes) on
-    the one process that starts it; any other file as a whole, like ``--dist loadfile``."""
-    info = getattr(item, "_fixtureinfo", None)
-    shared = sorted(
-        name
-        for name, defs in (info.name2fixturedefs.items() if info is not None else ())
-        if name in SESSION_STACKS and defs[-1].scope == "session"
-    )
-    return "+".join(shared) or item.path.relative_to(TESTS).as_posix()
 
 
 @pytest.fixture(scope="session")
