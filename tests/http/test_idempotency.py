@@ -32,14 +32,6 @@ ZONE = "America/Los_Angeles"
 
 
 @pytest.fixture(scope="module")
-def app_stack(database_url: str, tmp_path_factory) -> Iterator[LocalStack]:
-    with LocalStack(
-        database_url, key_dir=tmp_path_factory.mktemp("jwt"), reconcile_interval=3600, resource_prefix="idem"
-    ) as stack:
-        yield stack
-
-
-@pytest.fixture(scope="module")
 def sql(database_url: str) -> Iterator[Callable[..., list[dict[str, Any]]]]:
     with psycopg.connect(database_url, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
         yield lambda query, *params: conn.execute(query, params).fetchall()
