@@ -20,8 +20,10 @@ from tests.support.common import new_id, receive_all
 @pytest.fixture
 def aws(aws: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The shared ``aws`` fixture (the template's topic, schedule group, DLQs on moto), with
-    schedule names of this module's."""
-    with settings_module.override(schedule_name_prefix="fu-"):
+    schedule names of this module's, and the worker's send settings from the template (a budget
+    of 2 s, no pause): these tests run the worker, whose reconciler must not skip a send because
+    another one was slow."""
+    with settings_module.override(schedule_name_prefix="fu-", jobs_send_budget_seconds=2, jobs_send_pause_seconds=0):
         yield aws
 
 
