@@ -36,11 +36,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from hibachi import snapstart
 from hibachi.callers import Caller, caller_of, token_scopes
 from hibachi.db import get_db
-from hibachi.errors import AppError, PayloadTooLarge, Unprocessable
+from hibachi.errors import VALIDATION_MESSAGE, AppError, PayloadTooLarge, Unprocessable
 from hibachi.observability import add_ms, exception_facts, logger, metrics, timed_ms
 from hibachi.settings import get_settings
-
-_VALIDATION_MESSAGE = "The request is not valid; see details."
 
 
 def _request_id(event: Mapping[str, Any] | None) -> str | None:
@@ -264,7 +262,7 @@ def json_body(text: str | bytes) -> Any:
     except json.JSONDecodeError:
         raise  # Powertools' 422 json_invalid
     except ValueError:
-        raise Unprocessable(_VALIDATION_MESSAGE, details=[INTEGER_TOO_LONG]) from None
+        raise Unprocessable(VALIDATION_MESSAGE, details=[INTEGER_TOO_LONG]) from None
 
 
 INTEGER_TOO_LONG = {"loc": ["body"], "msg": "has an integer with more than 4300 digits", "type": "integer_too_long"}
@@ -288,7 +286,7 @@ def create_app(public: Collection[str] = (), links: Sequence[Link] = ()) -> APIG
 
     def _invalid(exc: RequestValidationError) -> Response[dict[str, Any]]:
         return error_response(
-            422, "validation_error", _VALIDATION_MESSAGE, validation_details(exc.errors()), request_id=request_id()
+            422, "validation_error", VALIDATION_MESSAGE, validation_details(exc.errors()), request_id=request_id()
         )
 
     def _unsupported_type(_exc: RequestUnsupportedContentType) -> Response[dict[str, Any]]:  # was a 500
@@ -298,7 +296,7 @@ def create_app(public: Collection[str] = (), links: Sequence[Link] = ()) -> APIG
 
     def _too_deep(_exc: RecursionError) -> Response[dict[str, Any]]:
         details = [{"loc": ["body"], "msg": "JSON is nested too deeply", "type": "json_too_deep"}]
-        return error_response(422, "validation_error", _VALIDATION_MESSAGE, details, request_id=request_id())
+        return error_response(422, "validation_error", VALIDATION_MESSAGE, details, request_id=request_id())
 
     def _not_found(_exc: NotFoundError) -> Response[dict[str, Any]]:
         return error_response(404, "route_not_found", "No such route.", request_id=request_id())

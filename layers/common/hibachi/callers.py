@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hibachi.errors import AppError, Unprocessable
+from hibachi.errors import AppError, invalid
 from hibachi.validation import ID_PATTERN
 
 STAFF_SCOPE = "staff"
@@ -112,15 +112,11 @@ def conversation_header(event: Mapping[str, Any]) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or len(value) > CONVERSATION_ID_MAX or not _CONVERSATION_ID.match(value):
-        raise Unprocessable(
-            "The request is not valid; see details.",
-            details=[
-                {
-                    "loc": ["header", _HEADER_KEY],
-                    "msg": f"must be a conversation id: 1-{CONVERSATION_ID_MAX} characters of A-Z a-z 0-9 . _ : -",
-                    "type": "conversation_header_invalid",
-                }
-            ],
+        raise invalid(
+            "header",
+            _HEADER_KEY,
+            f"must be a conversation id: 1-{CONVERSATION_ID_MAX} characters of A-Z a-z 0-9 . _ : -",
+            "conversation_header_invalid",
         )
     return value
 

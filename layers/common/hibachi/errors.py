@@ -46,6 +46,15 @@ class Unprocessable(AppError):
     status, code = 422, "validation_error"
 
 
+VALIDATION_MESSAGE = "The request is not valid; see details."
+
+
+def invalid(where: str, field: str, msg: str, type_: str) -> Unprocessable:
+    """422 ``validation_error`` on one input (``where``: body, query or header), in the shape the
+    request validation answers with."""
+    return Unprocessable(VALIDATION_MESSAGE, details=[{"loc": [where, field], "msg": msg, "type": type_}])
+
+
 class TooManyRequests(AppError):
     """A limit of the service was reached (the one-time codes' rate limits): nothing was done; the
     same request may succeed after ``Retry-After`` seconds."""

@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from hibachi.errors import AppError, Conflict, Unprocessable
+from hibachi.errors import AppError, Conflict, Unprocessable, invalid
 
 KEY_MAX_LENGTH = 128
 # visible ASCII: no control characters, no spaces (a UUID, a ULID, "turn-42" all fit)
@@ -71,15 +71,8 @@ def check(caller: str, key: str | None) -> None:
     if key is None:
         return
     if not 1 <= len(key) <= KEY_MAX_LENGTH or not _KEY.match(key):
-        raise Unprocessable(
-            "The request is not valid; see details.",
-            details=[
-                {
-                    "loc": _LOC,
-                    "msg": f"must be 1-{KEY_MAX_LENGTH} visible ASCII characters",
-                    "type": "idempotency_key_invalid",
-                }
-            ],
+        raise invalid(
+            _LOC[0], _LOC[1], f"must be 1-{KEY_MAX_LENGTH} visible ASCII characters", "idempotency_key_invalid"
         )
     if not caller:
         raise CallerUnknown("The request carries no caller identity to scope its Idempotency-Key to.")

@@ -1,6 +1,5 @@
 """What the use cases of bookings answer with: the booking as the API shows it (``to_out``), the
-404 that reveals nothing, and the 422 on one field of the body (``_not_found``, ``_invalid``: for the
-modules of ``hibachi.bookings`` only)."""
+404 that reveals nothing (``not_found``)."""
 
 from __future__ import annotations
 
@@ -11,17 +10,11 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from hibachi.bookings.models import AddressOut, BookingOut, CustomerOut
-from hibachi.errors import NotFound, Unprocessable
+from hibachi.errors import NotFound
 from hibachi.observability import logger
 
-_INVALID = "The request is not valid; see details."
 
-
-def _invalid(field: str, msg: str, type_: str) -> Unprocessable:
-    return Unprocessable(_INVALID, details=[{"loc": ["body", field], "msg": msg, "type": type_}])
-
-
-def _not_found(booking_id: UUID) -> NotFound:
+def not_found(booking_id: UUID) -> NotFound:
     """No such booking, or none the caller reaches: the same answer, so it reveals nothing."""
     return NotFound(f"Booking {booking_id} does not exist.")
 

@@ -18,12 +18,12 @@ from zoneinfo import ZoneInfo
 
 from hibachi import idempotency, jobs
 from hibachi.bookings import repository, times
-from hibachi.bookings.answers import _invalid, _not_found, to_out
+from hibachi.bookings.answers import not_found, to_out
 from hibachi.bookings.models import BookingIn, BookingOut, RescheduleIn
 from hibachi.bookings.slots import _slot_full, plan_slot, wall_time
 from hibachi.callers import Caller
 from hibachi.db import Database, get_db
-from hibachi.errors import EXCLUSION_VIOLATION, Conflict, ConflictRetry, ConstraintViolation, Unprocessable
+from hibachi.errors import EXCLUSION_VIOLATION, Conflict, ConflictRetry, ConstraintViolation, Unprocessable, invalid
 from hibachi.followups.jobs import schedule_job
 from hibachi.observability import MetricUnit, add_ms, metrics, timed_ms
 from hibachi.settings import Settings, get_settings
@@ -136,7 +136,7 @@ def create_booking(
         )
     except ConstraintViolation as exc:
         if exc.constraint == "bookings_timezone_known":  # Python's tzdata knows it, PostgreSQL does not
-            raise _invalid("timezone", "is not a time zone the database knows", "timezone_unknown") from None
+            raise invalid("body", "timezone", "is not a time zone the database knows", "timezone_unknown") from None
         raise
     if row is None:
         raise _slot_full(body.event_start, zone, body.duration_minutes, settings, now)
@@ -155,7 +155,7 @@ def cancel_booking(booking_id: UUID, *, caller: Caller, correlation_id: str | No
     for _ in range(2):
         row = repository.cancel_booking(db, booking_id, caller=caller)
         if row is None:
-            raise _not_found(booking_id)
+            raise not_found(booking_id)
         if row["changed"]:
             _enqueue(schedule_job(row["id"], row["version"], correlation_id))
             return to_out(row)
@@ -210,7 +210,7 @@ class _Move:
                 raise idempotency.reused()
             return to_out(_stored_answer(answered.response))
         if current is None:
-            raise _not_found(self.booking_id)
+            raise not_found(self.booking_id)
         if current["status"] == "cancelled":
             raise BookingCancelled("The booking is cancelled; it can no longer be changed.")
         if current["event_start"] <= self.now:

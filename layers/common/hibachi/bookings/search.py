@@ -11,11 +11,11 @@ from typing import Any
 from uuid import UUID
 
 from hibachi.bookings import repository
-from hibachi.bookings.answers import _invalid, to_out
+from hibachi.bookings.answers import to_out
 from hibachi.bookings.models import BookingPage, BookingSearchIn
 from hibachi.callers import Caller
 from hibachi.db import get_db
-from hibachi.errors import AppError
+from hibachi.errors import AppError, invalid
 
 
 class VerificationRequired(AppError):
@@ -43,7 +43,9 @@ def _after(cursor: str, fingerprint: str) -> tuple[datetime, UUID]:
         if after[0].tzinfo is None:
             raise ValueError("naive")
     except (ValueError, TypeError, KeyError, AttributeError, binascii.Error, OverflowError):
-        raise _invalid("cursor", "is not a next_cursor of this search (same filters)", "cursor_invalid") from None
+        raise invalid(
+            "body", "cursor", "is not a next_cursor of this search (same filters)", "cursor_invalid"
+        ) from None
     return after
 
 

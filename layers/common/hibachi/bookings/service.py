@@ -12,7 +12,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from hibachi.bookings import repository
-from hibachi.bookings.answers import _not_found, to_out
+from hibachi.bookings.answers import not_found, to_out
 from hibachi.bookings.commands import cancel_booking, create_booking, legacy_request_hash, reschedule_booking
 from hibachi.bookings.models import BookingOut
 from hibachi.bookings.search import search_bookings
@@ -38,7 +38,7 @@ __all__ = [
 def get_booking(booking_id: UUID, *, caller: Caller) -> BookingOut:
     row = repository.get_booking(get_db(), booking_id, caller=caller)
     if row is None:
-        raise _not_found(booking_id)
+        raise not_found(booking_id)
     return to_out(row)
 
 
@@ -47,5 +47,5 @@ def booking_events(booking_id: UUID) -> EventPage:
     first (one round trip)."""
     rows = events_repository.list_booking_events(get_db(), booking_id)
     if rows is None:
-        raise _not_found(booking_id)
+        raise not_found(booking_id)
     return EventPage.model_validate({"items": rows})

@@ -21,10 +21,9 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from hibachi.bookings import repository, times
-from hibachi.bookings.answers import _INVALID, _invalid
 from hibachi.bookings.models import AvailabilityDay, AvailabilityOut, AvailabilityQuery
 from hibachi.db import get_db
-from hibachi.errors import Conflict, Unprocessable
+from hibachi.errors import Conflict, Unprocessable, invalid
 from hibachi.settings import Settings, get_settings
 
 MAX_ADVANCE_DAYS = 3 * 365  # a start further ahead is refused (422): nobody plans a party that far
@@ -54,7 +53,7 @@ def wall_time(start: datetime, zone: ZoneInfo) -> datetime:
     try:
         return times.wall_time(start, zone)
     except times.LocalTimeError as exc:
-        raise _invalid("event_start", exc.message, exc.kind) from None
+        raise invalid("body", "event_start", exc.message, exc.kind) from None
 
 
 @dataclass(frozen=True)
@@ -83,16 +82,16 @@ def plan_slot(local_start: datetime, zone: ZoneInfo, duration_minutes: int, sett
     try:
         start = times.resolve_local(local_start, zone).astimezone(UTC)
     except times.LocalTimeError as exc:
-        raise _invalid("event_start", exc.message, exc.kind) from None
+        raise invalid("body", "event_start", exc.message, exc.kind) from None
     except OverflowError:  # year 1 or 9999: off the calendar once in UTC
-        raise _invalid("event_start", "is out of range", "event_start_out_of_range") from None
+        raise invalid("body", "event_start", "is out of range", "event_start_out_of_range") from None
     lead = settings.min_lead_hours
     if start <= now:
-        raise _invalid("event_start", "must be in the future", "event_start_past")
+        raise invalid("body", "event_start", "must be in the future", "event_start_past")
     if start < now + timedelta(hours=lead):
-        raise _invalid("event_start", f"must be at least {lead:g} hours from now", "lead_time")
+        raise invalid("body", "event_start", f"must be at least {lead:g} hours from now", "lead_time")
     if start > now + timedelta(days=MAX_ADVANCE_DAYS):
-        raise _invalid("event_start", f"must be within {MAX_ADVANCE_DAYS} days from now", "too_far_ahead")
+        raise invalid("body", "event_start", f"must be within {MAX_ADVANCE_DAYS} days from now", "too_far_ahead")
     if not times.in_service_hours(local_start, first=settings.service_first_start, last=settings.service_last_start):
         window = service_window(settings, zone)
         raise OutsideServiceHours(
@@ -170,23 +169,12 @@ def availability(query: AvailabilityQuery) -> AvailabilityOut:
     now = datetime.now(UTC)
     today = now.astimezone(zone).date()
     if query.date < today:
-        raise Unprocessable(
-            _INVALID,
-            details=[
-                {
-                    "loc": ["query", "date"],
-                    "msg": f"{query.date.isoformat()} is in the past (today is {today.isoformat()} in {zone.key})",
-                    "type": "date_past",
-                }
-            ],
-        )
+        past = f"{query.date.isoformat()} is in the past (today is {today.isoformat()} in {zone.key})"
+        raise invalid("query", "date", past, "date_past")
     try:
         days = [query.date + timedelta(days=k) for k in range(query.days)]
     except OverflowError:  # 9999-12-31 and later days
-        raise Unprocessable(
-            _INVALID,
-            details=[{"loc": ["query", "date"], "msg": "the days asked for run past year 9999", "type": "date_range"}],
-        ) from None
+        raise invalid("query", "date", "the days asked for run past year 9999", "date_range") from None
     free = _free_starts(days, zone, query.duration_minutes, settings, now)
     return AvailabilityOut(
         timezone=query.timezone,

@@ -18,7 +18,7 @@ from hibachi.conversations.models import (
     Trend,
 )
 from hibachi.db import get_db
-from hibachi.errors import NotFound, Unprocessable
+from hibachi.errors import NotFound, invalid
 from hibachi.observability import MetricUnit, add_ms, exception_facts, logger, metrics, timed_ms
 from hibachi.settings import get_settings
 
@@ -158,12 +158,7 @@ BIGINT_MAX = 2**63 - 1  # messages.seq is a bigint: a larger cursor is none this
 
 def decode_cursor(cursor: str) -> int:
     if not _CURSOR.fullmatch(cursor) or int(cursor[1:]) > BIGINT_MAX:
-        raise Unprocessable(
-            "The request is not valid; see details.",
-            details=[
-                {"loc": ["query", "before"], "msg": "not a cursor returned by this API", "type": "cursor_invalid"}
-            ],
-        )
+        raise invalid("query", "before", "not a cursor returned by this API", "cursor_invalid")
     return int(cursor[1:])
 
 
