@@ -10,10 +10,8 @@ refused from everyone; the smaller findings (a 4,301-digit integer, a cursor bey
 
 from __future__ import annotations
 
-import random
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2
@@ -21,7 +19,7 @@ import psycopg
 import pytest
 from mcp import ClientSession
 
-from tests.support.mcp import booking, error_of, phone, run
+from tests.support.mcp import booking, error_of, far_day, phone, run
 
 TZ = "America/Los_Angeles"
 ASSISTANT = ["bookings:read", "bookings:write", "messages:write", "conversations:read"]
@@ -55,7 +53,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(app_stack, database_url):
-    day = datetime.now(UTC).date() + timedelta(days=random.randint(400, 1000))
+    day = far_day()
     starts = [f"{day.isoformat()}T{hour}" for hour in ("12:00", "13:30", "15:00", "16:30", "18:00")]
     tag = uuid.uuid4().hex[:8]
     with httpx2.Client(timeout=60) as http:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -19,7 +18,7 @@ from mcp import ClientSession
 
 from local.aws import sent_codes
 from local.stack import wait_until
-from tests.support.mcp import Steps, booking, error_of, run
+from tests.support.mcp import Steps, booking, error_of, far_day, run
 
 ASSISTANT = ["messages:write", "conversations:read", "bookings:read", "bookings:write"]
 
@@ -212,8 +211,7 @@ def test_over_mcp_without_the_header_is_conversation_required(app_stack, tool):
 # -- what a verified identity reaches ------------------------------------------------------------------------
 def older_booking(stack, number: str) -> dict[str, Any]:
     """A booking of the customer with ``number``, made by staff in no chat."""
-    day = datetime.now(UTC).date() + timedelta(days=random.randint(400, 1000))
-    start = f"{day.isoformat()}T{random.choice(['12:00', '14:30', '17:00', '19:30'])}"
+    start = f"{far_day().isoformat()}T{random.choice(['12:00', '14:30', '17:00', '19:30'])}"
     r = requests.post(f"{stack.url}/bookings", json=booking(start, number), headers=stack.auth_headers(), timeout=30)
     assert r.status_code == 201, r.text
     return dict(r.json())

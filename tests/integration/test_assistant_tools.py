@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
-import random
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from hibachi import settings as settings_module
@@ -21,7 +19,7 @@ from hibachi import settings as settings_module
 from local.events import http_event
 from testkit.functions import load_function
 from tests.support.common import ROOT, new_id
-from tests.support.mcp import ALL, TOOLS, TZ, booking_args, call_tool, free_slot, post, rpc
+from tests.support.mcp import ALL, TOOLS, TZ, booking_args, call_tool, far_day, free_slot, post, rpc
 
 READ_ONLY = {"check_availability", "find_bookings", "get_booking", "get_conversation_history"}
 
@@ -479,7 +477,7 @@ def test_null_optional_arguments_are_unset_and_metadata_is_pairs(context, settin
 
 
 def test_availability_and_search_tools(context, settings, sqs):
-    day = (datetime.now(ZoneInfo(TZ)) + timedelta(days=random.randint(400, 1000))).date()
+    day = far_day()
     free = call_tool(context, "check_availability", {"date": day.isoformat(), "days": 2, "timezone": TZ})
     assert not free["isError"], free
     days = free["structuredContent"]["days"]

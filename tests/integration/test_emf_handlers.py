@@ -8,7 +8,6 @@ Powertools prints one JSON line with ``_aws`` per flush, which ``capsys`` captur
 from __future__ import annotations
 
 import json
-import random
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from hibachi import settings as settings_module
 from local.events import http_event, sqs_event
 from testkit.functions import load_function
 from tests.support.common import ROOT, new_id, receive_all
+from tests.support.mcp import far_days
 
 NAMESPACE = "Hibachi"
 HIGH = 1  # StorageResolution of a high-resolution metric; absent means standard (60 s)
@@ -403,7 +403,7 @@ def booking_call(context, route_key: str, booking_id: str | None = None, body=No
 
 
 def test_booking_operations_emit_their_latency_database_and_enqueue_time(settings, context, sqs, capsys, warm):
-    days = random.randint(400, 1000)  # a day of its own: the other tests' bookings hold no chef then
+    days = far_days()  # a day of its own: the other tests' bookings hold no chef then
     body = {
         "customer": {"name": "Metrics Test", "phone": "+14155550199", "email": "m@example.com"},
         "event_start": booking_start(days),
@@ -432,7 +432,7 @@ def test_followups_sent_is_counted(settings, context, sqs, moto, capsys, warm, d
     from hibachi.followups.jobs import send_job
 
     topic = moto.resources.followup_topic_arn
-    days = random.randint(400, 1000)
+    days = far_days()
     body = {
         "customer": {"name": "Metrics Test", "phone": "+14155550199", "email": "m@example.com"},
         "event_start": booking_start(days),
