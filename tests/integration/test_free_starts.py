@@ -1,19 +1,25 @@
 """The free-starts statement (GET /availability, the 409's next_free_starts) against its definition:
 a start is free when some chef id in 1..CHEF_COUNT has no confirmed hold overlapping
-[start, start + hold), the test create runs per chef (the statement reads one range scan of the window's holds
-instead). Random bookings of a few chefs, some cancelled, some of a chef id
-above CHEF_COUNT, back to back or with gaps shorter and longer than a hold, compared start by start.
+[start, start + hold), the test create runs per chef (the statement reads the ``chef_cells`` summary and,
+for what it leaves undecided, one range scan of the window's holds instead). Random bookings of a few
+chefs, some cancelled, some of a chef id above CHEF_COUNT, on and off the summary's 15-minute cells, back
+to back or with gaps shorter and longer than a hold, compared start by start. And the summary itself:
+after any sequence of changes, concurrent ones included, it equals the one computed from the holds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
+import threading
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 from hibachi.bookings import repository
 
 from bench.scale import PER_CHEF_FREE_STARTS
+from tests.support.common import database_before
 
 # The definition, chef by chef (what create's pick tests): the statement availability used before its range scan.
 REFERENCE = PER_CHEF_FREE_STARTS
@@ -39,10 +45,10 @@ def _fill(db, rng: random.Random, day0: datetime, chefs: int) -> list:
     hold that would overlap another of its chef's is refused by the exclusion constraint (skipped)."""
     ids = []
     for chef in range(1, chefs + 1):
-        at = day0 + timedelta(minutes=rng.randrange(0, 600, 15))
+        at = day0 + timedelta(minutes=rng.randrange(0, 600, rng.choice([1, 5, 15])))  # on a cell's edge or inside
         while at < day0 + timedelta(days=3):
             minutes = rng.choice([60, 90, 120, 180, 360])
-            buffer = rng.choice([0, 30, 60])
+            buffer = rng.choice([0, 7, 30, 60])
             status = "cancelled" if rng.random() < 0.15 else "confirmed"
             params = {
                 "status": status,
@@ -55,12 +61,12 @@ def _fill(db, rng: random.Random, day0: datetime, chefs: int) -> list:
             row = db.fetchone(INSERT, params)
             if row is not None and status == "confirmed":
                 ids.append(row["id"])
-            at += timedelta(minutes=minutes + buffer + rng.choice([0, 0, 15, 60, 240, 600]))
+            at += timedelta(minutes=minutes + buffer + rng.choice([0, 0, 8, 15, 22, 60, 240, 600]))
     return ids
 
 
 def _starts(day0: datetime) -> list[datetime]:
-    return [day0 + timedelta(minutes=15 * k) for k in range(3 * 24 * 4)]
+    return [day0 + timedelta(minutes=5 * k) for k in range(3 * 24 * 12)]
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -191,3 +197,138 @@ def test_create_sees_a_hold_of_30_hours_and_not_one_that_ends_at_the_start(setti
     assert db.fetchone(INSERT, {**cancelled, "held_until": start + timedelta(hours=2), "minutes": 60})
     held_until = start + timedelta(hours=2)
     assert [_create(db, start, held_until, 3) for _ in range(3)] == [2, 3, None]
+
+
+# -- the summary (chef_cells) against the holds, after any changes -------------------------------------------
+# Its definition, written apart from the triggers' chef_cell_marks: chef c's bit of cell k is set in
+# ``starts`` when a confirmed hold of c starts in [k, k + 15 min), in ``ends`` when one ends in
+# (k, k + 15 min), in ``covers`` when one holds all of [k, k + 15 min).
+DEFINED = """
+SELECT k.cell, h.chef_id AS chef, kind.name AS kind
+FROM bookings h
+CROSS JOIN LATERAL generate_series(
+    date_bin('15 minutes', h.event_start, timestamptz '2000-01-01') - interval '15 minutes',
+    h.held_until + interval '15 minutes', interval '15 minutes') AS k (cell)
+CROSS JOIN LATERAL (VALUES
+    ('starts', h.event_start >= k.cell AND h.event_start < k.cell + interval '15 minutes'),
+    ('ends', h.held_until > k.cell AND h.held_until < k.cell + interval '15 minutes'),
+    ('covers', h.event_start <= k.cell AND h.held_until >= k.cell + interval '15 minutes')
+) AS kind (name, holds)
+WHERE h.status = 'confirmed' AND kind.holds
+ORDER BY 1, 2, 3
+"""
+KEPT = """
+SELECT c.cell, chef, kind.name AS kind
+FROM chef_cells c
+CROSS JOIN generate_series(1, 100) AS chef
+CROSS JOIN LATERAL (VALUES ('starts', c.starts), ('ends', c.ends), ('covers', c.covers)) AS kind (name, bits)
+WHERE get_bit(kind.bits, chef - 1) = 1
+ORDER BY 1, 2, 3
+"""
+
+
+def _summary_matches(conn: psycopg.Connection) -> int:
+    defined, kept = conn.execute(DEFINED).fetchall(), conn.execute(KEPT).fetchall()
+    assert kept == defined
+    return len(kept)
+
+
+MOVE = """UPDATE bookings SET event_start = event_start + %s, event_end = event_end + %s,
+    held_until = held_until + %s, followup_due_at = followup_due_at + %s WHERE id = %s"""
+
+
+def _change(conn: psycopg.Connection, rng: random.Random, day0: datetime) -> None:
+    """One random change of a random booking (or of several in one statement): cancel, move, change chef,
+    change what the summary does not read, delete, book again."""
+    ids = [row[0] for row in conn.execute("SELECT id FROM bookings ORDER BY id").fetchall()]
+    one = rng.choice(ids)
+    shift = timedelta(minutes=rng.choice([-600, -97, -15, -7, 5, 15, 22, 60, 300]))
+    changes = [
+        ("UPDATE bookings SET status = 'cancelled', cancelled_at = now() WHERE id = %s", (one,)),
+        ("UPDATE bookings SET status = 'confirmed', cancelled_at = NULL WHERE id = %s", (one,)),
+        (MOVE, (shift, shift, shift, shift, one)),
+        (
+            "UPDATE bookings SET held_until = event_end + %s WHERE id = %s",
+            (timedelta(minutes=rng.choice([0, 9, 60])), one),
+        ),
+        ("UPDATE bookings SET chef_id = %s WHERE id = %s", (rng.randint(1, 8), one)),
+        ("UPDATE bookings SET guest_count = guest_count %% 50 + 1 WHERE id = %s", (one,)),
+        ("DELETE FROM bookings WHERE id = %s", (one,)),
+        ("UPDATE bookings SET status = 'cancelled' WHERE chef_id = %s AND status = 'confirmed'", (rng.randint(1, 8),)),
+        ("DELETE FROM bookings WHERE chef_id = %s AND event_start < %s", (rng.randint(1, 8), day0 + timedelta(days=1))),
+    ]
+    statement, params = rng.choice(changes)
+    # a move onto another hold of the chef, or a hold under 15 minutes: refused, nothing changed
+    with contextlib.suppress(psycopg.errors.ExclusionViolation, psycopg.errors.CheckViolation):
+        conn.execute(statement, params)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_summary_equals_its_definition_after_any_changes(settings, db, database_url, seed):
+    rng = random.Random(200 + seed)
+    day0 = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=60 + seed)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for _ in range(3):
+            _fill(db, rng, day0, chefs=8)
+            for _ in range(40):
+                _change(conn, rng, day0)
+            assert _summary_matches(conn) > 0
+        conn.execute("TRUNCATE bookings CASCADE")
+        assert conn.execute("SELECT count(*) FROM chef_cells").fetchone() == (0,)
+
+
+def test_concurrent_changes_leave_the_summary_equal_to_its_definition(settings, db, database_url):
+    """Eight connections booking, moving and cancelling in the same hours at once (the same cells): no
+    change is lost and none deadlocks (XOR commutes; each statement locks its cells in order)."""
+    day0 = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=90)
+    _fill(db, random.Random(7), day0, chefs=8)
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        rng = random.Random(1000 + n)
+        try:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                for _ in range(60):
+                    if rng.random() < 0.3:
+                        at = day0 + timedelta(minutes=rng.randrange(0, 24 * 60, 5))
+                        minutes = rng.choice([60, 120])
+                        params = {
+                            "status": "confirmed",
+                            "chef": rng.randint(1, 8),
+                            "start": at,
+                            "end": at + timedelta(minutes=minutes),
+                            "minutes": minutes,
+                            "held_until": at + timedelta(minutes=minutes + rng.choice([0, 7, 60])),
+                        }
+                        conn.execute(INSERT, params)
+                    else:
+                        _change(conn, rng, day0)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test, whatever it is
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        assert _summary_matches(conn) > 0
+
+
+def test_the_migration_summarizes_the_bookings_made_before_it(settings, db, database_url):
+    from hibachi.migrate import apply as apply_all
+
+    with database_before(database_url, "0015") as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for minute, status in ((0, "confirmed"), (7, "confirmed"), (0, "cancelled")):
+                start = datetime(2030, 1, 2, 18, minute, tzinfo=UTC)
+                params = {"status": status, "chef": 2 if minute else 1, "start": start, "minutes": 60}
+                conn.execute(
+                    INSERT, {**params, "end": start + timedelta(hours=1), "held_until": start + timedelta(hours=2)}
+                )
+        apply_all(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            # chef 1, 18:00-20:00: its first cell and 8 covered; chef 2, 18:07-20:07: its first cell, 7 covered
+            # (18:15-19:45) and the cell it ends in; the cancelled booking: nothing
+            assert _summary_matches(conn) == (1 + 8) + (1 + 7 + 1)

@@ -26,7 +26,7 @@ from psycopg.types.json import Jsonb
 
 from bench import scale
 
-WHOLE_TABLES = {"bookings", "messages", "conversations", "followups"}
+WHOLE_TABLES = {"bookings", "messages", "conversations", "followups", "chef_cells"}
 # what every booking statement takes besides its own: who acts (a staff caller reaches every booking;
 # the assistant's reach is checked by its own tests) and the actor its event records
 COMMON: dict[str, Any] = {
@@ -186,7 +186,10 @@ def test_availability(conn, sample, days, exclude):
         "chef_count": 100,
         "exclude": sample["id"] if exclude else None,
     }
-    check(conn, bookings.FREE_STARTS, params, "bookings_confirmed_holds")
+    # the summary first (chef_cells); the holds for what it leaves undecided, and for every start of a 409
+    # of a PATCH (the moved booking's own hold is in the summary, so it is not read)
+    summary = () if exclude else ("chef_cells_pkey",)
+    check(conn, bookings.FREE_STARTS, params, *summary, "bookings_confirmed_holds")
 
 
 SEARCHES = {

@@ -323,21 +323,45 @@ RETURNING version
 )
 
 # Which candidate starts have a free chef: GET /availability for up to 14 days, and the 409's
-# next_free_starts, in one statement either way, at a cost that grows with the confirmed holds in the
-# window, not with chefs x starts. One range scan of the window's holds
-# (``bookings_confirmed_holds``, an index-only scan: a hold is at most 30 hours long, the
-# ``bookings_hold_length`` check, so a hold that overlaps [first, last + hold) starts in
-# (first - 30 hours, last + hold); ``first`` and ``last`` are parameters, so the planner sees the
-# range); then, per chef, the start instants its holds rule out: a start s
-# overlaps a hold [event_start, held_until) exactly when s is in the open range
-# (event_start - hold, held_until) (``range_agg`` merges a chef's ranges); the instants every chef
-# rules out are their intersection (``range_intersect_agg``), and a candidate is free when it is not
-# in it. A chef without a hold in the window rules nothing out: when fewer than CHEF_COUNT chefs have
-# one, every candidate is free. Chefs are 1..CHEF_COUNT, as create picks them: a hold of a chef id
-# above it (CHEF_COUNT lowered) blocks nothing, as in create. So a start listed here is one that
-# create, whose test is the same overlap, can book.
+# next_free_starts, in one statement either way, at a cost that does not grow with CHEF_COUNT where it
+# matters most (full days). It reads ``chef_cells`` first (migration 0015: per 15-minute cell, the
+# chefs whose confirmed hold starts in it, ends inside it, or covers it, kept by triggers on bookings),
+# two short index range scans per candidate start s, with ``mask`` = chefs 1..CHEF_COUNT:
+# - full: a cell inside [s, s + hold) that every chef of the mask covers (each is busy in the window);
+# - free: a chef of the mask whose bit is clear in every cell overlapping [s, s + hold) (none of its
+#   holds touches the window);
+# - otherwise (holds that start or end inside a cell at the window's edge), and for every start when a
+#   booking is ``exclude``d (its own hold is in the cells), the holds decide: one range scan of the
+#   window's holds (``bookings_confirmed_holds``, index-only: a hold is at most 30 hours long, the
+#   ``bookings_hold_length`` check, so a hold that overlaps [first, last + hold) starts in
+#   (first - 30 hours, last + hold); ``first`` and ``last`` are parameters, so the planner sees the
+#   range), only run when some start is undecided. Per chef, the start instants its holds rule out: a
+#   start s overlaps a hold [event_start, held_until) exactly when s is in the open range
+#   (event_start - hold, held_until) (``range_agg`` merges a chef's ranges); the instants every chef
+#   rules out are their intersection (``range_intersect_agg``), and a start is free when it is not in
+#   it. A chef without a hold in the window rules nothing out: when fewer than CHEF_COUNT chefs have one,
+#   every start is free.
+# Chefs are 1..CHEF_COUNT, as create picks them: a hold of a chef id above it (CHEF_COUNT lowered)
+# blocks nothing, as in create. So a start listed here is one that create, whose test is the same
+# overlap, can book (tests/integration/test_free_starts.py checks it against the per-chef definition).
 FREE_STARTS = """
-WITH chefs AS (
+WITH mask AS (
+    SELECT (repeat('1', %(chef_count)s::int) || repeat('0', 100 - %(chef_count)s::int))::bit(100) AS chefs
+), judged AS MATERIALIZED (
+    SELECT c.start,
+           CASE WHEN %(exclude)s::uuid IS NOT NULL THEN NULL
+                WHEN EXISTS (
+                    SELECT 1 FROM chef_cells k
+                    WHERE k.cell >= c.start AND k.cell <= c.start + %(hold)s::interval - interval '15 minutes'
+                      AND k.covers & mask.chefs = mask.chefs
+                ) THEN false
+                WHEN coalesce((
+                    SELECT bit_or(k.starts | k.ends | k.covers) FROM chef_cells k
+                    WHERE k.cell > c.start - interval '15 minutes' AND k.cell < c.start + %(hold)s::interval
+                ) & mask.chefs <> mask.chefs, true) THEN true
+           END AS free
+    FROM (SELECT to_timestamp(e) AS start FROM unnest(%(starts)s::bigint[]) AS e) c, mask
+), chefs AS (
     SELECT range_agg(tstzrange(b.event_start - %(hold)s::interval, b.held_until, '()')) AS blocked
     FROM bookings b
     WHERE b.status = 'confirmed' AND b.chef_id <= %(chef_count)s::int
@@ -345,16 +369,17 @@ WITH chefs AS (
       AND b.event_start < %(last)s::timestamptz + %(hold)s::interval
       AND b.held_until > %(first)s::timestamptz
       AND (%(exclude)s::uuid IS NULL OR b.id <> %(exclude)s::uuid)
+      AND EXISTS (SELECT 1 FROM judged WHERE free IS NULL)
     GROUP BY b.chef_id
 ), everyone AS (
     SELECT CASE WHEN count(*) < %(chef_count)s::int THEN '{}'::tstzmultirange ELSE range_intersect_agg(blocked) END
            AS blocked
     FROM chefs
 )
-SELECT to_timestamp(e) AS start
-FROM everyone, unnest(%(starts)s::bigint[]) AS e
-WHERE NOT everyone.blocked @> to_timestamp(e)
-ORDER BY e
+SELECT start FROM judged WHERE free
+UNION ALL
+SELECT j.start FROM judged j, everyone WHERE j.free IS NULL AND NOT everyone.blocked @> j.start
+ORDER BY start
 """
 
 # POST /bookings/search: one statement, keyset-paginated on (event_start, id). Only the filters

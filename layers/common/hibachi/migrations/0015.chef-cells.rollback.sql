@@ -1,0 +1,10 @@
+DROP TRIGGER IF EXISTS bookings_chef_cells_truncate ON bookings;
+DROP TRIGGER IF EXISTS bookings_chef_cells_delete ON bookings;
+DROP TRIGGER IF EXISTS bookings_chef_cells_update ON bookings;
+DROP TRIGGER IF EXISTS bookings_chef_cells_insert ON bookings;
+DROP FUNCTION IF EXISTS bookings_chef_cells();
+DROP FUNCTION IF EXISTS chef_cells_rebuild();
+DROP FUNCTION IF EXISTS chef_cells_toggle(integer[], timestamptz[], timestamptz[]);
+DROP FUNCTION IF EXISTS chef_cell_marks(integer, timestamptz, timestamptz);
+DROP TABLE IF EXISTS chef_cells;
+ALTER TABLE bookings DROP CONSTRAINT IF EXISTS bookings_hold_min;
