@@ -20,11 +20,11 @@ gc.disable()  # until the init is done (hibachi.coldstart): its objects are long
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from hibachi import idempotency
-from hibachi.api import Route, create_app, current_caller, handle
+from hibachi.api import Route, create_app, created_or_found, current_caller, handle
 from hibachi.bookings import service
 from hibachi.bookings.models import (
     AvailabilityOut,
@@ -126,11 +126,7 @@ def create_booking(booking: BookingIn, idempotency_key: IdempotencyKey = None) -
         idempotency_key=idempotency_key,
         correlation_id=logger.get_correlation_id(),
     )
-    return Response(
-        status_code=201 if created else 200,
-        content_type=content_types.APPLICATION_JSON,
-        body=stored,
-    )
+    return created_or_found(stored, created)
 
 
 @app.get(

@@ -23,7 +23,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from hibachi import idempotency
-from hibachi.api import Route, create_app, current_caller, handle
+from hibachi.api import Route, create_app, created_or_found, current_caller, handle
 from hibachi.coldstart import init_done
 from hibachi.conversations import service
 from hibachi.conversations.models import CURSOR_PATTERN, ConversationOut, MessageIn, MessageOut, MessagePage
@@ -91,11 +91,7 @@ def store_message(
         idempotency_key=idempotency_key,
         correlation_id=logger.get_correlation_id(),
     )
-    return Response(
-        status_code=201 if created else 200,
-        content_type=content_types.APPLICATION_JSON,
-        body=stored,
-    )
+    return created_or_found(stored, created)
 
 
 @app.get(
@@ -150,7 +146,7 @@ def list_messages(
 )
 def attach_identity(conversation_id: ConversationId, body: IdentityIn) -> Response[IdentityOut]:
     identity, created = verifications.attach_identity(conversation_id, body, caller=current_caller(app))
-    return Response(status_code=201 if created else 200, content_type=content_types.APPLICATION_JSON, body=identity)
+    return created_or_found(identity, created)
 
 
 @app.post(

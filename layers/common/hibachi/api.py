@@ -58,6 +58,12 @@ def error_body(code: str, message: str, details: Any = None, request_id: str | N
     return {"error": error, "request_id": request_id}
 
 
+def created_or_found[T](body: T, created: bool) -> Response[T]:
+    """A keyed or idempotent write's answer: 201 when this request made ``body``, 200 when it is what an
+    earlier one made (a retry with the same key, or a repeat that changes nothing)."""
+    return Response(status_code=201 if created else 200, content_type=content_types.APPLICATION_JSON, body=body)
+
+
 def error_response(
     status: int,
     code: str,
