@@ -186,6 +186,69 @@ def test_create_picks_the_lowest_chef_the_per_chef_definition_finds_free(setting
     assert None in picked and any(c is not None and c > 1 for c in picked)  # full slots and busy low chefs
 
 
+# -- a move's pick: the booking's own chef when free (its own hold aside), else the lowest free one -------------
+KEPT_OR_LOWEST_FREE_CHEF = """
+SELECT chef FROM generate_series(1, %(chef_count)s::int) AS chef
+WHERE NOT EXISTS (
+    SELECT 1 FROM bookings b
+    WHERE b.chef_id = chef AND b.status = 'confirmed' AND b.id <> %(id)s
+      AND b.held && tstzrange(%(start)s, %(held_until)s, '[)')
+)
+ORDER BY chef <> %(current_chef)s, chef
+LIMIT 1
+"""
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_move_keeps_its_chef_or_picks_the_lowest_free_one_as_the_definition_does(settings, db, seed):
+    from hibachi.callers import Caller
+
+    rng = random.Random(300 + seed)
+    day0 = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=50 + seed)
+    ids = _fill(db, rng, day0, chefs=6)
+    staff = Caller(owner="test", sub="test", client_id=None, staff=True, conversation_id=None, via="test")
+    outcomes = []
+    for _ in range(60):
+        booking = repository.get_booking(db, rng.choice(ids), caller=staff)
+        assert booking is not None
+        start = day0 + timedelta(minutes=rng.randrange(0, 3 * 24 * 60, rng.choice([5, 15])))
+        minutes = rng.choice([60, 120, 180])
+        held_until = start + timedelta(minutes=minutes + 60)
+        chef_count = rng.choice([2, 4, 6])
+        expected = db.fetchone(
+            KEPT_OR_LOWEST_FREE_CHEF,
+            {
+                "id": booking["id"],
+                "start": start,
+                "held_until": held_until,
+                "chef_count": chef_count,
+                "current_chef": booking["chef_id"],
+            },
+        )
+        slot = {
+            "start": start,
+            "end": start + timedelta(minutes=minutes),
+            "held_until": held_until,
+            "due": held_until,
+            "duration": minutes,
+            "guests": 4,
+            "chef_count": chef_count,
+        }
+        row = repository.reschedule_booking(
+            db, booking["id"], version=booking["version"], current=booking, slot=slot, caller=staff
+        )
+        assert row is not None
+        if expected is None:
+            assert row["outcome"] is repository.Rescheduled.FULL, (slot, row["outcome"])
+        else:
+            assert row["outcome"] is repository.Rescheduled.UPDATED and row["chef_id"] == expected["chef"], slot
+        outcomes.append((row["outcome"], expected and expected["chef"] == booking["chef_id"]))
+    # full slots, moves that kept their chef and moves to another chef
+    assert {o for o, _ in outcomes} == {repository.Rescheduled.FULL, repository.Rescheduled.UPDATED}
+    kept = {k for o, k in outcomes if o is repository.Rescheduled.UPDATED}
+    assert kept == {True, False}
+
+
 def test_create_sees_a_hold_of_30_hours_and_not_one_that_ends_at_the_start(settings, db):
     start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=20)
     long_start = start - timedelta(hours=29)  # a 360-minute event and a 23-hour travel buffer: held past start

@@ -170,7 +170,7 @@ def test_get_cancel_and_reschedule_a_booking(conn, sample):
         "old_duration": sample["duration_minutes"],
         "old_guests": sample["guest_count"],
     }
-    check(conn, bookings.RESCHEDULE_BOOKING, params, "bookings_pkey", "bookings_chef_capacity")
+    check(conn, bookings.RESCHEDULE_BOOKING, params, "bookings_pkey", "bookings_confirmed_holds")
 
 
 @pytest.mark.parametrize("days", [1, 3])

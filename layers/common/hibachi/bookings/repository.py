@@ -128,17 +128,17 @@ def reach_params(caller: Caller) -> dict[str, Any]:
     return {"reach_all": caller.staff, "reach_cid": caller.conversation_id}
 
 
-def _chef_free(start: str, held_until: str, exclude: str = "") -> sql.Composed:
-    """A chef is free for [start, held_until) when none of their confirmed bookings overlaps it
-    (the exclusion constraint's GiST index answers this); ``exclude``: a condition on ``b`` that
-    leaves a booking out (the one being moved)."""
-    return sql.SQL(
-        """NOT EXISTS (
-        SELECT 1 FROM bookings b
-        WHERE b.chef_id = chef AND b.status = 'confirmed'
-          AND b.held && tstzrange({start}::timestamptz, {held_until}::timestamptz, '[)'){exclude}
-    )"""
-    ).format(start=sql.SQL(start), held_until=sql.SQL(held_until), exclude=sql.SQL(exclude))
+# The chefs held at some instant of [start, held_until): one range scan of the confirmed holds that
+# overlap it (``bookings_confirmed_holds``, index-only, as in ``FREE_STARTS``: a hold is at most 30 hours
+# long, so an overlapping one starts in (start - 30 hours, held_until)), whatever CHEF_COUNT is. The
+# overlap test is the exclusion constraint's (``held && [start, held_until)``), which stays the
+# enforcer. ``exclude``: a condition on ``b`` that leaves a booking out (the one being moved).
+def _held_chefs(exclude: str = "") -> sql.Composed:
+    return sql.SQL("""SELECT b.chef_id FROM bookings b
+    WHERE b.status = 'confirmed'
+      AND b.event_start > %(start)s::timestamptz - interval '30 hours'
+      AND b.event_start < %(held_until)s::timestamptz
+      AND b.held_until > %(start)s::timestamptz{exclude}""").format(exclude=sql.SQL(exclude))
 
 
 # Create in ONE statement. ``outcome``: ``created`` (inserted with the lowest free chef);
@@ -146,11 +146,7 @@ def _chef_free(start: str, held_until: str, exclude: str = "") -> sql.Composed:
 # keys were per caller, which has no caller; its request_hash tells a retry from another request);
 # ``retry`` (a chef was free in this snapshot but a concurrent request took it, or the key, first:
 # run again); no row at all: no chef is free, the slot is full.
-# The chefs held at some instant of [start, held_until) come from one range scan of the confirmed
-# holds that overlap it (``bookings_confirmed_holds``, index-only, as in ``FREE_STARTS``: a hold is at
-# most 30 hours long, so an overlapping one starts in (start - 30 hours, held_until)), whatever
-# CHEF_COUNT is; the lowest chef of 1..CHEF_COUNT not among them is picked (a hashed anti-join). The
-# overlap test is the exclusion constraint's (``held && [start, held_until)``), which stays the enforcer.
+# The lowest chef of 1..CHEF_COUNT not among the held ones (``_held_chefs``) is picked (a hashed anti-join).
 CREATE_BOOKING = (
     sql.SQL("""
 WITH prior AS (
@@ -160,11 +156,7 @@ WITH prior AS (
     ORDER BY idempotency_caller NULLS LAST
     LIMIT 1
 ), held AS (
-    SELECT b.chef_id FROM bookings b
-    WHERE b.status = 'confirmed'
-      AND b.event_start > %(start)s::timestamptz - interval '30 hours'
-      AND b.event_start < %(held_until)s::timestamptz
-      AND b.held_until > %(start)s::timestamptz
+    {held}
 ), pick AS (
     SELECT chef FROM generate_series(1, %(chef_count)s::int) AS chef
     WHERE NOT EXISTS (SELECT 1 FROM prior) AND chef NOT IN (SELECT chef_id FROM held)
@@ -191,6 +183,7 @@ WHERE NOT EXISTS (SELECT 1 FROM ins)
     .format(
         columns=columns(),
         b_columns=columns("b"),
+        held=_held_chefs(),
         event=booking_event("ins", EventType.BOOKING_CREATED),
     )
     .as_string()
@@ -222,13 +215,14 @@ SELECT false AS changed, {columns} FROM bookings b WHERE id = %(id)s AND {reach}
 )
 
 # Reschedule in ONE statement, guarded by the version the caller read: move to a free chef
-# (keeping the current one when it is free; the booking's own hold does not count), or change
-# nothing. The chef's ``chef_locks`` row is locked first, so concurrent moves onto one chef take
-# turns (the later one then fails the constraint at once: exclusion_violation, run again) instead
-# of deadlocking. A keyed change records its key, request hash and answer in booking_changes in the
-# same statement (a concurrent change with the same key fails on its primary key: unique_violation,
-# nothing changed). The second branch returns the current row and why nothing changed: ``key_used``
-# (the key is taken), ``retry`` (a chef was free: the row changed under us), ``full``.
+# (keeping the current one when it is free; the booking's own hold does not count; the held chefs
+# come from one range scan, ``_held_chefs``, as in create), or change nothing. The chef's
+# ``chef_locks`` row is locked first, so concurrent moves onto one chef take turns (the later one
+# then fails the constraint at once: exclusion_violation, run again) instead of deadlocking. A keyed
+# change records its key, request hash and answer in booking_changes in the same statement (a
+# concurrent change with the same key fails on its primary key: unique_violation, nothing changed).
+# The second branch returns the current row and why nothing changed: ``key_used`` (the key is
+# taken), ``retry`` (a chef was free: the row changed under us), ``full``.
 # PATCH reads the booking (when the caller reaches it) and, for a keyed request, what its key
 # answered before (a change of the caller's with that key, on any booking), in one statement; a
 # row even when the booking is missing. A key's answer is only used for a booking the caller
@@ -271,9 +265,11 @@ _CHANGES = sql.SQL("""jsonb_strip_nulls(jsonb_build_object(
 
 RESCHEDULE_BOOKING = (
     sql.SQL("""
-WITH free AS (
+WITH held AS (
+    {held}
+), free AS (
     SELECT chef FROM generate_series(1, %(chef_count)s::int) AS chef
-    WHERE {chef_free}
+    WHERE chef NOT IN (SELECT chef_id FROM held)
     ORDER BY chef <> %(current_chef)s, chef
     LIMIT 1
 ), locked AS (
@@ -298,7 +294,10 @@ SELECT CASE WHEN NOT {key_unused} THEN 'key_used' WHEN EXISTS (SELECT 1 FROM fre
 FROM bookings WHERE id = %(id)s AND NOT EXISTS (SELECT 1 FROM upd)
 """)
     .format(
-        chef_free=_chef_free("%(start)s", "%(held_until)s", " AND b.id <> %(id)s"),
+        # the booking's own hold, named by what the index holds (index-only): its chef and start as read
+        # at %(version)s (no other confirmed hold of that chef starts then); read at another version,
+        # the UPDATE changes nothing and the caller reads the booking again
+        held=_held_chefs(" AND NOT (b.chef_id = %(current_chef)s AND b.event_start = %(old_start)s::timestamptz)"),
         bk_columns=columns("bk"),
         columns=columns(),
         key_unused=_KEY_UNUSED,
