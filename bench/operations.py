@@ -169,16 +169,20 @@ def booking_slots(run: str) -> Any:
     return _SLOT_COUNTERS[run]
 
 
-def booking_body(fx: dict[str, Any], client: int) -> dict[str, Any]:
+def next_start(fx: dict[str, Any]) -> str:
+    """The local start of the run's next slot (``fixtures["slots"]``), as a booking body gives it."""
     k = next(fx["slots"]) % (len(SLOT_HOURS) * SLOT_DAYS)
-    day = _slot_day(k)
+    return f"{_slot_day(k).isoformat()}T{SLOT_HOURS[k % len(SLOT_HOURS)]:02d}:00"
+
+
+def booking_body(fx: dict[str, Any], client: int) -> dict[str, Any]:
     return {
         "customer": {
             "name": f"Dana Whitfield {client}",
             "phone": SEARCH_PHONE,
             "email": "dana.whitfield@example.com",
         },
-        "event_start": f"{day.isoformat()}T{SLOT_HOURS[k % len(SLOT_HOURS)]:02d}:00",
+        "event_start": next_start(fx),
         "timezone": BOOKING_ZONE,
         "duration_minutes": 120,
         "guest_count": 14,

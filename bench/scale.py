@@ -612,7 +612,7 @@ def _measure(results: Results, small: Target, large: Target, full_first: date, *
     from bench.plan import log
 
     with quiet_stdout():
-        for op in OPERATIONS:
+        for op in [*OPERATIONS, _move()]:
             log(f"routes: {op.name}, small against large")
             results.route_keys[op.name] = op.route_key
             results.routes[op.name] = compare(op, [small, large], samples=samples)
@@ -634,6 +634,31 @@ def _measure(results: Results, small: Target, large: Target, full_first: date, *
         results.chefs_statement = _service_free_starts([three, hundred], full_first, samples)
         log("the per-chef statement of before, 100 chefs, the same days")
         results.per_chef_old_ms = _per_chef(hundred, full_first, n=3)
+
+
+def _move() -> Any:
+    """``PATCH /bookings/{booking_id}``, measured here (not by make bench): the fixture's booking moves to
+    the run's next slot each time, so each request picks a chef from the holds at a new start (on the
+    large database an open day: chefs 1-20 held, 21-100 free)."""
+    import json
+
+    from bench.operations import Operation, Request, next_start
+
+    def moved(event: dict[str, Any], out: Any) -> bool:
+        asked = json.loads(event["body"])["event_start"]
+        return bool(out["id"] == event["pathParameters"]["booking_id"] and out["event_start"][:16] == asked)
+
+    return Operation(
+        "reschedule_booking",
+        "create_booking",
+        "PATCH /bookings/{booking_id}",
+        ("bookings:write",),
+        "bookings",
+        lambda fx, client, n: Request(
+            {"booking_id": fx["bookings"][client]}, {"event_start": next_start(fx)}, {"idempotency-key": f"m-{n}"}
+        ),
+        verify=moved,
+    )
 
 
 def _analyze(targets: list[Target]) -> None:
