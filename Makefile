@@ -49,8 +49,9 @@ token: install ## Print a dev JWT for the local gateway (all scopes; SCOPES="a b
 	@$(PY) -m local.token $(if $(SCOPES),--scopes $(SCOPES))
 
 # The integration and system tiers run on TEST_WORKERS processes (pytest-xdist; whole files per
-# process, each process with its own database on the test server, its own moto and stacks). 0: one
-# process. With DATABASE_URL (one shared database) the default is 0.
+# process, each process with its own database on the test server, its own moto and stacks; the
+# files of a folder that shares a session stack all on one process, the longest first: the plan of
+# tests/support/plan.py). 0: one process. With DATABASE_URL (one shared database) the default is 0.
 TEST_WORKERS ?= $(if $(DATABASE_URL),0,2)
 XDIST := $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 
