@@ -34,7 +34,7 @@ TEST_PG_PORT = int(os.environ.get("TEST_PG_PORT", "54339"))
 # test-integration`, `make test-system` run one each). A new folder gets its tier here.
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test with its folder's tier; the unit tier runs with sockets disabled, and first:
-    no thread of a later tier's stack (the session-long one of tests/http) is alive while sockets
+    no thread of a later tier's stack (the one tests/http shares) is alive while sockets
     are blocked. Then the tests in the order of the run's plan (tests/support/plan.py: the longest
     work units first), then by tier; otherwise as collected."""
     tiers: dict[int, str] = {}
