@@ -34,12 +34,13 @@ SLOW_FIRST = [
     "group:rel",
     "group:http",
     "tests/integration/test_followups_local_stack.py",
-    "tests/integration/test_bookings.py",
-    "tests/integration/test_ops_local_stack.py",
-    "tests/perf/test_round_trips.py",
-    "tests/perf/test_cold_imports.py",
     "tests/integration/test_ops_cli.py",
+    "tests/perf/test_cold_imports.py",
     "tests/integration/test_sqs_transport.py",
+    "tests/integration/test_bookings.py",
+    "tests/perf/test_round_trips.py",
+    "tests/integration/test_ops_local_stack.py",
+    "tests/integration/test_reminders.py",
 ]
 _RANK = {unit: rank for rank, unit in enumerate(SLOW_FIRST)}
 
