@@ -48,9 +48,10 @@ run: install ## Run the whole app locally on :3000 (PostgreSQL, moto, gateway, w
 token: install ## Print a dev JWT for the local gateway (all scopes; SCOPES="a b" to choose)
 	@$(PY) -m local.token $(if $(SCOPES),--scopes $(SCOPES))
 
-# The integration and system tiers run on TEST_WORKERS processes (pytest-xdist; whole files per
-# process, each process with its own database on the test server, its own moto and stacks). 0: one
-# process. With DATABASE_URL (one shared database) the default is 0.
+# make test runs its three tiers on TEST_WORKERS processes (pytest-xdist; whole files per
+# process, each process with its own database on the test server, its own moto and stacks; the
+# files of a folder that shares a session stack all on one process, the longest first: the plan of
+# tests/support/plan.py). 0: one process. With DATABASE_URL (one shared database) the default is 0.
 TEST_WORKERS ?= $(if $(DATABASE_URL),0,2)
 XDIST := $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 
@@ -60,9 +61,9 @@ KEPT := $(PY) -m local.pg running
 
 .PHONY: test
 test: install clients ## Run the whole test suite, all three tiers (starts its own PostgreSQL; DATABASE_URL to use another)
-	@# the unit tier first and alone: sockets are blocked in it, and xdist would not keep it first
-	$(PY) -m pytest -m unit tests/unit -p no:schemathesis $(PYTEST_ARGS)
-	$(PY) -m pytest -m "integration or system" $(XDIST) $(PYTEST_ARGS); status=$$?; $(KEPT); exit $$status
+	@# one run: each process runs its share of the unit tier (sockets blocked) before any other test
+	@# (the plan of tests/support/plan.py hands the unit files out first)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS); status=$$?; $(KEPT); exit $$status
 
 .PHONY: test-fast
 test-fast: install ## The unit tier: no database, no sockets, a few seconds

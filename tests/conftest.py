@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,7 @@ from hibachi.settings import Settings  # noqa: E402
 
 from local.events import LambdaContext  # noqa: E402
 from testkit.functions import load_function  # noqa: E402,F401 - re-exported for the tests
+from tests.support.plan import rank  # noqa: E402
 from tests.support.tiers import TESTS, TIER_ORDER, TIERS  # noqa: E402
 
 TEST_PG_PORT = int(os.environ.get("TEST_PG_PORT", "54339"))
@@ -32,8 +34,9 @@ TEST_PG_PORT = int(os.environ.get("TEST_PG_PORT", "54339"))
 # test-integration`, `make test-system` run one each). A new folder gets its tier here.
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test with its folder's tier; the unit tier runs with sockets disabled, and first:
-    no thread of a later tier's stack (the session-long one of tests/http) is alive while sockets
-    are blocked. Folders stay contiguous, in their order, within a tier."""
+    no thread of a later tier's stack (the one tests/http shares) is alive while sockets
+    are blocked. Then the tests in the order of the run's plan (tests/support/plan.py: the longest
+    work units first), then by tier; otherwise as collected."""
     tiers: dict[int, str] = {}
     for item in items:
         parts = item.path.relative_to(TESTS).parts
@@ -46,7 +49,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tiers[id(item)] = tier
         if tier == "unit":
             item.add_marker(pytest.mark.disable_socket)
-    items.sort(key=lambda item: TIER_ORDER[tiers[id(item)]])
+    items.sort(key=lambda item: (tiers[id(item)] != "unit", rank(item.nodeid), TIER_ORDER[tiers[id(item)]]))
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, absent with -p no:xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` (make test) with the work units and order of tests/support/plan.py."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from tests.support.plan import PlannedScheduling
+
+    return PlannedScheduling(config, log)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,8 @@
 """One local stack for the tests in this folder: the fixture app (tests/http/fixtures), moto, the
-gateway on a free port, the poller and the scheduler, started once per session.
+gateway on a free port, the poller and the scheduler, started once per run of this folder (package
+scope: stopped after the folder's last test, so its poller and ticks do not run on through the rest
+of the process's share of the suite; the plan of tests/support/plan.py keeps the folder on one
+process).
 
 These tests exercise the local stack itself, so they use the fixture functions, not the app's
 handlers; ``app_stack`` is the real app, for its end-to-end tests. Waiting is always polling with a
@@ -23,7 +26,7 @@ def fixture_out(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("fixture-out")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(fixture_out: Path, tmp_path_factory) -> Iterator[LocalStack]:
     with LocalStack(
         template=FIXTURES / "template.yaml",
@@ -41,9 +44,9 @@ def stack(fixture_out: Path, tmp_path_factory) -> Iterator[LocalStack]:
         yield s
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def app_stack(database_url: str, tmp_path_factory) -> Iterator[LocalStack]:
-    """The real app (template.yaml) on the tests' database, one for the session; its moto runs in a
+    """The real app (template.yaml) on the tests' database, one for this folder; its moto runs in a
     child process (moto keeps one state per process: it would fire the fixture stack's schedules)."""
     with LocalStack(
         database_url, key_dir=tmp_path_factory.mktemp("jwt"), reconcile_interval=3600, moto_process=True

@@ -208,22 +208,28 @@ def _race(n: int, bodies, keys=None) -> list:
     return _concurrently(n, create)
 
 
-def deadlocks(db) -> int:
-    """Deadlocks PostgreSQL has detected in this database, once the race's sessions have ended
-    (a backend reports its statistics when it exits; poll for that with a deadline)."""
+def sessions(db) -> set[int]:
+    """The pids of this database's sessions now: before a race, what its end comes back to."""
+    return {r["pid"] for r in db.fetchall("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")}
+
+
+def deadlocks(db, before: set[int]) -> int:
+    """Deadlocks PostgreSQL has detected in this database, once every session not in ``before`` (the
+    race's) has ended: a backend reports its statistics when it exits; poll for that with a deadline.
+    (Not a fixed count of sessions: a connection an earlier test left open would make the wait
+    always run to its deadline.)"""
     deadline = time.monotonic() + 15
-    while True:
-        row = db.fetchone("SELECT numbackends, deadlocks FROM pg_stat_database WHERE datname = current_database()")
-        if row["numbackends"] <= 2 or time.monotonic() > deadline:
-            return row["deadlocks"]
+    while sessions(db) - before and time.monotonic() < deadline:
         time.sleep(0.05)
+    return db.fetchone("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")["deadlocks"]
 
 
 def test_concurrent_requests_for_one_slot_never_overbook(settings, db):
     from hibachi.bookings.service import SlotFull
 
     n = 60
-    before = deadlocks(db)
+    idle = sessions(db)
+    before = deadlocks(db, idle)
     results = _race(n, booking_body(local_start(days=14)))
     booked = [r for r in results if isinstance(r, tuple)]
     full = [r for r in results if isinstance(r, SlotFull)]
@@ -235,17 +241,18 @@ def test_concurrent_requests_for_one_slot_never_overbook(settings, db):
     assert count_bookings(db) == 3 and overlaps(db) == 0
     # losers of the race for a chef insert nothing and run again; they never deadlock (which would
     # cost deadlock_timeout, 1 s, each)
-    assert deadlocks(db) == before
+    assert deadlocks(db, idle) == before
     print(f"\nconcurrency: {n} requests, {len(booked)} booked, {len(full)} got 409")
 
 
 def test_concurrent_overlapping_requests_keep_every_chef_single_booked(settings, db):
     from hibachi.bookings.service import SlotFull
 
-    before = deadlocks(db)
+    idle = sessions(db)
+    before = deadlocks(db, idle)
     starts = [local_start(days=15, hour=12 + (i % 8), minute=30 * (i % 2)) for i in range(50)]
     results = _race(50, [booking_body(s, duration_minutes=60 + 30 * (i % 5)) for i, s in enumerate(starts)])
-    assert deadlocks(db) == before
+    assert deadlocks(db, idle) == before
     assert all(isinstance(r, (tuple, SlotFull)) for r in results), [r for r in results if not isinstance(r, tuple)][:3]
     assert sum(isinstance(r, tuple) for r in results) == count_bookings(db) >= 3
     assert overlaps(db) == 0
@@ -534,7 +541,8 @@ def test_concurrent_reschedules_into_one_slot_never_overbook(settings, db):
             for i in range(n)
         ]
         change = RescheduleIn.model_validate({"event_start": local_start(days=60, hour=18)})
-        before = deadlocks(db)
+        idle = sessions(db)
+        before = deadlocks(db, idle)
         results = _concurrently(
             n, lambda i: service.reschedule_booking(ids[i], change, caller=staff(), correlation_id=None)
         )
@@ -543,4 +551,4 @@ def test_concurrent_reschedules_into_one_slot_never_overbook(settings, db):
     assert len(moved) == 2 and len(full) == n - 2, [r for r in results if isinstance(r, Exception)][:3]
     assert overlaps(db) == 0
     assert db.fetchone("SELECT count(*) AS n FROM bookings WHERE version = 1")["n"] == n - 2  # the others unchanged
-    assert deadlocks(db) == before  # moves onto one chef take turns (chef_locks)
+    assert deadlocks(db, idle) == before  # moves onto one chef take turns (chef_locks)

@@ -8,11 +8,9 @@ changed one that loses its index, fails here long before a table is large enough
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
@@ -25,6 +23,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from bench import scale
+from tests.support.common import own_database
 
 WHOLE_TABLES = {"bookings", "messages", "conversations", "followups", "chef_cells"}
 # what every booking statement takes besides its own: who acts (a staff caller reaches every booking;
@@ -40,16 +39,11 @@ SHAPE = scale.Shape(scale=0, days=20, past_days=5, open_days=5, bookings=10_000,
 @pytest.fixture(scope="module")
 def conn(database_url: str) -> Iterator[psycopg.Connection]:
     """A database of this module's own on the test server, loaded and analyzed (a few seconds)."""
-    from hibachi.migrate import apply
+    with own_database(database_url, "hibachi_plans") as url:
+        yield from _loaded(url)
 
-    parts = urlsplit(database_url)
-    name = "hibachi_plans" + (f"_{w}" if (w := os.environ.get("PYTEST_XDIST_WORKER")) else "")
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as server:
-        server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        server.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(parts._replace(path=f"/{name}"))
-    apply(url)
+
+def _loaded(url: str) -> Iterator[psycopg.Connection]:
     scale.load(url, SHAPE, datetime.now(ZoneInfo(scale.ZONE)).date(), lambda message: None)
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as c:
         c.execute("""INSERT INTO followups (booking_id, version, status, due_at, sent_at)
@@ -59,8 +53,6 @@ def conn(database_url: str) -> Iterator[psycopg.Connection]:
                      FROM bookings""")
         c.execute("ANALYZE")
         yield c
-    with psycopg.connect(admin, autocommit=True) as server:
-        server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:

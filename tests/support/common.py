@@ -64,6 +64,30 @@ def dedicated_postgres(name: str, port: int) -> Iterator[tuple[LocalPostgres, st
         pg.stop()
 
 
+@contextmanager
+def own_database(database_url: str, name: str) -> Iterator[str]:
+    """A migrated database ``name`` (per parallel worker) on the server of ``database_url``, created
+    anew; its URL; dropped after."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+    from hibachi.migrate import apply
+
+    parts = urlsplit(database_url)
+    name += f"_{w}" if (w := os.environ.get("PYTEST_XDIST_WORKER")) else ""
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as server:
+        server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        server.execute(f'CREATE DATABASE "{name}"')
+    url = urlunsplit(parts._replace(path=f"/{name}"))
+    apply(url)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as server:
+            server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def new_id(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
