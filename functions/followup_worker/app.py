@@ -44,12 +44,14 @@ HANDLERS: dict[str, worker.BatchHandler] = {
     jobs.SEND_VERIFICATION: verifications.handle_delivery_jobs,
 }
 
+# in this order within a run's budget: the bus first (its run is capped by itself), then the sends due
+# to customers, then the rest
 RECONCILERS: dict[str, worker.Reconciler] = {
-    jobs.EMOTION_STATS: conversations.reconcile_emotion_jobs,
-    jobs.SCHEDULE_FOLLOWUP: followups.reconcile_schedule_jobs,
-    jobs.SEND_FOLLOWUP: followups.reconcile_send_jobs,
-    jobs.SEND_REMINDER: followups.reconcile_reminder_jobs,
     jobs.PUBLISH_EVENTS: events.reconcile_publish,
+    jobs.SEND_REMINDER: followups.reconcile_reminder_jobs,
+    jobs.SEND_FOLLOWUP: followups.reconcile_send_jobs,
+    jobs.SCHEDULE_FOLLOWUP: followups.reconcile_schedule_jobs,
+    jobs.EMOTION_STATS: conversations.reconcile_emotion_jobs,
 }
 
 

@@ -346,3 +346,40 @@ def test_a_sync_racing_another_for_a_new_followup_leaves_it_to_that_job(settings
     assert str(synced.booking["id"]) == booking["id"] and not synced.changed
     assert synced.status is None and synced.version is None and synced.reminder is None
     assert followup(db, booking["id"])["status"] == "pending"
+
+
+def test_a_reconciler_run_ends_within_its_budget_and_leaves_the_rest_to_the_next(settings, context, db, aws):
+    """Past RECONCILE_BUDGET_SECONDS a run sends nothing more and starts no further reconciler: it ends,
+    records itself, and the next run re-enqueues what it left."""
+    import time
+
+    from hibachi import worker
+
+    with settings_module.override(jobs_queue_url=aws["queue_url"] + "-missing"):
+        lost = [book(context, aws)["id"] for _ in range(3)]  # 201s whose jobs were never sent
+    assert drain(aws) == []
+    ran: list[str] = []
+
+    def slow(grace: int, limit: int) -> int:
+        ran.append("slow")
+        time.sleep(0.3)  # spends the run's budget
+        return 0
+
+    reconcilers = {"slow": slow, **load_function("followup_worker").RECONCILERS}
+    with settings_module.override(reconcile_budget_seconds=0.2):
+        result = worker.reconcile(reconcilers)
+    assert ran == ["slow"] and result["skipped"] == list(load_function("followup_worker").RECONCILERS)
+    assert drain(aws) == []  # nothing sent past the budget
+    newest = db.fetchone("SELECT re_enqueued FROM reconciler_runs ORDER BY ran_at DESC LIMIT 1")
+    assert newest["re_enqueued"] == {"slow": 0}  # the run recorded itself
+    # a budget spent in the middle of a send: the queue sends no batch after the deadline
+    from hibachi import jobs
+    from hibachi.followups.jobs import schedule_job
+
+    queue = jobs.get_queue()
+    with queue.sending_until(time.monotonic() - 1):
+        left = queue.send_many([schedule_job(b, 1, "test") for b in lost])
+    assert len(left) == 3 and drain(aws) == []
+    # the next run, with its budget, re-enqueues them
+    assert reconcile(context)["re_enqueued"]["schedule_followup"] == 3
+    assert {json.loads(body)["payload"]["booking_id"] for body in drain(aws)} >= set(lost)

@@ -21,6 +21,8 @@ old (30 s; the template runs it every minute): at most about 90 s late (docs/ARC
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,6 +66,17 @@ class JobQueue:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.paused_until = 0.0  # time.monotonic(): no send before it
+        self.deadline: float | None = None  # time.monotonic(): no send after it (a reconciler run's budget)
+
+    @contextmanager
+    def sending_until(self, deadline: float) -> Iterator[None]:
+        """No send after ``deadline`` (``time.monotonic()``) inside the block: what is left goes back
+        to the caller as not sent, for the next run."""
+        self.deadline = deadline
+        try:
+            yield
+        finally:
+            self.deadline = None
 
     @property
     def client(self) -> sqs.Sqs:
@@ -91,6 +104,9 @@ class JobQueue:
         failed: list[Job] = []
         for start in range(0, len(jobs), 10):
             chunk = jobs[start : start + 10]
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                logger.warning("job enqueue stopped: the run's budget is spent", extra={"jobs": len(jobs) - start})
+                return failed + jobs[start:]
             paused = self.paused_until - time.monotonic()
             if paused > 0:
                 logger.warning(

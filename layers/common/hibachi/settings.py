@@ -82,6 +82,9 @@ class Settings(BaseModel):
     jobs_send_pause_seconds: float = Field(default=5.0, ge=0, le=300)
     reconcile_grace_seconds: int = Field(default=30, ge=0)
     reconcile_batch_limit: int = Field(default=500, ge=1, le=10_000)
+    # a reconciler run stops sending (and starting reconcilers) after this, well inside the worker's
+    # 60 s timeout, so it always ends, records itself and leaves the rest to the next run
+    reconcile_budget_seconds: float = Field(default=40, gt=0, le=840)
 
     # API
     max_body_bytes: int = Field(default=65_536, ge=1_024)

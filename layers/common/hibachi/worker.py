@@ -25,7 +25,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from hibachi import ops
 from hibachi.db import get_db
 from hibachi.errors import DependencyUnavailable
-from hibachi.jobs import Job, parse_job
+from hibachi.jobs import Job, get_queue, parse_job
 from hibachi.observability import error_text, exception_facts, logger, metrics
 from hibachi.settings import Settings, get_settings
 
@@ -155,17 +155,28 @@ def process_batch(event: dict[str, Any], context: Any, handlers: Mapping[str, Ba
 
 
 def reconcile(reconcilers: Mapping[str, Reconciler], settings: Settings | None = None) -> dict[str, Any]:
-    """Run every reconciler once; each re-enqueues the jobs whose effect the database lacks."""
+    """Run every reconciler once, in order; each re-enqueues the jobs whose effect the database lacks.
+    Within ``RECONCILE_BUDGET_SECONDS``: past it, the queue sends nothing more and the reconcilers not
+    yet started wait for the next run (``skipped``), so a run always ends before the function's
+    timeout and records itself."""
     settings = settings or get_settings()
     start = time.perf_counter()
+    deadline = time.monotonic() + settings.reconcile_budget_seconds
     counts: dict[str, int] = {}
     errors: dict[str, str] = {}
-    for job_type, fn in reconcilers.items():
-        try:
-            counts[job_type] = fn(settings.reconcile_grace_seconds, settings.reconcile_batch_limit)
-        except Exception as exc:  # noqa: BLE001 - one failing kind must not stop the others
-            logger.error("reconciler failed", extra={"job_type": job_type, **exception_facts(exc)})
-            errors[job_type] = type(exc).__name__
+    skipped: list[str] = []
+    with get_queue().sending_until(deadline):
+        for job_type, fn in reconcilers.items():
+            if time.monotonic() >= deadline:
+                skipped.append(job_type)
+                continue
+            try:
+                counts[job_type] = fn(settings.reconcile_grace_seconds, settings.reconcile_batch_limit)
+            except Exception as exc:  # noqa: BLE001 - one failing kind must not stop the others
+                logger.error("reconciler failed", extra={"job_type": job_type, **exception_facts(exc)})
+                errors[job_type] = type(exc).__name__
+    if skipped:
+        logger.warning("reconciler budget spent; the next run does the rest", extra={"skipped": skipped})
     total = sum(counts.values())
     metrics.add_metric(name="ReconcilerReEnqueued", unit=MetricUnit.Count, value=total)
     for job_type, count in counts.items():
@@ -177,6 +188,7 @@ def reconcile(reconcilers: Mapping[str, Reconciler], settings: Settings | None =
         "task": "reconcile",
         "re_enqueued": counts,
         "errors": errors,
+        "skipped": skipped,
         "elapsed_ms": round((time.perf_counter() - start) * 1000, 1),
     }
     logger.info("reconciler run", extra=result)
