@@ -65,27 +65,34 @@ def dedicated_postgres(name: str, port: int) -> Iterator[tuple[LocalPostgres, st
 
 
 @contextmanager
-def own_database(database_url: str, name: str) -> Iterator[str]:
-    """A migrated database ``name`` (per parallel worker) on the server of ``database_url``, created
-    anew; its URL; dropped after."""
+def _scratch_database(database_url: str, name: str) -> Iterator[str]:
+    """An empty database ``name`` on the server of ``database_url``, created anew; its URL; dropped after."""
     from urllib.parse import urlsplit, urlunsplit
 
     import psycopg
-    from hibachi.migrate import apply
 
     parts = urlsplit(database_url)
-    name += f"_{w}" if (w := os.environ.get("PYTEST_XDIST_WORKER")) else ""
     admin = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as server:
         server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         server.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(parts._replace(path=f"/{name}"))
-    apply(url)
     try:
-        yield url
+        yield urlunsplit(parts._replace(path=f"/{name}"))
     finally:
         with psycopg.connect(admin, autocommit=True) as server:
             server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def own_database(database_url: str, name: str) -> Iterator[str]:
+    """A migrated database ``name`` (per parallel worker) on the server of ``database_url``, created
+    anew; its URL; dropped after."""
+    from hibachi.migrate import apply
+
+    name += f"_{w}" if (w := os.environ.get("PYTEST_XDIST_WORKER")) else ""
+    with _scratch_database(database_url, name) as url:
+        apply(url)
+        yield url
 
 
 def new_id(prefix: str = "t") -> str:
@@ -103,19 +110,10 @@ def database_before(database_url: str, migration: str, *, later_too: bool = Fals
     """A database of its own on the tests' server, migrated up to (not including) ``migration``
     (``later_too``: with every migration but ``migration``, so that today's code runs on it);
     its URL, dropped afterwards."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    import psycopg
     from hibachi.migrate import MIGRATIONS_DIR, _yoyo_url
     from yoyo import get_backend, read_migrations
 
-    name = f"hibachi_mig_{uuid.uuid4().hex[:8]}"
-    parts = urlsplit(database_url)
-    admin_url = urlunsplit((*parts[:2], "/postgres", *parts[3:]))
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit((*parts[:2], f"/{name}", *parts[3:]))
-    try:
+    with _scratch_database(database_url, f"hibachi_mig_{uuid.uuid4().hex[:8]}") as url:
         backend = get_backend(_yoyo_url(url))
         old = read_migrations(str(MIGRATIONS_DIR)).filter(
             lambda m: not m.id.startswith(migration) if later_too else m.id < migration
@@ -123,6 +121,3 @@ def database_before(database_url: str, migration: str, *, later_too: bool = Fals
         with backend.lock():
             backend.apply_migrations(backend.to_apply(old))
         yield url
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
